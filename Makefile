@@ -1,0 +1,33 @@
+# Every target creates .venv if it is missing and installs torch==2.13.0 (CPU build) before the package,
+# because an unpinned torch pulled in by a dependency would fetch gigabytes of CUDA packages.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lstmkit-installed
+
+.PHONY: demo test bench lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lstmkit demo --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	OMP_NUM_THREADS=2 $(VENV)/bin/lstmkit bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks experiments tools
+	$(VENV)/bin/ruff format --check src tests benchmarks experiments tools
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

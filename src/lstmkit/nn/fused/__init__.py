@@ -1,0 +1,1 @@
+"""lstmkit.nn.fused"""

@@ -1,0 +1,291 @@
+"""Pictures of LSTM behaviour, written as PNG files: numpy arrays in, the file's path out.
+
+Figures are drawn on matplotlib's Agg canvas directly (``matplotlib.figure.Figure`` plus ``FigureCanvasAgg``, no
+pyplot): nothing is ever shown, no global figure list grows, and the process's matplotlib backend is left alone.
+Every function writes atomically (a temporary file in the target directory, then ``os.replace``), so a reader never
+sees half a PNG, and returns the path it wrote.
+
+Dimension letters: ``T`` time steps, ``H`` hidden size, ``I`` input size, ``N`` number of lags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["plot_gates", "plot_gradient_flow", "plot_learning_curves"]
+
+_GATE_LABELS = ("i: input gate", "f: forget gate", "g: cell input", "o: output gate")  # gate order i, f, g, o
+_LINE_STYLES = ("-", "--", ":", "-.")
+_DPI = 110
+
+
+def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically; create the parent directory if needed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)  # attach the Agg canvas: render off-screen, whatever pyplot's backend is
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=_DPI)
+        os.chmod(tmp, 0o644)  # mkstemp makes files 0600; a picture should be as readable as any other output
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def plot_gradient_flow(
+    lags: np.ndarray,
+    norms: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str],
+    title: str = "Gradient norm against time lag",
+) -> Path:
+    """Plot ‖∂L/∂h_t‖ against the time lag T - t, log-scale y, one curve per entry of ``norms``.
+
+    This is the picture of H&S 1997 §3 and Arjovsky et al. 2016 Fig. 1: a tanh RNN's gradient decays exponentially with
+    the lag (a straight line on a log axis), an LSTM's far less. Keys that share a model name before `` (`` share a
+    colour and differ in line style, so ``"lstm (init)"`` and ``"lstm (trained)"`` read as one model at two times.
+    Zero, negative and non-finite norms (underflow) are left out of the curve.
+
+    Args:
+        lags: ``(N,)`` time lags T - t, e.g. ``np.arange(T)``.
+        norms: model name -> ``(N,)`` gradient norms at those lags.
+        path: where the PNG goes.
+        title: the figure title.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: if ``norms`` is empty, a curve's shape differs from ``lags``, or no norm is positive.
+    """
+    lags = np.asarray(lags, dtype=float)
+    if lags.ndim != 1:
+        raise ValueError(f"`lags` must be 1-D (N,), got shape {lags.shape}.")
+    if not norms:
+        raise ValueError("`norms` is empty; pass at least one curve, e.g. {'lstm': norms_lstm, 'rnn': norms_rnn}.")
+    fig = Figure(figsize=(7.0, 4.5))
+    ax = fig.subplots()
+    colours: dict[str, str] = {}
+    variants: dict[str, int] = {}
+    plotted = 0
+    for name, values in norms.items():
+        values = np.asarray(values, dtype=float)
+        if values.shape != lags.shape:
+            raise ValueError(f"norms[{name!r}] has shape {values.shape}; expected {lags.shape} to match `lags`.")
+        model = name.split(" (")[0]
+        if model not in colours:
+            colours[model] = f"C{len(colours) % 10}"
+        style = _LINE_STYLES[variants.get(model, 0) % len(_LINE_STYLES)]
+        variants[model] = variants.get(model, 0) + 1
+        keep = np.isfinite(values) & (values > 0)  # a log axis cannot show zeros (underflowed gradients)
+        plotted += int(keep.sum())
+        label = name if keep.all() else f"{name} ({int((~keep).sum())} zero or non-finite points left out)"
+        ax.plot(lags[keep], values[keep], color=colours[model], linestyle=style, label=label)
+    if plotted == 0:
+        raise ValueError("No positive, finite gradient norm to plot on a log axis; every curve is zero or non-finite.")
+    ax.set_yscale("log")
+    ax.set_xlabel("time lag T − t (steps)")
+    ax.set_ylabel("‖∂L/∂h_t‖")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _gate_limits(values: np.ndarray, gate: int) -> tuple[float, float, str]:
+    """Colour limits and map: sigmoid gates on [0, 1], the cell input symmetric about 0."""
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if gate == 2:  # g = tanh(...) in [-1, 1] (or [-2, 2] in the 1997 cell)
+        bound = max(1.0, abs(low), abs(high))
+        return -bound, bound, "RdBu_r"
+    if low >= 0.0 and high <= 1.0:
+        return 0.0, 1.0, "viridis"
+    return low, high, "viridis"
+
+
+def plot_gates(
+    gates: np.ndarray,
+    cells: np.ndarray,
+    path: str | os.PathLike[str],
+    units: int = 8,
+    inputs: np.ndarray | None = None,
+    title: str | None = None,
+) -> Path:
+    """Plot gate activations and the cell state over time for the first ``units`` hidden units.
+
+    One heatmap per gate (units against time; i, f, o on a fixed [0, 1] colour scale when they lie in it, g symmetric
+    about 0), then the cell state c_t as one line per unit, and, if given, the input sequence on top (a line for one
+    feature, a heatmap for several). All panels share the time axis.
+
+    Args:
+        gates: ``(T, 4, H)`` gate activations in gate order i, f, g, o (after their sigmoid / tanh).
+        cells: ``(T, H)`` cell states c_t.
+        path: where the PNG goes.
+        units: how many hidden units to show, the first ones (clipped to H).
+        inputs: optional ``(T,)`` or ``(T, I)`` input sequence.
+        title: optional figure title.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: on shapes that do not match ``(T, 4, H)`` / ``(T, H)`` / ``(T, I)``, or ``units < 1``.
+    """
+    gates = np.asarray(gates, dtype=float)
+    cells = np.asarray(cells, dtype=float)
+    if gates.ndim != 3 or gates.shape[1] != 4:
+        raise ValueError(f"`gates` must have shape (T, 4, H) in gate order i, f, g, o; got {gates.shape}.")
+    steps, _, hidden = gates.shape
+    if cells.shape != (steps, hidden):
+        raise ValueError(f"`cells` must have shape (T, H) = {(steps, hidden)} to match `gates`; got {cells.shape}.")
+    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+        raise ValueError(f"`units` must be a positive integer, got {units!r}.")
+    shown = min(units, hidden)
+    if inputs is not None:
+        inputs = np.asarray(inputs, dtype=float)
+        if inputs.ndim == 1:
+            inputs = inputs[:, None]  # (T, 1)
+        if inputs.ndim != 2 or inputs.shape[0] != steps:
+            raise ValueError(f"`inputs` must have shape (T,) or (T, I) with T = {steps}; got {inputs.shape}.")
+
+    rows = 5 + (inputs is not None)
+    fig = Figure(figsize=(10.0, 1.7 * rows + 0.6))
+    # A narrow second column holds the colour bars, so heatmaps and line plots keep the same width and time axis.
+    grid = fig.add_gridspec(rows, 2, width_ratios=(50, 1), hspace=0.25, wspace=0.03, top=0.94, bottom=0.07)
+    extent = (-0.5, steps - 0.5, -0.5, shown - 0.5)  # pixel centres on time steps and unit indices
+    time = np.arange(steps)
+    first_ax = None
+    row = 0
+
+    def new_axes(r: int):
+        ax = fig.add_subplot(grid[r, 0], sharex=first_ax)
+        ax.tick_params(labelbottom=r == rows - 1)  # time labels on the bottom panel only
+        return ax, fig.add_subplot(grid[r, 1])
+
+    if inputs is not None:
+        ax, cax = new_axes(row)
+        first_ax = ax
+        if inputs.shape[1] == 1:
+            ax.plot(time, inputs[:, 0], color="k", linewidth=1.0)
+            cax.set_axis_off()
+        else:
+            image = ax.imshow(
+                inputs.T,
+                aspect="auto",
+                origin="lower",
+                interpolation="nearest",
+                cmap="Greys",
+                extent=(-0.5, steps - 0.5, -0.5, inputs.shape[1] - 0.5),
+            )
+            fig.colorbar(image, cax=cax)
+        ax.set_ylabel("input")
+        row += 1
+
+    for gate, label in enumerate(_GATE_LABELS):
+        ax, cax = new_axes(row)
+        first_ax = first_ax or ax
+        values = gates[:, gate, :shown].T  # (units, T)
+        vmin, vmax, cmap = _gate_limits(values, gate)
+        image = ax.imshow(
+            values,
+            aspect="auto",
+            origin="lower",
+            interpolation="nearest",
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            extent=extent,
+        )
+        fig.colorbar(image, cax=cax)
+        ax.set_ylabel(f"{label}\nunit")
+        row += 1
+
+    ax, cax = new_axes(row)
+    for unit in range(shown):
+        ax.plot(time, cells[:, unit], linewidth=1.0, label=f"unit {unit}")
+    cax.set_axis_off()
+    ax.set_ylabel("cell state c_t")
+    ax.set_xlabel("time step t")
+    ax.set_xlim(-0.5, steps - 0.5)
+    if shown <= 10:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
+    fig.suptitle(title or f"Gates and cell state, first {shown} of {hidden} units")
+    return _save(fig, path)
+
+
+def plot_learning_curves(
+    history: Sequence[Mapping[str, object]],
+    path: str | os.PathLike[str],
+    keys: Sequence[str] = ("train_loss", "val_loss"),
+    title: str | None = None,
+    log_y: bool = False,
+) -> Path:
+    """Plot metrics from a training history, one line per key.
+
+    The x axis is the records' ``"step"`` (or else ``"epoch"``) when every record has one, otherwise the record index.
+    Records without a key, or with ``None`` or NaN there, are skipped for that key (validation may run less often).
+
+    Args:
+        history: one mapping per logged point, e.g. ``[{"step": 100, "train_loss": 0.7, "val_loss": 0.8}, ...]``.
+        path: where the PNG goes.
+        keys: the metrics to draw; keys absent from every record are ignored.
+        title: optional figure title.
+        log_y: log-scale y axis (only positive values are drawn).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: if ``history`` is empty, or none of ``keys`` occurs in it (the message lists the keys it has).
+    """
+    if len(history) == 0:
+        raise ValueError("`history` is empty; pass one dict per logged point, e.g. [{'step': 1, 'train_loss': 0.5}].")
+    x_key = next((k for k in ("step", "epoch") if all(k in record for record in history)), None)
+    fig = Figure(figsize=(7.0, 4.5))
+    ax = fig.subplots()
+    drawn = 0
+    for key in keys:
+        xs, ys = [], []
+        for index, record in enumerate(history):
+            value = record.get(key)
+            if value is None:
+                continue
+            try:
+                y = float(value)  # plain, numpy or 0-d torch numbers
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"history[{index}][{key!r}] = {value!r} is not a number.") from error
+            if math.isnan(y) or (log_y and y <= 0.0):
+                continue
+            xs.append(float(record[x_key]) if x_key else float(index))
+            ys.append(y)
+        if xs:
+            ax.plot(xs, ys, marker="." if len(xs) < 50 else None, label=key)
+            drawn += 1
+    if drawn == 0:
+        available = sorted({key for record in history for key in record})
+        raise ValueError(f"None of keys {list(keys)} has a value to plot in `history`; its keys are {available}.")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(x_key or "record")
+    ax.set_ylabel("value")
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
