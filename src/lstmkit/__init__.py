@@ -1,3 +1,15 @@
-"""lstmkit: Long Short-Term Memory networks, from the readable reference cell to trained, measured tasks."""
+"""lstmkit: Long Short-Term Memory networks, from the readable reference cell to trained, measured tasks.
+
+>>> import lstmkit
+>>> lstm = lstmkit.nn.LSTM(8, 16)
+>>> model = lstmkit.SequenceRegressor(hidden_size=50, epochs=10, batch_size=16)   # .fit(X, y) on (N, T, F)
+"""
 
 __version__ = "0.1.0"
+
+from . import nn
+from .runs import load
+from .tasks import long_lag as _long_lag  # noqa: F401  (registers the "long_lag" run kind for lstmkit.load)
+from .tasks.estimators import SequenceClassifier, SequenceRegressor
+
+__all__ = ["SequenceClassifier", "SequenceRegressor", "__version__", "load", "nn"]

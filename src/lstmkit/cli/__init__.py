@@ -1,0 +1,47 @@
+"""The ``lstmkit`` command line: a typer app with one module per command group. No logic of its own lives here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="lstmkit",
+    help="Long Short-Term Memory networks: train, evaluate and measure LSTMs from the command line.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from . import demo, experiment  # noqa: F401  (each module adds its commands to ``app``)
+
+    try:
+        from . import bench  # noqa: F401
+    except ImportError:  # the benchmark module is optional while it is being written
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code (tests call it in-process)."""
+    _register()
+    try:
+        code = app(args=argv, standalone_mode=False)  # click returns the exit code instead of raising here
+        return code if isinstance(code, int) else 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return 1
+    except Exception as exc:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

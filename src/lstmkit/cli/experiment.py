@@ -1,0 +1,63 @@
+"""``lstmkit experiment TASK``: the long-time-lag experiments (adding, copy, temporal order, Reber, long lag)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import app
+from ._console import err, fail, print_json, setup_logging
+
+
+@app.command("experiment")
+def experiment(
+    task: Annotated[
+        str,
+        typer.Argument(
+            help="adding, adding_1997, copy, temporal_order, temporal_order_3, embedded_reber or noise_free_lag."
+        ),
+    ],
+    model: Annotated[str, typer.Option("--model", help="lstm, gru or rnn (tanh).")] = "lstm",
+    length: Annotated[
+        int | None, typer.Option("--length", help="Sequence length T (lag p); default: the paper's.")
+    ] = None,
+    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    lr: Annotated[float, typer.Option("--lr")] = 3e-3,
+    max_sequences: Annotated[int, typer.Option("--max-sequences", help="Training budget in sequences.")] = 400_000,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Training budget in seconds.")] = 600.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory for weights, metrics and pictures.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary last on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train a model on a long-time-lag task, test it on 2,560 fresh sequences, and say whether it solved it."""
+    setup_logging(verbose)
+    from ..tasks import long_lag, long_lag_data
+
+    if model not in ("lstm", "gru", "rnn"):
+        fail(f"--model must be lstm, gru or rnn, got {model!r}.")
+    if task not in long_lag_data.TASKS:
+        fail(f"unknown task {task!r}; choose one of {', '.join(sorted(long_lag_data.TASKS))}.")
+    if out is not None and (out / "config.json").exists():
+        fail(f"{out} already holds a run; choose another --out or delete that directory.")
+    try:
+        cfg = long_lag.ExperimentConfig(
+            task=task, cell=model, length=length, hidden_size=hidden_size, batch_size=batch_size, lr=lr,
+            max_sequences=max_sequences, max_seconds=max_seconds, seed=seed, progress=not as_json,
+        )  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc))
+    result = long_lag.run(cfg, out)
+    summary = result.summary()
+    if as_json:
+        print_json(summary)
+        return
+    verdict = "[green]solved[/]" if summary["solved"] else "[red]not solved[/]"
+    err.print(
+        f"{task} T={summary['length']} {model}: {verdict}; test {summary['metric']} {summary['value']:.4g} "
+        f"(baseline {summary['baseline']:.4g}) after {summary['sequences_seen']:,} sequences, "
+        f"{summary['seconds']:.0f} s"
+    )

@@ -1,0 +1,332 @@
+"""Run directories: ``config.json`` + ``model.safetensors`` (+ ``metrics.csv`` from the Trainer), and ``load(path)``.
+
+A run directory holds everything needed to rebuild a trained model without pickle:
+
+- ``config.json``: ``{"kind": ..., "lstmkit_version": ..., "config": {...}}``; ``kind`` names the class that rebuilds
+  the model (see :func:`register_kind`), ``config`` is that class's resolved config.
+- ``model.safetensors``: the model's ``state_dict``.
+- ``extra.safetensors`` (optional): other tensors the class needs (normalisation statistics, say).
+- ``metrics.csv`` / ``steps.csv`` (optional): written by :class:`lstmkit.train.Trainer`.
+
+Every file is written atomically (temporary file in the same directory, flush, fsync, ``os.replace``), weights first and
+``config.json`` last, so a directory with a ``config.json`` is always complete and no file is ever half written.
+
+Example:
+    >>> import tempfile, torch
+    >>> @register_kind("doc_linear")
+    ... class DocLinear(torch.nn.Linear):
+    ...     @classmethod
+    ...     def load(cls, path):
+    ...         cfg = read_run_config(path)["config"]
+    ...         model = cls(cfg["in_features"], cfg["out_features"])
+    ...         model.load_state_dict(read_state_dict(path))
+    ...         return model
+    >>> run = save_run(tempfile.mkdtemp(), "doc_linear", {"in_features": 2, "out_features": 1}, DocLinear(2, 1))
+    >>> type(load(run)).__name__
+    'DocLinear'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import safetensors
+import safetensors.torch
+import torch
+
+__all__ = [
+    "CONFIG_FILE",
+    "EXTRA_FILE",
+    "WEIGHTS_FILE",
+    "UnknownKindError",
+    "load",
+    "read_extra_tensors",
+    "read_run_config",
+    "read_state_dict",
+    "register_kind",
+    "registered_kinds",
+    "save_run",
+]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+EXTRA_FILE = "extra.safetensors"
+
+T = TypeVar("T", bound=type)
+
+_KINDS: dict[str, type] = {}
+
+
+class UnknownKindError(KeyError):
+    """A saved run names a kind that no class is registered for."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message, quotes and escapes included
+        return str(self.args[0]) if self.args else ""
+
+
+def _version() -> str:
+    import lstmkit  # at call time: lstmkit/__init__ re-exports this module, so a top-level import would be circular
+
+    return str(lstmkit.__version__)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either the old file or the complete new one, never partial."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable; not possible on every platform (e.g. Windows), so best effort
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _tensors_for_saving(tensors: Mapping[str, Any], what: str) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU copies (copies, so tied weights do not trip safetensors' shared-memory check)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in tensors.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{what} keys must be strings, got {type(name).__name__} {name!r}.")
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(
+                f"{what}[{name!r}] is a {type(t).__name__}, not a tensor; safetensors stores tensors only. "
+                "Put non-tensor values in the config instead."
+            )
+        if t.layout != torch.strided:
+            raise TypeError(f"{what}[{name!r}] is a {t.layout} tensor; convert it with .to_dense() before saving.")
+        out[name] = t.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
+def save_run(
+    run_dir: str | os.PathLike[str],
+    kind: str,
+    config: Mapping[str, Any] | Any,
+    model: torch.nn.Module,
+    extra_tensors: Mapping[str, torch.Tensor] | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Save a model to a run directory: ``model.safetensors``, optional ``extra.safetensors``, then ``config.json``.
+
+    Args:
+        run_dir: the directory; created if missing. Other files in it (``metrics.csv``) are left alone.
+        kind: the registered name of the class that rebuilds the model (see :func:`register_kind`).
+        config: the model's resolved config: a JSON-serialisable dict, or an object with ``to_dict()`` (a
+            :class:`lstmkit.config.StrictConfig`).
+        model: the module whose ``state_dict`` is saved.
+        extra_tensors: more named tensors to keep beside the weights, read back by :func:`read_extra_tensors`.
+        overwrite: replace an existing saved run in ``run_dir``; by default that is an error.
+
+    Returns:
+        ``run_dir`` as a ``Path``.
+
+    Raises:
+        FileExistsError: if ``run_dir`` already holds a ``config.json`` and ``overwrite`` is False.
+        TypeError: if ``config`` is not JSON-serialisable or a state_dict entry is not a tensor.
+    """
+    run_dir = Path(run_dir)
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"save_run needs kind as a non-empty string (a registered model kind), got {kind!r}.")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"save_run needs a torch.nn.Module as model, got {type(model).__name__}.")
+    if hasattr(config, "to_dict") and callable(config.to_dict):
+        config = config.to_dict()
+    if not isinstance(config, Mapping):
+        raise TypeError(f"save_run needs config as a dict (or an object with to_dict()), got {type(config).__name__}.")
+    config_path = run_dir / CONFIG_FILE
+    if config_path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{config_path} already exists: {run_dir} holds a saved run. Choose a new run directory, delete the old "
+            "run, or pass overwrite=True to replace it."
+        )
+    payload = {"kind": kind, "lstmkit_version": _version(), "config": dict(config)}
+    try:
+        config_bytes = (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"save_run could not write the config of kind {kind!r} as JSON ({e}). Use plain values only (str, int, "
+            "float, bool, None, lists, dicts with string keys); finite floats only."
+        ) from e
+    metadata = {"kind": kind, "lstmkit_version": payload["lstmkit_version"]}
+    weights = _tensors_for_saving(model.state_dict(), "model.state_dict()")
+    extra = _tensors_for_saving(extra_tensors, "extra_tensors") if extra_tensors else None
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Weights before config: config.json is written last, so its presence marks a complete run.
+    _atomic_write_bytes(run_dir / WEIGHTS_FILE, safetensors.torch.save(weights, metadata=metadata))
+    if extra is not None:
+        _atomic_write_bytes(run_dir / EXTRA_FILE, safetensors.torch.save(extra, metadata=metadata))
+    elif (run_dir / EXTRA_FILE).exists():
+        os.unlink(run_dir / EXTRA_FILE)  # overwrite=True without extras: drop the stale file of the old run
+    _atomic_write_bytes(config_path, config_bytes)
+    logger.info("saved run of kind %r to %s", kind, run_dir)
+    return run_dir
+
+
+def _resolve_run_dir(path: str | os.PathLike[str]) -> Path:
+    """Accept a run directory or the path of its ``config.json``."""
+    path = Path(path)
+    if path.name == CONFIG_FILE and path.is_file():
+        return path.parent
+    return path
+
+
+def read_run_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a run's ``config.json``.
+
+    Args:
+        run_dir: the run directory (or the path of its ``config.json``).
+
+    Returns:
+        ``{"kind": str, "lstmkit_version": str, "config": dict}``.
+
+    Raises:
+        FileNotFoundError: if the directory or its ``config.json`` is missing.
+        ValueError: if ``config.json`` is not valid JSON or lacks ``kind`` / ``config``.
+    """
+    run_dir = _resolve_run_dir(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"No run directory at {run_dir}. Pass the directory that save_run wrote.")
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        present = sorted(p.name for p in run_dir.iterdir())
+        raise FileNotFoundError(
+            f"{run_dir} has no {CONFIG_FILE}, so it is not a saved run (or saving did not finish); it contains "
+            f"{present or 'nothing'}. Pass the directory that save_run wrote."
+        )
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}). The file is corrupt: re-save the run.") from e
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} should hold a JSON object, got {type(payload).__name__}. Re-save the run.")
+    missing = [k for k in ("kind", "config") if k not in payload]
+    if missing:
+        raise ValueError(
+            f"{path} lacks the key(s) {missing}; a run config has 'kind', 'lstmkit_version' and 'config'. "
+            "Re-save the run with lstmkit.runs.save_run."
+        )
+    if not isinstance(payload["kind"], str) or not isinstance(payload["config"], dict):
+        raise ValueError(
+            f"{path}: 'kind' must be a string and 'config' an object, got {type(payload['kind']).__name__} and "
+            f"{type(payload['config']).__name__}. Re-save the run."
+        )
+    payload.setdefault("lstmkit_version", "unknown")
+    return payload
+
+
+def _read_safetensors(path: Path, what: str) -> dict[str, torch.Tensor]:
+    try:
+        return safetensors.torch.load_file(path, device="cpu")
+    except safetensors.SafetensorError as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({e}). The {what} are corrupt: re-save.") from e
+
+
+def read_state_dict(run_dir: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read the saved ``state_dict`` (on CPU) of a run; pass it to ``model.load_state_dict``.
+
+    Raises:
+        FileNotFoundError: if ``model.safetensors`` is missing.
+        ValueError: if it is corrupt.
+    """
+    path = _resolve_run_dir(run_dir) / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the run has no saved weights. Save it with save_run first.")
+    return _read_safetensors(path, "weights")
+
+
+def read_extra_tensors(run_dir: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read the run's ``extra_tensors`` (on CPU); an empty dict if none were saved.
+
+    Raises:
+        ValueError: if ``extra.safetensors`` is corrupt.
+    """
+    path = _resolve_run_dir(run_dir) / EXTRA_FILE
+    return _read_safetensors(path, "extra tensors") if path.is_file() else {}
+
+
+def register_kind(name: str) -> Callable[[T], T]:
+    """Class decorator: register a class as the loader of runs whose ``config.json`` says ``"kind": name``.
+
+    The class must have a ``load(path)`` classmethod (or staticmethod) that rebuilds the object from a run directory.
+
+    Raises:
+        TypeError: if the class has no ``load``.
+        ValueError: if ``name`` is already registered to a different class.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"register_kind needs a non-empty string name, got {name!r}.")
+
+    def decorator(cls: T) -> T:
+        if not callable(getattr(cls, "load", None)):
+            raise TypeError(
+                f"{cls.__qualname__} cannot be registered as kind {name!r}: it has no load(path) classmethod. "
+                "Add one that rebuilds the object from a run directory."
+            )
+        existing = _KINDS.get(name)
+        # Re-registering the same class (a module reloaded, e.g. by autoreload) replaces the entry silently.
+        if existing is not None and (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(
+                f"Kind {name!r} is already registered to {existing.__module__}.{existing.__qualname__}; cannot "
+                f"register {cls.__module__}.{cls.__qualname__} under the same name. Pick another kind name."
+            )
+        _KINDS[name] = cls
+        return cls
+
+    return decorator
+
+
+def registered_kinds() -> list[str]:
+    """The kind names known to :func:`load`, sorted."""
+    return sorted(_KINDS)
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load a saved run: read ``config.json``, find the class registered for its ``kind``, return ``cls.load(path)``.
+
+    Args:
+        path: the run directory (or the path of its ``config.json``).
+
+    Returns:
+        Whatever the registered class's ``load`` returns (usually a ready-to-use model or estimator).
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`read_run_config`.
+        UnknownKindError: (a ``KeyError``) if no class is registered for the saved kind; the message lists the
+            known kinds.
+    """
+    run_dir = _resolve_run_dir(path)
+    kind = read_run_config(run_dir)["kind"]
+    cls = _KINDS.get(kind)
+    if cls is None:
+        raise UnknownKindError(
+            f"{run_dir} holds a run of kind {kind!r}, but no class is registered for it. Known kinds: "
+            f"{registered_kinds() or 'none'}. Import the module that defines it (e.g. `import lstmkit.tasks`) "
+            "so that its @register_kind decorator runs, then load again."
+        )
+    return cls.load(run_dir)

@@ -1,0 +1,1 @@
+"""lstmkit.tasks: one module per job, each a typed config, a model, fit / predict / evaluate, save / load."""

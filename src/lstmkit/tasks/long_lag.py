@@ -1,0 +1,270 @@
+"""The long-time-lag proof: train LSTM, GRU or tanh RNN on the 1997 tasks and their modern forms, and judge them.
+
+Each run trains on freshly generated sequences (as the paper did: no fixed training set), checks the task's
+success criterion on a validation batch every ``eval_every`` steps, stops when solved or out of budget, and
+reports the criterion on ``test_size`` fresh test sequences (2,560, the paper's test size). Pictures of the
+gradient norm against time lag (at initialisation and after training) and of the gates go into the run directory.
+
+Example:
+    >>> result = run(ExperimentConfig(task="adding", cell="lstm", length=20, max_sequences=2000))  # doctest: +SKIP
+    >>> result.summary()["solved"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import runs
+from ..config import StrictConfig, TrainConfig
+from ..nn import hidden_grad_norms
+from ..train import StepOutput, Trainer, seed_everything
+from . import long_lag_data as data
+from .sequence_model import ModelConfig, SequenceModel
+
+KIND = "long_lag"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(StrictConfig):
+    """One long-lag experiment: the task, the model and the training budget."""
+
+    task: str = "adding"
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    length: int | None = None  # None: the task's paper length (T=100 for adding)
+    hidden_size: int = 64
+    num_layers: int = 1
+    batch_size: int = 64
+    lr: float = 3e-3  # Adam; a larger step than Keras' 1e-3 reaches the adding solution in fewer sequences
+    clip_grad_norm: float = 1.0  # Arjovsky et al. 2016 clip LSTM and RNN gradients at 1
+    max_sequences: int = 400_000  # budget in training sequences; the 1997 LSTM needed 74,000 on adding T=100
+    max_seconds: float = 600.0  # wall-clock budget
+    eval_every: int = 50  # optimizer steps between validation checks
+    val_size: int = 512
+    test_size: int = 2560  # H&S 1997 test on 2,560 sequences
+    seed: int = 0
+    progress: bool = False
+
+    def validate(self) -> None:
+        spec = data.get_task(self.task)  # raises with the list of tasks
+        if self.length is not None and self.length < spec.min_length:
+            raise ValueError(
+                f"ExperimentConfig: task {self.task!r} needs length >= {spec.min_length}, got {self.length}."
+            )
+        for name in ("hidden_size", "batch_size", "max_sequences", "eval_every", "val_size", "test_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ExperimentConfig: {name} must be at least 1, got {getattr(self, name)}.")
+
+    @property
+    def resolved_length(self) -> int:
+        return self.length if self.length is not None else data.get_task(self.task).default_length
+
+
+def _model_config(cfg: ExperimentConfig) -> ModelConfig:
+    spec = data.get_task(cfg.task)
+    input_size, output_size = spec.sizes(cfg.resolved_length)
+    readout = "all" if spec.kind == "classification per step" else "last"
+    return ModelConfig(
+        input_size=input_size, output_size=output_size, cell=cfg.cell, hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers, readout=readout,
+    )  # fmt: skip
+
+
+def _as_tuple(batch: dict[str, Tensor | None]) -> tuple:
+    """Trainer batches are tuples: (x, y, lengths, mask)."""
+    return (batch["x"], batch["y"], batch["lengths"], batch["mask"])
+
+
+def _loss(spec: data.TaskSpec, pred: Tensor, y: Tensor) -> Tensor:
+    if spec.kind == "regression":
+        return F.mse_loss(pred, y)
+    if spec.kind == "classification at end":
+        return F.cross_entropy(pred, y)
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), y.reshape(-1), ignore_index=data.IGNORE_INDEX)
+
+
+@dataclass
+class ExperimentResult:
+    """What a run found. ``summary()`` is the JSON document the CLI prints."""
+
+    config: ExperimentConfig
+    metric: str
+    value: float
+    baseline: float
+    solved: bool
+    sequences_seen: int
+    sequences_to_solve: int | None
+    seconds: float
+    parameters: int
+    criterion: str
+    run_dir: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "task": self.config.task,
+            "model": self.config.cell,
+            "length": self.config.resolved_length,
+            "metric": self.metric,
+            "value": self.value,
+            "baseline": self.baseline,
+            "solved": self.solved,
+            "criterion": self.criterion,
+            "sequences_seen": self.sequences_seen,
+            "sequences_to_solve": self.sequences_to_solve,
+            "seconds": round(self.seconds, 2),
+            "parameters": self.parameters,
+            "hidden_size": self.config.hidden_size,
+            "seed": self.config.seed,
+            "run_dir": self.run_dir,
+        }
+
+
+class _SolvedCheck:
+    """Trainer callback: stop when the validation batch meets the success criterion, or the budget is spent."""
+
+    def __init__(self, cfg: ExperimentConfig, started: float) -> None:
+        self.cfg, self.started = cfg, started
+        self.solved_at: int | None = None
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> bool:
+        seen = trainer.global_step * self.cfg.batch_size
+        if metrics.get("val_solved", 0.0) >= 1.0 and self.solved_at is None:
+            self.solved_at = seen
+            return True
+        return seen >= self.cfg.max_sequences or time.perf_counter() - self.started >= self.cfg.max_seconds
+
+
+def gradient_flow(model: SequenceModel, spec: data.TaskSpec, length: int, seed: int, batch_size: int = 64) -> Tensor:
+    """||dL/dh_t|| of the top layer at every step on one batch, ordered by time lag T-1-t (index 0 = last step)."""
+    batch = spec.make_batch(batch_size, length, torch.Generator().manual_seed(seed))
+    was_training = model.training
+    model.eval()
+    pred, _, h_steps = model(batch["x"], None, batch["lengths"], record=True)
+    loss = _loss(spec, pred, batch["y"])
+    norms = hidden_grad_norms(loss, h_steps)
+    model.train(was_training)
+    return norms.flip(0)
+
+
+def run(cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None = None) -> ExperimentResult:
+    """Train and judge one model on one task. Writes a run directory when ``run_dir`` is given."""
+    spec = data.get_task(cfg.task)
+    length = cfg.resolved_length
+    seed_everything(cfg.seed)
+    model = SequenceModel(_model_config(cfg))
+    out = Path(run_dir) if run_dir is not None else None
+    if out is not None:
+        if (out / "config.json").exists():
+            raise FileExistsError(
+                f"{out} already holds a run (config.json exists); choose another --out or delete that directory."
+            )
+        out.mkdir(parents=True, exist_ok=True)
+    norms_init = gradient_flow(model, spec, length, cfg.seed + 7)
+
+    train_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    val_batch = spec.make_batch(cfg.val_size, length, torch.Generator().manual_seed(cfg.seed + 2))
+
+    def train_data():
+        for _ in range(cfg.eval_every):
+            yield _as_tuple(spec.make_batch(cfg.batch_size, length, train_gen))
+
+    def loss_fn(model, batch, state):
+        x, y, lengths, _ = batch
+        pred, _ = model(x, None, lengths)
+        return StepOutput(loss=_loss(spec, pred, y), n_items=x.shape[0])
+
+    def eval_fn(model, _val):
+        pred, _ = model(val_batch["x"], None, val_batch["lengths"])
+        solved, value = spec.success(pred, val_batch)
+        return {"val_loss": float(_loss(spec, pred, val_batch["y"])), f"val_{spec.metric}": value,
+                "val_solved": float(solved)}  # fmt: skip
+
+    started = time.perf_counter()
+    check = _SolvedCheck(cfg, started)
+    max_epochs = math.ceil(cfg.max_sequences / (cfg.batch_size * cfg.eval_every))
+    train_cfg = TrainConfig(
+        epochs=max_epochs, batch_size=cfg.batch_size, lr=cfg.lr, clip_grad_norm=cfg.clip_grad_norm, seed=cfg.seed,
+        progress=cfg.progress, monitor="val_loss",
+    )  # fmt: skip
+    trainer = Trainer(model, loss_fn, train_cfg, run_dir=out, eval_fn=eval_fn, callbacks=[check])
+    trainer.fit(train_data, val_data=[val_batch])
+    seconds = time.perf_counter() - started
+
+    test_batch = spec.make_batch(cfg.test_size, length, torch.Generator().manual_seed(cfg.seed + 3))
+    model.eval()
+    with torch.no_grad():
+        pred, _ = model(test_batch["x"], None, test_batch["lengths"])
+    solved, value = spec.success(pred, test_batch)
+    result = ExperimentResult(
+        config=cfg, metric=spec.metric, value=float(value), baseline=float(spec.baseline(length)),
+        solved=bool(solved), sequences_seen=trainer.global_step * cfg.batch_size,
+        sequences_to_solve=check.solved_at if solved else None, seconds=seconds,
+        parameters=model.num_parameters(), criterion=spec.criterion,
+        run_dir=str(out) if out is not None else None,
+    )  # fmt: skip
+    if out is not None:
+        _write_run(out, cfg, model, result, spec, length, norms_init)
+    return result
+
+
+def _write_run(out: Path, cfg, model: SequenceModel, result: ExperimentResult, spec, length: int, norms_init) -> None:
+    from ..viz.plots import plot_gates, plot_gradient_flow
+
+    norms_trained = gradient_flow(model, spec, length, cfg.seed + 7)
+    lags = torch.arange(norms_init.shape[0]).numpy()
+    plot_gradient_flow(
+        lags, {f"{cfg.cell} (init)": norms_init.numpy(), f"{cfg.cell} (trained)": norms_trained.numpy()},
+        out / "gradient_flow.png", title=f"{cfg.task}, T={length}: ||dL/dh_t|| against time lag",
+    )  # fmt: skip
+    if cfg.cell == "lstm":
+        batch = spec.make_batch(1, length, torch.Generator().manual_seed(cfg.seed + 11))
+        with torch.no_grad():
+            model.eval()
+            model(batch["x"], None, batch["lengths"], record=True)
+        trace = model.last_trace
+        plot_gates(
+            trace.gates[-1][0][0].numpy(), trace.cells[-1][0][0].numpy(), out / "gates.png",
+            inputs=batch["x"][0].numpy(),
+        )  # fmt: skip
+    extra = {"gradient_norms_init": norms_init, "gradient_norms_trained": norms_trained}
+    runs.save_run(out, KIND, {"experiment": cfg.to_dict(), "model": _model_config(cfg).to_dict()}, model, extra)
+    tmp = out / "result.json.tmp"
+    tmp.write_text(json.dumps(result.summary(), indent=2) + "\n")
+    os.replace(tmp, out / "result.json")
+
+
+@runs.register_kind(KIND)
+class LongLagRun:
+    """A finished long-lag run, as ``lstmkit.load(run_dir)`` returns it: the config, the model and the result."""
+
+    def __init__(self, config: ExperimentConfig, model: SequenceModel, result: dict[str, Any] | None) -> None:
+        self.config, self.model, self.result = config, model, result
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LongLagRun:
+        saved = runs.read_run_config(path)["config"]
+        cfg = ExperimentConfig.from_dict(saved["experiment"])
+        model = SequenceModel(ModelConfig.from_dict(saved["model"]))
+        model.load_state_dict(runs.read_state_dict(path))
+        model.eval()
+        result_path = Path(path) / "result.json"
+        result = json.loads(result_path.read_text()) if result_path.exists() else None
+        return cls(cfg, model, result)
+
+    def evaluate(self, test_size: int = 2560, seed: int = 12345) -> dict[str, Any]:
+        """Judge the model again on fresh sequences: ``{"metric", "value", "solved"}``."""
+        spec = data.get_task(self.config.task)
+        batch = spec.make_batch(test_size, self.config.resolved_length, torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            pred, _ = self.model(batch["x"], None, batch["lengths"])
+        solved, value = spec.success(pred, batch)
+        return {"metric": spec.metric, "value": float(value), "solved": bool(solved)}

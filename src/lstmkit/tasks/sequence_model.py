@@ -1,0 +1,129 @@
+"""``SequenceModel``: a recurrent core (LSTM, GRU or tanh RNN) and a linear head, reading out the last step or all.
+
+The model every simple task shares: the array estimators and the long-time-lag experiments. Its config is typed
+data, saved with every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..config import StrictConfig
+from ..nn import GRU, LSTM, RNN
+
+Cell = Literal["lstm", "gru", "rnn"]
+
+
+@dataclass(frozen=True)
+class ModelConfig(StrictConfig):
+    """The recurrent model: core, sizes, variants and readout."""
+
+    input_size: int
+    output_size: int
+    cell: Cell = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0  # between stacked layers
+    readout: Literal["last", "all"] = "last"  # "last": one output per sequence; "all": one per step
+    # LSTM-only variants (lstmkit.nn.LSTM); ignored by the GRU and RNN cores
+    layer_norm: bool = False
+    peephole: bool = False
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    proj_size: int = 0
+    forget_bias: float = 1.0  # opens the memory early in training (Gers et al. 2000)
+
+    def validate(self) -> None:
+        for name in ("input_size", "output_size", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig: {name} must be at least 1, got {getattr(self, name)}.")
+        if self.cell != "lstm":
+            variants = {
+                "layer_norm": self.layer_norm, "peephole": self.peephole,
+                "recurrent_dropout": self.recurrent_dropout, "zoneout": self.zoneout, "proj_size": self.proj_size,
+            }  # fmt: skip
+            used = [name for name, value in variants.items() if value]
+            if used:
+                raise ValueError(
+                    f"ModelConfig: {', '.join(used)} exist only for cell='lstm', got cell={self.cell!r}. "
+                    "Use cell='lstm' or drop those options."
+                )
+
+
+class SequenceModel(nn.Module):
+    """Recurrent core + linear head.
+
+    Shape:
+        x (B, T, I); lengths (B,) or None; state as the core takes it.
+        readout "last": (B, O) from each sequence's own last step (both directions' final states when
+        bidirectional); readout "all": (B, T, O).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        if c.cell == "lstm":
+            self.core: nn.Module = LSTM(
+                c.input_size, c.hidden_size, c.num_layers, bidirectional=c.bidirectional, dropout=c.dropout,
+                proj_size=c.proj_size, layer_norm=c.layer_norm, peephole=c.peephole,
+                recurrent_dropout=c.recurrent_dropout, zoneout=c.zoneout, forget_bias=c.forget_bias,
+            )  # fmt: skip
+            state_size = c.proj_size or c.hidden_size
+        else:
+            core_cls = GRU if c.cell == "gru" else RNN
+            self.core = core_cls(
+                c.input_size, c.hidden_size, c.num_layers, bidirectional=c.bidirectional, dropout=c.dropout
+            )
+            state_size = c.hidden_size
+        self.directions = 2 if c.bidirectional else 1
+        self.head = nn.Linear(state_size * self.directions, c.output_size)
+
+    def forward(self, x: Tensor, state=None, lengths: Tensor | None = None, *, record: bool = False):
+        """Returns ``(y, state)``, or ``(y, state, h_steps)`` with record=True (h_steps of the top layer, forward
+        direction, for gradient-flow pictures; plus the LSTM trace as ``self.last_trace``)."""
+        # fmt: off
+        result = self.core(x, state, lengths, record=record) if record else self.core(x, state, lengths)
+        output, new_state = result[0], result[1]                                       # (B, T, D*S)
+        h_steps = None
+        if record:
+            extra = result[2]
+            self.last_trace = extra if self.config.cell == "lstm" else None
+            h_steps = (extra.h_steps if self.config.cell == "lstm" else extra)[-1][0]
+        if self.config.readout == "all":
+            y = self.head(output)                                                      # (B, T, O)
+        else:
+            h_n = new_state[0] if isinstance(new_state, tuple) else new_state          # (L*D, B, S)
+            last = h_n[-self.directions:].transpose(0, 1).reshape(x.shape[0], -1)      # (B, D*S)
+            y = self.head(last)                                                        # (B, O)
+        # fmt: on
+        return (y, new_state, h_steps) if record else (y, new_state)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def build(config: ModelConfig) -> SequenceModel:
+    """A fresh model for ``config`` (seed torch first for repeatable weights)."""
+    return SequenceModel(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def predict_batches(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
+    """Run ``model`` over ``x`` in batches in eval mode; returns the concatenated outputs."""
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model(x[i : i + batch_size])[0] for i in range(0, x.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs)

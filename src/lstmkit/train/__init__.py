@@ -1,0 +1,26 @@
+"""lstmkit.train: a plain training loop that knows nothing of LSTMs.
+
+Full and truncated BPTT, gradient clipping, optimizers and learning-rate schedules, early stopping, a metrics CSV and a
+progress bar. The task supplies ``loss_fn(model, batch, state) -> StepOutput``; see :class:`Trainer`.
+"""
+
+from lstmkit.config import TrainConfig
+from lstmkit.train.loop import Callback, EvalFn, LossFn, StepOutput, Trainer, detach_state, seed_everything, split_time
+from lstmkit.train.metrics import MetricsLogger
+from lstmkit.train.optim import LRSchedule, build_optimizer, build_schedule
+
+__all__ = [
+    "Callback",
+    "EvalFn",
+    "LRSchedule",
+    "LossFn",
+    "MetricsLogger",
+    "StepOutput",
+    "TrainConfig",
+    "Trainer",
+    "build_optimizer",
+    "build_schedule",
+    "detach_state",
+    "seed_everything",
+    "split_time",
+]

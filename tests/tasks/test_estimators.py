@@ -1,0 +1,88 @@
+"""SequenceRegressor / SequenceClassifier: fit, predict, score, save / load, errors."""
+
+import numpy as np
+import pytest
+
+import lstmkit
+
+
+def _sine(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 2 * np.pi, size=(n, 1)) + np.arange(10)[None] * 0.3
+    return np.sin(t)[..., None].astype(np.float32), np.sin(t[:, -1] + 0.3)
+
+
+def test_keras_example_three_lines_learns():
+    X, y = _sine()
+    model = lstmkit.SequenceRegressor(hidden_size=50, epochs=10, batch_size=16, progress=False).fit(X, y)
+    assert model.predict(X).shape == (256,)
+    assert model.score(X, y) > 0.95  # next value of a sine from the last ten: nearly exact
+
+
+def test_regressor_is_repeatable_and_round_trips(tmp_path):
+    X, y = _sine(64)
+    a = lstmkit.SequenceRegressor(hidden_size=8, epochs=2, progress=False).fit(X, y)
+    b = lstmkit.SequenceRegressor(hidden_size=8, epochs=2, progress=False).fit(X, y)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    a.save(tmp_path / "run")
+    loaded = lstmkit.load(tmp_path / "run")
+    assert isinstance(loaded, lstmkit.SequenceRegressor)
+    np.testing.assert_array_equal(loaded.predict(X), a.predict(X))
+    assert {p.name for p in (tmp_path / "run").iterdir()} >= {"config.json", "model.safetensors"}
+
+
+def test_regressor_multi_output_and_2d_input():
+    X, y = _sine(64)
+    Y = np.stack([y, -y], axis=1)
+    model = lstmkit.SequenceRegressor(hidden_size=8, epochs=1, progress=False).fit(X[..., 0], Y)
+    assert model.predict(X[..., 0]).shape == (64, 2)
+
+
+def test_classifier_labels_probabilities_and_accuracy(tmp_path):
+    X, y = _sine(256)
+    labels = np.where(y > 0, "up", "down")
+    clf = lstmkit.SequenceClassifier(hidden_size=16, epochs=8, lr=1e-2, progress=False).fit(X, labels)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (256, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(clf.predict(X)) <= {"up", "down"}
+    assert clf.score(X, labels) > 0.9
+    clf.save(tmp_path / "clf")
+    again = lstmkit.load(tmp_path / "clf")
+    assert list(again.classes_) == ["down", "up"]
+    np.testing.assert_array_equal(again.predict(X), clf.predict(X))
+
+
+def test_early_stopping_with_validation_split():
+    X, _ = _sine(128)
+    noise = np.random.default_rng(1).normal(size=128)  # nothing to learn: validation loss soon stops improving
+    model = lstmkit.SequenceRegressor(
+        hidden_size=32, epochs=50, validation_split=0.25, early_stopping_patience=2, lr=0.05, progress=False
+    ).fit(X, noise)
+    assert len(model.history_) < 50
+    assert "val_loss" in model.history_[0]
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (np.zeros((4, 3, 2, 1)), np.zeros(4), "shaped"),
+        (np.zeros((4, 0, 1)), np.zeros(4), "no samples or no time steps"),
+        (np.full((4, 3, 1), np.nan), np.zeros(4), "NaN"),
+        (np.zeros((4, 3, 1)), np.zeros(5), "N = 4"),
+    ],
+)
+def test_regressor_bad_input(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        lstmkit.SequenceRegressor(progress=False).fit(X, y)
+
+
+def test_predict_before_fit_and_wrong_features():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        lstmkit.SequenceRegressor().predict(np.zeros((2, 3, 1)))
+    X, y = _sine(32)
+    model = lstmkit.SequenceRegressor(hidden_size=4, epochs=1, progress=False).fit(X, y)
+    with pytest.raises(ValueError, match="fitted on 1"):
+        model.predict(np.zeros((2, 10, 3)))
+    with pytest.raises(ValueError, match="single class"):
+        lstmkit.SequenceClassifier(progress=False).fit(X, np.zeros(32))
