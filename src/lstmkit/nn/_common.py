@@ -33,9 +33,13 @@ def check_input(name: str, x: Tensor, input_size: int, batch_first: bool, params
         )
 
 
-def check_finite(name: str, x: Tensor) -> None:
-    """Raise if ``x`` holds NaN or infinity, naming the first bad position."""
+def check_finite(name: str, x: Tensor, lengths: Tensor | None = None, batch_first: bool = True) -> None:
+    """Raise if ``x`` holds NaN or infinity at a valid step (padding past ``lengths`` may hold anything)."""
     bad = ~torch.isfinite(x)
+    if lengths is not None:
+        time = x.shape[1] if batch_first else x.shape[0]
+        valid = torch.arange(time, device=x.device)[None, :] < lengths[:, None]  # (B, T)
+        bad &= (valid if batch_first else valid.T).unsqueeze(-1)
     if bool(bad.any()):
         first = tuple(int(i) for i in bad.nonzero()[0])
         raise ValueError(

@@ -192,6 +192,13 @@ class LSTM(nn.Module):
         return f"_l{layer}" + ("_reverse" if direction == 1 else "")
 
     @property
+    def _plain(self) -> bool:
+        """The cell is the plain LSTM here and now (recurrent dropout acts only in training)."""
+        return not (
+            self.layer_norm or self.peephole or self.zoneout > 0 or (self.recurrent_dropout > 0 and self.training)
+        )
+
+    @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
@@ -243,7 +250,7 @@ class LSTM(nn.Module):
             for name, value, plain in (
                 ("layer_norm", self.layer_norm, False),
                 ("peephole", self.peephole, False),
-                ("recurrent_dropout", self.recurrent_dropout, 0.0),
+                ("recurrent_dropout", self.recurrent_dropout if self.training else 0.0, 0.0),
                 ("zoneout", self.zoneout, 0.0),
             )
             if value != plain
@@ -294,7 +301,17 @@ class LSTM(nn.Module):
         if state is None:
             return like.new_zeros(LD, batch, S), like.new_zeros(LD, batch, H)
         if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise ValueError("LSTM: state must be a tuple (h_0, c_0), as returned by a previous call, or None.")
+            got = (
+                f"a {type(state).__name__} of length {len(state)}"
+                if isinstance(state, (tuple, list))
+                else (
+                    f"a {type(state).__name__}"
+                    + (f" of shape {tuple(state.shape)}" if isinstance(state, Tensor) else "")
+                )
+            )
+            raise ValueError(
+                f"LSTM: state must be a tuple (h_0, c_0), as returned by a previous call, or None; got {got}."
+            )
         h0, c0 = state
         _common.check_state("LSTM", "h_0", h0, (LD, batch, S), like.dtype)
         _common.check_state("LSTM", "c_0", c0, (LD, batch, H), like.dtype)
@@ -341,10 +358,10 @@ class LSTM(nn.Module):
             if state is not None:
                 state = tuple(s.unsqueeze(1) for s in state)
         _common.check_input("LSTM", x, self.input_size, self.batch_first, self.weight_ih_l0.dtype)
-        if self.check_finite:
-            _common.check_finite("LSTM", x)
         batch, time = (x.shape[0], x.shape[1]) if self.batch_first else (x.shape[1], x.shape[0])
         lengths = _common.check_lengths("LSTM", lengths, batch, time, x.device)
+        if self.check_finite:
+            _common.check_finite("LSTM", x, lengths, self.batch_first)
         h0, c0 = self._initial_state(state, batch, x)
         path = self._choose(record)
         trace = None
@@ -366,6 +383,8 @@ class LSTM(nn.Module):
         x = x.transpose(0, 1) if self.batch_first else x                           # (T, B, I)
         time, batch = x.shape[0], x.shape[1]
         valid = _common.valid_mask(lengths, time, x.dtype)                         # (T, B, 1) or None
+        if valid is not None:  # padding may hold anything (NaN too); 0 * NaN would leak into the kept state
+            x = x.masked_fill(valid == 0, 0.0)
         h0, c0 = state
         h_n, c_n = [], []
         trace = LSTMTrace() if record else None
@@ -435,9 +454,11 @@ class LSTM(nn.Module):
                 raise ValueError(f"LSTM.step: reset must have shape ({batch},), got {tuple(reset.shape)}.")
             keep = (~reset.bool()).to(x_t.dtype)[None, :, None]  # (1, B, 1)
             h, c = h * keep, c * keep
-        plain = not self._fused_blockers(record=False)
-        if plain and not torch.is_grad_enabled():
+        if self._plain and not torch.is_grad_enabled():
             layers = self._packed_layers()
+            if len(layers) == 1:  # the common streaming case: no per-layer lists, no stack
+                h_l, c_l = layers[0].step(x_t, h[0], c[0])
+                return h_l, (h_l.unsqueeze(0), c_l.unsqueeze(0))
             hs, cs, inp = [], [], x_t
             for layer, packed in enumerate(layers):
                 h_l, c_l = packed.step(inp, h[layer], c[layer])

@@ -125,6 +125,8 @@ class _SingleStateRNN(nn.Module):
         x = x.transpose(0, 1) if self.batch_first else x                          # (T, B, I)
         time = x.shape[0]
         valid = _common.valid_mask(lengths, time, x.dtype)                        # (T, B, 1) or None
+        if valid is not None:  # padding may hold anything (NaN too); 0 * NaN would leak into the kept state
+            x = x.masked_fill(valid == 0, 0.0)
         h_n, all_steps, layer_input = [], [], x
         for layer in range(self.num_layers):
             outputs, layer_steps = [], []

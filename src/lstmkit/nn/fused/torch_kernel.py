@@ -2,7 +2,7 @@
 
 lstmkit's plain LSTM has torch.nn.LSTM's parameter names, shapes and gate order, so the same flat weight list
 drives ``torch._VF.lstm``, the kernel behind ``torch.nn.LSTM.forward``. Pinned to the reference by
-``tests/nn/test_lstm.py``.
+``tests/nn/test_lstm_torch_equivalence.py``.
 """
 
 from __future__ import annotations

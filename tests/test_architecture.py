@@ -1,0 +1,151 @@
+"""The dependency rules of docs/architecture.md, checked on the source with ``ast`` (no imports are executed).
+
+- ``lstmkit.nn`` imports only torch, the standard library and its own modules;
+- ``lstmkit.nn.functional`` (the reference) never imports ``lstmkit.nn.fused`` (the fast paths);
+- ``lstmkit.train`` imports nothing from ``lstmkit.nn`` or ``lstmkit.tasks``: the loop knows nothing of LSTMs;
+- nothing imports ``lstmkit.cli`` except ``lstmkit/__main__.py`` and the cli package itself;
+- ``lstmkit.viz`` imports nothing from lstmkit but itself (it takes numpy arrays; tasks call it, never the reverse).
+
+Every import statement counts, including those inside functions and ``if TYPE_CHECKING:`` blocks. Relative imports
+are resolved to absolute names; ``from pkg import name`` counts as importing both ``pkg`` and ``pkg.name``.
+"""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "lstmkit"
+
+
+def module_name(path: Path) -> str:
+    """src/lstmkit/nn/fused/stream.py -> lstmkit.nn.fused.stream; a package's __init__.py -> the package."""
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_names(source: str, module: str, is_package: bool) -> set[str]:
+    """Absolute names of everything ``source`` (the text of ``module``) imports."""
+    names = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                if node.module:
+                    base.append(node.module)
+                origin = ".".join(base)
+            else:
+                origin = node.module
+            names.add(origin)
+            names.update(f"{origin}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def source_files(under: Path) -> list[Path]:
+    files = sorted(under.rglob("*.py"))
+    assert files, f"no Python files under {under}: the rule would pass vacuously"
+    return files
+
+
+def imports_of(path: Path) -> set[str]:
+    return imported_names(path.read_text(encoding="utf-8"), module_name(path), path.name == "__init__.py")
+
+
+def is_within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_nn_imports_only_torch_the_standard_library_and_itself():
+    allowed_third_party = {"torch"}
+    offenders = []
+    for path in source_files(PACKAGE / "nn"):
+        for name in sorted(imports_of(path)):
+            top = name.split(".")[0]
+            if is_within(name, "lstmkit.nn") or top in allowed_third_party or top in sys.stdlib_module_names:
+                continue
+            offenders.append(f"{path.relative_to(SRC)} imports {name}")
+    assert not offenders, "lstmkit.nn must import only torch and the standard library:\n" + "\n".join(offenders)
+
+
+def test_functional_reference_never_imports_the_fast_paths():
+    names = imports_of(PACKAGE / "nn" / "functional.py")
+    assert names, "functional.py imports torch at least; finding nothing means the parse is broken"
+    assert not [n for n in names if is_within(n, "lstmkit.nn.fused")], names
+
+
+def test_train_knows_nothing_of_the_engine_or_the_tasks():
+    offenders = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in source_files(PACKAGE / "train")
+        for name in sorted(imports_of(path))
+        if is_within(name, "lstmkit.nn") or is_within(name, "lstmkit.tasks")
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_nothing_imports_the_cli_but_main():
+    cli = PACKAGE / "cli"
+    offenders = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in source_files(PACKAGE)
+        if path != PACKAGE / "__main__.py" and cli not in path.parents
+        for name in sorted(imports_of(path))
+        if is_within(name, "lstmkit.cli")
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_viz_imports_nothing_from_lstmkit():
+    offenders = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in source_files(PACKAGE / "viz")
+        for name in sorted(imports_of(path))
+        if is_within(name, "lstmkit") and not is_within(name, "lstmkit.viz")
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+# ---- the checker itself: each rule would catch a violation ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "source, module, is_package, expected",
+    [
+        ("import numpy as np", "lstmkit.nn.lstm", False, {"numpy"}),
+        ("from . import functional", "lstmkit.nn.lstm", False, {"lstmkit.nn", "lstmkit.nn.functional"}),
+        ("from .fused import stream", "lstmkit.nn.lstm", False, {"lstmkit.nn.fused", "lstmkit.nn.fused.stream"}),
+        ("from ..functional import LN_EPS", "lstmkit.nn.fused.lstm_layer", False,
+         {"lstmkit.nn.functional", "lstmkit.nn.functional.LN_EPS"}),
+        ("from .cell import LSTMCell", "lstmkit.nn", True, {"lstmkit.nn.cell", "lstmkit.nn.cell.LSTMCell"}),
+        ("from .. import runs", "lstmkit.tasks.long_lag", False, {"lstmkit", "lstmkit.runs"}),
+        ("def f():\n    from lstmkit import cli\n", "lstmkit.runs", False, {"lstmkit", "lstmkit.cli"}),
+        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import lstmkit.nn.lstm\n", "lstmkit.train.loop",
+         False, {"typing", "typing.TYPE_CHECKING", "lstmkit.nn.lstm"}),
+    ],
+)  # fmt: skip
+def test_import_resolution(source, module, is_package, expected):
+    assert imported_names(source, module, is_package) == expected
+
+
+def test_the_rules_flag_violations():
+    numpy_in_nn = imported_names("import numpy", "lstmkit.nn.lstm", False)
+    assert any(not is_within(n, "lstmkit.nn") and n.split(".")[0] not in sys.stdlib_module_names | {"torch"}
+               for n in numpy_in_nn)  # fmt: skip
+    fused_in_reference = imported_names("from .fused import lstm_layer", "lstmkit.nn.functional", False)
+    assert any(is_within(n, "lstmkit.nn.fused") for n in fused_in_reference)
+    nn_in_train = imported_names("from ..nn import LSTM", "lstmkit.train.loop", False)
+    assert any(is_within(n, "lstmkit.nn") for n in nn_in_train)
+    cli_in_runs = imported_names("from lstmkit import cli", "lstmkit.runs", False)
+    assert any(is_within(n, "lstmkit.cli") for n in cli_in_runs)
+    assert not is_within("lstmkit.nnx", "lstmkit.nn") and not is_within("lstmkit.client", "lstmkit.cli")
+
+
+def test_module_names():
+    assert module_name(PACKAGE / "nn" / "fused" / "stream.py") == "lstmkit.nn.fused.stream"
+    assert module_name(PACKAGE / "nn" / "__init__.py") == "lstmkit.nn"
