@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmkit.nn as lnn
 
-BACKENDS = ("torch", "lstmkit", "reference")
+BACKENDS = ("auto", "torch", "lstmkit", "reference")  # "auto" with ragged lengths runs torch + lstmkit
 I, H, P, B = 3, 4, 3, 3  # input_size, hidden_size, proj_size (when used), batch
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 
@@ -209,3 +209,12 @@ def test_forget_bias_none_keeps_every_parameter_uniform_in_plus_minus_one_over_s
         assert p.abs().max() > 0.5 * bound, name  # spread over the interval, not squeezed near zero
     forget = torch.cat([lstm.bias_ih_l0[hidden : 2 * hidden], lstm.bias_hh_l0[hidden : 2 * hidden]]).detach()
     assert not torch.allclose(forget, forget[0].expand_as(forget))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_auto_never_runs_the_slow_packed_kernel_on_a_ragged_batch(bidirectional):
+    lstm = lnn.LSTM(3, 4, num_layers=2, bidirectional=bidirectional)
+    explanation = lstm.explain(padded=True)
+    assert explanation.backend == ("lstmkit" if bidirectional else "torch+lstmkit")
+    assert "packed" not in explanation.kernel
+    assert "packed" in lnn.LSTM(3, 4, backend="torch").explain(padded=True).kernel

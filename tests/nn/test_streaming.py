@@ -108,7 +108,7 @@ def test_step_with_grad_gives_the_gradients_of_the_full_call():
         torch.testing.assert_close(actual, expected, **F64)
 
 
-@pytest.mark.parametrize("backend", ["torch", "lstmkit", "reference"])
+@pytest.mark.parametrize("backend", ["auto", "torch", "lstmkit", "reference"])
 @pytest.mark.parametrize("num_layers, proj_size", [(1, 0), (2, P)])
 def test_chunked_calls_carrying_state_equal_one_full_call(backend, num_layers, proj_size):
     lstm = _lstm(num_layers=num_layers, proj_size=proj_size, backend=backend)
@@ -202,24 +202,10 @@ UPDATES = {
     "sgd": _optimizer_step(lambda ps: torch.optim.SGD(ps, lr=0.5)),
     "adam_foreach": _optimizer_step(lambda ps: torch.optim.Adam(ps, lr=0.1, foreach=True)),
     "adam_for_loop": _optimizer_step(lambda ps: torch.optim.Adam(ps, lr=0.1, foreach=False)),
-    "adam_fused": pytest.param(
-        _optimizer_step(lambda ps: torch.optim.Adam(ps, lr=0.1, fused=True)),
-        marks=pytest.mark.xfail(
-            reason="BUG: lstm.py _packed_layers keys the streaming cache on p._version (stream.weights_key), "
-            "and the fused Adam kernel updates parameters without bumping _version: step() keeps the old weights",
-            strict=True,
-        ),
-    ),
+    "adam_fused": _optimizer_step(lambda ps: torch.optim.Adam(ps, lr=0.1, fused=True)),
     "in_place_under_no_grad": _in_place_no_grad,
     "load_state_dict": _load_state_dict,
-    "through_dot_data": pytest.param(
-        _through_data,
-        marks=pytest.mark.xfail(
-            reason="BUG: lstm.py _packed_layers keys the streaming cache on p._version (stream.weights_key); "
-            "an update through p.data does not bump p._version, so step() keeps the old packed weights",
-            strict=True,
-        ),
-    ),
+    "through_dot_data": _through_data,
 }
 
 
@@ -253,7 +239,7 @@ def test_streaming_cache_follows_dtype_moves():
 
 
 # ---- padded == unpadded, per sequence -------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", ["torch", "lstmkit", "reference"])
+@pytest.mark.parametrize("backend", ["auto", "torch", "lstmkit", "reference"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("num_layers, proj_size", [(1, 0), (2, P)])
@@ -284,6 +270,7 @@ NAN_PADDING_BUG = (
 @pytest.mark.parametrize(
     "backend",
     [
+        "auto",
         "torch",
         "lstmkit",
         "reference",
@@ -295,7 +282,7 @@ def test_nan_in_the_padding_does_not_leak(backend, bidirectional):
     _check_padded_equals_unpadded(lstm, batch_first=True, pad_value=float("nan"))
 
 
-@pytest.mark.parametrize("backend", ["torch", "lstmkit", "reference"])
+@pytest.mark.parametrize("backend", ["auto", "torch", "lstmkit", "reference"])
 def test_padded_steps_get_exactly_zero_input_gradient(backend):
     lstm = _lstm(num_layers=2, bidirectional=True, backend=backend)
     lengths = torch.tensor([5, T, 1])

@@ -24,6 +24,7 @@ def experiment(
         int | None, typer.Option("--length", help="Sequence length T (lag p); default: the paper's.")
     ] = None,
     hidden_size: Annotated[int, typer.Option("--hidden-size")] = 64,
+    forget_bias: Annotated[float, typer.Option("--forget-bias", help="LSTM forget-gate bias at init.")] = 1.0,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     lr: Annotated[float, typer.Option("--lr")] = 3e-3,
     max_sequences: Annotated[int, typer.Option("--max-sequences", help="Training budget in sequences.")] = 400_000,
@@ -45,7 +46,8 @@ def experiment(
         fail(f"{out} already holds a run; choose another --out or delete that directory.")
     try:
         cfg = long_lag.ExperimentConfig(
-            task=task, cell=model, length=length, hidden_size=hidden_size, batch_size=batch_size, lr=lr,
+            task=task, cell=model, length=length, hidden_size=hidden_size, forget_bias=forget_bias,
+            batch_size=batch_size, lr=lr,
             max_sequences=max_sequences, max_seconds=max_seconds, seed=seed, progress=not as_json,
         )  # fmt: skip
     except ValueError as exc:

@@ -158,7 +158,6 @@ class LSTM(nn.Module):
         self.forget_bias = forget_bias
         self.backend = backend
         self.check_finite = check_finite
-        self._stream_cache: tuple[tuple, list[stream.PackedLayer]] | None = None
         self._logged_fallback = False
 
         H, S, D = hidden_size, self.state_size, self.num_directions
@@ -284,16 +283,31 @@ class LSTM(nn.Module):
             return "reference"
         return "lstmkit"
 
-    def explain(self, record: bool = False) -> Explanation:
-        """Which path a forward call takes, and which arguments rule PyTorch's fused kernel out."""
+    def explain(self, record: bool = False, padded: bool = False) -> Explanation:
+        """Which path a forward call takes, and which arguments rule PyTorch's fused kernel out.
+
+        Args:
+            record: for a call with ``record=True``.
+            padded: for a call with ``lengths`` that differ (a ragged batch).
+        """
         backend = self._choose(record)
         device = self.weight_ih_l0.device
+        fused = "PyTorch's fused LSTM kernel (" + ("cuDNN" if device.type == "cuda" else "oneDNN") + ")"
         kernels = {
-            "torch": "PyTorch's fused LSTM kernel (" + ("cuDNN" if device.type == "cuda" else "oneDNN") + ")",
+            "torch": fused,
             "lstmkit": "lstmkit's own fast layer (one GEMM per step, hand-written backward)",
             "reference": "the readable reference loop (lstmkit.nn.functional)",
         }
-        return Explanation(backend, kernels[backend], tuple(self._fused_blockers(record)))
+        kernel = kernels[backend]
+        if padded and backend == "torch":
+            if self.backend == "torch":
+                kernel = fused + " on packed sequences (slow on CPU: oneDNN takes no packed input)"
+            elif self.bidirectional:
+                backend, kernel = "lstmkit", kernels["lstmkit"] + " (a ragged bidirectional batch)"
+            else:
+                backend = "torch+lstmkit"
+                kernel = fused + " up to the shortest length, then lstmkit's masked fast layer for the ragged rest"
+        return Explanation(backend, kernel, tuple(self._fused_blockers(record)))
 
     # ---- forward ----------------------------------------------------------------------------------------------
     def _initial_state(self, state, batch: int, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -363,20 +377,45 @@ class LSTM(nn.Module):
         if self.check_finite:
             _common.check_finite("LSTM", x, lengths, self.batch_first)
         h0, c0 = self._initial_state(state, batch, x)
+        if lengths is not None and int(lengths.min()) == time:
+            lengths = None  # every sequence is full: nothing to mask
         path = self._choose(record)
+        if path == "torch" and lengths is not None and self.backend == "auto":
+            # PyTorch's packed-sequence kernel is far slower than its padded one on CPU (oneDNN takes no packed
+            # input; measured 13x at B=64, T=110, H=64), so "auto" does not use it: a unidirectional stack runs
+            # the fused kernel over the common prefix and lstmkit's masked layer over the ragged suffix;
+            # a bidirectional one, whose backward direction starts at each sequence's own end, runs lstmkit's layer.
+            path = "lstmkit" if self.bidirectional else "torch+lstmkit"
         trace = None
         if path == "torch":
-            output, (h_n, c_n) = torch_kernel.lstm(
-                x, (h0, c0), self._flat_weights(), has_bias=self.bias, num_layers=self.num_layers,
-                dropout=self.dropout, training=self.training, bidirectional=self.bidirectional,
-                batch_first=self.batch_first, lengths=lengths,
-            )  # fmt: skip
+            output, (h_n, c_n) = self._run_fused(x, (h0, c0), lengths)
+        elif path == "torch+lstmkit":
+            output, (h_n, c_n) = self._run_prefix_suffix(x, (h0, c0), lengths)
         else:
             layer_fn = functional.lstm_layer if path == "reference" else fast_layer.lstm_layer
             output, (h_n, c_n), trace = self._run_layers(layer_fn, x, (h0, c0), lengths, record)
         if single:
             output, h_n, c_n = output.squeeze(0 if self.batch_first else 1), h_n.squeeze(1), c_n.squeeze(1)
         return (output, (h_n, c_n), trace) if record else (output, (h_n, c_n))
+
+    def _run_fused(self, x: Tensor, state: tuple[Tensor, Tensor], lengths: Tensor | None):
+        return torch_kernel.lstm(
+            x, state, self._flat_weights(), has_bias=self.bias, num_layers=self.num_layers, dropout=self.dropout,
+            training=self.training, bidirectional=self.bidirectional, batch_first=self.batch_first, lengths=lengths,
+        )  # fmt: skip
+
+    def _run_prefix_suffix(self, x: Tensor, state: tuple[Tensor, Tensor], lengths: Tensor):
+        """Unidirectional padded batch: fused kernel over steps [0, min length), lstmkit's layer over the rest."""
+        # fmt: off
+        shortest = int(lengths.min())
+        time_dim = 1 if self.batch_first else 0
+        prefix, suffix = x.split((shortest, x.shape[time_dim] - shortest), dim=time_dim)
+        out_prefix, carried = self._run_fused(prefix, state, None)                    # (B, m, S) if batch_first
+        out_suffix, final, _ = self._run_layers(
+            fast_layer.lstm_layer, suffix, carried, lengths - shortest, record=False
+        )                                                                                # lengths may reach 0 here
+        # fmt: on
+        return torch.cat((out_prefix, out_suffix), dim=time_dim), final
 
     def _run_layers(self, layer_fn, x: Tensor, state: tuple[Tensor, Tensor], lengths: Tensor | None, record: bool):
         # fmt: off
@@ -427,7 +466,7 @@ class LSTM(nn.Module):
         """Advance every layer by one time step: the streaming form of :meth:`forward`.
 
         Feeding a sequence one step at a time, carrying ``state``, gives the numbers of one full-sequence call.
-        Under ``torch.no_grad()`` / ``torch.inference_mode()`` a plain LSTM takes the pre-packed streaming path
+        Under ``torch.no_grad()`` / ``torch.inference_mode()`` a plain LSTM takes the streaming path
         (:mod:`lstmkit.nn.fused.stream`); otherwise the reference cell runs, with autograd.
 
         Args:
@@ -455,13 +494,12 @@ class LSTM(nn.Module):
             keep = (~reset.bool()).to(x_t.dtype)[None, :, None]  # (1, B, 1)
             h, c = h * keep, c * keep
         if self._plain and not torch.is_grad_enabled():
-            layers = self._packed_layers()
-            if len(layers) == 1:  # the common streaming case: no per-layer lists, no stack
-                h_l, c_l = layers[0].step(x_t, h[0], c[0])
+            if self.num_layers == 1:  # the common streaming case: no per-layer lists, no stack
+                h_l, c_l = stream.step(x_t, h[0], c[0], self.layer_weights(0))
                 return h_l, (h_l.unsqueeze(0), c_l.unsqueeze(0))
             hs, cs, inp = [], [], x_t
-            for layer, packed in enumerate(layers):
-                h_l, c_l = packed.step(inp, h[layer], c[layer])
+            for layer in range(self.num_layers):
+                h_l, c_l = stream.step(inp, h[layer], c[layer], self.layer_weights(layer))
                 hs.append(h_l)
                 cs.append(c_l)
                 inp = h_l
@@ -483,21 +521,6 @@ class LSTM(nn.Module):
                 inp = F.dropout(inp, self.dropout, training=True)
         return inp, (torch.stack(hs), torch.stack(cs))
 
-    def _packed_layers(self) -> list[stream.PackedLayer]:
-        """Weights packed for the streaming step, rebuilt only when a parameter changed."""
-        params = self._flat_weights()
-        key = stream.weights_key(params)
-        if self._stream_cache is None or self._stream_cache[0] != key:
-            layers = []
-            for layer in range(self.num_layers):
-                w = self.layer_weights(layer)
-                bias = None
-                if w.bias_ih is not None:
-                    bias = w.bias_ih + w.bias_hh
-                layers.append(stream.PackedLayer(w.weight_ih, w.weight_hh, bias, w.weight_hr))
-            self._stream_cache = (key, layers)
-        return self._stream_cache[1]
-
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
         defaults = {
@@ -510,7 +533,3 @@ class LSTM(nn.Module):
             if value != default:
                 text += f", {name}={value!r}"
         return text
-
-    def _apply(self, fn, recurse=True):
-        self._stream_cache = None  # device or dtype moves invalidate the packed streaming weights
-        return super()._apply(fn, recurse)

@@ -56,6 +56,24 @@ def _as_sequences(X: Any, name: str = "X") -> np.ndarray:
     return arr
 
 
+class _ShuffledBatches:
+    """Shuffled mini-batches by slicing whole tensors: no per-sample indexing and collation as in a DataLoader,
+    which costs as much as the model itself at the estimators' small sizes. Re-iterable, one pass per epoch."""
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-self.x.shape[0] // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.x.shape[0], generator=self.generator)
+        for start in range(0, self.x.shape[0], self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.x[index], self.y[index]
+
+
 class _SequenceEstimator:
     """Shared fit / predict / save / load plumbing. Subclasses name the loss, the targets and the score."""
 
@@ -125,10 +143,7 @@ class _SequenceEstimator:
         n_val = int(round(x.shape[0] * self.validation_split))
         order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(self.seed))
         val_idx, train_idx = order[:n_val], order[n_val:]
-        train = torch.utils.data.TensorDataset(x[train_idx], targets[train_idx])
-        loader = torch.utils.data.DataLoader(
-            train, batch_size=self.batch_size, shuffle=True, generator=torch.Generator().manual_seed(self.seed)
-        )
+        loader = _ShuffledBatches(x[train_idx], targets[train_idx], self.batch_size, self.seed)
         val = None
         if n_val > 0:
             val = [(x[val_idx], targets[val_idx])]

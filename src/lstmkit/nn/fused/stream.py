@@ -1,9 +1,10 @@
-"""The streaming step: one time step of a plain LSTM stack at small batch, with pre-packed weights.
+"""The streaming step: one time step of a plain LSTM layer at small batch, without autograd.
 
 A one-step call through a fused sequence kernel pays for reordering its weights on every call (oneDNN) and
-dispatches a dozen ops; here each layer is one matrix product of ``[x, h]`` with the packed ``[W_ih | W_hh]``
-and six element-wise ops. No autograd: this path runs under ``torch.no_grad`` / inference. Pinned to the
-reference cell by ``tests/nn/test_streaming.py``.
+dispatches a dozen ops; here a layer step is two matrix products straight from the live parameters and six
+element-wise ops. The weights are deliberately not packed into a cached copy: an optimizer that updates
+parameters without bumping their version counters (fused Adam, updates through ``p.data``) would leave such a
+cache silently stale. Pinned to the reference cell by ``tests/nn/test_streaming.py``.
 """
 
 from __future__ import annotations
@@ -11,33 +12,25 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-class PackedLayer:
-    """One layer's weights packed for the step: W (4H, I+S), bias (4H,), projection (H, P) transposed."""
-
-    def __init__(self, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor | None, weight_hr: Tensor | None):
-        # fmt: off
-        self.hidden_size = weight_hh.shape[0] // 4
-        self.weight_t = torch.cat((weight_ih, weight_hh), dim=1).T.contiguous()   # (I+S, 4H)
-        self.bias = (bias if bias is not None else weight_ih.new_zeros(weight_ih.shape[0])).reshape(1, -1)  # (1, 4H)
-        self.weight_hr_t = weight_hr.T.contiguous() if weight_hr is not None else None    # (H, P)
-        # fmt: on
-
-    def step(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        """x (B, I), h (B, S), c (B, H) -> (h', c')."""
-        # fmt: off
-        H = self.hidden_size
-        z = torch.addmm(self.bias, torch.cat((x, h), dim=1), self.weight_t)     # (B, 4H)
-        g = torch.tanh(z[:, 2 * H:3 * H])
-        z = z.sigmoid_()
-        c = torch.addcmul(z[:, H:2 * H] * c, z[:, :H], g)                      # f * c + i * g
-        h = z[:, 3 * H:] * torch.tanh(c)                                        # (B, H)
-        if self.weight_hr_t is not None:
-            h = h @ self.weight_hr_t                                            # (B, P)
-        # fmt: on
-        return h, c
+from ..functional import LSTMLayerWeights
 
 
-def weights_key(params: list[Tensor]) -> tuple:
-    """Identity of a parameter list's current values: storage and in-place version of each tensor."""
-    return tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+def step(x: Tensor, h: Tensor, c: Tensor, w: LSTMLayerWeights) -> tuple[Tensor, Tensor]:
+    """x (B, I), h (B, S), c (B, H) -> (h', c'), for the plain cell (projection allowed)."""
+    # fmt: off
+    H = w.hidden_size
+    if w.bias_ih is not None:
+        z = torch.addmm(w.bias_ih, x, w.weight_ih.T)                             # (B, 4H)
+    else:
+        z = torch.mm(x, w.weight_ih.T)
+    z.addmm_(h, w.weight_hh.T)
+    if w.bias_hh is not None:
+        z += w.bias_hh
+    g = torch.tanh(z[:, 2 * H:3 * H])
+    z = z.sigmoid_()
+    c = torch.addcmul(z[:, H:2 * H] * c, z[:, :H], g)                          # f * c + i * g
+    h = z[:, 3 * H:] * torch.tanh(c)                                            # (B, H)
+    if w.weight_hr is not None:
+        h = h @ w.weight_hr.T                                                   # (B, P)
+    # fmt: on
+    return h, c
