@@ -31,10 +31,12 @@ GRID: list[tuple[str, int, tuple[str, ...], list[str]]] = [
     ("adding", 200, MODELS, []),
     ("copy", 100, MODELS, ["--hidden-size", "40", "--lr", "1e-3"]),  # Arjovsky et al.: LSTM 40 units
     ("temporal_order", 100, MODELS, []),
+    ("temporal_order", 100, ("lstm",), ["--forget-bias", "5"]),
     ("embedded_reber", 50, MODELS, []),
     ("noise_free_lag", 100, MODELS, []),
     ("noise_free_lag", 100, ("lstm",), ["--forget-bias", "5"]),  # nearer the 1997 cell, which never forgets
     ("adding_1997", 100, MODELS, []),
+    ("adding_1997", 100, ("lstm",), ["--forget-bias", "5"]),
 ]
 BUDGET = ["--max-sequences", "400000", "--max-seconds", "300"]
 
@@ -120,9 +122,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", default=None, help="run only this task")
     parser.add_argument("--model", default=None, help="run only this model")
+    parser.add_argument("--forget-bias", type=float, default=None, help="run only rows with this LSTM forget bias")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    grid = [(t, n, m, e) for t, n, ms, e in GRID for m in ms if args.only in (None, t) and args.model in (None, m)]
+    def bias_of(extra: list[str]) -> float:
+        return float(extra[extra.index("--forget-bias") + 1]) if "--forget-bias" in extra else 1.0
+
+    grid = [
+        (t, n, m, e) for t, n, ms, e in GRID for m in ms
+        if args.only in (None, t) and args.model in (None, m) and args.forget_bias in (None, bias_of(e))
+    ]  # fmt: skip
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(lambda g: run_one(g[0], g[1], g[2], g[3], args.seed), grid))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
