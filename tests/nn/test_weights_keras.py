@@ -230,3 +230,22 @@ def test_to_keras_errors():
         to_keras(torch.nn.LSTM(I, H, bidirectional=True), _keras_lstm())
     with pytest.raises(ValueError, match="use_bias=False but the module's layer 0 has nonzero biases.*use_bias=True"):
         to_keras(_randomize_torch(torch.nn.LSTM(I, H)), _keras_lstm(use_bias=False))
+
+
+@pytest.mark.parametrize("backend", ["auto", "lstmkit", "reference"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_keras_weights_round_trip_through_lstmkit_lstm(backend, bidirectional):
+    """Keras -> lstmkit.nn.LSTM (every backend) gives Keras' numbers, and lstmkit -> Keras gives them back."""
+    import lstmkit.nn as lnn
+
+    layer = _keras_lstm(bidirectional=bidirectional)
+    lstm = from_keras(layer, lnn.LSTM(I, H, bidirectional=bidirectional, backend=backend))
+    x = _input(3)
+    expected = _run_keras(layer, x)
+    out, (h_n, c_n) = _run_torch(lstm, x)
+    torch.testing.assert_close(out, expected[0])
+    torch.testing.assert_close(h_n[0], expected[1])
+    torch.testing.assert_close(c_n[0], expected[2])
+    fresh = _keras_lstm(bidirectional=bidirectional)
+    to_keras(lstm, fresh)
+    torch.testing.assert_close(_run_keras(fresh, x)[0], out)
