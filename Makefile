@@ -26,8 +26,8 @@ bench: $(STAMP)
 	OMP_NUM_THREADS=2 $(VENV)/bin/lstmkit bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks experiments tools
-	$(VENV)/bin/ruff format --check src tests benchmarks experiments tools
+	$(VENV)/bin/ruff check src tests benchmarks experiments
+	$(VENV)/bin/ruff format --check src tests benchmarks experiments
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

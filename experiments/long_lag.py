@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--forget-bias", type=float, default=None, help="run only rows with this LSTM forget bias")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+
     def bias_of(extra: list[str]) -> float:
         return float(extra[extra.index("--forget-bias") + 1]) if "--forget-bias" in extra else 1.0
 

@@ -183,6 +183,7 @@ class LSTM(nn.Module):
                     }
                 for name, shape in shapes.items():
                     self.register_parameter(name, nn.Parameter(torch.empty(shape)))
+        self._per_direction = 2 + 2 * bias + (proj_size > 0)  # flat weights per layer and direction, torch's order
         self.reset_parameters()
 
     # ---- parameters -------------------------------------------------------------------------------------------
@@ -494,12 +495,11 @@ class LSTM(nn.Module):
             keep = (~reset.bool()).to(x_t.dtype)[None, :, None]  # (1, B, 1)
             h, c = h * keep, c * keep
         if self._plain and not torch.is_grad_enabled():
-            if self.num_layers == 1:  # the common streaming case: no per-layer lists, no stack
-                h_l, c_l = stream.step(x_t, h[0], c[0], self.layer_weights(0))
-                return h_l, (h_l.unsqueeze(0), c_l.unsqueeze(0))
             hs, cs, inp = [], [], x_t
             for layer in range(self.num_layers):
-                h_l, c_l = stream.step(inp, h[layer], c[layer], self.layer_weights(layer))
+                h_l, c_l = self._stream_step(layer, inp, h[layer], c[layer])
+                if self.num_layers == 1:  # the common streaming case: no stack
+                    return h_l, (h_l.unsqueeze(0), c_l.unsqueeze(0))
                 hs.append(h_l)
                 cs.append(c_l)
                 inp = h_l
@@ -520,6 +520,23 @@ class LSTM(nn.Module):
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 inp = F.dropout(inp, self.dropout, training=True)
         return inp, (torch.stack(hs), torch.stack(cs))
+
+    def _stream_step(self, layer: int, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """One plain step of one layer without autograd, reading the live parameters (never a cached copy).
+
+        Parameters are looked up in ``_parameters`` directly: ``nn.Module.__getattr__`` for ten names costs more
+        than the H = 256 matrix-vector product itself (16 us against 19 us measured).
+        """
+        p = self._parameters
+        names = self._flat_weights_names[layer * self.num_directions * self._per_direction :][: self._per_direction]
+        weights = [p[name] for name in names]  # weight_ih, weight_hh, [bias_ih, bias_hh], [weight_hr]
+        if self.proj_size == 0:
+            if not self.bias:
+                weights += [None, None]
+            return torch.lstm_cell(x, (h, c), *weights)  # PyTorch's C++ cell: one call, no Python-level ops
+        w_ih, w_hh, *rest = weights
+        b_ih, b_hh = (rest[0], rest[1]) if self.bias else (None, None)
+        return stream.step(x, h, c, functional.LSTMLayerWeights(w_ih, w_hh, b_ih, b_hh, weight_hr=rest[-1]))
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"

@@ -1,10 +1,11 @@
-"""The streaming step: one time step of a plain LSTM layer at small batch, without autograd.
+"""The streaming step of a plain LSTM layer with projection (LSTMP), at small batch, without autograd.
 
-A one-step call through a fused sequence kernel pays for reordering its weights on every call (oneDNN) and
-dispatches a dozen ops; here a layer step is two matrix products straight from the live parameters and six
-element-wise ops. The weights are deliberately not packed into a cached copy: an optimizer that updates
-parameters without bumping their version counters (fused Adam, updates through ``p.data``) would leave such a
-cache silently stale. Pinned to the reference cell by ``tests/nn/test_streaming.py``.
+Without projection ``LSTM.step`` calls PyTorch's C++ ``torch.lstm_cell``, which has no projection; this is the
+same step in Python ops with the projection added. A one-step call through a fused sequence kernel pays for
+reordering its weights on every call (oneDNN); here a layer step is two matrix products straight from the live
+parameters and six element-wise ops. The weights are deliberately not packed into a cached copy: an optimizer
+that updates parameters without bumping their version counters (fused Adam, updates through ``p.data``) would
+leave such a cache silently stale. Pinned to the reference cell by ``tests/nn/test_streaming.py``.
 """
 
 from __future__ import annotations
