@@ -8,6 +8,7 @@ per-step states for gradient-flow pictures.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -21,8 +22,10 @@ from . import _common, functional, init
 class _SingleStateRNN(nn.Module):
     """Shared plumbing of GRU and RNN: one state tensor h, torch's parameters, fused or reference path."""
 
-    _gates: int
+    _gates: int  # gate blocks in weight_ih: 3 for GRU (r, z, n), 1 for the tanh RNN
     _name: str
+    _cell_fn: Callable[..., Tensor]  # the reference step: (x, h, weight_ih, weight_hh, bias_ih, bias_hh) -> h'
+    _kernel: Callable[..., tuple[Tensor, Tensor]]  # PyTorch's fused kernel, torch._VF.gru / torch._VF.rnn_tanh
 
     def __init__(
         self,
@@ -72,12 +75,6 @@ class _SingleStateRNN(nn.Module):
         """torch's init: every weight and bias ~ U(-k, k), k = 1/sqrt(hidden_size)."""
         init.uniform_(list(self.parameters()), self.hidden_size)
 
-    def _cell(self, x: Tensor, h: Tensor, layer: int, direction: int) -> Tensor:
-        raise NotImplementedError  # each subclass names its reference cell
-
-    def _fused(self, *args):
-        raise NotImplementedError  # each subclass names its fused kernel
-
     def forward(self, x: Tensor, state: Tensor | None = None, lengths: Tensor | None = None, *, record: bool = False):
         """Run the stack. x: (B, T, I) if batch_first else (T, B, I); state h_0: (L*D, B, H).
 
@@ -110,10 +107,11 @@ class _SingleStateRNN(nn.Module):
         weights = [getattr(self, n) for n in self._flat_weights_names]
         args = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if lengths is None:
-            return self._fused(x, h0, weights, *args, self.batch_first)
+            output, h_n = self._kernel(x, h0, weights, *args, self.batch_first)
+            return output, h_n
         total = x.shape[1] if self.batch_first else x.shape[0]
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=False)
-        data, h_n = self._fused(
+        data, h_n = self._kernel(
             packed.data, packed.batch_sizes, h0.index_select(1, packed.sorted_indices), weights, *args
         )
         out = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
@@ -135,7 +133,7 @@ class _SingleStateRNN(nn.Module):
                 h = h0[layer * self.num_directions + direction]
                 outs, steps = [], []
                 for t in range(time):
-                    h_new = self._cell(seq[t], h, layer, direction)              # (B, H)
+                    h_new = self._cell_fn(seq[t], h, *self._weights(layer, direction))   # (B, H)
                     if valid is not None:
                         h_new = valid[t] * h_new + (1 - valid[t]) * h
                     h = h_new
@@ -174,13 +172,8 @@ class GRU(_SingleStateRNN):
 
     _gates = 3
     _name = "GRU"
-
-    def _cell(self, x, h, layer, direction):
-        return functional.gru_cell(x, h, *self._weights(layer, direction))
-
-    def _fused(self, *args):
-        out, h_n = torch._VF.gru(*args)
-        return out, h_n
+    _cell_fn = staticmethod(functional.gru_cell)
+    _kernel = staticmethod(torch._VF.gru)
 
 
 class RNN(_SingleStateRNN):
@@ -192,10 +185,5 @@ class RNN(_SingleStateRNN):
 
     _gates = 1
     _name = "RNN"
-
-    def _cell(self, x, h, layer, direction):
-        return functional.rnn_tanh_cell(x, h, *self._weights(layer, direction))
-
-    def _fused(self, *args):
-        out, h_n = torch._VF.rnn_tanh(*args)
-        return out, h_n
+    _cell_fn = staticmethod(functional.rnn_tanh_cell)
+    _kernel = staticmethod(torch._VF.rnn_tanh)

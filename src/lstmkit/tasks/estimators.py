@@ -13,6 +13,7 @@ batch 16) is, here::
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 from pathlib import Path
@@ -74,7 +75,7 @@ class _ShuffledBatches:
             yield self.x[index], self.y[index]
 
 
-class _SequenceEstimator:
+class _SequenceEstimator(abc.ABC):
     """Shared fit / predict / save / load plumbing. Subclasses name the loss, the targets and the score."""
 
     _kind: str
@@ -108,17 +109,21 @@ class _SequenceEstimator:
         self.history_: list[dict[str, Any]] = []
 
     # ---- hooks for subclasses ---------------------------------------------------------------------------------
+    @abc.abstractmethod
     def _prepare_targets(self, y: Any, n: int) -> tuple[Tensor, int]:
-        raise NotImplementedError
+        """Check ``y`` against N samples; return the target tensor and the model's output size."""
 
+    @abc.abstractmethod
     def _loss(self, pred: Tensor, y: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The training loss of predictions (B, O) against targets."""
 
+    @abc.abstractmethod
     def _extra_state(self) -> dict[str, Any]:
-        return {}
+        """What the subclass saves beside the weights (e.g. class labels), JSON-ready."""
 
+    @abc.abstractmethod
     def _restore_extra(self, state: dict[str, Any]) -> None:
-        pass
+        """Restore what :meth:`_extra_state` saved."""
 
     # ---- public API --------------------------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
