@@ -20,16 +20,6 @@ I, H, P, B, T = 4, 5, 3, 3, 6
 TOLERANCES = {torch.float64: {"rtol": 1e-10, "atol": 1e-12}, torch.float32: {"rtol": 1e-5, "atol": 1e-5}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: at these tiny sizes extra threads only add synchronisation, and on a shared machine
-    torch's per-step layer-norm kernels then run ~100x slower (measured: 6 ms instead of 5 us a call)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 VARIANTS = {
     "plain": {},
     "layer_norm": {"layer_norm": True},

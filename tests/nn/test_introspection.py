@@ -14,15 +14,6 @@ I, H, P, B, T = 3, 4, 2, 2, 6
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: at these tiny sizes more threads only add synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _lstm(seed=0, **kwargs) -> lnn.LSTM:
     torch.manual_seed(seed)
     return lnn.LSTM(I, H, **kwargs).double().eval()

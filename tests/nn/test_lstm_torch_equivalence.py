@@ -22,15 +22,6 @@ I, H, P, B = 3, 4, 3, 3  # input_size, hidden_size, proj_size (when used), batch
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: at these tiny sizes more threads only add synchronisation (on a shared machine, ~100x)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pair(
     *, num_layers=1, bias=True, batch_first=True, bidirectional=False, proj_size=0, backend="torch", dtype=torch.float64
 ):

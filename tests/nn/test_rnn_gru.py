@@ -17,15 +17,6 @@ F64 = {"rtol": 1e-10, "atol": 1e-12}
 PAIRS = {"GRU": (lnn.GRU, torch.nn.GRU), "RNN": (lnn.RNN, torch.nn.RNN)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: at these tiny sizes more threads only add synchronisation (on a shared machine, ~100x)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pair(kind, backend, **kwargs):
     ours_cls, torch_cls = PAIRS[kind]
     ref = torch_cls(I, H, **kwargs).double()

@@ -18,16 +18,6 @@ I, H, P, B, T = 3, 5, 2, 3, 8
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: at these tiny sizes more threads only add synchronisation (on a shared machine, torch's
-    per-step layer-norm kernel then runs ~100x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 VARIANTS = {
     "plain": {},
     "no_bias": {"bias": False},

@@ -21,15 +21,6 @@ B, T, I, H, P = 2, 5, 4, 3, 2
 EPS = 1e-5  # layer-norm epsilon, torch.nn.LayerNorm's
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: at these tiny sizes more threads only add synchronisation (on a shared machine, ~100x)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---- the independent formulas ---------------------------------------------------------------------------------------
 def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
