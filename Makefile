@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lstmkit-installed
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench lint install clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/lstmkit demo --out runs/demo
 
-test: $(STAMP)
+# System packages pip cannot install (chromium, for the HTML report test); instant when they are already there.
+system-deps:
+	sh scripts/install-system-deps.sh
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
