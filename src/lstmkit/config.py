@@ -290,6 +290,17 @@ class TrainConfig(StrictConfig):
     max_steps: int | None = None  # Cap on total optimizer steps; training stops when reached, even mid-epoch.
     log_every_steps: int | None = None  # None: metrics once per epoch; n: also a row every n steps to steps.csv.
     progress: bool = True  # Rich progress bar; shown only when stderr is an interactive terminal.
+    # Crash-safe checkpoints in <run_dir>/checkpoints (only when the Trainer has a run_dir): one at the start, one at
+    # every epoch end, and one every checkpoint_every_steps optimizer steps if set. Each holds what an exact resume
+    # needs (weights, optimizer, schedule, RNGs, data position, carried TBPTT state).
+    checkpoint: bool = True
+    checkpoint_every_steps: int | None = None
+    keep_checkpoints: int = 2  # The newest N regular checkpoints are kept, plus the best by `monitor`.
+    # A non-finite loss or gradient: "raise" stops with where it arose (module, time step); "skip" drops that step's
+    # update; "rollback" restores weights and optimizer from the last checkpoint and goes on with the next batch
+    # (the batches in between are skipped, as PaLM did for loss spikes).
+    on_nonfinite: Literal["raise", "skip", "rollback"] = "raise"
+    max_nonfinite_steps: int = 10  # Give up after this many non-finite steps in a row, whatever on_nonfinite says.
 
     def validate(self) -> None:
         """Check ranges and combinations.
@@ -370,4 +381,18 @@ class TrainConfig(StrictConfig):
         _require(
             self.log_every_steps is None or self.log_every_steps >= 1,
             f"TrainConfig.log_every_steps must be >= 1 or None (per-epoch rows only), got {self.log_every_steps}.",
+        )
+        _require(
+            self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1,
+            f"TrainConfig.checkpoint_every_steps must be >= 1 or None (epoch ends only), got "
+            f"{self.checkpoint_every_steps}.",
+        )
+        _require(
+            self.keep_checkpoints >= 1,
+            f"TrainConfig.keep_checkpoints must be >= 1, got {self.keep_checkpoints}. Set checkpoint=False to write "
+            "none.",
+        )
+        _require(
+            self.max_nonfinite_steps >= 1,
+            f"TrainConfig.max_nonfinite_steps must be >= 1, got {self.max_nonfinite_steps}.",
         )

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +38,8 @@ from typing import Any, TypeVar
 import safetensors
 import safetensors.torch
 import torch
+
+from lstmkit._atomic import atomic_write_bytes, tensors_for_saving
 
 __all__ = [
     "CONFIG_FILE",
@@ -76,50 +77,6 @@ def _version() -> str:
     import lstmkit  # at call time: lstmkit/__init__ re-exports this module, so a top-level import would be circular
 
     return str(lstmkit.__version__)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either the old file or the complete new one, never partial."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable; not possible on every platform (e.g. Windows), so best effort
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def _tensors_for_saving(tensors: Mapping[str, Any], what: str) -> dict[str, torch.Tensor]:
-    """Detached, contiguous CPU copies (copies, so tied weights do not trip safetensors' shared-memory check)."""
-    out: dict[str, torch.Tensor] = {}
-    for name, t in tensors.items():
-        if not isinstance(name, str):
-            raise TypeError(f"{what} keys must be strings, got {type(name).__name__} {name!r}.")
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(
-                f"{what}[{name!r}] is a {type(t).__name__}, not a tensor; safetensors stores tensors only. "
-                "Put non-tensor values in the config instead."
-            )
-        if t.layout != torch.strided:
-            raise TypeError(f"{what}[{name!r}] is a {t.layout} tensor; convert it with .to_dense() before saving.")
-        out[name] = t.detach().to("cpu", copy=True).contiguous()
-    return out
 
 
 def save_run(
@@ -173,17 +130,17 @@ def save_run(
             "float, bool, None, lists, dicts with string keys); finite floats only."
         ) from e
     metadata = {"kind": kind, "lstmkit_version": payload["lstmkit_version"]}
-    weights = _tensors_for_saving(model.state_dict(), "model.state_dict()")
-    extra = _tensors_for_saving(extra_tensors, "extra_tensors") if extra_tensors else None
+    weights = tensors_for_saving(model.state_dict(), "model.state_dict()")
+    extra = tensors_for_saving(extra_tensors, "extra_tensors") if extra_tensors else None
 
     run_dir.mkdir(parents=True, exist_ok=True)
     # Weights before config: config.json is written last, so its presence marks a complete run.
-    _atomic_write_bytes(run_dir / WEIGHTS_FILE, safetensors.torch.save(weights, metadata=metadata))
+    atomic_write_bytes(run_dir / WEIGHTS_FILE, safetensors.torch.save(weights, metadata=metadata))
     if extra is not None:
-        _atomic_write_bytes(run_dir / EXTRA_FILE, safetensors.torch.save(extra, metadata=metadata))
+        atomic_write_bytes(run_dir / EXTRA_FILE, safetensors.torch.save(extra, metadata=metadata))
     elif (run_dir / EXTRA_FILE).exists():
         os.unlink(run_dir / EXTRA_FILE)  # overwrite=True without extras: drop the stale file of the old run
-    _atomic_write_bytes(config_path, config_bytes)
+    atomic_write_bytes(config_path, config_bytes)
     logger.info("saved run of kind %r to %s", kind, run_dir)
     return run_dir
 

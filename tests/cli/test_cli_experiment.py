@@ -27,7 +27,7 @@ def test_experiment_errors_are_one_sentence(tmp_path, capsys):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "config.json").write_text("{}")
     assert main(["experiment", "adding", "--out", str(tmp_path / "r")]) == 2
-    assert "already holds a run" in capsys.readouterr().err
+    assert "already holds a finished run" in capsys.readouterr().err
 
 
 def test_demo_runs_small(tmp_path, capsys):
@@ -37,3 +37,46 @@ def test_demo_runs_small(tmp_path, capsys):
     assert set(doc["results"]) == {"lstm", "rnn"}
     assert (tmp_path / "demo" / "gradient_flow.png").stat().st_size > 0
     assert (tmp_path / "demo" / "lstm" / "gates.png").exists()
+
+
+def _interrupt_in_epoch(monkeypatch, epoch: int, batch: int) -> None:
+    """Make the long-lag training data raise mid-epoch, as a crash would."""
+    from lstmkit.tasks import long_lag
+
+    real_iter = long_lag._TrainBatches.__iter__
+    seen = {"epochs": 0}
+
+    def crashing(self):
+        seen["epochs"] += 1
+        for i, b in enumerate(real_iter(self)):
+            if seen["epochs"] == epoch and i == batch:
+                raise KeyboardInterrupt("simulated crash")
+            yield b
+
+    monkeypatch.setattr(long_lag._TrainBatches, "__iter__", crashing)
+
+
+def test_resume_continues_an_interrupted_experiment_exactly(tmp_path, capsys, monkeypatch):
+    args = ["experiment", "adding", "--length", "10", "--max-sequences", "6400", "--json"]  # 2 epochs of 50
+    assert main([*args, "--out", str(tmp_path / "clean")]) == 0
+    clean = json.loads(capsys.readouterr().out)
+    with monkeypatch.context() as m:
+        _interrupt_in_epoch(m, epoch=2, batch=10)
+        assert main([*args, "--out", str(tmp_path / "cut")]) == 130  # Ctrl-C
+    capsys.readouterr()
+    assert not (tmp_path / "cut" / "config.json").exists()
+    assert main(["resume", str(tmp_path / "cut"), "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    differ = {"seconds", "run_dir"}
+    assert {k: v for k, v in resumed.items() if k not in differ} == {k: v for k, v in clean.items() if k not in differ}
+    assert main(["resume", str(tmp_path / "cut")]) == 2  # finished now
+    assert "finished run" in capsys.readouterr().err
+
+
+def test_resume_errors_are_one_sentence(tmp_path, capsys):
+    assert main(["experiment", "adding", "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+    assert main(["experiment", "adding", "--resume", "--out", str(tmp_path / "none")]) == 2
+    assert "Nothing to resume" in capsys.readouterr().err
+    assert main(["resume", str(tmp_path / "none")]) == 2
+    assert "Nothing to resume" in capsys.readouterr().err

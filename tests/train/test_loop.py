@@ -413,6 +413,7 @@ def test_metrics_csv_columns_and_rows(tmp_path: Path) -> None:
         "lr",
         "grad_norm",
         "grad_norm_max",
+        "nonfinite_steps",
         "items_per_sec",
         "seconds",
     ]

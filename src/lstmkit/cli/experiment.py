@@ -31,6 +31,9 @@ def experiment(
     max_seconds: Annotated[float, typer.Option("--max-seconds", help="Training budget in seconds.")] = 600.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory for weights, metrics and pictures.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the interrupted run in --out from its newest checkpoint.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary last on stdout.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -43,7 +46,9 @@ def experiment(
     if task not in long_lag_data.TASKS:
         fail(f"unknown task {task!r}; choose one of {', '.join(sorted(long_lag_data.TASKS))}.")
     if out is not None and (out / "config.json").exists():
-        fail(f"{out} already holds a run; choose another --out or delete that directory.")
+        fail(f"{out} already holds a finished run; choose another --out or delete that directory.")
+    if resume and out is None:
+        fail("--resume needs --out: the run directory that holds the checkpoints.")
     try:
         cfg = long_lag.ExperimentConfig(
             task=task, cell=model, length=length, hidden_size=hidden_size, forget_bias=forget_bias,
@@ -52,8 +57,38 @@ def experiment(
         )  # fmt: skip
     except ValueError as exc:
         fail(str(exc))
-    result = long_lag.run(cfg, out)
+    from ..train import CheckpointError, ResumeError
+
+    try:
+        result = long_lag.run(cfg, out, resume=resume)
+    except (ResumeError, CheckpointError) as exc:
+        fail(str(exc))
+    _report(result.summary(), task, model, as_json)
+
+
+@app.command("resume")
+def resume_run(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory of an interrupted run (its --out).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary last on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Continue an interrupted training run from its newest checkpoint, whatever task started it."""
+    setup_logging(verbose)
+    import lstmkit  # noqa: F401  (imports every task, registering how each resumes)
+
+    from ..train import CheckpointError, ResumeError, resume
+
+    if (run_dir / "config.json").exists():
+        fail(f"{run_dir} holds a finished run: there is nothing to resume.")
+    try:
+        result = resume(run_dir)
+    except (ResumeError, CheckpointError) as exc:
+        fail(str(exc))
     summary = result.summary()
+    _report(summary, summary["task"], summary["model"], as_json)
+
+
+def _report(summary: dict, task: str, model: str, as_json: bool) -> None:
     if as_json:
         print_json(summary)
         return

@@ -27,7 +27,7 @@ from torch import Tensor
 from .. import runs
 from ..config import StrictConfig, TrainConfig
 from ..nn import hidden_grad_norms
-from ..train import StepOutput, Trainer, seed_everything
+from ..train import StepOutput, Trainer, register_resumer, seed_everything
 from . import long_lag_data as data
 from .sequence_model import ModelConfig, SequenceModel
 
@@ -140,6 +140,14 @@ class _SolvedCheck:
         self.cfg, self.started = cfg, started
         self.solved_at: int | None = None
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"solved_at": self.solved_at, "elapsed": time.perf_counter() - self.started}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue a resumed run: the time budget counts the seconds spent before the crash."""
+        self.solved_at = state["solved_at"]
+        self.started = time.perf_counter() - state["elapsed"]
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> bool:
         seen = trainer.global_step * self.cfg.batch_size
         if metrics.get("val_solved", 0.0) >= 1.0 and self.solved_at is None:
@@ -160,8 +168,41 @@ def gradient_flow(model: SequenceModel, spec: data.TaskSpec, length: int, seed: 
     return norms.flip(0)
 
 
-def run(cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None = None) -> ExperimentResult:
-    """Train and judge one model on one task. Writes a run directory when ``run_dir`` is given."""
+class _TrainBatches:
+    """``eval_every`` fresh training batches per epoch from the task's generator, which it owns: its state is the
+    data's state, checkpointed at each epoch start so a resumed run sees the same sequences."""
+
+    def __init__(self, spec: data.TaskSpec, cfg: ExperimentConfig, length: int, seed: int) -> None:
+        self.spec, self.cfg, self.length = spec, cfg, length
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.cfg.eval_every
+
+    def __iter__(self):
+        for _ in range(self.cfg.eval_every):
+            yield _as_tuple(self.spec.make_batch(self.cfg.batch_size, self.length, self.generator))
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def _run_config(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What a resume must match: the experiment config without its display setting."""
+    return {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+
+
+def run(
+    cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False
+) -> ExperimentResult:
+    """Train and judge one model on one task. Writes a run directory when ``run_dir`` is given.
+
+    With ``resume=True`` the run continues from the newest checkpoint in ``run_dir`` (after a crash or a kill) and
+    ends as the uninterrupted run would have, bit for bit on CPU, unless the time budget (``max_seconds``) cut it.
+    """
     spec = data.get_task(cfg.task)
     length = cfg.resolved_length
     seed_everything(cfg.seed)
@@ -170,17 +211,16 @@ def run(cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None = None) ->
     if out is not None:
         if (out / "config.json").exists():
             raise FileExistsError(
-                f"{out} already holds a run (config.json exists); choose another --out or delete that directory."
+                f"{out} already holds a finished run (config.json exists); choose another --out or delete that "
+                "directory."
             )
         out.mkdir(parents=True, exist_ok=True)
+    elif resume:
+        raise ValueError("resume=True needs the run directory that holds the checkpoints (run_dir / --out).")
     norms_init = gradient_flow(model, spec, length, cfg.seed + 7)
 
-    train_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    train_data = _TrainBatches(spec, cfg, length, cfg.seed + 1)
     val_batch = spec.make_batch(cfg.val_size, length, torch.Generator().manual_seed(cfg.seed + 2))
-
-    def train_data():
-        for _ in range(cfg.eval_every):
-            yield _as_tuple(spec.make_batch(cfg.batch_size, length, train_gen))
 
     def loss_fn(model, batch, state):
         x, y, lengths, _ = batch
@@ -200,8 +240,11 @@ def run(cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None = None) ->
         epochs=max_epochs, batch_size=cfg.batch_size, lr=cfg.lr, clip_grad_norm=cfg.clip_grad_norm, seed=cfg.seed,
         progress=cfg.progress, monitor="val_loss",
     )  # fmt: skip
-    trainer = Trainer(model, loss_fn, train_cfg, run_dir=out, eval_fn=eval_fn, callbacks=[check])
-    trainer.fit(train_data, val_data=[val_batch])
+    trainer = Trainer(
+        model, loss_fn, train_cfg, run_dir=out, eval_fn=eval_fn, callbacks=[check], run_config=_run_config(cfg),
+        kind=KIND,
+    )  # fmt: skip
+    trainer.fit(train_data, val_data=[val_batch], resume=resume)
     seconds = time.perf_counter() - started
 
     test_batch = spec.make_batch(cfg.test_size, length, torch.Generator().manual_seed(cfg.seed + 3))
@@ -273,3 +316,10 @@ class LongLagRun:
             pred, _ = self.model(batch["x"], None, batch["lengths"])
         solved, value = spec.success(pred, batch)
         return {"metric": spec.metric, "value": float(value), "solved": bool(solved)}
+
+
+def _resume(run_dir: Path, run_config: dict[str, Any]) -> ExperimentResult:
+    return run(ExperimentConfig.from_dict(run_config), run_dir, resume=True)
+
+
+register_resumer(KIND, _resume)

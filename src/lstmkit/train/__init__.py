@@ -1,26 +1,33 @@
 """lstmkit.train: a plain training loop that knows nothing of LSTMs.
 
 Full and truncated BPTT, gradient clipping, optimizers and learning-rate schedules, early stopping, a metrics CSV and a
-progress bar. The task supplies ``loss_fn(model, batch, state) -> StepOutput``; see :class:`Trainer`.
+progress bar; crash-safe checkpoints with exact resume (:func:`resume`), and guards against non-finite steps. The task
+supplies ``loss_fn(model, batch, state) -> StepOutput``; see :class:`Trainer`.
 """
 
 from lstmkit.config import TrainConfig
+from lstmkit.train.checkpoint import CheckpointError, ResumeError
 from lstmkit.train.loop import Callback, EvalFn, LossFn, StepOutput, Trainer, detach_state, seed_everything, split_time
 from lstmkit.train.metrics import MetricsLogger
 from lstmkit.train.optim import LRSchedule, build_optimizer, build_schedule
+from lstmkit.train.resume import register_resumer, resume
 
 __all__ = [
     "Callback",
+    "CheckpointError",
     "EvalFn",
     "LRSchedule",
     "LossFn",
     "MetricsLogger",
+    "ResumeError",
     "StepOutput",
     "TrainConfig",
     "Trainer",
     "build_optimizer",
     "build_schedule",
     "detach_state",
+    "register_resumer",
+    "resume",
     "seed_everything",
     "split_time",
 ]

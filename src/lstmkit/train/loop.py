@@ -19,7 +19,11 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import importlib.metadata
+import io
+import itertools
 import logging
 import math
 import os
@@ -32,7 +36,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from lstmkit._atomic import atomic_write_bytes
 from lstmkit.config import TrainConfig
+from lstmkit.train import checkpoint as ckpt
+from lstmkit.train.guards import all_finite, locate_nonfinite, nonfinite_grads
 from lstmkit.train.metrics import MetricsLogger
 from lstmkit.train.optim import build_optimizer, build_schedule
 from lstmkit.train.progress import ProgressBar
@@ -225,6 +232,49 @@ class _Mean:
         return {k: (s / self.weight if self.weight > 0 else math.nan) for k, s in self.sums.items()}
 
 
+class _EpochAcc:
+    """Running sums of one epoch, kept across a resume so the epoch's row comes out the same."""
+
+    def __init__(self) -> None:
+        self.means = _Mean()
+        self.grad_norms: list[float] = []
+        self.items = 0
+        self.lr = math.nan
+        self.n_batches = 0
+        self.nonfinite = 0
+        self.seconds_before = 0.0  # training seconds of this epoch spent before a resume
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "sums": dict(self.means.sums), "weight": self.means.weight, "grad_norms": list(self.grad_norms),
+            "items": self.items, "lr": self.lr, "n_batches": self.n_batches, "nonfinite": self.nonfinite,
+            "seconds": self.seconds_before,
+        }  # fmt: skip
+
+    @classmethod
+    def from_state(cls, s: Mapping[str, Any]) -> _EpochAcc:
+        acc = cls()
+        acc.means.sums, acc.means.weight = dict(s["sums"]), s["weight"]
+        acc.grad_norms, acc.items, acc.lr = list(s["grad_norms"]), s["items"], s["lr"]
+        acc.n_batches, acc.nonfinite, acc.seconds_before = s["n_batches"], s["nonfinite"], s["seconds"]
+        return acc
+
+
+def _is_stateful(data: Any) -> bool:
+    return callable(getattr(data, "state_dict", None)) and callable(getattr(data, "load_state_dict", None))
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("lstmkit")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# Fields that may change between a run and its resume without changing what is computed.
+_RESUME_FREE_FIELDS = frozenset({"progress"})
+
+
 class Trainer:
     """Trains ``model`` by minimising ``loss_fn`` over batches.
 
@@ -235,19 +285,35 @@ class Trainer:
             ``StepOutput.state``, detached, and None at the start of each batch (and of each epoch).
         config: the :class:`TrainConfig`.
         run_dir: if set, ``metrics.csv`` (one row per epoch) and, with ``log_every_steps``, ``steps.csv`` are
-            appended there. Weights are saved by the caller (see :func:`lstmkit.runs.save_run`).
+            appended there, and (with ``config.checkpoint``) crash-safe checkpoints are written to
+            ``run_dir/checkpoints`` (see :mod:`lstmkit.train.checkpoint`). Final weights are saved by the caller
+            (see :func:`lstmkit.runs.save_run`).
         eval_fn: ``eval_fn(model, val_data) -> dict`` of validation metrics, called in eval mode under
             ``torch.no_grad()``. None: the mean of ``loss_fn`` over ``val_data`` as ``val_loss`` (plus ``val_<name>``
             for each ``StepOutput.metrics`` entry).
         callbacks: objects with an optional ``on_epoch_end(trainer, epoch, metrics) -> bool | None``; True stops.
+            A callback with ``state_dict()`` / ``load_state_dict()`` has its state checkpointed.
+        run_config: the task's resolved config (a dict or an object with ``to_dict()``), saved in every checkpoint;
+            resuming with a different one is refused.
+        kind: the task's name, saved in checkpoints so :func:`lstmkit.train.resume` can find who rebuilds the run.
+
+    Exact resume: a resumed run ends with the same weights, bit for bit on CPU, as an uninterrupted one, provided
+    the training data repeats given the same RNG states: a list or tensor dataset, a ``DataLoader`` (it draws its
+    shuffle seed from torch's RNG when an epoch starts), a callable that draws from its own ``torch.Generator`` with
+    ``state_dict()`` / ``load_state_dict()`` (the data's state at each epoch start is checkpointed), or any
+    iterable that is a pure function of the global RNG states at the epoch's start. A resumed epoch re-reads and
+    skips the batches it had already trained on.
 
     Attributes:
         optimizer: the ``torch.optim`` optimizer, built from ``config``.
         schedule: the :class:`lstmkit.train.optim.LRSchedule`.
         global_step: optimizer steps taken so far (across ``fit`` calls).
         history: one metrics dict per epoch, as returned by :meth:`fit`.
-        best_epoch, best_value: the epoch (1-based) and value of the best ``monitor`` seen with early stopping on.
+        best_epoch, best_value: the epoch (1-based) and value of the best ``monitor`` seen (when the epochs' rows
+            hold it).
         stop_reason: why the last ``fit`` ended early (``"max_steps"``, ``"early_stopping"``, ``"callback"``) or None.
+        last_checkpoint: the directory of the newest checkpoint written or resumed from, or None.
+        nonfinite_events: one sentence per non-finite step met (skipped or rolled back).
     """
 
     def __init__(
@@ -258,6 +324,9 @@ class Trainer:
         run_dir: str | os.PathLike[str] | None = None,
         eval_fn: EvalFn | None = None,
         callbacks: Sequence[Any] | None = None,
+        *,
+        run_config: Mapping[str, Any] | Any = None,
+        kind: str | None = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Trainer needs a torch.nn.Module as model, got {type(model).__name__}.")
@@ -270,12 +339,18 @@ class Trainer:
                 f"Trainer needs a TrainConfig, got {type(config).__name__}. "
                 "Build one with TrainConfig(...) or TrainConfig.from_dict({...})."
             )
+        if run_config is not None and callable(getattr(run_config, "to_dict", None)):
+            run_config = run_config.to_dict()
+        if run_config is not None and not isinstance(run_config, Mapping):
+            raise TypeError(f"run_config must be a dict or have to_dict(), got {type(run_config).__name__}.")
         self.model = model
         self.loss_fn = loss_fn
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.eval_fn = eval_fn
         self.callbacks = list(callbacks or [])
+        self.run_config = dict(run_config) if run_config is not None else None
+        self.kind = kind
         self._params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self._params, config)
         self.schedule = build_schedule(config)
@@ -284,29 +359,47 @@ class Trainer:
         self.best_epoch: int | None = None
         self.best_value: float | None = None
         self.stop_reason: str | None = None
+        self.last_checkpoint: Path | None = None
+        self.nonfinite_events: list[str] = []
         self._best_state: dict[str, torch.Tensor] | None = None
         self._bad_epochs = 0
         self._fit_start = 0.0
+        self._nonfinite_run = 0  # non-finite steps in a row
+        self._epoch_start: dict[str, Any] | None = None  # RNG and data state when the current epoch began
+        self._wrote_checkpoints = False
+
+    @property
+    def checkpointing(self) -> bool:
+        """Whether this trainer writes checkpoints (it has a run_dir and ``config.checkpoint`` is on)."""
+        return self.run_dir is not None and self.config.checkpoint
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, train_data: Any, val_data: Any = None) -> list[dict[str, Any]]:
+    def fit(self, train_data: Any, val_data: Any = None, *, resume: bool = False) -> list[dict[str, Any]]:
         """Train for ``config.epochs`` epochs (or until ``max_steps``, early stopping or a callback stops it).
 
         Args:
             train_data: an iterable of batches re-iterated each epoch (a DataLoader, a list), or a callable returning
                 a fresh iterable per epoch (for freshly generated synthetic sequences).
             val_data: the same kinds, evaluated after each epoch; None skips validation.
+            resume: continue from the newest checkpoint in ``run_dir/checkpoints`` (weights, optimizer, schedule,
+                RNGs, data position, metrics so far) instead of starting afresh.
 
         Returns:
-            The metrics of each epoch of this call: ``epoch`` (1-based), ``step`` (optimizer steps so far),
-            ``train_loss``, ``train_<metric>``, validation metrics, ``lr`` (last used), ``grad_norm`` (mean pre-clip
-            global norm) and ``grad_norm_max``, ``items_per_sec`` (training only), ``seconds`` (whole epoch).
-            With early stopping on, the model ends with the weights of the best epoch.
+            The metrics of each epoch (of the whole run when resuming): ``epoch`` (1-based), ``step`` (optimizer
+            steps so far), ``train_loss``, ``train_<metric>``, validation metrics, ``lr`` (last used), ``grad_norm``
+            (mean pre-clip global norm) and ``grad_norm_max``, ``nonfinite_steps``, ``items_per_sec`` (training
+            only), ``seconds`` (whole epoch). With early stopping on, the model ends with the weights of the best
+            epoch.
 
         Raises:
             ValueError: if ``train_data`` (or ``val_data``) yields no batches, or the monitored metric is missing.
-            FloatingPointError: if the loss is NaN or infinite; the message names the epoch and step.
+            FloatingPointError: if the loss or a gradient is NaN or infinite (with ``on_nonfinite="raise"``, or too
+                many in a row); the message says where it arose.
+            lstmkit.train.checkpoint.ResumeError: ``resume=True`` without a usable checkpoint, or a checkpoint from a
+                different config or lstmkit version; ``resume=False`` over another run's checkpoints.
+            lstmkit.train.checkpoint.CheckpointError: the run directory cannot hold checkpoints (checked before
+                training), or a write failed mid-run (the last good checkpoint is intact).
         """
         cfg = self.config
         needs_monitor = cfg.early_stopping_patience is not None or cfg.schedule == "plateau"
@@ -316,13 +409,30 @@ class Trainer:
                 f"TrainConfig.monitor={cfg.monitor!r} is a validation metric (used by {user}), but fit() got no "
                 "val_data. Pass val_data, or monitor a training metric such as 'train_loss'."
             )
+        if resume and self.run_dir is None:
+            raise ckpt.ResumeError("fit(resume=True) needs the Trainer's run_dir: that is where checkpoints are.")
         seed_everything(cfg.seed)
         self.history = []
         self.stop_reason = None
         self.best_epoch, self.best_value, self._best_state = None, None, None
         self._bad_epochs = 0
+        self._nonfinite_run = 0
         self._fit_start = time.perf_counter()
         device = self._params[0].device
+        start_epoch, position = 1, None
+        if resume:
+            position = self._resume(device)
+            start_epoch = position["epoch"]
+        elif self.checkpointing and not self._wrote_checkpoints and ckpt.latest_checkpoint(self.run_dir) is not None:
+            raise ckpt.ResumeError(
+                f"{self.run_dir} already holds checkpoints of an earlier run. Pass resume=True (--resume) to continue "
+                "it, or choose a new run directory."
+            )
+        if self.checkpointing:
+            ckpt.check_writable(self.run_dir, self._checkpoint_bytes_estimate())
+            if position is None:  # a step-0 checkpoint: something to roll back to from the first step on
+                self._snapshot_epoch_start(train_data)
+                self._save_checkpoint({"epoch": start_epoch, "batches_done": 0, "chunks_done": 0}, None, None)
         epoch_log = MetricsLogger(self.run_dir / "metrics.csv") if self.run_dir is not None else None
         step_log = (
             MetricsLogger(self.run_dir / "steps.csv")
@@ -330,9 +440,13 @@ class Trainer:
             else None
         )
         try:
+            if position is not None and position.get("finished"):
+                return self.history
             with ProgressBar(enabled=cfg.progress) as bar:
-                for epoch in range(1, cfg.epochs + 1):
-                    row, stop = self._run_epoch(epoch, train_data, val_data, device, bar, step_log)
+                for epoch in range(start_epoch, cfg.epochs + 1):
+                    row, epoch_stop = self._run_epoch(
+                        epoch, train_data, val_data, device, bar, step_log, position if epoch == start_epoch else None
+                    )
                     self.history.append(row)
                     if epoch_log is not None:
                         epoch_log.log(row)
@@ -342,14 +456,24 @@ class Trainer:
                         cfg.epochs,
                         ", ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                     )
-                    stop = self._after_epoch(epoch, row) or stop
+                    stop, improved = self._after_epoch(epoch, row)
+                    stop = stop or epoch_stop
+                    if self.checkpointing:
+                        finished = stop or epoch == cfg.epochs
+                        self._snapshot_epoch_start(train_data)  # the next epoch starts from here
+                        self._save_checkpoint(
+                            {"epoch": epoch + 1, "batches_done": 0, "chunks_done": 0, "finished": finished},
+                            None,
+                            None,
+                            best=improved,
+                        )
                     if stop:
                         break
         finally:
             for log in (epoch_log, step_log):
                 if log is not None:
                     log.close()
-        if self._best_state is not None:
+        if self._best_state is not None and cfg.early_stopping_patience is not None:
             self.model.load_state_dict(self._best_state)
             logger.info("restored the weights of epoch %d (%s=%.5g)", self.best_epoch, cfg.monitor, self.best_value)
         return self.history
@@ -362,55 +486,118 @@ class Trainer:
         device: torch.device,
         bar: ProgressBar,
         step_log: MetricsLogger | None,
+        position: dict[str, Any] | None,
     ) -> tuple[dict[str, Any], bool]:
-        """One pass over ``train_data`` and the validation after it. Returns the metrics row and whether to stop."""
+        """One pass over ``train_data`` and the validation after it. Returns the metrics row and whether to stop.
+
+        ``position`` (when resuming into this epoch) says how many batches and chunks were already trained on, and
+        holds the RNG / data state of the epoch's start, the running sums, the carried state and the RNG state now.
+        """
         cfg = self.config
-        t0 = time.perf_counter()
         self.model.train()
         total_batches = _length(train_data)
-        bar.start_epoch(epoch, cfg.epochs, total_batches)
-        means, grad_norms, items, lr = _Mean(), [], 0, math.nan
+        stateful = _is_stateful(train_data)
+        skip_batches = skip_chunks = 0
         state: Any = None  # reset at every epoch, carried or not
         prev_batch_size: int | None = None
-        n_batches = 0
+        if position is not None:  # resuming into this epoch: replay its start, then skip what was done
+            self._epoch_start = position["epoch_start"]
+            ckpt.restore_rng(self._epoch_start["rng"])
+            if stateful and self._epoch_start.get("data") is not None:
+                train_data.load_state_dict(self._epoch_start["data"])
+            skip_batches, skip_chunks = position["batches_done"], position["chunks_done"]
+            acc = _EpochAcc.from_state(position["acc"]) if position["acc"] is not None else _EpochAcc()
+            state, prev_batch_size = position["carried_state"], position["prev_batch_size"]
+        else:
+            self._snapshot_epoch_start(train_data)
+            acc = _EpochAcc()
+        t0 = time.perf_counter() - acc.seconds_before
+        bar.start_epoch(epoch, cfg.epochs, total_batches)
         stop = False
-        for raw in _iterate(train_data, "train_data"):
+        iterator = _iterate(train_data, "train_data")
+        pending: list[Any] = []
+        if skip_batches or skip_chunks:
+            for i in range(skip_batches + (1 if skip_chunks else 0)):
+                try:
+                    raw = next(iterator)
+                except StopIteration:
+                    raise ckpt.ResumeError(
+                        f"The training data yields {i} batches in epoch {epoch}, but the checkpoint was taken after "
+                        f"{skip_batches} batches of it: the data is not the data the run was trained on. Resume with "
+                        "the same data, or start a new run."
+                    ) from None
+            if skip_chunks:
+                pending.append(raw)
+            ckpt.restore_rng(position["rng"])
+        for raw in itertools.chain(pending, iterator):
             batch = _as_batch(raw, device)
-            n_batches += 1
             batch_size = batch[0].shape[0]
-            if not cfg.carry_state_across_batches or batch_size != prev_batch_size:
-                state = None
+            first_chunk = 0
+            if pending and raw is pending[0]:
+                first_chunk, pending = skip_chunks, []
+            else:
+                acc.n_batches += 1
+                if not cfg.carry_state_across_batches or batch_size != prev_batch_size:
+                    state = None
             prev_batch_size = batch_size
             chunks = split_time(batch, cfg.tbptt_steps) if cfg.tbptt_steps is not None else [batch]
             if self.schedule.total_steps is None:
                 self._infer_total_steps(total_batches, len(chunks))
-            for chunk_index, chunk in enumerate(chunks):
-                out, grad_norm, lr = self._optimizer_step(chunk, state, epoch, n_batches, chunk_index, len(chunks))
-                if cfg.tbptt_steps is not None or cfg.carry_state_across_batches:
-                    state = detach_state(out.state)
-                n = out.n_items if out.n_items is not None else chunk[0].shape[0]
-                means.add({"loss": float(out.loss.detach().item()), **self._read_metrics(out)}, n)
-                grad_norms.append(grad_norm)
-                items += n
-                if step_log is not None and self.global_step % cfg.log_every_steps == 0:
-                    step_log.log(
-                        {
-                            "epoch": epoch,
-                            "step": self.global_step,
-                            "loss": float(out.loss.detach().item()),
-                            "lr": lr,
-                            "grad_norm": grad_norm,
-                            "seconds": time.perf_counter() - self._fit_start,
-                        }
-                    )
+            for chunk_index in range(first_chunk, len(chunks)):
+                chunk = chunks[chunk_index]
+                out, grad_norm, lr = self._optimizer_step(chunk, state, epoch, acc.n_batches, chunk_index, len(chunks))
+                if out is None:  # a non-finite step, skipped or rolled back: the carried state is not trusted
+                    acc.nonfinite += 1
+                    state = None
+                else:
+                    if cfg.tbptt_steps is not None or cfg.carry_state_across_batches:
+                        state = detach_state(out.state)
+                    n = out.n_items if out.n_items is not None else chunk[0].shape[0]
+                    loss_value = float(out.loss.detach().item())
+                    acc.means.add({"loss": loss_value, **self._read_metrics(out)}, n)
+                    acc.grad_norms.append(grad_norm)
+                    acc.items += n
+                    acc.lr = lr
+                    if step_log is not None and self.global_step % cfg.log_every_steps == 0:
+                        step_log.log(
+                            {
+                                "epoch": epoch,
+                                "step": self.global_step,
+                                "loss": loss_value,
+                                "lr": lr,
+                                "grad_norm": grad_norm,
+                                "seconds": time.perf_counter() - self._fit_start,
+                            }
+                        )
                 if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
                     self.stop_reason, stop = "max_steps", True
+                if (
+                    self.checkpointing
+                    and cfg.checkpoint_every_steps is not None
+                    and out is not None
+                    and self.global_step % cfg.checkpoint_every_steps == 0
+                    and not stop
+                ):
+                    last = chunk_index == len(chunks) - 1
+                    acc.seconds_before = time.perf_counter() - t0
+                    self._save_checkpoint(
+                        {
+                            "epoch": epoch,
+                            "batches_done": acc.n_batches if last else acc.n_batches - 1,
+                            "chunks_done": 0 if last else chunk_index + 1,
+                            "prev_batch_size": prev_batch_size,
+                        },
+                        acc,
+                        state,
+                    )
+                if stop:
                     break
             elapsed = time.perf_counter() - t0
-            bar.update(loss=means.means()["loss"], items_per_sec=items / elapsed if elapsed > 0 else 0.0)
+            means = acc.means.means()
+            bar.update(loss=means.get("loss", math.nan), items_per_sec=acc.items / elapsed if elapsed > 0 else 0.0)
             if stop:
                 break
-        if n_batches == 0:
+        if acc.n_batches == 0:
             raise ValueError(
                 f"train_data yielded no batches in epoch {epoch}. "
                 + (
@@ -422,8 +609,9 @@ class Trainer:
                 )
             )
         train_seconds = time.perf_counter() - t0
-        train_means = means.means()
-        row: dict[str, Any] = {"epoch": epoch, "step": self.global_step, "train_loss": train_means.pop("loss")}
+        train_means = acc.means.means()
+        row: dict[str, Any] = {"epoch": epoch, "step": self.global_step}
+        row["train_loss"] = train_means.pop("loss", math.nan)
         row.update({f"train_{k}": v for k, v in train_means.items()})
         if val_data is not None:
             for k, v in self.evaluate(val_data, device).items():
@@ -435,14 +623,20 @@ class Trainer:
                 row[k] = v
         row.update(
             {
-                "lr": lr,
-                "grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else math.nan,
-                "grad_norm_max": max(grad_norms) if grad_norms else math.nan,
-                "items_per_sec": items / train_seconds if train_seconds > 0 else math.nan,
+                "lr": acc.lr,
+                "grad_norm": sum(acc.grad_norms) / len(acc.grad_norms) if acc.grad_norms else math.nan,
+                "grad_norm_max": max(acc.grad_norms) if acc.grad_norms else math.nan,
+                "nonfinite_steps": acc.nonfinite,
+                "items_per_sec": acc.items / train_seconds if train_seconds > 0 else math.nan,
                 "seconds": time.perf_counter() - t0,
             }
         )
         return row, stop
+
+    def _snapshot_epoch_start(self, train_data: Any) -> None:
+        """Remember the RNG states and the data's state as an epoch starts: a resume replays the epoch from here."""
+        data_state = train_data.state_dict() if _is_stateful(train_data) else None
+        self._epoch_start = {"rng": ckpt.capture_rng(), "data": data_state}
 
     def _infer_total_steps(self, total_batches: int | None, chunks_per_batch: int) -> None:
         """Fill in the run length for the cosine schedule once the first batch shows the chunks per batch."""
@@ -455,8 +649,9 @@ class Trainer:
 
     def _optimizer_step(
         self, chunk: Batch, state: Any, epoch: int, batch_index: int, chunk_index: int, n_chunks: int
-    ) -> tuple[StepOutput, float, float]:
-        """Forward, backward, clip and step on one chunk. Returns the output, the pre-clip grad norm and the lr."""
+    ) -> tuple[StepOutput | None, float, float]:
+        """Forward, backward, clip and step on one chunk. Returns the output, the pre-clip grad norm and the lr;
+        the output is None when the step was not finite and was skipped or rolled back."""
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
         out = self.loss_fn(self.model, chunk, state)
@@ -468,16 +663,13 @@ class Trainer:
         if not isinstance(out.loss, torch.Tensor) or out.loss.numel() != 1:
             got = f"shape {tuple(out.loss.shape)}" if isinstance(out.loss, torch.Tensor) else type(out.loss).__name__
             raise ValueError(f"StepOutput.loss must be a scalar tensor, got {got}. Reduce it (e.g. .mean()) first.")
+        lr = self.schedule.lr_at(self.global_step)
+        where = f"epoch {epoch}, step {self.global_step + 1} (batch {batch_index} of the epoch" + (
+            f", chunk {chunk_index + 1}/{n_chunks})" if n_chunks > 1 else ")"
+        )
         loss_value = float(out.loss.detach().item())
         if not math.isfinite(loss_value):
-            where = f"batch {batch_index} of the epoch" + (
-                f", chunk {chunk_index + 1}/{n_chunks}" if n_chunks > 1 else ""
-            )
-            raise FloatingPointError(
-                f"Non-finite loss ({loss_value}) at epoch {epoch}, step {self.global_step + 1} ({where}). "
-                "Lower lr, keep clip_grad_norm on, and check the batch for NaN or infinite inputs."
-            )
-        lr = self.schedule.lr_at(self.global_step)
+            return self._on_nonfinite(f"Non-finite loss ({loss_value}) at {where}", chunk, state, None), math.nan, lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         out.loss.backward()
@@ -486,13 +678,195 @@ class Trainer:
         else:
             grads = [p.grad for p in self._params if p.grad is not None]
             grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        norm = float(grad_norm.item())
+        if not math.isfinite(norm):
+            bad = nonfinite_grads(self.model)
+            what = f"Non-finite gradient (global norm {norm}) at {where}, in {', '.join(bad) or 'a parameter'}"
+            return self._on_nonfinite(what, chunk, state, out), math.nan, lr
         self.optimizer.step()
         self.global_step += 1
-        return out, float(grad_norm.item()), lr
+        self._nonfinite_run = 0
+        return out, norm, lr
+
+    def _on_nonfinite(self, what: str, chunk: Batch, state: Any, out: StepOutput | None) -> None:
+        """Diagnose a non-finite step, then raise, skip it or roll back, as ``config.on_nonfinite`` says."""
+        cfg = self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        rng = ckpt.capture_rng()  # the diagnosis re-runs the forward pass; it must not move the RNGs
+        try:
+            cause = locate_nonfinite(self.model, lambda: self.loss_fn(self.model, chunk, state), chunk)
+        finally:
+            ckpt.restore_rng(rng)
+        message = f"{what}: {cause}."
+        self._nonfinite_run += 1
+        if cfg.on_nonfinite == "raise" or self._nonfinite_run > cfg.max_nonfinite_steps:
+            if cfg.on_nonfinite != "raise":
+                message += f" That is {self._nonfinite_run} non-finite steps in a row (max_nonfinite_steps), so stop."
+            raise FloatingPointError(
+                message + " Lower lr, keep clip_grad_norm on, check the data for NaN or huge values, or set "
+                "on_nonfinite='skip' / 'rollback' to train through rare spikes."
+            )
+        if cfg.on_nonfinite == "rollback":
+            last = ckpt.latest_checkpoint(self.run_dir) if self.checkpointing else None
+            if last is None:
+                raise FloatingPointError(
+                    message + " on_nonfinite='rollback' needs a checkpoint to go back to: give the Trainer a run_dir "
+                    "(with checkpoint=True), or use on_nonfinite='skip'."
+                )
+            self._restore_weights(last)
+            message += f" Rolled back to {last.name} and went on with the next batch."
+        else:
+            message += " Skipped this update."
+        logger.warning("%s", message)
+        self.nonfinite_events.append(message)
+        return None
 
     @staticmethod
     def _read_metrics(out: StepOutput) -> dict[str, float]:
         return {str(k): _to_float(v, f"StepOutput.metrics[{k!r}]") for k, v in out.metrics.items()}
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint_bytes_estimate(self) -> int:
+        """Two checkpoints of the model and its optimizer state (Adam keeps two moments per parameter)."""
+        param_bytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        return 2 * 3 * param_bytes + (1 << 20)
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "lstmkit_version": _package_version(),
+            "torch_version": torch.__version__,
+            "train_config": self.config.to_dict(),
+            "run_config": self.run_config,
+        }
+
+    def _save_checkpoint(
+        self, position: dict[str, Any], acc: _EpochAcc | None, state: Any, *, best: bool = False
+    ) -> Path | None:
+        """Write a checkpoint after ``self.global_step``; refuses (with a warning) to write non-finite weights."""
+        if not all_finite(dict(self.model.state_dict())):
+            logger.warning("not writing a checkpoint at step %d: the weights hold NaN or inf", self.global_step)
+            return None
+        tensors: dict[str, torch.Tensor] = {}
+        meta = self._meta()
+        meta.update(
+            {
+                "global_step": self.global_step,
+                "position": position,
+                "epoch_start": ckpt.flatten_state(self._epoch_start, tensors, "epoch_start"),
+                "acc": acc.state_dict() if acc is not None else None,
+                "carried_state": ckpt.flatten_state(state, tensors, "carried"),
+                "rng": ckpt.flatten_state(ckpt.capture_rng(), tensors, "rng"),
+                "optimizer": ckpt.flatten_state(self.optimizer.state_dict(), tensors, "optimizer"),
+                "schedule": {
+                    "factor": self.schedule.factor,
+                    "best": self.schedule._best,
+                    "bad_epochs": self.schedule._bad_epochs,
+                    "total_steps": self.schedule.total_steps,
+                },
+                "history": self.history,
+                "best": {"epoch": self.best_epoch, "value": self.best_value, "bad_epochs": self._bad_epochs},
+                "stop_reason": self.stop_reason,
+                "nonfinite_events": self.nonfinite_events,
+                "callbacks": [
+                    ckpt.flatten_state(cb.state_dict(), tensors, f"callback{i}") if _is_stateful(cb) else None
+                    for i, cb in enumerate(self.callbacks)
+                ],
+            }
+        )
+        path = ckpt.write_checkpoint(
+            self.run_dir, self.global_step, self.model.state_dict(), tensors, meta,
+            keep=self.config.keep_checkpoints, best=best,
+        )  # fmt: skip
+        self._wrote_checkpoints = True
+        self.last_checkpoint = path
+        return path
+
+    def _check_compatible(self, path: Path, meta: Mapping[str, Any]) -> None:
+        """Refuse a checkpoint from another lstmkit version or another config, naming the difference."""
+        version = _package_version()
+        if meta.get("lstmkit_version") != version:
+            raise ckpt.ResumeError(
+                f"Checkpoint {path} was written by lstmkit {meta.get('lstmkit_version')}, this is lstmkit {version}: "
+                "an exact resume needs the same version. Install that version to resume, or start a new run."
+            )
+        if meta.get("torch_version") != torch.__version__:
+            logger.warning(
+                "checkpoint %s was written with torch %s, this is torch %s: a resumed run may differ in its last bits",
+                path, meta.get("torch_version"), torch.__version__,
+            )  # fmt: skip
+        saved = {k: v for k, v in (meta.get("train_config") or {}).items() if k not in _RESUME_FREE_FIELDS}
+        current = {k: v for k, v in self.config.to_dict().items() if k not in _RESUME_FREE_FIELDS}
+        diffs = ckpt.config_differences(saved, current)
+        diffs += ckpt.config_differences(meta.get("run_config"), self.run_config, "run config")
+        if diffs:
+            shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+            raise ckpt.ResumeError(
+                f"Checkpoint {path} was written with a different config ({shown}). Resume with the config the run "
+                "started with, or start a new run in another directory."
+            )
+
+    def _restore_weights(self, path: Path) -> dict[str, Any]:
+        """Load weights, optimizer, schedule and step counter from a checkpoint; return its meta and tensors."""
+        model_state, tensors, meta = ckpt.read_checkpoint(path)
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(ckpt.unflatten_state(meta["optimizer"], tensors))
+        s = meta["schedule"]
+        self.schedule.factor, self.schedule._best = s["factor"], s["best"]
+        self.schedule._bad_epochs, self.schedule.total_steps = s["bad_epochs"], s["total_steps"]
+        self.global_step = meta["global_step"]
+        return {"meta": meta, "tensors": tensors}
+
+    def _resume(self, device: torch.device) -> dict[str, Any]:
+        """Restore everything from the newest checkpoint; return the position to continue from."""
+        assert self.run_dir is not None
+        path = ckpt.latest_checkpoint(self.run_dir)
+        if path is None:
+            raise ckpt.ResumeError(
+                f"Nothing to resume in {self.run_dir}: it has no complete checkpoint in "
+                f"{self.run_dir / ckpt.CHECKPOINT_DIR}. Start the run without resume."
+            )
+        _, _, meta = ckpt.read_checkpoint(path)
+        self._check_compatible(path, meta)
+        loaded = self._restore_weights(path)
+        tensors = loaded["tensors"]
+        self.history = list(meta["history"])
+        best = meta["best"]
+        self.best_epoch, self.best_value, self._bad_epochs = best["epoch"], best["value"], best["bad_epochs"]
+        self.stop_reason = meta["stop_reason"]
+        self.nonfinite_events = list(meta.get("nonfinite_events") or [])
+        if self.best_epoch is not None and self.config.early_stopping_patience is not None:
+            best_dirs = ckpt.list_checkpoints(self.run_dir, best=True)
+            if best_dirs:
+                self._best_state, _, _ = ckpt.read_checkpoint(best_dirs[-1])
+        for cb, saved in zip(self.callbacks, meta["callbacks"], strict=False):
+            if saved is not None and _is_stateful(cb):
+                cb.load_state_dict(ckpt.unflatten_state(saved, tensors))
+        self._rewrite_logs()
+        self.last_checkpoint = path
+        self._wrote_checkpoints = True
+        position = dict(meta["position"])
+        position["rng"] = ckpt.unflatten_state(meta["rng"], tensors)
+        position["epoch_start"] = ckpt.unflatten_state(meta["epoch_start"], tensors)
+        position["acc"] = meta["acc"]
+        carried = ckpt.unflatten_state(meta["carried_state"], tensors)
+        position["carried_state"] = _to_device(carried, device)
+        position.setdefault("prev_batch_size", None)
+        if position.get("finished"):
+            ckpt.restore_rng(position["rng"])
+        logger.info("resumed from %s (step %d, epoch %d)", path, self.global_step, position["epoch"])
+        return position
+
+    def _rewrite_logs(self) -> None:
+        """Make metrics.csv / steps.csv agree with the checkpoint: drop rows written after it (they will be redone)."""
+        assert self.run_dir is not None
+        metrics = self.run_dir / "metrics.csv"
+        if metrics.exists():
+            _rewrite_csv(metrics, lambda row: int(float(row["epoch"])) <= len(self.history))
+        steps = self.run_dir / "steps.csv"
+        if steps.exists():
+            _rewrite_csv(steps, lambda row: int(float(row["step"])) <= self.global_step)
 
     # ------------------------------------------------------------------ evaluation and stopping
 
@@ -542,44 +916,80 @@ class Trainer:
             )
         return {f"val_{k}": v for k, v in means.means().items()}
 
-    def _after_epoch(self, epoch: int, row: dict[str, Any]) -> bool:
-        """Early stopping, the plateau schedule and callbacks. Returns True to stop."""
+    def _after_epoch(self, epoch: int, row: dict[str, Any]) -> tuple[bool, bool]:
+        """Best-epoch tracking, early stopping, the plateau schedule and callbacks.
+
+        Returns:
+            (stop, improved): whether to stop, and whether this epoch is the best so far by ``monitor``.
+        """
         cfg = self.config
         stop = False
         needs_monitor = cfg.early_stopping_patience is not None or cfg.schedule == "plateau"
         value: float | None = None
-        if needs_monitor:
-            if cfg.monitor not in row:
-                raise ValueError(
-                    f"TrainConfig.monitor={cfg.monitor!r} is not among this epoch's metrics ({', '.join(row)}). "
-                    "Set monitor to one of them, or make eval_fn return it."
-                )
+        if needs_monitor and cfg.monitor not in row:
+            raise ValueError(
+                f"TrainConfig.monitor={cfg.monitor!r} is not among this epoch's metrics ({', '.join(row)}). "
+                "Set monitor to one of them, or make eval_fn return it."
+            )
+        if cfg.monitor in row:
             value = float(row[cfg.monitor])
-        if cfg.early_stopping_patience is not None and value is not None:
-            improved = not math.isnan(value) and (
+        improved = (
+            value is not None
+            and not math.isnan(value)
+            and (
                 self.best_value is None
                 or (value < self.best_value if cfg.monitor_mode == "min" else value > self.best_value)
             )
-            if improved:
-                self.best_value, self.best_epoch, self._bad_epochs = value, epoch, 0
+        )
+        if improved:
+            self.best_value, self.best_epoch, self._bad_epochs = value, epoch, 0
+            if cfg.early_stopping_patience is not None:
                 self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            else:
-                self._bad_epochs += 1
-                if self._bad_epochs >= cfg.early_stopping_patience:
-                    logger.info(
-                        "early stopping at epoch %d: %s has not improved for %d epochs (best %.5g at epoch %d)",
-                        epoch,
-                        cfg.monitor,
-                        self._bad_epochs,
-                        self.best_value if self.best_value is not None else math.nan,
-                        self.best_epoch or 0,
-                    )
-                    self.stop_reason, stop = "early_stopping", True
-        self.schedule.on_epoch_end(value)
+        elif value is not None:
+            self._bad_epochs += 1
+        if cfg.early_stopping_patience is not None and value is not None and not improved:
+            if self._bad_epochs >= cfg.early_stopping_patience:
+                logger.info(
+                    "early stopping at epoch %d: %s has not improved for %d epochs (best %.5g at epoch %d)",
+                    epoch,
+                    cfg.monitor,
+                    self._bad_epochs,
+                    self.best_value if self.best_value is not None else math.nan,
+                    self.best_epoch or 0,
+                )
+                self.stop_reason, stop = "early_stopping", True
+        self.schedule.on_epoch_end(value if needs_monitor else None)
         for callback in self.callbacks:
             hook = getattr(callback, "on_epoch_end", None)
             if hook is not None and hook(self, epoch, dict(row)) is True:
                 logger.info("callback %s stopped training at epoch %d", type(callback).__name__, epoch)
                 self.stop_reason = self.stop_reason or "callback"
                 stop = True
-        return stop
+        return stop, improved
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, tuple):
+        return tuple(_to_device(v, device) for v in obj)
+    if isinstance(obj, list):
+        return [_to_device(v, device) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _rewrite_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> None:
+    """Atomically rewrite a CSV keeping the header and the rows ``keep`` accepts."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames
+        rows = [row for row in reader if keep(row)]
+    if fields is None:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))

@@ -1,0 +1,117 @@
+"""Numerical guards: where did the first NaN or infinity come from?
+
+When a step's loss or gradient is not finite, :func:`locate_nonfinite` runs the forward pass again on the same
+batch with a forward hook on every module and reports the first module (in the order modules finish) whose inputs
+were all finite and whose output was not: the place the overflow arose, not the places it spread to. For outputs with
+a time axis it names the first time step with a non-finite value. A module may describe itself more precisely by
+defining ``locate_nonfinite(*inputs) -> str | None`` (lstmkit's LSTM names the layer, direction and step).
+
+The loop knows nothing of LSTMs: everything here works on any ``torch.nn.Module``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+__all__ = ["all_finite", "iter_tensors", "locate_nonfinite", "nonfinite_grads"]
+
+
+def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
+    """Every floating-point tensor inside ``obj`` (tensors, tuples, lists, dicts, dataclass-like objects skipped)."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            yield obj
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            yield from iter_tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from iter_tensors(item)
+
+
+def all_finite(obj: Any) -> bool:
+    """True if every floating-point tensor in ``obj`` holds only finite values."""
+    return all(bool(torch.isfinite(t).all()) for t in iter_tensors(obj))
+
+
+def _first_bad_step(t: torch.Tensor, time_dim: int) -> int | None:
+    """The first index along ``time_dim`` holding a non-finite value, or None."""
+    if t.dim() <= time_dim:
+        return None
+    bad = ~torch.isfinite(t.detach())
+    other = [d for d in range(t.dim()) if d != time_dim]
+    per_step = bad.any(dim=other) if other else bad
+    idx = torch.nonzero(per_step).flatten()
+    return int(idx[0]) if idx.numel() else None
+
+
+def nonfinite_grads(model: torch.nn.Module, limit: int = 5) -> list[str]:
+    """Names of parameters whose gradient holds a NaN or infinity (at most ``limit``)."""
+    names = []
+    for name, p in model.named_parameters():
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+            names.append(name)
+            if len(names) >= limit:
+                break
+    return names
+
+
+def locate_nonfinite(model: torch.nn.Module, forward: Callable[[], Any], batch: Any = None) -> str:
+    """Describe where the first non-finite value arises when ``forward()`` runs ``model``.
+
+    Args:
+        model: the model; every submodule gets a temporary forward hook.
+        forward: runs the model once on the offending batch (called under ``torch.no_grad()``).
+        batch: the batch itself, checked first: non-finite inputs are reported as such.
+
+    Returns:
+        One sentence, e.g. ``"first non-finite value in module 'rnn' (LSTM), output time step 37 of 100, its inputs
+        finite"``; or that the forward pass is finite (the overflow is then in the backward pass).
+    """
+    if batch is not None:
+        for i, t in enumerate(iter_tensors(batch)):
+            if not bool(torch.isfinite(t).all()):
+                step = _first_bad_step(t, 1) if t.dim() >= 2 else None
+                at = f" at time step {step}" if step is not None else ""
+                return f"the batch itself holds NaN or infinite values (tensor {i}, shape {tuple(t.shape)}{at})"
+    found: list[str] = []
+
+    def hook(name: str) -> Callable[..., None]:
+        def fn(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+            if found or all_finite(output) or not all_finite(inputs):
+                return
+            where = f"module '{name or '<model>'}' ({type(module).__name__})"
+            describe = getattr(module, "locate_nonfinite", None)
+            detail = None
+            if callable(describe):
+                with contextlib.suppress(Exception):
+                    detail = describe(*inputs)
+            if detail is None:
+                first = next(iter_tensors(output), None)
+                if first is not None and first.dim() >= 2 and not bool(torch.isfinite(first).all()):
+                    time_dim = 1 if getattr(module, "batch_first", True) else 0
+                    step = _first_bad_step(first, time_dim)
+                    if step is not None and first.dim() >= 3:
+                        detail = f"output time step {step} of {first.shape[time_dim]}"
+            found.append(where + (f", {detail}" if detail else "") + ", its inputs finite")
+
+        return fn
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules()]
+    try:
+        with torch.no_grad():
+            try:
+                forward()
+            except Exception as e:  # noqa: BLE001  (a diagnosis must not hide the original problem)
+                if not found:
+                    return f"the forward pass raised {type(e).__name__}: {e}"
+    finally:
+        for h in handles:
+            h.remove()
+    if found:
+        return "first non-finite value in " + found[0]
+    return "the forward pass is finite on this batch, so the overflow is in the backward pass"
