@@ -51,3 +51,20 @@ def test_without_tensorboard_the_error_says_how_to_install_it(tmp_path, monkeypa
     monkeypatch.setattr(tensorboard, "tensorboard_available", lambda: False)
     with pytest.raises(ImportError, match=r"pip install 'lstmkit\[tb\]'"):
         TensorBoardLogger(tmp_path)
+
+
+def test_trainer_with_a_run_dir_writes_tensorboard_scalars(tmp_path):
+    from lstmkit.train import StepOutput, TrainConfig, Trainer
+
+    model = torch.nn.Linear(3, 1)
+    batches = [(torch.randn(4, 3), torch.randn(4, 1)) for _ in range(3)]
+
+    def loss_fn(model, batch, state):
+        x, y = batch
+        return StepOutput(loss=torch.nn.functional.mse_loss(model(x), y))
+
+    cfg = TrainConfig(epochs=2, progress=False, log_every_steps=1)
+    Trainer(model, loss_fn, cfg, run_dir=tmp_path).fit(batches, val_data=batches[:1])
+    scalars = _scalars(tmp_path)
+    assert [step for step, _ in scalars["epoch/val_loss"]] == [3, 6]
+    assert len(scalars["step/loss"]) == 6

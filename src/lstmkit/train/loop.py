@@ -43,6 +43,7 @@ from lstmkit.train.guards import all_finite, locate_nonfinite, nonfinite_grads
 from lstmkit.train.metrics import MetricsLogger
 from lstmkit.train.optim import build_optimizer, build_schedule
 from lstmkit.train.progress import ProgressBar
+from lstmkit.train.tensorboard import TensorBoardLogger, tensorboard_available
 
 __all__ = [
     "Callback",
@@ -367,6 +368,7 @@ class Trainer:
         self._nonfinite_run = 0  # non-finite steps in a row
         self._epoch_start: dict[str, Any] | None = None  # RNG and data state when the current epoch began
         self._wrote_checkpoints = False
+        self._tb: TensorBoardLogger | None = None
 
     @property
     def checkpointing(self) -> bool:
@@ -439,6 +441,7 @@ class Trainer:
             if self.run_dir is not None and cfg.log_every_steps is not None
             else None
         )
+        self._tb = TensorBoardLogger(self.run_dir) if self.run_dir is not None and tensorboard_available() else None
         try:
             if position is not None and position.get("finished"):
                 return self.history
@@ -450,6 +453,8 @@ class Trainer:
                     self.history.append(row)
                     if epoch_log is not None:
                         epoch_log.log(row)
+                    if self._tb is not None:
+                        self._tb.log_epoch(row)
                     logger.info(
                         "epoch %d/%d: %s",
                         epoch,
@@ -470,7 +475,7 @@ class Trainer:
                     if stop:
                         break
         finally:
-            for log in (epoch_log, step_log):
+            for log in (epoch_log, step_log, self._tb):
                 if log is not None:
                     log.close()
         if self._best_state is not None and cfg.early_stopping_patience is not None:
@@ -559,16 +564,17 @@ class Trainer:
                     acc.items += n
                     acc.lr = lr
                     if step_log is not None and self.global_step % cfg.log_every_steps == 0:
-                        step_log.log(
-                            {
-                                "epoch": epoch,
-                                "step": self.global_step,
-                                "loss": loss_value,
-                                "lr": lr,
-                                "grad_norm": grad_norm,
-                                "seconds": time.perf_counter() - self._fit_start,
-                            }
-                        )
+                        step_row = {
+                            "epoch": epoch,
+                            "step": self.global_step,
+                            "loss": loss_value,
+                            "lr": lr,
+                            "grad_norm": grad_norm,
+                            "seconds": time.perf_counter() - self._fit_start,
+                        }
+                        step_log.log(step_row)
+                        if self._tb is not None:
+                            self._tb.log_step(step_row)
                 if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
                     self.stop_reason, stop = "max_steps", True
                 if (
