@@ -39,6 +39,7 @@ import torch
 from lstmkit._atomic import atomic_write_bytes
 from lstmkit.config import TrainConfig
 from lstmkit.train import checkpoint as ckpt
+from lstmkit.train import distributed
 from lstmkit.train.guards import all_finite, locate_nonfinite, nonfinite_grads
 from lstmkit.train.metrics import MetricsLogger
 from lstmkit.train.optim import build_optimizer, build_schedule
@@ -369,11 +370,18 @@ class Trainer:
         self._epoch_start: dict[str, Any] | None = None  # RNG and data state when the current epoch began
         self._wrote_checkpoints = False
         self._tb: TensorBoardLogger | None = None
+        self._dist: distributed.DistInfo | None = None
+        self._train_model: torch.nn.Module = model  # the model loss_fn gets: DistributedDataParallel(model) or model
 
     @property
     def checkpointing(self) -> bool:
-        """Whether this trainer writes checkpoints (it has a run_dir and ``config.checkpoint`` is on)."""
+        """Whether this run keeps checkpoints (it has a run_dir and ``config.checkpoint`` is on)."""
         return self.run_dir is not None and self.config.checkpoint
+
+    @property
+    def is_main(self) -> bool:
+        """True in a single process and on rank 0 of a distributed run: the process that writes files."""
+        return self._dist is None or self._dist.rank == 0
 
     # ------------------------------------------------------------------ fit
 
@@ -421,6 +429,14 @@ class Trainer:
         self._nonfinite_run = 0
         self._fit_start = time.perf_counter()
         device = self._params[0].device
+        self._dist = distributed.init_from_env(device)
+        if self._dist is not None:
+            # Broadcasts rank 0's weights to every rank, then averages gradients across ranks in each backward.
+            self._train_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        else:
+            self._train_model = self.model
         start_epoch, position = 1, None
         if resume:
             position = self._resume(device)
@@ -430,22 +446,21 @@ class Trainer:
                 f"{self.run_dir} already holds checkpoints of an earlier run. Pass resume=True (--resume) to continue "
                 "it, or choose a new run directory."
             )
+        distributed.barrier()  # every rank has read the run directory before rank 0 writes to it
         if self.checkpointing:
-            ckpt.check_writable(self.run_dir, self._checkpoint_bytes_estimate())
+            if self.is_main:
+                ckpt.check_writable(self.run_dir, self._checkpoint_bytes_estimate())
             if position is None:  # a step-0 checkpoint: something to roll back to from the first step on
                 self._snapshot_epoch_start(train_data)
                 self._save_checkpoint({"epoch": start_epoch, "batches_done": 0, "chunks_done": 0}, None, None)
-        epoch_log = MetricsLogger(self.run_dir / "metrics.csv") if self.run_dir is not None else None
-        step_log = (
-            MetricsLogger(self.run_dir / "steps.csv")
-            if self.run_dir is not None and cfg.log_every_steps is not None
-            else None
-        )
-        self._tb = TensorBoardLogger(self.run_dir) if self.run_dir is not None and tensorboard_available() else None
+        writes = self.run_dir is not None and self.is_main
+        epoch_log = MetricsLogger(self.run_dir / "metrics.csv") if writes else None
+        step_log = MetricsLogger(self.run_dir / "steps.csv") if writes and cfg.log_every_steps is not None else None
+        self._tb = TensorBoardLogger(self.run_dir) if writes and tensorboard_available() else None
         try:
             if position is not None and position.get("finished"):
                 return self.history
-            with ProgressBar(enabled=cfg.progress) as bar:
+            with ProgressBar(enabled=cfg.progress and self.is_main) as bar:
                 for epoch in range(start_epoch, cfg.epochs + 1):
                     row, epoch_stop = self._run_epoch(
                         epoch, train_data, val_data, device, bar, step_log, position if epoch == start_epoch else None
@@ -536,6 +551,8 @@ class Trainer:
             ckpt.restore_rng(position["rng"])
         for raw in itertools.chain(pending, iterator):
             batch = _as_batch(raw, device)
+            if self._dist is not None:
+                batch = distributed.shard_batch(batch, self._dist.rank, self._dist.world_size)
             batch_size = batch[0].shape[0]
             first_chunk = 0
             if pending and raw is pending[0]:
@@ -615,6 +632,11 @@ class Trainer:
                 )
             )
         train_seconds = time.perf_counter() - t0
+        if self._dist is not None:  # the epoch's means over every rank's rows
+            keys = sorted(acc.means.sums)
+            summed = distributed.all_reduce_sum([acc.means.sums[k] for k in keys] + [acc.means.weight, acc.items])
+            acc.means.sums = dict(zip(keys, summed[: len(keys)], strict=True))
+            acc.means.weight, acc.items = summed[len(keys)], int(summed[len(keys) + 1])
         train_means = acc.means.means()
         row: dict[str, Any] = {"epoch": epoch, "step": self.global_step}
         row["train_loss"] = train_means.pop("loss", math.nan)
@@ -660,7 +682,7 @@ class Trainer:
         the output is None when the step was not finite and was skipped or rolled back."""
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.loss_fn(self.model, chunk, state)
+        out = self.loss_fn(self._train_model, chunk, state)
         if not isinstance(out, StepOutput):
             raise TypeError(
                 f"loss_fn must return a StepOutput, got {type(out).__name__}. "
@@ -674,8 +696,13 @@ class Trainer:
             f", chunk {chunk_index + 1}/{n_chunks})" if n_chunks > 1 else ")"
         )
         loss_value = float(out.loss.detach().item())
-        if not math.isfinite(loss_value):
-            return self._on_nonfinite(f"Non-finite loss ({loss_value}) at {where}", chunk, state, None), math.nan, lr
+        bad = not math.isfinite(loss_value)
+        if self._dist is not None:  # every rank must skip backward together, or DDP's all-reduce would hang
+            bad = distributed.any_flag(bad)
+        if bad:
+            finite_here = math.isfinite(loss_value)
+            what = "Non-finite loss on another rank" if finite_here else f"Non-finite loss ({loss_value})"
+            return self._on_nonfinite(f"{what} at {where}", chunk, state, None), math.nan, lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         out.loss.backward()
@@ -754,15 +781,25 @@ class Trainer:
         if not all_finite(dict(self.model.state_dict())):
             logger.warning("not writing a checkpoint at step %d: the weights hold NaN or inf", self.global_step)
             return None
+        # Each rank has its own running sums and carried state (its rows); the checkpoint keeps all of them.
+        local = {
+            "acc": acc.state_dict() if acc is not None else None,
+            "carried": _to_device(state, torch.device("cpu")),
+        }
+        per_rank = distributed.gather_objects(local) if self._dist is not None else [local]
+        if not self.is_main:
+            self._wrote_checkpoints = True
+            return None
         tensors: dict[str, torch.Tensor] = {}
         meta = self._meta()
         meta.update(
             {
                 "global_step": self.global_step,
+                "world_size": len(per_rank),
                 "position": position,
                 "epoch_start": ckpt.flatten_state(self._epoch_start, tensors, "epoch_start"),
-                "acc": acc.state_dict() if acc is not None else None,
-                "carried_state": ckpt.flatten_state(state, tensors, "carried"),
+                "acc": [r["acc"] for r in per_rank],
+                "carried_state": ckpt.flatten_state([r["carried"] for r in per_rank], tensors, "carried"),
                 "rng": ckpt.flatten_state(ckpt.capture_rng(), tensors, "rng"),
                 "optimizer": ckpt.flatten_state(self.optimizer.state_dict(), tensors, "optimizer"),
                 "schedule": {
@@ -849,15 +886,25 @@ class Trainer:
         for cb, saved in zip(self.callbacks, meta["callbacks"], strict=False):
             if saved is not None and _is_stateful(cb):
                 cb.load_state_dict(ckpt.unflatten_state(saved, tensors))
-        self._rewrite_logs()
+        if self.is_main:
+            self._rewrite_logs()
         self.last_checkpoint = path
         self._wrote_checkpoints = True
         position = dict(meta["position"])
         position["rng"] = ckpt.unflatten_state(meta["rng"], tensors)
         position["epoch_start"] = ckpt.unflatten_state(meta["epoch_start"], tensors)
-        position["acc"] = meta["acc"]
+        world, rank = (self._dist.world_size, self._dist.rank) if self._dist is not None else (1, 0)
+        saved_world = meta.get("world_size", 1)
+        mid_epoch = any(a is not None for a in meta["acc"])
+        if saved_world != world and mid_epoch:
+            raise ckpt.ResumeError(
+                f"Checkpoint {path} was taken mid-epoch by {saved_world} process(es); this run has {world}. Each "
+                "process carries its own rows' state within an epoch, so resume it with the same number of processes "
+                "(checkpoints taken at an epoch's end can be resumed with any number)."
+            )
         carried = ckpt.unflatten_state(meta["carried_state"], tensors)
-        position["carried_state"] = _to_device(carried, device)
+        position["acc"] = meta["acc"][rank] if mid_epoch else None
+        position["carried_state"] = _to_device(carried[rank], device) if mid_epoch else None
         position.setdefault("prev_batch_size", None)
         if position.get("finished"):
             ckpt.restore_rng(position["rng"])
