@@ -80,3 +80,22 @@ def test_resume_errors_are_one_sentence(tmp_path, capsys):
     assert "Nothing to resume" in capsys.readouterr().err
     assert main(["resume", str(tmp_path / "none")]) == 2
     assert "Nothing to resume" in capsys.readouterr().err
+
+
+def test_nproc_relaunches_under_torchrun_and_rank_0_reports(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from lstmkit.cli._launch import without_nproc
+
+    assert without_nproc(["experiment", "adding", "--nproc", "2", "--json"]) == ["experiment", "adding", "--json"]
+    assert without_nproc(["experiment", "--nproc=4", "adding"]) == ["experiment", "adding"]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "lstmkit", "experiment", "adding", "--length", "10", "--max-sequences", "3200",
+           "--nproc", "2", "--out", str(out), "--json"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)  # exactly one JSON document: only rank 0 prints
+    assert summary["sequences_seen"] == 3200 and (out / "config.json").exists() and (out / "gates.png").exists()
+    assert main(["experiment", "adding", "--nproc", "0"]) == 2
+    assert "--nproc must be at least 1" in capsys.readouterr().err

@@ -27,6 +27,9 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (tests call it in-process)."""
     _register()
+    from . import _launch
+
+    _launch.set_argv(list(argv) if argv is not None else sys.argv[1:])
     try:
         code = app(args=argv, standalone_mode=False)  # click returns the exit code instead of raising here
         return code if isinstance(code, int) else 0

@@ -34,11 +34,23 @@ def experiment(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted run in --out from its newest checkpoint.")
     ] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc", help="Train data-parallel on N processes of this machine (torchrun --nproc-per-node N)."
+        ),
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary last on stdout.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train a model on a long-time-lag task, test it on 2,560 fresh sequences, and say whether it solved it."""
     setup_logging(verbose)
+    from . import _launch
+
+    if nproc < 1:
+        fail(f"--nproc must be at least 1, got {nproc}.")
+    if nproc > 1 and not _launch.under_torchrun():
+        raise typer.Exit(_launch.relaunch(nproc))
     from ..tasks import long_lag, long_lag_data
 
     if model not in ("lstm", "gru", "rnn"):
@@ -89,6 +101,10 @@ def resume_run(
 
 
 def _report(summary: dict, task: str, model: str, as_json: bool) -> None:
+    from ..train.distributed import is_main_process
+
+    if not is_main_process():  # one summary per run, from rank 0
+        return
     if as_json:
         print_json(summary)
         return

@@ -28,6 +28,7 @@ from .. import runs
 from ..config import StrictConfig, TrainConfig
 from ..nn import hidden_grad_norms
 from ..train import StepOutput, Trainer, register_resumer, seed_everything
+from ..train.distributed import is_main_process
 from . import long_lag_data as data
 from .sequence_model import ModelConfig, SequenceModel
 
@@ -259,7 +260,7 @@ def run(
         parameters=model.num_parameters(), criterion=spec.criterion,
         run_dir=str(out) if out is not None else None,
     )  # fmt: skip
-    if out is not None:
+    if out is not None and is_main_process():
         _write_run(out, cfg, model, result, spec, length, norms_init)
     return result
 
