@@ -99,3 +99,15 @@ def test_nproc_relaunches_under_torchrun_and_rank_0_reports(tmp_path, capsys):
     assert summary["sequences_seen"] == 3200 and (out / "config.json").exists() and (out / "gates.png").exists()
     assert main(["experiment", "adding", "--nproc", "0"]) == 2
     assert "--nproc must be at least 1" in capsys.readouterr().err
+
+
+def test_device_errors_and_click_usage_errors(capsys):
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["experiment", "adding", "--device", "cuda"]) == 2
+        assert "sees no CUDA GPU" in capsys.readouterr().err
+    assert main(["experiment", "adding", "--device", "tpu"]) == 2
+    assert "expected one of 'cpu', 'cuda', 'auto'" in capsys.readouterr().err
+    assert main(["experiment", "adding", "--bogus"]) == 2  # click's own usage error, shown without a traceback
+    assert "No such option" in capsys.readouterr().err

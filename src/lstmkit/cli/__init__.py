@@ -38,9 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         return 1
     except Exception as exc:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(exc, click.ClickException):
+        # typer vendors its own click (typer._click) in recent versions, so recognise the exception by its interface
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             return exc.exit_code
         raise

@@ -34,6 +34,7 @@ def experiment(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted run in --out from its newest checkpoint.")
     ] = False,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda (this process's GPU) or auto.")] = "cpu",
     nproc: Annotated[
         int,
         typer.Option(
@@ -65,8 +66,9 @@ def experiment(
         cfg = long_lag.ExperimentConfig(
             task=task, cell=model, length=length, hidden_size=hidden_size, forget_bias=forget_bias,
             batch_size=batch_size, lr=lr,
-            max_sequences=max_sequences, max_seconds=max_seconds, seed=seed, progress=not as_json,
+            max_sequences=max_sequences, max_seconds=max_seconds, seed=seed, progress=not as_json, device=device,
         )  # fmt: skip
+        long_lag.resolve_device(device)
     except ValueError as exc:
         fail(str(exc))
     from ..train import CheckpointError, ResumeError

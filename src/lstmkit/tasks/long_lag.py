@@ -57,6 +57,8 @@ class ExperimentConfig(StrictConfig):
     test_size: int = 2560  # H&S 1997 test on 2,560 sequences
     seed: int = 0
     progress: bool = False
+    # "cpu", "cuda" (this process's GPU: LOCAL_RANK under torchrun) or "auto" (cuda when there is one).
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
 
     def validate(self) -> None:
         spec = data.get_task(self.task)  # raises with the list of tasks
@@ -157,16 +159,35 @@ class _SolvedCheck:
         return seen >= self.cfg.max_sequences or time.perf_counter() - self.started >= self.cfg.max_seconds
 
 
+def resolve_device(name: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` as a device; CUDA is this process's GPU (``LOCAL_RANK`` under torchrun).
+
+    Raises:
+        ValueError: for ``"cuda"`` on a machine without one.
+    """
+    cuda = torch.cuda.is_available()
+    if name == "cuda" and not cuda:
+        raise ValueError("device='cuda' was asked for, but PyTorch sees no CUDA GPU here. Use device='cpu' or 'auto'.")
+    if name == "cuda" or (name == "auto" and cuda):
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _on(batch: dict[str, Tensor | None], device: torch.device) -> dict[str, Tensor | None]:
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
 def gradient_flow(model: SequenceModel, spec: data.TaskSpec, length: int, seed: int, batch_size: int = 64) -> Tensor:
     """||dL/dh_t|| of the top layer at every step on one batch, ordered by time lag T-1-t (index 0 = last step)."""
-    batch = spec.make_batch(batch_size, length, torch.Generator().manual_seed(seed))
+    device = next(model.parameters()).device
+    batch = _on(spec.make_batch(batch_size, length, torch.Generator().manual_seed(seed)), device)
     was_training = model.training
     model.eval()
     pred, _, h_steps = model(batch["x"], None, batch["lengths"], record=True)
     loss = _loss(spec, pred, batch["y"])
     norms = hidden_grad_norms(loss, h_steps)
     model.train(was_training)
-    return norms.flip(0)
+    return norms.flip(0).cpu()
 
 
 class _TrainBatches:
@@ -192,8 +213,8 @@ class _TrainBatches:
 
 
 def _run_config(cfg: ExperimentConfig) -> dict[str, Any]:
-    """What a resume must match: the experiment config without its display setting."""
-    return {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+    """What a resume must match: the experiment config without its display and device settings."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("progress", "device")}
 
 
 def run(
@@ -207,7 +228,8 @@ def run(
     spec = data.get_task(cfg.task)
     length = cfg.resolved_length
     seed_everything(cfg.seed)
-    model = SequenceModel(_model_config(cfg))
+    device = resolve_device(cfg.device)
+    model = SequenceModel(_model_config(cfg)).to(device)
     out = Path(run_dir) if run_dir is not None else None
     if out is not None:
         if (out / "config.json").exists():
@@ -221,7 +243,7 @@ def run(
     norms_init = gradient_flow(model, spec, length, cfg.seed + 7)
 
     train_data = _TrainBatches(spec, cfg, length, cfg.seed + 1)
-    val_batch = spec.make_batch(cfg.val_size, length, torch.Generator().manual_seed(cfg.seed + 2))
+    val_batch = _on(spec.make_batch(cfg.val_size, length, torch.Generator().manual_seed(cfg.seed + 2)), device)
 
     def loss_fn(model, batch, state):
         x, y, lengths, _ = batch
@@ -248,7 +270,7 @@ def run(
     trainer.fit(train_data, val_data=[val_batch], resume=resume)
     seconds = time.perf_counter() - started
 
-    test_batch = spec.make_batch(cfg.test_size, length, torch.Generator().manual_seed(cfg.seed + 3))
+    test_batch = _on(spec.make_batch(cfg.test_size, length, torch.Generator().manual_seed(cfg.seed + 3)), device)
     model.eval()
     with torch.no_grad():
         pred, _ = model(test_batch["x"], None, test_batch["lengths"])
@@ -278,10 +300,11 @@ def _write_run(out: Path, cfg, model: SequenceModel, result: ExperimentResult, s
         batch = spec.make_batch(1, length, torch.Generator().manual_seed(cfg.seed + 11))
         with torch.no_grad():
             model.eval()
-            model(batch["x"], None, batch["lengths"], record=True)
+            on_device = _on(batch, next(model.parameters()).device)
+            model(on_device["x"], None, on_device["lengths"], record=True)
         trace = model.last_trace
         plot_gates(
-            trace.gates[-1][0][0].numpy(), trace.cells[-1][0][0].numpy(), out / "gates.png",
+            trace.gates[-1][0][0].cpu().numpy(), trace.cells[-1][0][0].cpu().numpy(), out / "gates.png",
             inputs=batch["x"][0].numpy(),
         )  # fmt: skip
     extra = {"gradient_norms_init": norms_init, "gradient_norms_trained": norms_trained}
