@@ -4,6 +4,7 @@
 - ``lstmkit.nn.functional`` (the reference) never imports ``lstmkit.nn.fused`` (the fast paths);
 - ``lstmkit.train`` imports nothing from ``lstmkit.nn`` or ``lstmkit.tasks``: the loop knows nothing of LSTMs;
 - nothing imports ``lstmkit.cli`` except ``lstmkit/__main__.py`` and the cli package itself;
+- ``lstmkit.data`` imports only numpy, torch, the standard library and itself;
 - ``lstmkit.viz`` imports nothing from lstmkit but itself (it takes numpy arrays; tasks call it, never the reverse).
 
 Every import statement counts, including those inside functions and ``if TYPE_CHECKING:`` blocks. Relative imports
@@ -89,6 +90,17 @@ def test_train_knows_nothing_of_the_engine_or_the_tasks():
         if is_within(name, "lstmkit.nn") or is_within(name, "lstmkit.tasks")
     ]
     assert not offenders, "\n".join(offenders)
+
+
+def test_data_imports_only_numpy_torch_the_standard_library_and_itself():
+    offenders = []
+    for path in source_files(PACKAGE / "data"):
+        for name in sorted(imports_of(path)):
+            top = name.split(".")[0]
+            if is_within(name, "lstmkit.data") or top in {"numpy", "torch"} or top in sys.stdlib_module_names:
+                continue
+            offenders.append(f"{path.relative_to(SRC)} imports {name}")
+    assert not offenders, "lstmkit.data must stand alone (numpy, torch):\n" + "\n".join(offenders)
 
 
 def test_nothing_imports_the_cli_but_main():

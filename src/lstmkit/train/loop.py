@@ -534,8 +534,12 @@ class Trainer:
         t0 = time.perf_counter() - acc.seconds_before
         bar.start_epoch(epoch, cfg.epochs, total_batches)
         stop = False
-        iterator = _iterate(train_data, "train_data")
         pending: list[Any] = []
+        if (skip_batches or skip_chunks) and callable(getattr(train_data, "iter_from", None)):
+            iterator = iter(train_data.iter_from(skip_batches))  # the source can start mid-epoch without re-reading
+            skip_batches = 0
+        else:
+            iterator = _iterate(train_data, "train_data")
         if skip_batches or skip_chunks:
             for i in range(skip_batches + (1 if skip_chunks else 0)):
                 try:
