@@ -290,6 +290,9 @@ class TrainConfig(StrictConfig):
     max_steps: int | None = None  # Cap on total optimizer steps; training stops when reached, even mid-epoch.
     log_every_steps: int | None = None  # None: metrics once per epoch; n: also a row every n steps to steps.csv.
     progress: bool = True  # Rich progress bar; shown only when stderr is an interactive terminal.
+    # "bf16": forward passes (training and evaluation) under torch.autocast with bfloat16, on CPUs with AVX-512 BF16
+    # / AMX and on GPUs; weights, gradients and the optimizer stay float32. "float32": no autocast.
+    precision: Literal["float32", "bf16"] = "float32"
     # Crash-safe checkpoints in <run_dir>/checkpoints (only when the Trainer has a run_dir): one at the start, one at
     # every epoch end, and one every checkpoint_every_steps optimizer steps if set. Each holds what an exact resume
     # needs (weights, optimizer, schedule, RNGs, data position, carried TBPTT state).

@@ -33,6 +33,7 @@ def test_budget_stops_an_unsolved_run():
 def test_refuses_to_overwrite_a_run(tmp_path):
     cfg = long_lag.ExperimentConfig(task="adding", length=10, max_sequences=64, eval_every=1)
     long_lag.run(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "report.html").exists()  # the run's HTML report is written with it
     with pytest.raises(FileExistsError, match="already holds a finished run"):
         long_lag.run(cfg, tmp_path / "run")
 

@@ -312,6 +312,9 @@ def _write_run(out: Path, cfg, model: SequenceModel, result: ExperimentResult, s
     tmp = out / "result.json.tmp"
     tmp.write_text(json.dumps(result.summary(), indent=2) + "\n")
     os.replace(tmp, out / "result.json")
+    from ..report import write_report
+
+    write_report(out)  # report.html: the curves, the config, the result and the pictures above
 
 
 @runs.register_kind(KIND)

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib.metadata
@@ -371,6 +372,7 @@ class Trainer:
         self._wrote_checkpoints = False
         self._tb: TensorBoardLogger | None = None
         self._dist: distributed.DistInfo | None = None
+        self._gate_inputs: dict[str, tuple[Any, Any]] = {}  # first training input of each gate-reporting module
         self._train_model: torch.nn.Module = model  # the model loss_fn gets: DistributedDataParallel(model) or model
 
     @property
@@ -457,6 +459,7 @@ class Trainer:
         epoch_log = MetricsLogger(self.run_dir / "metrics.csv") if writes else None
         step_log = MetricsLogger(self.run_dir / "steps.csv") if writes and cfg.log_every_steps is not None else None
         self._tb = TensorBoardLogger(self.run_dir) if writes and tensorboard_available() else None
+        probes = self._install_gate_probes()
         try:
             if position is not None and position.get("finished"):
                 return self.history
@@ -493,6 +496,8 @@ class Trainer:
             for log in (epoch_log, step_log, self._tb):
                 if log is not None:
                     log.close()
+            for handle in probes:
+                handle.remove()
         if self._best_state is not None and cfg.early_stopping_patience is not None:
             self.model.load_state_dict(self._best_state)
             logger.info("restored the weights of epoch %d (%s=%.5g)", self.best_epoch, cfg.monitor, self.best_value)
@@ -532,6 +537,7 @@ class Trainer:
             self._snapshot_epoch_start(train_data)
             acc = _EpochAcc()
         t0 = time.perf_counter() - acc.seconds_before
+        self._gate_inputs = {}
         bar.start_epoch(epoch, cfg.epochs, total_batches)
         stop = False
         pending: list[Any] = []
@@ -653,6 +659,7 @@ class Trainer:
                         "Rename it in eval_fn (validation metrics usually start with 'val_')."
                     )
                 row[k] = v
+        row.update(self._gate_statistics())
         row.update(
             {
                 "lr": acc.lr,
@@ -664,6 +671,51 @@ class Trainer:
             }
         )
         return row, stop
+
+    def _autocast(self) -> Any:
+        """``torch.autocast`` to bfloat16 on the model's device when ``config.precision == "bf16"``, else a no-op."""
+        if self.config.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(self._params[0].device.type, dtype=torch.bfloat16)
+
+    def _gate_modules(self) -> list[tuple[str, torch.nn.Module]]:
+        """Submodules that can report gate saturation (lstmkit's LSTM has ``gate_saturation(*inputs)``)."""
+        return [(n, m) for n, m in self.model.named_modules() if callable(getattr(m, "gate_saturation", None))]
+
+    def _install_gate_probes(self) -> list[Any]:
+        """Forward pre-hooks that keep each gate-reporting module's first training input of the epoch."""
+
+        def probe(name: str):
+            def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+                if module.training and name not in self._gate_inputs:
+                    self._gate_inputs[name] = (_detached(args), _detached(kwargs))
+
+            return hook
+
+        return [m.register_forward_pre_hook(probe(n), with_kwargs=True) for n, m in self._gate_modules()]
+
+    def _gate_statistics(self) -> dict[str, float]:
+        """Per gate, the fraction of saturated activations on the epoch's first batch, for each LSTM in the model:
+        ``gate_sat_i`` ... (``<module>.gate_sat_i`` when the model has several)."""
+        modules = dict(self._gate_modules())
+        out: dict[str, float] = {}
+        rng = ckpt.capture_rng()
+        for name, (args, kwargs) in self._gate_inputs.items():
+            module = modules[name]
+            was_training = module.training
+            module.eval()
+            try:
+                with torch.no_grad():
+                    stats = module.gate_saturation(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001  (statistics must never stop training)
+                logger.debug("gate statistics of %s skipped: %s", name, e)
+                continue
+            finally:
+                module.train(was_training)
+            prefix = "gate_sat" if len(modules) == 1 else f"{name}.gate_sat"
+            out.update({f"{prefix}_{gate}": float(v) for gate, v in stats.items()})
+        ckpt.restore_rng(rng)
+        return out
 
     def _snapshot_epoch_start(self, train_data: Any) -> None:
         """Remember the RNG states and the data's state as an epoch starts: a resume replays the epoch from here."""
@@ -686,7 +738,8 @@ class Trainer:
         the output is None when the step was not finite and was skipped or rolled back."""
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.loss_fn(self._train_model, chunk, state)
+        with self._autocast():
+            out = self.loss_fn(self._train_model, chunk, state)
         if not isinstance(out, StepOutput):
             raise TypeError(
                 f"loss_fn must return a StepOutput, got {type(out).__name__}. "
@@ -731,7 +784,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         rng = ckpt.capture_rng()  # the diagnosis re-runs the forward pass; it must not move the RNGs
         try:
-            cause = locate_nonfinite(self.model, lambda: self.loss_fn(self.model, chunk, state), chunk)
+            with self._autocast():
+                cause = locate_nonfinite(self.model, lambda: self.loss_fn(self.model, chunk, state), chunk)
         finally:
             ckpt.restore_rng(rng)
         message = f"{what}: {cause}."
@@ -937,7 +991,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast():
                 if self.eval_fn is not None:
                     result = self.eval_fn(self.model, val_data)
                     if not isinstance(result, Mapping):
@@ -1023,6 +1077,19 @@ class Trainer:
                 self.stop_reason = self.stop_reason or "callback"
                 stop = True
         return stop, improved
+
+
+def _detached(obj: Any) -> Any:
+    """``obj`` with every tensor inside detached; other values (flags, numbers, None) kept as they are."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach()
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # named tuple
+        return type(obj)(*(_detached(v) for v in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_detached(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _detached(v) for k, v in obj.items()}
+    return obj
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:
