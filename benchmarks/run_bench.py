@@ -2,9 +2,11 @@
 
     python benchmarks/run_bench.py                    # all suites, writes docs/results/bench.json
     python benchmarks/run_bench.py --suite streaming --quick --out /tmp/bench.json
+    python benchmarks/run_bench.py --suite precision --out /tmp/bench_prec.json   # bf16 autocast vs float32
     python benchmarks/run_bench.py --markdown docs/results/bench.md   # also the Markdown table
 
-Run on a quiet machine (no other jobs on the cores): the ratios are measured in one process, 2 threads, float32.
+Run on a quiet machine (no other jobs on the cores): the ratios are measured in one process, 2 threads, float32
+(the precision suite: bfloat16 autocast against float32).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ How it measures (see docs/results/bench.md and the project's benchmarking notes)
 - the callables of one comparison are timed in the same rounds, in rotating order (A B, B A, A B, ... for two),
   so that neither side always runs first or always follows the other: an order effect of 21-50 % was seen in
   this project when one LSTM followed another in the same process;
-- float32, CPU, the garbage collector off during each sample.
+- float32 (the ``precision`` suite: bfloat16 autocast against float32), CPU, the garbage collector off during
+  each sample.
 
 Suites (``SUITES``):
 
@@ -24,6 +25,9 @@ Suites (``SUITES``):
                on b and c vs plain ``torch.nn.LSTM``, and vs a Python loop over ``torch.nn.LSTMCell`` for context.
 ``streaming``  ``LSTM.step`` at batch 1 under inference mode vs a one-step ``torch.nn.LSTM`` call, a jitted JAX step
                with the same weights, and the bare matrix-vector product (``torch.addmv``, and numpy's), the floor.
+``precision``  the same lstmkit ``LSTM`` (backend ``auto``) under ``torch.autocast("cpu", dtype=torch.bfloat16)`` vs
+               float32, training and inference on c, plain and layer_norm: ``ratio = float32 time / bfloat16 time``;
+               for context the same ratio for ``torch.nn.LSTM`` and for a bare matrix product of 2048^3.
 ``jax``        a JAX ``lax.scan`` LSTM (jitted; training = ``grad`` of ``outputs.sum()``) on b, c, d.
 ``keras``      the three-line Keras example (LSTM(50) on (10, 1), Dense(1), Adam, MSE, batch 16): ``fit`` seconds
                per epoch of ``lstmkit.SequenceRegressor`` vs Keras 3 on its JAX backend, in a child process.
@@ -59,7 +63,7 @@ import torch
 
 from . import nn as lnn
 
-SUITES: tuple[str, ...] = ("plain", "variants", "streaming", "jax", "keras")
+SUITES: tuple[str, ...] = ("plain", "variants", "streaming", "precision", "jax", "keras")
 THREADS = 2
 SCHEMA_VERSION = 1
 
@@ -99,6 +103,7 @@ TARGET_PLAIN = 0.95  # plain LSTM, auto, vs torch.nn.LSTM, train and infer, b c 
 TARGET_VARIANT = 0.6  # each variant in training vs plain torch.nn.LSTM, b c
 TARGET_STREAM_TORCH = {"H=256": 5.0, "H=1024": 10.0}  # latency at most 0.2x / 0.1x of a one-step torch call
 TARGET_STREAM_JAX = 1.0  # "ahead of JAX"
+TARGET_BF16_TRAIN = 1.4  # plain LSTM (auto) training on c under bf16 autocast, throughput vs float32 (AVX-512 BF16)
 TARGET_KERAS = 1.0  # fit seconds per epoch no slower than Keras 3 (JAX)
 
 NOISY_SPREAD = 0.5  # a row whose samples spread by more than this fraction of the median is flagged "noisy"
@@ -605,6 +610,75 @@ class _Partial(Exception):
         self.rows = rows
 
 
+def _autocast_fn(fn: Callable[[], None], dtype: torch.dtype | None) -> Callable[[], None]:
+    """``fn`` run inside ``torch.autocast("cpu", dtype=dtype)``; ``dtype=None``: ``fn`` itself (float32)."""
+    if dtype is None:
+        return fn
+
+    def under_autocast() -> None:
+        with torch.autocast("cpu", dtype=dtype):
+            fn()
+
+    return under_autocast
+
+
+def _train_autocast_fn(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> Callable[[], None]:
+    """:func:`_train_fn` with the forward under autocast and the backward outside it (PyTorch's recommended use)."""
+    params = list(model.parameters())
+    model.train()
+
+    def train() -> None:
+        for p in params:
+            p.grad = None
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            out, _ = model(x)
+        out.float().sum().backward()
+
+    return train
+
+
+def suite_precision(settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """bfloat16 autocast vs float32, the same model and input: lstmkit (auto) plain and layer_norm, on c.
+
+    Each row's ``lstmkit`` side is the bfloat16 time and its peer the float32 time of the same model, so
+    ``ratio = float32 time / bfloat16 time`` (above 1: bfloat16 is faster). Context rows give the same ratio for
+    ``torch.nn.LSTM`` under autocast and for a bare 2048^3 matrix product, the hardware's own bf16/fp32 ratio.
+    """
+    rows = []
+    bf16 = torch.bfloat16
+    cfg = settings.configs["c"]
+    torch.manual_seed(0)
+    x = torch.randn(cfg.B, cfg.T, cfg.I)
+    models = {
+        "plain": lnn.LSTM(cfg.I, cfg.H, cfg.L, batch_first=True, backend="auto"),
+        "layer_norm": lnn.LSTM(cfg.I, cfg.H, cfg.L, batch_first=True, backend="auto", layer_norm=True),
+        "torch.nn.LSTM": torch.nn.LSTM(cfg.I, cfg.H, cfg.L, batch_first=True),
+    }
+    for name, model in models.items():
+        path = model.explain().backend if isinstance(model, lnn.LSTM) else "PyTorch's own autocast"
+        for case in ("train", "infer"):
+            progress(f"precision c {name} {case}")
+            if case == "train":
+                fns = {"bf16": _train_autocast_fn(model, x, bf16), "fp32": _train_autocast_fn(model, x, None)}
+            else:
+                fns = {"bf16": _autocast_fn(_infer_fn(model, x), bf16), "fp32": _infer_fn(model, x)}
+            t = settings.measure(fns)
+            target = TARGET_BF16_TRAIN if (name, case) == ("plain", "train") else None
+            label = name if isinstance(model, lnn.LSTM) else "context: torch.nn.LSTM"
+            note = f"autocast(cpu, bfloat16); auto -> {path}" if isinstance(model, lnn.LSTM) else "context"
+            rows.append(Row("precision", "c", f"{label} {case} bf16", cfg.shape(), "s/call", t["bf16"],
+                            f"{label} float32", t["fp32"], target, note=note))  # fmt: skip
+    n = 64 if settings.quick else 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a16, b16 = a.to(bf16), b.to(bf16)
+    progress("precision matmul")
+    t = settings.measure({"bf16": lambda: a16 @ b16, "fp32": lambda: a @ b})
+    rows.append(Row("precision", "matmul", "torch.mm bf16", f"{n}x{n} @ {n}x{n}", "s/call", t["bf16"],
+                    "torch.mm float32", t["fp32"], None,
+                    note="context: the CPU's own bf16/fp32 matrix-product ratio"))  # fmt: skip
+    return rows
+
+
 def _jax_lstm(jax, jnp, params: list[tuple[Any, Any, Any]]):
     """A ``lax.scan`` LSTM stack, batch first; ``params`` per layer: W_ih^T (I, 4H), W_hh^T (H, 4H), b (4H,)."""
 
@@ -835,6 +909,7 @@ SUITE_FUNCTIONS: dict[str, Callable[[Settings, Callable[[str], None]], list[Row]
     "plain": suite_plain,
     "variants": suite_variants,
     "streaming": suite_streaming,
+    "precision": suite_precision,
     "jax": suite_jax,
     "keras": suite_keras,
 }
@@ -920,7 +995,8 @@ def run(
     return {
         "schema": SCHEMA_VERSION,
         "command": command,
-        "settings": {**asdict(settings), "dtype": "float32", "device": "cpu", "suites": chosen,
+        "settings": {**asdict(settings), "dtype": "float32 (precision: bfloat16 autocast vs float32)", "device": "cpu",
+                     "suites": chosen,
                      "order": "rotating per round (A B, B A, ...)", "ratio": "peer_s / lstmkit_s (>1: lstmkit faster)"},
         "machine": machine,
         "rows": dicts,

@@ -32,6 +32,11 @@ where :math:`\sigma` is the logistic sigmoid and :math:`\odot` the element-wise 
 
 Shape letters: B batch, T time, I input size, H hidden size, P projection size (P = H without projection),
 S = P the recurrent-state size of ``h``. Layers run time-major inside the engine: ``x`` is (T, B, I).
+
+Mixed precision (``torch.autocast``): this file runs as written. Autocast lowers its matrix products
+(``aten::mm`` / ``matmul``) to the autocast dtype, and the element-wise updates promote back to the parameters'
+float32, so the cell state ``c`` stays float32; :func:`layer_norm` takes its statistics in float32. The fast paths
+follow the same policy explicitly (:func:`autocast_dtype`): products in the low dtype, state in float32.
 """
 
 from __future__ import annotations
@@ -42,6 +47,17 @@ import torch
 from torch import Tensor
 
 LN_EPS = 1e-5  # the epsilon of torch.nn.LayerNorm; used by every layer-normalised path
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def autocast_dtype(device: torch.device, params_dtype: torch.dtype) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` asks for on ``device`` (e.g. bfloat16), or None when it is off there.
+
+    Autocast lowers only float32 work: with float64 (or already low-precision) parameters this is None too.
+    """
+    if params_dtype != torch.float32 or not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)
 
 
 @dataclass(frozen=True)
@@ -104,7 +120,14 @@ class StepMasks:
 
 
 def layer_norm(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float = LN_EPS) -> Tensor:
-    """Layer normalisation over the last dimension: ``(x - mean) / sqrt(var + eps) * weight + bias``."""
+    """Layer normalisation over the last dimension: ``(x - mean) / sqrt(var + eps) * weight + bias``.
+
+    A float16 / bfloat16 ``x`` (a product under autocast) is normalised in float32; the result has the dtype of
+    ``x`` promoted with ``weight``'s.
+    """
+    dtype = x.dtype if weight is None else torch.promote_types(x.dtype, weight.dtype)
+    if x.dtype in _LOW_PRECISION:  # a mean and variance over 4H values in bfloat16 would lose ~2 digits
+        x = x.float()
     mean = x.mean(dim=-1, keepdim=True)
     var = x.var(dim=-1, unbiased=False, keepdim=True)
     y = (x - mean) / torch.sqrt(var + eps)
@@ -112,7 +135,7 @@ def layer_norm(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float
         y = y * weight
     if bias is not None:
         y = y + bias
-    return y
+    return y.to(dtype)
 
 
 def lstm_cell(

@@ -4,6 +4,11 @@ Parameters have torch.nn.GRU / torch.nn.RNN names, shapes and gate order (GRU: r
 both ways. ``backend="auto"`` runs PyTorch's fused kernel; ``"reference"`` the per-step loop of
 :func:`lstmkit.nn.functional.gru_cell` / :func:`~lstmkit.nn.functional.rnn_tanh_cell`, which also records the
 per-step states for gradient-flow pictures.
+
+Under ``torch.autocast`` (float32 parameters) the output and h_n come back in the autocast dtype, as from
+:class:`lstmkit.nn.LSTM`; inputs and states may be passed in either dtype. PyTorch's kernel runs in the autocast
+dtype (cast explicitly, autocast off: left alone, CUDA's autocast would run cuDNN in float16 whatever was asked
+for); the reference runs as written (products lowered by autocast, the state update promoted to float32).
 """
 
 from __future__ import annotations
@@ -81,6 +86,12 @@ class _SingleStateRNN(nn.Module):
         Returns ``output, h_n`` (output (B, T, D*H), h_n (L*D, B, H)), plus ``h_steps[layer][direction]``, the list
         of per-step state tensors, with record=True (reference path).
         """
+        lp = functional.autocast_dtype(self.weight_ih_l0.device, self.weight_ih_l0.dtype)
+        if lp is not None:  # accept an input or state in the autocast dtype; the paths below lower what they need
+            if isinstance(x, Tensor) and x.dtype == lp:
+                x = x.to(self.weight_ih_l0.dtype)
+            if isinstance(state, Tensor) and state.dtype == lp:
+                state = state.to(self.weight_ih_l0.dtype)
         single = _common.unbatched(x)
         if single:
             x = x.unsqueeze(0 if self.batch_first else 1)
@@ -97,14 +108,23 @@ class _SingleStateRNN(nn.Module):
         h_steps = None
         if self.backend == "reference" or record:
             output, h_n, h_steps = self._reference(x, state, lengths, record)
+        elif lp is not None:
+            with torch.autocast(x.device.type, enabled=False):
+                output, h_n = self._run_fused(x.to(lp), state.to(lp), lengths, lp)
         else:
             output, h_n = self._run_fused(x, state, lengths)
+        if lp is not None:
+            output, h_n = output.to(lp), h_n.to(lp)
         if single:
             output, h_n = output.squeeze(0 if self.batch_first else 1), h_n.squeeze(1)
         return (output, h_n, h_steps) if record else (output, h_n)
 
-    def _run_fused(self, x: Tensor, h0: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _run_fused(
+        self, x: Tensor, h0: Tensor, lengths: Tensor | None, lp: torch.dtype | None = None
+    ) -> tuple[Tensor, Tensor]:
         weights = [getattr(self, n) for n in self._flat_weights_names]
+        if lp is not None:
+            weights = [w.to(lp) for w in weights]
         args = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if lengths is None:
             output, h_n = self._kernel(x, h0, weights, *args, self.batch_first)

@@ -3,6 +3,12 @@
 lstmkit's plain LSTM has torch.nn.LSTM's parameter names, shapes and gate order, so the same flat weight list
 drives ``torch._VF.lstm``, the kernel behind ``torch.nn.LSTM.forward``. Pinned to the reference by
 ``tests/nn/test_lstm_torch_equivalence.py``.
+
+Under autocast the kernel runs in the autocast dtype itself (``compute_dtype``): inputs, states and weights are
+cast (autograd carries float32 gradients back to the parameters) and autocast is switched off for the call.
+Left to autocast, the CPU would do the same (``aten::mkldnn_rnn_layer`` is on its lower-precision list, and oneDNN
+has a bfloat16 LSTM), but CUDA would not: its autocast wrapper of ``aten::_cudnn_rnn`` casts to float16 whatever
+dtype was asked for, and bfloat16 training without a gradient scaler would then underflow in float16.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ def lstm(
     bidirectional: bool,
     batch_first: bool,
     lengths: Tensor | None,
+    compute_dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """Run the whole stack in one call.
 
@@ -37,10 +44,35 @@ def lstm(
         state: (h0, c0), (L*D, B, S) and (L*D, B, H).
         flat_weights: per layer and direction: weight_ih, weight_hh, [bias_ih, bias_hh], [weight_hr].
         lengths: (B,) valid lengths, or None for full sequences.
+        compute_dtype: run the kernel in this dtype (the autocast dtype), or None for the inputs' own.
 
     Returns:
-        ``(output, (h_n, c_n))`` with torch.nn.LSTM's shapes; with lengths, outputs past each end are zero.
+        ``(output, (h_n, c_n))`` with torch.nn.LSTM's shapes, in ``compute_dtype`` if given; with lengths,
+        outputs past each end are zero.
     """
+    if compute_dtype is None:
+        return _lstm(x, state, flat_weights, has_bias, num_layers, dropout, training, bidirectional, batch_first,
+                     lengths)  # fmt: skip
+    cast = [t.to(compute_dtype) for t in (x, *state, *flat_weights)]
+    # The CPU kernel (oneDNN) would take a float32 c0 with bfloat16 data, but its fallbacks (projection, packed
+    # input, CPUs without bfloat16) and cuDNN take one dtype: c0 is cast too, and c_n returned in that dtype.
+    with torch.autocast(x.device.type, enabled=False):
+        return _lstm(cast[0], (cast[1], cast[2]), cast[3:], has_bias, num_layers, dropout, training, bidirectional,
+                     batch_first, lengths)  # fmt: skip
+
+
+def _lstm(
+    x: Tensor,
+    state: tuple[Tensor, Tensor],
+    flat_weights: list[Tensor],
+    has_bias: bool,
+    num_layers: int,
+    dropout: float,
+    training: bool,
+    bidirectional: bool,
+    batch_first: bool,
+    lengths: Tensor | None,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     h0, c0 = state
     if lengths is None:
         output, h_n, c_n = torch._VF.lstm(
