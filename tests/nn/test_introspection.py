@@ -204,3 +204,40 @@ def test_explain_honours_an_explicit_backend():
     assert _lstm(backend="reference").explain().backend == "reference"
     assert _lstm(backend="lstmkit").explain().backend == "lstmkit"
     assert _lstm(backend="lstmkit", peephole=True).explain().ruled_out_fused == ("peephole=True",)
+
+
+def test_gate_saturation_counts_saturated_activations_per_gate():
+    from lstmkit.nn import LSTM
+    from lstmkit.nn.introspect import gate_saturation
+
+    gates = torch.full((2, 3, 4, 5), 0.5)  # (B, T, 4, H): nothing saturated
+    gates[:, :, 1] = 0.99  # forget gate wide open everywhere
+    gates[0, 0, 2, :2] = -0.97  # two candidate values saturated at one step
+    sat = gate_saturation([gates])
+    assert sat == {"i": 0.0, "f": 1.0, "g": 2 / 30, "o": 0.0}
+    assert gate_saturation([gates], lengths=torch.tensor([1, 1]))["g"] == 2 / 10  # padded steps left out
+
+    torch.manual_seed(0)
+    lstm = LSTM(3, 8, num_layers=2, bidirectional=True, peephole=True, backend="lstmkit")
+    x = torch.randn(4, 6, 3)
+    stats = lstm.gate_saturation(x)
+    assert set(stats) == {"i", "f", "g", "o"} and all(0.0 <= v <= 1.0 for v in stats.values())
+    assert lstm.backend == "lstmkit"  # the recording run did not change the module
+    with torch.no_grad():
+        lstm.weight_ih_l0.mul_(100.0)  # drives the first layer's gates into saturation
+    saturated = lstm.gate_saturation(x)
+    assert all(saturated[g] > stats[g] for g in "ifgo"), (stats, saturated)
+
+
+def test_locate_nonfinite_names_layer_direction_and_step():
+    from lstmkit.nn import LSTM
+
+    torch.manual_seed(0)
+    lstm = LSTM(2, 4, num_layers=2, bidirectional=True, layer_norm=True)
+    x = torch.zeros(1, 8, 2)
+    assert lstm.locate_nonfinite(x) is None
+    with torch.no_grad():
+        lstm.weight_ih_l0[0, 0] = 3e38  # overflows on a large input; layer norm turns inf into NaN
+    x[0, 6, 0] = 10.0
+    # the forward direction meets it at step 6; the backward direction (T-1 .. 0) meets it first too, at step 6
+    assert lstm.locate_nonfinite(x) == "layer 0 (forward), time step 6 of 8, in the gates"

@@ -60,7 +60,29 @@ def test_injected_overflow_is_located_in_the_lstm_at_its_time_step() -> None:
     net = overflowing_net()
     x, _ = batches(overflow_at=0)[0]
     where = locate_nonfinite(net, lambda: net(x), (x,))
-    assert f"module 'rnn' (LSTM), output time step {BAD_STEP} of {T}, its inputs finite" in where, where
+    assert (
+        f"module 'rnn' (LSTM), layer 0 (forward), time step {BAD_STEP} of {T}, in the gates, its inputs finite" in where
+    )
+
+
+def test_any_module_with_a_time_axis_gets_its_first_bad_step() -> None:
+    class Exploder(nn.Module):  # no locate_nonfinite of its own: the generic description applies
+        def forward(self, x):
+            return torch.exp(x * 1000.0) - torch.exp(x * 1000.0)  # inf - inf where x is large
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.boom = Exploder()
+
+        def forward(self, x):
+            return self.boom(x).sum()
+
+    x = torch.zeros(2, T, 3)
+    x[1, 9] = 1.0
+    model = Model()
+    where = locate_nonfinite(model, lambda: model(x), (x,))
+    assert "module 'boom' (Exploder), output time step 9 of 12, its inputs finite" in where
 
 
 def test_nonfinite_inputs_are_reported_as_such() -> None:
@@ -78,7 +100,7 @@ def test_raise_names_the_step_the_module_and_the_time_step(tmp_path: Path) -> No
         trainer.fit(batches(overflow_at=2))
     message = str(info.value)
     assert "Non-finite loss (nan) at epoch 1, step 3 (batch 3 of the epoch)" in message
-    assert f"module 'rnn' (LSTM), output time step {BAD_STEP}" in message
+    assert f"module 'rnn' (LSTM), layer 0 (forward), time step {BAD_STEP} of {T}" in message
     # the checkpoint on disk (step 0) holds finite weights
     model, _, _ = ckpt.read_checkpoint(ckpt.latest_checkpoint(tmp_path))
     assert all(bool(torch.isfinite(t).all()) for t in model.values())
@@ -141,3 +163,33 @@ def test_a_nan_checkpoint_is_never_written(tmp_path: Path) -> None:
         net.head.bias.fill_(math.nan)
     assert trainer._save_checkpoint({"epoch": 2, "batches_done": 0, "chunks_done": 0}, None, None) is None
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == before
+
+
+def test_gate_saturation_and_gradient_norms_are_logged_per_epoch(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = Net()
+    Trainer(net, loss_fn, TrainConfig(epochs=2, progress=False), run_dir=tmp_path).fit(batches(3))
+    import csv
+
+    with (tmp_path / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for row in rows:
+        assert float(row["grad_norm"]) > 0 and float(row["grad_norm_max"]) >= float(row["grad_norm"])
+        sat = [float(row[f"gate_sat_{g}"]) for g in "ifgo"]
+        assert all(0.0 <= v <= 1.0 for v in sat)
+
+
+def test_gate_statistics_are_named_per_module_when_there_are_several() -> None:
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.dec = LSTM(3, 4), LSTM(4, 4)
+            self.head = nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.head(self.dec(self.enc(x)[0])[0][:, -1])
+
+    torch.manual_seed(0)
+    history = Trainer(Two(), loss_fn, TrainConfig(epochs=1, progress=False)).fit(batches(2))
+    assert {"enc.gate_sat_f", "dec.gate_sat_f"} <= set(history[0])

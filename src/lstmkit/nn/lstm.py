@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _common, functional, init
+from . import _common, functional, init, introspect
 from .fused import lstm_layer as fast_layer
 from .fused import stream, torch_kernel
 
@@ -494,6 +494,54 @@ class LSTM(nn.Module):
         output = layer_input.transpose(0, 1) if self.batch_first else layer_input
         # fmt: on
         return output, (torch.stack(h_n), torch.stack(c_n)), trace
+
+    # ---- looking inside ---------------------------------------------------------------------------------------
+    def _record(self, x: Tensor, state, lengths: Tensor | None) -> LSTMTrace:
+        """Every step's gates and cells on a batch, by the reference loop whatever the backend (no gradients)."""
+        backend = self.backend
+        self.backend = "reference"
+        try:
+            with torch.no_grad():
+                _, _, trace = self(x, state, lengths, record=True)
+        finally:
+            self.backend = backend
+        return trace
+
+    def gate_saturation(
+        self, x: Tensor, state=None, lengths: Tensor | None = None, *, margin: float = 0.05
+    ) -> dict[str, float]:
+        """Per gate (i, f, g, o), the fraction of saturated activations on a batch, over every layer and direction.
+
+        See :func:`lstmkit.nn.introspect.gate_saturation`. The Trainer calls this on each epoch's first batch and
+        logs ``gate_sat_i`` ... ``gate_sat_o``.
+        """
+        trace = self._record(x, state, lengths)
+        gates = [g for layer in trace.gates for g in layer]  # each (B, T, 4, H)
+        return introspect.gate_saturation(gates, lengths if x.dim() == 3 else None, margin)
+
+    def locate_nonfinite(self, x: Tensor, state=None, lengths: Tensor | None = None) -> str | None:
+        """Where inside the stack the first NaN or infinity arises on a batch: layer, direction and time step.
+
+        Returns:
+            e.g. ``"layer 1 (forward), time step 37 of 100, in the gates"``, or None if every gate and cell is
+            finite. Used by the Trainer's numerical guard (:func:`lstmkit.train.guards.locate_nonfinite`).
+        """
+        trace = self._record(x, state, lengths)
+        for layer, (layer_gates, layer_cells) in enumerate(zip(trace.gates, trace.cells, strict=True)):
+            found = []
+            for direction, (g, c) in enumerate(zip(layer_gates, layer_cells, strict=True)):
+                bad_g = ~torch.isfinite(g).flatten(2).all(-1).all(0)  # (T,)
+                bad_c = ~torch.isfinite(c).all(-1).all(0)  # (T,)
+                steps = torch.nonzero(bad_g | bad_c).flatten()
+                if steps.numel():
+                    t = int(steps[0]) if direction == 0 else int(steps[-1])  # the backward direction runs T-1 .. 0
+                    where = "the gates" if bool(bad_g[t]) else "the cell state"
+                    found.append((direction, t, where, g.shape[1]))
+            if found:
+                direction, t, where, time = found[0]
+                name = ("forward", "backward")[direction] if self.bidirectional else "forward"
+                return f"layer {layer} ({name}), time step {t} of {time}, in {where}"
+        return None
 
     # ---- streaming --------------------------------------------------------------------------------------------
     def step(

@@ -79,17 +79,22 @@ def locate_nonfinite(model: torch.nn.Module, forward: Callable[[], Any], batch: 
                 at = f" at time step {step}" if step is not None else ""
                 return f"the batch itself holds NaN or infinite values (tensor {i}, shape {tuple(t.shape)}{at})"
     found: list[str] = []
+    busy: list[bool] = []  # set while a module describes itself: its own forward calls must not re-enter the hooks
 
     def hook(name: str) -> Callable[..., None]:
         def fn(module: torch.nn.Module, inputs: Any, output: Any) -> None:
-            if found or all_finite(output) or not all_finite(inputs):
+            if busy or found or all_finite(output) or not all_finite(inputs):
                 return
             where = f"module '{name or '<model>'}' ({type(module).__name__})"
             describe = getattr(module, "locate_nonfinite", None)
             detail = None
             if callable(describe):
-                with contextlib.suppress(Exception):
-                    detail = describe(*inputs)
+                busy.append(True)
+                try:
+                    with contextlib.suppress(Exception):
+                        detail = describe(*inputs)
+                finally:
+                    busy.clear()
             if detail is None:
                 first = next(iter_tensors(output), None)
                 if first is not None and first.dim() >= 2 and not bool(torch.isfinite(first).all()):
