@@ -102,7 +102,7 @@ def test_flatten_round_trips_nested_state_without_pickle() -> None:
 def test_checkpoints_written_pruned_and_best_kept(tmp_path: Path) -> None:
     trainer, _ = train(tmp_path / "run", config(keep_checkpoints=2))
     regular = ckpt.list_checkpoints(tmp_path / "run")
-    assert [p.name for p in regular] == ["step-00000016", "step-00000018"]  # every 2 of 3 x 3 x 2 steps
+    assert [p.name for p in regular] == ["step-00000018", "step-00000018-end"]  # mid-epoch and epoch-end at 18
     best = ckpt.list_checkpoints(tmp_path / "run", best=True)
     assert len(best) == 1 and trainer.best_epoch is not None
     _, _, meta = ckpt.read_checkpoint(best[0])
@@ -110,7 +110,7 @@ def test_checkpoints_written_pruned_and_best_kept(tmp_path: Path) -> None:
     model, tensors, meta = ckpt.read_checkpoint(regular[-1])
     assert meta["train_config"]["tbptt_steps"] == 5 and meta["run_config"] == {"task": "unit"}
     assert meta["position"]["finished"] is True and "lstm.weight_hh_l0" in model
-    assert any(k.startswith("optimizer.") for k in tensors) and any(k.startswith("rng.") for k in tensors)
+    assert any(k.startswith("optimizer.") for k in tensors) and any(k.startswith("rank0.rng.") for k in tensors)
     assert not list((tmp_path / "run" / "checkpoints").glob(".tmp-*"))
 
 
@@ -269,3 +269,120 @@ def test_full_disk_mid_run_stops_with_the_last_checkpoint_intact(tmp_path: Path,
     _, full = train(tmp_path / "clean", config())
     _, resumed = train(tmp_path / "r", config(), resume=True)
     assert same(full, resumed)
+
+
+# ---------------------------------------------------------------- regressions found in review
+
+
+def _series_run(run_dir, crash_at=None, resume=False):
+    from lstmkit.data import SeriesStream
+
+    calls = {"n": 0}
+
+    def loss_fn(model, batch, state):
+        calls["n"] += 1
+        if calls["n"] == crash_at:
+            raise Crash
+        x, y = batch
+        pred, state = model(x, state)
+        return StepOutput(loss=nn.functional.mse_loss(pred, y[..., :1]), state=state)
+
+    torch.manual_seed(0)
+    model = Net()  # two layers with dropout between them: draws from torch's RNG every step
+    series = torch.randn(400, 3, generator=torch.Generator().manual_seed(4)).numpy()
+    cfg = TrainConfig(epochs=2, lr=0.01, carry_state_across_batches=True, checkpoint_every_steps=2, progress=False)
+    Trainer(model, loss_fn, cfg, run_dir=run_dir).fit(SeriesStream(series, 4, 10), resume=resume)
+    return model.state_dict()
+
+
+def test_resume_at_a_batch_edge_of_a_source_with_iter_from_restores_the_rng(tmp_path: Path) -> None:
+    full = _series_run(tmp_path / "a")
+    with pytest.raises(Crash):
+        _series_run(tmp_path / "b", crash_at=5)  # after the checkpoint at step 4, a batch edge (one chunk a batch)
+    assert same(full, _series_run(tmp_path / "b", resume=True))
+
+
+def test_dataloader_with_its_own_generator_resumes_exactly(tmp_path: Path) -> None:
+    def run(run_dir, crash_at=None, resume=False):
+        torch.manual_seed(0)
+        model = Net()
+        x, y = data()
+        loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(7))
+        Trainer(model, make_loss(crash_at), config(), run_dir=run_dir).fit(loader, resume=resume)
+        return model.state_dict()
+
+    full = run(tmp_path / "a")
+    with pytest.raises(Crash):
+        run(tmp_path / "b", crash_at=9)  # epoch 2: its shuffle comes from the loader's generator
+    assert same(full, run(tmp_path / "b", resume=True))
+
+
+def _early_stopping_run(run_dir, resume=False, eval_crash_at=None):
+    torch.manual_seed(0)
+    model = Net()
+    x, y = data()
+
+    def eval_fn(model, val):
+        epoch = len(trainer.history) + 1  # the epoch being validated
+        if epoch == eval_crash_at:
+            raise Crash
+        pred, _ = model(x[:8])
+        return {"val_loss": float(nn.functional.mse_loss(pred, y[:8])) + (0.5 if epoch == 3 else 0.0)}
+
+    cfg = config(epochs=5, early_stopping_patience=1, schedule="constant")
+    trainer = Trainer(model, make_loss(), cfg, run_dir=run_dir, eval_fn=eval_fn)
+    trainer.fit(DataLoader(TensorDataset(x, y), batch_size=8), val_data=[0], resume=resume)
+    return trainer, model.state_dict()
+
+
+def test_resuming_a_finished_early_stopped_run_gives_the_best_weights(tmp_path: Path) -> None:
+    trainer, best = _early_stopping_run(tmp_path / "a")
+    assert trainer.stop_reason == "early_stopping" and trainer.best_epoch == 2
+    again, weights = _early_stopping_run(tmp_path / "a", resume=True)
+    assert same(best, weights) and again.best_epoch == 2
+
+
+def test_a_best_marker_lost_to_a_crash_is_mended_on_resume(tmp_path: Path, monkeypatch) -> None:
+    real, calls = ckpt._mark_best, {"n": 0}
+
+    def crash_on_second(root, source):  # epoch 2 improves: killed after its checkpoint, before its best marker
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Crash
+        real(root, source)
+
+    with monkeypatch.context() as m:
+        m.setattr(ckpt, "_mark_best", crash_on_second)
+        with pytest.raises(Crash):
+            _early_stopping_run(tmp_path / "b")
+    _, resumed = _early_stopping_run(tmp_path / "b", resume=True)
+    _, clean = _early_stopping_run(tmp_path / "clean")
+    assert same(clean, resumed)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "b", best=True)] == ["best-step-00000012-end"]
+
+
+def test_gate_columns_survive_a_resume_after_the_last_step_of_an_epoch(tmp_path: Path) -> None:
+    with pytest.raises(Crash):
+        _early_stopping_run(tmp_path / "r", eval_crash_at=1)  # epoch 1 trained (checkpoint at step 3), not validated
+    _early_stopping_run(tmp_path / "r", resume=True)  # the resumed epoch 1 has no training forward
+    header = (tmp_path / "r" / "metrics.csv").read_text().splitlines()[0]
+    assert "lstm.gate_sat_i" not in header and "gate_sat_f" in header
+
+
+def test_a_run_that_failed_before_its_first_step_can_be_started_again(tmp_path: Path) -> None:
+    with pytest.raises(Crash):
+        train(tmp_path / "r", config(), crash_at=1)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "r")] == ["step-00000000"]
+    train(tmp_path / "r", config(lr=0.02))  # a corrected config starts afresh: nothing had been trained
+
+
+def test_run_config_must_be_json_and_int_keys_resume(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        Trainer(Net(), make_loss(), config(), run_config={"out": tmp_path})
+    torch.manual_seed(0)
+    x, y = data()
+    trainer = Trainer(Net(), make_loss(5), config(), run_dir=tmp_path / "k", run_config={"layers": {1: 8}})
+    with pytest.raises(Crash):
+        trainer.fit(DataLoader(TensorDataset(x, y), batch_size=8))
+    again = Trainer(Net(), make_loss(), config(), run_dir=tmp_path / "k", run_config={"layers": {1: 8}})
+    again.fit(DataLoader(TensorDataset(x, y), batch_size=8), resume=True)

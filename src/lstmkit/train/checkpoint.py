@@ -32,6 +32,7 @@ import random
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "read_checkpoint",
+    "remove_checkpoints",
     "restore_rng",
+    "step_of",
     "unflatten_state",
     "write_checkpoint",
 ]
@@ -67,7 +70,9 @@ MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
 FORMAT_VERSION = 1
 
-_NAME = re.compile(r"^(step|best-step)-(\d+)$")
+# step-00000120 (taken mid-epoch) and step-00000120-end (the end of an epoch, taken after the first when both fall on
+# one step): the "-end" one is the newer.
+_NAME = re.compile(r"^(step|best-step)-(\d+)(-end)?$")
 
 
 class CheckpointError(RuntimeError):
@@ -149,7 +154,7 @@ def capture_rng() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = list(torch.cuda.get_rng_state_all())
+        state["cuda"] = torch.cuda.get_rng_state()  # this process's device only: under DDP each rank owns one
     return state
 
 
@@ -161,24 +166,42 @@ def restore_rng(state: Mapping[str, Any]) -> None:
     keys = n["keys"].numpy().astype(np.uint32)
     np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        cuda_states = list(state["cuda"])
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
+    if "cuda" in state:
+        if torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda"])
         else:
-            logger.warning(
-                "checkpoint has CUDA RNG states for %d devices but %d are visible: CUDA RNGs not restored",
-                len(cuda_states),
-                torch.cuda.device_count(),
-            )
+            logger.warning("the checkpoint holds a CUDA RNG state but there is no GPU here: it is not restored")
 
 
 # --------------------------------------------------------------------------- listing and reading
 
 
-def _step_of(path: Path) -> int:
+def step_of(path: Path) -> int:
+    """The optimizer step a checkpoint directory was taken after (-1 for a name that is not a checkpoint's)."""
     m = _NAME.match(path.name)
     return int(m.group(2)) if m else -1
+
+
+def _order(path: Path) -> tuple[int, int]:
+    m = _NAME.match(path.name)
+    return (int(m.group(2)), 1 if m.group(3) else 0) if m else (-1, 0)
+
+
+def _remove_dir(path: Path) -> None:
+    """Delete a directory so that it vanishes at once: rename it to a ``.tmp-del-*`` name, then remove that. A crash
+    in between leaves a ``.tmp-*`` directory (ignored, cleaned up later), never a half-deleted checkpoint."""
+    trash = path.parent / f".tmp-del-{path.name}-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_checkpoints(run_dir: str | os.PathLike[str]) -> None:
+    """Delete every checkpoint of a run (regular and best)."""
+    for path in list_checkpoints(run_dir) + list_checkpoints(run_dir, best=True):
+        _remove_dir(path)
 
 
 def list_checkpoints(run_dir: str | os.PathLike[str], *, best: bool = False) -> list[Path]:
@@ -197,7 +220,7 @@ def list_checkpoints(run_dir: str | os.PathLike[str], *, best: bool = False) -> 
         m = _NAME.match(p.name)
         if m and m.group(1) == kind and (p / META_FILE).is_file():
             found.append(p)
-    return sorted(found, key=_step_of)
+    return sorted(found, key=_order)
 
 
 def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
@@ -300,6 +323,7 @@ def write_checkpoint(
     *,
     keep: int,
     best: bool = False,
+    epoch_end: bool = False,
 ) -> Path:
     """Write ``checkpoints/step-<step>/`` atomically, then prune to the last ``keep``; optionally mark it the best.
 
@@ -311,6 +335,8 @@ def write_checkpoint(
         meta: the JSON part; ``format`` is added.
         keep: how many regular checkpoints to keep (the newest).
         best: also record this checkpoint as ``best-step-<step>`` (replacing the previous best).
+        epoch_end: the checkpoint closes an epoch; named ``step-<step>-end`` so that it does not replace a
+            mid-epoch checkpoint of the same step (it is the newer of the two).
 
     Returns:
         The checkpoint's directory.
@@ -320,7 +346,7 @@ def write_checkpoint(
             earlier checkpoint is left as it was.
     """
     root = Path(run_dir) / CHECKPOINT_DIR
-    final = root / f"step-{step:08d}"
+    final = root / (f"step-{step:08d}" + ("-end" if epoch_end else ""))
     tmp: Path | None = None
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -333,13 +359,11 @@ def write_checkpoint(
         write_and_sync(tmp / STATE_FILE, state_bytes)
         write_and_sync(tmp / META_FILE, meta_bytes)  # last: its presence marks a complete checkpoint
         fsync_dir(tmp)
-        if final.exists():  # the same step written again (a replayed step after resume): replace it
-            shutil.rmtree(final)
+        if final.exists():  # the same step again (after a rollback): the old one goes only once the new one is whole
+            _remove_dir(final)
         os.rename(tmp, final)
         tmp = None
         fsync_dir(root)
-        if best:
-            _mark_best(root, final, step)
     except OSError as e:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -354,15 +378,23 @@ def write_checkpoint(
                 else "No earlier checkpoint exists. Free space (or fix permissions) and start the run again."
             )
         ) from e
+    if best:
+        try:
+            _mark_best(root, final)
+        except OSError as e:
+            raise CheckpointError(
+                f"The checkpoint {final.name} was written, but marking it the best one failed ({e.strerror or e}). "
+                "Free space (or fix permissions) and continue with resume."
+            ) from e
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_dir(old)
     return final
 
 
-def _mark_best(root: Path, source: Path, step: int) -> None:
-    """Make ``best-step-<step>`` a copy (hard links where possible) of ``source``; drop older best checkpoints."""
-    target = root / f"best-step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-best-{step:08d}-"))
+def _mark_best(root: Path, source: Path) -> None:
+    """Make ``best-<source name>`` a copy (hard links where possible) of ``source``; drop older best checkpoints."""
+    target = root / f"best-{source.name}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-best-{source.name}-"))
     try:
         for name in (MODEL_FILE, STATE_FILE, META_FILE):  # META_FILE last, as for a regular checkpoint
             try:
@@ -371,7 +403,7 @@ def _mark_best(root: Path, source: Path, step: int) -> None:
                 shutil.copy2(source / name, tmp / name)
         fsync_dir(tmp)
         if target.exists():
-            shutil.rmtree(target)
+            _remove_dir(target)
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -379,4 +411,9 @@ def _mark_best(root: Path, source: Path, step: int) -> None:
     fsync_dir(root)
     for old in list_checkpoints(root.parent, best=True):
         if old != target:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_dir(old)
+
+
+def mark_best(run_dir: str | os.PathLike[str], checkpoint: Path) -> None:
+    """Record ``checkpoint`` as the best one (used when a resume finds the best marker missing or stale)."""
+    _mark_best(Path(run_dir) / CHECKPOINT_DIR, Path(checkpoint))

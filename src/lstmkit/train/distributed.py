@@ -28,6 +28,7 @@ __all__ = [
     "all_reduce_sum",
     "any_flag",
     "barrier",
+    "broadcast_object",
     "gather_objects",
     "init_from_env",
     "is_main_process",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_warned: list[bool] = []
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,13 @@ def shard_batch(batch: tuple[Any, ...], rank: int, world_size: int) -> tuple[Any
         ValueError: if the batch has fewer rows than processes.
     """
     rows = batch[0].shape[0]
+    if rows % world_size and not _warned:
+        _warned.append(True)
+        logger.warning(
+            "a batch of %d rows does not split evenly over %d processes: DDP averages the processes' mean losses, so "
+            "rows weigh unequally and the run differs a little from one process; use a multiple of %d",
+            rows, world_size, world_size,
+        )  # fmt: skip
     if rows < world_size:
         raise ValueError(
             f"A batch of {rows} rows cannot be shared by {world_size} processes. Use a batch size of at least "
@@ -139,6 +148,13 @@ def gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank (in memory)."""
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
 
 
 def barrier() -> None:

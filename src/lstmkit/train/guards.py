@@ -75,7 +75,7 @@ def locate_nonfinite(model: torch.nn.Module, forward: Callable[[], Any], batch: 
     if batch is not None:
         for i, t in enumerate(iter_tensors(batch)):
             if not bool(torch.isfinite(t).all()):
-                step = _first_bad_step(t, 1) if t.dim() >= 2 else None
+                step = _first_bad_step(t, 1) if t.dim() >= 3 else None  # (B, T, ...) has a time axis
                 at = f" at time step {step}" if step is not None else ""
                 return f"the batch itself holds NaN or infinite values (tensor {i}, shape {tuple(t.shape)}{at})"
     found: list[str] = []

@@ -25,6 +25,7 @@ import dataclasses
 import importlib.metadata
 import io
 import itertools
+import json
 import logging
 import math
 import os
@@ -240,7 +241,7 @@ class _EpochAcc:
 
     def __init__(self) -> None:
         self.means = _Mean()
-        self.grad_norms: list[float] = []
+        self.grad_norm_sum, self.grad_norm_count, self.grad_norm_max = 0.0, 0, math.nan
         self.items = 0
         self.lr = math.nan
         self.n_batches = 0
@@ -249,7 +250,8 @@ class _EpochAcc:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "sums": dict(self.means.sums), "weight": self.means.weight, "grad_norms": list(self.grad_norms),
+            "sums": dict(self.means.sums), "weight": self.means.weight,
+            "grad_norm": [self.grad_norm_sum, self.grad_norm_count, self.grad_norm_max],
             "items": self.items, "lr": self.lr, "n_batches": self.n_batches, "nonfinite": self.nonfinite,
             "seconds": self.seconds_before,
         }  # fmt: skip
@@ -258,9 +260,20 @@ class _EpochAcc:
     def from_state(cls, s: Mapping[str, Any]) -> _EpochAcc:
         acc = cls()
         acc.means.sums, acc.means.weight = dict(s["sums"]), s["weight"]
-        acc.grad_norms, acc.items, acc.lr = list(s["grad_norms"]), s["items"], s["lr"]
+        acc.grad_norm_sum, acc.grad_norm_count, acc.grad_norm_max = s["grad_norm"]
+        acc.items, acc.lr = s["items"], s["lr"]
         acc.n_batches, acc.nonfinite, acc.seconds_before = s["n_batches"], s["nonfinite"], s["seconds"]
         return acc
+
+
+def _data_generators(data: Any) -> list[torch.Generator]:
+    """The ``torch.Generator`` objects a DataLoader (or a sampler) draws its order from, if it was given its own."""
+    found: list[torch.Generator] = []
+    for obj in (data, getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None)):
+        g = getattr(obj, "generator", None)
+        if isinstance(g, torch.Generator) and all(g is not f for f in found):
+            found.append(g)
+    return found
 
 
 def _is_stateful(data: Any) -> bool:
@@ -275,7 +288,7 @@ def _package_version() -> str:
 
 
 # Fields that may change between a run and its resume without changing what is computed.
-_RESUME_FREE_FIELDS = frozenset({"progress"})
+_RESUME_FREE_FIELDS = frozenset({"progress", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"})
 
 
 class Trainer:
@@ -346,6 +359,14 @@ class Trainer:
             run_config = run_config.to_dict()
         if run_config is not None and not isinstance(run_config, Mapping):
             raise TypeError(f"run_config must be a dict or have to_dict(), got {type(run_config).__name__}.")
+        if run_config is not None:  # as it will read back from a checkpoint's JSON, so a resume compares like with like
+            try:
+                run_config = json.loads(json.dumps(run_config, allow_nan=True))
+            except (TypeError, ValueError) as e:
+                raise TypeError(
+                    f"run_config must be JSON-serialisable (it is saved in every checkpoint): {e}. Use plain values "
+                    "(str, int, float, bool, None, lists, dicts); convert paths with str()."
+                ) from e
         self.model = model
         self.loss_fn = loss_fn
         self.config = config
@@ -443,11 +464,16 @@ class Trainer:
         if resume:
             position = self._resume(device)
             start_epoch = position["epoch"]
-        elif self.checkpointing and not self._wrote_checkpoints and ckpt.latest_checkpoint(self.run_dir) is not None:
-            raise ckpt.ResumeError(
-                f"{self.run_dir} already holds checkpoints of an earlier run. Pass resume=True (--resume) to continue "
-                "it, or choose a new run directory."
-            )
+        elif self.checkpointing and not self._wrote_checkpoints:
+            existing = ckpt.list_checkpoints(self.run_dir)
+            if any(ckpt.step_of(p) > 0 for p in existing):
+                raise ckpt.ResumeError(
+                    f"{self.run_dir} already holds checkpoints of an earlier run (the newest after step "
+                    f"{ckpt.step_of(existing[-1])}). Pass resume=True (--resume) to continue it, or choose a new run "
+                    "directory."
+                )
+            if existing and self.is_main:  # an earlier start that failed before its first step: nothing to keep
+                ckpt.remove_checkpoints(self.run_dir)
         distributed.barrier()  # every rank has read the run directory before rank 0 writes to it
         if self.checkpointing:
             if self.is_main:
@@ -460,14 +486,15 @@ class Trainer:
         step_log = MetricsLogger(self.run_dir / "steps.csv") if writes and cfg.log_every_steps is not None else None
         self._tb = TensorBoardLogger(self.run_dir) if writes and tensorboard_available() else None
         probes = self._install_gate_probes()
+        finished = position is not None and bool(position.get("finished"))
         try:
-            if position is not None and position.get("finished"):
-                return self.history
-            with ProgressBar(enabled=cfg.progress and self.is_main) as bar:
-                for epoch in range(start_epoch, cfg.epochs + 1):
+            with ProgressBar(enabled=cfg.progress and self.is_main and not finished) as bar:
+                for epoch in range(start_epoch, cfg.epochs + 1) if not finished else ():
                     row, epoch_stop = self._run_epoch(
                         epoch, train_data, val_data, device, bar, step_log, position if epoch == start_epoch else None
                     )
+                    if self._dist is not None:  # early stopping and the schedule decide from rank 0's numbers
+                        row = distributed.broadcast_object(row)
                     self.history.append(row)
                     if epoch_log is not None:
                         epoch_log.log(row)
@@ -481,6 +508,8 @@ class Trainer:
                     )
                     stop, improved = self._after_epoch(epoch, row)
                     stop = stop or epoch_stop
+                    if self._dist is not None:  # one rank's callback (a wall-clock budget) must stop every rank
+                        stop = distributed.any_flag(stop)
                     if self.checkpointing:
                         finished = stop or epoch == cfg.epochs
                         self._snapshot_epoch_start(train_data)  # the next epoch starts from here
@@ -489,6 +518,7 @@ class Trainer:
                             None,
                             None,
                             best=improved,
+                            epoch_end=True,
                         )
                     if stop:
                         break
@@ -530,6 +560,9 @@ class Trainer:
             ckpt.restore_rng(self._epoch_start["rng"])
             if stateful and self._epoch_start.get("data") is not None:
                 train_data.load_state_dict(self._epoch_start["data"])
+            saved_generators = self._epoch_start.get("generators") or []
+            for generator, saved in zip(_data_generators(train_data), saved_generators, strict=False):
+                generator.set_state(saved)
             skip_batches, skip_chunks = position["batches_done"], position["chunks_done"]
             acc = _EpochAcc.from_state(position["acc"]) if position["acc"] is not None else _EpochAcc()
             state, prev_batch_size = position["carried_state"], position["prev_batch_size"]
@@ -541,24 +574,25 @@ class Trainer:
         bar.start_epoch(epoch, cfg.epochs, total_batches)
         stop = False
         pending: list[Any] = []
-        if (skip_batches or skip_chunks) and callable(getattr(train_data, "iter_from", None)):
+        to_read = skip_batches + (1 if skip_chunks else 0)  # batches to read again (the last one is half done)
+        if skip_batches and callable(getattr(train_data, "iter_from", None)):
             iterator = iter(train_data.iter_from(skip_batches))  # the source can start mid-epoch without re-reading
-            skip_batches = 0
+            to_read -= skip_batches
         else:
             iterator = _iterate(train_data, "train_data")
-        if skip_batches or skip_chunks:
-            for i in range(skip_batches + (1 if skip_chunks else 0)):
-                try:
-                    raw = next(iterator)
-                except StopIteration:
-                    raise ckpt.ResumeError(
-                        f"The training data yields {i} batches in epoch {epoch}, but the checkpoint was taken after "
-                        f"{skip_batches} batches of it: the data is not the data the run was trained on. Resume with "
-                        "the same data, or start a new run."
-                    ) from None
-            if skip_chunks:
-                pending.append(raw)
-            ckpt.restore_rng(position["rng"])
+        for i in range(to_read):
+            try:
+                raw = next(iterator)
+            except StopIteration:
+                raise ckpt.ResumeError(
+                    f"The training data yields {i} batches in epoch {epoch}, but the checkpoint was taken after "
+                    f"{skip_batches} batches of it: the data is not the data the run was trained on. Resume with "
+                    "the same data, or start a new run."
+                ) from None
+        if skip_chunks:
+            pending.append(raw)
+        if position is not None and (skip_batches or skip_chunks):
+            ckpt.restore_rng(position["rng"])  # the RNGs as they were when the checkpoint was taken
         for raw in itertools.chain(pending, iterator):
             batch = _as_batch(raw, device)
             if self._dist is not None:
@@ -587,7 +621,9 @@ class Trainer:
                     n = out.n_items if out.n_items is not None else chunk[0].shape[0]
                     loss_value = float(out.loss.detach().item())
                     acc.means.add({"loss": loss_value, **self._read_metrics(out)}, n)
-                    acc.grad_norms.append(grad_norm)
+                    acc.grad_norm_sum += grad_norm
+                    acc.grad_norm_count += 1
+                    acc.grad_norm_max = grad_norm if acc.grad_norm_count == 1 else max(acc.grad_norm_max, grad_norm)
                     acc.items += n
                     acc.lr = lr
                     if step_log is not None and self.global_step % cfg.log_every_steps == 0:
@@ -663,8 +699,8 @@ class Trainer:
         row.update(
             {
                 "lr": acc.lr,
-                "grad_norm": sum(acc.grad_norms) / len(acc.grad_norms) if acc.grad_norms else math.nan,
-                "grad_norm_max": max(acc.grad_norms) if acc.grad_norms else math.nan,
+                "grad_norm": acc.grad_norm_sum / acc.grad_norm_count if acc.grad_norm_count else math.nan,
+                "grad_norm_max": acc.grad_norm_max,
                 "nonfinite_steps": acc.nonfinite,
                 "items_per_sec": acc.items / train_seconds if train_seconds > 0 else math.nan,
                 "seconds": time.perf_counter() - t0,
@@ -699,6 +735,9 @@ class Trainer:
         ``gate_sat_i`` ... (``<module>.gate_sat_i`` when the model has several)."""
         modules = dict(self._gate_modules())
         out: dict[str, float] = {}
+        for name in modules:  # every column every epoch (NaN when unknown): the CSV header is fixed by the first row
+            prefix = "gate_sat" if len(modules) == 1 else f"{name}.gate_sat"
+            out.update({f"{prefix}_{gate}": math.nan for gate in "ifgo"})
         rng = ckpt.capture_rng()
         for name, (args, kwargs) in self._gate_inputs.items():
             module = modules[name]
@@ -713,14 +752,15 @@ class Trainer:
             finally:
                 module.train(was_training)
             prefix = "gate_sat" if len(modules) == 1 else f"{name}.gate_sat"
-            out.update({f"{prefix}_{gate}": float(v) for gate, v in stats.items()})
+            out.update({f"{prefix}_{gate}": float(v) for gate, v in stats.items() if f"{prefix}_{gate}" in out})
         ckpt.restore_rng(rng)
         return out
 
     def _snapshot_epoch_start(self, train_data: Any) -> None:
         """Remember the RNG states and the data's state as an epoch starts: a resume replays the epoch from here."""
         data_state = train_data.state_dict() if _is_stateful(train_data) else None
-        self._epoch_start = {"rng": ckpt.capture_rng(), "data": data_state}
+        generators = [g.get_state() for g in _data_generators(train_data)]
+        self._epoch_start = {"rng": ckpt.capture_rng(), "data": data_state, "generators": generators}
 
     def _infer_total_steps(self, total_batches: int | None, chunks_per_batch: int) -> None:
         """Fill in the run length for the cosine schedule once the first batch shows the chunks per batch."""
@@ -782,13 +822,22 @@ class Trainer:
         """Diagnose a non-finite step, then raise, skip it or roll back, as ``config.on_nonfinite`` says."""
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
-        rng = ckpt.capture_rng()  # the diagnosis re-runs the forward pass; it must not move the RNGs
+        # The diagnosis re-runs the forward pass; it must move neither the RNGs nor running statistics (BatchNorm).
+        rng = ckpt.capture_rng()
+        buffers = {k: v.clone() for k, v in self.model.named_buffers()}
         try:
             with self._autocast():
                 cause = locate_nonfinite(self.model, lambda: self.loss_fn(self.model, chunk, state), chunk)
         finally:
             ckpt.restore_rng(rng)
+            with torch.no_grad():
+                for k, v in self.model.named_buffers():
+                    v.copy_(buffers[k])
         message = f"{what}: {cause}."
+        if self._dist is not None:  # report the rank whose rows went wrong (rank 0 logs and keeps the events)
+            reports = distributed.gather_objects((what.startswith("Non-finite loss ("), message))
+            culprit = next((r for r, (own, _) in enumerate(reports) if own), 0)
+            message = f"{reports[culprit][1][:-1]} (on rank {culprit})."
         self._nonfinite_run += 1
         if cfg.on_nonfinite == "raise" or self._nonfinite_run > cfg.max_nonfinite_steps:
             if cfg.on_nonfinite != "raise":
@@ -819,9 +868,10 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpoint_bytes_estimate(self) -> int:
-        """Two checkpoints of the model and its optimizer state (Adam keeps two moments per parameter)."""
+        """The checkpoints kept at once: ``keep_checkpoints``, the one being written and the best one, each the model
+        and its optimizer state (Adam keeps two moments per parameter), plus 1 MiB for the rest."""
         param_bytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
-        return 2 * 3 * param_bytes + (1 << 20)
+        return (self.config.keep_checkpoints + 2) * (3 * param_bytes + (1 << 20))
 
     def _meta(self) -> dict[str, Any]:
         return {
@@ -833,16 +883,26 @@ class Trainer:
         }
 
     def _save_checkpoint(
-        self, position: dict[str, Any], acc: _EpochAcc | None, state: Any, *, best: bool = False
+        self,
+        position: dict[str, Any],
+        acc: _EpochAcc | None,
+        state: Any,
+        *,
+        best: bool = False,
+        epoch_end: bool = False,
     ) -> Path | None:
         """Write a checkpoint after ``self.global_step``; refuses (with a warning) to write non-finite weights."""
         if not all_finite(dict(self.model.state_dict())):
             logger.warning("not writing a checkpoint at step %d: the weights hold NaN or inf", self.global_step)
             return None
-        # Each rank has its own running sums and carried state (its rows); the checkpoint keeps all of them.
+        # Each rank has its own running sums, carried state (its rows), batch size and RNG states (its dropout draws
+        # and its GPU); the checkpoint keeps every rank's.
         local = {
             "acc": acc.state_dict() if acc is not None else None,
             "carried": _to_device(state, torch.device("cpu")),
+            "prev_batch_size": position.get("prev_batch_size"),
+            "rng": ckpt.capture_rng(),
+            "epoch_start": self._epoch_start,
         }
         per_rank = distributed.gather_objects(local) if self._dist is not None else [local]
         if not self.is_main:
@@ -854,11 +914,8 @@ class Trainer:
             {
                 "global_step": self.global_step,
                 "world_size": len(per_rank),
-                "position": position,
-                "epoch_start": ckpt.flatten_state(self._epoch_start, tensors, "epoch_start"),
-                "acc": [r["acc"] for r in per_rank],
-                "carried_state": ckpt.flatten_state([r["carried"] for r in per_rank], tensors, "carried"),
-                "rng": ckpt.flatten_state(ckpt.capture_rng(), tensors, "rng"),
+                "position": {k: v for k, v in position.items() if k != "prev_batch_size"},
+                "ranks": [ckpt.flatten_state(r, tensors, f"rank{i}") for i, r in enumerate(per_rank)],
                 "optimizer": ckpt.flatten_state(self.optimizer.state_dict(), tensors, "optimizer"),
                 "schedule": {
                     "factor": self.schedule.factor,
@@ -878,7 +935,7 @@ class Trainer:
         )
         path = ckpt.write_checkpoint(
             self.run_dir, self.global_step, self.model.state_dict(), tensors, meta,
-            keep=self.config.keep_checkpoints, best=best,
+            keep=self.config.keep_checkpoints, best=best, epoch_end=epoch_end,
         )  # fmt: skip
         self._wrote_checkpoints = True
         self.last_checkpoint = path
@@ -937,10 +994,8 @@ class Trainer:
         self.best_epoch, self.best_value, self._bad_epochs = best["epoch"], best["value"], best["bad_epochs"]
         self.stop_reason = meta["stop_reason"]
         self.nonfinite_events = list(meta.get("nonfinite_events") or [])
-        if self.best_epoch is not None and self.config.early_stopping_patience is not None:
-            best_dirs = ckpt.list_checkpoints(self.run_dir, best=True)
-            if best_dirs:
-                self._best_state, _, _ = ckpt.read_checkpoint(best_dirs[-1])
+        if self.best_epoch is not None:
+            self._restore_best(path, meta)
         for cb, saved in zip(self.callbacks, meta["callbacks"], strict=False):
             if saved is not None and _is_stateful(cb):
                 cb.load_state_dict(ckpt.unflatten_state(saved, tensors))
@@ -949,25 +1004,47 @@ class Trainer:
         self.last_checkpoint = path
         self._wrote_checkpoints = True
         position = dict(meta["position"])
-        position["rng"] = ckpt.unflatten_state(meta["rng"], tensors)
-        position["epoch_start"] = ckpt.unflatten_state(meta["epoch_start"], tensors)
+        ranks = [ckpt.unflatten_state(r, tensors) for r in meta["ranks"]]
         world, rank = (self._dist.world_size, self._dist.rank) if self._dist is not None else (1, 0)
-        saved_world = meta.get("world_size", 1)
-        mid_epoch = any(a is not None for a in meta["acc"])
-        if saved_world != world and mid_epoch:
+        mid_epoch = any(r["acc"] is not None for r in ranks)
+        if len(ranks) != world and mid_epoch:
             raise ckpt.ResumeError(
-                f"Checkpoint {path} was taken mid-epoch by {saved_world} process(es); this run has {world}. Each "
+                f"Checkpoint {path} was taken mid-epoch by {len(ranks)} process(es); this run has {world}. Each "
                 "process carries its own rows' state within an epoch, so resume it with the same number of processes "
                 "(checkpoints taken at an epoch's end can be resumed with any number)."
             )
-        carried = ckpt.unflatten_state(meta["carried_state"], tensors)
-        position["acc"] = meta["acc"][rank] if mid_epoch else None
-        position["carried_state"] = _to_device(carried[rank], device) if mid_epoch else None
-        position.setdefault("prev_batch_size", None)
+        mine = ranks[rank] if rank < len(ranks) else ranks[0]
+        position["rng"], position["epoch_start"] = mine["rng"], mine["epoch_start"]
+        position["acc"], position["prev_batch_size"] = mine["acc"], mine["prev_batch_size"]
+        position["carried_state"] = _to_device(mine["carried"], device)
         if position.get("finished"):
             ckpt.restore_rng(position["rng"])
         logger.info("resumed from %s (step %d, epoch %d)", path, self.global_step, position["epoch"])
         return position
+
+    def _restore_best(self, path: Path, meta: Mapping[str, Any]) -> None:
+        """Find the best epoch's weights after a resume (for early stopping), mending a stale best marker.
+
+        A crash between writing an epoch's checkpoint and marking it the best leaves the marker on an older one.
+        """
+        assert self.run_dir is not None
+        best_dirs = ckpt.list_checkpoints(self.run_dir, best=True)
+        marked = None
+        if best_dirs:
+            _, _, best_meta = ckpt.read_checkpoint(best_dirs[-1])
+            if len(best_meta.get("history") or []) == self.best_epoch:
+                marked = best_dirs[-1]
+        if marked is None and len(meta["history"]) == self.best_epoch and meta["position"]["batches_done"] == 0:
+            marked = path  # the resumed checkpoint closes the best epoch itself
+            if self.is_main:
+                ckpt.mark_best(self.run_dir, path)
+        if marked is None:
+            logger.warning(
+                "the best checkpoint (epoch %s) is missing: early stopping keeps the last weights", self.best_epoch
+            )
+            return
+        if self.config.early_stopping_patience is not None:
+            self._best_state, _, _ = ckpt.read_checkpoint(marked)
 
     def _rewrite_logs(self) -> None:
         """Make metrics.csv / steps.csv agree with the checkpoint: drop rows written after it (they will be redone)."""
