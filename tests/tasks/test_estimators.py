@@ -86,3 +86,32 @@ def test_predict_before_fit_and_wrong_features():
         model.predict(np.zeros((2, 10, 3)))
     with pytest.raises(ValueError, match="single class"):
         lstmkit.SequenceClassifier(progress=False).fit(X, np.zeros(32))
+
+
+def test_fit_resumes_after_a_crash_to_the_same_weights(tmp_path, monkeypatch):
+    import torch
+
+    from lstmkit.tasks import estimators
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 8, 2)).astype(np.float32)
+    y = X[:, :, 0].sum(1)
+    params = dict(hidden_size=8, epochs=3, batch_size=16, seed=3, progress=False)
+    clean = lstmkit.SequenceRegressor(**params).fit(X, y, run_dir=tmp_path / "clean")
+
+    real_iter, seen = estimators._ShuffledBatches.__iter__, {"epochs": 0}
+
+    def crashing(self):
+        seen["epochs"] += 1
+        for i, batch in enumerate(real_iter(self)):
+            if seen["epochs"] == 2 and i == 2:
+                raise KeyboardInterrupt("simulated crash")
+            yield batch
+
+    with monkeypatch.context() as m:
+        m.setattr(estimators._ShuffledBatches, "__iter__", crashing)
+        with pytest.raises(KeyboardInterrupt):
+            lstmkit.SequenceRegressor(**params).fit(X, y, run_dir=tmp_path / "cut")
+    resumed = lstmkit.SequenceRegressor(**params).fit(X, y, run_dir=tmp_path / "cut", resume=True)
+    a, b = clean.model_.state_dict(), resumed.model_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

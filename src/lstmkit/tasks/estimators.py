@@ -68,6 +68,13 @@ class _ShuffledBatches:
     def __len__(self) -> int:
         return -(-self.x.shape[0] // self.batch_size)
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """The shuffling generator's state: checkpointed at each epoch start so a resumed fit shuffles the same."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
     def __iter__(self):
         order = torch.randperm(self.x.shape[0], generator=self.generator)
         for start in range(0, self.x.shape[0], self.batch_size):
@@ -134,8 +141,12 @@ class _SequenceEstimator(abc.ABC):
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
-    def fit(self, X: Any, y: Any, run_dir: str | os.PathLike[str] | None = None):
-        """Train on ``X`` (N, T, F) and ``y``; returns ``self``. ``run_dir`` also writes metrics.csv there."""
+    def fit(self, X: Any, y: Any, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False):
+        """Train on ``X`` (N, T, F) and ``y``; returns ``self``.
+
+        ``run_dir`` also writes metrics.csv and crash-safe checkpoints there; after a crash, ``fit(X, y, run_dir,
+        resume=True)`` with the same data and parameters continues to the weights an uninterrupted fit gives.
+        """
         x = torch.from_numpy(_as_sequences(X))
         targets, out_size = self._prepare_targets(y, x.shape[0])
         seed_everything(self.seed)
@@ -163,8 +174,9 @@ class _SequenceEstimator(abc.ABC):
             pred, _ = model(xb)
             return StepOutput(loss=self._loss(pred, yb), n_items=xb.shape[0])
 
-        trainer = Trainer(self.model_, loss_fn, cfg, run_dir=run_dir)
-        self.history_ = trainer.fit(loader, val_data=val)
+        run_config = {k: v for k, v in self.get_params().items() if k != "progress"}
+        trainer = Trainer(self.model_, loss_fn, cfg, run_dir=run_dir, run_config=run_config)
+        self.history_ = trainer.fit(loader, val_data=val, resume=resume)
         self.model_.eval()
         return self
 
