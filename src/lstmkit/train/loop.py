@@ -112,20 +112,23 @@ def detach_state(state: Any) -> Any:
     Raises:
         TypeError: for anything that is not None, a tensor, or a tuple/list/dict of those.
     """
-    if state is None:
-        return None
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    if isinstance(state, tuple) and hasattr(state, "_fields"):  # named tuple
-        return type(state)(*(detach_state(s) for s in state))
-    if isinstance(state, (tuple, list)):
-        return type(state)(detach_state(s) for s in state)
-    if isinstance(state, dict):
-        return {k: detach_state(v) for k, v in state.items()}
-    raise TypeError(
-        f"Cannot detach a recurrent state of type {type(state).__name__}. StepOutput.state must be None, a tensor, or "
-        "a tuple/list/dict of tensors (e.g. (h_n, c_n)). Return the state in one of those forms from loss_fn."
-    )
+
+    def check(obj: Any) -> None:
+        if isinstance(obj, (tuple, list)):
+            for v in obj:
+                check(v)
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                check(v)
+        elif obj is not None and not isinstance(obj, torch.Tensor):
+            raise TypeError(
+                f"Cannot detach a recurrent state of type {type(obj).__name__}. StepOutput.state must be None, a "
+                "tensor, or a tuple/list/dict of tensors (e.g. (h_n, c_n)). Return the state in one of those forms "
+                "from loss_fn."
+            )
+
+    check(state)
+    return _map_tensors(state, torch.Tensor.detach)
 
 
 def split_time(batch: Batch, chunk_steps: int) -> list[Batch]:
@@ -1156,29 +1159,26 @@ class Trainer:
         return stop, improved
 
 
-def _detached(obj: Any) -> Any:
-    """``obj`` with every tensor inside detached; other values (flags, numbers, None) kept as they are."""
+def _map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``obj`` with ``fn`` applied to every tensor inside it, keeping the nesting (tuples, named tuples, lists,
+    dicts); other values (flags, numbers, None) are kept as they are."""
     if isinstance(obj, torch.Tensor):
-        return obj.detach()
+        return fn(obj)
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # named tuple
-        return type(obj)(*(_detached(v) for v in obj))
+        return type(obj)(*(_map_tensors(v, fn) for v in obj))
     if isinstance(obj, (tuple, list)):
-        return type(obj)(_detached(v) for v in obj)
+        return type(obj)(_map_tensors(v, fn) for v in obj)
     if isinstance(obj, dict):
-        return {k: _detached(v) for k, v in obj.items()}
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
     return obj
+
+
+def _detached(obj: Any) -> Any:
+    return _map_tensors(obj, torch.Tensor.detach)
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, tuple):
-        return tuple(_to_device(v, device) for v in obj)
-    if isinstance(obj, list):
-        return [_to_device(v, device) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    return obj
+    return _map_tensors(obj, lambda t: t.to(device))
 
 
 def _rewrite_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> None:

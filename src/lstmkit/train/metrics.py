@@ -10,8 +10,9 @@ import csv
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
+
+from lstmkit.train._closing import ClosesOnExit
 
 __all__ = ["MetricsLogger"]
 
@@ -25,7 +26,7 @@ def _cell(value: Any) -> Any:
     return value  # floats are written with repr(), so they read back exactly
 
 
-class MetricsLogger:
+class MetricsLogger(ClosesOnExit):
     """Append rows of metrics to a CSV file.
 
     The header is taken from the first row written (or from the existing file when appending to one). Later rows may
@@ -92,11 +93,3 @@ class MetricsLogger:
             self._file.close()
         self._file = None
         self._writer = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -6,11 +6,10 @@ The bar draws on stderr only when it is an interactive terminal (not under pytes
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from lstmkit.train._closing import ClosesOnExit
 
 __all__ = ["ProgressBar", "is_interactive"]
 
@@ -24,7 +23,7 @@ def is_interactive(console: Console | None = None) -> bool:
         return False
 
 
-class ProgressBar:
+class ProgressBar(ClosesOnExit):
     """One bar per epoch showing batches done, the running loss and items per second.
 
     Args:
@@ -70,11 +69,3 @@ class ProgressBar:
             self._progress.stop()
         self._progress = None
         self._task = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -22,8 +22,9 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from lstmkit.train._closing import ClosesOnExit
 
 __all__ = ["TensorBoardLogger", "tensorboard_available"]
 
@@ -55,7 +56,7 @@ def _scalar(value: Any) -> float | None:
         return None
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(ClosesOnExit):
     """Write metrics rows as TensorBoard scalars into ``run_dir`` (``events.out.tfevents.*`` files).
 
     Args:
@@ -105,11 +106,3 @@ class TensorBoardLogger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
