@@ -11,5 +11,6 @@ from . import nn
 from .runs import load
 from .tasks import long_lag as _long_lag  # noqa: F401  (registers the "long_lag" run kind for lstmkit.load)
 from .tasks.estimators import SequenceClassifier, SequenceRegressor
+from .tasks.forecasting import Forecaster
 
-__all__ = ["SequenceClassifier", "SequenceRegressor", "__version__", "load", "nn"]
+__all__ = ["Forecaster", "SequenceClassifier", "SequenceRegressor", "__version__", "load", "nn"]

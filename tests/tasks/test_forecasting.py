@@ -1,0 +1,163 @@
+"""Forecasting (issue 3, first part): data checks, no leakage, quantiles, covariates, many series, save/load,
+metrics and baselines. Small slices, seconds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import lstmkit
+from lstmkit.tasks import ts_metrics as M
+from lstmkit.tasks.forecasting import ForecastConfig, Forecaster, pinball_loss, prepare_series
+
+
+def seasonal_frame(n: int = 120, season: int = 12, key: str | None = None, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    y = 10 + 0.05 * t + 3 * np.sin(2 * np.pi * t / season) + 0.2 * rng.normal(size=n)
+    df = pd.DataFrame({"time": pd.date_range("2000-01-01", periods=n, freq="MS"), "y": y})
+    if key is not None:
+        df.insert(0, "id", key)
+    return df
+
+
+def quick(**kw) -> Forecaster:
+    return Forecaster(**{"target": "y", "horizon": 6, "season": 12, "epochs": 30, "hidden_size": 16, **kw})
+
+
+# ---------------------------------------------------------------- metrics and baselines
+
+
+def test_metrics_on_hand_computed_values() -> None:
+    a, f = np.array([1.0, 2.0, np.nan, 4.0]), np.array([2.0, 2.0, 9.0, 2.0])
+    assert M.mae(a, f) == pytest.approx(1.0) and M.rmse(a, f) == pytest.approx(math.sqrt(5 / 3))
+    assert M.smape(np.array([1.0, 0.0]), np.array([3.0, 0.0])) == pytest.approx(50.0)  # 200*(2/4)/2, 0/0 counts 0
+    insample = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 4.0])  # |y[t]-y[t-2]|: 0, 0, 0, 2 -> scale 0.5
+    assert M.mase(np.array([3.0]), np.array([2.0]), insample, 2) == pytest.approx(2.0)
+    assert M.coverage(np.array([1.0, 5.0, np.nan]), np.array([0.0, 0.0, 0.0]), np.array([2.0, 2.0, 2.0])) == 0.5
+    assert M.pinball(np.array([1.0]), np.array([0.0]), 0.9) == pytest.approx(0.9)
+    assert M.pinball(np.array([0.0]), np.array([1.0]), 0.9) == pytest.approx(0.1)
+
+
+def test_seasonal_naive_repeats_the_last_season_and_fills_its_gaps() -> None:
+    hist = np.array([1.0, 2.0, 3.0, 10.0, np.nan, 30.0])
+    assert M.seasonal_naive(hist, 5, 3).tolist() == [10.0, 2.0, 30.0, 10.0, 2.0]
+    with pytest.raises(ValueError, match="at least one season"):
+        M.seasonal_naive(np.ones(2), 3, 12)
+
+
+def test_ets_baseline_follows_a_seasonal_trend() -> None:
+    df = seasonal_frame(96)
+    fc = M.ets_forecast(df["y"].to_numpy()[:-12], 12, 12)
+    assert M.mae(df["y"].to_numpy()[-12:], fc) < 0.6
+
+
+# ---------------------------------------------------------------- data checks
+
+
+def test_bad_input_gets_one_clear_sentence(tmp_path) -> None:
+    df = seasonal_frame(40)
+    cfg = ForecastConfig(target="y", horizon=6)
+    with pytest.raises(ValueError, match=r"Unknown column\(s\) \['sales'\]"):
+        prepare_series(df, ForecastConfig(target="sales", horizon=6))
+    with pytest.raises(ValueError, match="must be numeric"):
+        prepare_series(df.assign(y=df["y"].astype(str)), cfg)
+    with pytest.raises(ValueError, match="duplicate timestamps"):
+        prepare_series(pd.concat([df, df.iloc[:1]]), cfg)
+    with pytest.raises(ValueError, match="missing everywhere"):
+        prepare_series(df.assign(y=np.nan), cfg)
+    with pytest.raises(ValueError, match="does not parse as timestamps"):
+        prepare_series(df.assign(time="not a date"), cfg)
+    with pytest.raises(ValueError, match="must be shorter than the history"):
+        quick(horizon=40).fit(df)
+    with pytest.raises(ValueError, match="Too few points for one training window"):
+        quick(horizon=6, input_window=36).fit(df.iloc[:20])
+    with pytest.raises(FileNotFoundError, match="No CSV file"):
+        prepare_series(tmp_path / "none.csv", cfg)
+    with pytest.raises(ValueError, match="include 0.5"):
+        ForecastConfig(target="y", horizon=3, quantiles=(0.1, 0.9))
+
+
+def test_missing_timestamps_are_inserted_and_masked_not_filled() -> None:
+    df = seasonal_frame(40).drop(index=[10, 11])
+    (s,) = prepare_series(df, ForecastConfig(target="y", horizon=3))
+    assert s.inserted == 2 and len(s.y) == 40 and np.isnan(s.y[10:12]).all()
+
+
+# ---------------------------------------------------------------- the forecaster
+
+
+def test_forecaster_learns_a_seasonal_series_and_beats_seasonal_naive() -> None:
+    df = seasonal_frame(120)
+    train, test = df.iloc[:-12], df.iloc[-12:]
+    f = Forecaster(target="y", horizon=12, season=12, epochs=150, hidden_size=32, seed=0).fit(train)
+    pred = f.predict(train)
+    assert pred.columns.tolist() == ["time", "step", "q0.1", "q0.5", "q0.9"]
+    assert pred["time"].tolist() == test["time"].tolist()
+    assert (pred["q0.1"] <= pred["q0.5"]).all() and (pred["q0.5"] <= pred["q0.9"]).all()
+    y, ins = test["y"].to_numpy(), train["y"].to_numpy()
+    lstm = M.mase(y, pred["q0.5"].to_numpy(), ins, 12)
+    naive = M.mase(y, M.seasonal_naive(ins, 12, 12), ins, 12)
+    assert lstm < naive, (lstm, naive)
+
+
+def test_scaling_is_fitted_on_training_data_only() -> None:
+    df = seasonal_frame(60)
+    f = quick(early_stopping_patience=3, epochs=3).fit(df)
+    mean, std = f.scales["series"]
+    train_part = df["y"].to_numpy()[:-6]  # the last horizon validates: it must not leak into the scaling
+    assert mean[0] == pytest.approx(train_part.mean()) and std[0] == pytest.approx(train_part.std())
+
+
+def test_many_series_future_covariates_save_and_load(tmp_path) -> None:
+    frames = []
+    for k, key in enumerate(["a", "b"]):
+        df = seasonal_frame(60, key=key, seed=k)
+        df["promo"] = (np.arange(60) % 5 == 0).astype(float)
+        df["y"] += 2 * df["promo"] * (k + 1)
+        frames.append(df)
+    data = pd.concat(frames, ignore_index=True)
+    hist = data.groupby("id").head(54)
+    ahead = data.groupby("id").tail(6)[["id", "time", "promo"]]
+    f = quick(id="id", future_covariates=("promo",)).fit(hist)
+    pred = f.predict(hist, future=ahead)
+    assert pred["id"].tolist() == ["a"] * 6 + ["b"] * 6
+    with pytest.raises(ValueError, match="pass future="):
+        f.predict(hist)
+    f.save(tmp_path / "run")
+    again = lstmkit.load(tmp_path / "run")
+    pd.testing.assert_frame_equal(again.predict(hist, future=ahead), pred)
+
+
+def test_pinball_loss_masks_missing_targets() -> None:
+    q = torch.tensor([0.1, 0.5, 0.9])
+    pred = torch.zeros(1, 2, 3)
+    target = torch.tensor([[1.0, float("nan")]])
+    assert float(pinball_loss(pred, target, q)) == pytest.approx((0.1 + 0.5 + 0.9) / 3)
+
+
+def test_fit_resumes_exactly(tmp_path, monkeypatch) -> None:
+    from lstmkit.tasks import forecasting
+
+    df = seasonal_frame(60)
+    clean = quick(epochs=4).fit(df, run_dir=tmp_path / "clean")
+    real, seen = forecasting._Windows.__iter__, {"n": 0}
+
+    def crashing(self):
+        seen["n"] += 1
+        for i, b in enumerate(real(self)):
+            if seen["n"] == 3 and i == 0:  # epoch 3 (one batch an epoch here)
+                raise KeyboardInterrupt
+            yield b
+
+    with monkeypatch.context() as m:
+        m.setattr(forecasting._Windows, "__iter__", crashing)
+        with pytest.raises(KeyboardInterrupt):
+            quick(epochs=4).fit(df, run_dir=tmp_path / "cut")
+    resumed = quick(epochs=4).fit(df, run_dir=tmp_path / "cut", resume=True)
+    a, b = clean.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
