@@ -161,3 +161,16 @@ def test_fit_resumes_exactly(tmp_path, monkeypatch) -> None:
     resumed = quick(epochs=4).fit(df, run_dir=tmp_path / "cut", resume=True)
     a, b = clean.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_backtest_rolls_origins_and_scores_baselines_on_the_same_splits() -> None:
+    from lstmkit.tasks.forecasting import backtest
+
+    df = seasonal_frame(96)
+    cfg = ForecastConfig(target="y", horizon=6, season=12, epochs=20, hidden_size=16)
+    result = backtest(df, cfg, folds=3)
+    assert [f["origin"][:10] for f in result["folds"]] == ["2006-07-01", "2007-01-01", "2007-07-01"]
+    assert set(result["mean"]) == {"model", "seasonal_naive", "ets"}
+    assert result["mean"]["ets"]["mase"] < result["mean"]["seasonal_naive"]["mase"] * 1.5
+    with pytest.raises(ValueError, match="leave"):
+        backtest(df, cfg, folds=20)

@@ -16,7 +16,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import datasets, demo, experiment, report  # noqa: F401  (each module adds its commands to ``app``)
+    from . import datasets, demo, experiment, forecast, report  # noqa: F401  (each module adds its commands to ``app``)
 
     try:
         from . import bench  # noqa: F401

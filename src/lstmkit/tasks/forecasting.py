@@ -30,7 +30,7 @@ from ..config import StrictConfig, TrainConfig
 from ..nn import LSTM
 from ..train import StepOutput, Trainer, seed_everything
 
-__all__ = ["ForecastConfig", "Forecaster", "prepare_series"]
+__all__ = ["ForecastConfig", "Forecaster", "backtest", "prepare_series"]
 
 KIND = "forecaster"
 
@@ -472,3 +472,157 @@ class Forecaster:
 def _nan_mean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return float(np.mean(finite)) if finite else math.nan
+
+
+def backtest(
+    data: Any, config: ForecastConfig, *, folds: int = 1, stride: int | None = None, baselines: bool = True
+) -> dict[str, Any]:
+    """Rolling-origin evaluation: for each origin, fit on everything before it, forecast ``horizon`` steps, score.
+
+    Origins are ``T - horizon - k * stride`` for ``k = folds - 1 .. 0`` (``stride`` defaults to the horizon), so the
+    last fold holds out the last ``horizon`` steps. Seasonal-naive and ETS (statsmodels) are scored on the same splits
+    in the same call. Series are scored one by one and the measures averaged over series and folds.
+
+    Returns:
+        ``{"folds": [{"origin", "model": {...}, "seasonal_naive": {...}, "ets": {...}}, ...], "mean": {...}}`` with
+        MAE, RMSE, MASE, sMAPE (and the LSTM's interval coverage) per entry.
+
+    Raises:
+        ValueError: if the first origin leaves too little history to train on.
+    """
+    from . import ts_metrics as M
+
+    pd = _pd()
+    if folds < 1:
+        raise ValueError(f"folds must be at least 1, got {folds}.")
+    stride = stride or config.horizon
+    table = pd.read_csv(data) if isinstance(data, (str, os.PathLike)) else data
+    series = prepare_series(table, config)
+    shortest = min(len(s.y) for s in series)
+    first_origin = shortest - config.horizon - (folds - 1) * stride
+    if first_origin <= 2 * config.season:
+        raise ValueError(
+            f"{folds} folds of {config.horizon} steps (stride {stride}) leave {first_origin} points before the first "
+            "origin; use fewer folds or a shorter horizon."
+        )
+    lo, hi = (min(config.quantiles), max(config.quantiles))
+    results = []
+    for k in reversed(range(folds)):
+        cut = shortest - config.horizon - k * stride  # per series, from its own end (aligned ends assumed)
+        parts = []
+        for s in series:
+            n_cut = len(s.y) - (shortest - cut)
+            parts.append((s, n_cut))
+        history = _slice_table(table, config, {s.key: s.time[n] for s, n in parts})
+        future = _future_rows(table, config, {s.key: s.time[n] for s, n in parts}) if config.future_covariates else None
+        model = Forecaster(config).fit(history)
+        pred = model.predict(history, future=future)
+        entry: dict[str, Any] = {"origin": str(parts[0][0].time[parts[0][1]])}
+        scores: dict[str, list[dict[str, float]]] = {"model": [], "seasonal_naive": [], "ets": []}
+        for s, n in parts:
+            actual, insample = s.y[n : n + config.horizon], s.y[:n]
+            rows = pred[pred[config.id] == s.key] if config.id else pred
+            scores["model"].append(M.summarize(
+                actual, rows[f"q{0.5:g}"].to_numpy(), insample, config.season,
+                rows[f"q{lo:g}"].to_numpy(), rows[f"q{hi:g}"].to_numpy(),
+            ))  # fmt: skip
+            if baselines:
+                h, m = config.horizon, config.season
+                scores["seasonal_naive"].append(M.summarize(actual, M.seasonal_naive(insample, h, m), insample, m))
+                scores["ets"].append(M.summarize(actual, M.ets_forecast(insample, h, m), insample, m))
+        for name, per_series in scores.items():
+            if per_series:
+                entry[name] = {m: _nan_mean([d[m] for d in per_series]) for m in per_series[0]}
+            else:
+                entry[name] = {}
+        results.append(entry)
+    mean = {
+        name: {m: _nan_mean([f[name][m] for f in results]) for m in results[0][name]}
+        for name in ("model", "seasonal_naive", "ets") if results[0][name]
+    }  # fmt: skip
+    return {"folds": results, "mean": mean}
+
+
+def _slice_table(table: Any, cfg: ForecastConfig, origins: dict[str, Any]) -> Any:
+    """The rows strictly before each series' origin time."""
+    pd = _pd()
+    times = pd.to_datetime(table[cfg.time])
+    if cfg.id:
+        limit = table[cfg.id].astype(str).map(origins)
+        return table[times < pd.to_datetime(limit)]
+    return table[times < next(iter(origins.values()))]
+
+
+def _future_rows(table: Any, cfg: ForecastConfig, origins: dict[str, Any]) -> Any:
+    """From each origin on: the future covariates the forecast may read."""
+    pd = _pd()
+    times = pd.to_datetime(table[cfg.time])
+    if cfg.id:
+        limit = pd.to_datetime(table[cfg.id].astype(str).map(origins))
+        rows = table[times >= limit]
+    else:
+        rows = table[times >= next(iter(origins.values()))]
+    return rows[[c for c in (cfg.id, cfg.time, *cfg.future_covariates) if c]]
+
+
+def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
+    """The table to forecast and, for a bundled dataset, its column roles and season as config defaults.
+
+    Raises:
+        ValueError: if both or neither of ``dataset`` and ``csv`` are given.
+    """
+    pd = _pd()
+    if (dataset is None) == (csv is None):
+        raise ValueError("Give the data one way: a bundled dataset name (--data) or a CSV file (--csv), not both.")
+    if dataset is not None:
+        from ..datasets import get_info, load_dataset
+
+        info = get_info(dataset)
+        defaults = {
+            "target": info.targets[0], "time": "time", "season": info.season,
+            "past_covariates": info.past_covariates, "future_covariates": info.future_covariates,
+        }  # fmt: skip
+        return load_dataset(dataset), defaults
+    path = Path(csv)
+    if not path.is_file():
+        raise FileNotFoundError(f"No CSV file at {path}.")
+    return pd.read_csv(path), {}
+
+
+def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *, resume: bool = False) -> dict:
+    """Fit on all of ``data``, save the run directory, and write the next horizon's forecast and its picture.
+
+    The run directory gets ``config.json``, ``model.safetensors``, ``metrics.csv``, checkpoints, ``forecast.csv``
+    and ``forecast.png`` (without future covariates; with them, ``lstmkit forecast predict`` takes the future rows),
+    and ``report.html``.
+    """
+    from ..report import write_report
+    from ..viz.plots import plot_forecast
+
+    out = Path(out)
+    if (out / runs.CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds a finished forecaster; choose another --out or delete it.")
+    forecaster = Forecaster(config).fit(data, run_dir=out, resume=resume)
+    forecaster.save(out)
+    summary: dict[str, Any] = {
+        "run_dir": str(out), "target": config.target, "horizon": config.horizon, "window": forecaster.window,
+        "epochs": len(forecaster.history_), "train_loss": forecaster.history_[-1]["train_loss"],
+    }  # fmt: skip
+    if not config.future_covariates:
+        pred = forecaster.predict(data)
+        pred.to_csv(out / "forecast.csv", index=False)
+        series = prepare_series(data, config)
+        lo, hi = min(config.quantiles), max(config.quantiles)
+        for s in series[:4]:  # one picture per series, for the first few
+            rows = pred[pred[config.id] == s.key] if config.id else pred
+            keep = max(4 * config.horizon, 3 * config.season)
+            name = "forecast.png" if len(series) == 1 else f"forecast_{s.key}.png"
+            plot_forecast(
+                s.time[-keep:].to_numpy(), s.y[-keep:], rows["time"].to_numpy(), rows["q0.5"].to_numpy(), out / name,
+                lower=rows[f"q{lo:g}"].to_numpy(), upper=rows[f"q{hi:g}"].to_numpy(),
+                title=f"{config.target} ({s.key}): next {config.horizon} steps",
+                interval_label=f"{lo:g}-{hi:g} quantiles",
+            )  # fmt: skip
+        summary["forecast"] = str(out / "forecast.csv")
+    write_report(out)
+    return summary

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_gates", "plot_gradient_flow", "plot_learning_curves"]
+__all__ = ["plot_forecast", "plot_gates", "plot_gradient_flow", "plot_learning_curves"]
 
 _GATE_LABELS = ("i: input gate", "f: forget gate", "g: cell input", "o: output gate")  # gate order i, f, g, o
 _LINE_STYLES = ("-", "--", ":", "-.")
@@ -287,5 +287,37 @@ def plot_learning_curves(
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_forecast(
+    history_time: np.ndarray,
+    history: np.ndarray,
+    forecast_time: np.ndarray,
+    median: np.ndarray,
+    path: str | os.PathLike[str],
+    lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
+    actual: np.ndarray | None = None,
+    title: str = "Forecast",
+    interval_label: str = "prediction interval",
+) -> Path:
+    """History, the point forecast, its prediction interval (shaded) and, when known, what actually happened.
+
+    All arrays are 1-D; times may be numbers or numpy datetimes. Missing history values (NaN) show as gaps.
+    """
+    fig = Figure(figsize=(9, 3.6))
+    ax = fig.add_subplot()
+    ax.plot(history_time, history, color="0.25", linewidth=1.0, label="history")
+    if lower is not None and upper is not None:
+        ax.fill_between(forecast_time, lower, upper, color="tab:blue", alpha=0.25, linewidth=0, label=interval_label)
+    ax.plot(forecast_time, median, color="tab:blue", linewidth=1.6, label="forecast (median)")
+    if actual is not None:
+        ax.plot(forecast_time, actual, color="tab:orange", linewidth=1.0, linestyle="--", label="actual")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    fig.autofmt_xdate()
     fig.tight_layout()
     return _save(fig, path)

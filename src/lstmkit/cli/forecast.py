@@ -1,0 +1,136 @@
+"""``lstmkit forecast train | predict | backtest``: LSTM forecasting on a bundled dataset or a CSV file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import app
+from ._console import err, fail, print_json, setup_logging
+
+forecast_app = typer.Typer(help="Forecast time series with an LSTM (quantiles, covariates).", no_args_is_help=True)
+app.add_typer(forecast_app, name="forecast")
+
+Data = Annotated[str | None, typer.Option("--data", help="A bundled dataset (lstmkit datasets list).")]
+Csv = Annotated[Path | None, typer.Option("--csv", help="A CSV file with a time column and the target.")]
+Time = Annotated[str | None, typer.Option("--time", help="The time column of the CSV (default: time).")]
+Target = Annotated[str | None, typer.Option("--target", help="The column to forecast.")]
+Id = Annotated[str | None, typer.Option("--id", help="A column naming the series, for many series in one table.")]
+Past = Annotated[list[str] | None, typer.Option("--past", help="A past covariate column (repeatable).")]
+Future = Annotated[list[str] | None, typer.Option("--future", help="A future covariate column (repeatable).")]
+Season = Annotated[int | None, typer.Option("--season", help="Seasonal period in steps (default 1, or the dataset's).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
+
+
+def _config(data: str | None, csv: Path | None, overrides: dict[str, Any]) -> tuple[Any, Any]:
+    from ..tasks.forecasting import ForecastConfig, resolve_data
+
+    table, defaults = resolve_data(data, csv)
+    given = {k: v for k, v in overrides.items() if v is not None and v != ()}
+    merged = {**defaults, **given}
+    if "target" not in merged:
+        raise ValueError("Say which column to forecast with --target (or use --data NAME for a bundled dataset).")
+    return table, ForecastConfig(**merged)
+
+
+def _overrides(time, target, id_, past, future, season, **rest) -> dict[str, Any]:
+    return {
+        "time": time, "target": target, "id": id_, "past_covariates": tuple(past or ()),
+        "future_covariates": tuple(future or ()), "season": season, **rest,
+    }  # fmt: skip
+
+
+@forecast_app.command("train")
+def train(
+    horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast.")],
+    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, id_: Id = None,
+    past: Past = None, future: Future = None, season: Season = None,
+    transform: Annotated[str, typer.Option("--transform", help="none or log (positive series).")] = "none",
+    epochs: Annotated[int, typer.Option("--epochs")] = 300,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training in --out.")] = False,
+    as_json: AsJson = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:  # fmt: skip
+    """Train a forecaster on all the data and write the next horizon's forecast, its picture and a report."""
+    setup_logging(verbose)
+    from ..tasks.forecasting import train_run
+    from ..train import CheckpointError, ResumeError
+
+    try:
+        table, cfg = _config(data, csv, _overrides(
+            time, target, id_, past, future, season, horizon=horizon, transform=transform, epochs=epochs, seed=seed,
+            progress=not as_json,
+        ))  # fmt: skip
+        summary = train_run(table, cfg, out, resume=resume)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, ResumeError, CheckpointError) as e:
+        fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+    if as_json:
+        print_json(summary)
+    else:
+        where = f", forecast in {summary['forecast']}" if "forecast" in summary else ""
+        err.print(f"trained; forecaster in {summary['run_dir']}{where}")
+
+
+@forecast_app.command("predict")
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `lstmkit forecast train`.")],
+    data: Data = None, csv: Csv = None,
+    future_csv: Annotated[
+        Path | None, typer.Option("--future-csv", help="The next horizon's future covariates.")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Forecast the horizon after the end of the given history (CSV on stdout, or JSON)."""
+    import pandas as pd
+
+    from ..tasks.forecasting import Forecaster, resolve_data
+
+    try:
+        forecaster = Forecaster.load(run_dir)
+        table, _ = resolve_data(data, csv)
+        future = pd.read_csv(future_csv) if future_csv is not None else None
+        pred = forecaster.predict(table, future=future)
+    except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
+        fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+    pred["time"] = pred["time"].astype(str)
+    if as_json:
+        print_json(pred.to_dict(orient="records"))
+    else:
+        typer.echo(pred.to_csv(index=False), nl=False)
+
+
+@forecast_app.command("backtest")
+def backtest_command(
+    horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast from each origin.")],
+    data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, id_: Id = None,
+    past: Past = None, future: Future = None, season: Season = None,
+    transform: Annotated[str, typer.Option("--transform")] = "none",
+    folds: Annotated[int, typer.Option("--folds", help="Rolling origins, the last at the end of the data.")] = 1,
+    epochs: Annotated[int, typer.Option("--epochs")] = 300,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Rolling-origin backtest: the LSTM, seasonal-naive and ETS on the same splits (MAE, RMSE, MASE, sMAPE)."""
+    from ..tasks.forecasting import backtest
+
+    try:
+        table, cfg = _config(data, csv, _overrides(
+            time, target, id_, past, future, season, horizon=horizon, transform=transform, epochs=epochs, seed=seed,
+        ))  # fmt: skip
+        result = backtest(table, cfg, folds=folds)
+    except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
+        fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    table_out = Table("model", "MASE", "sMAPE %", "MAE", "RMSE", "coverage")
+    for name, m in result["mean"].items():
+        keys = ("mase", "smape", "mae", "rmse", "coverage")
+        table_out.add_row(name, *(f"{m.get(k, float('nan')):.3f}" for k in keys))
+    err.print(table_out)

@@ -1,0 +1,48 @@
+"""``lstmkit forecast train | predict | backtest`` in-process: JSON last on stdout, clear errors, run directories."""
+
+import json
+
+import pandas as pd
+
+from lstmkit.cli import main
+
+
+def test_train_predict_and_backtest_on_a_bundled_dataset(tmp_path, capsys):
+    out = tmp_path / "air"
+    args = ["--data", "airline", "--horizon", "12", "--transform", "log", "--epochs", "20", "--json"]
+    assert main(["forecast", "train", *args, "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["horizon"] == 12 and summary["target"] == "passengers"
+    for name in ("config.json", "model.safetensors", "metrics.csv", "forecast.csv", "forecast.png", "report.html"):
+        assert (out / name).exists(), name
+    forecast = pd.read_csv(out / "forecast.csv")
+    assert len(forecast) == 12 and forecast["time"].iloc[0].startswith("1961-01-01")
+
+    assert main(["forecast", "predict", str(out), "--data", "airline", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["q0.5"] for r in rows] == forecast["q0.5"].tolist()
+
+    assert main(["forecast", "backtest", "--data", "airline", "--horizon", "12", "--epochs", "20", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["mean"]) == {"model", "seasonal_naive", "ets"} and len(result["folds"]) == 1
+
+
+def test_forecast_on_a_csv_and_errors_are_one_sentence(tmp_path, capsys):
+    csv = tmp_path / "sales.csv"
+    t = pd.date_range("2020-01-01", periods=60, freq="D")
+    pd.DataFrame({"day": t, "sales": range(60), "label": ["x"] * 60}).to_csv(csv, index=False)
+    base = ["forecast", "train", "--csv", str(csv), "--time", "day", "--horizon", "7", "--epochs", "2"]
+    assert main([*base, "--target", "sales", "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main([*base, "--target", "revenue", "--out", str(tmp_path / "r2")]) == 2
+    assert "Unknown column(s) ['revenue']" in capsys.readouterr().err
+    assert main([*base, "--target", "label", "--out", str(tmp_path / "r3")]) == 2
+    assert "must be numeric" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "r4")]) == 2
+    assert "--target" in capsys.readouterr().err
+    assert main(["forecast", "train", "--data", "airline", "--csv", str(csv), "--horizon", "3", "--out", "x"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main([*base, "--target", "sales", "--out", str(tmp_path / "r")]) == 2
+    assert "already holds a finished forecaster" in capsys.readouterr().err
+    assert main(["forecast", "train", "--data", "nope", "--horizon", "3", "--out", "x"]) == 2
+    assert "Unknown dataset 'nope'" in capsys.readouterr().err
