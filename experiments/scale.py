@@ -163,8 +163,8 @@ def write_doc(rows: list[dict], command: str, started: str, seconds: float) -> N
         "64 streams, cross-entropy in nats per byte. Checkpoints every 100 steps. `rss_before` is the process's "
         "peak resident memory after the imports and the model; `peak_rss` at the end.",
         "",
-        "| run | data | batches an epoch | steps | loss: first step → last epoch mean | seconds | peak RSS before training "
-        "| peak RSS at the end |",
+        "| run | data | batches an epoch | steps | loss: first step → last epoch mean | seconds "
+        "| peak RSS before training | peak RSS at the end |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
