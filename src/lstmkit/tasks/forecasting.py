@@ -51,6 +51,9 @@ class ForecastConfig(StrictConfig):
     input_window: int | None = None
     transform: Literal["none", "log"] = "none"  # "log" for positive series whose swings grow with their level
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    # "seasonal_naive": the network forecasts the deviation from repeating the window's last season (a residual on
+    # the strongest simple baseline); "none": it forecasts the values themselves.
+    residual_to: Literal["seasonal_naive", "none"] = "seasonal_naive"
     hidden_size: int = 64
     num_layers: int = 1
     dropout: float = 0.0
@@ -187,6 +190,7 @@ class ForecastNet(nn.Module):
     def __init__(self, n_inputs: int, n_future: int, cfg: ForecastConfig) -> None:
         super().__init__()
         self.horizon, self.n_q = cfg.horizon, len(cfg.quantiles)
+        self.season = cfg.season if cfg.residual_to == "seasonal_naive" else 0
         self.encoder = LSTM(n_inputs, cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
         head_in = cfg.hidden_size + cfg.horizon * n_future
         self.head = nn.Sequential(
@@ -196,7 +200,12 @@ class ForecastNet(nn.Module):
     def forward(self, x: Tensor, future: Tensor) -> Tensor:
         _, (h_n, _) = self.encoder(x)  # x (B, W, n_inputs) -> h_n (L, B, hidden)
         z = torch.cat([h_n[-1], future.flatten(1)], dim=1)  # (B, hidden + H * F)
-        return self.head(z).view(-1, self.horizon, self.n_q)  # (B, H, Q)
+        out = self.head(z).view(-1, self.horizon, self.n_q)  # (B, H, Q)
+        if self.season and x.shape[1] >= self.season:  # plus the window's last season, repeated over the horizon
+            last = x[:, -self.season :, 0]  # (B, m): relative scaled target, 0 (the level) where missing
+            reps = -(-self.horizon // self.season)
+            out = out + last.repeat(1, reps)[:, : self.horizon].unsqueeze(-1)
+        return out
 
 
 def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
