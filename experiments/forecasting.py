@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_keeping_notes
 
 from lstmkit.datasets import load_dataset
 from lstmkit.tasks.forecasting import ForecastConfig, backtest
@@ -105,10 +106,7 @@ def write_doc(rows: list[dict], started: str) -> None:
             lines.append(
                 f"| {name} | | {label} | {b['mase']:.3f} | {b['smape']:.2f} | {b['mae']:.2f} | {b['rmse']:.2f} | – |"
             )
-    old = DOC.read_text() if DOC.exists() else ""
-    notes = old[old.index("## Notes") :] if "## Notes" in old else "## Notes\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text("\n".join(lines) + "\n\n" + notes)
+    write_keeping_notes(DOC, lines)
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from _results import write_keeping_notes
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "long_lag.jsonl"
 DOC = ROOT / "docs" / "results" / "long-lag.md"
@@ -109,12 +111,7 @@ def write_doc(rows: list[dict]) -> None:
             f"{r['metric']} {r['value']:.4g} | {r['baseline']:.4g} | {to_solve} | {r['seconds']:.0f} | {paper} | "
             f"`{r['command']}` |"
         )
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    tmp = DOC.with_suffix(".tmp")
-    existing = DOC.read_text() if DOC.exists() else ""
-    notes = existing[existing.index("## Notes") :] if "## Notes" in existing else ""
-    tmp.write_text("\n".join(lines) + "\n\n" + notes)
-    os.replace(tmp, DOC)
+    write_keeping_notes(DOC, lines)
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ import sysconfig
 import time
 from pathlib import Path
 
+from _results import write_keeping_notes
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "scale.jsonl"
 DOC = ROOT / "docs" / "results" / "scale.md"
@@ -173,10 +175,7 @@ def write_doc(rows: list[dict], command: str, started: str, seconds: float) -> N
             f"({r['epochs_run']} epoch{'s' if r['epochs_run'] > 1 else ''}) | {r['first_logged_loss']} → "
             f"{r['final_train_loss']} | {r['seconds']} | {r['rss_before_mb']:.0f} MB | {r['peak_rss_mb']:.0f} MB |"
         )
-    old = DOC.read_text() if DOC.exists() else ""
-    notes = old[old.index("## Notes") :] if "## Notes" in old else "## Notes\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text("\n".join(lines) + "\n\n" + notes)
+    write_keeping_notes(DOC, lines)
 
 
 def main() -> None:

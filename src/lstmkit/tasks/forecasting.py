@@ -297,29 +297,34 @@ class Forecaster:
         out[:, 0] = np.where(observed, window[:, 0] - level, 0.0)
         return out, level
 
-    def _window_tensors(self, series: list[Series], ends: list[int]) -> tuple[Tensor, Tensor, Tensor]:
-        """Every training window ending its targets at or before ``ends[i]`` in series i."""
+    def _window_tensors(
+        self, series: list[Series], ends: list[int], *, last_only: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Windows whose horizon ends at or before ``ends[i]`` in series i: every one (training), or with
+        ``last_only`` the one ending exactly there (the validation or test horizon). Inputs (N, W, n_inputs), future
+        covariates (N, H, F), targets (N, H), all relative to each window's level."""
         W, H, n_f = self._window, self.config.horizon, len(self.config.future_covariates)
         xs, fs, ys = [], [], []
         for s, end in zip(series, ends, strict=True):
             z = self._scaled(s)
             inp = self._inputs(z)
-            for start in range(0, end - W - H + 1):
+            starts = [end - H - W] if last_only else range(0, end - W - H + 1)
+            for start in starts:
+                if start < 0:
+                    raise ValueError(f"Series {s.key!r} is too short for a window of {W} steps before its last {H}.")
                 target = z[start + W : start + W + H, 0]
-                if np.isnan(target).all():
+                if not last_only and np.isnan(target).all():
                     continue
                 x, level = self._relative(inp[start : start + W])
-                target = target - level
                 xs.append(x)
                 fs.append(np.nan_to_num(z[start + W : start + W + H, z.shape[1] - n_f :]))
-                ys.append(target)
+                ys.append(target - level)
         if not xs:
             raise ValueError(
                 f"Too few points for one training window of {W} input steps plus a horizon of {H}: the shortest "
                 f"series has {min(ends)} training points. Lower input_window or the horizon, or give more history."
             )
-        as_t = lambda a: torch.tensor(np.stack(a), dtype=torch.float32)  # noqa: E731
-        return as_t(xs), as_t(fs), as_t(ys)
+        return tuple(torch.tensor(np.stack(a), dtype=torch.float32) for a in (xs, fs, ys))  # type: ignore[return-value]
 
     # ---- fit / predict ----------------------------------------------------------------------------------------
     def fit(self, data: Any, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False) -> Forecaster:
@@ -346,7 +351,7 @@ class Forecaster:
         quantiles = torch.tensor(cfg.quantiles, dtype=torch.float32)
         val = None
         if use_val:
-            vx, vf, vy = self._last_windows(series, val_end)
+            vx, vf, vy = self._window_tensors(series, val_end, last_only=True)
             val = [(vx, vf, vy)]
 
         def loss_fn(model, batch, state):
@@ -362,23 +367,6 @@ class Forecaster:
         self.history_ = trainer.fit(_Windows(x, fut, y, cfg.batch_size, cfg.seed), val_data=val, resume=resume)
         self.model.eval()
         return self
-
-    def _last_windows(self, series: list[Series], ends: list[int]) -> tuple[Tensor, Tensor, Tensor]:
-        """For each series, the window whose horizon ends at ``ends[i]`` (the validation or test horizon)."""
-        W, H, n_f = self._window, self.config.horizon, len(self.config.future_covariates)
-        xs, fs, ys = [], [], []
-        for s, end in zip(series, ends, strict=True):
-            z = self._scaled(s)
-            inp = self._inputs(z)
-            start = end - H - W
-            if start < 0:
-                raise ValueError(f"Series {s.key!r} is too short for a window of {W} steps before its last {H}.")
-            x, level = self._relative(inp[start : start + W])
-            xs.append(x)
-            fs.append(np.nan_to_num(z[end - H : end, z.shape[1] - n_f :]))
-            ys.append(z[end - H : end, 0] - level)
-        as_t = lambda a: torch.tensor(np.stack(a), dtype=torch.float32)  # noqa: E731
-        return as_t(xs), as_t(fs), as_t(ys)
 
     def _check_fitted(self) -> ForecastNet:
         if self.model is None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import abc
 from types import TracebackType
 from typing import Self
 
 
-class ClosesOnExit:
+class ClosesOnExit(abc.ABC):
     """Gives a class with ``close()`` the context-manager protocol."""
 
-    def close(self) -> None:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the object holds; safe to call twice."""
 
     def __enter__(self) -> Self:
         return self
