@@ -140,7 +140,8 @@ def test_pinball_loss_masks_missing_targets() -> None:
     assert float(pinball_loss(pred, target, q)) == pytest.approx((0.1 + 0.5 + 0.9) / 3)
 
 
-def test_fit_resumes_exactly(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("crash_epoch", [3, 7])  # during the calibration fit (4 epochs), during the final fit
+def test_fit_resumes_exactly(tmp_path, monkeypatch, crash_epoch) -> None:
     from lstmkit.tasks import forecasting
 
     df = seasonal_frame(60)
@@ -150,7 +151,7 @@ def test_fit_resumes_exactly(tmp_path, monkeypatch) -> None:
     def crashing(self):
         seen["n"] += 1
         for i, b in enumerate(real(self)):
-            if seen["n"] == 3 and i == 0:  # epoch 3 (one batch an epoch here)
+            if seen["n"] == crash_epoch and i == 0:  # one batch an epoch here
                 raise KeyboardInterrupt
             yield b
 
@@ -160,7 +161,19 @@ def test_fit_resumes_exactly(tmp_path, monkeypatch) -> None:
             quick(epochs=4).fit(df, run_dir=tmp_path / "cut")
     resumed = quick(epochs=4).fit(df, run_dir=tmp_path / "cut", resume=True)
     a, b = clean.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a) and resumed.interval_shift == clean.interval_shift
+
+
+def test_conformal_calibration_widens_an_over_confident_interval() -> None:
+    df = seasonal_frame(120)
+    raw = quick(horizon=12, epochs=60, calibrate_intervals=False).fit(df)
+    calibrated = quick(horizon=12, epochs=60).fit(df)
+    assert raw.interval_shift == 0.0 and calibrated.interval_shift != 0.0
+    p_raw, p_cal = raw.predict(df), calibrated.predict(df)
+    width = lambda p: float((p["q0.9"] - p["q0.1"]).mean())  # noqa: E731
+    # same final fit (same seed and data), only the shift differs: the band moves by exactly the shift
+    assert p_raw["q0.5"].tolist() == pytest.approx(p_cal["q0.5"].tolist())
+    assert (width(p_cal) > width(p_raw)) == (calibrated.interval_shift > 0)
 
 
 def test_backtest_rolls_origins_and_scores_baselines_on_the_same_splits() -> None:

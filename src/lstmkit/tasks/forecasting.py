@@ -14,6 +14,7 @@ fitted on the training part only.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -29,10 +30,13 @@ from .. import runs
 from ..config import StrictConfig, TrainConfig
 from ..nn import LSTM
 from ..train import StepOutput, Trainer, seed_everything
+from ..train.checkpoint import latest_checkpoint
 
 __all__ = ["ForecastConfig", "Forecaster", "backtest", "prepare_series"]
 
 KIND = "forecaster"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ class ForecastConfig(StrictConfig):
     # Validate on each series' last horizon and stop when it stops improving; None (default) trains every epoch on all
     # the data, which short series need more than a validation split.
     early_stopping_patience: int | None = None
+    # Conformalised quantile regression (Romano et al. 2019): fit once without each series' last horizon, measure how
+    # far the held-out values fall outside the outer quantiles, widen (or narrow) the interval by that much, then fit
+    # on everything. Doubles the training time; pinball-trained quantiles alone cover far less than nominal out of
+    # sample (airline: 17-58 % for a nominal 80 %).
+    calibrate_intervals: bool = True
     seed: int = 0
     progress: bool = False
 
@@ -78,6 +87,8 @@ class ForecastConfig(StrictConfig):
                 "ForecastConfig.quantiles must lie in (0, 1) and include 0.5 (the point forecast), got "
                 f"{self.quantiles}."
             )
+        if list(self.quantiles) != sorted(set(self.quantiles)):
+            raise ValueError(f"ForecastConfig.quantiles must be increasing and distinct, got {self.quantiles}.")
         overlap = set(self.past_covariates) & set(self.future_covariates)
         if overlap or self.target in set(self.past_covariates) | set(self.future_covariates):
             raise ValueError(
@@ -253,6 +264,7 @@ class Forecaster:
         self.config = config if config is not None else ForecastConfig(**kwargs)
         self.model: ForecastNet | None = None
         self.scales: dict[str, np.ndarray] = {}  # series key -> (mean, std) per input column, from training data
+        self.interval_shift = 0.0  # conformal widening of the outer quantiles, scaled units (calibrate_intervals)
         self.history_: list[dict[str, Any]] = []
 
     # ---- features ---------------------------------------------------------------------------------------------
@@ -338,21 +350,34 @@ class Forecaster:
                 f"{shortest} points."
             )
         self._window = cfg.input_window or min(max(2 * cfg.season, cfg.horizon), max(1, (shortest - cfg.horizon) // 2))
+        ends = [len(s.y) for s in series]
+        self.interval_shift = 0.0
+        if cfg.calibrate_intervals:
+            held = [n - cfg.horizon for n in ends]
+            if min(held) - self._window - cfg.horizon + 1 >= 1:
+                self._train(series, held, None, None, False)
+                self.interval_shift = self._conformal_shift(series, ends)
+            else:
+                logger.warning("too little history to hold out a horizon for calibration: intervals not calibrated")
+        if resume and run_dir is not None and latest_checkpoint(run_dir) is None:
+            resume = False  # the crash came before the final fit wrote its first checkpoint (during calibration)
+        self._train(series, ends, run_dir, resume=resume, use_val=cfg.early_stopping_patience is not None)
+        return self
+
+    def _train(
+        self, series: list[Series], ends: list[int], run_dir: Any, resume: bool = False, use_val: bool = False
+    ) -> None:
+        """Fit scales and a fresh model on each series up to ``ends[i]`` (its last horizon validating if use_val)."""
+        cfg = self.config
         seed_everything(cfg.seed)
         self.scales = {}
-        val_end = [len(s.y) for s in series]
-        use_val = cfg.early_stopping_patience is not None
-        train_end = [n - cfg.horizon for n in val_end] if use_val else val_end
+        train_end = [n - cfg.horizon for n in ends] if use_val else ends
         for s, end in zip(series, train_end, strict=True):
             self._fit_scales(s, end)  # training part only: no leakage from the validation horizon
         x, fut, y = self._window_tensors(series, train_end)
-        n_inputs, n_future = x.shape[2], len(cfg.future_covariates)
-        self.model = ForecastNet(n_inputs, n_future, cfg)
+        self.model = ForecastNet(x.shape[2], len(cfg.future_covariates), cfg)
         quantiles = torch.tensor(cfg.quantiles, dtype=torch.float32)
-        val = None
-        if use_val:
-            vx, vf, vy = self._window_tensors(series, val_end, last_only=True)
-            val = [(vx, vf, vy)]
+        val = [self._window_tensors(series, ends, last_only=True)] if use_val else None
 
         def loss_fn(model, batch, state):
             xb, fb, yb = batch
@@ -366,7 +391,21 @@ class Forecaster:
         trainer = Trainer(self.model, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
         self.history_ = trainer.fit(_Windows(x, fut, y, cfg.batch_size, cfg.seed), val_data=val, resume=resume)
         self.model.eval()
-        return self
+
+    def _conformal_shift(self, series: list[Series], ends: list[int]) -> float:
+        """The CQR correction: the ceil((n+1)(1-alpha))-th smallest of max(lower - y, y - upper) over the held-out
+        horizon of every series (scaled units); 1 - alpha is the nominal coverage of the outer quantiles."""
+        x, f, y = self._window_tensors(series, ends, last_only=True)
+        assert self.model is not None
+        with torch.no_grad():
+            q = torch.sort(self.model(x, f), dim=-1).values  # (S, H, Q)
+        scores = torch.maximum(q[..., 0] - y, y - q[..., -1])[~torch.isnan(y)]  # (n,)
+        n = scores.numel()
+        if n == 0:
+            return 0.0
+        nominal = max(self.config.quantiles) - min(self.config.quantiles)
+        k = min(n, math.ceil((n + 1) * nominal))
+        return float(torch.sort(scores).values[k - 1])
 
     def _check_fitted(self) -> ForecastNet:
         if self.model is None:
@@ -411,6 +450,7 @@ class Forecaster:
             f = torch.tensor(fcov, dtype=torch.float32)[None]
             with torch.no_grad():
                 q = np.sort(model(x, f)[0].numpy(), axis=1)  # (H, Q); sorted so that quantiles never cross
+            q = self._widen(q)
             values = self._unscale(s.key, q + level)
             if s.freq is not None:
                 times = pd.date_range(s.time[-1], periods=cfg.horizon + 1, freq=s.freq)[1:]
@@ -421,6 +461,15 @@ class Forecaster:
                 row.update({f"q{qq:g}": float(values[h, i]) for i, qq in enumerate(cfg.quantiles)})
                 rows.append({cfg.id: s.key, **row} if cfg.id else row)
         return pd.DataFrame(rows)
+
+    def _widen(self, q: np.ndarray) -> np.ndarray:
+        """Move the quantiles below the median down and those above it up by the conformal shift, never past it."""
+        qs = np.asarray(self.config.quantiles)  # increasing (checked by the config)
+        mid = q[:, qs == 0.5]
+        out = q.copy()
+        out[:, qs < 0.5] = np.minimum(q[:, qs < 0.5] - self.interval_shift, mid)
+        out[:, qs > 0.5] = np.maximum(q[:, qs > 0.5] + self.interval_shift, mid)
+        return out
 
     def _future_table(self, future: Any) -> dict[str, np.ndarray]:
         """The future covariates per series, (horizon, F), from the ``future=`` table."""
@@ -450,6 +499,7 @@ class Forecaster:
         keys = sorted(self.scales)
         extra = {f"scale/{i}": torch.tensor(self.scales[k]) for i, k in enumerate(keys)}
         cfg = {"forecast": self.config.to_dict(), "window": self._window, "series": keys,
+               "interval_shift": self.interval_shift,
                "n_inputs": model.encoder.input_size, "n_future": len(self.config.future_covariates)}  # fmt: skip
         return runs.save_run(run_dir, KIND, cfg, model, extra, overwrite=overwrite)
 
@@ -458,6 +508,7 @@ class Forecaster:
         saved = runs.read_run_config(run_dir)["config"]
         f = cls(ForecastConfig.from_dict(saved["forecast"]))
         f._window = saved["window"]
+        f.interval_shift = float(saved.get("interval_shift", 0.0))
         f.model = ForecastNet(saved["n_inputs"], saved["n_future"], f.config)
         f.model.load_state_dict(runs.read_state_dict(run_dir))
         f.model.eval()
