@@ -668,7 +668,7 @@ def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *,
             plot_forecast(
                 s.time[-keep:].to_numpy(), s.y[-keep:], rows["time"].to_numpy(), rows["q0.5"].to_numpy(), out / name,
                 lower=rows[f"q{lo:g}"].to_numpy(), upper=rows[f"q{hi:g}"].to_numpy(),
-                title=f"{config.target} ({s.key}): next {config.horizon} steps",
+                title=f"{config.target}{f' ({s.key})' if config.id else ''}: next {config.horizon} steps",
                 interval_label=f"{lo:g}-{hi:g} quantiles",
             )  # fmt: skip
         summary["forecast"] = str(out / "forecast.csv")
