@@ -48,6 +48,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp makes files 0600; outputs should be as readable as any other file
         os.replace(tmp_name, path)
     except BaseException:
         try:

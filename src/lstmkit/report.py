@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import html
 import io
@@ -36,13 +35,13 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lstmkit._atomic import atomic_write_bytes
 from lstmkit.runs import CONFIG_FILE, read_run_config
 
 __all__ = ["REPORT_DIR", "REPORT_FILE", "write_report"]
@@ -131,20 +130,6 @@ def _has_values(values: Sequence[float]) -> bool:
     return any(math.isfinite(v) for v in values)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``: never half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes files 0600; a report should be as readable as any other output
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _chart(
     path: Path,
     x: Sequence[float],
@@ -181,7 +166,7 @@ def _chart(
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI)
-    _atomic_write(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
     return True
 
 
@@ -362,5 +347,5 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
     charts = _draw_charts(out, header, epochs, steps_header, steps)  # per-step charts even before the first epoch ends
     page = _page(run_dir, run_config, _read_result(run_dir), header, epochs, charts, _task_pictures(run_dir))
     path = run_dir / REPORT_FILE
-    _atomic_write(path, page.encode("utf-8"))
+    atomic_write_bytes(path, page.encode("utf-8"))
     return path
