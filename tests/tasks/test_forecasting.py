@@ -187,3 +187,30 @@ def test_backtest_rolls_origins_and_scores_baselines_on_the_same_splits() -> Non
     assert result["mean"]["ets"]["mase"] < result["mean"]["seasonal_naive"]["mase"] * 1.5
     with pytest.raises(ValueError, match="leave"):
         backtest(df, cfg, folds=20)
+
+
+def test_recurrent_model_feeds_its_median_back_and_round_trips(tmp_path) -> None:
+    df = seasonal_frame(120)
+    train, test = df.iloc[:-12], df.iloc[-12:]
+    f = Forecaster(target="y", horizon=12, season=12, epochs=120, hidden_size=32, model="recurrent").fit(train)
+    pred = f.predict(train)
+    y, ins = test["y"].to_numpy(), train["y"].to_numpy()
+    assert M.mase(y, pred["q0.5"].to_numpy(), ins, 12) < M.mase(y, M.seasonal_naive(ins, 12, 12), ins, 12)
+    f.save(tmp_path / "rec")
+    pd.testing.assert_frame_equal(lstmkit.load(tmp_path / "rec").predict(train), pred)
+    with pytest.raises(ValueError, match="past covariates"):
+        ForecastConfig(target="y", horizon=3, model="recurrent", past_covariates=("x",))
+
+
+def test_recurrent_training_uses_teacher_forcing_and_prediction_does_not() -> None:
+    from lstmkit.tasks.forecasting import RecurrentForecastNet
+
+    torch.manual_seed(0)
+    net = RecurrentForecastNet(2, 0, ForecastConfig(target="y", horizon=4, model="recurrent", hidden_size=8))
+    x, fut = torch.randn(3, 6, 2), torch.zeros(3, 4, 0)
+    target = torch.randn(3, 4)
+    forced = net(x, fut, target)
+    free = net(x, fut)
+    assert forced.shape == free.shape == (3, 4, 3)
+    torch.testing.assert_close(forced[:, 0], free[:, 0])  # the first step sees only the history either way
+    assert not torch.allclose(forced[:, 1:], free[:, 1:])  # later steps see the truth vs the fed-back median

@@ -55,6 +55,9 @@ class ForecastConfig(StrictConfig):
     input_window: int | None = None
     transform: Literal["none", "log"] = "none"  # "log" for positive series whose swings grow with their level
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    # "direct": the whole horizon at once from the encoder's last state (MQ-RNN); "recurrent": one step at a time,
+    # its own median fed back as the next input (autoregressive, as DeepAR; trained with teacher forcing).
+    model: Literal["direct", "recurrent"] = "direct"
     # "seasonal_naive": the network forecasts the deviation from repeating the window's last season (a residual on
     # the strongest simple baseline); "none": it forecasts the values themselves.
     residual_to: Literal["seasonal_naive", "none"] = "seasonal_naive"
@@ -89,6 +92,11 @@ class ForecastConfig(StrictConfig):
             )
         if list(self.quantiles) != sorted(set(self.quantiles)):
             raise ValueError(f"ForecastConfig.quantiles must be increasing and distinct, got {self.quantiles}.")
+        if self.model == "recurrent" and self.past_covariates:
+            raise ValueError(
+                f"model='recurrent' feeds each step's inputs forward over the horizon, where past covariates "
+                f"{list(self.past_covariates)} are unknown. Use model='direct', or drop them."
+            )
         overlap = set(self.past_covariates) & set(self.future_covariates)
         if overlap or self.target in set(self.past_covariates) | set(self.future_covariates):
             raise ValueError(
@@ -208,7 +216,7 @@ class ForecastNet(nn.Module):
             nn.Linear(head_in, cfg.hidden_size), nn.ReLU(), nn.Linear(cfg.hidden_size, cfg.horizon * self.n_q)
         )
 
-    def forward(self, x: Tensor, future: Tensor) -> Tensor:
+    def forward(self, x: Tensor, future: Tensor, target: Tensor | None = None) -> Tensor:
         _, (h_n, _) = self.encoder(x)  # x (B, W, n_inputs) -> h_n (L, B, hidden)
         z = torch.cat([h_n[-1], future.flatten(1)], dim=1)  # (B, hidden + H * F)
         out = self.head(z).view(-1, self.horizon, self.n_q)  # (B, H, Q)
@@ -217,6 +225,45 @@ class ForecastNet(nn.Module):
             reps = -(-self.horizon // self.season)
             out = out + last.repeat(1, reps)[:, : self.horizon].unsqueeze(-1)
         return out
+
+
+class RecurrentForecastNet(nn.Module):
+    """One step at a time: the input at step t is (y_{t-1}, observed_{t-1}, future covariates_t); the output is the
+    quantiles of y_t. Over the horizon the median is fed back (teacher forcing with the true values in training)."""
+
+    def __init__(self, n_inputs: int, n_future: int, cfg: ForecastConfig) -> None:
+        super().__init__()
+        self.horizon, self.n_q = cfg.horizon, len(cfg.quantiles)
+        self.median = list(cfg.quantiles).index(0.5)
+        self.encoder = LSTM(n_inputs, cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
+        self.head = nn.Linear(cfg.hidden_size, self.n_q)
+
+    @staticmethod
+    def _shift(rows: Tensor) -> Tensor:
+        """(B, T, 2 + F) rows of (y, observed, covariates) -> (B, T - 1, 2 + F) inputs (y_{t-1}, obs_{t-1}, cov_t)."""
+        return torch.cat([rows[:, :-1, :2], rows[:, 1:, 2:]], dim=-1)
+
+    def forward(self, x: Tensor, future: Tensor, target: Tensor | None = None) -> Tensor:
+        W = x.shape[1]
+        if target is not None:  # teacher forcing: the true horizon values as the fed-back inputs
+            observed = ~torch.isnan(target)
+            rows = torch.cat([torch.nan_to_num(target).unsqueeze(-1), observed.unsqueeze(-1).to(x.dtype), future], -1)
+            out, _ = self.encoder(self._shift(torch.cat([x, rows], dim=1)))  # (B, W + H - 1, hidden)
+            return self.head(out[:, W - 1 :])  # (B, H, Q): the outputs that predict the horizon
+        out, state = self.encoder(self._shift(x))  # the history; out (B, W - 1, hidden)
+        prev = x[:, -1, :2]  # (B, 2): the last observed value and its flag
+        preds = []
+        for h in range(self.horizon):
+            step = torch.cat([prev, future[:, h]], dim=-1).unsqueeze(1)  # (B, 1, 2 + F)
+            out, state = self.encoder(step, state)
+            q = self.head(out[:, 0])  # (B, Q)
+            preds.append(q)
+            prev = torch.stack([q[:, self.median], torch.ones_like(q[:, 0])], dim=-1)
+        return torch.stack(preds, dim=1)  # (B, H, Q)
+
+
+def _net(n_inputs: int, n_future: int, cfg: ForecastConfig) -> nn.Module:
+    return (RecurrentForecastNet if cfg.model == "recurrent" else ForecastNet)(n_inputs, n_future, cfg)
 
 
 def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
@@ -262,7 +309,7 @@ class Forecaster:
 
     def __init__(self, config: ForecastConfig | None = None, **kwargs: Any) -> None:
         self.config = config if config is not None else ForecastConfig(**kwargs)
-        self.model: ForecastNet | None = None
+        self.model: ForecastNet | RecurrentForecastNet | None = None
         self.scales: dict[str, np.ndarray] = {}  # series key -> (mean, std) per input column, from training data
         self.interval_shift = 0.0  # conformal widening of the outer quantiles, scaled units (calibrate_intervals)
         self.history_: list[dict[str, Any]] = []
@@ -375,13 +422,13 @@ class Forecaster:
         for s, end in zip(series, train_end, strict=True):
             self._fit_scales(s, end)  # training part only: no leakage from the validation horizon
         x, fut, y = self._window_tensors(series, train_end)
-        self.model = ForecastNet(x.shape[2], len(cfg.future_covariates), cfg)
+        self.model = _net(x.shape[2], len(cfg.future_covariates), cfg)
         quantiles = torch.tensor(cfg.quantiles, dtype=torch.float32)
         val = [self._window_tensors(series, ends, last_only=True)] if use_val else None
 
         def loss_fn(model, batch, state):
             xb, fb, yb = batch
-            return StepOutput(loss=pinball_loss(model(xb, fb), yb, quantiles), n_items=xb.shape[0])
+            return StepOutput(loss=pinball_loss(model(xb, fb, yb), yb, quantiles), n_items=xb.shape[0])
 
         train_cfg = TrainConfig(
             epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, progress=cfg.progress,
@@ -407,7 +454,7 @@ class Forecaster:
         k = min(n, math.ceil((n + 1) * nominal))
         return float(torch.sort(scores).values[k - 1])
 
-    def _check_fitted(self) -> ForecastNet:
+    def _check_fitted(self) -> ForecastNet | RecurrentForecastNet:
         if self.model is None:
             raise RuntimeError("This Forecaster is not fitted yet: call fit(data) first (or Forecaster.load(run_dir)).")
         return self.model
@@ -509,7 +556,7 @@ class Forecaster:
         f = cls(ForecastConfig.from_dict(saved["forecast"]))
         f._window = saved["window"]
         f.interval_shift = float(saved.get("interval_shift", 0.0))
-        f.model = ForecastNet(saved["n_inputs"], saved["n_future"], f.config)
+        f.model = _net(saved["n_inputs"], saved["n_future"], f.config)
         f.model.load_state_dict(runs.read_state_dict(run_dir))
         f.model.eval()
         extra = runs.read_extra_tensors(run_dir)
