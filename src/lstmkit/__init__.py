@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 from . import nn
 from .runs import load
 from .tasks import long_lag as _long_lag  # noqa: F401  (registers the "long_lag" run kind for lstmkit.load)
+from .tasks.anomaly import AnomalyDetector
 from .tasks.estimators import SequenceClassifier, SequenceRegressor
 from .tasks.forecasting import Forecaster
 
-__all__ = ["Forecaster", "SequenceClassifier", "SequenceRegressor", "__version__", "load", "nn"]
+__all__ = ["AnomalyDetector", "Forecaster", "SequenceClassifier", "SequenceRegressor", "__version__", "load", "nn"]

@@ -464,6 +464,36 @@ class Forecaster:
         out = values * std[0] + mean[0]
         return np.exp(out) if self.config.transform == "log" else out
 
+    def rolling_medians(self, data: Any) -> dict[str, np.ndarray]:
+        """The median forecast from every origin of every series: ``{key: (T, horizon)}``, row ``t`` holding the
+        forecast of steps ``t .. t + horizon - 1`` made from the ``input_window`` steps before ``t`` (NaN where there
+        is no full window before ``t``). For models without future covariates; used by anomaly detection."""
+        model = self._check_fitted()
+        if self.config.future_covariates:
+            raise ValueError("rolling_medians reads no future covariates; use a model trained without them.")
+        median = list(self.config.quantiles).index(0.5)
+        out = {}
+        for s in prepare_series(data, self.config):
+            if s.key not in self.scales:
+                raise ValueError(f"Series {s.key!r} was not in the training data: no scaling is known for it.")
+            inp = self._inputs(self._scaled(s))
+            W, T = self._window, len(s.y)
+            result = np.full((T, self.config.horizon), np.nan)
+            origins = list(range(W, T + 1))
+            for chunk in range(0, len(origins), 512):
+                batch = origins[chunk : chunk + 512]
+                rel = [self._relative(inp[o - W : o]) for o in batch]
+                x = torch.tensor(np.stack([r[0] for r in rel]), dtype=torch.float32)
+                levels = np.array([r[1] for r in rel])[:, None]
+                with torch.no_grad():
+                    q = model(x, torch.zeros(len(batch), self.config.horizon, 0))[:, :, median].numpy()  # (n, H)
+                values = self._unscale(s.key, q + levels)
+                for row, o in zip(values, batch, strict=True):
+                    if o < T:
+                        result[o] = row
+            out[s.key] = result
+        return out
+
     def predict(self, history: Any, future: Any = None) -> Any:
         """Forecast the ``horizon`` steps after the end of ``history`` (every series in it).
 
