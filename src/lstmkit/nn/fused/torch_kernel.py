@@ -13,6 +13,8 @@ dtype was asked for, and bfloat16 training without a gradient scaler would then 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -50,29 +52,20 @@ def lstm(
         ``(output, (h_n, c_n))`` with torch.nn.LSTM's shapes, in ``compute_dtype`` if given; with lengths,
         outputs past each end are zero.
     """
-    if compute_dtype is None:
-        return _lstm(x, state, flat_weights, has_bias, num_layers, dropout, training, bidirectional, batch_first,
-                     lengths)  # fmt: skip
-    cast = [t.to(compute_dtype) for t in (x, *state, *flat_weights)]
-    # The CPU kernel (oneDNN) would take a float32 c0 with bfloat16 data, but its fallbacks (projection, packed
-    # input, CPUs without bfloat16) and cuDNN take one dtype: c0 is cast too, and c_n returned in that dtype.
-    with torch.autocast(x.device.type, enabled=False):
-        return _lstm(cast[0], (cast[1], cast[2]), cast[3:], has_bias, num_layers, dropout, training, bidirectional,
-                     batch_first, lengths)  # fmt: skip
+    autocast_off = contextlib.nullcontext()
+    if compute_dtype is not None:
+        # The CPU kernel (oneDNN) would take a float32 c0 with bfloat16 data, but its fallbacks (projection, packed
+        # input, CPUs without bfloat16) and cuDNN take one dtype: c0 is cast too, and c_n returned in that dtype.
+        x, h0_, c0_, *flat_weights = (t.to(compute_dtype) for t in (x, *state, *flat_weights))
+        state = (h0_, c0_)
+        autocast_off = torch.autocast(x.device.type, enabled=False)
+    with autocast_off:
+        return _run(x, state, flat_weights, has_bias, num_layers, dropout, training, bidirectional, batch_first,
+                    lengths)  # fmt: skip
 
 
-def _lstm(
-    x: Tensor,
-    state: tuple[Tensor, Tensor],
-    flat_weights: list[Tensor],
-    has_bias: bool,
-    num_layers: int,
-    dropout: float,
-    training: bool,
-    bidirectional: bool,
-    batch_first: bool,
-    lengths: Tensor | None,
-) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+def _run(x, state, flat_weights, has_bias, num_layers, dropout, training, bidirectional, batch_first, lengths):
+    """The kernel call itself, on tensors already in the compute dtype (see :func:`lstm`)."""
     h0, c0 = state
     if lengths is None:
         output, h_n, c_n = torch._VF.lstm(
