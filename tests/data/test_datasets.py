@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import socket
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from lstmkit.cli import main
-from lstmkit.datasets import get_info, list_datasets, load_dataset
+from lstmkit.datasets import get_info, list_datasets, load_classification, load_dataset
 
 EXPECTED = {  # name: (rows, first time, columns)
     "airline": (144, "1949-01-01", ["time", "passengers"]),
@@ -33,8 +34,18 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", blocked)
 
 
-def test_the_registry_lists_five_series_with_their_roles() -> None:
-    assert [d.name for d in list_datasets()] == sorted(EXPECTED)
+CLASSIFICATION = {  # name: (train N, test N, T or None when lengths vary, channels, classes)
+    "gunpoint": (50, 150, 150, 1, 2),
+    "italy_power_demand": (67, 1029, 24, 1, 2),
+    "basic_motions": (40, 40, 100, 6, 4),
+    "pickup_gesture": (50, 50, None, 1, 10),
+}
+
+
+def test_the_registry_lists_each_task_s_datasets_with_their_roles() -> None:
+    assert [d.name for d in list_datasets("forecasting")] == sorted(EXPECTED)
+    assert [d.name for d in list_datasets("classification")] == sorted(CLASSIFICATION)
+    assert [d.name for d in list_datasets("anomaly")] == ["heartrate"]
     elec = get_info("electricity")
     assert elec.targets == ("demand",) and elec.future_covariates == ("workday",) and elec.season == 48
     with pytest.raises(KeyError, match="Unknown dataset 'nope'. Bundled datasets: airline"):
@@ -60,10 +71,47 @@ def test_missing_values_are_kept_not_filled() -> None:
 
 
 def test_cli_lists_and_shows(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["datasets", "list", "--json"]) == 0
+    assert main(["datasets", "list", "--task", "forecasting", "--json"]) == 0
     assert [d["name"] for d in json.loads(capsys.readouterr().out)] == sorted(EXPECTED)
+    assert main(["datasets", "list", "--task", "nope"]) == 2
+    assert "Unknown task 'nope'" in capsys.readouterr().err
     assert main(["datasets", "show", "airline", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["rows"] == 144 and shown["end"].startswith("1960-12-01") and shown["missing"] == {"passengers": 0}
     assert main(["datasets", "show", "nope"]) == 2
     assert "Unknown dataset 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFICATION))
+def test_classification_sets_load_offline_with_their_published_split(name: str, offline: None) -> None:
+    n_train, n_test, length, channels, classes = CLASSIFICATION[name]
+    X, y = load_classification(name, "train")
+    X_test, y_test = load_classification(name, "test")
+    assert len(X) == len(y) == n_train and len(X_test) == len(y_test) == n_test
+    if length is None:  # variable length: a list of (T_i, C) arrays
+        assert isinstance(X, list) and len({x.shape[0] for x in X}) > 1 and all(x.shape[1] == channels for x in X)
+    else:
+        assert X.shape == (n_train, length, channels) and X.dtype == np.float32
+    assert len(set(y) | set(y_test)) == classes == get_info(name).classes
+    assert get_info(name).split_sizes == (n_train, n_test)
+
+
+def test_classification_long_form_is_the_csv_layout_and_round_trips() -> None:
+    df = load_dataset("basic_motions")
+    assert df.columns.tolist() == ["id", "split", "step", *[f"dim_{c}" for c in range(6)], "label"]
+    X, y = load_classification("basic_motions", "test")
+    first_test = df[df["split"] == "test"].groupby("id", sort=True)
+    key, rows = next(iter(first_test))
+    assert np.allclose(rows[[f"dim_{c}" for c in range(6)]].to_numpy(), X[0]) and rows["label"].iloc[0] == y[0]
+    with pytest.raises(ValueError, match="'airline' is a forecasting dataset"):
+        load_classification("airline")
+
+
+def test_the_heart_rate_anomaly_set_has_one_labelled_anomaly_in_test(offline: None) -> None:
+    df = load_dataset("heartrate")
+    assert df.columns.tolist() == ["time", "heart_rate", "label", "split"]
+    train, test = df[df["split"] == "train"], df[df["split"] == "test"]
+    assert len(train) == 1200 and train["label"].sum() == 0 and len(test) == 7501
+    anomalous = np.flatnonzero(test["label"].to_numpy())
+    assert anomalous.tolist() == list(range(4187, 4199))  # the archive's 12 labelled points
+    assert (np.diff(df["time"].to_numpy()) == 1).all()

@@ -1,4 +1,4 @@
-"""``lstmkit datasets ...``: the bundled real time series (loaded offline from packages)."""
+"""``lstmkit datasets ...``: the bundled real time series (forecasting, anomaly, classification; offline)."""
 
 from __future__ import annotations
 
@@ -15,21 +15,26 @@ app.add_typer(datasets_app, name="datasets")
 
 @datasets_app.command("list")
 def list_command(
+    task: Annotated[
+        str | None, typer.Option(help="Only this task's datasets: forecasting, anomaly or classification.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON on stdout.")] = False,
 ) -> None:
-    """List the bundled datasets: name, frequency, target, covariates, source."""
+    """List the bundled datasets: name, task, frequency, target, covariates, description."""
     from ..datasets import list_datasets
 
-    infos = list_datasets()
+    if task not in (None, "forecasting", "anomaly", "classification"):
+        fail(f"Unknown task {task!r}; choose forecasting, anomaly or classification.")
+    infos = list_datasets(task)  # type: ignore[arg-type]
     if as_json:
         print_json([d.summary() for d in infos])
         return
     from rich.table import Table
 
-    table = Table("name", "frequency", "target", "covariates (past / future)", "description")
+    table = Table("name", "task", "frequency", "target", "covariates (past / future)", "description")
     for d in infos:
         cov = f"{', '.join(d.past_covariates) or '-'} / {', '.join(d.future_covariates) or '-'}"
-        table.add_row(d.name, d.frequency, ", ".join(d.targets), cov, d.description)
+        table.add_row(d.name, d.task, d.frequency, ", ".join(d.targets), cov, d.description)
     err.print(table)
 
 
@@ -48,10 +53,12 @@ def show_command(
         fail(str(exc.args[0]))
     except ImportError as exc:
         fail(str(exc))
-    summary = {
-        **info.summary(), "rows": len(df), "start": str(df["time"].iloc[0]), "end": str(df["time"].iloc[-1]),
-        "missing": {c: int(df[c].isna().sum()) for c in df.columns if c != "time"},
-    }  # fmt: skip
+    summary = {**info.summary(), "rows": len(df)}
+    if "time" in df.columns:
+        summary |= {"start": str(df["time"].iloc[0]), "end": str(df["time"].iloc[-1])}
+    if "split" in df.columns:
+        summary["split_rows"] = {str(k): int(v) for k, v in df["split"].value_counts(sort=False).items()}
+    summary["missing"] = {c: int(df[c].isna().sum()) for c in df.columns if c not in ("time", "id", "split", "step")}
     if as_json:
         print_json(summary)
     else:
