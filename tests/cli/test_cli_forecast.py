@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from lstmkit.cli import main
 
@@ -20,7 +21,7 @@ def test_train_predict_and_backtest_on_a_bundled_dataset(tmp_path, capsys):
 
     assert main(["forecast", "predict", str(out), "--data", "airline", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["q0.5"] for r in rows] == forecast["q0.5"].tolist()
+    assert [r["q0.5"] for r in rows] == pytest.approx(forecast["q0.5"].tolist(), rel=1e-12)  # CSV parse rounding
 
     assert main(["forecast", "backtest", "--data", "airline", "--horizon", "12", "--epochs", "20", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -46,3 +47,24 @@ def test_forecast_on_a_csv_and_errors_are_one_sentence(tmp_path, capsys):
     assert "already holds a finished forecaster" in capsys.readouterr().err
     assert main(["forecast", "train", "--data", "nope", "--horizon", "3", "--out", "x"]) == 2
     assert "Unknown dataset 'nope'" in capsys.readouterr().err
+
+
+def test_many_series_with_static_covariates_from_a_csv_and_a_dataset(tmp_path, capsys):
+    csv = tmp_path / "stores.csv"
+    t = pd.date_range("2020-01-01", periods=30, freq="D")
+    frames = [pd.DataFrame({"store": s, "day": t, "sales": [float(i + k) for i in range(30)], "region": r})
+              for k, (s, r) in enumerate([("a", "north"), ("b", "south"), ("c", "north")])]  # fmt: skip
+    pd.concat(frames).to_csv(csv, index=False)
+    base = ["forecast", "train", "--csv", str(csv), "--time", "day", "--target", "sales", "--id", "store",
+            "--horizon", "3", "--epochs", "2", "--json"]  # fmt: skip
+    assert main([*base, "--static", "region", "--out", str(tmp_path / "r")]) == 0
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert saved["static_encoding"] == {"region": ["categorical", "north", "south"]}
+    assert len(pd.read_csv(tmp_path / "r" / "forecast.csv")) == 9
+    capsys.readouterr()
+    assert main([*base, "--static", "day", "--out", str(tmp_path / "r2")]) == 2  # not one value per series
+    assert "A column can play one role only" in capsys.readouterr().err
+    assert main([*base, "--static", "sales", "--out", str(tmp_path / "r3")]) == 2
+    assert "A column can play one role only" in capsys.readouterr().err
+    assert main(["forecast", "train", "--data", "gunpoint", "--horizon", "3", "--out", str(tmp_path / "g")]) == 2
+    assert "'gunpoint' is a classification dataset, not a forecasting one" in capsys.readouterr().err

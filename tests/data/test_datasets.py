@@ -18,6 +18,7 @@ EXPECTED = {  # name: (rows, first time, columns)
     "co2": (2284, "1958-03-29", ["time", "co2"]),
     "msft": (7983, "1986-03-13", ["time", "close", "open", "high", "low", "volume"]),
     "electricity": (17520, "2014-01-01", ["time", "demand", "temperature", "workday"]),
+    "visnights": (1520, "1998-01-01", ["region", "time", "nights", "state", "zone"]),
 }
 
 
@@ -58,11 +59,14 @@ def test_each_dataset_loads_offline_in_the_documented_layout(name: str, offline:
     df = load_dataset(name)
     info = get_info(name)
     assert len(df) == rows and df.columns.tolist() == columns and str(df["time"].iloc[0].date()) == first
-    assert pd.api.types.is_datetime64_any_dtype(df["time"]) and df["time"].is_monotonic_increasing
-    assert set(info.targets) | set(info.past_covariates) | set(info.future_covariates) == set(columns) - {"time"}
-    if info.frequency != "B*":  # trading days are irregular by design
-        regular = pd.date_range(df["time"].iloc[0], periods=len(df), freq=info.frequency)
-        assert (df["time"].to_numpy() == regular.to_numpy()).all()
+    roles = {*info.targets, *info.past_covariates, *info.future_covariates, *info.static_covariates, info.id}
+    assert roles - {None} == set(columns) - {"time"}
+    for _, series in df.groupby(info.id) if info.id else [(None, df)]:
+        assert pd.api.types.is_datetime64_any_dtype(series["time"]) and series["time"].is_monotonic_increasing
+        if info.frequency != "B*":  # trading days are irregular by design
+            regular = pd.date_range(series["time"].iloc[0], periods=len(series), freq=info.frequency)
+            assert (series["time"].to_numpy() == regular.to_numpy()).all()
+        assert all(series[c].nunique() == 1 for c in info.static_covariates)
     assert df[list(info.targets)].dtypes.map(pd.api.types.is_float_dtype).all()
 
 

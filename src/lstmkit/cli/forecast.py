@@ -20,6 +20,9 @@ Target = Annotated[str | None, typer.Option("--target", help="The column to fore
 Id = Annotated[str | None, typer.Option("--id", help="A column naming the series, for many series in one table.")]
 Past = Annotated[list[str] | None, typer.Option("--past", help="A past covariate column (repeatable).")]
 Future = Annotated[list[str] | None, typer.Option("--future", help="A future covariate column (repeatable).")]
+Static = Annotated[
+    list[str] | None, typer.Option("--static", help="A static covariate column, one value per series (repeatable).")
+]
 Season = Annotated[int | None, typer.Option("--season", help="Seasonal period in steps (default 1, or the dataset's).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
 
@@ -35,10 +38,10 @@ def _config(data: str | None, csv: Path | None, overrides: dict[str, Any]) -> tu
     return table, ForecastConfig(**merged)
 
 
-def _overrides(time, target, id_, past, future, season, **rest) -> dict[str, Any]:
+def _overrides(time, target, id_, past, future, static, season, **rest) -> dict[str, Any]:
     return {
         "time": time, "target": target, "id": id_, "past_covariates": tuple(past or ()),
-        "future_covariates": tuple(future or ()), "season": season, **rest,
+        "future_covariates": tuple(future or ()), "static_covariates": tuple(static or ()), "season": season, **rest,
     }  # fmt: skip
 
 
@@ -47,7 +50,7 @@ def train(
     horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast.")],
     out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
     data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, id_: Id = None,
-    past: Past = None, future: Future = None, season: Season = None,
+    past: Past = None, future: Future = None, static: Static = None, season: Season = None,
     transform: Annotated[str, typer.Option("--transform", help="none or log (positive series).")] = "none",
     epochs: Annotated[int, typer.Option("--epochs")] = 300,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -62,7 +65,7 @@ def train(
 
     try:
         table, cfg = _config(data, csv, _overrides(
-            time, target, id_, past, future, season, horizon=horizon, transform=transform, epochs=epochs, seed=seed,
+            time, target, id_, past, future, static, season, horizon=horizon, transform=transform, epochs=epochs, seed=seed,
             progress=not as_json,
         ))  # fmt: skip
         summary = train_run(table, cfg, out, resume=resume)
@@ -107,7 +110,7 @@ def predict(
 def backtest_command(
     horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast from each origin.")],
     data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, id_: Id = None,
-    past: Past = None, future: Future = None, season: Season = None,
+    past: Past = None, future: Future = None, static: Static = None, season: Season = None,
     transform: Annotated[str, typer.Option("--transform")] = "none",
     folds: Annotated[int, typer.Option("--folds", help="Rolling origins, the last at the end of the data.")] = 1,
     epochs: Annotated[int, typer.Option("--epochs")] = 300,
@@ -119,7 +122,7 @@ def backtest_command(
 
     try:
         table, cfg = _config(data, csv, _overrides(
-            time, target, id_, past, future, season, horizon=horizon, transform=transform, epochs=epochs, seed=seed,
+            time, target, id_, past, future, static, season, horizon=horizon, transform=transform, epochs=epochs, seed=seed,
         ))  # fmt: skip
         result = backtest(table, cfg, folds=folds)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:

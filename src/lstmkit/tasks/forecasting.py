@@ -5,8 +5,12 @@ covariates) with an LSTM encoder; a head maps the last state, together with the 
 to ``horizon x len(quantiles)`` values at once (direct multi-horizon, as in MQ-RNN, Wen et al. 2017). Trained with the
 pinball (quantile) loss, so the 0.5 quantile is the point forecast and the outer ones give a prediction interval.
 
+Static covariates (one value per series: a region, a product category, a store size) are encoded once across series
+(numbers standardised, text one-hot over the categories seen in training) and fed with the future covariates: to the
+encoder at every step and to the head over the horizon. They let one model of many series tell them apart.
+
 Data rules, checked with one clear sentence each: the time column parses as timestamps; no duplicate timestamps (per
-series); the target is numeric and not all missing; the horizon is shorter than the history; there are enough points
+series); a static covariate is constant within each series; the target is numeric and not all missing; the horizon is shorter than the history; there are enough points
 for one training window. Missing timestamps on a regular grid are inserted as missing values; missing values are
 masked (flagged in the input, left out of the loss), never filled. Scaling (per series, optionally after a log) is
 fitted on the training part only.
@@ -49,6 +53,7 @@ class ForecastConfig(StrictConfig):
     id: str | None = None  # a column naming the series, for many series in one table
     past_covariates: tuple[str, ...] = ()  # known only up to the forecast origin
     future_covariates: tuple[str, ...] = ()  # known over the horizon too (calendar, planned values)
+    static_covariates: tuple[str, ...] = ()  # one value per series (numbers or categories); needs ``id``
     season: int = 1  # seasonal period in steps: seasonal-naive baseline, MASE, and the default window
     # None: max(2 * season, horizon), at most half the shortest history. Shorter windows give more training windows,
     # which small series need (airline: window 24 reached MASE 0.7-1.1, window 48 only 1.5-1.8; 3 seeds each).
@@ -97,11 +102,18 @@ class ForecastConfig(StrictConfig):
                 f"model='recurrent' feeds each step's inputs forward over the horizon, where past covariates "
                 f"{list(self.past_covariates)} are unknown. Use model='direct', or drop them."
             )
-        overlap = set(self.past_covariates) & set(self.future_covariates)
-        if overlap or self.target in set(self.past_covariates) | set(self.future_covariates):
+        roles = [self.time, self.target, *self.past_covariates, *self.future_covariates, *self.static_covariates]
+        roles += [self.id] if self.id is not None else []
+        repeated = sorted({c for c in roles if roles.count(c) > 1})
+        if repeated:
             raise ValueError(
-                f"A column can play one role only: {sorted(overlap) or [self.target]} is both a target/past/future "
-                "column. List each covariate once."
+                f"A column can play one role only: {repeated} is given twice among the time, id, target and "
+                "past/future/static covariates. List each column once."
+            )
+        if self.static_covariates and self.id is None:
+            raise ValueError(
+                f"Static covariates {list(self.static_covariates)} describe each of many series: name the column "
+                "that tells the series apart with id=, or pass them as future covariates."
             )
 
 
@@ -116,6 +128,7 @@ class Series:
     future: np.ndarray  # (T, F)
     inserted: int  # timestamps added to fill gaps in the grid (their values missing)
     freq: str | None = None  # the pandas frequency of the grid; None for irregular observations (one step each)
+    static: dict[str, Any] | None = None  # static covariate -> this series' value
 
 
 def _pd() -> Any:
@@ -140,7 +153,8 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
         df = pd.read_csv(path)
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"Forecasting needs a pandas DataFrame or a CSV path, got {type(df).__name__}.")
-    wanted = [cfg.time, cfg.target, *cfg.past_covariates, *cfg.future_covariates] + ([cfg.id] if cfg.id else [])
+    wanted = [cfg.time, cfg.target, *cfg.past_covariates, *cfg.future_covariates, *cfg.static_covariates]
+    wanted += [cfg.id] if cfg.id else []
     missing = [c for c in wanted if c not in df.columns]
     if missing:
         raise ValueError(f"Unknown column(s) {missing}; the table has {list(df.columns)}. Check the column names.")
@@ -165,6 +179,20 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
                 f"Series {key!r} has duplicate timestamps (first: {g[cfg.time][dup].iloc[0]}). Aggregate or drop "
                 "the duplicates first."
             )
+        static = {}
+        for col in cfg.static_covariates:
+            values = g[col].dropna().unique()
+            if len(values) != 1:
+                what = (
+                    "is missing everywhere"
+                    if len(values) == 0
+                    else f"takes {len(values)} values ({', '.join(map(str, values[:3]))})"
+                )
+                raise ValueError(
+                    f"Static covariate {col!r} {what} in series {key!r}; a static covariate holds one value per series "
+                    "(use a past or future covariate for values that change over time)."
+                )
+            static[col] = values[0].item() if hasattr(values[0], "item") else values[0]
         g = g.set_index(cfg.time)
         inserted, freq = 0, _infer_freq(g.index)
         if freq is not None:
@@ -181,7 +209,7 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
             str(key), g.index, y,
             g[list(cfg.past_covariates)].to_numpy(dtype=float).reshape(len(g), -1),
             g[list(cfg.future_covariates)].to_numpy(dtype=float).reshape(len(g), -1),
-            inserted, freq,
+            inserted, freq, static,
         ))  # fmt: skip
     return out
 
@@ -312,6 +340,8 @@ class Forecaster:
         self.model: ForecastNet | RecurrentForecastNet | None = None
         self.scales: dict[str, np.ndarray] = {}  # series key -> (mean, std) per input column, from training data
         self.interval_shift = 0.0  # conformal widening of the outer quantiles, scaled units (calibrate_intervals)
+        # static covariates: column -> ["numeric", mean, std] or ["categorical", *categories], fitted across series
+        self.static_encoding: dict[str, list[Any]] = {}
         self.history_: list[dict[str, Any]] = []
 
     # ---- features ---------------------------------------------------------------------------------------------
@@ -328,6 +358,44 @@ class Forecaster:
             y = np.log(y)
         return np.column_stack([y, s.past, s.future])
 
+    @property
+    def _n_future(self) -> int:
+        """Channels fed over the horizon: the future covariates, then the encoded static covariates."""
+        n_static = sum(1 if e[0] == "numeric" else len(e) - 1 for e in self.static_encoding.values())
+        return len(self.config.future_covariates) + n_static
+
+    def _fit_static_encoding(self, series: list[Series]) -> None:
+        """Numbers standardised across the series, text one-hot over the sorted categories seen in training."""
+        self.static_encoding = {}
+        for col in self.config.static_covariates:
+            values = [s.static[col] for s in series]  # type: ignore[index]
+            if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values):
+                arr = np.asarray(values, dtype=float)
+                std = float(arr.std())
+                self.static_encoding[col] = ["numeric", float(arr.mean()), std if std > 0 else 1.0]
+            else:
+                self.static_encoding[col] = ["categorical", *sorted({str(v) for v in values})]
+
+    def _static_vector(self, s: Series) -> np.ndarray:
+        """(S,) the encoded static covariates of one series."""
+        parts = []
+        for col, enc in self.static_encoding.items():
+            value = s.static[col]  # type: ignore[index]
+            if enc[0] == "numeric":
+                try:
+                    parts.append([(float(value) - enc[1]) / enc[2]])
+                except (TypeError, ValueError):
+                    raise ValueError(f"Static covariate {col!r} of series {s.key!r} is {value!r}, not a number as in "
+                                     "training.") from None  # fmt: skip
+            else:
+                if str(value) not in enc[1:]:
+                    raise ValueError(
+                        f"Static covariate {col!r} of series {s.key!r} is {value!r}, a category not seen in training "
+                        f"(known: {enc[1:]}). Train with it, or drop the static covariate."
+                    )
+                parts.append([float(str(value) == c) for c in enc[1:]])
+        return np.asarray([x for p in parts for x in p], dtype=float)
+
     def _fit_scales(self, s: Series, end: int) -> None:
         cols = self._columns(s)[:end]
         mean = np.nanmean(cols, axis=0)
@@ -335,8 +403,12 @@ class Forecaster:
         self.scales[s.key] = np.stack([np.nan_to_num(mean), np.where(np.isfinite(std) & (std > 0), std, 1.0)])
 
     def _scaled(self, s: Series) -> np.ndarray:
+        """(T, 1 + P + F + S): the columns scaled per series, then the encoded static covariates (NaN kept)."""
         mean, std = self.scales[s.key]
-        return (self._columns(s) - mean) / std  # (T, 1 + P + F), NaN kept
+        z = (self._columns(s) - mean) / std  # (T, 1 + P + F)
+        if not self.static_encoding:
+            return z
+        return np.column_stack([z, np.tile(self._static_vector(s), (len(z), 1))])
 
     def _inputs(self, z: np.ndarray) -> np.ndarray:
         """Per step: scaled target (0 where missing), observed flag, covariates (0 where missing)."""
@@ -362,7 +434,7 @@ class Forecaster:
         """Windows whose horizon ends at or before ``ends[i]`` in series i: every one (training), or with
         ``last_only`` the one ending exactly there (the validation or test horizon). Inputs (N, W, n_inputs), future
         covariates (N, H, F), targets (N, H), all relative to each window's level."""
-        W, H, n_f = self._window, self.config.horizon, len(self.config.future_covariates)
+        W, H, n_f = self._window, self.config.horizon, self._n_future
         xs, fs, ys = [], [], []
         for s, end in zip(series, ends, strict=True):
             z = self._scaled(s)
@@ -397,6 +469,7 @@ class Forecaster:
                 f"{shortest} points."
             )
         self._window = cfg.input_window or min(max(2 * cfg.season, cfg.horizon), max(1, (shortest - cfg.horizon) // 2))
+        self._fit_static_encoding(series)
         ends = [len(s.y) for s in series]
         self.interval_shift = 0.0
         if cfg.calibrate_intervals:
@@ -422,7 +495,7 @@ class Forecaster:
         for s, end in zip(series, train_end, strict=True):
             self._fit_scales(s, end)  # training part only: no leakage from the validation horizon
         x, fut, y = self._window_tensors(series, train_end)
-        self.model = _net(x.shape[2], len(cfg.future_covariates), cfg)
+        self.model = _net(x.shape[2], self._n_future, cfg)
         quantiles = torch.tensor(cfg.quantiles, dtype=torch.float32)
         val = [self._window_tensors(series, ends, last_only=True)] if use_val else None
 
@@ -477,6 +550,7 @@ class Forecaster:
             if s.key not in self.scales:
                 raise ValueError(f"Series {s.key!r} was not in the training data: no scaling is known for it.")
             inp = self._inputs(self._scaled(s))
+            static = torch.tensor(self._static_vector(s), dtype=torch.float32)  # (S,), empty without statics
             W, T = self._window, len(s.y)
             result = np.full((T, self.config.horizon), np.nan)
             origins = list(range(W, T + 1))
@@ -486,7 +560,8 @@ class Forecaster:
                 x = torch.tensor(np.stack([r[0] for r in rel]), dtype=torch.float32)
                 levels = np.array([r[1] for r in rel])[:, None]
                 with torch.no_grad():
-                    q = model(x, torch.zeros(len(batch), self.config.horizon, 0))[:, :, median].numpy()  # (n, H)
+                    fut = static.expand(len(batch), self.config.horizon, -1)  # (n, H, S)
+                    q = model(x, fut)[:, :, median].numpy()  # (n, H)
                 values = self._unscale(s.key, q + levels)
                 for row, o in zip(values, batch, strict=True):
                     if o < T:
@@ -523,6 +598,8 @@ class Forecaster:
                     raise ValueError(f"future= has no rows for series {s.key!r}; it needs {cfg.horizon} of them.")
                 mean, std = self.scales[s.key]
                 fcov = np.nan_to_num((ahead[s.key] - mean[-n_f:]) / std[-n_f:])
+            if self.static_encoding:  # (H, F + S): the static covariates ride with the future ones
+                fcov = np.column_stack([fcov, np.tile(self._static_vector(s), (cfg.horizon, 1))])
             x = torch.tensor(inp, dtype=torch.float32)[None]
             f = torch.tensor(fcov, dtype=torch.float32)[None]
             with torch.no_grad():
@@ -576,8 +653,8 @@ class Forecaster:
         keys = sorted(self.scales)
         extra = {f"scale/{i}": torch.tensor(self.scales[k]) for i, k in enumerate(keys)}
         cfg = {"forecast": self.config.to_dict(), "window": self._window, "series": keys,
-               "interval_shift": self.interval_shift,
-               "n_inputs": model.encoder.input_size, "n_future": len(self.config.future_covariates)}  # fmt: skip
+               "interval_shift": self.interval_shift, "static_encoding": self.static_encoding,
+               "n_inputs": model.encoder.input_size, "n_future": self._n_future}  # fmt: skip
         return runs.save_run(run_dir, KIND, cfg, model, extra, overwrite=overwrite)
 
     @classmethod
@@ -586,6 +663,7 @@ class Forecaster:
         f = cls(ForecastConfig.from_dict(saved["forecast"]))
         f._window = saved["window"]
         f.interval_shift = float(saved.get("interval_shift", 0.0))
+        f.static_encoding = saved.get("static_encoding", {})
         f.model = _net(saved["n_inputs"], saved["n_future"], f.config)
         f.model.load_state_dict(runs.read_state_dict(run_dir))
         f.model.eval()
@@ -703,9 +781,12 @@ def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tup
         from ..datasets import get_info, load_dataset
 
         info = get_info(dataset)
+        if info.task != "forecasting":
+            raise ValueError(f"{dataset!r} is a {info.task} dataset, not a forecasting one; see lstmkit datasets list.")
         defaults = {
             "target": info.targets[0], "time": "time", "season": info.season,
             "past_covariates": info.past_covariates, "future_covariates": info.future_covariates,
+            "static_covariates": info.static_covariates, "id": info.id,
         }  # fmt: skip
         return load_dataset(dataset), defaults
     path = Path(csv)
