@@ -23,6 +23,10 @@ def test_train_predict_and_backtest_on_a_bundled_dataset(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["q0.5"] for r in rows] == pytest.approx(forecast["q0.5"].tolist(), rel=1e-12)  # CSV parse rounding
 
+    assert main(["forecast", "evaluate", str(out), "--data", "airline", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)  # the last 12 months, forecast from the 132 before them
+    assert set(scored["mean"]) == {"mae", "rmse", "mase", "smape", "coverage"} and scored["mean"]["mase"] > 0
+
     assert main(["forecast", "backtest", "--data", "airline", "--horizon", "12", "--epochs", "20", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["mean"]) == {"model", "seasonal_naive", "ets"} and len(result["folds"]) == 1

@@ -273,3 +273,17 @@ def test_static_covariates_round_trip_and_bad_values_get_one_sentence(tmp_path) 
         ForecastConfig(target="y", horizon=2, static_covariates=("kind",))
     with pytest.raises(ValueError, match=r"\['kind'\] is given twice"):
         ForecastConfig(target="y", horizon=2, id="id", static_covariates=("kind",), future_covariates=("kind",))
+
+
+def test_evaluate_scores_the_last_horizon_forecast_from_the_history_before_it() -> None:
+    data = seasonal_frame(80)
+    f = quick(epochs=5).fit(data.iloc[:70])
+    result = f.evaluate(data.iloc[:76])  # the last 6 of 76 held out, forecast from the 70 before them
+    pred = f.predict(data.iloc[:70])
+    actual = data["y"].to_numpy()[70:76]
+    assert result["mean"]["mae"] == pytest.approx(np.abs(pred["q0.5"].to_numpy() - actual).mean())
+    assert result["mean"]["mase"] == pytest.approx(
+        M.mase(actual, pred["q0.5"].to_numpy(), data["y"].to_numpy()[:70], 12)
+    )
+    with pytest.raises(ValueError, match="evaluate needs the model's window"):
+        f.evaluate(data.iloc[:20])

@@ -65,8 +65,8 @@ def train(
 
     try:
         table, cfg = _config(data, csv, _overrides(
-            time, target, id_, past, future, static, season, horizon=horizon, transform=transform, epochs=epochs, seed=seed,
-            progress=not as_json,
+            time, target, id_, past, future, static, season, horizon=horizon, transform=transform, epochs=epochs,
+            seed=seed, progress=not as_json,
         ))  # fmt: skip
         summary = train_run(table, cfg, out, resume=resume)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, ResumeError, CheckpointError) as e:
@@ -106,6 +106,26 @@ def predict(
         typer.echo(pred.to_csv(index=False), nl=False)
 
 
+@forecast_app.command("evaluate")
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `lstmkit forecast train`.")],
+    data: Data = None, csv: Csv = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Score a trained forecaster on the last horizon of each series, forecast from the history before it."""
+    from ..tasks.forecasting import Forecaster, resolve_data
+
+    try:
+        forecaster = Forecaster.load(run_dir)
+        table, _ = resolve_data(data, csv)
+        result = forecaster.evaluate(table)
+    except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
+        fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+    if as_json:
+        print_json(result)
+    else:
+        err.print({k: round(v, 4) for k, v in result["mean"].items()})
+
+
 @forecast_app.command("backtest")
 def backtest_command(
     horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast from each origin.")],
@@ -122,7 +142,8 @@ def backtest_command(
 
     try:
         table, cfg = _config(data, csv, _overrides(
-            time, target, id_, past, future, static, season, horizon=horizon, transform=transform, epochs=epochs, seed=seed,
+            time, target, id_, past, future, static, season, horizon=horizon, transform=transform, epochs=epochs,
+            seed=seed,
         ))  # fmt: skip
         result = backtest(table, cfg, folds=folds)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:

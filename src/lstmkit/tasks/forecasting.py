@@ -10,10 +10,10 @@ Static covariates (one value per series: a region, a product category, a store s
 encoder at every step and to the head over the horizon. They let one model of many series tell them apart.
 
 Data rules, checked with one clear sentence each: the time column parses as timestamps; no duplicate timestamps (per
-series); a static covariate is constant within each series; the target is numeric and not all missing; the horizon is shorter than the history; there are enough points
-for one training window. Missing timestamps on a regular grid are inserted as missing values; missing values are
-masked (flagged in the input, left out of the loss), never filled. Scaling (per series, optionally after a log) is
-fitted on the training part only.
+series); a static covariate is constant within each series; the target is numeric and not all missing; the horizon
+is shorter than the history; there are enough points for one training window. Missing timestamps on a regular grid
+are inserted as missing values; missing values are masked (flagged in the input, left out of the loss), never filled.
+Scaling (per series, optionally after a log) is fitted on the training part only.
 """
 
 from __future__ import annotations
@@ -615,6 +615,42 @@ class Forecaster:
                 row.update({f"q{qq:g}": float(values[h, i]) for i, qq in enumerate(cfg.quantiles)})
                 rows.append({cfg.id: s.key, **row} if cfg.id else row)
         return pd.DataFrame(rows)
+
+    def evaluate(self, data: Any) -> dict[str, Any]:
+        """Score the fitted model on ``data``'s last ``horizon`` steps per series, forecast from what precedes them.
+
+        Returns:
+            ``{"series": {key: {mae, rmse, mase, smape, coverage}}, "mean": {...}}``; MASE is scaled by the
+            in-sample seasonal-naive error of the history before the held-out tail.
+        """
+        from . import ts_metrics as M
+
+        pd = _pd()
+        self._check_fitted()
+        cfg = self.config
+        table = pd.read_csv(data) if isinstance(data, (str, os.PathLike)) else data
+        series = prepare_series(table, cfg)
+        short = [s.key for s in series if len(s.y) <= cfg.horizon + self._window]
+        if short:
+            raise ValueError(
+                f"Series {short[:3]} have {cfg.horizon + self._window} points or fewer: evaluate needs the model's "
+                f"window ({self._window}) before a held-out horizon of {cfg.horizon}."
+            )
+        origins = {s.key: s.time[len(s.y) - cfg.horizon] for s in series}
+        history = _slice_table(table, cfg, origins)
+        future = _future_rows(table, cfg, origins) if cfg.future_covariates else None
+        pred = self.predict(history, future=future)
+        lo, hi = min(cfg.quantiles), max(cfg.quantiles)
+        scores = {}
+        for s in series:
+            rows = pred[pred[cfg.id] == s.key] if cfg.id else pred
+            n = len(s.y) - cfg.horizon
+            scores[s.key] = M.summarize(
+                s.y[n:], rows["q0.5"].to_numpy(), s.y[:n], cfg.season,
+                rows[f"q{lo:g}"].to_numpy(), rows[f"q{hi:g}"].to_numpy(),
+            )  # fmt: skip
+        first = next(iter(scores.values()))
+        return {"series": scores, "mean": {m: _nan_mean([v[m] for v in scores.values()]) for m in first}}
 
     def _widen(self, q: np.ndarray) -> np.ndarray:
         """Move the quantiles below the median down and those above it up by the conformal shift, never past it."""
