@@ -13,5 +13,9 @@ from .tasks import long_lag as _long_lag  # noqa: F401  (registers the "long_lag
 from .tasks.anomaly import AnomalyDetector
 from .tasks.estimators import SequenceClassifier, SequenceRegressor
 from .tasks.forecasting import Forecaster
+from .tasks.language import LanguageModel
 
-__all__ = ["AnomalyDetector", "Forecaster", "SequenceClassifier", "SequenceRegressor", "__version__", "load", "nn"]
+__all__ = [
+    "AnomalyDetector", "Forecaster", "LanguageModel", "SequenceClassifier", "SequenceRegressor", "__version__", "load",
+    "nn",
+]  # fmt: skip

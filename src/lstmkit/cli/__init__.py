@@ -17,6 +17,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from . import datasets, demo, experiment, forecast, report  # noqa: F401  (each module adds its commands to ``app``)
+    from . import text  # noqa: F401
 
     try:
         from . import bench  # noqa: F401

@@ -1,0 +1,135 @@
+"""``lstmkit text train | generate | evaluate``: language models on a bundled corpus or your own text."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import app
+from ._console import err, fail, print_json, setup_logging
+
+text_app = typer.Typer(help="Language models and text generation (character, word or BPE level).", no_args_is_help=True)
+app.add_typer(text_app, name="text")
+
+Errors = Annotated[
+    str, typer.Option("--errors", help="Invalid UTF-8: strict (stop, naming file and byte) or replace (U+FFFD).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError)
+
+
+def _message(e: Exception) -> str:
+    return str(e.args[0]) if isinstance(e, KeyError) else str(e)
+
+
+@text_app.command("train")
+def train(
+    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    data: Annotated[str | None, typer.Option("--data", help="A bundled corpus: shakespeare.")] = None,
+    text: Annotated[Path | None, typer.Option("--text", help="A text file, or a folder of *.txt files.")] = None,
+    level: Annotated[str, typer.Option("--level", help="char, word or bpe.")] = "char",
+    vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="word / bpe vocabulary size.")] = None,
+    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 512,
+    layers: Annotated[int, typer.Option("--layers")] = 2,
+    embedding_size: Annotated[int, typer.Option("--embedding-size")] = 128,
+    dropout: Annotated[float, typer.Option("--dropout")] = 0.2,
+    tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Decoder shares the embedding.")] = False,
+    bptt: Annotated[int, typer.Option("--bptt", help="Truncated-BPTT length in tokens.")] = 100,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Parallel streams.")] = 64,
+    epochs: Annotated[int, typer.Option("--epochs")] = 10,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many updates.")] = None,
+    lr: Annotated[float, typer.Option("--lr")] = 2e-3,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    errors: Errors = "strict",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training in --out.")] = False,
+    as_json: AsJson = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:  # fmt: skip
+    """Train a language model; held-out test measures beside a Witten-Bell n-gram model, samples and a report."""
+    setup_logging(verbose)
+    from ..tasks.language import LanguageModelConfig, resolve_text, train_run
+    from ..train import CheckpointError, ResumeError
+
+    try:
+        corpus = resolve_text(data, text, errors)
+        cfg = LanguageModelConfig(
+            level=level, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=layers,
+            embedding_size=embedding_size, dropout=dropout, tie_weights=tie_weights, bptt=bptt, batch_size=batch_size,
+            epochs=epochs, max_steps=max_steps, lr=lr, seed=seed, progress=not as_json,
+        )  # fmt: skip
+        result = train_run(corpus, cfg, out, resume=resume)
+    except (*USER_ERRORS, ResumeError, CheckpointError) as e:
+        fail(_message(e))
+    if as_json:
+        print_json(result)
+    elif "test" in result:
+        ngram = result.get("ngram", {})
+        err.print(
+            f"trained in {result['train_seconds']} s; test {result['test']['nats_per_char']:.3f} nats/char "
+            f"({result['test']['bits_per_char']:.3f} bits/char)"
+            + (f", {ngram['order']}-gram {ngram['nats_per_char']:.3f}" if ngram else "")
+            + f"; model in {result['run_dir']}"
+        )
+
+
+@text_app.command("generate")
+def generate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `lstmkit text train`.")],
+    prompt: Annotated[str, typer.Option("--prompt", help="Text to continue (empty: start after a line break).")] = "",
+    max_tokens: Annotated[int, typer.Option("--max-tokens")] = 200,
+    temperature: Annotated[float, typer.Option("--temperature")] = 1.0,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Sample among the k most likely tokens.")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Sample from the smallest set of mass p.")] = None,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Always the most likely token.")] = False,
+    beam: Annotated[int, typer.Option("--beam", help="Beam search with this many beams (1: off).")] = 1,
+    seed: Annotated[int | None, typer.Option("--seed", help="Repeat a sample exactly.")] = None,
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Continue a prompt, printing tokens as they are produced (state carried: the prefix is never recomputed)."""
+    from ..tasks.language import LanguageModel
+
+    try:
+        lm = LanguageModel.load(run_dir)
+        if as_json or beam > 1:
+            text = lm.generate(prompt, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+                               seed=seed, beam_size=beam)  # fmt: skip
+        else:
+            pieces = lm.stream(prompt, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+                               seed=seed)  # fmt: skip  (checks the prompt and options before anything is printed)
+            sys.stdout.write(prompt)
+            for piece in pieces:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+            return
+    except USER_ERRORS as e:
+        fail(_message(e))
+    if as_json:
+        print_json({"prompt": prompt, "text": text})
+    else:
+        typer.echo(prompt + text)
+
+
+@text_app.command("evaluate")
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `lstmkit text train`.")],
+    text: Annotated[Path, typer.Option("--text", help="A text file or folder to score.")],
+    errors: Errors = "strict",
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Score a text: nats and bits per character, perplexity, unknown tokens."""
+    from ..tasks.language import LanguageModel
+    from ..tasks.text_data import read_text
+
+    try:
+        lm = LanguageModel.load(run_dir)
+        result = lm.evaluate(read_text(text, errors=errors))  # type: ignore[arg-type]
+    except USER_ERRORS as e:
+        fail(_message(e))
+    if as_json:
+        print_json(result)
+    else:
+        err.print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})

@@ -1,0 +1,412 @@
+"""Language models and text generation: ``lstmkit.LanguageModel`` (character, word or BPE level).
+
+The char-rnn / ``word_language_model`` recipe: the training text becomes one long token sequence, cut into
+``batch_size`` contiguous streams; each batch is the next ``bptt`` tokens of every stream, so the recurrent state
+is carried (detached) from batch to batch and the model sees context far longer than one chunk (truncated BPTT).
+Embedding, a stacked :class:`lstmkit.nn.LSTM` (with any of its variants), dropout, a linear decoder (optionally tied
+to the embedding, Press & Wolf 2017). Validation reports nats per token and per character, bits per character and
+perplexity; the held-out measures read the text as one stream, state carried, so every token has its full context.
+
+Generation feeds the prompt once and then one token at a time, carrying the state: nothing is recomputed, and a
+streamed generation keeps only the state and the pending bytes of an unfinished character, so memory does not grow
+with the output. Sampling (temperature, top-k, top-p) draws from a seeded generator, so a seed repeats a sample.
+
+Example:
+    >>> lm = LanguageModel(level="char", hidden_size=256, epochs=1).fit(text)          # doctest: +SKIP
+    >>> lm.generate("ROMEO:", max_tokens=200, temperature=0.8, seed=1)                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import runs
+from ..config import StrictConfig, TrainConfig
+from ..data import SeriesStream
+from ..nn import LSTM
+from ..train import StepOutput, Trainer, seed_everything
+from .text_data import (
+    BPETokenizer,
+    TextError,
+    Tokenizer,
+    WordTokenizer,
+    make_tokenizer,
+    split_text,
+    tokenizer_from_dict,
+)  # fmt: skip
+
+__all__ = ["LanguageModel", "LanguageModelConfig"]
+
+KIND = "language_model"
+
+
+@dataclass(frozen=True)
+class LanguageModelConfig(StrictConfig):
+    """Tokenisation, network, truncated BPTT and training of a language model."""
+
+    level: Literal["char", "word", "bpe"] = "char"
+    vocab_size: int | None = None  # word: the most frequent N words (default 20,000); bpe: merges' target (2,000)
+    embedding_size: int = 128
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.2  # between stacked layers and before the decoder
+    recurrent_dropout: float = 0.0  # the engine's variants, as in lstmkit.nn.LSTM
+    zoneout: float = 0.0
+    layer_norm: bool = False
+    proj_size: int = 0
+    tie_weights: bool = False  # decoder weight = embedding weight; needs embedding_size == output size
+    bptt: int = 100  # truncated-BPTT length: tokens per chunk
+    batch_size: int = 64  # parallel streams
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many optimizer steps (a time budget, measured in steps)
+    lr: float = 2e-3
+    schedule: Literal["constant", "cosine"] = "cosine"
+    clip_grad_norm: float = 1.0
+    val_fraction: float = 0.05  # the held-out tail of the corpus: validation, then test
+    test_fraction: float = 0.05
+    seed: int = 0
+    progress: bool = True
+
+    @property
+    def output_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def validate(self) -> None:
+        for name in ("embedding_size", "hidden_size", "num_layers", "bptt", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LanguageModelConfig.{name} must be at least 1, got {getattr(self, name)}.")
+        if self.tie_weights and self.embedding_size != self.output_size:
+            raise ValueError(
+                f"tie_weights needs embedding_size ({self.embedding_size}) equal to the LSTM's output size "
+                f"({self.output_size}); set embedding_size={self.output_size} or proj_size={self.embedding_size}."
+            )
+        if not (0 <= self.val_fraction < 0.5 and 0 <= self.test_fraction < 0.5):
+            raise ValueError("val_fraction and test_fraction must each lie in [0, 0.5).")
+
+
+class LMNet(nn.Module):
+    """Embedding -> stacked LSTM -> dropout -> linear decoder.
+
+    Shape: ids (B, T) int64 -> logits (B, T, V); state ``(h, c)`` each (L, B, H) (h: (L, B, proj) with projection).
+    """
+
+    def __init__(self, vocab_size: int, cfg: LanguageModelConfig) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, cfg.embedding_size)
+        self.lstm = LSTM(
+            cfg.embedding_size, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+            recurrent_dropout=cfg.recurrent_dropout, zoneout=cfg.zoneout, layer_norm=cfg.layer_norm,
+            proj_size=cfg.proj_size,
+        )  # fmt: skip
+        self.drop = nn.Dropout(cfg.dropout)
+        self.decoder = nn.Linear(cfg.output_size, vocab_size)
+        if cfg.tie_weights:
+            self.decoder.weight = self.embedding.weight
+
+    def forward(self, ids: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        x = self.drop(self.embedding(ids))  # (B, T, E)
+        out, state = self.lstm(x, state)  # (B, T, H)
+        return self.decoder(self.drop(out)), state  # (B, T, V)
+
+
+class _Tokens(SeriesStream):
+    """Truncated-BPTT batches of token ids: ``(x, y)`` each (B, bptt) int64, ``y`` one token ahead."""
+
+    def iter_from(self, batch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        for x, y in super().iter_from(batch):
+            yield x[..., 0], y[..., 0]
+
+
+def _sample(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator) -> int:
+    """One token id from the last-step logits (V,): temperature, then top-k, then top-p (nucleus) truncation."""
+    logits = logits.double() / temperature
+    if top_k is not None and top_k < logits.numel():
+        kth = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    probs = torch.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        before = torch.cumsum(sorted_p, dim=0) - sorted_p  # mass strictly above each token
+        sorted_p = sorted_p.masked_fill(before >= top_p, 0.0)  # keep the smallest set reaching top_p (>= 1 token)
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+class _Pieces:
+    """Token ids in, text pieces out, holding back the bytes of an unfinished character (byte-level BPE) and
+    spacing words (word level); keeps at most a few pending ids."""
+
+    def __init__(self, tokenizer: Tokenizer, after_newline: bool = True) -> None:
+        self.tok, self.pending, self.after_newline = tokenizer, [], after_newline
+
+    def push(self, token: int) -> str:
+        if isinstance(self.tok, WordTokenizer):
+            piece = self.tok.decode([token])
+            glue = "" if self.after_newline or piece in {"\n", ".", ",", ";", ":", "!", "?", "'", ")"} else " "
+            self.after_newline = piece == "\n"
+            return glue + piece
+        self.pending.append(token)
+        text = self.tok.decode(self.pending)
+        if text.endswith("\ufffd") and len(self.pending) < 4:  # a multi-byte character not finished yet
+            return ""
+        self.pending = []
+        return text
+
+
+@runs.register_kind(KIND)
+class LanguageModel:
+    """A character, word or BPE language model: ``fit``, ``evaluate``, ``generate`` / ``stream``, ``save``,
+    ``load``. Keyword arguments are :class:`LanguageModelConfig` fields."""
+
+    def __init__(self, config: LanguageModelConfig | None = None, **kwargs: Any) -> None:
+        self.config = config if config is not None else LanguageModelConfig(**kwargs)
+        self.tokenizer: Tokenizer | None = None
+        self.net: LMNet | None = None
+        self.history_: list[dict[str, Any]] = []
+
+    # ---- training ---------------------------------------------------------------------------------------------
+    def _ids(self, text: str) -> np.ndarray:
+        assert self.tokenizer is not None
+        return np.asarray(self.tokenizer.encode(text), dtype=np.int64)
+
+    def fit(self, text: str, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False) -> LanguageModel:
+        """Train on ``text``: its tail (``val_fraction + test_fraction``) is held out; the tokenizer and every
+        statistic are fitted on the training part only.
+
+        Raises:
+            TextError: empty text, or too short for one batch of ``batch_size`` streams of ``bptt + 1`` tokens.
+        """
+        cfg = self.config
+        if not text.strip():
+            raise TextError("The training text is empty; give a corpus with some text in it.")
+        train, val, _ = split_text(text, cfg.val_fraction, cfg.test_fraction)
+        seed_everything(cfg.seed)
+        self.tokenizer = make_tokenizer(cfg.level, cfg.vocab_size).fit(train)
+        train_ids, val_ids = self._ids(train), self._ids(val)
+        need = cfg.batch_size * (cfg.bptt + 1)
+        if len(train_ids) < need:
+            raise TextError(
+                f"The training part has {len(train_ids):,} {cfg.level} tokens, too few for one batch of "
+                f"{cfg.batch_size} streams x {cfg.bptt + 1} tokens ({need:,}); give more text or lower batch_size / "
+                "bptt."
+            )
+        seed_everything(cfg.seed)
+        self.net = LMNet(self.tokenizer.vocab_size, cfg)
+        val_streams = min(cfg.batch_size, max(1, len(val_ids) // (cfg.bptt + 1)))
+        val_data = _Tokens(val_ids, val_streams, cfg.bptt, dtype=torch.long) if len(val_ids) > cfg.bptt + 1 else None
+        n_chars = {"train": len(train) / max(len(train_ids), 1), "val": len(val) / max(len(val_ids), 1)}
+
+        def loss_fn(model: LMNet, batch: tuple[Tensor, Tensor], state: Any) -> StepOutput:
+            x, y = batch
+            logits, state = model(x, state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            which = "train" if model.training else "val"
+            per_char = loss / n_chars[which]  # nats per token -> nats per character of text
+            return StepOutput(loss=loss, state=state, n_items=y.numel(), metrics={"nats_per_char": per_char})
+
+        train_cfg = TrainConfig(
+            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, clip_grad_norm=cfg.clip_grad_norm,
+            schedule=cfg.schedule, max_steps=cfg.max_steps, carry_state_across_batches=True, seed=cfg.seed,
+            progress=cfg.progress, log_every_steps=100,
+        )  # fmt: skip
+        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
+        data = _Tokens(train_ids, cfg.batch_size, cfg.bptt, dtype=torch.long)
+        self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
+        self.net.eval()
+        return self
+
+    def _check(self) -> tuple[LMNet, Tokenizer]:
+        if self.net is None or self.tokenizer is None:
+            raise RuntimeError("This LanguageModel is not fitted: call fit(text) or LanguageModel.load(run_dir).")
+        return self.net, self.tokenizer
+
+    # ---- evaluation -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, text: str, chunk: int = 2048) -> dict[str, float]:
+        """Held-out measures of ``text`` read as one stream with the state carried (every token in full context).
+
+        Returns:
+            ``nats_per_token``, ``perplexity``, ``nats_per_char``, ``bits_per_char``, ``tokens``, ``chars``,
+            ``unknown`` (tokens that were ``<unk>``: characters or words never seen in training).
+        """
+        net, tok = self._check()
+        ids = torch.as_tensor(self._ids(text))
+        if len(ids) < 2:
+            raise TextError(f"The text has {len(ids)} token(s); at least two are needed to score a prediction.")
+        net.eval()
+        total, state = 0.0, None
+        for start in range(0, len(ids) - 1, chunk):
+            x = ids[start : start + chunk][None]  # (1, t)
+            y = ids[start + 1 : start + chunk + 1][None]
+            x = x[:, : y.shape[1]]
+            logits, state = net(x, state)
+            total += float(F.cross_entropy(logits[0], y[0], reduction="sum"))
+        n = len(ids) - 1
+        per_char = total / max(len(text) * n / len(ids), 1)  # the characters the scored tokens cover
+        unknown = 0 if isinstance(tok, BPETokenizer) else int((ids == 0).sum())  # id 0 is <unk> (BPE has none)
+        return {
+            "nats_per_token": total / n, "perplexity": math.exp(total / n), "nats_per_char": per_char,
+            "bits_per_char": per_char / math.log(2), "tokens": n, "chars": len(text), "unknown": unknown,
+        }  # fmt: skip
+
+    # ---- generation -------------------------------------------------------------------------------------------
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        _, tok = self._check()
+        if prompt == "":
+            prompt = "\n"  # start as after a line break
+        ids = tok.encode(prompt, strict=True, what="prompt")
+        if not ids:
+            raise TextError(f"The prompt {prompt!r} gives no tokens at the {self.config.level} level; give some text.")
+        return ids
+
+    def stream(
+        self, prompt: str = "", max_tokens: int = 200, *, temperature: float = 1.0, top_k: int | None = None,
+        top_p: float | None = None, greedy: bool = False, seed: int | None = None,
+    ) -> Iterator[str]:  # fmt: skip
+        """Text pieces as they are produced (the prompt is not repeated). The prompt is read once; then each step
+        feeds one token and carries the state, so nothing is recomputed and memory stays constant. The options and
+        the prompt are checked here, before the first piece is asked for.
+
+        Raises:
+            TextError: a prompt with characters (or words) the model never saw.
+            ValueError: temperature <= 0, top_k < 1, top_p outside (0, 1].
+        """
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}; use greedy=True for the most likely token.")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}.")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"top_p must lie in (0, 1], got {top_p}.")
+        if max_tokens < 0:
+            raise ValueError(f"max_tokens must be >= 0, got {max_tokens}.")
+        ids = self._prompt_ids(prompt)
+        gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+        sample = (lambda logits: int(logits.argmax())) if greedy else (
+            lambda logits: _sample(logits, temperature, top_k, top_p, gen))  # fmt: skip
+        return self._steps(ids, max_tokens, sample, after_newline=prompt.endswith("\n") or prompt == "")
+
+    @torch.no_grad()
+    def _steps(self, ids: list[int], max_tokens: int, sample: Any, after_newline: bool) -> Iterator[str]:
+        net, tok = self._check()
+        net.eval()
+        logits, state = net(torch.tensor([ids]))  # (1, P, V): the prompt, once
+        pieces = _Pieces(tok, after_newline)
+        for _ in range(max_tokens):
+            token = sample(logits[0, -1])
+            piece = pieces.push(token)
+            if piece:
+                yield piece
+            logits, state = net(torch.tensor([[token]]), state)  # (1, 1, V): one step, state carried
+
+    def generate(self, prompt: str = "", max_tokens: int = 200, **kwargs: Any) -> str:
+        """The prompt's continuation as one string (see :meth:`stream` for the options; ``beam_size`` > 1 runs
+        :meth:`beam_search` instead)."""
+        beam = kwargs.pop("beam_size", 1)
+        if beam > 1:
+            return self.beam_search(prompt, max_tokens, beam_size=beam)
+        return "".join(self.stream(prompt, max_tokens, **kwargs))
+
+    @torch.no_grad()
+    def beam_search(self, prompt: str = "", max_tokens: int = 50, *, beam_size: int = 5) -> str:
+        """The most likely continuation of ``max_tokens`` tokens found by beam search (all beams have the same
+        length, so no length normalisation is needed)."""
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {beam_size}.")
+        net, tok = self._check()
+        net.eval()
+        ids = self._prompt_ids(prompt)
+        logits, state = net(torch.tensor([ids]))
+        scores = torch.zeros(1, dtype=torch.float64)  # (K,) log-probabilities of the beams
+        seqs = torch.zeros(1, 0, dtype=torch.long)  # (K, t)
+        for _ in range(max_tokens):
+            logp = torch.log_softmax(logits[:, -1].double(), dim=-1)  # (K, V)
+            total = (scores[:, None] + logp).flatten()  # (K * V,)
+            scores, flat = torch.topk(total, min(beam_size, total.numel()))
+            beam, token = flat // logp.shape[1], flat % logp.shape[1]
+            seqs = torch.cat([seqs[beam], token[:, None]], dim=1)
+            state = tuple(s[:, beam] for s in state)  # (L, K, H) each: the chosen beams' states
+            logits, state = net(token[:, None], state)
+        if isinstance(tok, WordTokenizer):
+            pieces = _Pieces(tok, after_newline=prompt.endswith("\n") or prompt == "")
+            return "".join(pieces.push(int(i)) for i in seqs[0])
+        return tok.decode(seqs[0].tolist())
+
+    # ---- persistence ------------------------------------------------------------------------------------------
+    def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """config.json (the config and the tokenizer's vocabulary, JSON) + model.safetensors."""
+        net, tok = self._check()
+        cfg = {"lm": self.config.to_dict(), "tokenizer": tok.to_dict(), "vocab_size": tok.vocab_size}
+        return runs.save_run(run_dir, KIND, cfg, net, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str]) -> LanguageModel:
+        saved = runs.read_run_config(run_dir)["config"]
+        lm = cls(LanguageModelConfig.from_dict(saved["lm"]))
+        lm.tokenizer = tokenizer_from_dict(saved["tokenizer"])
+        lm.net = LMNet(saved["vocab_size"], lm.config)
+        lm.net.load_state_dict(runs.read_state_dict(run_dir))
+        lm.net.eval()
+        return lm
+
+
+def resolve_text(corpus: str | None, path: str | os.PathLike[str] | None, errors: str = "strict") -> str:
+    """The training text: a bundled corpus by name or a file / folder of ``*.txt`` files (exactly one of them)."""
+    from .text_data import load_corpus, read_text
+
+    if (corpus is None) == (path is None):
+        raise ValueError("Give the text one way: a bundled corpus (--data shakespeare) or a file or folder (--text).")
+    return load_corpus(corpus) if corpus is not None else read_text(path, errors=errors)  # type: ignore[arg-type]
+
+
+def train_run(
+    text: str, config: LanguageModelConfig, out: str | os.PathLike[str], *, resume: bool = False, ngram_order: int = 5
+) -> dict[str, Any]:
+    """Train on ``text`` and write a run directory: config.json (with the vocabulary), model.safetensors,
+    metrics.csv / steps.csv, checkpoints, ``result.json`` (held-out test measures beside a Witten-Bell n-gram model
+    fitted on the same training part, in the same run), ``samples.txt`` and ``report.html``."""
+    import json
+    import time
+
+    from .._atomic import atomic_write_bytes
+    from ..report import write_report
+    from .ngram import WittenBellLM
+
+    out = Path(out)
+    if (out / runs.CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds a finished language model; choose another --out or delete it.")
+    t0 = time.perf_counter()
+    lm = LanguageModel(config).fit(text, run_dir=out, resume=resume)
+    seconds = time.perf_counter() - t0
+    lm.save(out)
+    train, _, test = split_text(text, config.val_fraction, config.test_fraction)
+    result: dict[str, Any] = {"run_dir": str(out), "level": config.level, "train_seconds": round(seconds, 1)}
+    result["parameters"] = sum(p.numel() for p in lm.net.parameters())  # type: ignore[union-attr]
+    if len(test) > 1:
+        result["test"] = lm.evaluate(test)
+        tok = lm.tokenizer
+        assert tok is not None
+        order = ngram_order if config.level == "char" else min(ngram_order, 3)
+        if tok.vocab_size**order < 2**62:
+            ngram = WittenBellLM(order, tok.vocab_size).fit(np.asarray(tok.encode(train)))
+            nats = ngram.nats_per_token(np.asarray(tok.encode(test)))
+            n_tokens = len(tok.encode(test))
+            result["ngram"] = {"order": order, "smoothing": "interpolated Witten-Bell", "nats_per_token": nats,
+                               "nats_per_char": nats * n_tokens / len(test)}  # fmt: skip
+    prompts = ["\n", test[:40] if test else "\n"]
+    samples = [f"--- prompt {p!r}, temperature {t}, seed 0\n{p}{lm.generate(p, 300, temperature=t, seed=0)}\n"
+               for p in prompts for t in (0.5, 1.0)]  # fmt: skip
+    atomic_write_bytes(out / "samples.txt", "\n".join(samples).encode())
+    atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
+    write_report(out)
+    return result

@@ -1,0 +1,102 @@
+"""An n-gram language model with interpolated Witten-Bell smoothing: the baseline the LSTM language model must beat.
+
+Witten & Bell (1991), interpolated as in Chen & Goodman (1998, §2.5)::
+
+    P_k(w | h) = (c(h w) + T(h) * P_{k-1}(w | h')) / (c(h) + T(h))     if c(h) > 0, else P_{k-1}(w | h')
+    P_0(w)     = 1 / V
+
+with ``h`` the ``k - 1`` tokens before ``w``, ``h'`` its last ``k - 2``, ``c`` training counts and ``T(h)`` the
+number of distinct tokens seen after ``h``. The first tokens of a text use the longest history they have.
+
+Counting is vectorised: an n-gram of ids below ``V`` is packed into one int64 (``w + V * h``), counted with
+``np.unique`` and looked up with ``np.searchsorted``, so 5-grams over 5 M characters count in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["WittenBellLM"]
+
+
+@dataclass
+class _Order:
+    ngrams: np.ndarray  # sorted packed keys of the k-grams seen
+    ngram_counts: np.ndarray
+    contexts: np.ndarray  # sorted packed keys of their (k-1)-token histories
+    context_counts: np.ndarray  # c(h)
+    context_types: np.ndarray  # T(h)
+
+
+def _lookup(keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` at each key's place in the sorted ``table``; 0 where the key is absent."""
+    if len(table) == 0:
+        return np.zeros(len(keys), dtype=np.int64)
+    pos = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+    return np.where(table[pos] == keys, values[pos], 0)
+
+
+class WittenBellLM:
+    """Interpolated Witten-Bell n-gram model over integer tokens ``0 .. vocab_size - 1``.
+
+    Example:
+        >>> lm = WittenBellLM(order=3, vocab_size=3).fit(np.array([0, 1, 2, 0, 1, 2, 0, 1]))
+        >>> round(lm.nats_per_token(np.array([0, 1, 2])), 3)
+        0.423
+    """
+
+    def __init__(self, order: int = 5, vocab_size: int = 256) -> None:
+        if order < 1:
+            raise ValueError(f"order must be at least 1, got {order}.")
+        if vocab_size < 2 or vocab_size**order >= 2**62:
+            raise ValueError(f"vocab_size {vocab_size} ** order {order} must fit in an int64 key; lower the order.")
+        self.order, self.vocab_size = order, vocab_size
+        self.orders: list[_Order] = []
+
+    def _keys(self, ids: np.ndarray, k: int) -> np.ndarray:
+        """Packed k-gram ending at each position i >= k - 1: w_i + V w_{i-1} + ... (the token predicted lowest)."""
+        n = len(ids) - k + 1
+        key = np.zeros(max(n, 0), dtype=np.int64)
+        for j in range(k):  # j tokens back from the predicted one
+            key += ids[k - 1 - j : k - 1 - j + n].astype(np.int64) * (self.vocab_size**j)
+        return key
+
+    def fit(self, ids: np.ndarray) -> WittenBellLM:
+        """Count every 1..order-gram of the training token ids."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.min(initial=0) < 0 or ids.max(initial=0) >= self.vocab_size:
+            raise ValueError(f"Token ids must lie in [0, {self.vocab_size}).")
+        V, self.orders = self.vocab_size, []
+        for k in range(1, self.order + 1):
+            ngrams, counts = np.unique(self._keys(ids, k), return_counts=True)
+            contexts, first = np.unique(ngrams // V, return_index=True)
+            # c(h): the counts of the k-grams that share h, summed; T(h): how many of them there are
+            context_counts = np.add.reduceat(counts, first) if len(first) else counts
+            context_types = np.diff(np.append(first, len(ngrams)))
+            self.orders.append(_Order(ngrams, counts, contexts, context_counts, context_types))
+        return self
+
+    def log_probs(self, ids: np.ndarray) -> np.ndarray:
+        """Natural-log probability of each token of ``ids`` given the tokens before it (within ``ids``)."""
+        if not self.orders:
+            raise RuntimeError("This WittenBellLM is not fitted: call fit(train_ids) first.")
+        ids = np.asarray(ids, dtype=np.int64)
+        V = self.vocab_size
+        p = np.full(len(ids), 1.0 / V)
+        for k, o in enumerate(self.orders, start=1):
+            keys = self._keys(ids, k)  # for positions k-1 .. end
+            c_hw = _lookup(keys, o.ngrams, o.ngram_counts)
+            c_h = _lookup(keys // V, o.contexts, o.context_counts)
+            t_h = _lookup(keys // V, o.contexts, o.context_types)
+            lower = p[k - 1 :]
+            seen = c_h > 0
+            p[k - 1 :] = np.where(seen, (c_hw + t_h * lower) / np.maximum(c_h + t_h, 1), lower)
+        return np.log(p)
+
+    def nats_per_token(self, ids: np.ndarray) -> float:
+        """Mean negative log-likelihood (nats per token) of ``ids``."""
+        lp = self.log_probs(ids)
+        return float(-lp.mean()) if len(lp) else math.nan

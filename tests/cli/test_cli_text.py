@@ -1,0 +1,53 @@
+"""``lstmkit text train | generate | evaluate`` in-process: run directory, streaming output, one-sentence errors."""
+
+import json
+
+from lstmkit.cli import main
+
+TEXT = "".join(
+    f"{w}: the {x} is {y}.\n" for w in ("ANNA", "BEN") for x in ("sea", "sky", "moon") for y in ("grey", "calm")
+)
+
+
+def test_train_generate_evaluate_on_a_text_file(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 20)
+    out = tmp_path / "lm"
+    small = ["--hidden-size", "24", "--embedding-size", "8", "--layers", "1", "--batch-size", "4", "--bptt", "16",
+             "--epochs", "2", "--json"]  # fmt: skip
+    assert main(["text", "train", "--text", str(corpus), "--out", str(out), *small]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["test"]["nats_per_char"] > 0 and result["ngram"]["order"] == 5
+    for name in ("config.json", "model.safetensors", "metrics.csv", "result.json", "samples.txt", "report.html"):
+        assert (out / name).exists(), name
+    vocab = json.loads((out / "config.json").read_text())["config"]["tokenizer"]
+    assert vocab["level"] == "char" and "A" in vocab["chars"]  # the vocabulary is JSON beside the weights
+
+    assert main(["text", "generate", str(out), "--prompt", "BEN:", "--max-tokens", "30", "--seed", "1"]) == 0
+    streamed = capsys.readouterr().out
+    assert streamed.startswith("BEN:") and len(streamed) == len("BEN:") + 30 + 1
+    assert main(["text", "generate", str(out), "--prompt", "BEN:", "--max-tokens", "30", "--seed", "1", "--json"]) == 0
+    assert "BEN:" + json.loads(capsys.readouterr().out)["text"] + "\n" == streamed  # same seed, same text
+    assert main(["text", "generate", str(out), "--prompt", "BEN:", "--max-tokens", "5", "--beam", "3"]) == 0
+    capsys.readouterr()
+
+    assert main(["text", "evaluate", str(out), "--text", str(corpus), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["chars"] == len(TEXT * 20)
+
+    assert main(["text", "generate", str(out), "--prompt", "Zebra"]) == 2
+    failed = capsys.readouterr()
+    assert "The prompt has 2 character(s) the model never saw in training ('Z', 'b')" in failed.err
+    assert failed.out == ""  # nothing printed before the error
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ok\xfe")
+    assert main(["text", "evaluate", str(out), "--text", str(bad)]) == 2
+    assert "bad.txt: invalid UTF-8 at byte offset 2" in capsys.readouterr().err
+    assert main(["text", "train", "--text", str(bad), "--out", str(tmp_path / "x"), *small]) == 2
+    assert "invalid UTF-8" in capsys.readouterr().err
+    short = tmp_path / "short.txt"
+    short.write_text("too short")
+    assert main(["text", "train", "--text", str(short), "--out", str(tmp_path / "y"), *small]) == 2
+    assert "too few for one batch" in capsys.readouterr().err
+    assert not (tmp_path / "y" / "config.json").exists()
+    assert main(["text", "train", "--out", str(tmp_path / "z")]) == 2
+    assert "Give the text one way" in capsys.readouterr().err

@@ -1,0 +1,240 @@
+"""Language models (issue 4): tokenizers, the Witten-Bell baseline pinned to a textbook implementation, truncated-BPTT
+training with state carried, held-out measures, generation (sampling, greedy, beam, streaming in constant memory),
+save/load, and the one-sentence errors."""
+
+from __future__ import annotations
+
+import collections
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+import lstmkit
+from lstmkit.tasks.language import LanguageModel, _sample
+from lstmkit.tasks.ngram import WittenBellLM
+from lstmkit.tasks.text_data import (
+    BPETokenizer,
+    CharTokenizer,
+    TextError,
+    WordTokenizer,
+    read_text,
+    split_text,
+    tokenizer_from_dict,
+)  # fmt: skip
+
+TEXT = "".join(
+    f"{who}: the {what} is {how}.\n" for who in ("ANNA", "BEN", "CARL") for what in ("sea", "sky", "moon", "rain")
+    for how in ("grey", "blue", "calm", "near")
+) * 6  # fmt: skip
+
+
+def tiny(**kw) -> LanguageModel:
+    base = dict(hidden_size=32, embedding_size=16, num_layers=1, batch_size=4, bptt=20, epochs=3, lr=1e-2,
+                dropout=0.0, progress=False)  # fmt: skip
+    return LanguageModel(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def char_lm() -> LanguageModel:
+    return tiny(epochs=8).fit(TEXT)
+
+
+# ---------------------------------------------------------------- text in
+
+
+def test_invalid_utf8_names_file_and_byte_offset_or_is_replaced(tmp_path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("caf\u00e9 ok\n".encode() + b"ab\xffcd")
+    with pytest.raises(TextError, match=r"bad.txt: invalid UTF-8 at byte offset 11 \(byte 0xff\)"):
+        read_text(bad)
+    assert read_text(bad, errors="replace").endswith("ab\ufffdcd")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "b.txt").write_text("second")
+    (tmp_path / "d" / "a.txt").write_text("first")
+    assert read_text(tmp_path / "d") == "first\n\nsecond"
+    (tmp_path / "empty.txt").write_text("  \n")
+    with pytest.raises(TextError, match="holds no text"):
+        read_text(tmp_path / "empty.txt")
+    with pytest.raises(FileNotFoundError, match="No file or folder"):
+        read_text(tmp_path / "nope")
+
+
+def test_tokenizers_round_trip_through_json() -> None:
+    for tok in (CharTokenizer().fit(TEXT), WordTokenizer(min_count=1).fit(TEXT), BPETokenizer(300).fit(TEXT)):
+        again = tokenizer_from_dict(tok.to_dict())
+        sample = "BEN: the moon is calm.\n"
+        assert again.encode(sample) == tok.encode(sample) and again.vocab_size == tok.vocab_size
+        if not isinstance(tok, WordTokenizer):
+            assert again.decode(again.encode(sample)) == sample  # char and byte-level BPE are lossless
+    bpe = BPETokenizer(300).fit(TEXT)
+    assert bpe.decode(bpe.encode("naïve ☃")) == "naïve ☃"  # unseen characters still encode, as bytes
+    with pytest.raises(TextError, match=r"1 character\(s\) the model never saw in training \('Z'\)"):
+        CharTokenizer().fit(TEXT).encode("Zoo", strict=True)
+
+
+def test_split_is_contiguous_with_the_test_part_last() -> None:
+    train, val, test = split_text("abcdefghijklmnopqrst", 0.1, 0.1)
+    assert (train, val, test) == ("abcdefghijklmnop", "qr", "st")
+
+
+# ---------------------------------------------------------------- the n-gram baseline
+
+
+def textbook_witten_bell(train: list[int], test: list[int], n: int, V: int) -> np.ndarray:
+    """Interpolated Witten-Bell written the slow, obvious way, to pin the vectorised one."""
+    counts = [collections.Counter() for _ in range(n + 1)]
+    for k in range(1, n + 1):
+        for i in range(k - 1, len(train)):
+            counts[k][tuple(train[i - k + 1 : i + 1])] += 1
+    context, types = [collections.Counter() for _ in range(n + 1)], [collections.Counter() for _ in range(n + 1)]
+    for k in range(1, n + 1):
+        for gram, c in counts[k].items():
+            context[k][gram[:-1]] += c
+            types[k][gram[:-1]] += 1
+    out = []
+    for i, w in enumerate(test):
+        p = 1 / V
+        for k in range(1, min(n, i + 1) + 1):
+            h = tuple(test[i - k + 1 : i])
+            if context[k][h] > 0:
+                p = (counts[k][(*h, w)] + types[k][h] * p) / (context[k][h] + types[k][h])
+        out.append(math.log(p))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("order", [1, 2, 5])
+def test_witten_bell_matches_the_textbook_formula(order: int) -> None:
+    rng = np.random.default_rng(order)
+    train, test = rng.integers(0, 5, 600), rng.integers(0, 7, 150)  # test holds tokens never seen in training
+    fast = WittenBellLM(order, vocab_size=7).fit(train).log_probs(test)
+    np.testing.assert_allclose(fast, textbook_witten_bell(train.tolist(), test.tolist(), order, 7), rtol=1e-12)
+    assert WittenBellLM(order, 7).fit(train).nats_per_token(test) == pytest.approx(-fast.mean())
+
+
+def test_witten_bell_probabilities_sum_to_one_over_the_vocabulary() -> None:
+    lm = WittenBellLM(3, vocab_size=4).fit(np.array([0, 1, 2, 0, 1, 3, 0, 1, 2, 2]))
+    for history in ([0, 1], [2, 2], [3, 3]):
+        total = sum(math.exp(lm.log_probs(np.array([*history, w]))[-1]) for w in range(4))
+        assert total == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- training and measures
+
+
+def test_a_char_model_learns_the_text_and_beats_a_unigram_model(char_lm: LanguageModel) -> None:
+    held = TEXT[-300:]
+    result = char_lm.evaluate(held)
+    tok = char_lm.tokenizer
+    unigram = (
+        WittenBellLM(1, tok.vocab_size)
+        .fit(np.array(tok.encode(TEXT[:-300])))
+        .nats_per_token(np.array(tok.encode(held)))
+    )
+    assert result["nats_per_char"] < 0.7 * unigram
+    assert result["bits_per_char"] == pytest.approx(result["nats_per_char"] / math.log(2))
+    assert result["perplexity"] == pytest.approx(math.exp(result["nats_per_token"]))
+    assert char_lm.history_[-1]["val_nats_per_char"] < char_lm.history_[0]["val_nats_per_char"]
+
+
+def test_state_is_carried_across_batches_in_training(monkeypatch) -> None:
+    seen = []
+    original = lstmkit.nn.LSTM.forward
+
+    def spy(self, x, state=None, *args, **kwargs):
+        if self.training:
+            seen.append(state is not None)
+        return original(self, x, state, *args, **kwargs)
+
+    monkeypatch.setattr(lstmkit.nn.LSTM, "forward", spy)
+    tiny(epochs=1).fit(TEXT)
+    assert seen[0] is False and all(seen[1:]) and len(seen) > 3  # fresh at the epoch start, carried after
+
+
+def test_word_and_bpe_levels_train_and_report_per_character_measures() -> None:
+    for level, size in (("word", 200), ("bpe", 400)):  # byte-level BPE starts from 256 bytes
+        lm = tiny(level=level, vocab_size=size, epochs=2, bptt=8).fit(TEXT)
+        result = lm.evaluate(TEXT[-400:])
+        assert result["tokens"] < result["chars"] and result["nats_per_char"] < result["nats_per_token"]
+        assert lm.generate("ANNA: the", 5, seed=0)
+
+
+def test_corpus_too_short_or_empty_gets_one_sentence() -> None:
+    with pytest.raises(TextError, match="too few for one batch of 4 streams x 21 tokens"):
+        tiny().fit("a tiny corpus")
+    with pytest.raises(TextError, match="The training text is empty"):
+        tiny().fit("   ")
+    with pytest.raises(ValueError, match="tie_weights needs embedding_size"):
+        tiny(tie_weights=True)
+
+
+# ---------------------------------------------------------------- generation
+
+
+def test_a_seed_repeats_a_sample_and_prompts_are_checked(char_lm: LanguageModel) -> None:
+    a = char_lm.generate("ANNA:", 60, temperature=0.8, seed=3)
+    assert a == char_lm.generate("ANNA:", 60, temperature=0.8, seed=3) and len(a) == 60
+    assert char_lm.generate("ANNA:", 60, greedy=True) == char_lm.generate("ANNA:", 60, greedy=True)
+    with pytest.raises(TextError, match=r"The prompt has 2 character\(s\) the model never saw .*\(.Q., .X.\)"):
+        char_lm.generate("QX", 5)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        char_lm.generate("ANNA", 5, temperature=0)
+
+
+def test_streaming_equals_recomputing_the_whole_prefix(char_lm: LanguageModel) -> None:
+    # Greedy decoding with the state carried must pick what a full re-read of prompt + output picks at every step.
+    prompt = "BEN: the"
+    out = char_lm.generate(prompt, 15, greedy=True)
+    tok, net = char_lm.tokenizer, char_lm.net
+    ids = tok.encode(prompt)
+    with torch.no_grad():
+        for _ in range(15):
+            logits, _ = net(torch.tensor([ids]))
+            ids.append(int(logits[0, -1].argmax()))
+    assert tok.decode(ids[len(tok.encode(prompt)) :]) == out
+
+
+def test_top_k_and_top_p_keep_only_the_allowed_tokens() -> None:
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    gen = torch.Generator().manual_seed(0)
+    assert {_sample(logits, 1.0, 2, None, gen) for _ in range(200)} == {0, 1}
+    assert {_sample(logits, 1.0, None, 0.75, gen) for _ in range(200)} == {0, 1}  # 0.5 + 0.3 reaches 0.75
+    assert {_sample(logits, 1.0, None, 0.5, gen) for _ in range(50)} == {0}
+    assert {_sample(logits, 1.0, None, None, gen) for _ in range(400)} == {0, 1, 2, 3}
+
+
+def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy(char_lm: LanguageModel) -> None:
+    def log_likelihood(prompt: str, continuation: str) -> float:
+        ids = char_lm.tokenizer.encode(prompt + continuation)
+        with torch.no_grad():
+            logits, _ = char_lm.net(torch.tensor([ids[:-1]]))
+        logp = torch.log_softmax(logits[0].double(), -1)
+        start = len(prompt) - 1
+        return float(sum(logp[t, ids[t + 1]] for t in range(start, len(ids) - 1)))
+
+    greedy = char_lm.generate("CARL:", 12, greedy=True)
+    beam = char_lm.generate("CARL:", 12, beam_size=4)
+    assert len(beam) == 12 and log_likelihood("CARL:", beam) >= log_likelihood("CARL:", greedy) - 1e-9
+
+
+def test_streamed_generation_runs_in_constant_memory(char_lm: LanguageModel) -> None:
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        for _ in char_lm.stream("ANNA:", n, seed=0):
+            pass
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    short, long = peak(1000), peak(10000)
+    assert long < short + 20_000, (short, long)  # ten times the tokens, no more memory
+
+
+def test_save_and_load_give_the_same_model(char_lm: LanguageModel, tmp_path) -> None:
+    char_lm.save(tmp_path / "lm")
+    again = lstmkit.load(tmp_path / "lm")
+    assert isinstance(again, LanguageModel)
+    assert again.generate("ANNA:", 40, seed=5) == char_lm.generate("ANNA:", 40, seed=5)
+    assert again.evaluate(TEXT[-200:]) == char_lm.evaluate(TEXT[-200:])
