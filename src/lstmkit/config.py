@@ -288,6 +288,9 @@ class TrainConfig(StrictConfig):
     monitor_mode: Literal["min", "max"] = "min"  # "min" for losses, "max" for accuracies.
     seed: int = 0  # Seeds torch, numpy and random at the start of fit(), so runs repeat bit for bit on CPU.
     max_steps: int | None = None  # Cap on total optimizer steps; training stops when reached, even mid-epoch.
+    # Wall-clock budget in seconds for one fit() call, checked after each optimizer step (a resumed fit starts a new
+    # budget). For "train for 30 minutes"; runs stopped by time do not repeat across machines: max_steps does.
+    max_seconds: float | None = None
     log_every_steps: int | None = None  # None: metrics once per epoch; n: also a row every n steps to steps.csv.
     progress: bool = True  # Rich progress bar; shown only when stderr is an interactive terminal.
     # "bf16": forward passes (training and evaluation) under torch.autocast with bfloat16, on CPUs with AVX-512 BF16
@@ -312,6 +315,10 @@ class TrainConfig(StrictConfig):
             ConfigError: naming the field, the value received and what is allowed.
         """
         _require(self.epochs >= 1, f"TrainConfig.epochs must be >= 1, got {self.epochs}. Set epochs to a positive int.")
+        _require(
+            self.max_seconds is None or (math.isfinite(self.max_seconds) and self.max_seconds > 0),
+            f"TrainConfig.max_seconds must be a positive number of seconds or None, got {self.max_seconds}.",
+        )
         _require(
             self.batch_size >= 1,
             f"TrainConfig.batch_size must be >= 1, got {self.batch_size}. Set batch_size to a positive int.",

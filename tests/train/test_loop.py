@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from lstmkit.config import ConfigError
 from lstmkit.train import (
     StepOutput,
     TrainConfig,
@@ -371,6 +373,16 @@ def test_callback_can_stop_and_max_steps_caps_optimizer_steps() -> None:
     history = trainer.fit(linear_batches(n_batches=4))
     assert trainer.global_step == 5 and len(history) == 2 and history[-1]["step"] == 5
     assert trainer.stop_reason == "max_steps"
+
+
+def test_max_seconds_stops_mid_epoch_on_the_wall_clock(monkeypatch) -> None:
+    clock = iter(range(0, 10_000, 10))  # every reading of the clock is 10 s later than the one before
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(clock)))
+    trainer = Trainer(nn.Linear(3, 1), linear_loss, cfg(epochs=10, max_seconds=25.0))
+    history = trainer.fit(linear_batches(n_batches=50))
+    assert trainer.stop_reason == "max_seconds" and len(history) == 1 and 1 <= trainer.global_step < 50
+    with pytest.raises(ConfigError, match="max_seconds must be a positive number of seconds"):
+        cfg(max_seconds=0.0)
 
 
 # ---------------------------------------------------------------- seeding

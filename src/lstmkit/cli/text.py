@@ -41,6 +41,9 @@ def train(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Parallel streams.")] = 64,
     epochs: Annotated[int, typer.Option("--epochs")] = 10,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many updates.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="Stop after this much training time.")
+    ] = None,
     lr: Annotated[float, typer.Option("--lr")] = 2e-3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     errors: Errors = "strict",
@@ -58,7 +61,7 @@ def train(
         cfg = LanguageModelConfig(
             level=level, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=layers,
             embedding_size=embedding_size, dropout=dropout, tie_weights=tie_weights, bptt=bptt, batch_size=batch_size,
-            epochs=epochs, max_steps=max_steps, lr=lr, seed=seed, progress=not as_json,
+            epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, lr=lr, seed=seed, progress=not as_json,
         )  # fmt: skip
         result = train_run(corpus, cfg, out, resume=resume)
     except (*USER_ERRORS, ResumeError, CheckpointError) as e:

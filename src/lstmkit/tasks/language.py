@@ -68,7 +68,8 @@ class LanguageModelConfig(StrictConfig):
     bptt: int = 100  # truncated-BPTT length: tokens per chunk
     batch_size: int = 64  # parallel streams
     epochs: int = 10
-    max_steps: int | None = None  # stop after this many optimizer steps (a time budget, measured in steps)
+    max_steps: int | None = None  # stop after this many optimizer steps (the cosine schedule ends there)
+    max_minutes: float | None = None  # and/or after this much wall-clock training time
     lr: float = 2e-3
     schedule: Literal["constant", "cosine"] = "cosine"
     clip_grad_norm: float = 1.0
@@ -217,6 +218,7 @@ class LanguageModel:
         train_cfg = TrainConfig(
             epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, clip_grad_norm=cfg.clip_grad_norm,
             schedule=cfg.schedule, max_steps=cfg.max_steps, carry_state_across_batches=True, seed=cfg.seed,
+            max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None,
             progress=cfg.progress, log_every_steps=100,
         )  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
