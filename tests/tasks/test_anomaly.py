@@ -1,13 +1,17 @@
-"""Prediction-error anomaly detection (issue 3): finds an injected anomaly, few false alarms, threshold from normal
-data only, save and load."""
+"""Anomaly detection (issue 3), both methods: finds an injected anomaly, few false alarms, threshold and scaling from
+normal data only, streaming equals batch, save and load, the metrics on a hand-made case, bad input."""
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import lstmkit
-from lstmkit.tasks.anomaly import AnomalyDetector
+from lstmkit.tasks.anomaly import AnomalyDetector, RollingZScore, detection_metrics, rolling_zscore
 from lstmkit.tasks.anomaly_metrics import event_scores
 
 SEASON = 24
@@ -60,3 +64,167 @@ def test_save_load_and_bad_input(detector: AnomalyDetector, tmp_path) -> None:
         detector.score(np.zeros((5, 2)))
     with pytest.raises(RuntimeError, match="not fitted"):
         AnomalyDetector().score(series)
+
+
+def test_prediction_streaming_equals_batch(detector: AnomalyDetector) -> None:
+    series = normal_series(90, 4)
+    series[70] += 2.0
+    stream = detector.stream()
+    assert stream.delay == 0
+    online = np.array([stream.update(v) for v in series])
+    assert stream.finish().size == 0
+    np.testing.assert_allclose(online, detector.score(series), rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+# ---- reconstruction (EncDec-AD) ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recon() -> AnomalyDetector:
+    return AnomalyDetector(method="reconstruction", input_window=16, epochs=30, hidden_size=16).fit(
+        normal_series(600, 0)
+    )
+
+
+def test_reconstruction_finds_an_injected_anomaly(recon: AnomalyDetector) -> None:
+    test = normal_series(300, 1)
+    labels = np.zeros(300, dtype=bool)
+    test[200:206] += 1.5
+    labels[200:206] = True
+    scores = recon.score(test)
+    flags = recon.predict(test)
+    assert np.isfinite(scores).all()  # every step lies in at least one full window
+    assert flags[200:206].all()  # the minimum over windows keeps the flags on the anomaly itself...
+    assert flags[190:200].sum() + flags[206:216].sum() <= 1  # ...and (nearly) off its neighbours
+    outside = np.delete(flags, np.arange(200, 206))
+    assert outside.mean() <= 0.1
+    assert scores[200:206].min() > 10 * np.nanmax(np.delete(scores, np.arange(190, 216)))
+    result = recon.evaluate(test, labels)
+    assert result["event"]["recall"] == 1.0 and result["found"] == 1 and result["threshold"] == recon.threshold
+
+
+def test_reconstruction_streaming_equals_batch(recon: AnomalyDetector) -> None:
+    series = normal_series(80, 6)
+    series[40] += 1.0
+    series[60] = np.nan  # a missing value: the windows holding it are left out, the step itself gets NaN
+    stream = recon.stream()
+    assert stream.delay == 15
+    online = [stream.update(v) for v in series]
+    assert np.isnan(online[: stream.delay]).all()  # scores of steps before the series began
+    online = np.concatenate([online[stream.delay :], stream.finish()])
+    batch = recon.score(series)
+    assert online.shape == batch.shape and np.isnan(batch[60]) and np.isfinite(batch[:60]).all()
+    np.testing.assert_allclose(online, batch, rtol=1e-4, atol=1e-5, equal_nan=True)
+
+
+def test_scaling_and_threshold_come_from_normal_training_data_only(recon: AnomalyDetector) -> None:
+    normal = normal_series(600, 0)
+    n_train = 600 - int(600 * 0.3)
+    assert recon.scale == pytest.approx((normal[:n_train].mean(), normal[:n_train].std()))
+    before = (recon.threshold, recon.scale, recon.mean.copy())
+    recon.score(normal_series(300, 2) * 3 + 5.0)  # scoring anything leaves the detector alone
+    assert (recon.threshold, recon.scale) == before[:2] and np.array_equal(recon.mean, before[2])
+    # The held-out tail and what follows it never reach the scaler: changing them leaves it alone.
+    changed = normal.copy()
+    changed[n_train:] += 3.0
+    other = AnomalyDetector(method="reconstruction", input_window=16, epochs=1, hidden_size=4).fit(changed)
+    assert other.scale == pytest.approx(recon.scale)
+
+
+def test_threshold_chosen_on_labelled_validation_data() -> None:
+    cfg = dict(method="reconstruction", input_window=12, epochs=8, hidden_size=8, threshold_from="validation")
+    val = normal_series(200, 7)
+    labels = np.zeros(200, dtype=int)
+    val[120:124] += 2.0
+    labels[120:124] = 1
+    det = AnomalyDetector(**cfg).fit(normal_series(300, 0), validation=val, validation_labels=labels)
+    scores = det.score(val)
+    assert scores[120:124].min() > det.threshold  # best F-beta on val: the anomaly flagged, precision first
+    assert det.predict(val)[labels == 0].mean() < 0.02
+    with pytest.raises(ValueError, match="threshold_from='validation' chooses the threshold on labelled data"):
+        AnomalyDetector(**cfg).fit(normal_series(300, 0))
+    with pytest.raises(ValueError, match="validation data are read only with threshold_from='validation'"):
+        AnomalyDetector(method="reconstruction").fit(normal_series(300, 0), validation=val, validation_labels=labels)
+    with pytest.raises(ValueError, match="must be 0 \\(normal\\) or 1 \\(anomaly\\)"):
+        AnomalyDetector(**cfg).fit(normal_series(300, 0), validation=val, validation_labels=labels * 3)
+
+
+def test_reconstruction_save_load_gives_identical_scores(recon: AnomalyDetector, tmp_path) -> None:
+    recon.save(tmp_path / "det")
+    again = lstmkit.load(tmp_path / "det")
+    assert again.config == recon.config and again.threshold == recon.threshold
+    series = normal_series(120, 3)
+    np.testing.assert_array_equal(again.score(series), recon.score(series))
+    config = json.loads((tmp_path / "det" / "config.json").read_text())
+    assert config["kind"] == "anomaly_detector" and config["config"]["anomaly"]["method"] == "reconstruction"
+
+
+def test_bad_input_gets_one_sentence(recon: AnomalyDetector) -> None:
+    table = pd.DataFrame({"time": range(50), "value": np.linspace(0, 1, 50), "name": ["a"] * 50})
+    with pytest.raises(
+        ValueError, match="Unknown column 'hr' in the normal data; the table has \\['time', 'value', 'name'\\]"
+    ):
+        AnomalyDetector(method="reconstruction", target="hr").fit(table)
+    with pytest.raises(ValueError, match="Column 'name' must be numeric"):
+        AnomalyDetector(method="reconstruction", target="name").fit(table)
+    with pytest.raises(ValueError, match="has no values: 'value' is empty or missing \\(NaN\\) everywhere"):
+        recon.score(np.full(40, np.nan))
+    with pytest.raises(ValueError, match="The series has 10 points; this detector needs at least 16"):
+        recon.score(np.zeros(10))
+    with pytest.raises(ValueError, match="hold too few windows of 64 steps"):
+        AnomalyDetector(method="reconstruction", input_window=64).fit(normal_series(100, 0))
+    with pytest.raises(ValueError, match="infinite values"):
+        recon.score(np.r_[np.zeros(20), np.inf])
+    with pytest.raises(ValueError, match="must be numbers"):
+        recon.score(["a", "b"])
+    with pytest.raises(ValueError, match="one 0/1 value per step"):
+        recon.evaluate(np.zeros(30), np.zeros(5))
+    with pytest.raises(ValueError, match="method: expected one of 'prediction', 'reconstruction'"):
+        AnomalyDetector(method="autoencoder")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        AnomalyDetector(method="reconstruction").stream()
+
+
+# ---- metrics, baseline, picture ----------------------------------------------------------------------------------
+
+
+def test_detection_metrics_on_a_hand_made_case() -> None:
+    labels = np.zeros(200, dtype=bool)
+    labels[100:105] = True  # one event, steps 100-104
+    flags = np.zeros(200, dtype=bool)
+    flags[[102, 150, 151, 180]] = True  # one hit; two false alarms: a 2-step run and a single step
+    m = detection_metrics(labels, flags)
+    assert m["point"] == pytest.approx({"precision": 1 / 4, "recall": 1 / 5, "f1": 2 * (1 / 4) * (1 / 5) / (9 / 20)})
+    assert m["event"]["precision"] == pytest.approx(1 / 3) and m["event"]["recall"] == 1.0
+    assert (m["found"], m["false_alarm_events"], m["false_alarm_points"], m["flagged_points"]) == (1, 2, 3, 4)
+    # NAB: window of int(0.1 * 200) = 20 steps centred on step 102 -> [92, 112], 21 steps wide; probation 30 steps.
+    sigma = lambda y: 2 / (1 + math.exp(5 * y)) - 1  # noqa: E731
+    tp = sigma(-(112 - 102 + 1) / 21) / sigma(-1)
+    fp = 0.11 * (sigma(38 / 20) + sigma(39 / 20) - 1)  # 150 and 151 past the window's end; 180 is past 3 widths
+    assert m["nab"]["raw"] == pytest.approx(tp + fp)
+    assert m["nab"]["normalized"] == pytest.approx(100 * (tp + fp + 1) / 2)
+    assert (m["nab"]["tp"], m["nab"]["fp"], m["nab"]["fn"]) == (1, 3, 0)
+
+
+def test_rolling_zscore_by_hand_and_its_threshold_from_normal_data() -> None:
+    scores = rolling_zscore(np.array([1.0, 2.0, 3.0, 4.0, 10.0]), 3)
+    assert np.isnan(scores[:3]).all()
+    assert scores[3:] == pytest.approx([2 / math.sqrt(2 / 3), 7 / math.sqrt(2 / 3)])
+    normal = normal_series(500, 0)
+    z = RollingZScore(window=24, false_alarm_rate=0.02).fit(normal)
+    assert z.threshold == pytest.approx(np.quantile(rolling_zscore(normal, 24)[24:], 0.98))
+    spiked = normal_series(200, 1)
+    spiked[150] += 3.0
+    assert z.detect(spiked)[150]
+
+
+def test_plot_anomaly_writes_a_png(tmp_path) -> None:
+    from lstmkit.viz.plots import plot_anomaly
+
+    x = normal_series(100, 0)
+    labels = np.zeros(100, dtype=int)
+    labels[40:45] = 1
+    path = plot_anomaly(np.arange(100), x, np.abs(x) + 0.1, 0.9, tmp_path / "a.png", labels=labels)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="one length"):
+        plot_anomaly(np.arange(5), x, x, 1.0, tmp_path / "b.png")

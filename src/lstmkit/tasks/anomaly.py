@@ -1,151 +1,849 @@
-"""Anomaly detection by prediction error: ``lstmkit.AnomalyDetector`` (LSTM-AD, Malhotra et al. 2015).
+"""Anomaly detection with an LSTM trained on normal data: ``lstmkit.AnomalyDetector``.
 
-An LSTM forecaster (:class:`lstmkit.Forecaster`, direct, ``steps_ahead`` steps) is trained on normal data only. Each
-time step t is then forecast ``steps_ahead`` times, from the ``steps_ahead`` origins before it; the forecast errors
-form a vector e_t. A Gaussian (mean and covariance) is fitted to the error vectors of a first part of held-out normal
-data, and the anomaly score is the squared Mahalanobis distance of e_t from it (the negative log-likelihood up to a
-constant). The threshold is the ``1 - false_alarm_rate`` quantile of the scores on a second, separate part of the
-held-out normal data: nothing about the data being scored is used to set it.
+Two methods, one class (``method=``):
+
+- ``"prediction"`` (LSTM-AD, Malhotra et al. 2015): an LSTM forecaster (:class:`lstmkit.Forecaster`, direct,
+  ``steps_ahead`` steps) is trained on normal data. Each step t is forecast ``steps_ahead`` (l) times, from the l
+  origins before it; the errors form the vector e_t (length l). Available as soon as x_t arrives.
+- ``"reconstruction"`` (EncDec-AD, Malhotra et al. 2016, arXiv:1607.00148): an LSTM encoder reads a window of
+  ``input_window`` (L) scaled values; its final state (h, c) starts an LSTM decoder that reconstructs the window in
+  reverse order, x'_L first (from the encoder's state through a linear layer), then x'_{L-1}, ... Training feeds the
+  decoder the true previous value (teacher forcing), inference its own previous output, as in the paper; the loss is
+  the squared error on normal windows. A step t lies in up to L windows (every full window containing it); its error
+  e_t is the **smallest absolute reconstruction error of x_t over those windows** (one value: the series is
+  univariate, so the paper's per-point error vector has one entry). A step is anomalous only if no window
+  reconstructs it well: one odd value spoils the reconstruction of every window holding it, so the mean over windows
+  spreads its error over the L - 1 steps on each side (on a sine with a 6-step level shift, L = 16: the mean flagged
+  15 normal steps next to the shift, the minimum none). e_t is final once the window starting at t has been read,
+  L - 1 steps after x_t.
+
+For both, a Gaussian (mean, covariance) is fitted to the error vectors of the first half of a held-out tail of the
+normal data (``validation_fraction``), and the score is the squared Mahalanobis distance of e_t from it. The threshold
+comes either from the **false-alarm rate** (``threshold_from="false_alarm_rate"``, default): the ``1 -
+false_alarm_rate`` quantile of the scores on the second, separate half of the held-out tail; or from **labelled
+validation data** (``threshold_from="validation"``): the threshold with the best point-wise F-beta (``beta``, 0.1 as in
+both papers: precision first) on a series passed to ``fit(..., validation=, validation_labels=)``, the Gaussian then
+fitted on the whole held-out tail. Scaling (per series, mean and standard deviation) is fitted on the training part
+of the normal data only, and nothing about the data being scored ever changes the detector.
+
+Data: a 1-D array, or a table with the ``target`` column (rows in ``time`` order when that column exists); one row is
+one step. Missing values (NaN) are allowed: the reconstruction method leaves every window holding one out of training
+and scoring, the prediction method masks them as the forecaster does; a step without any error gets the score NaN,
+never a flag.
+
+Streaming: :meth:`AnomalyDetector.stream` returns an :class:`AnomalyStream` whose ``update(value)`` carries state
+between calls (see its docstring for what is carried) and gives the scores of :meth:`AnomalyDetector.score`.
+
+Baseline: :class:`RollingZScore`, ``|x_t - mean| / std`` of the previous ``window`` points, thresholded the same way
+(a false-alarm rate on normal data).
 
 Example:
-    >>> det = AnomalyDetector(steps_ahead=5, season=24).fit(normal_values)      # doctest: +SKIP
-    >>> scores = det.score(values); flags = det.detect(values)                  # doctest: +SKIP
+    >>> det = AnomalyDetector(method="reconstruction", input_window=32).fit(normal_values)   # doctest: +SKIP
+    >>> scores = det.score(values); flags = det.predict(values)                               # doctest: +SKIP
+    >>> det.evaluate(values, labels)["event"]["recall"]                                        # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from .. import runs
-from .forecasting import Forecaster
+from .._atomic import atomic_write_bytes
+from ..config import StrictConfig, TrainConfig
+from ..nn import LSTM
+from ..train import StepOutput, Trainer, seed_everything
+from .anomaly_metrics import event_scores, nab_score, nab_windows, point_scores
 
-__all__ = ["AnomalyDetector"]
+__all__ = [
+    "AnomalyConfig",
+    "AnomalyDetector",
+    "AnomalyStream",
+    "RollingZScore",
+    "detection_metrics",
+    "load_table",
+    "score_run",
+    "train_run",
+]
 
 KIND = "anomaly_detector"
+_CHUNK = 4096  # windows per forward pass when scoring
 
 
-def _as_table(data: Any, target: str, time: str) -> Any:
-    """A 1-D array becomes a table with an hourly time index; a DataFrame is returned as it is."""
+@dataclass(frozen=True)
+class AnomalyConfig(StrictConfig):
+    """How an :class:`AnomalyDetector` is built, trained and thresholded."""
+
+    method: Literal["prediction", "reconstruction"] = "prediction"
+    target: str = "value"  # the column to watch when a table is passed (a 1-D array is named for you)
+    time: str = "time"  # rows are put in this column's order when it exists
+    # prediction: the forecaster's window (None: its default from season); reconstruction: L, the window length
+    # (None: max(2 * season, 32), long enough to hold a short pattern, short enough to train on little data).
+    input_window: int | None = None
+    steps_ahead: int = 5  # prediction only: forecast steps, the length of each error vector (LSTM-AD's l)
+    season: int = 1  # the main seasonal period in steps (the forecaster's window and residual use it)
+    false_alarm_rate: float = 0.01  # share of held-out normal steps allowed above the threshold
+    threshold_from: Literal["false_alarm_rate", "validation"] = "false_alarm_rate"
+    beta: float = 0.1  # threshold_from="validation": the F-beta maximised; < 1 weighs precision more (both papers: 0.1)
+    validation_fraction: float = 0.3  # the tail of the normal data held out for the Gaussian and the threshold
+    hidden_size: int = 32
+    epochs: int = 100
+    batch_size: int = 32  # reconstruction only (the forecaster keeps its own)
+    lr: float = 3e-3  # reconstruction only
+    seed: int = 0
+    progress: bool = False
+
+    def validate(self) -> None:
+        if not 0 < self.false_alarm_rate < 1:
+            raise ValueError(f"false_alarm_rate must be in (0, 1), got {self.false_alarm_rate}.")
+        if not 0 < self.validation_fraction < 0.9:
+            raise ValueError(f"validation_fraction must be in (0, 0.9), got {self.validation_fraction}.")
+        if self.input_window is not None and self.input_window < 2:
+            raise ValueError(f"input_window must be at least 2 steps, got {self.input_window}.")
+        if self.steps_ahead < 1 or self.season < 1 or self.hidden_size < 1 or self.epochs < 1:
+            raise ValueError(
+                "steps_ahead, season, hidden_size and epochs must be at least 1, got "
+                f"{self.steps_ahead}, {self.season}, {self.hidden_size} and {self.epochs}."
+            )
+        if not self.beta > 0:
+            raise ValueError(f"beta must be positive, got {self.beta}.")
+
+    @property
+    def window(self) -> int:
+        """The reconstruction window L."""
+        return self.input_window or max(2 * self.season, 32)
+
+
+# ---- data --------------------------------------------------------------------------------------------------------
+
+
+def _values(data: Any, target: str, time: str, what: str = "data") -> np.ndarray:
+    """(T,) float values of a 1-D array or of a table's ``target`` column (in ``time`` order when it exists).
+
+    Raises:
+        ValueError: with one sentence for a wrong shape, an unknown or non-numeric column, or all values missing.
+    """
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
-        return data
-    values = np.asarray(data, dtype=float)
-    if values.ndim != 1:
-        raise ValueError(f"Pass a DataFrame or a 1-D array of values, got an array of shape {values.shape}.")
+        if target not in data.columns:
+            raise ValueError(
+                f"Unknown column {target!r} in the {what}; the table has {list(data.columns)}. Name the column to "
+                "watch with target= (--target)."
+            )
+        if not pd.api.types.is_numeric_dtype(data[target]) or pd.api.types.is_bool_dtype(data[target]):
+            raise ValueError(
+                f"Column {target!r} must be numeric, but it holds {data[target].dtype} values (e.g. "
+                f"{data[target].iloc[0]!r}). Convert it to numbers or watch another column."
+            )
+        if time in data.columns:
+            data = data.sort_values(time, kind="stable")
+        values = data[target].to_numpy(dtype=float)
+    elif isinstance(data, pd.Series):
+        values = data.to_numpy(dtype=float)
+    else:
+        try:
+            values = np.asarray(data, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"The {what} must be numbers: pass a 1-D array of floats or a table.") from None
+        if values.ndim != 1:
+            raise ValueError(f"Pass a DataFrame or a 1-D array of values, got an array of shape {values.shape}.")
+    if values.size == 0 or np.isnan(values).all():
+        raise ValueError(f"The {what} has no values: {target!r} is empty or missing (NaN) everywhere.")
+    if np.isinf(values).any():
+        raise ValueError(f"The {what} holds infinite values at steps {np.flatnonzero(np.isinf(values))[:3].tolist()}.")
+    return values
+
+
+def _as_table(values: np.ndarray, target: str, time: str) -> Any:
+    """The values as a table on an hourly grid: the forecaster's input (it reads no calendar here)."""
+    import pandas as pd
+
     return pd.DataFrame({time: pd.date_range("2000-01-01", periods=len(values), freq="h"), target: values})
+
+
+def _labels(labels: Any, n: int, what: str = "labels") -> np.ndarray:
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.size != n:
+        raise ValueError(f"The {what} must be one 0/1 value per step: got shape {y.shape} for {n} steps.")
+    if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
+        raise ValueError(f"The {what} must be 0 (normal) or 1 (anomaly), got values like {np.unique(y)[:5].tolist()}.")
+    return y.astype(bool)
+
+
+# ---- the Gaussian on error vectors -------------------------------------------------------------------------------
+
+
+def _fit_gaussian(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and precision (d, d) of error vectors (N, d); a tiny ridge keeps the covariance invertible."""
+    mean = errors.mean(axis=0)
+    cov = np.atleast_2d(np.cov(errors, rowvar=False))
+    cov += np.eye(cov.shape[0]) * 1e-6 * max(float(np.trace(cov)) / cov.shape[0], 1e-12)
+    return mean, np.linalg.inv(cov)
+
+
+def _mahalanobis(errors: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """(T,) squared Mahalanobis distances of the rows of errors (T, d); NaN rows stay NaN."""
+    d = errors - mean
+    return np.einsum("ti,ij,tj->t", d, precision, d)
+
+
+def _best_f_beta_threshold(scores: np.ndarray, labels: np.ndarray, beta: float) -> float:
+    """The threshold u maximising the point-wise F-beta of ``scores > u`` (ties: the highest such u)."""
+    ok = np.isfinite(scores)
+    s, y = scores[ok], labels[ok]
+    if not y.any():
+        raise ValueError("validation_labels mark no anomaly among the scored steps: nothing to choose a threshold on.")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    tp, fp = np.cumsum(y), np.cumsum(~y)  # flagging the top k+1 scores
+    last_of_tie = np.r_[s[1:] != s[:-1], True]  # only cut between distinct scores
+    b2 = beta * beta
+    f = (1 + b2) * tp / ((1 + b2) * tp + b2 * (y.sum() - tp) + fp)
+    f = np.where(last_of_tie, f, -1.0)
+    k = int(np.argmax(f))
+    return float(s[k + 1]) if k + 1 < len(s) else float(np.nextafter(s[k], -np.inf))
+
+
+# ---- EncDec-AD -----------------------------------------------------------------------------------------------------
+
+
+class EncDecNet(nn.Module):
+    """LSTM encoder-decoder that reconstructs a window in reverse order (EncDec-AD).
+
+    Shapes: ``B`` windows, ``L`` window length, ``H`` hidden size; one input channel (the scaled value).
+    """
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.encoder = LSTM(1, hidden_size)
+        self.decoder = LSTM(1, hidden_size)
+        self.head = nn.Linear(hidden_size, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Teacher-forced reconstruction (training): x (B, L, 1) -> (B, L), in the window's own order."""
+        _, state = self.encoder(x)  # h, c: (1, B, H), the encoder's final state
+        first = self.head(state[0][-1])  # (B, 1): x'_L from the encoder's state
+        reverse = x.flip(1)  # (B, L, 1): x_L .. x_1
+        out, _ = self.decoder(reverse[:, :-1], state)  # (B, L - 1, H): after reading the true x_L .. x_2
+        rest = self.head(out)[..., 0]  # (B, L - 1): x'_{L-1} .. x'_1
+        return torch.cat([first, rest], dim=1).flip(1)  # (B, L): x'_1 .. x'_L
+
+    @torch.no_grad()
+    def reconstruct(self, state: tuple[Tensor, Tensor], length: int) -> Tensor:
+        """Inference: from the encoder's final state (h, c) (1, B, H), each output fed back -> (B, L), in order."""
+        h, c = state
+        x_hat = self.head(h[-1])  # (B, 1): x'_L
+        outputs = [x_hat]
+        for _ in range(length - 1):
+            y, (h, c) = self.decoder.step(x_hat, (h, c))  # y (B, H)
+            x_hat = self.head(y)  # (B, 1)
+            outputs.append(x_hat)
+        return torch.cat(outputs[::-1], dim=1)  # (B, L)
+
+
+class _Windows:
+    """Training windows (N, L, 1), reshuffled each epoch from the source's own generator (exact resume)."""
+
+    def __init__(self, x: Tensor, batch_size: int, seed: int) -> None:
+        self.x, self.batch_size = x, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-self.x.shape[0] // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor]]:
+        order = torch.randperm(self.x.shape[0], generator=self.generator)
+        for s in range(0, len(order), self.batch_size):
+            yield (self.x[order[s : s + self.batch_size]],)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def _windows(z: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every full window of the scaled series z (T,): (N, L) values with NaN set to 0, and (N,) True where whole."""
+    view = np.lib.stride_tricks.sliding_window_view(z, length)  # (N, L), N = T - L + 1
+    whole = ~np.isnan(view).any(axis=1)
+    return np.nan_to_num(view), whole
+
+
+def _combine(window_errors: np.ndarray, n: int) -> np.ndarray:
+    """(T,) the smallest error of each step over the full windows containing it; window_errors (N, L) has NaN for
+    left-out windows. Window s holds steps s .. s + L - 1."""
+    N, L = window_errors.shape
+    best = np.full(n, np.inf)
+    for k in range(L):  # position k of window s is step s + k
+        best[k : k + N] = np.fmin(best[k : k + N], window_errors[:, k])  # fmin: a NaN (left-out) window is skipped
+    return np.where(np.isinf(best), np.nan, best)
+
+
+# ---- the detector --------------------------------------------------------------------------------------------------
 
 
 @runs.register_kind(KIND)
 class AnomalyDetector:
-    """Prediction-error anomaly detector: ``fit`` on normal data, then ``score`` / ``detect`` any series.
+    """LSTM anomaly detector trained on normal data: ``fit``, ``score``, ``predict`` (= ``detect``), ``evaluate``,
+    ``stream``, ``save``, ``load``. See the module docstring for both methods and the threshold.
 
     Args:
-        steps_ahead: how many steps ahead the forecaster predicts; the length of each error vector (LSTM-AD's l).
-        input_window: the forecaster's window (None: its default from ``season``).
-        season: the main seasonal period in steps (the forecaster's window and residual use it).
-        false_alarm_rate: the share of normal held-out steps allowed above the threshold.
-        validation_fraction: the tail of the normal data held out (half fits the Gaussian, half sets the threshold).
-        hidden_size, epochs, seed: the forecaster's.
-        target, time: column names when a DataFrame is passed (a 1-D array is named for you).
+        config: an :class:`AnomalyConfig`, or its fields as keyword arguments (``method=``, ``input_window=``,
+            ``steps_ahead=``, ``season=``, ``false_alarm_rate=``, ...).
     """
 
-    def __init__(
-        self, steps_ahead: int = 5, input_window: int | None = None, season: int = 1, false_alarm_rate: float = 0.01,
-        validation_fraction: float = 0.3, hidden_size: int = 32, epochs: int = 100, seed: int = 0,
-        target: str = "value", time: str = "time",
-    ) -> None:  # fmt: skip
-        if not 0 < false_alarm_rate < 1:
-            raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}.")
-        if not 0 < validation_fraction < 0.9:
-            raise ValueError(f"validation_fraction must be in (0, 0.9), got {validation_fraction}.")
-        self.params = {
-            "steps_ahead": steps_ahead, "input_window": input_window, "season": season,
-            "false_alarm_rate": false_alarm_rate, "validation_fraction": validation_fraction,
-            "hidden_size": hidden_size, "epochs": epochs, "seed": seed, "target": target, "time": time,
-        }  # fmt: skip
-        self.forecaster: Forecaster | None = None
-        self.mean: np.ndarray | None = None  # (l,) mean error vector on normal data
-        self.precision: np.ndarray | None = None  # (l, l) inverse covariance of the error vectors
+    def __init__(self, config: AnomalyConfig | None = None, **kwargs: Any) -> None:
+        self.config = config if config is not None else AnomalyConfig(**kwargs)
+        self.forecaster: Any = None  # prediction: the Forecaster
+        self.model: EncDecNet | None = None  # reconstruction: the encoder-decoder
+        self.scale: tuple[float, float] | None = None  # reconstruction: (mean, std) of the training part
+        self.mean: np.ndarray | None = None  # (d,) mean error vector on held-out normal data
+        self.precision: np.ndarray | None = None  # (d, d) inverse covariance of the error vectors
         self.threshold: float | None = None
+        self.history_: list[dict[str, Any]] = []
 
-    def _errors(self, table: Any) -> np.ndarray:
-        """(T, l) error vectors: row t holds y_t minus its forecasts from the l origins before it (NaN rows where
-        a forecast is missing)."""
-        assert self.forecaster is not None
-        p = self.params
-        medians = next(iter(self.forecaster.rolling_medians(table).values()))  # (T, l)
-        y = table[p["target"]].to_numpy(dtype=float)
-        T, l = medians.shape
+    @property
+    def params(self) -> dict[str, Any]:
+        """The config as a dict (the form saved in ``config.json``)."""
+        return self.config.to_dict()
+
+    @property
+    def delay(self) -> int:
+        """Steps after x_t before its score is final: 0 for prediction, L - 1 for reconstruction."""
+        return self.config.window - 1 if self.config.method == "reconstruction" else 0
+
+    @property
+    def min_points(self) -> int:
+        """The shortest series that gets any score (of a trained detector)."""
+        if self.config.method == "reconstruction":
+            return self.config.window
+        return self.forecaster.window + self.config.steps_ahead
+
+    def _check_fitted(self) -> None:
+        if self.threshold is None:
+            raise RuntimeError("This AnomalyDetector is not fitted yet: call fit(normal_data) first.")
+
+    # ---- error vectors -------------------------------------------------------------------------------------------
+    def _errors(self, values: np.ndarray) -> np.ndarray:
+        """(T, d) error vectors (NaN rows where there is none): d = steps_ahead (prediction) or 1 (reconstruction)."""
+        if self.config.method == "reconstruction":
+            return self._reconstruction_errors(values)[:, None]
+        cfg = self.config
+        medians = next(iter(self.forecaster.rolling_medians(_as_table(values, cfg.target, cfg.time)).values()))
+        T, l = medians.shape  # (T, l): row o holds the forecast of steps o .. o + l - 1
         errors = np.full((T, l), np.nan)
         for k in range(l):  # the forecast of y_t made k steps earlier sits at row t - k, column k
-            errors[k:, k] = y[k:] - medians[: T - k, k]
+            errors[k:, k] = values[k:] - medians[: T - k, k]
         return errors
 
-    def _mahalanobis(self, errors: np.ndarray) -> np.ndarray:
-        assert self.mean is not None and self.precision is not None
-        d = errors - self.mean
-        return np.einsum("ti,ij,tj->t", d, self.precision, d)  # NaN rows stay NaN
+    def _reconstruction_errors(self, values: np.ndarray) -> np.ndarray:
+        """(T,) mean absolute reconstruction error (scaled units) of each step over the full windows holding it."""
+        assert self.model is not None and self.scale is not None
+        L = self.config.window
+        z = (values - self.scale[0]) / self.scale[1]
+        x, whole = _windows(z, L)  # (N, L), (N,)
+        errors = np.full(x.shape, np.nan)
+        for s in range(0, len(x), _CHUNK):
+            xb = torch.tensor(x[s : s + _CHUNK], dtype=torch.float32)[..., None]  # (B, L, 1)
+            with torch.no_grad():
+                _, state = self.model.encoder(xb)  # (1, B, H) each
+                recon = self.model.reconstruct(state, L).numpy()  # (B, L)
+            errors[s : s + _CHUNK] = np.abs(recon - x[s : s + _CHUNK])
+        errors[~whole] = np.nan
+        out = _combine(errors, len(z))
+        out[np.isnan(z)] = np.nan
+        return out
 
-    def fit(self, normal: Any) -> AnomalyDetector:
-        """Train on a series known to be normal (a 1-D array or a table with the ``time`` and ``target`` columns)."""
-        p = self.params
-        table = _as_table(normal, p["target"], p["time"])
-        n = len(table)
-        n_val = int(n * p["validation_fraction"])
-        if n_val < 4 * p["steps_ahead"]:
+    # ---- fit -----------------------------------------------------------------------------------------------------
+    def fit(
+        self, normal: Any, validation: Any = None, validation_labels: Any = None, *,
+        run_dir: str | os.PathLike[str] | None = None,
+    ) -> AnomalyDetector:  # fmt: skip
+        """Train on a series known to be normal, fit the error Gaussian and set the threshold.
+
+        Args:
+            normal: a 1-D array or a table with the ``target`` column; its last ``validation_fraction`` is held out.
+            validation, validation_labels: a labelled series (and its 0/1 labels, one per step) to choose the
+                threshold on; needed, and only read, when ``threshold_from="validation"``.
+            run_dir: where training writes ``metrics.csv`` and checkpoints (save the model there with :meth:`save`).
+
+        Raises:
+            ValueError: for too little normal data, bad values, or validation data that do not fit the config.
+        """
+        cfg = self.config
+        values = _values(normal, cfg.target, cfg.time, "normal data")
+        if cfg.threshold_from == "validation":
+            if validation is None or validation_labels is None:
+                raise ValueError(
+                    "threshold_from='validation' chooses the threshold on labelled data: pass fit(normal, "
+                    "validation=series, validation_labels=labels), or use threshold_from='false_alarm_rate'."
+                )
+        elif validation is not None or validation_labels is not None:
             raise ValueError(
-                f"{n} normal points leave {n_val} for validation; at least {4 * p['steps_ahead']} are needed to fit "
-                "the error distribution and the threshold. Give more normal data or a larger validation_fraction."
+                "validation data are read only with threshold_from='validation'; with the false-alarm rate the "
+                "threshold comes from the normal data. Drop validation=, or set threshold_from='validation'."
             )
-        self.forecaster = Forecaster(
-            target=p["target"], time=p["time"], horizon=p["steps_ahead"], season=p["season"],
-            input_window=p["input_window"], hidden_size=p["hidden_size"], epochs=p["epochs"], seed=p["seed"],
-            calibrate_intervals=False,
-        ).fit(table.iloc[: n - n_val])  # fmt: skip
-        errors = self._errors(table)[n - n_val :]
+        n = len(values)
+        n_val = int(n * cfg.validation_fraction)
+        need = 4 * cfg.steps_ahead if cfg.method == "prediction" else 20
+        if n_val < need:
+            raise ValueError(
+                f"{n} normal points leave {n_val} for validation; at least {need} are needed to fit the error "
+                "distribution and the threshold. Give more normal data or a larger validation_fraction."
+            )
+        n_train = n - n_val
+        if cfg.method == "prediction":
+            self._fit_forecaster(values[:n_train], run_dir)
+        else:
+            self._fit_encdec(values, n_train, run_dir)
+        errors = self._errors(values)[n_train:]  # (n_val, d): the held-out tail
         errors = errors[~np.isnan(errors).any(axis=1)]
-        half = len(errors) // 2
-        fit_part, threshold_part = errors[:half], errors[half:]
-        self.mean = fit_part.mean(axis=0)
-        cov = np.atleast_2d(np.cov(fit_part, rowvar=False))
-        cov += np.eye(cov.shape[0]) * 1e-6 * max(float(np.trace(cov)) / cov.shape[0], 1e-12)  # keep it invertible
-        self.precision = np.linalg.inv(cov)
-        self.threshold = float(np.quantile(self._mahalanobis(threshold_part), 1 - p["false_alarm_rate"]))
+        if cfg.threshold_from == "validation":
+            self.mean, self.precision = _fit_gaussian(errors)
+            v = _values(validation, cfg.target, cfg.time, "validation data")
+            y = _labels(validation_labels, len(v), "validation_labels")
+            self.threshold = _best_f_beta_threshold(self._score_values(v), y, cfg.beta)
+        else:
+            half = len(errors) // 2
+            self.mean, self.precision = _fit_gaussian(errors[:half])
+            held = _mahalanobis(errors[half:], self.mean, self.precision)
+            self.threshold = float(np.quantile(held, 1 - cfg.false_alarm_rate))
         return self
 
+    def _fit_forecaster(self, train: np.ndarray, run_dir: Any) -> None:
+        from .forecasting import Forecaster
+
+        cfg = self.config
+        self.forecaster = Forecaster(
+            target=cfg.target, time=cfg.time, horizon=cfg.steps_ahead, season=cfg.season,
+            input_window=cfg.input_window, hidden_size=cfg.hidden_size, epochs=cfg.epochs, seed=cfg.seed,
+            calibrate_intervals=False, progress=cfg.progress,
+        ).fit(_as_table(train, cfg.target, cfg.time), run_dir=run_dir)  # fmt: skip
+        self.history_ = self.forecaster.history_
+
+    def _fit_encdec(self, values: np.ndarray, n_train: int, run_dir: Any) -> None:
+        cfg = self.config
+        L = cfg.window
+        train = values[:n_train]
+        mean, std = float(np.nanmean(train)), float(np.nanstd(train))
+        self.scale = (mean, std if np.isfinite(std) and std > 0 else 1.0)  # the training part only: no leakage
+        z = (values - self.scale[0]) / self.scale[1]
+        if n_train < L + 7 or not _windows(z[:n_train], L)[1].any():
+            raise ValueError(
+                f"{n_train} normal training points hold too few windows of {L} steps (at least {L + 7} points "
+                "without gaps are needed). Give more normal data or a shorter input_window."
+            )
+        x, whole = _windows(z[:n_train], L)
+        x_train = torch.tensor(x[whole], dtype=torch.float32)[..., None]  # (N, L, 1)
+        val = None
+        xv, whole_v = _windows(z[n_train:], L) if len(z) - n_train >= L else (None, None)
+        if xv is not None and whole_v.any():  # held-out windows: the val_loss curve in metrics.csv
+            val = [(torch.tensor(xv[whole_v], dtype=torch.float32)[..., None],)]
+        seed_everything(cfg.seed)
+        self.model = EncDecNet(cfg.hidden_size)
+
+        def loss_fn(model: nn.Module, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
+            (xb,) = batch  # (B, L, 1)
+            return StepOutput(loss=torch.mean((model(xb) - xb[..., 0]) ** 2), n_items=xb.shape[0])
+
+        train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                                progress=cfg.progress)  # fmt: skip
+        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        trainer = Trainer(self.model, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
+        self.history_ = trainer.fit(_Windows(x_train, cfg.batch_size, cfg.seed), val_data=val)
+        self.model.eval()
+
+    # ---- score / predict / evaluate ------------------------------------------------------------------------------
+    def _score_values(self, values: np.ndarray) -> np.ndarray:
+        if len(values) < self.min_points:
+            raise ValueError(
+                f"The series has {len(values)} points; this detector needs at least {self.min_points} to score any "
+                f"(its window{' plus the forecast steps' if self.config.method == 'prediction' else ''})."
+            )
+        assert self.mean is not None and self.precision is not None
+        return _mahalanobis(self._errors(values), self.mean, self.precision)
+
     def score(self, data: Any) -> np.ndarray:
-        """(T,) anomaly scores (squared Mahalanobis distance of the error vector); NaN for the first steps, which
-        have no full forecast history."""
-        if self.forecaster is None:
-            raise RuntimeError("This AnomalyDetector is not fitted yet: call fit(normal_data) first.")
-        return self._mahalanobis(self._errors(_as_table(data, self.params["target"], self.params["time"])))
+        """(T,) anomaly scores (squared Mahalanobis distance of e_t); NaN where a step has no error (the first steps
+        for prediction, missing values)."""
+        self._check_fitted()
+        return self._score_values(_values(data, self.config.target, self.config.time))
 
     def detect(self, data: Any) -> np.ndarray:
-        """(T,) booleans: score above the threshold set on normal data."""
-        scores = self.score(data)
-        return np.nan_to_num(scores, nan=-np.inf) > self.threshold
+        """(T,) booleans: score above the threshold set on normal (or validation) data."""
+        return self.flags(self.score(data))
 
-    def save(self, run_dir: str | os.PathLike[str]) -> Path:
-        """The forecaster in ``run_dir/forecaster``; the error distribution and threshold beside it."""
-        if self.forecaster is None:
-            raise RuntimeError("This AnomalyDetector is not fitted yet: call fit(normal_data) first.")
+    predict = detect  # the verb every lstmkit task shares
+
+    def flags(self, scores: np.ndarray) -> np.ndarray:
+        """(T,) booleans for scores already computed: above the threshold (NaN never flags)."""
+        self._check_fitted()
+        return np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf) > self.threshold
+
+    def evaluate(self, data: Any, labels: Any) -> dict[str, Any]:
+        """Score ``data`` and compare its flags with ``labels`` (0/1 per step): see :func:`detection_metrics`."""
+        scores = self.score(data)
+        return {**detection_metrics(_labels(labels, len(scores)), self.flags(scores)), "threshold": self.threshold}
+
+    def stream(self) -> AnomalyStream:
+        """A scorer fed one value at a time that carries state between calls (see :class:`AnomalyStream`)."""
+        self._check_fitted()
+        return AnomalyStream(self)
+
+    # ---- persistence ---------------------------------------------------------------------------------------------
+    def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """config.json (the config, threshold, scaling) + model.safetensors + the error Gaussian in extra tensors;
+        the prediction method's forecaster in ``run_dir/forecaster``."""
+        self._check_fitted()
         run_dir = Path(run_dir)
-        self.forecaster.save(run_dir / "forecaster")
         extra = {"mean": torch.tensor(self.mean), "precision": torch.tensor(self.precision)}
-        return runs.save_run(run_dir, KIND, {**self.params, "threshold": self.threshold}, torch.nn.Module(), extra)
+        saved: dict[str, Any] = {"anomaly": self.config.to_dict(), "threshold": self.threshold}
+        if self.config.method == "prediction":
+            self.forecaster.save(run_dir / "forecaster", overwrite=overwrite)
+            model: nn.Module = torch.nn.Module()
+        else:
+            assert self.model is not None
+            saved["scale"] = list(self.scale)  # type: ignore[arg-type]
+            model = self.model
+        return runs.save_run(run_dir, KIND, saved, model, extra, overwrite=overwrite)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> AnomalyDetector:
-        config = dict(runs.read_run_config(run_dir)["config"])
-        threshold = config.pop("threshold")
-        det = cls(**config)
-        det.forecaster = Forecaster.load(Path(run_dir) / "forecaster")
+        saved = dict(runs.read_run_config(run_dir)["config"])
+        threshold = saved.pop("threshold")
+        fields = saved["anomaly"] if "anomaly" in saved else saved  # early runs saved the fields flat
+        det = cls(AnomalyConfig.from_dict(fields))
+        if det.config.method == "prediction":
+            from .forecasting import Forecaster
+
+            det.forecaster = Forecaster.load(Path(run_dir) / "forecaster")
+        else:
+            det.scale = tuple(saved["scale"])  # type: ignore[assignment]
+            det.model = EncDecNet(det.config.hidden_size)
+            det.model.load_state_dict(runs.read_state_dict(run_dir))
+            det.model.eval()
         extra = runs.read_extra_tensors(run_dir)
         det.mean, det.precision, det.threshold = extra["mean"].numpy(), extra["precision"].numpy(), threshold
         return det
+
+
+class AnomalyStream:
+    """Score a series one value at a time: ``update(value)`` returns the score of the step ``delay`` steps back (NaN
+    before it exists), ``finish()`` the scores of the last ``delay`` steps. Together they equal
+    :meth:`AnomalyDetector.score` of the whole series (to float32 round-off; tested).
+
+    What is carried between calls:
+
+    - reconstruction: one encoder state (h, c) per window still being read (up to L, stepped together as a batch of
+      windows: each value advances every open window by one step, nothing is re-read), the last L scaled values and
+      their smallest window errors so far; a window is decoded when its L-th value arrives, and a step's score is
+      final when the window starting at it is done (``delay = L - 1``).
+    - prediction: the forecasts already made of the next ``steps_ahead`` steps and the last window of values. The
+      forecaster reads each window relative to that window's own level, so its LSTM state cannot be carried from
+      one origin to the next: each new origin reads its window once (``delay = 0``).
+    """
+
+    def __init__(self, detector: AnomalyDetector) -> None:
+        self.det = detector
+        self.delay = detector.delay
+        self.t = 0  # steps seen
+        if detector.config.method == "reconstruction":
+            # The last min(t, L) steps, oldest first: scaled value and its smallest window error so far.
+            self._z: list[float] = []
+            self._best: list[float] = []
+            self._state: tuple[Tensor, Tensor] | None = None  # (1, A, H) each: the A open windows, oldest first
+            self._broken: list[bool] = []  # per open window: it read a missing value
+        else:
+            self._recent: list[float] = []  # the last window of raw values
+            self._pending: dict[int, np.ndarray] = {}  # origin -> its forecast of steps origin .. origin + l - 1
+
+    def update(self, value: float) -> float:
+        """Feed x_t; returns the score of step t - delay (NaN while t < delay or when that step has no error)."""
+        value = float(value)
+        if math.isinf(value):
+            raise ValueError(f"Step {self.t} is infinite; pass a finite number, or NaN for a missing value.")
+        if self.det.config.method == "reconstruction":
+            out = self._update_reconstruction(value)
+        else:
+            out = self._update_prediction(value)
+        self.t += 1
+        return out
+
+    def finish(self) -> np.ndarray:
+        """(delay,) the scores of the last ``delay`` steps (fewer if fewer were fed), from the windows that exist."""
+        if self.det.config.method != "reconstruction":
+            return np.zeros(0)
+        return self._score(np.array([self._error(i) for i in range(len(self._z))]))
+
+    # -- internals
+    def _score(self, e: np.ndarray) -> np.ndarray:
+        det = self.det
+        assert det.mean is not None and det.precision is not None
+        return _mahalanobis(e.reshape(len(e), -1), det.mean, det.precision)
+
+    def _error(self, i: int) -> float:
+        """The error of pending step i: its smallest over the windows decoded so far (NaN if none or missing)."""
+        return math.nan if math.isinf(self._best[i]) or math.isnan(self._z[i]) else self._best[i]
+
+    def _update_reconstruction(self, value: float) -> float:
+        det, L = self.det, self.det.config.window
+        assert det.model is not None and det.scale is not None
+        z = (value - det.scale[0]) / det.scale[1]
+        self._z.append(z)
+        self._best.append(math.inf)
+        zero = torch.zeros(1, 1, det.model.encoder.hidden_size)  # (1, 1, H)
+        if self._state is None:
+            self._state = (zero, zero.clone())
+        else:  # open the window that starts at this step with a fresh (zero) encoder state
+            self._state = (torch.cat([self._state[0], zero], 1), torch.cat([self._state[1], zero], 1))
+        missing = math.isnan(z)
+        self._broken = [b or missing for b in self._broken + [False]]
+        A = self._state[0].shape[1]
+        x = torch.full((A, 1), 0.0 if missing else z, dtype=torch.float32)  # (A, 1): this value, to every window
+        with torch.no_grad():
+            _, self._state = det.model.encoder.step(x, self._state)  # (1, A, H) each
+        if self.t < L - 1:
+            return math.nan
+        # The oldest open window (steps t - L + 1 .. t) has read its L values: decode it and close it.
+        h, c = self._state
+        if not self._broken[0]:
+            recon = det.model.reconstruct((h[:, :1], c[:, :1]), L)[0].numpy()  # (L,)
+            err = np.abs(recon - np.asarray(self._z))  # (L,)
+            self._best = [min(b, float(e)) for b, e in zip(self._best, err, strict=True)]
+        self._state = (h[:, 1:], c[:, 1:])
+        self._broken.pop(0)
+        score = float(self._score(np.array([self._error(0)]))[0])  # step t - L + 1 is in no later window
+        del self._z[0], self._best[0]
+        return score
+
+    def _update_prediction(self, value: float) -> float:
+        det, cfg = self.det, self.det.config
+        l, W = cfg.steps_ahead, det.forecaster.window
+        t = self.t
+        e = np.full(l, np.nan)
+        for k in range(l):  # the forecast of x_t made from origin t - k
+            f = self._pending.get(t - k)
+            if f is not None:
+                e[k] = value - f[k]
+        self._pending.pop(t - l + 1, None)
+        self._recent = (self._recent + [value])[-W:]
+        if len(self._recent) == W:  # forecast steps t + 1 .. t + l from the last W values
+            window = np.asarray(self._recent + [np.nan])  # a placeholder row: rolling_medians forecasts origin W
+            medians = next(iter(det.forecaster.rolling_medians(_as_table(window, cfg.target, cfg.time)).values()))
+            self._pending[t + 1] = medians[W]
+        return float(self._score(e[None])[0])
+
+
+# ---- metrics and the baseline ------------------------------------------------------------------------------------
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (start, end) of each run of True values."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [(int(s), int(e) - 1) for s, e in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def detection_metrics(labels: np.ndarray, flags: np.ndarray) -> dict[str, Any]:
+    """Point and event precision / recall / F1, the NAB score (standard profile) and the false alarms.
+
+    NAB's windows (10 % of the series shared by the labelled events) are centred on each event's middle step.
+
+    Returns:
+        ``{"point": {precision, recall, f1}, "event": {precision, recall, f1, events, alarms}, "nab": {normalized,
+        raw, tp, fp, fn, ...}, "found": events detected, "false_alarm_events": alarms touching no event,
+        "false_alarm_points": flagged normal steps, "flagged_points": all flagged steps}``.
+    """
+    y, f = np.asarray(labels).astype(bool), np.asarray(flags).astype(bool)
+    events = _runs(y)
+    windows = nab_windows(len(y), [(s + e) // 2 for s, e in events])
+    alarms = _runs(f)
+    return {
+        "point": point_scores(y, f), "event": event_scores(y, f), "nab": nab_score(f, windows, "standard"),
+        "found": sum(1 for s, e in events if f[s : e + 1].any()),
+        "false_alarm_events": sum(1 for s, e in alarms if not y[s : e + 1].any()),
+        "false_alarm_points": int((f & ~y).sum()), "flagged_points": int(f.sum()),
+    }  # fmt: skip
+
+
+def rolling_zscore(values: np.ndarray, window: int) -> np.ndarray:
+    """(T,) ``|x_t - mean| / std`` of the ``window`` values before t (NaN for the first ``window`` steps; missing
+    values skipped; a flat window gives 0 for an equal value and inf otherwise)."""
+    x = np.asarray(values, dtype=float)
+    out = np.full(len(x), np.nan)
+    if len(x) <= window:
+        return out
+    past = np.lib.stride_tricks.sliding_window_view(x[:-1], window)  # (T - w, w): row i holds x[i .. i + w - 1]
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing window: its mean is NaN, as wanted
+        mean, std = np.nanmean(past, axis=1), np.nanstd(past, axis=1)
+        dev = np.abs(x[window:] - mean)
+        out[window:] = np.where(std > 0, dev / np.where(std > 0, std, 1.0), np.where(dev > 0, np.inf, 0.0))
+    return out
+
+
+class RollingZScore:
+    """The baseline: rolling z-score, thresholded at the ``1 - false_alarm_rate`` quantile of its scores on the normal
+    training data (the way the LSTM detectors are)."""
+
+    def __init__(self, window: int = 50, false_alarm_rate: float = 0.01) -> None:
+        if window < 2:
+            raise ValueError(f"The z-score window must be at least 2 steps, got {window}.")
+        self.window, self.false_alarm_rate = window, false_alarm_rate
+        self.threshold: float | None = None
+
+    def fit(self, normal: Any) -> RollingZScore:
+        scores = rolling_zscore(_values(normal, "value", "time", "normal data"), self.window)
+        finite = scores[np.isfinite(scores)]
+        if finite.size == 0:
+            raise ValueError(f"The normal data are too short for a z-score window of {self.window} steps.")
+        self.threshold = float(np.quantile(finite, 1 - self.false_alarm_rate))
+        return self
+
+    def score(self, data: Any) -> np.ndarray:
+        return rolling_zscore(_values(data, "value", "time"), self.window)
+
+    def detect(self, data: Any) -> np.ndarray:
+        if self.threshold is None:
+            raise RuntimeError("This RollingZScore is not fitted yet: call fit(normal_data) first.")
+        return np.nan_to_num(self.score(data), nan=-np.inf) > self.threshold
+
+
+# ---- runs for the command line -----------------------------------------------------------------------------------
+
+
+def load_table(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
+    """The table and, for a bundled anomaly dataset, its column roles: ``{"target", "time", "label"}``.
+
+    Raises:
+        ValueError: both or neither given, or a dataset that is not an anomaly one; FileNotFoundError: no such CSV.
+    """
+    import pandas as pd
+
+    if (dataset is None) == (csv is None):
+        raise ValueError("Give the data one way: a bundled dataset name (--data) or a CSV file (--csv), not both.")
+    if dataset is not None:
+        from ..datasets import get_info, load_dataset
+
+        info = get_info(dataset)
+        if info.task != "anomaly":
+            raise ValueError(f"{dataset!r} is a {info.task} dataset, not an anomaly one; see lstmkit datasets list.")
+        return load_dataset(dataset), {"target": info.targets[0], "time": "time", "label": "label"}
+    path = Path(csv)  # type: ignore[arg-type]
+    if not path.is_file():
+        raise FileNotFoundError(f"No CSV file at {path}.")
+    return pd.read_csv(path), {}
+
+
+def _split(table: Any, part: str) -> Any:
+    """The rows of a table's ``split`` column equal to ``part`` when it has one and any such rows; else the table."""
+    if "split" in table.columns and (table["split"] == part).any():
+        return table[table["split"] == part].reset_index(drop=True)
+    return table
+
+
+def _check_columns(table: Any, names: list[str | None]) -> None:
+    missing = [c for c in names if c is not None and c not in table.columns]
+    if missing:
+        raise ValueError(f"Unknown column(s) {missing}; the table has {list(table.columns)}. Check the column names.")
+
+
+def _write_json(path: Path, document: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(document, indent=2, allow_nan=True) + "\n").encode())
+
+
+def _picture(det: AnomalyDetector, table: Any, scores: np.ndarray, labels: np.ndarray | None, path: Path) -> None:
+    from ..viz.plots import plot_anomaly
+
+    cfg = det.config
+    values = _values(table, cfg.target, cfg.time)
+    times = table.sort_values(cfg.time)[cfg.time].to_numpy() if cfg.time in table.columns else np.arange(len(values))
+    plot_anomaly(
+        times, values, scores, det.threshold, path, flags=det.flags(scores), labels=labels,
+        title=f"{cfg.target}: {cfg.method} scores ({len(values)} steps)",
+    )  # fmt: skip
+
+
+def score_run(
+    det: AnomalyDetector, table: Any, out: str | os.PathLike[str], label: str | None = None
+) -> dict[str, Any]:
+    """Score ``table`` (its ``test`` split when it has a ``split`` column), write ``scores.csv``, ``anomaly.png`` and,
+    with labels, ``result.json`` (the detection metrics) in ``out``. Returns a summary."""
+    import pandas as pd
+
+    cfg = det.config
+    table = _split(table, "test")
+    _check_columns(table, [cfg.target, label])
+    scores = det.score(table)
+    labels = _labels(_values(table, label, cfg.time, "labels"), len(scores)) if label else None
+    flags = det.flags(scores)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ordered = table.sort_values(cfg.time) if cfg.time in table.columns else table
+    frame = pd.DataFrame({
+        cfg.time: ordered[cfg.time].to_numpy() if cfg.time in table.columns else np.arange(len(scores)),
+        cfg.target: _values(table, cfg.target, cfg.time), "score": scores, "flag": flags.astype(int),
+    })  # fmt: skip
+    if labels is not None:
+        frame["label"] = labels.astype(int)
+    atomic_write_bytes(out / "scores.csv", frame.to_csv(index=False).encode())
+    _picture(det, table, scores, labels, out / "anomaly.png")
+    summary: dict[str, Any] = {
+        "run_dir": str(out), "method": cfg.method, "steps": len(scores), "threshold": det.threshold,
+        "flagged_points": int(flags.sum()), "scores": str(out / "scores.csv"),
+    }  # fmt: skip
+    if labels is not None:
+        summary["metrics"] = {**detection_metrics(labels, flags), "threshold": det.threshold}
+        _write_json(out / "result.json", summary["metrics"])
+    return summary
+
+
+def train_run(
+    table: Any, config: AnomalyConfig, out: str | os.PathLike[str], label: str | None = None
+) -> dict[str, Any]:
+    """Fit on the table's normal rows (its ``train`` split when it has a ``split`` column, else every row), save the
+    run directory, score the ``test`` split (or the training rows) and write the report.
+
+    The run directory gets ``config.json``, ``model.safetensors``, ``metrics.csv`` (the training curve),
+    ``scores.csv``, ``anomaly.png``, ``result.json`` (with labels) and ``report.html``.
+
+    Raises:
+        FileExistsError: ``out`` holds a finished run; ValueError: bad columns, labelled anomalies in the training rows.
+    """
+    from ..report import write_report
+
+    out = Path(out)
+    if (out / runs.CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds a finished detector; choose another --out or delete it.")
+    _check_columns(table, [config.target, label])
+    train = _split(table, "train")
+    if label is not None:
+        y = _labels(_values(train, label, config.time, "labels"), len(train), f"label column {label!r}")
+        if y.any():
+            raise ValueError(
+                f"The training rows hold {int(y.sum())} labelled anomalies; the detector learns from normal data only. "
+                "Add a 'split' column with normal 'train' rows, or drop the anomalous rows."
+            )
+    det = AnomalyDetector(config)
+    fit_dir = out / "forecaster" if config.method == "prediction" else out
+    det.fit(train, run_dir=fit_dir)
+    det.save(out)
+    if config.method == "prediction" and (fit_dir / "metrics.csv").is_file():  # the training curve at the top
+        atomic_write_bytes(out / "metrics.csv", (fit_dir / "metrics.csv").read_bytes())
+    summary = score_run(det, table, out, label)
+    summary["epochs"] = len(det.history_)
+    if det.history_:
+        summary["train_loss"] = det.history_[-1]["train_loss"]
+    write_report(out)
+    return summary

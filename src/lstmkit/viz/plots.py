@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_forecast", "plot_gates", "plot_gradient_flow", "plot_learning_curves"]
+__all__ = ["plot_anomaly", "plot_forecast", "plot_gates", "plot_gradient_flow", "plot_learning_curves"]
 
 _GATE_LABELS = ("i: input gate", "f: forget gate", "g: cell input", "o: output gate")  # gate order i, f, g, o
 _LINE_STYLES = ("-", "--", ":", "-.")
@@ -319,5 +319,69 @@ def plot_forecast(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (start, end) of each run of True values."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [(int(s), int(e) - 1) for s, e in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def plot_anomaly(
+    time: np.ndarray,
+    values: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    path: str | os.PathLike[str],
+    flags: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    title: str = "Anomaly scores",
+) -> Path:
+    """The series on top, labelled anomalies shaded and flagged steps marked; the score below (log scale when it spans
+    decades) with the threshold line.
+
+    Args:
+        time, values, scores: ``(T,)`` each; times may be numbers or numpy datetimes; NaN scores show as gaps.
+        threshold: the score above which a step is flagged.
+        path: where the PNG goes.
+        flags: ``(T,)`` booleans, the flagged steps (default: ``scores > threshold``).
+        labels: ``(T,)`` 0/1, the labelled anomalies (shaded on both panels), when known.
+        title: the figure title.
+    """
+    time, values = np.asarray(time), np.asarray(values, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    if not (time.shape == values.shape == scores.shape) or values.ndim != 1:
+        raise ValueError(
+            f"time, values and scores must be 1-D and of one length, got shapes {time.shape}, {values.shape} and "
+            f"{scores.shape}."
+        )
+    if flags is None:
+        flags = np.nan_to_num(scores, nan=-np.inf) > threshold
+    flags = np.asarray(flags, dtype=bool)
+    fig = Figure(figsize=(10, 5.2))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    top.plot(time, values, color="0.25", linewidth=0.8, label="series")
+    if labels is not None:
+        for i, (s, e) in enumerate(_runs_of(np.asarray(labels).astype(bool))):
+            for ax in (top, bottom):
+                # at least a few steps wide, so a short anomaly in a long series stays visible
+                lo, hi = time[max(s - 2, 0)], time[min(e + 2, len(time) - 1)]
+                ax.axvspan(lo, hi, color="tab:orange", alpha=0.3, linewidth=0, label="labelled anomaly" if
+                           i == 0 and ax is top else None)  # fmt: skip
+    if flags.any():
+        top.scatter(time[flags], values[flags], s=10, color="tab:red", zorder=3, label=f"flagged ({flags.sum()} steps)")
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left", fontsize="small")
+    finite = scores[np.isfinite(scores) & (scores > 0)]
+    bottom.plot(time, scores, color="tab:blue", linewidth=0.8, label="score")
+    bottom.axhline(threshold, color="tab:red", linestyle="--", linewidth=1.0, label=f"threshold {threshold:.3g}")
+    if finite.size and threshold > 0 and finite.max() / max(finite.min(), 1e-300) > 1e3:
+        bottom.set_yscale("log")
+    bottom.set_ylabel("score")
+    bottom.grid(alpha=0.3)
+    bottom.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     return _save(fig, path)
