@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 import lstmkit
-from lstmkit.tasks.anomaly import AnomalyDetector, RollingZScore, detection_metrics, rolling_zscore
+from lstmkit.tasks.anomaly import (
+    AnomalyDetector,
+    RollingZScore,
+    detection_metrics,
+    rolling_zscore,
+    tail_quantile,
+)
 from lstmkit.tasks.anomaly_metrics import event_scores
 
 SEASON = 24
@@ -211,11 +217,22 @@ def test_rolling_zscore_by_hand_and_its_threshold_from_normal_data() -> None:
     assert np.isnan(scores[:3]).all()
     assert scores[3:] == pytest.approx([2 / math.sqrt(2 / 3), 7 / math.sqrt(2 / 3)])
     normal = normal_series(500, 0)
-    z = RollingZScore(window=24, false_alarm_rate=0.02).fit(normal)
-    assert z.threshold == pytest.approx(np.quantile(rolling_zscore(normal, 24)[24:], 0.98))
+    z = RollingZScore(window=24, false_alarm_rate=0.05).fit(normal)
+    assert z.threshold == pytest.approx(np.quantile(rolling_zscore(normal, 24)[24:], 0.95))
     spiked = normal_series(200, 1)
     spiked[150] += 3.0
     assert z.detect(spiked)[150]
+
+
+def test_tail_quantile_is_empirical_when_it_can_be_and_extrapolates_when_not() -> None:
+    rng = np.random.default_rng(0)
+    sample = rng.exponential(size=2000)
+    assert tail_quantile(sample, 0.01) == np.quantile(sample, 0.99)  # 20 scores above it: read off the sample
+    # 2 scores above the 0.1 % quantile: the generalised Pareto tail over the 90 % quantile extrapolates it.
+    assert tail_quantile(sample, 0.001) == pytest.approx(-math.log(0.001), rel=0.15)  # Exp(1): 6.91
+    assert tail_quantile(sample[:180], 0.001) > sample[:180].max()  # beyond what 180 scores can show
+    with pytest.raises(ValueError, match="No finite scores"):
+        tail_quantile(np.full(3, np.nan), 0.01)
 
 
 def test_plot_anomaly_writes_a_png(tmp_path) -> None:

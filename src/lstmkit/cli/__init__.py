@@ -16,8 +16,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import datasets, demo, experiment, forecast, report  # noqa: F401  (each module adds its commands to ``app``)
-    from . import text  # noqa: F401
+    from . import anomaly, datasets, demo, experiment, forecast, report, text  # noqa: F401  (each adds its commands)
 
     try:
         from . import bench  # noqa: F401

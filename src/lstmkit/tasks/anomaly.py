@@ -20,7 +20,8 @@ Two methods, one class (``method=``):
 For both, a Gaussian (mean, covariance) is fitted to the error vectors of the first half of a held-out tail of the
 normal data (``validation_fraction``), and the score is the squared Mahalanobis distance of e_t from it. The threshold
 comes either from the **false-alarm rate** (``threshold_from="false_alarm_rate"``, default): the ``1 -
-false_alarm_rate`` quantile of the scores on the second, separate half of the held-out tail; or from **labelled
+false_alarm_rate`` quantile of the scores on the second, separate half of the held-out tail (extrapolated by a
+generalised Pareto tail when too few scores lie above it: :func:`tail_quantile`); or from **labelled
 validation data** (``threshold_from="validation"``): the threshold with the best point-wise F-beta (``beta``, 0.1 as in
 both papers: precision first) on a series passed to ``fit(..., validation=, validation_labels=)``, the Gaussian then
 fitted on the whole held-out tail. Scaling (per series, mean and standard deviation) is fitted on the training part
@@ -73,6 +74,7 @@ __all__ = [
     "detection_metrics",
     "load_table",
     "score_run",
+    "tail_quantile",
     "train_run",
 ]
 
@@ -196,6 +198,34 @@ def _mahalanobis(errors: np.ndarray, mean: np.ndarray, precision: np.ndarray) ->
     """(T,) squared Mahalanobis distances of the rows of errors (T, d); NaN rows stay NaN."""
     d = errors - mean
     return np.einsum("ti,ij,tj->t", d, precision, d)
+
+
+def tail_quantile(scores: np.ndarray, rate: float) -> float:
+    """The ``1 - rate`` quantile of normal scores: the threshold that ``rate`` of normal steps exceed.
+
+    Empirical when at least 10 of the scores lie above it. Otherwise the sample cannot show it (the 0.1 % quantile of
+    180 scores is their maximum, which about 0.5 % of normal steps exceed), so the tail is extrapolated by peaks over
+    threshold, as SPOT does (Siffer et al., KDD 2017): a generalised Pareto distribution fitted to the excesses over
+    the empirical 90 % quantile t (by the method of moments, Hosking & Wallis 1987: xi = (1 - m^2 / v) / 2,
+    sigma = m (1 + m^2 / v) / 2 for excess mean m and variance v), then t + sigma / xi * ((rate * n / N_t)^-xi - 1)
+    (t - sigma * log(rate * n / N_t) as xi -> 0), with n scores and N_t excesses.
+    """
+    s = np.sort(np.asarray(scores, dtype=float)[np.isfinite(scores)])
+    n = len(s)
+    if n == 0:
+        raise ValueError("No finite scores on normal data to set the threshold on: give more normal data.")
+    if rate * n >= 10:
+        return float(np.quantile(s, 1 - rate))
+    t = float(np.quantile(s, 0.9))
+    excess = s[s > t] - t
+    if len(excess) < 5 or excess.var() == 0:  # too few to fit a tail: the largest score is the best we know
+        return float(s[-1])
+    m, v = float(excess.mean()), float(excess.var(ddof=1))
+    xi, sigma = 0.5 * (1 - m * m / v), 0.5 * m * (1 + m * m / v)
+    r = rate * n / len(excess)  # the tail probability asked for, relative to that of exceeding t
+    if abs(xi) < 1e-6:
+        return t - sigma * math.log(r)
+    return t + sigma / xi * (r ** (-xi) - 1)
 
 
 def _best_f_beta_threshold(scores: np.ndarray, labels: np.ndarray, beta: float) -> float:
@@ -419,7 +449,7 @@ class AnomalyDetector:
             half = len(errors) // 2
             self.mean, self.precision = _fit_gaussian(errors[:half])
             held = _mahalanobis(errors[half:], self.mean, self.precision)
-            self.threshold = float(np.quantile(held, 1 - cfg.false_alarm_rate))
+            self.threshold = tail_quantile(held, cfg.false_alarm_rate)
         return self
 
     def _fit_forecaster(self, train: np.ndarray, run_dir: Any) -> None:
@@ -695,7 +725,7 @@ def rolling_zscore(values: np.ndarray, window: int) -> np.ndarray:
 
 class RollingZScore:
     """The baseline: rolling z-score, thresholded at the ``1 - false_alarm_rate`` quantile of its scores on the normal
-    training data (the way the LSTM detectors are)."""
+    training data, by :func:`tail_quantile` (the way the LSTM detectors are)."""
 
     def __init__(self, window: int = 50, false_alarm_rate: float = 0.01) -> None:
         if window < 2:
@@ -708,7 +738,7 @@ class RollingZScore:
         finite = scores[np.isfinite(scores)]
         if finite.size == 0:
             raise ValueError(f"The normal data are too short for a z-score window of {self.window} steps.")
-        self.threshold = float(np.quantile(finite, 1 - self.false_alarm_rate))
+        self.threshold = tail_quantile(finite, self.false_alarm_rate)
         return self
 
     def score(self, data: Any) -> np.ndarray:

@@ -1,0 +1,136 @@
+"""``lstmkit anomaly train | score | evaluate``: LSTM anomaly detection on a bundled dataset or a CSV file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import app
+from ._console import err, fail, print_json, setup_logging
+
+anomaly_app = typer.Typer(help="Detect anomalies with an LSTM trained on normal data.", no_args_is_help=True)
+app.add_typer(anomaly_app, name="anomaly")
+
+Data = Annotated[str | None, typer.Option("--data", help="A bundled anomaly dataset (lstmkit datasets list).")]
+Csv = Annotated[Path | None, typer.Option("--csv", help="A CSV file: a time column, the values, optionally labels.")]
+Time = Annotated[str | None, typer.Option("--time", help="The time column of the CSV (default: time).")]
+Target = Annotated[str | None, typer.Option("--target", help="The column to watch.")]
+Label = Annotated[str | None, typer.Option("--label", help="A 0/1 column of labelled anomalies, for the metrics.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
+RunDir = Annotated[Path, typer.Argument(help="A run directory written by `lstmkit anomaly train`.")]
+
+_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, RuntimeError)
+
+
+def _message(e: Exception) -> str:
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+
+
+def _table(data: str | None, csv: Path | None, time: str | None, label: str | None) -> tuple[Any, dict[str, Any]]:
+    """The table and the column roles: the dataset's, overridden by the options given."""
+    from ..tasks.anomaly import load_table
+
+    table, roles = load_table(data, csv)
+    given = {"time": time, "label": label}
+    return table, {**roles, **{k: v for k, v in given.items() if v is not None}}
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(summary)
+        return
+    err.print(f"{summary['flagged_points']} of {summary['steps']} steps flagged; scores in {summary['scores']}")
+    if "metrics" in summary:
+        m = summary["metrics"]
+        err.print(
+            f"found {m['found']} of {m['event']['events']} labelled anomalies, {m['false_alarm_events']} false-alarm "
+            f"events, point F1 {m['point']['f1']:.3f}, NAB {m['nab']['normalized']:.1f}"
+        )
+
+
+@anomaly_app.command("train")
+def train(
+    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, label: Label = None,
+    method: Annotated[str, typer.Option("--method", help="prediction (LSTM-AD) or reconstruction (EncDec-AD).")] = (
+        "prediction"
+    ),
+    window: Annotated[int | None, typer.Option("--window", help="Steps of context the LSTM reads.")] = None,
+    steps_ahead: Annotated[int, typer.Option("--steps-ahead", help="prediction: forecast steps per origin.")] = 5,
+    season: Annotated[int, typer.Option("--season", help="The main seasonal period in steps.")] = 1,
+    false_alarm_rate: Annotated[
+        float, typer.Option("--false-alarm-rate", help="Share of normal steps allowed above the threshold.")
+    ] = 0.01,
+    epochs: Annotated[int, typer.Option("--epochs")] = 100,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: AsJson = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:  # fmt: skip
+    """Train on the normal rows (a dataset's train split, else the whole CSV), score the test split, write a report."""
+    setup_logging(verbose)
+    from ..tasks.anomaly import AnomalyConfig, train_run
+
+    try:
+        table, roles = _table(data, csv, time, label)
+        if target is None and "target" not in roles:
+            raise ValueError("Say which column to watch with --target (or use --data NAME for a bundled dataset).")
+        cfg = AnomalyConfig(
+            method=method, target=target or roles["target"], time=roles.get("time", "time"), input_window=window,
+            steps_ahead=steps_ahead, season=season, false_alarm_rate=false_alarm_rate, epochs=epochs, seed=seed,
+            progress=not as_json,
+        )  # fmt: skip
+        summary = train_run(table, cfg, out, label=roles.get("label"))
+    except _USER_ERRORS as e:
+        fail(_message(e))
+    _print_summary(summary, as_json)
+
+
+@anomaly_app.command("score")
+def score(
+    run_dir: RunDir, data: Data = None, csv: Csv = None, time: Time = None, label: Label = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where scores.csv and anomaly.png go (default RUN_DIR).")]
+    = None,
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Score a series (a dataset's test split, else the whole CSV): scores.csv, anomaly.png, metrics with labels."""
+    from ..tasks.anomaly import AnomalyDetector, score_run
+
+    try:
+        det = AnomalyDetector.load(run_dir)
+        table, roles = _table(data, csv, time, label)
+        summary = score_run(det, table, out or run_dir, label=roles.get("label"))
+        if out is None or Path(out) == Path(run_dir):
+            from ..report import write_report
+
+            write_report(run_dir)
+    except _USER_ERRORS as e:
+        fail(_message(e))
+    _print_summary(summary, as_json)
+
+
+@anomaly_app.command("evaluate")
+def evaluate(
+    run_dir: RunDir, data: Data = None, csv: Csv = None, time: Time = None, label: Label = None,
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Point and event precision / recall / F1, the NAB score and the false alarms on a labelled series."""
+    from ..tasks.anomaly import AnomalyDetector, _split
+
+    try:
+        det = AnomalyDetector.load(run_dir)
+        table, roles = _table(data, csv, time, label)
+        if roles.get("label") is None:
+            raise ValueError("evaluate compares flags with labels: name the 0/1 column with --label.")
+        table = _split(table, "test")
+        if roles["label"] not in table.columns:
+            raise ValueError(f"Unknown column {roles['label']!r}; the table has {list(table.columns)}.")
+        order = table.sort_values(det.config.time) if det.config.time in table.columns else table
+        result = det.evaluate(table, order[roles["label"]].to_numpy())
+    except _USER_ERRORS as e:
+        fail(_message(e))
+    if as_json:
+        print_json(result)
+    else:
+        err.print({k: v for k, v in result.items() if k != "nab"} | {"nab": round(result["nab"]["normalized"], 2)})

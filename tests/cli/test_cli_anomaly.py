@@ -1,0 +1,121 @@
+"""``lstmkit anomaly train | score | evaluate`` in-process: run directories, JSON on stdout, one-sentence errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmkit.cli import main
+
+
+def labelled_csv(path, n_train: int = 300, n_test: int = 200):
+    rng = np.random.default_rng(0)
+    t = np.arange(n_train + n_test)
+    values = np.sin(2 * np.pi * t / 24) + 0.05 * rng.normal(size=len(t))
+    label = np.zeros(len(t), dtype=int)
+    values[n_train + 120 : n_train + 125] += 2.0
+    label[n_train + 120 : n_train + 125] = 1
+    split = ["train"] * n_train + ["test"] * n_test
+    pd.DataFrame({"t": t, "hr": values, "anomaly": label, "split": split, "word": "x"}).to_csv(path, index=False)
+    return path
+
+
+def test_train_score_evaluate_on_a_csv(tmp_path, capsys):
+    csv = labelled_csv(tmp_path / "hr.csv")
+    out = tmp_path / "run"
+    base = ["--csv", str(csv), "--time", "t", "--label", "anomaly"]
+    args = ["anomaly", "train", *base, "--target", "hr", "--method", "reconstruction", "--window", "12"]
+    assert main([*args, "--epochs", "10", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "reconstruction" and summary["steps"] == 200  # the test split was scored
+    assert summary["metrics"]["found"] == 1 and summary["epochs"] == 10
+    for name in ("config.json", "model.safetensors", "metrics.csv", "scores.csv", "anomaly.png", "result.json",
+                 "report.html"):  # fmt: skip
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["anomaly"]["input_window"] == 12 and config["anomaly"]["target"] == "hr"
+    assert config["threshold"] == summary["threshold"]
+    scores = pd.read_csv(out / "scores.csv")
+    assert list(scores.columns) == ["t", "hr", "score", "flag", "label"] and scores["flag"].sum() >= 1
+
+    elsewhere = tmp_path / "scored"
+    assert main(["anomaly", "score", str(out), *base, "--out", str(elsewhere), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["metrics"] == summary["metrics"] and (elsewhere / "anomaly.png").exists()
+
+    assert main(["anomaly", "evaluate", str(out), *base, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["event"] == summary["metrics"]["event"] and result["threshold"] == summary["threshold"]
+    assert set(result) >= {"point", "event", "nab", "found", "false_alarm_events", "false_alarm_points"}
+
+
+def test_train_on_the_bundled_heartrate_series(tmp_path, capsys):
+    out = tmp_path / "hr"
+    args = ["anomaly", "train", "--data", "heartrate", "--method", "reconstruction", "--window", "8"]
+    assert main([*args, "--epochs", "1", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 7501 and summary["metrics"]["event"]["events"] == 1  # trained on train, scored test
+    assert (out / "report.html").exists()
+
+
+def test_prediction_method_writes_its_training_curve(tmp_path, capsys):
+    csv = labelled_csv(tmp_path / "hr.csv")
+    out = tmp_path / "pred"
+    args = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--target", "hr", "--season", "24"]
+    assert main([*args, "--steps-ahead", "3", "--epochs", "3", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "prediction" and "metrics" not in summary  # no --label: no metrics
+    assert (out / "metrics.csv").exists() and (out / "forecaster" / "config.json").exists()
+    assert main(["anomaly", "score", str(out), "--csv", str(csv), "--time", "t", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 200
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--target", "pulse"], "Unknown column(s) ['pulse']"),
+        (["--target", "word"], "Column 'word' must be numeric"),
+        (["--target", "empty"], "'empty' is empty or missing (NaN) everywhere"),
+        (["--target", "hr", "--window", "400"], "hold too few windows of 400 steps"),
+        (["--target", "hr", "--label", "nope"], "Unknown column(s) ['nope']"),
+        (["--target", "hr", "--method", "svm"], "expected one of 'prediction', 'reconstruction'"),
+        (["--target", "hr", "--false-alarm-rate", "2"], "false_alarm_rate must be in (0, 1)"),
+        ([], "Say which column to watch with --target"),
+    ],
+)
+def test_bad_input_is_one_sentence(tmp_path, capsys, extra, message):
+    csv = labelled_csv(tmp_path / "hr.csv")
+    pd.read_csv(csv).assign(empty=np.nan).to_csv(csv, index=False)
+    args = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--method", "reconstruction", "--epochs", "1"]
+    assert main([*args, *extra, "--out", str(tmp_path / "r")]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_more_mistakes_are_one_sentence(tmp_path, capsys):
+    csv = labelled_csv(tmp_path / "hr.csv")
+    table = pd.read_csv(csv).drop(columns="split")  # labelled anomalies among the (all) training rows
+    table.to_csv(tmp_path / "nosplit.csv", index=False)
+    args = ["--time", "t", "--target", "hr", "--method", "reconstruction", "--epochs", "1"]
+    assert main(["anomaly", "train", "--csv", str(tmp_path / "nosplit.csv"), *args, "--label", "anomaly",
+                 "--out", str(tmp_path / "r")]) == 2  # fmt: skip
+    assert "The training rows hold 5 labelled anomalies" in capsys.readouterr().err
+    assert main(["anomaly", "train", "--data", "heartrate", "--csv", str(csv), "--out", "x"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["anomaly", "train", "--data", "airline", "--out", "x"]) == 2
+    assert "'airline' is a forecasting dataset, not an anomaly one" in capsys.readouterr().err
+    assert main(["anomaly", "score", str(tmp_path / "missing"), "--csv", str(csv)]) == 2
+    assert "No run directory" in capsys.readouterr().err
+    run = tmp_path / "ok"
+    assert main(["anomaly", "train", "--csv", str(csv), *args, "--window", "8", "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["anomaly", "train", "--csv", str(csv), *args, "--out", str(run)]) == 2
+    assert "already holds a finished detector" in capsys.readouterr().err
+    assert main(["anomaly", "evaluate", str(run), "--csv", str(csv), "--time", "t"]) == 2
+    assert "name the 0/1 column with --label" in capsys.readouterr().err
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"t": range(5), "hr": np.zeros(5)}).to_csv(short, index=False)
+    assert main(["anomaly", "score", str(run), "--csv", str(short), "--time", "t"]) == 2
+    assert "The series has 5 points; this detector needs at least 8" in capsys.readouterr().err
