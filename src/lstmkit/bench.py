@@ -28,6 +28,9 @@ Suites (``SUITES``):
 ``precision``  the same lstmkit ``LSTM`` (backend ``auto``) under ``torch.autocast("cpu", dtype=torch.bfloat16)`` vs
                float32, training and inference on c, plain and layer_norm: ``ratio = float32 time / bfloat16 time``;
                for context the same ratio for ``torch.nn.LSTM`` and for a bare matrix product of 2048^3.
+``text``       a character language model's training step (embedding, 2-layer LSTM 512, decoder, cross-entropy, Adam)
+               as ``lstmkit.LanguageModel`` builds it vs the same network from ``torch.nn`` modules (the layout of
+               PyTorch's ``word_language_model`` example), B=64 x 100 characters; the note gives characters per second.
 ``jax``        a JAX ``lax.scan`` LSTM (jitted; training = ``grad`` of ``outputs.sum()``) on b, c, d.
 ``keras``      the three-line Keras example (LSTM(50) on (10, 1), Dense(1), Adam, MSE, batch 16): ``fit`` seconds
                per epoch of ``lstmkit.SequenceRegressor`` vs Keras 3 on its JAX backend, in a child process.
@@ -63,7 +66,7 @@ import torch
 
 from . import nn as lnn
 
-SUITES: tuple[str, ...] = ("plain", "variants", "streaming", "precision", "jax", "keras")
+SUITES: tuple[str, ...] = ("plain", "variants", "streaming", "precision", "text", "jax", "keras")
 THREADS = 2
 SCHEMA_VERSION = 1
 
@@ -105,6 +108,7 @@ TARGET_STREAM_TORCH = {"H=256": 5.0, "H=1024": 10.0}  # latency at most 0.2x / 0
 TARGET_STREAM_JAX = 1.0  # "ahead of JAX"
 TARGET_BF16_TRAIN = 1.4  # plain LSTM (auto) training on c under bf16 autocast, throughput vs float32 (AVX-512 BF16)
 TARGET_KERAS = 1.0  # fit seconds per epoch no slower than Keras 3 (JAX)
+TARGET_TEXT = 0.95  # char-LM training step vs the same network from torch.nn modules (same kernel underneath)
 
 NOISY_SPREAD = 0.5  # a row whose samples spread by more than this fraction of the median is flagged "noisy"
 
@@ -905,11 +909,62 @@ def suite_keras(settings: Settings, progress: Callable[[str], None]) -> list[Row
     return rows
 
 
+class _TorchCharRNN(torch.nn.Module):
+    """The peer: a character LM from ``torch.nn`` modules, as PyTorch's ``word_language_model`` example builds it."""
+
+    def __init__(self, vocab: int, emb: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, emb)
+        self.lstm = torch.nn.LSTM(emb, hidden, layers, batch_first=True)
+        self.decoder = torch.nn.Linear(hidden, vocab)
+
+    def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        out, state = self.lstm(self.embedding(ids), state)  # (B, T, H)
+        return self.decoder(out), state  # (B, T, V)
+
+
+def suite_text(settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """Char-LM training step: lstmkit.LanguageModel's network vs the same from torch.nn modules, same weights."""
+    import torch.nn.functional as F
+
+    from .tasks.language import LanguageModelConfig, LMNet
+
+    B, T, V, E, H, L = (4, 8, 20, 8, 16, 2) if settings.quick else (64, 100, 85, 128, 512, 2)
+    torch.manual_seed(0)
+    mine = LMNet(V, LanguageModelConfig(embedding_size=E, hidden_size=H, num_layers=L, dropout=0.0))
+    peer = _TorchCharRNN(V, E, H, L)
+    peer.load_state_dict(mine.state_dict())  # the same weights: lstmkit speaks torch's state_dict keys
+    x = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(0))
+    y = torch.roll(x, -1, dims=1)
+
+    def step(model: torch.nn.Module) -> Callable[[], None]:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+        def fn() -> None:
+            logits, _ = model(x)
+            loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return fn
+
+    progress("text char-lm train step")
+    t = settings.measure({"lstmkit": step(mine), "torch": step(peer)})
+    chars = B * T
+    note = (f"{chars / t['lstmkit'].median:,.0f} chars/s trained (torch.nn: {chars / t['torch'].median:,.0f}); "
+            f"backend {mine.lstm.explain().backend}")  # fmt: skip
+    shape = f"B={B} T={T} V={V} E={E} H={H} L={L}"
+    return [Row("text", "char-lm", "train step", shape, "s/step", t["lstmkit"], "torch.nn char-rnn", t["torch"],
+                TARGET_TEXT, note=note)]  # fmt: skip
+
+
 SUITE_FUNCTIONS: dict[str, Callable[[Settings, Callable[[str], None]], list[Row]]] = {
     "plain": suite_plain,
     "variants": suite_variants,
     "streaming": suite_streaming,
     "precision": suite_precision,
+    "text": suite_text,
     "jax": suite_jax,
     "keras": suite_keras,
 }
