@@ -714,7 +714,8 @@ def _nan_mean(values: list[float]) -> float:
 
 
 def backtest(
-    data: Any, config: ForecastConfig, *, folds: int = 1, stride: int | None = None, baselines: bool = True
+    data: Any, config: ForecastConfig, *, folds: int = 1, stride: int | None = None, baselines: bool = True,
+    keep_forecasts: bool = False,
 ) -> dict[str, Any]:
     """Rolling-origin evaluation: for each origin, fit on everything before it, forecast ``horizon`` steps, score.
 
@@ -724,7 +725,8 @@ def backtest(
 
     Returns:
         ``{"folds": [{"origin", "model": {...}, "seasonal_naive": {...}, "ets": {...}}, ...], "mean": {...}}`` with
-        MAE, RMSE, MASE, sMAPE (and the LSTM's interval coverage) per entry.
+        MAE, RMSE, MASE, sMAPE (and the LSTM's interval coverage) per entry; with ``keep_forecasts`` each fold also
+        holds ``"forecast"``, the LSTM's forecast table (as :meth:`Forecaster.predict` returns it).
 
     Raises:
         ValueError: if the first origin leaves too little history to train on.
@@ -757,6 +759,8 @@ def backtest(
         model = Forecaster(config).fit(history)
         pred = model.predict(history, future=future)
         entry: dict[str, Any] = {"origin": str(parts[0][0].time[parts[0][1]])}
+        if keep_forecasts:
+            entry["forecast"] = pred
         scores: dict[str, list[dict[str, float]]] = {"model": [], "seasonal_naive": [], "ets": []}
         for s, n in parts:
             actual, insample = s.y[n : n + config.horizon], s.y[:n]
