@@ -714,7 +714,12 @@ def _nan_mean(values: list[float]) -> float:
 
 
 def backtest(
-    data: Any, config: ForecastConfig, *, folds: int = 1, stride: int | None = None, baselines: bool = True,
+    data: Any,
+    config: ForecastConfig,
+    *,
+    folds: int = 1,
+    stride: int | None = None,
+    baselines: bool = True,
     keep_forecasts: bool = False,
 ) -> dict[str, Any]:
     """Rolling-origin evaluation: for each origin, fit on everything before it, forecast ``horizon`` steps, score.
