@@ -7,8 +7,15 @@ batch 16) is, here::
     model = lstmkit.SequenceRegressor(hidden_size=50, epochs=10, batch_size=16).fit(X, y)
     y_pred = model.predict(X_test)
 
-``X`` is (N, T, F) (or (N, T) for one feature); ``y`` is (N,) or (N, K) for the regressor and (N,) class labels
-(any hashable values) for the classifier.
+``X`` is (N, T, F) (or (N, T) for one feature), or a list of N arrays (T_i, F) (or (T_i,)) when the sequences'
+lengths differ: they are right-padded into one (N, T_max, F) batch and the model reads each sequence only up to its
+own length (the engine's ``lengths`` path), so padding never changes a prediction. ``y`` is (N,) or (N, K) for the
+regressor and (N,) class labels (any hashable values) for the classifier.
+
+Series classification (the classifier's defaults): each channel is standardised with the mean and standard deviation
+of the *training* sequences' valid steps (``normalize=True``; saved with the model and reused at predict time, never
+refitted on new data), a sequence is summarised by ``pooling`` ("last", "mean", "max" or "attention", see
+:mod:`lstmkit.tasks.sequence_model`), and ``class_weight="balanced"`` weights the cross-entropy against imbalance.
 """
 
 from __future__ import annotations
@@ -57,12 +64,57 @@ def _as_sequences(X: Any, name: str = "X") -> np.ndarray:
     return arr
 
 
+def _as_ragged(X: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray | None]:
+    """``(x (N, T_max, F) float32, lengths (N,) int64 or None)`` from an array or a list of (T_i, F) / (T_i,) arrays.
+
+    ``lengths`` is None when every sequence is full length (an array input, or a list of equal lengths). Padding
+    is zeros after each sequence's end.
+    """
+    if isinstance(X, np.ndarray) or not isinstance(X, (list, tuple)) or not X:
+        return _as_sequences(X, name), None
+    if all(np.ndim(x) == np.ndim(X[0]) and np.shape(x) == np.shape(X[0]) for x in X):
+        return _as_sequences(X, name), None  # equal lengths: one array
+    seqs = []
+    for i, x in enumerate(X):
+        try:
+            arr = np.asarray(x, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name}[{i}] must be numeric, shaped (T, F) or (T,); it could not be read: {exc}"
+            ) from None
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[0] == 0:
+            raise ValueError(
+                f"{name}[{i}] must be one sequence shaped (time steps T, features F) or (T,) with T >= 1, got shape "
+                f"{arr.shape}."
+            )
+        if not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            raise ValueError(
+                f"{name}[{i}] contains NaN or infinite values (the first at step {bad[0]}, feature {bad[1]}); impute "
+                "or drop them before fitting."
+            )
+        seqs.append(arr)
+    features = {a.shape[1] for a in seqs}
+    if len(features) > 1:
+        raise ValueError(
+            f"The sequences of {name} have different numbers of features ({sorted(features)}); every sequence needs "
+            "the same channels."
+        )
+    lengths = np.array([len(a) for a in seqs], dtype=np.int64)
+    x = np.zeros((len(seqs), int(lengths.max()), seqs[0].shape[1]), dtype=np.float32)  # (N, T_max, F)
+    for i, a in enumerate(seqs):
+        x[i, : len(a)] = a
+    return x, lengths
+
+
 class _ShuffledBatches:
     """Shuffled mini-batches by slicing whole tensors: no per-sample indexing and collation as in a DataLoader,
     which costs as much as the model itself at the estimators' small sizes. Re-iterable, one pass per epoch."""
 
-    def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int) -> None:
-        self.x, self.y, self.batch_size = x, y, batch_size
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int, lengths: Tensor | None = None) -> None:
+        self.x, self.y, self.batch_size, self.lengths = x, y, batch_size, lengths
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -79,13 +131,68 @@ class _ShuffledBatches:
         order = torch.randperm(self.x.shape[0], generator=self.generator)
         for start in range(0, self.x.shape[0], self.batch_size):
             index = order[start : start + self.batch_size]
-            yield self.x[index], self.y[index]
+            if self.lengths is None:
+                yield self.x[index], self.y[index]
+            else:  # ragged: cut the batch to its longest sequence, so short batches do not run over padding
+                lengths = self.lengths[index]
+                yield self.x[index, : int(lengths.max())], self.y[index], lengths
+
+
+_POOLINGS = ("last", "mean", "max", "attention")
+
+
+def _fit_scaler(x: np.ndarray, lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (F,) over the valid steps of ``x`` (N, T, F); a constant channel gets
+    a standard deviation of 1 (it is only centred)."""
+    # fmt: off
+    valid = _valid_mask(x, lengths)                                                    # (N, T, 1)
+    count = valid.sum()
+    mean = (x * valid).sum(axis=(0, 1), dtype=np.float64) / count                     # (F,)
+    var = (((x - mean) ** 2) * valid).sum(axis=(0, 1), dtype=np.float64) / count      # (F,)
+    # fmt: on
+    std = np.sqrt(var)
+    std[std < 1e-12] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _valid_mask(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """(N, T, 1) float32: 1 on each sequence's valid steps, 0 on padding."""
+    if lengths is None:
+        return np.ones((x.shape[0], x.shape[1], 1), dtype=np.float32)
+    return (np.arange(x.shape[1])[None, :] < lengths[:, None]).astype(np.float32)[..., None]
+
+
+def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
+    """Accuracy, balanced accuracy (mean recall over the classes present in ``y_true``), macro-F1 (over the classes
+    in ``y_true`` or ``y_pred``; F1 = 0 where undefined) and the confusion matrix (rows: true class, columns:
+    predicted, both in the order of ``classes``)."""
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    t = np.array([index[c] for c in np.asarray(y_true).tolist()], dtype=np.int64)
+    p = np.array([index[c] for c in np.asarray(y_pred).tolist()], dtype=np.int64)
+    K = len(classes)
+    confusion = np.zeros((K, K), dtype=np.int64)  # (K true, K predicted)
+    np.add.at(confusion, (t, p), 1)
+    tp, support, predicted = np.diag(confusion), confusion.sum(1), confusion.sum(0)
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros(K), where=present)
+    precision = np.divide(tp, predicted, out=np.zeros(K), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(K), where=(precision + recall) > 0)
+    used = present | (predicted > 0)
+    return {
+        "accuracy": float((t == p).mean()),
+        "balanced_accuracy": float(recall[present].mean()),
+        "macro_f1": float(f1[used].mean()),
+        "n": int(len(t)),
+        "classes": json.loads(json.dumps(classes.tolist())),
+        "confusion_matrix": confusion.tolist(),
+    }
 
 
 class _SequenceEstimator(abc.ABC):
     """Shared fit / predict / save / load plumbing. Subclasses name the loss, the targets and the score."""
 
     _kind: str
+    _extra_params: tuple[str, ...] = ()  # constructor arguments of the subclass beyond the shared ones
 
     def __init__(
         self,
@@ -95,6 +202,8 @@ class _SequenceEstimator(abc.ABC):
         cell: Literal["lstm", "gru", "rnn"] = "lstm",
         bidirectional: bool = False,
         dropout: float = 0.0,
+        pooling: Literal["last", "mean", "max", "attention"] = "last",
+        normalize: bool = False,
         epochs: int = 10,
         batch_size: int = 32,
         lr: float = 1e-3,
@@ -107,13 +216,17 @@ class _SequenceEstimator(abc.ABC):
     ) -> None:
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
+        if pooling not in _POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(_POOLINGS)}, got {pooling!r}.")
         self.hidden_size, self.num_layers, self.cell = hidden_size, num_layers, cell
-        self.bidirectional, self.dropout = bidirectional, dropout
+        self.bidirectional, self.dropout, self.pooling, self.normalize = bidirectional, dropout, pooling, normalize
         self.epochs, self.batch_size, self.lr, self.optimizer = epochs, batch_size, lr, optimizer
         self.clip_grad_norm, self.validation_split = clip_grad_norm, validation_split
         self.early_stopping_patience, self.seed, self.progress = early_stopping_patience, seed, progress
         self.model_: SequenceModel | None = None
         self.history_: list[dict[str, Any]] = []
+        self.scaler_: tuple[np.ndarray, np.ndarray] | None = None  # per-channel (mean, std) from the training data
+        self.data_config_: dict[str, Any] | None = None  # how a table maps to sequences, saved when set (tasks)
 
     # ---- hooks for subclasses ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -132,37 +245,64 @@ class _SequenceEstimator(abc.ABC):
     def _restore_extra(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`_extra_state` saved."""
 
+    def _split(self, targets: Tensor, n_val: int) -> tuple[Tensor, Tensor]:
+        """(validation indices, training indices): a seeded random split."""
+        order = torch.randperm(targets.shape[0], generator=torch.Generator().manual_seed(self.seed))
+        return order[:n_val], order[n_val:]
+
+    def _prepare_loss(self, train_targets: Tensor) -> None:
+        """Set up anything the loss needs from the training targets (class weights)."""
+        return None
+
+    def _metrics(self, pred: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """Extra per-batch numbers logged as train_<name> / val_<name>."""
+        return {}
+
     # ---- public API --------------------------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (scikit-learn convention)."""
         names = (
-            "hidden_size", "num_layers", "cell", "bidirectional", "dropout", "epochs", "batch_size", "lr",
-            "optimizer", "clip_grad_norm", "validation_split", "early_stopping_patience", "seed", "progress",
+            "hidden_size", "num_layers", "cell", "bidirectional", "dropout", "pooling", "normalize", "epochs",
+            "batch_size", "lr", "optimizer", "clip_grad_norm", "validation_split", "early_stopping_patience", "seed",
+            "progress", *self._extra_params,
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
     def fit(self, X: Any, y: Any, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False):
-        """Train on ``X`` (N, T, F) and ``y``; returns ``self``.
+        """Train on ``X`` (N, T, F), or a list of (T_i, F) sequences, and ``y``; returns ``self``.
 
         ``run_dir`` also writes metrics.csv and crash-safe checkpoints there; after a crash, ``fit(X, y, run_dir,
         resume=True)`` with the same data and parameters continues to the weights an uninterrupted fit gives.
+        With ``validation_split``, that fraction of the sequences is held out (stratified by class for the
+        classifier) and the normalisation is fitted on the rest only.
         """
-        x = torch.from_numpy(_as_sequences(X))
-        targets, out_size = self._prepare_targets(y, x.shape[0])
+        x_np, lengths_np = _as_ragged(X)
+        targets, out_size = self._prepare_targets(y, x_np.shape[0])
         seed_everything(self.seed)
-        self.input_size_ = x.shape[2]
+        self.input_size_ = x_np.shape[2]
+        n_val = int(round(x_np.shape[0] * self.validation_split))
+        val_idx, train_idx = self._split(targets, n_val)
+        self._prepare_loss(targets[train_idx])
+        self.scaler_ = None
+        if self.normalize:  # from the training rows only: validation and test data never shape the scaler
+            rows = train_idx.numpy()
+            self.scaler_ = _fit_scaler(x_np[rows], None if lengths_np is None else lengths_np[rows])
+        x = torch.from_numpy(self._scale(x_np, lengths_np))
+        lengths = None if lengths_np is None else torch.from_numpy(lengths_np)
         self.model_config_ = ModelConfig(
             input_size=x.shape[2], output_size=out_size, cell=self.cell, hidden_size=self.hidden_size,
-            num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
+            num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout, pooling=self.pooling,
         )  # fmt: skip
         self.model_ = SequenceModel(self.model_config_)
-        n_val = int(round(x.shape[0] * self.validation_split))
-        order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(self.seed))
-        val_idx, train_idx = order[:n_val], order[n_val:]
-        loader = _ShuffledBatches(x[train_idx], targets[train_idx], self.batch_size, self.seed)
+
+        def part(index: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+            return x[index], targets[index], None if lengths is None else lengths[index]
+
+        loader = _ShuffledBatches(*part(train_idx)[:2], self.batch_size, self.seed, lengths=part(train_idx)[2])
         val = None
         if n_val > 0:
-            val = [(x[val_idx], targets[val_idx])]
+            xv, yv, lv = part(val_idx)
+            val = [(xv, yv) if lv is None else (xv[:, : int(lv.max())], yv, lv)]
         cfg = TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
             clip_grad_norm=self.clip_grad_norm, early_stopping_patience=self.early_stopping_patience if val else None,
@@ -170,36 +310,65 @@ class _SequenceEstimator(abc.ABC):
         )  # fmt: skip
 
         def loss_fn(model, batch, state):
-            xb, yb = batch
-            pred, _ = model(xb)
-            return StepOutput(loss=self._loss(pred, yb), n_items=xb.shape[0])
+            xb, yb = batch[0], batch[1]
+            pred, _ = model(xb, None, batch[2] if len(batch) > 2 else None)
+            return StepOutput(loss=self._loss(pred, yb), metrics=self._metrics(pred, yb), n_items=xb.shape[0])
 
-        run_config = {k: v for k, v in self.get_params().items() if k != "progress"}
+        run_config = {k: v for k, v in self._jsonable_params().items() if k != "progress"}
         trainer = Trainer(self.model_, loss_fn, cfg, run_dir=run_dir, run_config=run_config)
         self.history_ = trainer.fit(loader, val_data=val, resume=resume)
         self.model_.eval()
         return self
+
+    def _scale(self, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+        """``x`` standardised with the training scaler (padding stays 0); ``x`` itself without one."""
+        if self.scaler_ is None:
+            return x
+        mean, std = self.scaler_
+        return ((x - mean) / std * _valid_mask(x, lengths)).astype(np.float32)
 
     def _check_fitted(self) -> SequenceModel:
         if self.model_ is None:
             raise RuntimeError(f"This {type(self).__name__} is not fitted yet: call fit(X, y) before predict or save.")
         return self.model_
 
-    def _raw_predict(self, X: Any) -> Tensor:
-        model = self._check_fitted()
-        x = _as_sequences(X)
+    def _inputs(self, X: Any) -> tuple[Tensor, Tensor | None]:
+        """The model's input for ``X``: checked against the training features, scaled, with lengths."""
+        self._check_fitted()
+        x, lengths = _as_ragged(X)
         if x.shape[2] != self.input_size_:
             raise ValueError(
                 f"X has {x.shape[2]} features per step, but the model was fitted on {self.input_size_}; "
                 "pass data shaped like the training data."
             )
-        return predict_batches(model, torch.from_numpy(x))
+        x = self._scale(x, lengths)
+        return torch.from_numpy(x), None if lengths is None else torch.from_numpy(lengths)
+
+    def _raw_predict(self, X: Any) -> Tensor:
+        model = self._check_fitted()
+        x, lengths = self._inputs(X)
+        if lengths is None:
+            return predict_batches(model, x)
+        outs = []
+        with torch.no_grad():
+            for i in range(0, x.shape[0], 1024):
+                lb = lengths[i : i + 1024]
+                outs.append(model(x[i : i + 1024, : int(lb.max())], None, lb)[0])
+        return torch.cat(outs)
+
+    def _jsonable_params(self) -> dict[str, Any]:
+        return self.get_params()
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a run directory: config.json (the estimator's and the model's config) and model.safetensors."""
+        """Write a run directory: config.json (the estimator's and the model's config, the normalisation fitted on
+        the training data) and model.safetensors."""
         model = self._check_fitted()
-        config = {"estimator": self.get_params(), "model": self.model_config_.to_dict(), **self._extra_state()}
-        return runs.save_run(path, self._kind, config, model)
+        config: dict[str, Any] = {"estimator": self._jsonable_params(), "model": self.model_config_.to_dict()}
+        if self.scaler_ is not None:
+            config["normalization"] = {"mean": self.scaler_[0].tolist(), "std": self.scaler_[1].tolist()}
+        if self.data_config_ is not None:
+            config["data"] = self.data_config_
+        return runs.save_run(path, self._kind, {**config, **self._extra_state()}, model)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]):
@@ -208,12 +377,18 @@ class _SequenceEstimator(abc.ABC):
         if saved["kind"] != cls._kind:
             raise ValueError(f"{path} holds a {saved['kind']!r} run, not a {cls._kind!r}; load it with lstmkit.load.")
         config = saved["config"]
-        est = cls(**config["estimator"])
+        params = dict(config["estimator"])
+        params.setdefault("normalize", "normalization" in config)  # runs saved before normalisation existed: none
+        est = cls(**params)
         est.model_config_ = ModelConfig.from_dict(config["model"])
         est.input_size_ = est.model_config_.input_size
         est.model_ = SequenceModel(est.model_config_)
         est.model_.load_state_dict(runs.read_state_dict(path))
         est.model_.eval()
+        if "normalization" in config:
+            norm = config["normalization"]
+            est.scaler_ = (np.asarray(norm["mean"], dtype=np.float32), np.asarray(norm["std"], dtype=np.float32))
+        est.data_config_ = config.get("data")
         est._restore_extra(config)
         return est
 
@@ -224,7 +399,7 @@ class _SequenceEstimator(abc.ABC):
 
 @runs.register_kind(REGRESSOR_KIND)
 class SequenceRegressor(_SequenceEstimator):
-    """Predict one or more numbers per sequence from its last step (MSE loss). ``score`` is R^2."""
+    """Predict one or more numbers per sequence (MSE loss), from its last step by default. ``score`` is R^2."""
 
     _kind = REGRESSOR_KIND
 
@@ -264,9 +439,61 @@ class SequenceRegressor(_SequenceEstimator):
 
 @runs.register_kind(CLASSIFIER_KIND)
 class SequenceClassifier(_SequenceEstimator):
-    """Predict a class per sequence from its last step (cross-entropy loss). ``score`` is accuracy."""
+    """Predict a class per sequence (cross-entropy loss). ``score`` is accuracy; ``evaluate`` gives accuracy,
+    balanced accuracy, macro-F1 and the confusion matrix.
+
+    Args (beyond the shared ones, see :class:`SequenceRegressor`):
+        pooling: how a sequence's steps become one vector for the head: "last" (its last valid step; both
+            directions' final states when bidirectional), "mean", "max" or "attention" (a learned score per step,
+            softmax over the valid steps; the weights come back from :meth:`predict_attention`).
+        normalize: standardise each channel with the mean and standard deviation of the training data's valid
+            steps (saved with the model, applied unchanged to new data).
+        class_weight: None (every sample counts the same), "balanced" (class k weighs N / (K * N_k) over the
+            training rows, scikit-learn's rule) or a dict label -> weight covering every class. The loss is then
+            ``sum_i w[y_i] * CE_i / sum_i w[y_i]`` over a batch (``torch.nn.functional.cross_entropy`` with weight).
+
+    Example:
+        >>> import numpy as np, lstmkit
+        >>> X = [np.random.randn(n, 2) for n in (5, 9, 7, 12)]          # four series of different lengths
+        >>> clf = lstmkit.SequenceClassifier(hidden_size=8, epochs=2, pooling="attention", progress=False)
+        >>> clf.fit(X, ["a", "b", "a", "b"]).predict_attention(X).shape  # (N, T_max), 0 past each end
+        (4, 12)
+    """
 
     _kind = CLASSIFIER_KIND
+    _extra_params = ("class_weight",)
+
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        *,
+        num_layers: int = 1,
+        cell: Literal["lstm", "gru", "rnn"] = "lstm",
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        pooling: Literal["last", "mean", "max", "attention"] = "last",
+        normalize: bool = True,
+        class_weight: None | Literal["balanced"] | dict[Any, float] = None,
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam",
+        clip_grad_norm: float | None = None,
+        validation_split: float = 0.0,
+        early_stopping_patience: int | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        super().__init__(
+            hidden_size, num_layers=num_layers, cell=cell, bidirectional=bidirectional, dropout=dropout,
+            pooling=pooling, normalize=normalize, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+            clip_grad_norm=clip_grad_norm, validation_split=validation_split,
+            early_stopping_patience=early_stopping_patience, seed=seed, progress=progress,
+        )  # fmt: skip
+        if not (class_weight is None or class_weight == "balanced" or isinstance(class_weight, dict)):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict label -> weight, got {class_weight!r}.")
+        self.class_weight = class_weight
+        self.class_weights_: np.ndarray | None = None  # (K,) the weights used in training, in the order of classes_
 
     def _prepare_targets(self, y: Any, n: int) -> tuple[Tensor, int]:
         labels = np.asarray(y)
@@ -274,17 +501,67 @@ class SequenceClassifier(_SequenceEstimator):
             raise ValueError(f"y must be a 1-D array of N = {n} class labels, got shape {labels.shape}.")
         self.classes_, codes = np.unique(labels, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"y holds a single class ({self.classes_[0]!r}); a classifier needs at least two.")
+            only = self.classes_[:1].tolist()[0]
+            raise ValueError(f"y holds a single class ({only!r}); a classifier needs at least two.")
         return torch.from_numpy(codes.astype(np.int64)), len(self.classes_)
 
+    def _split(self, targets: Tensor, n_val: int) -> tuple[Tensor, Tensor]:
+        """Stratified: each class gives about ``validation_split`` of its samples, and keeps at least one to train."""
+        if n_val == 0:
+            return torch.zeros(0, dtype=torch.long), torch.arange(targets.shape[0])
+        generator = torch.Generator().manual_seed(self.seed)
+        val, train = [], []
+        for k in range(len(self.classes_)):
+            members = torch.nonzero(targets == k).flatten()
+            members = members[torch.randperm(len(members), generator=generator)]
+            take = min(int(round(len(members) * self.validation_split)), len(members) - 1)
+            val.append(members[:take])
+            train.append(members[take:])
+        return torch.cat(val), torch.cat(train)
+
+    def _prepare_loss(self, train_targets: Tensor) -> None:
+        K = len(self.classes_)
+        if self.class_weight is None:
+            self.class_weights_ = None
+        elif self.class_weight == "balanced":
+            counts = np.bincount(train_targets.numpy(), minlength=K).astype(np.float64)
+            self.class_weights_ = np.where(counts > 0, counts.sum() / (K * np.maximum(counts, 1)), 0.0)
+        else:
+            given = {str(k): float(v) for k, v in self.class_weight.items()}
+            missing = [c for c in self.classes_.tolist() if str(c) not in given]
+            unknown = sorted(set(given) - {str(c) for c in self.classes_.tolist()})
+            if missing or unknown:
+                raise ValueError(
+                    f"class_weight must give a weight for every class and only for them: missing {missing}, unknown "
+                    f"{unknown}; the classes are {self.classes_.tolist()}."
+                )
+            if any(w < 0 or not np.isfinite(w) for w in given.values()):
+                raise ValueError(f"class_weight values must be finite and non-negative, got {given}.")
+            self.class_weights_ = np.array([given[str(c)] for c in self.classes_.tolist()])
+        self._weight = None if self.class_weights_ is None else torch.tensor(self.class_weights_, dtype=torch.float32)
+
     def _loss(self, pred: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(pred, y)
+        return F.cross_entropy(pred, y, weight=getattr(self, "_weight", None))
+
+    def _metrics(self, pred: Tensor, y: Tensor) -> dict[str, Tensor]:
+        return {"accuracy": (pred.argmax(dim=1) == y).float().mean()}
+
+    def _jsonable_params(self) -> dict[str, Any]:
+        params = self.get_params()
+        if isinstance(self.class_weight, dict):  # JSON keys are strings; labels match by str() when refitting
+            params["class_weight"] = {str(k): float(v) for k, v in self.class_weight.items()}
+        return params
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"classes": json.loads(json.dumps(self.classes_.tolist()))}
+        state: dict[str, Any] = {"classes": json.loads(json.dumps(self.classes_.tolist()))}
+        if self.class_weights_ is not None:
+            state["class_weights"] = self.class_weights_.tolist()
+        return state
 
     def _restore_extra(self, state: dict[str, Any]) -> None:
         self.classes_ = np.asarray(state["classes"])
+        weights = state.get("class_weights")
+        self.class_weights_ = None if weights is None else np.asarray(weights)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(N, K) class probabilities, columns in the order of ``classes_``."""
@@ -294,6 +571,43 @@ class SequenceClassifier(_SequenceEstimator):
         """(N,) predicted labels."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def predict_attention(self, X: Any) -> np.ndarray:
+        """(N, T_max) attention weights of pooling="attention": each row sums to 1 over its sequence's steps and is
+        0 past its end (T_max is the longest sequence of ``X``)."""
+        model = self._check_fitted()
+        if self.pooling != "attention":
+            raise ValueError(
+                f"This classifier pools with {self.pooling!r}, so it has no attention weights; fit one with "
+                "pooling='attention'."
+            )
+        x, lengths = self._inputs(X)
+        parts = []
+        for i in range(0, x.shape[0], 1024):
+            lb = None if lengths is None else lengths[i : i + 1024]
+            parts.append(model.attention_weights(x[i : i + 1024], lb))
+        return torch.cat(parts).numpy()
+
     def score(self, X: Any, y: Any) -> float:
         """Accuracy."""
         return float((self.predict(X) == np.asarray(y)).mean())
+
+    def evaluate(self, X: Any, y: Any) -> dict[str, Any]:
+        """Accuracy, balanced accuracy, macro-F1 and the confusion matrix (rows: true, columns: predicted, in the
+        order of ``classes``) of the predictions for ``X`` against the labels ``y``.
+
+        Raises:
+            ValueError: if ``y`` does not hold one label per sequence, or holds a label the model never saw.
+        """
+        self._check_fitted()
+        labels = np.asarray(y)
+        n = len(X)
+        if labels.ndim != 1 or labels.shape[0] != n:
+            raise ValueError(f"y must be a 1-D array of N = {n} class labels, got shape {labels.shape}.")
+        known = set(self.classes_.tolist())
+        unseen = sorted({str(v) for v in labels.tolist() if v not in known})
+        if unseen:
+            raise ValueError(
+                f"The labels include {', '.join(unseen[:5])}, which the model never saw in training (its classes: "
+                f"{', '.join(map(str, self.classes_.tolist()))}); evaluate on data with the training classes."
+            )
+        return classification_scores(labels, self.predict(X), self.classes_)

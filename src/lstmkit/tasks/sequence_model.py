@@ -1,7 +1,12 @@
 """``SequenceModel``: a recurrent core (LSTM, GRU or tanh RNN) and a linear head, reading out the last step or all.
 
-The model every simple task shares: the array estimators and the long-time-lag experiments. Its config is typed
-data, saved with every run.
+The model every simple task shares: the array estimators, series classification and the long-time-lag experiments.
+Its config is typed data, saved with every run.
+
+One output per sequence (``readout="last"``) comes from a pooling of the core's outputs over each sequence's own valid
+steps (``pooling``): its last state (the default, as before pooling existed), the mean or the maximum over steps, or
+an attention-weighted sum (a learned score per step, softmax over the valid steps only; Bahdanau et al. 2015's
+additive score, as used for sequence classification by Zhou et al. 2016). Padding never reaches the head.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from ..config import StrictConfig
 from ..nn import GRU, LSTM, RNN
 
 Cell = Literal["lstm", "gru", "rnn"]
+Pooling = Literal["last", "mean", "max", "attention"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,10 @@ class ModelConfig(StrictConfig):
     bidirectional: bool = False
     dropout: float = 0.0  # between stacked layers
     readout: Literal["last", "all"] = "last"  # "last": one output per sequence; "all": one per step
+    # How readout "last" summarises a sequence: its last valid step's state, the mean or max over valid steps, or
+    # attention. "last" is the default so configs saved before pooling existed load unchanged.
+    pooling: Pooling = "last"
+    attention_size: int = 64  # width of the additive attention score's hidden layer (pooling="attention" only)
     # LSTM-only variants (lstmkit.nn.LSTM); ignored by the GRU and RNN cores
     layer_norm: bool = False
     peephole: bool = False
@@ -39,7 +49,7 @@ class ModelConfig(StrictConfig):
     forget_bias: float = 1.0  # opens the memory early in training (Gers et al. 2000)
 
     def validate(self) -> None:
-        for name in ("input_size", "output_size", "hidden_size", "num_layers"):
+        for name in ("input_size", "output_size", "hidden_size", "num_layers", "attention_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig: {name} must be at least 1, got {getattr(self, name)}.")
         if self.cell != "lstm":
@@ -53,6 +63,11 @@ class ModelConfig(StrictConfig):
                     f"ModelConfig: {', '.join(used)} exist only for cell='lstm', got cell={self.cell!r}. "
                     "Use cell='lstm' or drop those options."
                 )
+        if self.readout == "all" and self.pooling != "last":
+            raise ValueError(
+                f"ModelConfig: pooling={self.pooling!r} summarises a sequence into one output, but readout='all' "
+                "gives one output per step. Use readout='last' with pooling, or pooling='last' with readout='all'."
+            )
 
 
 class SequenceModel(nn.Module):
@@ -60,8 +75,9 @@ class SequenceModel(nn.Module):
 
     Shape:
         x (B, T, I); lengths (B,) or None; state as the core takes it.
-        readout "last": (B, O) from each sequence's own last step (both directions' final states when
-        bidirectional); readout "all": (B, T, O).
+        readout "last": (B, O), pooled over each sequence's own valid steps: pooling "last" reads its last step
+        (both directions' final states when bidirectional), "mean" / "max" / "attention" pool the core's outputs
+        (B, T, D*S) over the steps before ``lengths``; readout "all": (B, T, O).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -82,6 +98,11 @@ class SequenceModel(nn.Module):
             )
             state_size = c.hidden_size
         self.directions = 2 if c.bidirectional else 1
+        if c.pooling == "attention":  # score_t = v . tanh(W o_t + b), one number per step
+            self.attention = nn.Sequential(
+                nn.Linear(state_size * self.directions, c.attention_size), nn.Tanh(),
+                nn.Linear(c.attention_size, 1, bias=False),
+            )  # fmt: skip
         self.head = nn.Linear(state_size * self.directions, c.output_size)
 
     def forward(self, x: Tensor, state=None, lengths: Tensor | None = None, *, record: bool = False):
@@ -97,12 +118,54 @@ class SequenceModel(nn.Module):
             h_steps = (extra.h_steps if self.config.cell == "lstm" else extra)[-1][0]
         if self.config.readout == "all":
             y = self.head(output)                                                      # (B, T, O)
-        else:
+        elif self.config.pooling == "last":
             h_n = new_state[0] if isinstance(new_state, tuple) else new_state          # (L*D, B, S)
             last = h_n[-self.directions:].transpose(0, 1).reshape(x.shape[0], -1)      # (B, D*S)
             y = self.head(last)                                                        # (B, O)
+        else:
+            pooled, _ = self.pool(output, lengths)                                     # (B, D*S)
+            y = self.head(pooled)                                                      # (B, O)
         # fmt: on
         return (y, new_state, h_steps) if record else (y, new_state)
+
+    def pool(self, output: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Pool the core's outputs over each sequence's valid steps (pooling "mean", "max" or "attention").
+
+        Returns ``(pooled (B, D*S), weights (B, T) or None)``: the attention weights, which sum to 1 over each
+        sequence's valid steps and are exactly 0 on padding; None for "mean" and "max".
+        """
+        # fmt: off
+        B, T = output.shape[0], output.shape[1]
+        if lengths is None:
+            valid = torch.ones(B, T, dtype=torch.bool, device=output.device)            # (B, T)
+        else:
+            steps = torch.arange(T, device=output.device)
+            valid = steps[None, :] < lengths.to(output.device)[:, None]                # (B, T)
+        pooling = self.config.pooling
+        if pooling == "mean":
+            mask = valid.unsqueeze(-1).to(output.dtype)                                # (B, T, 1)
+            return (output * mask).sum(1) / mask.sum(1), None                          # (B, D*S)
+        if pooling == "max":
+            masked = output.masked_fill(~valid.unsqueeze(-1), float("-inf"))            # (B, T, D*S)
+            return masked.amax(1), None                                                # (B, D*S)
+        if pooling == "attention":
+            scores = self.attention(output).squeeze(-1)                                # (B, T)
+            scores = scores.masked_fill(~valid, float("-inf"))
+            weights = torch.softmax(scores, dim=1)                                     # (B, T), 0 on padding
+            return torch.einsum("bt,btd->bd", weights, output), weights               # (B, D*S)
+        # fmt: on
+        raise ValueError(f"SequenceModel.pool: pooling {pooling!r} has nothing to pool; it reads the last state.")
+
+    @torch.no_grad()
+    def attention_weights(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The attention weights (B, T) of pooling="attention" for ``x`` (B, T, I): 0 past each sequence's end."""
+        if self.config.pooling != "attention":
+            raise ValueError(
+                f"This model pools with {self.config.pooling!r}, so it has no attention weights; "
+                "train it with pooling='attention'."
+            )
+        output = self.core(x, None, lengths)[0]  # (B, T, D*S)
+        return self.pool(output, lengths)[1]
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
