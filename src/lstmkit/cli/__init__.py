@@ -16,7 +16,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import anomaly, datasets, demo, experiment, forecast, report, text  # noqa: F401  (each adds its commands)
+    from . import anomaly, classify, datasets, demo, experiment, forecast, report, text  # noqa: F401  (each adds its commands)
 
     try:
         from . import bench  # noqa: F401

@@ -21,7 +21,15 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_anomaly", "plot_forecast", "plot_gates", "plot_gradient_flow", "plot_learning_curves"]
+__all__ = [
+    "plot_anomaly",
+    "plot_attention",
+    "plot_confusion",
+    "plot_forecast",
+    "plot_gates",
+    "plot_gradient_flow",
+    "plot_learning_curves",
+]
 
 _GATE_LABELS = ("i: input gate", "f: forget gate", "g: cell input", "o: output gate")  # gate order i, f, g, o
 _LINE_STYLES = ("-", "--", ":", "-.")
@@ -383,5 +391,81 @@ def plot_anomaly(
     bottom.set_ylabel("score")
     bottom.grid(alpha=0.3)
     bottom.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_confusion(
+    matrix: np.ndarray,
+    classes: Sequence[str],
+    path: str | os.PathLike[str],
+    title: str = "Confusion matrix",
+) -> Path:
+    """A confusion matrix as a heat map with the counts written in: rows the true class, columns the predicted one.
+
+    Args:
+        matrix: ``(K, K)`` counts, ``matrix[i, j]`` = series of class ``classes[i]`` predicted as ``classes[j]``.
+        classes: the ``K`` class names, in the matrix's order.
+        path: where the PNG goes.
+        title: the figure title.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(classes):
+        raise ValueError(f"matrix must be (K, K) with K = {len(classes)} classes, got shape {matrix.shape}.")
+    k = len(classes)
+    side = min(3.0 + 0.45 * k, 12.0)
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.add_subplot()
+    totals = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)  # row-normalised
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize="small",
+                        color="white" if share[i, j] > 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(k), [str(c) for c in classes], rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+    ax.set_yticks(range(k), [str(c) for c in classes])
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize="medium")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_attention(
+    series: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray],
+    path: str | os.PathLike[str],
+    titles: Sequence[str] | None = None,
+) -> Path:
+    """A few series, one panel each, with the attention weight of every step shaded beneath them.
+
+    Args:
+        series: each ``(T_i, C)`` (or ``(T_i,)``): the series as the model read it, one line per channel.
+        weights: each ``(T_i,)``: the attention weight of each step (summing to 1).
+        path: where the PNG goes.
+        titles: one title per panel.
+    """
+    if len(series) != len(weights) or not series:
+        raise ValueError(f"Give one weight vector per series, got {len(series)} series and {len(weights)} weights.")
+    fig = Figure(figsize=(9, 2.3 * len(series)))
+    axes = np.atleast_1d(fig.subplots(len(series), 1, squeeze=False)[:, 0])
+    for n, (ax, x, w) in enumerate(zip(axes, series, weights, strict=True)):
+        x = np.asarray(x, dtype=float).reshape(len(w), -1)  # (T, C)
+        steps = np.arange(len(w))
+        for c in range(x.shape[1]):
+            ax.plot(steps, x[:, c], linewidth=1.0, label=f"channel {c}" if x.shape[1] > 1 else "series")
+        ax.set_ylabel("value")
+        twin = ax.twinx()
+        twin.fill_between(steps, 0.0, np.asarray(w, dtype=float), step="mid", color="tab:orange", alpha=0.35,
+                          linewidth=0, label="attention")  # fmt: skip
+        twin.set_ylim(0.0, max(float(np.max(w)) * 1.1, 1e-9))
+        twin.set_ylabel("attention weight")
+        if titles is not None:
+            ax.set_title(titles[n], fontsize="small")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("step")
     fig.tight_layout()
     return _save(fig, path)

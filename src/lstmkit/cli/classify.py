@@ -1,0 +1,154 @@
+"""``lstmkit classify train | predict | evaluate``: LSTM time-series classification on a bundled UCR/UEA problem or a
+CSV file in long form (one row per series and step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import app
+from ._console import err, fail, print_json, setup_logging
+
+classify_app = typer.Typer(help="Classify time series with an LSTM (UCR/UEA layout or a CSV).", no_args_is_help=True)
+app.add_typer(classify_app, name="classify")
+
+Data = Annotated[
+    str | None, typer.Option("--data", help="A bundled classification dataset (lstmkit datasets list --task ...).")
+]
+Csv = Annotated[Path | None, typer.Option("--csv", help="A CSV file in long form: one row per series and step.")]
+Id = Annotated[str | None, typer.Option("--id", help="The column naming each series (default: id).")]
+Label = Annotated[str | None, typer.Option("--label", help="The column holding each series' class (default: label).")]
+Step = Annotated[
+    str | None, typer.Option("--step", "--time", help="A column ordering the rows of a series (default: file order).")
+]
+Split = Annotated[str | None, typer.Option("--split", help="A column of train / test per row.")]
+Features = Annotated[
+    list[str] | None,
+    typer.Option("--features", help="A feature column (repeatable; default: every other numeric column)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
+RunDir = Annotated[Path, typer.Argument(help="A run directory written by `lstmkit classify train`.")]
+
+_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError)
+
+
+def _message(e: Exception) -> str:
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+
+
+def _roles(id_: str | None, label: str | None, step: str | None, split: str | None, features) -> dict[str, Any]:
+    given = {"id": id_, "label": label, "step": step, "split": split, "features": tuple(features or ())}
+    return {k: v for k, v in given.items() if v is not None and v != ()}
+
+
+def _load(run_dir: Path) -> Any:
+    from ..tasks.estimators import SequenceClassifier
+
+    return SequenceClassifier.load(run_dir)
+
+
+def _scores_line(name: str, scores: dict[str, Any]) -> str:
+    return (
+        f"{name}: accuracy {scores['accuracy']:.4f}, balanced accuracy {scores['balanced_accuracy']:.4f}, "
+        f"macro-F1 {scores['macro_f1']:.4f} on {scores['n']} series"
+    )
+
+
+@classify_app.command("train")
+def train(
+    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    data: Data = None, csv: Csv = None, id_: Id = None, label: Label = None, step: Step = None, split: Split = None,
+    features: Features = None,
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", help="Without a split column: share of series held out to test.")
+    ] = 0.0,
+    pooling: Annotated[str, typer.Option("--pooling", help="last, mean, max or attention.")] = "last",
+    bidirectional: Annotated[bool, typer.Option("--bidirectional", help="Read each series both ways.")] = False,
+    class_weight: Annotated[
+        str, typer.Option("--class-weight", help="none or balanced (weights the loss against imbalance).")
+    ] = "none",
+    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 64,
+    epochs: Annotated[int, typer.Option("--epochs")] = 100,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    validation_split: Annotated[
+        float, typer.Option("--validation-split", help="Share of training series for early stopping.")
+    ] = 0.0,
+    patience: Annotated[int | None, typer.Option("--patience", help="Early-stopping patience in epochs.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training in --out.")] = False,
+    as_json: AsJson = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:  # fmt: skip
+    """Train on the training series, score the test series beside 1-NN Euclidean, write the run and its report."""
+    setup_logging(verbose)
+    from ..config import ConfigError
+    from ..tasks.classification import ClassifyConfig, resolve_data, train_run
+    from ..train import CheckpointError, ResumeError
+
+    try:
+        table, defaults = resolve_data(data, csv)
+        cfg = ClassifyConfig(**{
+            **defaults, **_roles(id_, label, step, split, features), "test_fraction": test_fraction,
+            "pooling": pooling, "bidirectional": bidirectional, "class_weight": class_weight,
+            "hidden_size": hidden_size, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+            "validation_split": validation_split, "early_stopping_patience": patience, "seed": seed,
+            "progress": not as_json,
+        })  # fmt: skip
+        summary = train_run(table, cfg, out, source=data or str(csv), resume=resume)
+    except (*_USER_ERRORS, ConfigError, ResumeError, CheckpointError) as e:
+        fail(_message(e))
+    if as_json:
+        print_json(summary)
+        return
+    err.print(f"trained on {summary['n_train']} series; run in {summary['run_dir']}")
+    line = f"{summary['scored_on']}: accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}"
+    if "one_nn_euclidean_accuracy" in summary:
+        line += f" (1-NN Euclidean {summary['one_nn_euclidean_accuracy']:.4f})"
+    err.print(line)
+
+
+@classify_app.command("predict")
+def predict(
+    run_dir: RunDir, data: Data = None, csv: Csv = None, id_: Id = None, step: Step = None,
+    features: Features = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Predict the class of every series in the table (CSV on stdout: id, predicted, one probability per class)."""
+    from ..config import ConfigError
+    from ..tasks.classification import predict_table, resolve_data
+
+    try:
+        clf = _load(run_dir)
+        table, _ = resolve_data(data, csv)
+        frame = predict_table(clf, table, **_roles(id_, None, step, None, features))
+    except (*_USER_ERRORS, ConfigError) as e:
+        fail(_message(e))
+    if as_json:
+        print_json(frame.to_dict(orient="records"))
+    else:
+        typer.echo(frame.to_csv(index=False), nl=False)
+
+
+@classify_app.command("evaluate")
+def evaluate(
+    run_dir: RunDir, data: Data = None, csv: Csv = None, id_: Id = None, label: Label = None, step: Step = None,
+    split: Split = None, features: Features = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Score a trained classifier on the table's test series (all series without a split column)."""
+    from ..config import ConfigError
+    from ..tasks.classification import evaluate_table, resolve_data
+
+    try:
+        clf = _load(run_dir)
+        table, defaults = resolve_data(data, csv)
+        result = evaluate_table(clf, table, **{**defaults, **_roles(id_, label, step, split, features)})
+    except (*_USER_ERRORS, ConfigError) as e:
+        fail(_message(e))
+    if as_json:
+        print_json(result)
+        return
+    err.print(_scores_line(f"lstm ({result['scored_on']})", result["lstm"]))
+    if "one_nn_euclidean" in result:
+        err.print(_scores_line("1-NN Euclidean", result["one_nn_euclidean"]))

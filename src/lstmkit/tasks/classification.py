@@ -1,0 +1,506 @@
+"""Time-series classification: labelled series from a table (or a bundled UCR/UEA problem) to a run directory.
+
+A long-form table holds one row per series and time step: an id column naming the series, a label column (the same
+value on every row of a series), optionally a step column that orders the rows within a series and a split column
+(``train`` / ``test``), and numeric feature columns, one per channel. The bundled problems
+(:func:`lstmkit.datasets.load_dataset`) come in exactly this layout (``id``, ``split``, ``step``, ``dim_0..``,
+``label``). Series may differ in length; the classifier reads each one only up to its own end.
+
+:func:`train_run` fits a :class:`lstmkit.SequenceClassifier` on the training series (its normalisation fitted on
+them only), scores it on the test series beside a 1-nearest-neighbour Euclidean baseline computed on the same split,
+and writes the run directory: ``config.json`` (this module's :class:`ClassifyConfig` under ``data``, the estimator's
+and the model's config), ``model.safetensors``, ``metrics.csv``, ``result.json``, ``predictions.csv``,
+``confusion.png``, ``attention.png`` (attention pooling) and ``report.html``.
+
+1-NN Euclidean on variable lengths: Euclidean distance needs equal lengths, so every series (train and test) is
+linearly resampled to the longest training length first; the result says so. This is one common choice, not the
+UCR archive's (its published figures for variable-length sets use its own padded files).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .. import runs
+from .._atomic import atomic_write_bytes
+from ..config import StrictConfig
+from .estimators import SequenceClassifier, classification_scores
+
+__all__ = ["ClassifyConfig", "Series", "evaluate_table", "one_nn_euclidean", "predict_table", "read_series",
+           "resolve_data", "train_run"]  # fmt: skip
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig(StrictConfig):
+    """A classification run: how the table maps to series, and how the classifier trains. Saved with the run."""
+
+    # the table
+    id: str = "id"  # the column naming each series
+    label: str = "label"  # the class of each series (one value on all its rows)
+    step: str | None = None  # orders the rows within a series; None: the file's order
+    split: str | None = None  # "train" / "test" per row; None: every series trains (see test_fraction)
+    features: tuple[str, ...] = ()  # the channels; (): every numeric column but id, label, step and split
+    test_fraction: float = 0.0  # without a split column: hold out this fraction of series (stratified) to test on
+    # the classifier (lstmkit.SequenceClassifier)
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    class_weight: Literal["none", "balanced"] = "none"
+    normalize: bool = True  # per-channel standardisation fitted on the training series only
+    dropout: float = 0.0
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    clip_grad_norm: float | None = 1.0  # keeps the occasional steep step on tiny data sets from undoing training
+    validation_split: float = 0.0  # of the training series, for early stopping (the test split is never used)
+    early_stopping_patience: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}.")
+        for name in ("hidden_size", "num_layers", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.early_stopping_patience is not None and self.validation_split == 0.0:
+            raise ValueError(
+                "early_stopping_patience needs a validation split of the training series to watch; set "
+                "validation_split (e.g. 0.2) or drop early stopping."
+            )
+
+    def classifier(self) -> SequenceClassifier:
+        return SequenceClassifier(
+            self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
+            pooling=self.pooling, normalize=self.normalize,
+            class_weight=None if self.class_weight == "none" else self.class_weight, epochs=self.epochs,
+            batch_size=self.batch_size, lr=self.lr, clip_grad_norm=self.clip_grad_norm,
+            validation_split=self.validation_split, early_stopping_patience=self.early_stopping_patience,
+            seed=self.seed, progress=self.progress,
+        )  # fmt: skip
+
+
+@dataclass
+class Series:
+    """Series read from a table: ``X`` (N, T, C) float32 when every length is equal, else a list of (T_i, C)."""
+
+    ids: np.ndarray  # (N,)
+    X: Any
+    y: np.ndarray | None  # (N,) labels as strings, or None when the table has no labels
+    split: np.ndarray | None  # (N,) "train" / "test", or None
+    features: list[str]
+
+    def subset(self, mask: np.ndarray) -> Series:
+        index = np.flatnonzero(mask)
+        X = self.X[index] if isinstance(self.X, np.ndarray) else _stack_if_equal([self.X[i] for i in index])
+        y = None if self.y is None else self.y[index]
+        split = None if self.split is None else self.split[index]
+        return Series(self.ids[index], X, y, split, self.features)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _pd() -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("Reading tables needs pandas: pip install 'lstmkit[timeseries]'.") from None
+    return pd
+
+
+def _stack_if_equal(seqs: list[np.ndarray]) -> Any:
+    return np.stack(seqs) if seqs and len({len(s) for s in seqs}) == 1 else seqs
+
+
+def _show(value: Any) -> str:
+    """``repr`` of a cell value as Python writes it (``3``, ``'s1'``), not as numpy does (``np.int64(3)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _label_text(value: Any) -> str:
+    """One label as text: 1.0 (a pandas integer column with gaps) reads as "1", like the rows without gaps."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _check_column(table: Any, name: str, role: str) -> None:
+    if name not in table.columns:
+        shown = ", ".join(map(str, table.columns[:20])) + (", ..." if len(table.columns) > 20 else "")
+        raise ValueError(f"The table has no column {name!r} (the {role}); its columns are: {shown}.")
+
+
+def _infer_features(table: Any, roles: set[str]) -> list[str]:
+    pd = _pd()
+    return [c for c in table.columns if c not in roles and pd.api.types.is_numeric_dtype(table[c])
+            and not pd.api.types.is_bool_dtype(table[c])]  # fmt: skip
+
+
+def read_series(
+    table: Any, cfg: ClassifyConfig, *, features: list[str] | None = None, need_labels: bool = True
+) -> Series:
+    """The labelled series in ``table`` (a DataFrame in long form, see the module docstring).
+
+    Args:
+        table: one row per series and step.
+        cfg: the column roles (``id``, ``label``, ``step``, ``split``, ``features``).
+        features: the channels a trained model expects; when given, the table's channels must be exactly these.
+        need_labels: whether every series must have a label (training, evaluation) or labels are optional.
+
+    Raises:
+        ValueError: one sentence naming the column, series or value at fault: a missing column, a non-numeric
+            feature, a series without a label or with two, a missing or non-finite value, a repeated step, a split
+            value other than train / test, or channels that differ from the model's.
+    """
+    pd = _pd()
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"Expected a table (pandas DataFrame) of series in long form, got {type(table).__name__}.")
+    if len(table) == 0:
+        raise ValueError("The table has no rows.")
+    _check_column(table, cfg.id, "series id, --id")
+    has_labels = cfg.label in table.columns
+    if need_labels:
+        _check_column(table, cfg.label, "class label, --label")
+    for name, role in ((cfg.step, "step order, --step"), (cfg.split, "train/test split, --split")):
+        if name is not None:
+            _check_column(table, name, role)
+    roles = {c for c in (cfg.id, cfg.label, cfg.step, cfg.split) if c is not None}
+    if cfg.features:
+        for c in cfg.features:
+            _check_column(table, c, "feature, --features")
+            if c in roles:
+                role = _role_of(c, cfg)
+                raise ValueError(f"Column {c!r} is both a feature and the series' {role}; give it one role.")
+        chosen = list(cfg.features)
+    else:
+        chosen = _infer_features(table, roles)
+        if not chosen:
+            raise ValueError(
+                f"The table has no numeric feature columns besides {', '.join(sorted(roles))}; add one or name the "
+                "channels with --features."
+            )
+    for c in chosen:
+        if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c]):
+            bad = pd.to_numeric(table[c], errors="coerce").isna() & table[c].notna()
+            example = table[c][bad].iloc[0] if bad.any() else table[c].iloc[0]
+            raise ValueError(
+                f"Feature column {c!r} is not numeric (it holds {_show(example)}); give only numeric columns as "
+                "features."
+            )
+    if features is not None and chosen != list(features):
+        missing = [c for c in features if c not in table.columns]
+        detail = f"it lacks {', '.join(missing)}" if missing else f"it has {', '.join(map(str, chosen))}"
+        raise ValueError(
+            f"The model was trained on the channels {', '.join(features)} ({len(features)}), but this table's "
+            f"channels differ ({detail}); give a table with the training channels."
+        )
+    if table[cfg.id].isna().any():
+        row = int(np.flatnonzero(table[cfg.id].isna().to_numpy())[0])
+        raise ValueError(f"Row {row} has no series id (column {cfg.id!r} is empty); every row needs one.")
+
+    ids, seqs, labels, splits = [], [], [], []
+    for key, rows in table.groupby(cfg.id, sort=False):
+        if cfg.step is not None:
+            if rows[cfg.step].duplicated().any():
+                step = rows[cfg.step][rows[cfg.step].duplicated()].iloc[0]
+                raise ValueError(
+                    f"Series {_show(key)} has step {_show(step)} twice; each step of a series needs one row."
+                )
+            rows = rows.sort_values(cfg.step, kind="stable")
+        values = rows[chosen].to_numpy(dtype=np.float32)  # (T_i, C)
+        if not np.isfinite(values).all():
+            t, c = np.argwhere(~np.isfinite(values))[0]
+            where = f"step {_show(rows[cfg.step].iloc[t])}" if cfg.step is not None else f"row {t} of the series"
+            raise ValueError(
+                f"Series {_show(key)} has a missing or non-finite value in {chosen[c]!r} at {where}; impute or drop "
+                "it before training."
+            )
+        if has_labels:
+            present = rows[cfg.label].dropna().unique()
+            if len(present) == 0 and need_labels:
+                raise ValueError(
+                    f"Series {_show(key)} has no label (column {cfg.label!r} is empty on all its rows); label every "
+                    "series or drop it."
+                )
+            if len(present) > 1:
+                shown = ", ".join(_label_text(v) for v in present[:3])
+                raise ValueError(
+                    f"Series {_show(key)} has more than one label ({shown}); a series needs one label on all its rows."
+                )
+            labels.append(_label_text(present[0]) if len(present) else None)
+        if cfg.split is not None:
+            parts = rows[cfg.split].dropna().astype(str).unique()
+            if len(parts) != 1 or parts[0] not in SPLITS:
+                shown = ", ".join(parts[:3]) if len(parts) else "nothing"
+                raise ValueError(
+                    f"Series {_show(key)} has the split value(s) {shown} in column {cfg.split!r}; each series needs "
+                    "exactly one of train or test on all its rows."
+                )
+            splits.append(parts[0])
+        ids.append(key)
+        seqs.append(values)
+    y = np.array(labels, dtype=object) if has_labels else None
+    if y is not None and all(v is not None for v in y):
+        y = y.astype(str)
+    return Series(np.array(ids), _stack_if_equal(seqs), y, np.array(splits) if splits else None, chosen)
+
+
+def _role_of(column: str, cfg: ClassifyConfig) -> str:
+    return next(role for role in ("id", "label", "step", "split") if getattr(cfg, role) == column)
+
+
+def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
+    """The table and, for a bundled problem, its column roles as config defaults.
+
+    Raises:
+        ValueError: if both or neither of ``dataset`` and ``csv`` are given, or the dataset is not a classification
+            one; FileNotFoundError: for a missing CSV; KeyError: for an unknown dataset name.
+    """
+    if (dataset is None) == (csv is None):
+        raise ValueError("Give the data one way: a bundled dataset name (--data) or a CSV file (--csv), not both.")
+    if dataset is not None:
+        from ..datasets import get_info, load_dataset
+
+        info = get_info(dataset)
+        if info.task != "classification":
+            raise ValueError(
+                f"{dataset!r} is a {info.task} dataset, not a classification one; see lstmkit datasets list "
+                "--task classification."
+            )
+        return load_dataset(dataset), {"id": "id", "label": "label", "step": "step", "split": "split"}
+    path = Path(csv)
+    if not path.is_file():
+        raise FileNotFoundError(f"No CSV file at {path}.")
+    pd = _pd()
+    try:
+        return pd.read_csv(path), {}
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} could not be read as CSV: {str(e).strip().splitlines()[0]}") from None
+
+
+def _resample(x: np.ndarray, length: int) -> np.ndarray:
+    """(T, C) -> (length, C) by linear interpolation over the series' own time axis."""
+    if len(x) == length:
+        return x
+    old = np.linspace(0.0, 1.0, len(x))
+    new = np.linspace(0.0, 1.0, length)
+    return np.stack([np.interp(new, old, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
+
+
+def one_nn_euclidean(X_train: Any, y_train: np.ndarray, X_test: Any) -> tuple[np.ndarray, str]:
+    """The 1-nearest-neighbour Euclidean classifier (the UCR archive's baseline) on the series as given.
+
+    Returns:
+        ``(predicted labels (N_test,), how)``: ``how`` says what was done to unequal lengths (resampled to the
+        longest training length by linear interpolation) or "equal lengths".
+    """
+    how = "equal lengths"
+    if not (isinstance(X_train, np.ndarray) and isinstance(X_test, np.ndarray) and X_train.shape[1] == X_test.shape[1]):
+        length = max(len(x) for x in X_train)
+        X_train = np.stack([_resample(np.asarray(x), length) for x in X_train])
+        X_test = np.stack([_resample(np.asarray(x), length) for x in X_test])
+        how = f"lengths vary: every series resampled to {length} steps (linear interpolation) first"
+    # fmt: off
+    a = X_train.reshape(len(X_train), -1).astype(np.float64)                           # (N_train, T*C)
+    b = X_test.reshape(len(X_test), -1).astype(np.float64)                             # (N_test, T*C)
+    d2 = (b**2).sum(1)[:, None] - 2 * b @ a.T + (a**2).sum(1)[None, :]                 # (N_test, N_train)
+    # fmt: on
+    return np.asarray(y_train)[d2.argmin(axis=1)], how
+
+
+def _holdout(series: Series, fraction: float, seed: int) -> np.ndarray:
+    """(N,) "train" / "test": a stratified random ``fraction`` of each class to test, at least one left to train."""
+    rng = np.random.default_rng(seed)
+    split = np.full(len(series), "train", dtype=object)
+    for label in np.unique(series.y):
+        members = rng.permutation(np.flatnonzero(series.y == label))
+        take = min(int(round(len(members) * fraction)), len(members) - 1)
+        split[members[:take]] = "test"
+    return split.astype(str)
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+
+
+def _predictions_frame(clf: SequenceClassifier, part: Series) -> Any:
+    pd = _pd()
+    proba = clf.predict_proba(part.X)  # (N, K)
+    frame = pd.DataFrame({"id": part.ids})
+    if part.split is not None:
+        frame["split"] = part.split
+    if part.y is not None:
+        frame["label"] = part.y
+    frame["predicted"] = clf.classes_[proba.argmax(axis=1)]
+    for k, name in enumerate(clf.classes_.tolist()):
+        frame[f"p_{name}"] = proba[:, k].round(6)
+    return frame
+
+
+def train_run(
+    table: Any, config: ClassifyConfig, out: str | os.PathLike[str], *, source: str | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Fit a classifier on the training series of ``table`` and write the run directory (see the module docstring).
+
+    The test series (the split column's ``test`` rows, or a stratified ``test_fraction``) are used only to score the
+    finished model and the 1-NN baseline; with neither, the scores are on the training series and say so.
+
+    Returns:
+        A JSON-ready summary: the run directory, the sizes, the test (or training) scores and the baseline's.
+
+    Raises:
+        FileExistsError: if ``out`` already holds a finished run. ValueError: for bad input (see :func:`read_series`).
+    """
+    from ..report import write_report
+    from ..viz.plots import plot_attention, plot_confusion
+
+    out = Path(out)
+    if (out / runs.CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds a finished classifier; choose another --out or delete it.")
+    series = read_series(table, config)
+    split = series.split
+    if split is None and config.test_fraction > 0:
+        split = _holdout(series, config.test_fraction, config.seed)
+        series.split = split
+    train = series.subset(split == "train") if split is not None else series
+    test = series.subset(split == "test") if split is not None else None
+    if len(train) == 0:
+        raise ValueError(f"No series is marked train in column {config.split!r}; the classifier needs some to learn.")
+    if test is not None and len(test) == 0:
+        test = None
+    classes = np.unique(train.y)
+    if len(classes) < 2:
+        raise ValueError(
+            f"The training series hold a single class ({_show(classes[0])}); a classifier needs at least two."
+        )
+    if test is not None:
+        unseen = sorted(set(test.y.tolist()) - set(classes.tolist()))
+        if unseen:
+            raise ValueError(
+                f"The test series include the class(es) {', '.join(unseen[:5])}, which no training series has; "
+                "every test class needs training examples."
+            )
+
+    t0 = time.perf_counter()
+    clf = config.classifier().fit(train.X, train.y, run_dir=out, resume=resume)
+    seconds = time.perf_counter() - t0
+    clf.data_config_ = {**config.to_dict(), "resolved_features": series.features, "source": source}
+
+    scored, scored_on = (test, "test") if test is not None else (train, "train")
+    scores = clf.evaluate(scored.X, scored.y)
+    result: dict[str, Any] = {
+        "source": source, "scored_on": scored_on, "n_train": len(train), "n_test": 0 if test is None else len(test),
+        "channels": len(series.features), "classes": clf.classes_.tolist(), "epochs": len(clf.history_),
+        "train_seconds": round(seconds, 2), "lstm": scores, "lstm_train": clf.evaluate(train.X, train.y),
+    }  # fmt: skip
+    if test is not None:
+        nn_pred, how = one_nn_euclidean(train.X, train.y, test.X)
+        result["one_nn_euclidean"] = {**classification_scores(test.y, nn_pred, clf.classes_), "lengths": how}
+    else:
+        result["note"] = "no test split: the scores are on the training series; the 1-NN baseline needs a test split"
+
+    frame = _predictions_frame(clf, scored)
+    atomic_write_bytes(out / "predictions.csv", frame.to_csv(index=False).encode("utf-8"))
+    plot_confusion(
+        np.asarray(scores["confusion_matrix"]), [str(c) for c in clf.classes_], out / "confusion.png",
+        title=f"{source or 'classifier'}: {scored_on} confusion (accuracy {scores['accuracy']:.3f})",
+    )  # fmt: skip
+    if config.pooling == "attention":
+        pick = _examples(scored, 4)
+        part = scored.subset(np.isin(np.arange(len(scored)), pick))
+        weights = clf.predict_attention(part.X)  # (n, T_max)
+        seqs = [np.asarray(x) for x in part.X]
+        plot_attention(
+            [x for x in seqs], [w[: len(x)] for w, x in zip(weights, seqs, strict=True)], out / "attention.png",
+            titles=[f"series {i}: label {lab}, predicted {p}" for i, lab, p in zip(
+                part.ids, part.y, clf.predict(part.X), strict=True)],
+        )  # fmt: skip
+    _write_json(out / "result.json", result)
+    clf.save(out)
+    write_report(out)
+    summary = {
+        "run_dir": str(out), "scored_on": scored_on, "n_train": len(train), "n_test": result["n_test"],
+        "accuracy": scores["accuracy"], "balanced_accuracy": scores["balanced_accuracy"],
+        "macro_f1": scores["macro_f1"], "epochs": len(clf.history_), "train_seconds": result["train_seconds"],
+    }  # fmt: skip
+    if "one_nn_euclidean" in result:
+        summary["one_nn_euclidean_accuracy"] = result["one_nn_euclidean"]["accuracy"]
+    return summary
+
+
+def _examples(part: Series, n: int) -> np.ndarray:
+    """Up to ``n`` indices of ``part``, one per class first, in order."""
+    seen: dict[str, int] = {}
+    for i, label in enumerate(part.y):
+        seen.setdefault(label, i)
+    picks = list(seen.values())[:n]
+    picks += [i for i in range(len(part)) if i not in picks][: n - len(picks)]
+    return np.array(sorted(picks))
+
+
+def _saved_config(clf: SequenceClassifier, overrides: dict[str, Any]) -> tuple[ClassifyConfig, list[str] | None]:
+    """The table layout the model was trained with (its ``data`` config), with ``overrides`` on top."""
+    saved = dict(clf.data_config_ or {})
+    features = saved.pop("resolved_features", None)
+    saved.pop("source", None)
+    given = {k: v for k, v in overrides.items() if v is not None and v != ()}
+    if "features" in given:
+        features = None  # the caller names the channels; only their number is checked against the model
+    cfg = ClassifyConfig.from_dict({**saved, **given, "progress": False})
+    return cfg, features
+
+
+def _table_series(clf: SequenceClassifier, table: Any, overrides: dict[str, Any], need_labels: bool) -> Series:
+    cfg, features = _saved_config(clf, overrides)
+    if cfg.split is not None and cfg.split not in getattr(table, "columns", ()) and not overrides.get("split"):
+        cfg = dataclasses.replace(cfg, split=None)  # the training table's split column is optional on new data
+    series = read_series(table, cfg, features=features, need_labels=need_labels)
+    if len(series.features) != clf.input_size_:
+        raise ValueError(
+            f"The table has {len(series.features)} channels ({', '.join(series.features)}), but the model was "
+            f"trained on {clf.input_size_}; give a table with the training channels."
+        )
+    return series
+
+
+def predict_table(clf: SequenceClassifier, table: Any, **overrides: Any) -> Any:
+    """Predicted class and class probabilities per series of ``table`` (labels, if present, are passed through).
+
+    ``overrides`` are :class:`ClassifyConfig` column roles (``id``, ``step``, ...) that replace the saved layout.
+    """
+    series = _table_series(clf, table, overrides, need_labels=False)
+    return _predictions_frame(clf, series)
+
+
+def evaluate_table(clf: SequenceClassifier, table: Any, **overrides: Any) -> dict[str, Any]:
+    """Scores of ``clf`` on the table's test series (all its series when it has no split column), with the 1-NN
+    Euclidean baseline when the table also holds training series."""
+    series = _table_series(clf, table, overrides, need_labels=True)
+    if series.split is not None and (series.split == "test").any():
+        test, train = series.subset(series.split == "test"), series.subset(series.split == "train")
+        scored_on = "test"
+    else:
+        test, train, scored_on = series, None, "all"
+    result: dict[str, Any] = {"scored_on": scored_on, "lstm": clf.evaluate(test.X, test.y)}
+    if train is not None and len(train) > 0:
+        known = set(clf.classes_.tolist())
+        if set(train.y.tolist()) <= known:
+            pred, how = one_nn_euclidean(train.X, train.y, test.X)
+            result["one_nn_euclidean"] = {**classification_scores(test.y, pred, clf.classes_), "lengths": how}
+    return result

@@ -1,0 +1,129 @@
+"""``lstmkit classify train | predict | evaluate`` in-process: a small CSV end to end, and one sentence per mistake."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmkit.cli import main
+
+
+def _csv(tmp_path, name="series.csv", n=16, seed=0, **change):
+    """Long form: series, tick, a, b, cls, part; series 0..11 train, the rest test; lengths 6-11."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        cls = "rise" if i % 2 == 0 else "fall"
+        length = 6 + i % 6
+        ramp = np.linspace(-1, 1, length) * (1 if cls == "rise" else -1)
+        for t in range(length):
+            rows.append({"series": i, "tick": t, "a": ramp[t] + 0.1 * rng.normal(), "b": rng.normal(), "cls": cls,
+                         "part": "train" if i < 12 else "test"})  # fmt: skip
+    table = pd.DataFrame(rows)
+    for column, value in change.items():
+        table[column] = value
+    path = tmp_path / name
+    table.to_csv(path, index=False)
+    return path, table
+
+
+def test_train_predict_evaluate_on_a_small_csv(tmp_path, capsys):
+    csv, table = _csv(tmp_path)
+    out = tmp_path / "run"
+    args = ["--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split", "part"]
+    train = ["classify", "train", *args, "--out", str(out), "--epochs", "3", "--hidden-size", "8", "--pooling",
+             "attention", "--bidirectional", "--class-weight", "balanced", "--seed", "1", "--json"]  # fmt: skip
+    assert main(train) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_train"] == 12 and summary["n_test"] == 4 and 0 <= summary["accuracy"] <= 1
+    assert "one_nn_euclidean_accuracy" in summary
+    for name in ("config.json", "model.safetensors", "metrics.csv", "confusion.png", "attention.png",
+                 "predictions.csv", "result.json", "report.html"):  # fmt: skip
+        assert (out / name).exists(), name
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["estimator"]["pooling"] == "attention" and saved["estimator"]["bidirectional"] is True
+    assert saved["data"]["id"] == "series" and saved["data"]["resolved_features"] == ["a", "b"]
+
+    # predict reads the saved layout; labels are not needed
+    new = tmp_path / "new.csv"
+    table.drop(columns=["cls", "part"]).to_csv(new, index=False)
+    assert main(["classify", "predict", str(out), "--csv", str(new), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 16 and {r["predicted"] for r in rows} <= {"rise", "fall"}
+    assert all(abs(r["p_rise"] + r["p_fall"] - 1) < 1e-5 for r in rows)
+    test_ids = set(range(12, 16))
+    written = pd.read_csv(out / "predictions.csv")
+    by_id = {r["series"] if "series" in r else r["id"]: r for r in rows}
+    for _, r in written.iterrows():
+        assert r["id"] in test_ids and by_id[r["id"]]["predicted"] == r["predicted"]
+    assert main(["classify", "predict", str(out), "--csv", str(new)]) == 0
+    assert capsys.readouterr().out.startswith("id,predicted,p_fall,p_rise")
+
+    assert main(["classify", "evaluate", str(out), "--csv", str(csv), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["scored_on"] == "test" and result["lstm"]["n"] == 4
+    assert result["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])
+    assert result["one_nn_euclidean"]["accuracy"] == pytest.approx(summary["one_nn_euclidean_accuracy"])
+    assert "resampled" in result["one_nn_euclidean"]["lengths"]  # the series' lengths vary
+
+
+def test_a_bundled_dataset_by_name(tmp_path, capsys):
+    pytest.importorskip("aeon")
+    out = tmp_path / "ipd"
+    assert main(["classify", "train", "--data", "italy_power_demand", "--out", str(out), "--epochs", "1",
+                 "--hidden-size", "4", "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_train"] == 67 and summary["n_test"] == 1029
+    assert summary["one_nn_euclidean_accuracy"] == pytest.approx(0.955, abs=5e-4)  # UCR's published 1-NN ED
+    assert main(["classify", "evaluate", str(out), "--data", "basic_motions"]) == 2
+    assert "channels differ" in capsys.readouterr().err
+
+
+def _error(capsys, argv):
+    assert main(argv) == 2
+    message = capsys.readouterr().err
+    assert "Traceback" not in message
+    return " ".join(message.split())  # rich wraps long lines on a narrow console
+
+
+@pytest.mark.parametrize(
+    ("change", "options", "expected"),
+    [
+        ({}, ["--id", "serie"], "no column 'serie' (the series id, --id)"),
+        ({}, ["--features", "a", "--features", "speed"], "no column 'speed'"),
+        ({"b": "high"}, ["--features", "a", "--features", "b"], "Feature column 'b' is not numeric (it holds 'high')"),
+        ({"cls": "rise"}, [], "single class ('rise')"),
+        ({"a": np.nan}, [], "Series 0 has a missing or non-finite value in 'a' at step 0"),
+        ({"cls": None}, [], "Series 0 has no label"),
+        ({"part": "dev"}, [], "Series 0 has the split value(s) dev"),
+    ],
+)
+def test_bad_input_is_one_sentence(tmp_path, capsys, change, options, expected):
+    csv, _ = _csv(tmp_path, **change)
+    base = ["classify", "train", "--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split",
+            "part", "--epochs", "1", "--out", str(tmp_path / "r")]  # fmt: skip
+    assert expected in _error(capsys, [*base, *options])
+
+
+def test_mistakes_around_the_data_and_the_run(tmp_path, capsys):
+    csv, table = _csv(tmp_path)
+    args = ["--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split", "part"]
+    out = tmp_path / "run"
+    assert main(["classify", "train", *args, "--out", str(out), "--epochs", "1", "--hidden-size", "4"]) == 0
+    capsys.readouterr()
+    assert "already holds a finished classifier" in _error(capsys, ["classify", "train", *args, "--out", str(out)])
+    fewer = tmp_path / "fewer.csv"
+    table.drop(columns="b").to_csv(fewer, index=False)
+    assert "channels differ (it lacks b)" in _error(capsys, ["classify", "predict", str(out), "--csv", str(fewer)])
+    more = tmp_path / "more.csv"
+    table.assign(c=1.0).to_csv(more, index=False)
+    assert "channels differ (it has a, b, c)" in _error(capsys, ["classify", "evaluate", str(out), "--csv", str(more)])
+    other = tmp_path / "other.csv"
+    table.assign(cls="sideways").to_csv(other, index=False)
+    assert "never saw in training" in _error(capsys, ["classify", "evaluate", str(out), "--csv", str(other)])
+    assert "not both" in _error(capsys, ["classify", "train", "--data", "gunpoint", "--csv", str(csv), "--out", "x"])
+    assert "Unknown dataset 'nope'" in _error(capsys, ["classify", "train", "--data", "nope", "--out", "x"])
+    assert "No CSV file at" in _error(capsys, ["classify", "predict", str(out), "--csv", str(tmp_path / "none.csv")])
+    assert "No run directory" in _error(capsys, ["classify", "predict", str(tmp_path / "nothing"), "--csv", str(csv)])
+    assert "pooling" in _error(capsys, ["classify", "train", *args, "--out", str(tmp_path / "p"), "--pooling", "sum"])

@@ -1,0 +1,283 @@
+"""Series classification: pooling over valid steps only, attention weights, class weights, no leakage of the
+normalisation, save / load, learning a separable problem, the table reader's one-sentence errors, 1-NN Euclidean."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lstmkit
+from lstmkit.tasks.classification import ClassifyConfig, one_nn_euclidean, read_series, train_run
+from lstmkit.tasks.estimators import classification_scores
+from lstmkit.tasks.sequence_model import ModelConfig, SequenceModel
+
+POOLINGS = ("last", "mean", "max", "attention")
+
+
+def _ragged(n=24, seed=0, channels=2):
+    """Two classes of different lengths: class "up" a rising ramp plus noise, class "down" a falling one."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for i in range(n):
+        length = int(rng.integers(6, 20))
+        label = "up" if i % 2 == 0 else "down"
+        ramp = np.linspace(-1, 1, length) * (1 if label == "up" else -1)
+        X.append((ramp[:, None] + 0.3 * rng.normal(size=(length, channels))).astype(np.float32))
+        y.append(label)
+    return X, np.array(y)
+
+
+def _padded(seqs, fill):
+    T = max(len(s) for s in seqs)
+    x = torch.full((len(seqs), T, seqs[0].shape[1]), fill)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = torch.from_numpy(s)
+    return x, torch.tensor([len(s) for s in seqs])
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_padding_changes_nothing(pooling, bidirectional):
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(input_size=2, output_size=3, hidden_size=8, bidirectional=bidirectional,
+                                      pooling=pooling)).eval()  # fmt: skip
+    seqs, _ = _ragged(5)
+    x, lengths = _padded(seqs, fill=1e3)  # garbage past each end: it must not reach the output
+    with torch.no_grad():
+        batch = model(x, None, lengths)[0]  # (B, K)
+        alone = torch.cat([model(torch.from_numpy(s)[None])[0] for s in seqs])  # (B, K)
+    torch.testing.assert_close(batch, alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_attention_weights_sum_to_one_and_are_zero_on_padding(bidirectional):
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(input_size=2, output_size=2, hidden_size=8, bidirectional=bidirectional,
+                                      pooling="attention"))  # fmt: skip
+    seqs, _ = _ragged(6)
+    x, lengths = _padded(seqs, fill=0.0)
+    w = model.attention_weights(x, lengths)  # (B, T)
+    assert w.shape == x.shape[:2]
+    torch.testing.assert_close(w.sum(1), torch.ones(len(seqs)))
+    pad = torch.arange(x.shape[1])[None, :] >= lengths[:, None]
+    assert torch.all(w[pad] == 0) and torch.all(w[~pad] > 0)
+    with pytest.raises(ValueError, match="no attention weights"):
+        SequenceModel(ModelConfig(input_size=2, output_size=2)).attention_weights(x, lengths)
+
+
+def test_classifier_attention_weights_from_the_estimator():
+    X, y = _ragged(12)
+    clf = lstmkit.SequenceClassifier(hidden_size=8, epochs=2, pooling="attention", progress=False).fit(X, y)
+    w = clf.predict_attention(X)
+    assert w.shape == (12, max(len(x) for x in X))
+    np.testing.assert_allclose(w.sum(1), 1.0, rtol=1e-5)
+    for row, x in zip(w, X, strict=True):
+        assert np.all(row[len(x) :] == 0)
+    with pytest.raises(ValueError, match="pooling='attention'"):
+        lstmkit.SequenceClassifier(hidden_size=4, epochs=1, progress=False).fit(X, y).predict_attention(X)
+
+
+def test_pooling_config_defaults_and_validation():
+    old = {"input_size": 3, "output_size": 2, "hidden_size": 4}  # a config saved before pooling existed
+    assert ModelConfig.from_dict(old).pooling == "last"
+    with pytest.raises(ValueError, match="readout='all'"):
+        ModelConfig(input_size=1, output_size=1, readout="all", pooling="mean")
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        lstmkit.SequenceClassifier(pooling="sum")
+
+
+def test_class_weights_change_the_loss_as_defined():
+    X, _ = _ragged(12)
+    y = np.array(["a"] * 9 + ["b"] * 3)  # imbalanced 9:3
+    clf = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, class_weight="balanced", progress=False).fit(X, y)
+    np.testing.assert_allclose(clf.class_weights_, [12 / (2 * 9), 12 / (2 * 3)])  # N / (K * N_k)
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.2], [-1.0, 1.0]])
+    target = torch.tensor([0, 1, 1])
+    w = torch.tensor(clf.class_weights_, dtype=torch.float32)[target]
+    per_sample = F.cross_entropy(logits, target, reduction="none")
+    expected = (w * per_sample).sum() / w.sum()  # sum_i w[y_i] CE_i / sum_i w[y_i]
+    torch.testing.assert_close(clf._loss(logits, target), expected)
+    assert not torch.isclose(clf._loss(logits, target), per_sample.mean())
+
+    explicit = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, class_weight={"a": 1.0, "b": 5.0}, progress=False)
+    np.testing.assert_allclose(explicit.fit(X, y).class_weights_, [1.0, 5.0])
+    with pytest.raises(ValueError, match="missing \\['b'\\]"):
+        lstmkit.SequenceClassifier(hidden_size=4, epochs=1, class_weight={"a": 1.0}, progress=False).fit(X, y)
+    with pytest.raises(ValueError, match="class_weight must be None"):
+        lstmkit.SequenceClassifier(class_weight="auto")
+
+
+def test_normalisation_is_fitted_on_training_data_only(tmp_path):
+    X, y = _ragged(20)
+    clf = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, progress=False).fit(X, y)
+    steps = np.concatenate(X)  # (sum T_i, C)
+    np.testing.assert_allclose(clf.scaler_[0], steps.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(clf.scaler_[1], steps.std(0), rtol=1e-5)
+    # predicting never refits: a sequence's prediction is the same alone or beside extreme ones
+    wild = [x * 1000 + 50 for x in X[:3]]
+    np.testing.assert_allclose(clf.predict_proba([X[5]] + wild)[0], clf.predict_proba([X[5]])[0], rtol=1e-5)
+    # with a validation split the scaler sees the training rows only
+    held = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, validation_split=0.25, progress=False)
+    targets, _ = held._prepare_targets(y, len(y))
+    val_idx, train_idx = held._split(targets, 5)  # what fit draws: stratified, seeded
+    held.fit(X, y)
+    rows = np.concatenate([X[i] for i in train_idx.tolist()])
+    np.testing.assert_allclose(held.scaler_[0], rows.mean(0), rtol=1e-5, atol=1e-6)
+    assert len(val_idx) == 4 and sorted(y[val_idx.numpy()].tolist()) == ["down", "down", "up", "up"]
+
+
+def test_train_run_scaler_ignores_the_test_series(tmp_path):
+    table = _table()
+    changed = table.copy()
+    test_rows = changed["split"] == "test"
+    changed.loc[test_rows, "v"] = changed.loc[test_rows, "v"] * 100 + 7
+    cfg = ClassifyConfig(step="t", split="split", hidden_size=4, epochs=1, progress=False)
+    train_run(table, cfg, tmp_path / "a")
+    train_run(changed, cfg, tmp_path / "b")
+    norm = [json.loads((tmp_path / r / "config.json").read_text())["config"]["normalization"] for r in "ab"]
+    assert norm[0] == norm[1]
+
+
+def test_save_load_round_trip_gives_identical_predictions(tmp_path):
+    X, y = _ragged(16)
+    clf = lstmkit.SequenceClassifier(hidden_size=6, epochs=2, pooling="attention", bidirectional=True,
+                                     class_weight="balanced", progress=False).fit(X, y)  # fmt: skip
+    clf.save(tmp_path / "clf")
+    again = lstmkit.load(tmp_path / "clf")
+    assert isinstance(again, lstmkit.SequenceClassifier) and again.pooling == "attention"
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(again.predict_attention(X), clf.predict_attention(X))
+    np.testing.assert_array_equal(again.scaler_[1], clf.scaler_[1])
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_learns_a_separable_problem_of_variable_length(pooling):
+    X, y = _ragged(64)
+    clf = lstmkit.SequenceClassifier(hidden_size=16, epochs=15, lr=1e-2, batch_size=16, pooling=pooling,
+                                     progress=False).fit(X, y)  # fmt: skip
+    X_test, y_test = _ragged(40, seed=1)
+    assert clf.score(X_test, y_test) >= 0.9
+
+
+def test_evaluate_scores_against_hand_computed_values():
+    classes = np.array(["a", "b", "c"])
+    y_true = np.array(["a", "a", "a", "b", "b", "c"])
+    y_pred = np.array(["a", "a", "b", "b", "c", "c"])
+    s = classification_scores(y_true, y_pred, classes)
+    assert s["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert s["accuracy"] == pytest.approx(4 / 6)
+    assert s["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    f1 = [2 * 1 * (2 / 3) / (1 + 2 / 3), 0.5, 2 * 0.5 * 1 / 1.5]  # precision a 1, b 1/2, c 1/2
+    assert s["macro_f1"] == pytest.approx(np.mean(f1))
+    X, y = _ragged(10)
+    clf = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, progress=False).fit(X, y)
+    result = clf.evaluate(X, y)
+    assert set(result) >= {"accuracy", "balanced_accuracy", "macro_f1", "confusion_matrix"}
+    assert np.sum(result["confusion_matrix"]) == 10
+    with pytest.raises(ValueError, match="never saw in training"):
+        clf.evaluate(X, np.array(["up"] * 9 + ["sideways"]))
+
+
+def test_one_nn_euclidean_by_hand_and_on_gunpoint():
+    X_train = np.array([[[0.0], [0.0]], [[5.0], [5.0]]])
+    pred, how = one_nn_euclidean(X_train, np.array(["low", "high"]), np.array([[[1.0], [0.5]], [[4.0], [6.0]]]))
+    assert pred.tolist() == ["low", "high"] and how == "equal lengths"
+    pred, how = one_nn_euclidean([np.zeros((2, 1)), np.ones((4, 1))], np.array(["0", "1"]), [np.ones((3, 1))])
+    assert pred.tolist() == ["1"] and "resampled to 4 steps" in how
+    pytest.importorskip("aeon")
+    from lstmkit.datasets import load_classification
+
+    (Xa, ya), (Xb, yb) = load_classification("gunpoint", "train"), load_classification("gunpoint", "test")
+    assert (one_nn_euclidean(Xa, ya, Xb)[0] == yb).mean() == pytest.approx(0.913, abs=5e-4)  # UCR's published ED
+
+
+def _table(n=12, length=8, seed=0):
+    """Long form: id, t, v, w, label, split; the first 8 series train, the rest test."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = "up" if i % 2 == 0 else "down"
+        ramp = np.linspace(-1, 1, length) * (1 if label == "up" else -1)
+        for t in range(length):
+            rows.append({"id": f"s{i}", "t": t, "v": ramp[t] + 0.1 * rng.normal(), "w": rng.normal(), "label": label,
+                         "split": "train" if i < 8 else "test"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_read_series_orders_by_step_and_infers_features():
+    table = _table().sample(frac=1.0, random_state=0)  # rows shuffled: the step column restores the order
+    series = read_series(table, ClassifyConfig(step="t", split="split"))
+    assert series.features == ["v", "w"] and series.X.shape == (12, 8, 2)
+    first = series.ids.tolist().index("s0")
+    ordered = _table().query("id == 's0'").sort_values("t")[["v", "w"]].to_numpy(dtype=np.float32)
+    np.testing.assert_array_equal(series.X[first], ordered)
+    assert sorted(set(series.split)) == ["test", "train"]
+    assert read_series(table, ClassifyConfig(step="t", split="split", features=("w",))).X.shape == (12, 8, 1)
+
+
+def _broken(kind):
+    table = _table()
+    if kind == "nan":
+        table.loc[5, "v"] = np.nan
+    elif kind == "no label":
+        table.loc[table["id"] == "s3", "label"] = None
+    elif kind == "two labels":
+        table.loc[17, "label"] = "down"  # s2 is "up" elsewhere
+    elif kind == "text feature":
+        table["v"] = table["v"].astype(str)
+        table.loc[4, "v"] = "n/a"
+    elif kind == "split":
+        table.loc[table["id"] == "s1", "split"] = "validation"
+    elif kind == "repeated step":
+        table.loc[1, "t"] = 0
+    return table
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "match"),
+    [
+        ("ok", {"id": "series"}, "no column 'series' \\(the series id, --id\\)"),
+        ("ok", {"features": ("v", "speed")}, "no column 'speed'"),
+        ("text feature", {"features": ("v",)}, "Feature column 'v' is not numeric \\(it holds 'n/a'\\)"),
+        ("nan", {}, "Series 's0' has a missing or non-finite value in 'v' at step 5"),
+        ("no label", {}, "Series 's3' has no label"),
+        ("two labels", {}, "Series 's2' has more than one label"),
+        ("split", {}, "Series 's1' has the split value\\(s\\) validation"),
+        ("repeated step", {}, "Series 's0' has step 0 twice"),
+    ],
+)
+def test_bad_tables_get_one_sentence(kind, options, match):
+    cfg = ClassifyConfig(**{"step": "t", "split": "split", **options})
+    with pytest.raises(ValueError, match=match) as info:
+        read_series(_broken(kind), cfg)
+    assert "\n" not in str(info.value)
+
+
+def test_channels_differing_from_training_and_a_single_class(tmp_path):
+    cfg = ClassifyConfig(step="t", split="split", hidden_size=4, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="channels differ \\(it lacks w\\)"):
+        read_series(_table().drop(columns="w"), cfg, features=["v", "w"])
+    with pytest.raises(ValueError, match="channels differ \\(it has v, w, z\\)"):
+        read_series(_table().assign(z=1.0), cfg, features=["v", "w"])
+    with pytest.raises(ValueError, match="single class \\('up'\\)"):
+        train_run(_table().assign(label="up"), cfg, tmp_path / "one")
+
+
+def test_train_run_writes_the_run_directory(tmp_path):
+    cfg = ClassifyConfig(step="t", split="split", hidden_size=8, epochs=3, pooling="attention", progress=False)
+    summary = train_run(_table(), cfg, tmp_path / "run", source="synthetic")
+    assert summary["n_train"] == 8 and summary["n_test"] == 4 and "one_nn_euclidean_accuracy" in summary
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert names >= {"config.json", "model.safetensors", "metrics.csv", "confusion.png", "attention.png",
+                     "predictions.csv", "result.json", "report.html"}  # fmt: skip
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert saved["data"]["resolved_features"] == ["v", "w"] and saved["data"]["pooling"] == "attention"
+    assert ClassifyConfig.from_dict({k: v for k, v in saved["data"].items() if k not in ("resolved_features",
+                                                                                         "source")}) == cfg  # fmt: skip
+    predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    assert len(predictions) == 4 and set(predictions.columns) >= {"id", "label", "predicted", "p_up", "p_down"}
+    with pytest.raises(FileExistsError, match="already holds a finished classifier"):
+        train_run(_table(), cfg, tmp_path / "run")
