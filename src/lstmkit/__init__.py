@@ -14,8 +14,9 @@ from .tasks.anomaly import AnomalyDetector
 from .tasks.estimators import SequenceClassifier, SequenceRegressor
 from .tasks.forecasting import Forecaster
 from .tasks.language import LanguageModel
+from .tasks.text_classification import TextClassifier
 
 __all__ = [
-    "AnomalyDetector", "Forecaster", "LanguageModel", "SequenceClassifier", "SequenceRegressor", "__version__", "load",
-    "nn",
+    "AnomalyDetector", "Forecaster", "LanguageModel", "SequenceClassifier", "SequenceRegressor", "TextClassifier",
+    "__version__", "load", "nn",
 ]  # fmt: skip

@@ -51,3 +51,29 @@ def test_train_generate_evaluate_on_a_text_file(tmp_path, capsys):
     assert not (tmp_path / "y" / "config.json").exists()
     assert main(["text", "train", "--out", str(tmp_path / "z")]) == 2
     assert "Give the text one way" in capsys.readouterr().err
+
+
+def test_classify_train_predict_evaluate_on_a_csv(tmp_path, capsys):
+    import pandas as pd
+
+    rows = [(f"the film was {w} {f}", int(w in ("great", "superb"))) for w in ("great", "superb", "dull", "awful")
+            for f in ("today", "again", "indeed", "really", "truly", "sadly", "surely", "maybe")] * 3  # fmt: skip
+    csv = tmp_path / "reviews.csv"
+    pd.DataFrame(rows, columns=["review", "stars"]).to_csv(csv, index=False)
+    out = tmp_path / "clf"
+    args = ["--csv", str(csv), "--text-column", "review", "--label-column", "stars", "--epochs", "2",
+            "--hidden-size", "8", "--embedding-size", "8", "--json"]  # fmt: skip
+    assert main(["text", "classify", "train", *args, "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["held_out"] == 19 and 0 <= result["test"]["accuracy"] <= 1 and "accuracy" in result["baseline"]
+    for name in ("config.json", "model.safetensors", "metrics.csv", "result.json", "report.html"):
+        assert (out / name).exists(), name
+    assert main(["text", "classify", "predict", str(out), "--csv", str(csv), "--text-column", "review", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == len(rows)
+    assert main(["text", "classify", "evaluate", str(out), "--csv", str(csv), "--text-column", "review",
+                 "--label-column", "stars", "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["n"] == len(rows)
+    assert main(["text", "classify", "train", "--csv", str(csv), "--out", str(tmp_path / "x")]) == 2
+    assert "Unknown column(s) ['text', 'label']" in capsys.readouterr().err
+    assert main(["text", "classify", "train", *args, "--out", str(tmp_path / "y"), "--pooling", "median"]) == 2
+    assert "Unknown pooling 'median'" in capsys.readouterr().err

@@ -100,8 +100,9 @@ def generate(
             text = lm.generate(prompt, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                                seed=seed, beam_size=beam)  # fmt: skip
         else:
-            pieces = lm.stream(prompt, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
-                               seed=seed)  # fmt: skip  (checks the prompt and options before anything is printed)
+            pieces = lm.stream(
+                prompt, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed
+            )  # fmt: skip  (checks the prompt and options before anything is printed)
             sys.stdout.write(prompt)
             for piece in pieces:
                 sys.stdout.write(piece)
@@ -136,3 +137,108 @@ def evaluate(
         print_json(result)
     else:
         err.print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+
+
+classify_app = typer.Typer(
+    help="Classify texts (sentiment and others) with a bidirectional LSTM.", no_args_is_help=True
+)
+text_app.add_typer(classify_app, name="classify")
+TextColumn = Annotated[str, typer.Option("--text-column", help="The CSV column holding the texts.")]
+LabelColumn = Annotated[str, typer.Option("--label-column", help="The CSV column holding the labels.")]
+
+
+@classify_app.command("train")
+def classify_train(
+    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    data: Annotated[str | None, typer.Option("--data", help="A bundled set: imdb or rotten_tomatoes.")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="A CSV file with a text and a label column.")] = None,
+    text_column: TextColumn = "text", label_column: LabelColumn = "label",
+    holdout: Annotated[float, typer.Option("--holdout", help="Share held out for the test figures.")] = 0.2,
+    pooling: Annotated[str, typer.Option("--pooling", help="max, mean, attention or last.")] = "max",
+    vocab_size: Annotated[int, typer.Option("--vocab-size")] = 20000,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens read per text.")] = 400,
+    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 128,
+    embedding_size: Annotated[int, typer.Option("--embedding-size")] = 128,
+    class_weight: Annotated[str | None, typer.Option("--class-weight", help="balanced, for imbalanced labels.")] = None,
+    epochs: Annotated[int, typer.Option("--epochs")] = 5,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Bag-of-words baseline too.")] = True,
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Train on all but a held-out share; report its accuracy beside a bag-of-words logistic regression."""
+    from ..tasks.text_classification import read_labelled, train_run
+
+    if pooling not in ("max", "mean", "attention", "last"):
+        fail(f"Unknown pooling {pooling!r}; choose max, mean, attention or last.")
+    if class_weight not in (None, "balanced"):
+        fail(f"--class-weight takes 'balanced' (or nothing), got {class_weight!r}.")
+    if not 0 < holdout < 1:
+        fail(f"--holdout must lie between 0 and 1, got {holdout}.")
+    try:
+        texts, labels = read_labelled(data, csv, text_column, label_column)
+        result = train_run(
+            texts, labels, out, holdout=holdout, baseline=baseline, pooling=pooling, vocab_size=vocab_size,
+            max_length=max_length, hidden_size=hidden_size, embedding_size=embedding_size, class_weight=class_weight,
+            epochs=epochs, seed=seed, progress=not as_json,
+        )  # fmt: skip
+    except USER_ERRORS as e:
+        fail(_message(e))
+    if as_json:
+        print_json(result)
+    elif "test" in result:
+        base = result.get("baseline")
+        err.print(f"held-out accuracy {result['test']['accuracy']:.4f}"
+                  + (f" (bag of words: {base['accuracy']:.4f})" if base else "") + f"; model in {out}")  # fmt: skip
+
+
+@classify_app.command("predict")
+def classify_predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `lstmkit text classify train`.")],
+    csv: Annotated[Path, typer.Option("--csv", help="A CSV file with a text column.")],
+    text_column: TextColumn = "text",
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Predict a label (and its probability) for each text of a CSV file."""
+    import pandas as pd
+
+    from ..tasks.text_classification import TextClassifier
+
+    try:
+        clf = TextClassifier.load(run_dir)
+        if not csv.is_file():
+            raise FileNotFoundError(f"No CSV file at {csv}.")
+        df = pd.read_csv(csv)
+        if text_column not in df.columns:
+            raise ValueError(f"Unknown column {text_column!r}; {csv.name} has {list(df.columns)}.")
+        texts = df[text_column].fillna("").astype(str).tolist()
+        proba = clf.predict_proba(texts)
+    except (*USER_ERRORS, TypeError) as e:
+        fail(_message(e))
+    labels = clf.classes_[proba.argmax(1)].tolist()  # type: ignore[index]
+    rows = [{"label": lab, "probability": float(p.max())} for lab, p in zip(labels, proba, strict=True)]
+    if as_json:
+        print_json(rows)
+    else:
+        typer.echo(pd.DataFrame(rows).to_csv(index=False), nl=False)
+
+
+@classify_app.command("evaluate")
+def classify_evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `lstmkit text classify train`.")],
+    csv: Annotated[Path, typer.Option("--csv", help="A CSV file with a text and a label column.")],
+    text_column: TextColumn = "text", label_column: LabelColumn = "label",
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Accuracy, macro-F1 and the confusion matrix on a labelled CSV file."""
+    from ..tasks.text_classification import TextClassifier, read_labelled
+
+    try:
+        clf = TextClassifier.load(run_dir)
+        texts, labels = read_labelled(None, csv, text_column, label_column)
+        result = clf.evaluate(texts, labels)
+    except (*USER_ERRORS, TypeError) as e:
+        fail(_message(e))
+    if as_json:
+        print_json(result)
+    else:
+        err.print(result)
