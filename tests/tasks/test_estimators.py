@@ -115,3 +115,34 @@ def test_fit_resumes_after_a_crash_to_the_same_weights(tmp_path, monkeypatch):
     resumed = lstmkit.SequenceRegressor(**params).fit(X, y, run_dir=tmp_path / "cut", resume=True)
     a, b = clean.model_.state_dict(), resumed.model_.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_runs_saved_before_pooling_and_normalisation_still_load(tmp_path):
+    import json
+
+    X, y = _sine(32)
+    labels = np.where(y > 0, "up", "down")
+    clf = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, normalize=False, progress=False).fit(X, labels)
+    clf.save(tmp_path / "old")
+    path = tmp_path / "old" / "config.json"
+    payload = json.loads(path.read_text())
+    for key in ("pooling", "normalize", "class_weight"):  # what a run written before these options holds
+        del payload["config"]["estimator"][key]
+    for key in ("pooling", "attention_size"):
+        del payload["config"]["model"][key]
+    path.write_text(json.dumps(payload))
+    old = lstmkit.load(tmp_path / "old")
+    assert old.normalize is False and old.scaler_ is None and old.pooling == "last"
+    np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+
+
+def test_regressor_takes_sequences_of_different_lengths():
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(n, 2)).astype(np.float32) for n in (3, 7, 5, 9)]
+    y = [x[:, 0].sum() for x in X]
+    model = lstmkit.SequenceRegressor(hidden_size=4, epochs=1, progress=False).fit(X, y)
+    pred = model.predict(X)
+    assert pred.shape == (4,)
+    np.testing.assert_allclose(pred[1], model.predict([X[1]])[0], rtol=1e-5)  # the padded batch == alone
+    with pytest.raises(ValueError, match=r"X\[1\] contains NaN"):
+        model.predict([X[0], np.full((4, 2), np.nan)])
