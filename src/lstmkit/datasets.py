@@ -6,7 +6,8 @@ Three kinds, named by :attr:`DatasetInfo.task`:
   columns, :class:`DatasetInfo` saying which is which. Missing values are kept as NaN (the CO2 series has 59): the
   forecaster masks them rather than filling them silently.
 - ``anomaly``: a DataFrame with ``time`` (an integer step: the archive gives no sampling rate), the value, a 0/1
-  ``label`` column and a ``split`` column (``train`` is all normal; ``test`` holds the labelled anomaly).
+  ``label`` column and a ``split`` column: one series whose first part (``train``) is all normal and whose rest
+  (``test``) holds the labelled anomaly.
 - ``classification``: UCR/UEA problems with their published train/test split. :func:`load_classification` gives
   arrays ``X`` (N, T, C) float32 (a list of (T_i, C) arrays when lengths vary) and labels ``y`` (N,);
   :func:`load_dataset` gives the same in long form (``id``, ``split``, ``step``, one column per channel, ``label``),
@@ -161,15 +162,17 @@ def _visnights() -> Any:
 
 
 def _heartrate() -> Any:
+    """aeon's test split is the whole 7,501-point series and its train split the first 1,200 points of it (equal
+    values): one series, the first 1,200 steps marked ``train`` (normal), the rest ``test``."""
     pd = _pandas()
     load = _module("aeon.datasets", "heartrate").load_kdd_tsad_135
-    parts = []
-    for split in ("train", "test"):
-        values, labels = load(split=split)
-        parts.append(pd.DataFrame({"heart_rate": values.astype(float), "label": labels.astype(int), "split": split}))
-    df = pd.concat(parts, ignore_index=True)
-    df.insert(0, "time", np.arange(len(df), dtype=np.int64))
-    return df
+    train, _ = load(split="train")
+    values, labels = load(split="test")
+    if not np.allclose(values[: len(train)], train):
+        raise ValueError("aeon's KDD-TSAD #135 files changed: the train split is no longer the test split's start.")
+    split = np.where(np.arange(len(values)) < len(train), "train", "test")
+    return pd.DataFrame({"time": np.arange(len(values), dtype=np.int64), "heart_rate": values.astype(float),
+                         "label": labels.astype(int), "split": split})  # fmt: skip
 
 
 # name -> the aeon loader of its published train/test split
@@ -259,7 +262,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             "heartrate", "Patient heart rate with one labelled anomaly of 12 points (UCR/KDD-2021 anomaly archive "
-            "#135, InternalBleeding16): train 1,200 normal points, test 7,501", "step", ("heart_rate",), 0,
+            "#135, InternalBleeding16): 7,501 steps, the first 1,200 normal (train), the rest test", "step", ("heart_rate",), 0,
             "aeon 1.6.0 datasets.load_kdd_tsad_135", "UCR anomaly archive terms (cite Wu & Keogh 2021)",
             loader=_heartrate, task="anomaly",
         ),

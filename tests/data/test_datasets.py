@@ -111,11 +111,12 @@ def test_classification_long_form_is_the_csv_layout_and_round_trips() -> None:
         load_classification("airline")
 
 
-def test_the_heart_rate_anomaly_set_has_one_labelled_anomaly_in_test(offline: None) -> None:
+def test_the_heart_rate_series_has_a_normal_start_and_one_labelled_anomaly_after_it(offline: None) -> None:
     df = load_dataset("heartrate")
     assert df.columns.tolist() == ["time", "heart_rate", "label", "split"]
     train, test = df[df["split"] == "train"], df[df["split"] == "test"]
-    assert len(train) == 1200 and train["label"].sum() == 0 and len(test) == 7501
-    anomalous = np.flatnonzero(test["label"].to_numpy())
+    assert len(df) == 7501 and len(train) == 1200 and train["label"].sum() == 0 and len(test) == 6301
+    assert train["time"].max() < test["time"].min()  # one series: train first, no step in both
+    anomalous = df["time"][df["label"] == 1]
     assert anomalous.tolist() == list(range(4187, 4199))  # the archive's 12 labelled points
     assert (np.diff(df["time"].to_numpy()) == 1).all()
