@@ -262,7 +262,8 @@ _REGISTRY: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             "heartrate", "Patient heart rate with one labelled anomaly of 12 points (UCR/KDD-2021 anomaly archive "
-            "#135, InternalBleeding16): 7,501 steps, the first 1,200 normal (train), the rest test", "step", ("heart_rate",), 0,
+            "#135, InternalBleeding16): 7,501 steps, the first 1,200 normal (train), the rest test", "step",
+            ("heart_rate",), 0,
             "aeon 1.6.0 datasets.load_kdd_tsad_135", "UCR anomaly archive terms (cite Wu & Keogh 2021)",
             loader=_heartrate, task="anomaly",
         ),
