@@ -153,18 +153,20 @@ def _resolve_run_dir(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def read_run_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def read_run_config(run_dir: str | os.PathLike[str], expected_kind: str | None = None) -> dict[str, Any]:
     """Read and check a run's ``config.json``.
 
     Args:
         run_dir: the run directory (or the path of its ``config.json``).
+        expected_kind: the kind the caller can rebuild; another kind is a ValueError naming both.
 
     Returns:
         ``{"kind": str, "lstmkit_version": str, "config": dict}``.
 
     Raises:
         FileNotFoundError: if the directory or its ``config.json`` is missing.
-        ValueError: if ``config.json`` is not valid JSON or lacks ``kind`` / ``config``.
+        ValueError: if ``config.json`` is not valid JSON or lacks ``kind`` / ``config``, or holds another kind
+            than ``expected_kind``.
     """
     run_dir = _resolve_run_dir(run_dir)
     if not run_dir.is_dir():
@@ -194,6 +196,11 @@ def read_run_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             f"{type(payload['config']).__name__}. Re-save the run."
         )
     payload.setdefault("lstmkit_version", "unknown")
+    if expected_kind is not None and payload["kind"] != expected_kind:
+        raise ValueError(
+            f"{run_dir} holds a {payload['kind']!r} run, not a {expected_kind!r} one; pass a run directory of that "
+            "kind (lstmkit.load(path) opens any kind)."
+        )
     return payload
 
 

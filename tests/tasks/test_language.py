@@ -13,11 +13,12 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.tasks.language import LanguageModel, _sample
+from lstmkit.tasks.language import LanguageModel, LanguageModelConfig, _sample, train_run
 from lstmkit.tasks.ngram import WittenBellLM
 from lstmkit.tasks.text_data import (
     BPETokenizer,
     CharTokenizer,
+    StreamDecoder,
     TextError,
     WordTokenizer,
     read_text,
@@ -156,9 +157,16 @@ def test_state_is_carried_across_batches_in_training(monkeypatch) -> None:
 def test_word_and_bpe_levels_train_and_report_per_character_measures() -> None:
     for level, size in (("word", 200), ("bpe", 400)):  # byte-level BPE starts from 256 bytes
         lm = tiny(level=level, vocab_size=size, epochs=2, bptt=8).fit(TEXT)
-        result = lm.evaluate(TEXT[-400:])
-        assert result["tokens"] < result["chars"] and result["nats_per_char"] < result["nats_per_token"]
-        assert lm.generate("ANNA: the", 5, seed=0)
+        held = TEXT[-400:]
+        result = lm.evaluate(held)
+        ids = torch.tensor(lm.tokenizer.encode(held))
+        with torch.no_grad():
+            logits, _ = lm.net(ids[None, :-1])
+        total = float(torch.nn.functional.cross_entropy(logits[0], ids[1:], reduction="sum"))  # by hand
+        assert result["nats_per_token"] == pytest.approx(total / (len(ids) - 1), rel=1e-5)
+        # per character: the total over the characters the scored tokens cover (all but the first token's share)
+        assert result["nats_per_char"] == pytest.approx(total / (len(held) * (len(ids) - 1) / len(ids)), rel=1e-5)
+        assert result["tokens"] < result["chars"] and lm.generate("ANNA: the", 5, seed=0)
 
 
 def test_corpus_too_short_or_empty_gets_one_sentence() -> None:
@@ -219,7 +227,7 @@ def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy(char_lm: Lang
     assert len(beam) == 12 and log_likelihood("CARL:", beam) >= log_likelihood("CARL:", greedy) - 1e-9
 
 
-def test_streamed_generation_runs_in_constant_memory(char_lm: LanguageModel) -> None:
+def test_streamed_generation_runs_in_constant_memory_one_token_a_step(char_lm: LanguageModel) -> None:
     def peak(n: int) -> int:
         tracemalloc.start()
         for _ in char_lm.stream("ANNA:", n, seed=0):
@@ -228,8 +236,53 @@ def test_streamed_generation_runs_in_constant_memory(char_lm: LanguageModel) -> 
         tracemalloc.stop()
         return top
 
-    short, long = peak(1000), peak(10000)
-    assert long < short + 20_000, (short, long)  # ten times the tokens, no more memory
+    short, long = peak(300), peak(3000)
+    assert long < short + 20_000, (short, long)  # ten times the tokens, no more Python memory
+    shapes = []
+    hook = char_lm.net.lstm.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape[:2])))
+    try:
+        list(char_lm.stream("ANNA:", 50, seed=0))
+    finally:
+        hook.remove()
+    assert shapes == [(1, 5)] + [(1, 1)] * 50  # the prompt once, then one token per step: no prefix re-read
+
+
+def test_streaming_decodes_characters_split_across_bpe_tokens() -> None:
+    text = "naïve 😁😼 日本語のテキスト, café " * 30
+    tok = BPETokenizer(300).fit(text)
+    for sample in ("日本 😁😼 ok café", "😼😼😼😼😼 end", "テキスト"):
+        ids = tok.encode(sample)
+        decoder = StreamDecoder(tok)
+        pieces = [decoder.push(i) for i in ids] + [decoder.flush()]
+        assert "".join(pieces) == sample == tok.decode(ids)
+    decoder = StreamDecoder(tok)
+    cut = tok.encode("😁")[:1]  # the stream ends inside a character: it comes out as U+FFFD, not lost silently
+    assert "".join(decoder.push(i) for i in cut) + decoder.flush() == "\ufffd"
+
+
+def test_generation_leaves_the_global_rng_alone_and_beam_refuses_sampling_options(char_lm: LanguageModel) -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    char_lm.generate("ANNA:", 5)  # no seed: a fresh one, without touching torch's global generator
+    assert torch.equal(torch.rand(1), expected)
+    with pytest.raises(ValueError, match=r"takes no sampling options \(temperature, top_k\)"):
+        char_lm.generate("ANNA:", 5, beam_size=3, temperature=0.5, top_k=4)
+    with pytest.raises(ValueError, match="beam_size must be at least 1"):
+        char_lm.generate("ANNA:", 5, beam_size=0)
+
+
+def test_train_run_at_word_level_writes_a_complete_run(tmp_path) -> None:
+    cfg = LanguageModelConfig(
+        level="word", vocab_size=100, hidden_size=16, embedding_size=8, num_layers=1, batch_size=2, bptt=8, epochs=1,
+        progress=False, val_fraction=0.1, test_fraction=0.1,
+    )  # fmt: skip
+    result = train_run(TEXT, cfg, tmp_path / "run")
+    assert result["test"]["tokens"] > 0 and result["ngram"]["order"] == 3
+    assert "--- prompt" in (tmp_path / "run" / "samples.txt").read_text()
+    assert isinstance(lstmkit.load(tmp_path / "run"), LanguageModel)
+    with pytest.raises(FileExistsError, match="already holds a finished language model"):
+        train_run(TEXT, cfg, tmp_path / "run")
 
 
 def test_save_and_load_give_the_same_model(char_lm: LanguageModel, tmp_path) -> None:
@@ -238,3 +291,8 @@ def test_save_and_load_give_the_same_model(char_lm: LanguageModel, tmp_path) -> 
     assert isinstance(again, LanguageModel)
     assert again.generate("ANNA:", 40, seed=5) == char_lm.generate("ANNA:", 40, seed=5)
     assert again.evaluate(TEXT[-200:]) == char_lm.evaluate(TEXT[-200:])
+    from lstmkit.runs import save_run
+
+    save_run(tmp_path / "other", "forecaster", {"x": 1}, torch.nn.Linear(1, 1))
+    with pytest.raises(ValueError, match="holds a 'forecaster' run, not a 'language_model' one"):
+        LanguageModel.load(tmp_path / "other")

@@ -94,6 +94,8 @@ def generate(
     """Continue a prompt, printing tokens as they are produced (state carried: the prefix is never recomputed)."""
     from ..tasks.language import LanguageModel
 
+    if beam < 1:
+        fail(f"--beam must be at least 1 (1: no beam search), got {beam}.")
     try:
         lm = LanguageModel.load(run_dir)
         if as_json or beam > 1:

@@ -695,7 +695,7 @@ class Forecaster:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> Forecaster:
-        saved = runs.read_run_config(run_dir)["config"]
+        saved = runs.read_run_config(run_dir, KIND)["config"]
         f = cls(ForecastConfig.from_dict(saved["forecast"]))
         f._window = saved["window"]
         f.interval_shift = float(saved.get("interval_shift", 0.0))

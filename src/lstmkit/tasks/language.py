@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,9 @@ from ..nn import LSTM
 from ..train import StepOutput, Trainer, seed_everything
 from .text_data import (
     BPETokenizer,
+    StreamDecoder,
     TextError,
     Tokenizer,
-    WordTokenizer,
     make_tokenizer,
     split_text,
     tokenizer_from_dict,
@@ -93,6 +94,12 @@ class LanguageModelConfig(StrictConfig):
             )
         if not (0 <= self.val_fraction < 0.5 and 0 <= self.test_fraction < 0.5):
             raise ValueError("val_fraction and test_fraction must each lie in [0, 0.5).")
+        if self.vocab_size is not None and self.vocab_size < 2:
+            raise ValueError(f"LanguageModelConfig.vocab_size must be at least 2 (or None), got {self.vocab_size}.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"LanguageModelConfig.dropout must lie in [0, 1), got {self.dropout}.")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"LanguageModelConfig.max_minutes must be positive (or None), got {self.max_minutes}.")
 
 
 class LMNet(nn.Module):
@@ -141,27 +148,6 @@ def _sample(logits: Tensor, temperature: float, top_k: int | None, top_p: float 
         sorted_p = sorted_p.masked_fill(before >= top_p, 0.0)  # keep the smallest set reaching top_p (>= 1 token)
         probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
     return int(torch.multinomial(probs, 1, generator=gen))
-
-
-class _Pieces:
-    """Token ids in, text pieces out, holding back the bytes of an unfinished character (byte-level BPE) and
-    spacing words (word level); keeps at most a few pending ids."""
-
-    def __init__(self, tokenizer: Tokenizer, after_newline: bool = True) -> None:
-        self.tok, self.pending, self.after_newline = tokenizer, [], after_newline
-
-    def push(self, token: int) -> str:
-        if isinstance(self.tok, WordTokenizer):
-            piece = self.tok.decode([token])
-            glue = "" if self.after_newline or piece in {"\n", ".", ",", ";", ":", "!", "?", "'", ")"} else " "
-            self.after_newline = piece == "\n"
-            return glue + piece
-        self.pending.append(token)
-        text = self.tok.decode(self.pending)
-        if text.endswith("\ufffd") and len(self.pending) < 4:  # a multi-byte character not finished yet
-            return ""
-        self.pending = []
-        return text
 
 
 @runs.register_kind(KIND)
@@ -293,7 +279,8 @@ class LanguageModel:
         if max_tokens < 0:
             raise ValueError(f"max_tokens must be >= 0, got {max_tokens}.")
         ids = self._prompt_ids(prompt)
-        gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+        # without a seed, a fresh one from the OS (torch.seed() would reseed the global generator as a side effect)
+        gen = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
         sample = (lambda logits: int(logits.argmax())) if greedy else (
             lambda logits: _sample(logits, temperature, top_k, top_p, gen))  # fmt: skip
         return self._steps(ids, max_tokens, sample, after_newline=prompt.endswith("\n") or prompt == "")
@@ -303,19 +290,31 @@ class LanguageModel:
         net, tok = self._check()
         net.eval()
         logits, state = net(torch.tensor([ids]))  # (1, P, V): the prompt, once
-        pieces = _Pieces(tok, after_newline)
+        pieces = StreamDecoder(tok, after_newline)
         for _ in range(max_tokens):
             token = sample(logits[0, -1])
             piece = pieces.push(token)
             if piece:
                 yield piece
             logits, state = net(torch.tensor([[token]]), state)  # (1, 1, V): one step, state carried
+        rest = pieces.flush()
+        if rest:
+            yield rest
 
     def generate(self, prompt: str = "", max_tokens: int = 200, **kwargs: Any) -> str:
         """The prompt's continuation as one string (see :meth:`stream` for the options; ``beam_size`` > 1 runs
         :meth:`beam_search` instead)."""
         beam = kwargs.pop("beam_size", 1)
+        if beam < 1:
+            raise ValueError(f"beam_size must be at least 1 (1: no beam search), got {beam}.")
         if beam > 1:
+            defaults = {"temperature": 1.0, "top_k": None, "top_p": None, "greedy": False, "seed": None}
+            sampling = sorted(k for k, v in kwargs.items() if v != defaults.get(k))
+            if sampling:
+                raise ValueError(
+                    f"Beam search finds the most likely continuation and takes no sampling options "
+                    f"({', '.join(sampling)}); drop them, or use beam_size=1 to sample."
+                )
             return self.beam_search(prompt, max_tokens, beam_size=beam)
         return "".join(self.stream(prompt, max_tokens, **kwargs))
 
@@ -339,10 +338,8 @@ class LanguageModel:
             seqs = torch.cat([seqs[beam], token[:, None]], dim=1)
             state = tuple(s[:, beam] for s in state)  # (L, K, H) each: the chosen beams' states
             logits, state = net(token[:, None], state)
-        if isinstance(tok, WordTokenizer):
-            pieces = _Pieces(tok, after_newline=prompt.endswith("\n") or prompt == "")
-            return "".join(pieces.push(int(i)) for i in seqs[0])
-        return tok.decode(seqs[0].tolist())
+        pieces = StreamDecoder(tok, after_newline=prompt.endswith("\n") or prompt == "")
+        return "".join(pieces.push(int(i)) for i in seqs[0]) + pieces.flush()
 
     # ---- persistence ------------------------------------------------------------------------------------------
     def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -353,7 +350,7 @@ class LanguageModel:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> LanguageModel:
-        saved = runs.read_run_config(run_dir)["config"]
+        saved = runs.read_run_config(run_dir, KIND)["config"]
         lm = cls(LanguageModelConfig.from_dict(saved["lm"]))
         lm.tokenizer = tokenizer_from_dict(saved["tokenizer"])
         lm.net = LMNet(saved["vocab_size"], lm.config)
@@ -390,25 +387,31 @@ def train_run(
     t0 = time.perf_counter()
     lm = LanguageModel(config).fit(text, run_dir=out, resume=resume)
     seconds = time.perf_counter() - t0
-    lm.save(out)
+    tok = lm.tokenizer
+    assert tok is not None and lm.net is not None
     train, _, test = split_text(text, config.val_fraction, config.test_fraction)
     result: dict[str, Any] = {"run_dir": str(out), "level": config.level, "train_seconds": round(seconds, 1)}
-    result["parameters"] = sum(p.numel() for p in lm.net.parameters())  # type: ignore[union-attr]
+    result["parameters"] = sum(p.numel() for p in lm.net.parameters())
+    opening = "\n"
     if len(test) > 1:
         result["test"] = lm.evaluate(test)
-        tok = lm.tokenizer
-        assert tok is not None
         order = ngram_order if config.level == "char" else min(ngram_order, 3)
         if tok.vocab_size**order < 2**62:
-            ngram = WittenBellLM(order, tok.vocab_size).fit(np.asarray(tok.encode(train)))
-            nats = ngram.nats_per_token(np.asarray(tok.encode(test)))
-            n_tokens = len(tok.encode(test))
+            test_ids = tok.encode(test)
+            nats = (
+                WittenBellLM(order, tok.vocab_size)
+                .fit(np.asarray(tok.encode(train)))
+                .nats_per_token(np.asarray(test_ids))
+            )
             result["ngram"] = {"order": order, "smoothing": "interpolated Witten-Bell", "nats_per_token": nats,
-                               "nats_per_char": nats * n_tokens / len(test)}  # fmt: skip
-    prompts = ["\n", test[:40] if test else "\n"]
+                               "nats_per_char": nats * len(test_ids) / len(test)}  # fmt: skip
+        # the test part's opening as a prompt, rebuilt from the tokens the model knows (never a cut word)
+        known = [i for i in tok.encode(test[:200]) if i != 0 or isinstance(tok, BPETokenizer)]
+        opening = tok.decode(known[: {"char": 40, "word": 8, "bpe": 12}[config.level]]) or "\n"
     samples = [f"--- prompt {p!r}, temperature {t}, seed 0\n{p}{lm.generate(p, 300, temperature=t, seed=0)}\n"
-               for p in prompts for t in (0.5, 1.0)]  # fmt: skip
+               for p in ("\n", opening) for t in (0.5, 1.0)]  # fmt: skip
     atomic_write_bytes(out / "samples.txt", "\n".join(samples).encode())
     atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
+    lm.save(out)  # config.json last: a run directory that has it is complete
     write_report(out)
     return result

@@ -320,7 +320,7 @@ class TextClassifier:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> TextClassifier:
-        saved = runs.read_run_config(run_dir)["config"]
+        saved = runs.read_run_config(run_dir, KIND)["config"]
         clf = cls(**saved["params"])
         clf.classes_ = np.asarray(saved["classes"])
         clf.tokenizer = tokenizer_from_dict(saved["tokenizer"])

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import abc
+import codecs
 import importlib
 import json
 import re
@@ -32,6 +33,7 @@ __all__ = [
 
 UNK = "<unk>"
 Errors = Literal["strict", "replace"]
+NO_SPACE_BEFORE = frozenset({"\n", ".", ",", ";", ":", "!", "?", "'", ")"})  # word level: glued to the word before
 
 
 class TextError(ValueError):
@@ -197,7 +199,7 @@ class WordTokenizer(Tokenizer):
         out = []
         for i in ids:
             token = self.itos[i]
-            if out and token not in "\n.,;:!?')" and not out[-1].endswith("\n"):
+            if out and token not in NO_SPACE_BEFORE and not out[-1].endswith("\n"):
                 out.append(" ")
             out.append(token)
         return "".join(out)
@@ -251,6 +253,55 @@ class BPETokenizer(Tokenizer):
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": "bpe", "vocab_size": self.target_size, "tokenizer": json.loads(self._check().to_str())}
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes a token stands for (byte-level BPE writes each byte as one printable character, GPT-2's
+        table; this undoes it), so a stream can be decoded incrementally across token boundaries."""
+        text = self._check().id_to_token(token)
+        if text is None:
+            raise ValueError(f"Token id {token} is outside the vocabulary of {self.vocab_size}.")
+        return bytes(_BYTE_OF_CHAR[c] for c in text)
+
+
+def _byte_level_table() -> dict[str, int]:
+    """GPT-2's byte-to-printable-character table (Radford et al. 2019), as Hugging Face's ByteLevel uses, inverted."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
+                 *range(ord("\u00ae"), ord("\u00ff") + 1)]  # fmt: skip
+    chars, extra = list(printable), 0
+    byte_values = list(printable)
+    for b in range(256):
+        if b not in printable:
+            byte_values.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(byte_values, chars, strict=True)}
+
+
+_BYTE_OF_CHAR = _byte_level_table()
+
+
+class StreamDecoder:
+    """Token ids in, text pieces out, for text produced one token at a time: words are spaced as
+    :meth:`WordTokenizer.decode` spaces them, and byte-level BPE tokens are decoded incrementally as UTF-8, so a
+    character split across tokens comes out whole once its last byte arrives. Holds at most 3 pending bytes."""
+
+    def __init__(self, tokenizer: Tokenizer, after_newline: bool = True) -> None:
+        self.tok, self.after_newline = tokenizer, after_newline
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def push(self, token: int) -> str:
+        if isinstance(self.tok, WordTokenizer):
+            piece = self.tok.decode([token])
+            glue = "" if self.after_newline or piece in NO_SPACE_BEFORE else " "
+            self.after_newline = piece == "\n"
+            return glue + piece
+        if isinstance(self.tok, BPETokenizer):
+            return self._utf8.decode(self.tok.token_bytes(token))
+        return self.tok.decode([token])
+
+    def flush(self) -> str:
+        """What is left when the stream ends (an unfinished character becomes U+FFFD)."""
+        return self._utf8.decode(b"", final=True)
 
 
 def _hf() -> Any:
