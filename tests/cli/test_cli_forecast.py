@@ -23,8 +23,17 @@ def test_train_predict_and_backtest_on_a_bundled_dataset(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["q0.5"] for r in rows] == pytest.approx(forecast["q0.5"].tolist(), rel=1e-12)  # CSV parse rounding
 
-    assert main(["forecast", "evaluate", str(out), "--data", "airline", "--json"]) == 0
-    scored = json.loads(capsys.readouterr().out)  # the last 12 months, forecast from the 132 before them
+    assert main(["forecast", "evaluate", str(out), "--data", "airline"]) == 2  # trained on all of it
+    assert "would not be out of sample" in capsys.readouterr().err
+    early = tmp_path / "air-to-1959.csv"
+    from lstmkit.datasets import load_dataset
+
+    load_dataset("airline").iloc[:-12].to_csv(early, index=False)
+    args_csv = ["--csv", str(early), "--target", "passengers", "--horizon", "12", "--epochs", "5", "--json"]
+    assert main(["forecast", "train", *args_csv, "--out", str(tmp_path / "early")]) == 0
+    capsys.readouterr()
+    assert main(["forecast", "evaluate", str(tmp_path / "early"), "--data", "airline", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)  # 1960, forecast from the data up to 1959 the model was trained on
     assert set(scored["mean"]) == {"mae", "rmse", "mase", "smape", "coverage"} and scored["mean"]["mase"] > 0
 
     assert main(["forecast", "backtest", "--data", "airline", "--horizon", "12", "--epochs", "20", "--json"]) == 0

@@ -287,3 +287,6 @@ def test_evaluate_scores_the_last_horizon_forecast_from_the_history_before_it() 
     )
     with pytest.raises(ValueError, match="evaluate needs the model's window"):
         f.evaluate(data.iloc[:20])
+    assert f.evaluate(data.iloc[46:76])["mean"]["mae"] == result["mean"]["mae"]  # exactly window + horizon points
+    with pytest.raises(ValueError, match="inside the data the model was trained on .* would not be out of sample"):
+        f.evaluate(data.iloc[:70])  # its last horizon was training data

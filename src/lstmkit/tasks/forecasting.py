@@ -53,7 +53,9 @@ class ForecastConfig(StrictConfig):
     id: str | None = None  # a column naming the series, for many series in one table
     past_covariates: tuple[str, ...] = ()  # known only up to the forecast origin
     future_covariates: tuple[str, ...] = ()  # known over the horizon too (calendar, planned values)
-    static_covariates: tuple[str, ...] = ()  # one value per series (numbers or categories); needs ``id``
+    # One value per series; needs ``id``. Numbers are standardised, anything else (text, booleans) is one-hot: pass
+    # integer-coded categories (store type 1/2/3) as text, or they are read as quantities.
+    static_covariates: tuple[str, ...] = ()
     season: int = 1  # seasonal period in steps: seasonal-naive baseline, MASE, and the default window
     # None: max(2 * season, horizon), at most half the shortest history. Shorter windows give more training windows,
     # which small series need (airline: window 24 reached MASE 0.7-1.1, window 48 only 1.5-1.8; 3 seeds each).
@@ -342,6 +344,7 @@ class Forecaster:
         self.interval_shift = 0.0  # conformal widening of the outer quantiles, scaled units (calibrate_intervals)
         # static covariates: column -> ["numeric", mean, std] or ["categorical", *categories], fitted across series
         self.static_encoding: dict[str, list[Any]] = {}
+        self.trained_until: dict[str, str] = {}  # series key -> the last timestamp of its training data
         self.history_: list[dict[str, Any]] = []
 
     # ---- features ---------------------------------------------------------------------------------------------
@@ -470,6 +473,7 @@ class Forecaster:
             )
         self._window = cfg.input_window or min(max(2 * cfg.season, cfg.horizon), max(1, (shortest - cfg.horizon) // 2))
         self._fit_static_encoding(series)
+        self.trained_until = {s.key: str(s.time[-1]) for s in series}
         ends = [len(s.y) for s in series]
         self.interval_shift = 0.0
         if cfg.calibrate_intervals:
@@ -630,13 +634,22 @@ class Forecaster:
         cfg = self.config
         table = pd.read_csv(data) if isinstance(data, (str, os.PathLike)) else data
         series = prepare_series(table, cfg)
-        short = [s.key for s in series if len(s.y) <= cfg.horizon + self._window]
+        short = [s.key for s in series if len(s.y) < cfg.horizon + self._window]
         if short:
             raise ValueError(
-                f"Series {short[:3]} have {cfg.horizon + self._window} points or fewer: evaluate needs the model's "
+                f"Series {short[:3]} have fewer than {cfg.horizon + self._window} points: evaluate needs the model's "
                 f"window ({self._window}) before a held-out horizon of {cfg.horizon}."
             )
         origins = {s.key: s.time[len(s.y) - cfg.horizon] for s in series}
+        pd_ = _pd()
+        seen = [k for k, t in origins.items() if k in self.trained_until and t <= pd_.Timestamp(self.trained_until[k])]
+        if seen:
+            k = seen[0]
+            raise ValueError(
+                f"The held-out horizon of series {k!r} starts at {origins[k]}, inside the data the model was trained "
+                f"on (up to {self.trained_until[k]}): scores there would not be out of sample. Evaluate on a table "
+                "that runs past the training data, or use backtest (lstmkit forecast backtest), which refits."
+            )
         history = _slice_table(table, cfg, origins)
         future = _future_rows(table, cfg, origins) if cfg.future_covariates else None
         pred = self.predict(history, future=future)
@@ -690,6 +703,7 @@ class Forecaster:
         extra = {f"scale/{i}": torch.tensor(self.scales[k]) for i, k in enumerate(keys)}
         cfg = {"forecast": self.config.to_dict(), "window": self._window, "series": keys,
                "interval_shift": self.interval_shift, "static_encoding": self.static_encoding,
+               "trained_until": self.trained_until,
                "n_inputs": model.encoder.input_size, "n_future": self._n_future}  # fmt: skip
         return runs.save_run(run_dir, KIND, cfg, model, extra, overwrite=overwrite)
 
@@ -700,6 +714,7 @@ class Forecaster:
         f._window = saved["window"]
         f.interval_shift = float(saved.get("interval_shift", 0.0))
         f.static_encoding = saved.get("static_encoding", {})
+        f.trained_until = saved.get("trained_until", {})
         f.model = _net(saved["n_inputs"], saved["n_future"], f.config)
         f.model.load_state_dict(runs.read_state_dict(run_dir))
         f.model.eval()
