@@ -55,7 +55,12 @@ def test_train_on_the_bundled_heartrate_series(tmp_path, capsys):
     args = ["anomaly", "train", "--data", "heartrate", "--method", "reconstruction", "--window", "8"]
     assert main([*args, "--epochs", "1", "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["steps"] == 7501 and summary["metrics"]["event"]["events"] == 1  # trained on train, scored test
+    # trained on the 1,200 train rows, scored the 6,301 test rows with the train rows before them as context
+    assert summary["steps"] == 6301 and summary["context_steps"] == 1200
+    assert summary["metrics"]["event"]["events"] == 1
+    scores = pd.read_csv(out / "scores.csv")
+    assert scores["time"].iloc[0] == 1200 and scores["time"].is_monotonic_increasing and scores["score"].notna().all()
+    assert scores.loc[scores["label"] == 1, "time"].tolist() == list(range(4187, 4199))
     assert (out / "report.html").exists()
 
 
@@ -102,9 +107,9 @@ def test_more_mistakes_are_one_sentence(tmp_path, capsys):
     assert main(["anomaly", "train", "--csv", str(tmp_path / "nosplit.csv"), *args, "--label", "anomaly",
                  "--out", str(tmp_path / "r")]) == 2  # fmt: skip
     assert "The training rows hold 5 labelled anomalies" in capsys.readouterr().err
-    assert main(["anomaly", "train", "--data", "heartrate", "--csv", str(csv), "--out", "x"]) == 2
+    assert main(["anomaly", "train", "--data", "heartrate", "--csv", str(csv), "--out", str(tmp_path / "x")]) == 2
     assert "not both" in capsys.readouterr().err
-    assert main(["anomaly", "train", "--data", "airline", "--out", "x"]) == 2
+    assert main(["anomaly", "train", "--data", "airline", "--out", str(tmp_path / "x")]) == 2
     assert "'airline' is a forecasting dataset, not an anomaly one" in capsys.readouterr().err
     assert main(["anomaly", "score", str(tmp_path / "missing"), "--csv", str(csv)]) == 2
     assert "No run directory" in capsys.readouterr().err
@@ -119,3 +124,82 @@ def test_more_mistakes_are_one_sentence(tmp_path, capsys):
     pd.DataFrame({"t": range(5), "hr": np.zeros(5)}).to_csv(short, index=False)
     assert main(["anomaly", "score", str(run), "--csv", str(short), "--time", "t"]) == 2
     assert "The series has 5 points; this detector needs at least 8" in capsys.readouterr().err
+
+
+def test_text_dates_are_read_in_time_order(tmp_path, capsys):
+    """Dates read from a CSV are text; the rows are put in date order, not text order (10/1 after 9/1)."""
+    csv = labelled_csv(tmp_path / "hr.csv")
+    table = pd.read_csv(csv)
+    table["t"] = pd.date_range("2020-01-01", periods=len(table), freq="D").strftime("%-m/%-d/%Y")
+    table.sample(frac=1.0, random_state=0).to_csv(csv, index=False)  # rows shuffled too
+    out = tmp_path / "run"
+    args = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--target", "hr", "--label", "anomaly"]
+    assert (
+        main([*args, "--method", "reconstruction", "--window", "12", "--epochs", "3", "--out", str(out), "--json"]) == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 200 and summary["context_steps"] == 300
+    scores = pd.read_csv(out / "scores.csv", parse_dates=["t"])
+    assert scores["t"].is_monotonic_increasing and scores["t"].iloc[0] == pd.Timestamp("2020-10-27")  # day 300
+    assert scores.loc[scores["label"] == 1, "t"].is_monotonic_increasing and len(scores) == 200
+    np.testing.assert_allclose(scores["hr"], pd.read_csv(labelled_csv(tmp_path / "plain.csv"))["hr"][300:])
+
+
+def test_a_scoring_error_leaves_no_finished_run_and_resume_continues(tmp_path, capsys, monkeypatch):
+    from lstmkit.tasks import anomaly
+
+    csv = labelled_csv(tmp_path / "hr.csv")
+    out = tmp_path / "run"
+    args = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--target", "hr", "--label", "anomaly",
+            "--method", "reconstruction", "--window", "12", "--epochs", "2", "--out", str(out)]  # fmt: skip
+    with monkeypatch.context() as m:
+        m.setattr(anomaly, "_score_table", lambda *a: (_ for _ in ()).throw(ValueError("Scoring broke.")))
+        assert main(args) == 2
+    assert "Scoring broke." in capsys.readouterr().err
+    assert not (out / "config.json").exists() and (out / "checkpoints").is_dir()  # trained, not saved
+    assert main(args) == 2  # a plain re-run is told how to continue
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--resume", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (out / "config.json").exists() and summary["epochs"] == 2 and summary["metrics"]["found"] == 1
+
+
+def test_a_test_split_shorter_than_the_window_is_scored_with_context(tmp_path, capsys):
+    csv = labelled_csv(tmp_path / "hr.csv", n_train=300, n_test=130)
+    table = pd.read_csv(csv).iloc[:305]  # five test rows, fewer than the window
+    table.to_csv(csv, index=False)
+    out = tmp_path / "run"
+    args = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--target", "hr", "--method", "reconstruction"]
+    assert main([*args, "--window", "12", "--epochs", "1", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 5 and pd.read_csv(out / "scores.csv")["score"].notna().all()
+
+
+def test_score_and_evaluate_read_renamed_columns_and_refuse_other_runs(tmp_path, capsys):
+    import torch
+
+    from lstmkit import runs
+
+    csv = labelled_csv(tmp_path / "hr.csv")
+    out = tmp_path / "run"
+    args = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--target", "hr", "--label", "anomaly"]
+    assert (
+        main([*args, "--method", "reconstruction", "--window", "12", "--epochs", "2", "--out", str(out), "--json"]) == 0
+    )
+    trained = json.loads(capsys.readouterr().out)
+    renamed = tmp_path / "renamed.csv"
+    pd.read_csv(csv).rename(columns={"t": "when", "hr": "pulse"}).to_csv(renamed, index=False)
+    base = ["--csv", str(renamed), "--time", "when", "--target", "pulse", "--label", "anomaly", "--json"]
+    assert main(["anomaly", "score", str(out), *base, "--out", str(tmp_path / "s")]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"] == trained["metrics"]
+    assert list(pd.read_csv(tmp_path / "s" / "scores.csv").columns)[:2] == ["when", "pulse"]
+    assert main(["anomaly", "evaluate", str(out), *base]) == 0
+    assert json.loads(capsys.readouterr().out)["event"] == trained["metrics"]["event"]
+    assert (
+        main(["anomaly", "score", str(out), "--csv", str(renamed), "--time", "when", "--out", str(tmp_path / "t")]) == 2
+    )
+    assert "Unknown column(s) ['hr']" in capsys.readouterr().err  # the run's name, when --target is not given
+    runs.save_run(tmp_path / "lm", "language_model", {"hidden_size": 4}, torch.nn.Linear(1, 1))
+    assert main(["anomaly", "score", str(tmp_path / "lm"), "--csv", str(csv), "--out", str(tmp_path / "u")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'language_model' run, not a 'anomaly_detector' one" in err and "Traceback" not in err

@@ -11,12 +11,20 @@ import pandas as pd
 import pytest
 
 import lstmkit
+from lstmkit import runs
 from lstmkit.tasks.anomaly import (
+    AnomalyConfig,
     AnomalyDetector,
+    NotFittedError,
     RollingZScore,
+    _fit_gaussian,
+    _in_time_order,
+    _mahalanobis,
+    _values,
     detection_metrics,
     rolling_zscore,
     tail_quantile,
+    train_run,
 )
 from lstmkit.tasks.anomaly_metrics import event_scores
 
@@ -57,6 +65,34 @@ def test_threshold_comes_from_normal_data_only(detector: AnomalyDetector) -> Non
     before = detector.threshold
     detector.score(normal_series(300, 2) + 5.0)  # scoring anything leaves the fitted threshold alone
     assert detector.threshold == before and before > 0
+    # By hand, from the normal data only: the Gaussian on the first half of the held-out tail's error vectors, the
+    # threshold the 99 % quantile of the Mahalanobis distances on the second half.
+    normal = normal_series(600, 0)
+    n_train = 600 - int(600 * 0.3)
+    errors = detector._errors(normal)[n_train:]
+    errors = errors[~np.isnan(errors).any(axis=1)]
+    mean, precision = _fit_gaussian(errors[: len(errors) // 2])
+    np.testing.assert_array_equal(detector.mean, mean)
+    np.testing.assert_array_equal(detector.precision, precision)
+    held = _mahalanobis(errors[len(errors) // 2 :], mean, precision)
+    assert detector.threshold == tail_quantile(held, 0.01)
+
+
+def test_train_run_learns_nothing_from_the_test_rows(tmp_path) -> None:
+    """Appending anomalous test rows to the normal training rows changes nothing the detector fits."""
+    normal = normal_series(300, 0)
+    test = normal_series(100, 1) * 4 + 3.0  # far off the normal data
+    table = pd.DataFrame({
+        "time": np.arange(400), "value": np.r_[normal, test], "split": ["train"] * 300 + ["test"] * 100,
+    })  # fmt: skip
+    cfg = AnomalyConfig(method="reconstruction", input_window=12, epochs=2, hidden_size=4)
+    train_run(table, cfg, tmp_path / "run")
+    from_run = AnomalyDetector.load(tmp_path / "run")
+    alone = AnomalyDetector(cfg).fit(normal)
+    assert from_run.scale == alone.scale == pytest.approx((normal[:210].mean(), normal[:210].std()))
+    np.testing.assert_array_equal(from_run.mean, alone.mean)
+    np.testing.assert_array_equal(from_run.precision, alone.precision)
+    assert from_run.threshold == alone.threshold
 
 
 def test_save_load_and_bad_input(detector: AnomalyDetector, tmp_path) -> None:
@@ -68,18 +104,94 @@ def test_save_load_and_bad_input(detector: AnomalyDetector, tmp_path) -> None:
         AnomalyDetector(steps_ahead=4, validation_fraction=0.1).fit(normal_series(100, 0))
     with pytest.raises(ValueError, match="1-D array"):
         detector.score(np.zeros((5, 2)))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         AnomalyDetector().score(series)
 
 
-def test_prediction_streaming_equals_batch(detector: AnomalyDetector) -> None:
-    series = normal_series(90, 4)
+def test_load_refuses_another_tasks_run(tmp_path) -> None:
+    import torch
+
+    runs.save_run(tmp_path / "lm", "language_model", {"hidden_size": 4}, torch.nn.Linear(1, 1))
+    with pytest.raises(ValueError, match="holds a 'language_model' run, not a 'anomaly_detector' one"):
+        AnomalyDetector.load(tmp_path / "lm")
+
+
+@pytest.mark.parametrize("gap", [False, True])
+def test_prediction_streaming_equals_batch(detector: AnomalyDetector, gap: bool) -> None:
+    series = normal_series(160 if gap else 90, 4)
     series[70] += 2.0
+    if gap:  # missing for longer than the forecaster's window: no forecast from an empty window, in either
+        series[75:135] = np.nan
+        series[150] += 2.0
+        assert 60 > detector.forecaster.window
     stream = detector.stream()
     assert stream.delay == 0
     online = np.array([stream.update(v) for v in series])
     assert stream.finish().size == 0
-    np.testing.assert_allclose(online, detector.score(series), rtol=1e-5, atol=1e-6, equal_nan=True)
+    batch = detector.score(series)
+    np.testing.assert_allclose(online, batch, rtol=1e-5, atol=1e-6, equal_nan=True)
+    if gap:
+        assert np.isnan(batch[75:139]).all() and np.isfinite(batch[139:]).all()  # 4 origins after the gap
+
+
+def test_context_scores_as_one_longer_series(detector: AnomalyDetector) -> None:
+    before, test = normal_series(100, 8), normal_series(60, 9)
+    joined = detector.score(np.r_[before, test])
+    np.testing.assert_array_equal(detector.score(test, context=before), joined[100:])
+    assert np.isfinite(joined[100:]).all() and np.isnan(detector.score(test)[:10]).all()
+    table = pd.DataFrame({"time": np.arange(100, 160), "value": test})
+    flags = detector.predict(table, context=before)
+    np.testing.assert_array_equal(flags, joined[100:] > detector.threshold)
+
+
+def test_text_times_are_put_in_time_order_not_text_order() -> None:
+    import io
+
+    dates = pd.read_csv(io.StringIO("t,v\n10/1/2020,2\n9/1/2020,1\n11/1/2020,3\n"))
+    assert dates["t"].dtype.kind not in "iufM"  # read as text
+    np.testing.assert_array_equal(_values(dates, "v", "t"), [1.0, 2.0, 3.0])
+    numbers = pd.DataFrame({"t": ["10", "8", "9"], "v": [3.0, 1.0, 2.0]})  # integer times held as text
+    np.testing.assert_array_equal(_values(numbers, "v", "t"), [1.0, 2.0, 3.0])
+    ordered = _in_time_order(numbers, "t")
+    assert ordered["t"].tolist() == [8, 9, 10]
+    ties = pd.DataFrame({"t": [2, 1, 2, 1], "v": [3.0, 1.0, 4.0, 2.0]})
+    np.testing.assert_array_equal(_values(ties, "v", "t"), [1.0, 2.0, 3.0, 4.0])  # stable: equal times keep order
+    with pytest.raises(ValueError, match="neither numbers nor dates \\(e.g. 'soon'\\)"):
+        _values(pd.DataFrame({"t": ["1", "soon"], "v": [1.0, 2.0]}), "v", "t")
+    with pytest.raises(
+        ValueError, match="The time column 't' of the data is missing at 1 rows \\(the first is row 1\\)"
+    ):
+        _values(pd.DataFrame({"t": [1.0, np.nan], "v": [1.0, 2.0]}), "v", "t")
+    # labels given as a column name are read in the same order as the values
+    z = RollingZScore(window=2, target="v", time="t").fit(np.r_[np.zeros(5), 1.0, np.zeros(5), 1.0])
+    table = pd.DataFrame({"t": ["3", "1", "2", "10", "4"], "v": [1.0, 0.0, 0.0, 9.0, 0.0], "y": [0, 0, 0, 1, 0]})
+    assert z.evaluate(table, "y")["found"] == 1
+    assert z.evaluate(table, [0, 0, 0, 0, 1]) == z.evaluate(table, "y")
+
+
+def test_fit_resumes_exactly(tmp_path, monkeypatch) -> None:
+    from lstmkit.tasks import anomaly
+
+    cfg = dict(method="reconstruction", input_window=12, epochs=4, hidden_size=4, batch_size=64)
+    normal = normal_series(300, 0)
+    clean = AnomalyDetector(**cfg).fit(normal, run_dir=tmp_path / "clean")
+    real, seen = anomaly._Windows.__iter__, {"n": 0}
+
+    def crashing(self):
+        seen["n"] += 1
+        for i, b in enumerate(real(self)):
+            if seen["n"] == 3 and i == 1:  # in the third epoch
+                raise KeyboardInterrupt
+            yield b
+
+    with monkeypatch.context() as m:
+        m.setattr(anomaly._Windows, "__iter__", crashing)
+        with pytest.raises(KeyboardInterrupt):
+            AnomalyDetector(**cfg).fit(normal, run_dir=tmp_path / "cut")
+    resumed = AnomalyDetector(**cfg).fit(normal, run_dir=tmp_path / "cut", resume=True)
+    a, b = clean.model.state_dict(), resumed.model.state_dict()
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    assert resumed.threshold == clean.threshold and len(resumed.history_) == 4
 
 
 # ---- reconstruction (EncDec-AD) ----------------------------------------------------------------------------------
@@ -187,8 +299,10 @@ def test_bad_input_gets_one_sentence(recon: AnomalyDetector) -> None:
         recon.evaluate(np.zeros(30), np.zeros(5))
     with pytest.raises(ValueError, match="method: expected one of 'prediction', 'reconstruction'"):
         AnomalyDetector(method="autoencoder")
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         AnomalyDetector(method="reconstruction").stream()
+    with pytest.raises(ValueError, match="name a column \\('y'\\) but the data are not a table"):
+        recon.evaluate(np.zeros(30), "y")
 
 
 # ---- metrics, baseline, picture ----------------------------------------------------------------------------------
@@ -222,6 +336,17 @@ def test_rolling_zscore_by_hand_and_its_threshold_from_normal_data() -> None:
     spiked = normal_series(200, 1)
     spiked[150] += 3.0
     assert z.detect(spiked)[150]
+    # The detector's verbs and column names
+    table = pd.DataFrame({"t": np.arange(200), "hr": spiked, "y": (np.arange(200) == 150).astype(int)})
+    named = RollingZScore(window=24, false_alarm_rate=0.05, target="hr", time="t").fit(
+        pd.DataFrame({"t": np.arange(500), "hr": normal})
+    )
+    assert named.threshold == z.threshold
+    np.testing.assert_array_equal(named.predict(table), z.detect(spiked))
+    assert named.evaluate(table, "y")["found"] == 1
+    np.testing.assert_array_equal(named.score(table.iloc[100:], context=table.iloc[:100]), z.score(spiked)[100:])
+    with pytest.raises(NotFittedError, match="not fitted"):
+        RollingZScore().predict(spiked)
 
 
 def test_tail_quantile_is_empirical_when_it_can_be_and_extrapolates_when_not() -> None:
@@ -233,6 +358,8 @@ def test_tail_quantile_is_empirical_when_it_can_be_and_extrapolates_when_not() -
     assert tail_quantile(sample[:180], 0.001) > sample[:180].max()  # beyond what 180 scores can show
     with pytest.raises(ValueError, match="No finite scores"):
         tail_quantile(np.full(3, np.nan), 0.01)
+    # A large rate: fewer than 10 scores above the quantile, but it lies below the 90 % one the tail is fitted over.
+    assert tail_quantile(sample[:40], 0.2) == np.quantile(sample[:40], 0.8)
 
 
 def test_plot_anomaly_writes_a_png(tmp_path) -> None:
@@ -245,3 +372,7 @@ def test_plot_anomaly_writes_a_png(tmp_path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="one length"):
         plot_anomaly(np.arange(5), x, x, 1.0, tmp_path / "b.png")
+    with pytest.raises(ValueError, match="flags must hold one value per step, like values: got shape \\(99,\\)"):
+        plot_anomaly(np.arange(100), x, x, 1.0, tmp_path / "c.png", flags=np.zeros(99, dtype=bool))
+    with pytest.raises(ValueError, match="labels must hold one value per step"):
+        plot_anomaly(np.arange(100), x, x, 1.0, tmp_path / "d.png", labels=labels[:50])

@@ -17,11 +17,27 @@ Data = Annotated[str | None, typer.Option("--data", help="A bundled anomaly data
 Csv = Annotated[Path | None, typer.Option("--csv", help="A CSV file: a time column, the values, optionally labels.")]
 Time = Annotated[str | None, typer.Option("--time", help="The time column of the CSV (default: time).")]
 Target = Annotated[str | None, typer.Option("--target", help="The column to watch.")]
+ScoreTime = Annotated[
+    str | None, typer.Option("--time", help="The time column, when not named as in training (default: the run's).")
+]
+ScoreTarget = Annotated[
+    str | None, typer.Option("--target", help="The value column, when not named as in training (default: the run's).")
+]
 Label = Annotated[str | None, typer.Option("--label", help="A 0/1 column of labelled anomalies, for the metrics.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
 RunDir = Annotated[Path, typer.Argument(help="A run directory written by `lstmkit anomaly train`.")]
 
-_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, RuntimeError)
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The mistakes a user can fix (bad input, a missing or finished run, nothing to resume), printed as one sentence;
+    anything else is a bug and keeps its traceback."""
+    from ..tasks.anomaly import NotFittedError
+    from ..train import CheckpointError, ResumeError
+
+    return (
+        ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, ResumeError, CheckpointError,
+        NotFittedError,
+    )  # fmt: skip
 
 
 def _message(e: Exception) -> str:
@@ -65,10 +81,12 @@ def train(
     ] = 0.01,
     epochs: Annotated[int, typer.Option("--epochs")] = 100,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training in --out.")] = False,
     as_json: AsJson = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:  # fmt: skip
-    """Train on the normal rows (a dataset's train split, else the whole CSV), score the test split, write a report."""
+    """Train on the normal rows (a dataset's train split, else the whole CSV), score the test split (the rows before it
+    read as context), write a report."""
     setup_logging(verbose)
     from ..tasks.anomaly import AnomalyConfig, train_run
 
@@ -81,54 +99,53 @@ def train(
             steps_ahead=steps_ahead, season=season, false_alarm_rate=false_alarm_rate, epochs=epochs, seed=seed,
             progress=not as_json,
         )  # fmt: skip
-        summary = train_run(table, cfg, out, label=roles.get("label"))
-    except _USER_ERRORS as e:
+        summary = train_run(table, cfg, out, label=roles.get("label"), resume=resume)
+    except _user_errors() as e:
         fail(_message(e))
     _print_summary(summary, as_json)
 
 
 @anomaly_app.command("score")
 def score(
-    run_dir: RunDir, data: Data = None, csv: Csv = None, time: Time = None, label: Label = None,
+    run_dir: RunDir, data: Data = None, csv: Csv = None, time: ScoreTime = None, target: ScoreTarget = None,
+    label: Label = None,
     out: Annotated[Path | None, typer.Option("--out", help="Where scores.csv and anomaly.png go (default RUN_DIR).")]
     = None,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
-    """Score a series (a dataset's test split, else the whole CSV): scores.csv, anomaly.png, metrics with labels."""
+    """Score a series (a dataset's test split, the rows before it read as context; else the whole CSV): scores.csv,
+    anomaly.png, metrics with labels."""
     from ..tasks.anomaly import AnomalyDetector, score_run
 
     try:
         det = AnomalyDetector.load(run_dir)
         table, roles = _table(data, csv, time, label)
-        summary = score_run(det, table, out or run_dir, label=roles.get("label"))
+        summary = score_run(det, table, out or run_dir, roles.get("label"), target=target, time=roles.get("time"))
         if out is None or Path(out) == Path(run_dir):
             from ..report import write_report
 
             write_report(run_dir)
-    except _USER_ERRORS as e:
+    except _user_errors() as e:
         fail(_message(e))
     _print_summary(summary, as_json)
 
 
 @anomaly_app.command("evaluate")
 def evaluate(
-    run_dir: RunDir, data: Data = None, csv: Csv = None, time: Time = None, label: Label = None,
+    run_dir: RunDir, data: Data = None, csv: Csv = None, time: ScoreTime = None, target: ScoreTarget = None,
+    label: Label = None,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Point and event precision / recall / F1, the NAB score and the false alarms on a labelled series."""
-    from ..tasks.anomaly import AnomalyDetector, _split
+    from ..tasks.anomaly import AnomalyDetector, evaluate_table
 
     try:
         det = AnomalyDetector.load(run_dir)
         table, roles = _table(data, csv, time, label)
         if roles.get("label") is None:
             raise ValueError("evaluate compares flags with labels: name the 0/1 column with --label.")
-        table = _split(table, "test")
-        if roles["label"] not in table.columns:
-            raise ValueError(f"Unknown column {roles['label']!r}; the table has {list(table.columns)}.")
-        order = table.sort_values(det.config.time) if det.config.time in table.columns else table
-        result = det.evaluate(table, order[roles["label"]].to_numpy())
-    except _USER_ERRORS as e:
+        result = evaluate_table(det, table, roles["label"], target=target, time=roles.get("time"))
+    except _user_errors() as e:
         fail(_message(e))
     if as_json:
         print_json(result)

@@ -27,10 +27,12 @@ both papers: precision first) on a series passed to ``fit(..., validation=, vali
 fitted on the whole held-out tail. Scaling (per series, mean and standard deviation) is fitted on the training part
 of the normal data only, and nothing about the data being scored ever changes the detector.
 
-Data: a 1-D array, or a table with the ``target`` column (rows in ``time`` order when that column exists); one row is
-one step. Missing values (NaN) are allowed: the reconstruction method leaves every window holding one out of training
-and scoring, the prediction method masks them as the forecaster does; a step without any error gets the score NaN,
-never a flag.
+Data: a 1-D array, or a table with the ``target`` column (rows put in ``time`` order when that column exists: numbers,
+or dates, text read from a CSV converted first); one row is one step. ``score(data, context=earlier)`` reads the steps
+before ``data`` as context without scoring them, so the first steps of a test series get full windows. Missing values
+(NaN) are allowed: the reconstruction method leaves every window holding one out of training and scoring, the
+prediction method masks them as the forecaster does (and makes no forecast from a window missing everywhere); a step
+without any error gets the score NaN, never a flag.
 
 Streaming: :meth:`AnomalyDetector.stream` returns an :class:`AnomalyStream` whose ``update(value)`` carries state
 between calls (see its docstring for what is carried) and gives the scores of :meth:`AnomalyDetector.score`.
@@ -70,8 +72,10 @@ __all__ = [
     "AnomalyConfig",
     "AnomalyDetector",
     "AnomalyStream",
+    "NotFittedError",
     "RollingZScore",
     "detection_metrics",
+    "evaluate_table",
     "load_table",
     "score_run",
     "tail_quantile",
@@ -80,6 +84,10 @@ __all__ = [
 
 KIND = "anomaly_detector"
 _CHUNK = 4096  # windows per forward pass when scoring
+
+
+class NotFittedError(RuntimeError):
+    """A detector (or the baseline) was asked to score before ``fit``."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,50 @@ class AnomalyConfig(StrictConfig):
 # ---- data --------------------------------------------------------------------------------------------------------
 
 
+def _in_time_order(table: Any, time: str, what: str = "data") -> Any:
+    """The table's rows in ``time`` order (a stable sort: equal times keep their order), with the time column as
+    numbers when every value is one, else as datetimes; the table itself when it has no such column.
+
+    ``pd.read_csv`` leaves dates (and numbers, in a column holding any text) as strings, which sort as text:
+    ``10/1/2020`` before ``9/1/2020``, ``10`` before ``8``. Converting first puts the rows in time order.
+
+    Raises:
+        ValueError: with one sentence for missing times or times that are neither numbers nor dates.
+    """
+    import pandas as pd
+
+    if time not in table.columns:
+        return table
+    col = table[time]
+    if col.isna().any():
+        raise ValueError(
+            f"The time column {time!r} of the {what} is missing at {int(col.isna().sum())} rows (the first is row "
+            f"{int(np.flatnonzero(col.isna().to_numpy())[0])}); fill in or drop those rows."
+        )
+    if pd.api.types.is_bool_dtype(col) or not (
+        pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col)
+    ):
+        as_numbers = pd.to_numeric(col, errors="coerce")
+        if as_numbers.notna().all() and not pd.api.types.is_bool_dtype(col):
+            col = as_numbers
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "could not infer format": parsed one by one
+                    col = pd.to_datetime(col)
+            except (ValueError, TypeError, OverflowError):
+                bad = col[as_numbers.isna()]
+                example = bad.iloc[0] if len(bad) else col.iloc[0]
+                raise ValueError(
+                    f"The time column {time!r} of the {what} holds values that are neither numbers nor dates (e.g. "
+                    f"{example!r}), so the rows cannot be put in time order; convert them, or name the time column "
+                    "with time= (--time)."
+                ) from None
+    table = table.copy()
+    table[time] = col
+    return table.sort_values(time, kind="stable").reset_index(drop=True)
+
+
 def _values(data: Any, target: str, time: str, what: str = "data") -> np.ndarray:
     """(T,) float values of a 1-D array or of a table's ``target`` column (in ``time`` order when it exists).
 
@@ -148,9 +200,7 @@ def _values(data: Any, target: str, time: str, what: str = "data") -> np.ndarray
                 f"Column {target!r} must be numeric, but it holds {data[target].dtype} values (e.g. "
                 f"{data[target].iloc[0]!r}). Convert it to numbers or watch another column."
             )
-        if time in data.columns:
-            data = data.sort_values(time, kind="stable")
-        values = data[target].to_numpy(dtype=float)
+        values = _in_time_order(data, time, what)[target].to_numpy(dtype=float)
     elif isinstance(data, pd.Series):
         values = data.to_numpy(dtype=float)
     else:
@@ -183,6 +233,24 @@ def _labels(labels: Any, n: int, what: str = "labels") -> np.ndarray:
     return y.astype(bool)
 
 
+def _labels_of(data: Any, labels: Any, n: int, time: str, what: str = "labels") -> np.ndarray:
+    """(n,) booleans from 0/1 labels given per step in time order, or from the name of a 0/1 column of the table
+    ``data`` (read in the table's ``time`` order, as its values are)."""
+    import pandas as pd
+
+    if isinstance(labels, str):
+        if not isinstance(data, pd.DataFrame):
+            raise ValueError(
+                f"The {what} name a column ({labels!r}) but the data are not a table; pass one 0/1 value per step."
+            )
+        if labels not in data.columns:
+            raise ValueError(
+                f"Unknown label column {labels!r}; the table has {list(data.columns)}. Name the 0/1 column of labels."
+            )
+        labels = _in_time_order(data, time, what)[labels].to_numpy()
+    return _labels(labels, n, what)
+
+
 # ---- the Gaussian on error vectors -------------------------------------------------------------------------------
 
 
@@ -203,18 +271,20 @@ def _mahalanobis(errors: np.ndarray, mean: np.ndarray, precision: np.ndarray) ->
 def tail_quantile(scores: np.ndarray, rate: float) -> float:
     """The ``1 - rate`` quantile of normal scores: the threshold that ``rate`` of normal steps exceed.
 
-    Empirical when at least 10 of the scores lie above it. Otherwise the sample cannot show it (the 0.1 % quantile of
-    180 scores is their maximum, which about 0.5 % of normal steps exceed), so the tail is extrapolated by peaks over
-    threshold, as SPOT does (Siffer et al., KDD 2017): a generalised Pareto distribution fitted to the excesses over
-    the empirical 90 % quantile t (by the method of moments, Hosking & Wallis 1987: xi = (1 - m^2 / v) / 2,
-    sigma = m (1 + m^2 / v) / 2 for excess mean m and variance v), then t + sigma / xi * ((rate * n / N_t)^-xi - 1)
-    (t - sigma * log(rate * n / N_t) as xi -> 0), with n scores and N_t excesses.
+    Empirical when at least 10 of the scores lie above it, or when ``rate >= 0.1`` (the tail model below is fitted
+    over the 90 % quantile, so it cannot give a quantile at or below that one). Otherwise the sample cannot show it
+    (the 0.1 % quantile of 180 scores is their maximum, which about 0.5 % of normal steps exceed), so the tail is
+    extrapolated by peaks over threshold, as SPOT does (Siffer et al., KDD 2017): a generalised Pareto distribution
+    fitted to the excesses over the empirical 90 % quantile t (by the method of moments, Hosking & Wallis 1987:
+    xi = (1 - m^2 / v) / 2, sigma = m (1 + m^2 / v) / 2 for excess mean m and variance v), then
+    t + sigma / xi * ((rate * n / N_t)^-xi - 1) (t - sigma * log(rate * n / N_t) as xi -> 0), with n scores and N_t
+    excesses.
     """
     s = np.sort(np.asarray(scores, dtype=float)[np.isfinite(scores)])
     n = len(s)
     if n == 0:
         raise ValueError("No finite scores on normal data to set the threshold on: give more normal data.")
-    if rate * n >= 10:
+    if rate * n >= 10 or rate >= 0.1:
         return float(np.quantile(s, 1 - rate))
     t = float(np.quantile(s, 0.9))
     excess = s[s > t] - t
@@ -363,7 +433,7 @@ class AnomalyDetector:
 
     def _check_fitted(self) -> None:
         if self.threshold is None:
-            raise RuntimeError("This AnomalyDetector is not fitted yet: call fit(normal_data) first.")
+            raise NotFittedError("This AnomalyDetector is not fitted yet: call fit(normal_data) first.")
 
     # ---- error vectors -------------------------------------------------------------------------------------------
     def _errors(self, values: np.ndarray) -> np.ndarray:
@@ -373,13 +443,20 @@ class AnomalyDetector:
         cfg = self.config
         medians = next(iter(self.forecaster.rolling_medians(_as_table(values, cfg.target, cfg.time)).values()))
         T, l = medians.shape  # (T, l): row o holds the forecast of steps o .. o + l - 1
+        # No forecast from a window missing everywhere (the forecaster would give its guess from nothing): its steps
+        # get no error from that origin, as in AnomalyStream.
+        W = self.forecaster.window
+        seen = np.r_[0, np.cumsum(~np.isnan(values))]  # (T + 1,): seen[o] = values present before step o
+        origins = np.arange(W, T)
+        medians[origins[seen[origins] == seen[origins - W]]] = np.nan
         errors = np.full((T, l), np.nan)
         for k in range(l):  # the forecast of y_t made k steps earlier sits at row t - k, column k
             errors[k:, k] = values[k:] - medians[: T - k, k]
         return errors
 
     def _reconstruction_errors(self, values: np.ndarray) -> np.ndarray:
-        """(T,) mean absolute reconstruction error (scaled units) of each step over the full windows holding it."""
+        """(T,) the smallest absolute reconstruction error (scaled units) of each step over the full windows holding
+        it (see :func:`_combine`); NaN for a missing value or a step in no full window without a gap."""
         assert self.model is not None and self.scale is not None
         L = self.config.window
         z = (values - self.scale[0]) / self.scale[1]
@@ -399,18 +476,22 @@ class AnomalyDetector:
     # ---- fit -----------------------------------------------------------------------------------------------------
     def fit(
         self, normal: Any, validation: Any = None, validation_labels: Any = None, *,
-        run_dir: str | os.PathLike[str] | None = None,
+        run_dir: str | os.PathLike[str] | None = None, resume: bool = False,
     ) -> AnomalyDetector:  # fmt: skip
         """Train on a series known to be normal, fit the error Gaussian and set the threshold.
 
         Args:
             normal: a 1-D array or a table with the ``target`` column; its last ``validation_fraction`` is held out.
-            validation, validation_labels: a labelled series (and its 0/1 labels, one per step) to choose the
-                threshold on; needed, and only read, when ``threshold_from="validation"``.
+            validation, validation_labels: a labelled series and its labels, to choose the threshold on; needed, and
+                only read, when ``threshold_from="validation"``. The labels are one 0/1 value per step in time order
+                (the order the table's rows take once sorted by ``time``), or the name of a 0/1 column of the table.
             run_dir: where training writes ``metrics.csv`` and checkpoints (save the model there with :meth:`save`).
+            resume: continue an interrupted training from the newest checkpoint in ``run_dir`` (the same data and
+                config); the result is the one an uninterrupted fit gives.
 
         Raises:
-            ValueError: for too little normal data, bad values, or validation data that do not fit the config.
+            ValueError: for too little normal data, bad values, or validation data that do not fit the config;
+                ``lstmkit.train.ResumeError`` (a ValueError) for ``resume=True`` without a checkpoint to resume.
         """
         cfg = self.config
         values = _values(normal, cfg.target, cfg.time, "normal data")
@@ -435,15 +516,15 @@ class AnomalyDetector:
             )
         n_train = n - n_val
         if cfg.method == "prediction":
-            self._fit_forecaster(values[:n_train], run_dir)
+            self._fit_forecaster(values[:n_train], run_dir, resume)
         else:
-            self._fit_encdec(values, n_train, run_dir)
+            self._fit_encdec(values, n_train, run_dir, resume)
         errors = self._errors(values)[n_train:]  # (n_val, d): the held-out tail
         errors = errors[~np.isnan(errors).any(axis=1)]
         if cfg.threshold_from == "validation":
             self.mean, self.precision = _fit_gaussian(errors)
             v = _values(validation, cfg.target, cfg.time, "validation data")
-            y = _labels(validation_labels, len(v), "validation_labels")
+            y = _labels_of(validation, validation_labels, len(v), cfg.time, "validation_labels")
             self.threshold = _best_f_beta_threshold(self._score_values(v), y, cfg.beta)
         else:
             half = len(errors) // 2
@@ -452,7 +533,7 @@ class AnomalyDetector:
             self.threshold = tail_quantile(held, cfg.false_alarm_rate)
         return self
 
-    def _fit_forecaster(self, train: np.ndarray, run_dir: Any) -> None:
+    def _fit_forecaster(self, train: np.ndarray, run_dir: Any, resume: bool) -> None:
         from .forecasting import Forecaster
 
         cfg = self.config
@@ -460,10 +541,10 @@ class AnomalyDetector:
             target=cfg.target, time=cfg.time, horizon=cfg.steps_ahead, season=cfg.season,
             input_window=cfg.input_window, hidden_size=cfg.hidden_size, epochs=cfg.epochs, seed=cfg.seed,
             calibrate_intervals=False, progress=cfg.progress,
-        ).fit(_as_table(train, cfg.target, cfg.time), run_dir=run_dir)  # fmt: skip
+        ).fit(_as_table(train, cfg.target, cfg.time), run_dir=run_dir, resume=resume)  # fmt: skip
         self.history_ = self.forecaster.history_
 
-    def _fit_encdec(self, values: np.ndarray, n_train: int, run_dir: Any) -> None:
+    def _fit_encdec(self, values: np.ndarray, n_train: int, run_dir: Any, resume: bool) -> None:
         cfg = self.config
         L = cfg.window
         train = values[:n_train]
@@ -492,7 +573,7 @@ class AnomalyDetector:
                                 progress=cfg.progress)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         trainer = Trainer(self.model, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
-        self.history_ = trainer.fit(_Windows(x_train, cfg.batch_size, cfg.seed), val_data=val)
+        self.history_ = trainer.fit(_Windows(x_train, cfg.batch_size, cfg.seed), val_data=val, resume=resume)
         self.model.eval()
 
     # ---- score / predict / evaluate ------------------------------------------------------------------------------
@@ -500,20 +581,33 @@ class AnomalyDetector:
         if len(values) < self.min_points:
             raise ValueError(
                 f"The series has {len(values)} points; this detector needs at least {self.min_points} to score any "
-                f"(its window{' plus the forecast steps' if self.config.method == 'prediction' else ''})."
+                f"(its window{' plus the forecast steps' if self.config.method == 'prediction' else ''}). Give a "
+                "longer series, or the steps before it as context=."
             )
         assert self.mean is not None and self.precision is not None
         return _mahalanobis(self._errors(values), self.mean, self.precision)
 
-    def score(self, data: Any) -> np.ndarray:
+    def score(self, data: Any, *, context: Any = None) -> np.ndarray:
         """(T,) anomaly scores (squared Mahalanobis distance of e_t); NaN where a step has no error (the first steps
-        for prediction, missing values)."""
-        self._check_fitted()
-        return self._score_values(_values(data, self.config.target, self.config.time))
+        for prediction, missing values).
 
-    def detect(self, data: Any) -> np.ndarray:
-        """(T,) booleans: score above the threshold set on normal (or validation) data."""
-        return self.flags(self.score(data))
+        Args:
+            data: a 1-D array or a table with the ``target`` column (rows put in ``time`` order).
+            context: the steps just before ``data`` (same form), read but not scored: the first steps of ``data``
+                then get the windows (and forecasts) that reach back into them, as in one longer series.
+        """
+        self._check_fitted()
+        cfg = self.config
+        values = _values(data, cfg.target, cfg.time)
+        if context is None:
+            return self._score_values(values)
+        before = _values(context, cfg.target, cfg.time, "context")
+        return self._score_values(np.concatenate([before, values]))[len(before) :]
+
+    def detect(self, data: Any, *, context: Any = None) -> np.ndarray:
+        """(T,) booleans: score above the threshold set on normal (or validation) data (``context``: see
+        :meth:`score`)."""
+        return self.flags(self.score(data, context=context))
 
     predict = detect  # the verb every lstmkit task shares
 
@@ -522,10 +616,17 @@ class AnomalyDetector:
         self._check_fitted()
         return np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf) > self.threshold
 
-    def evaluate(self, data: Any, labels: Any) -> dict[str, Any]:
-        """Score ``data`` and compare its flags with ``labels`` (0/1 per step): see :func:`detection_metrics`."""
-        scores = self.score(data)
-        return {**detection_metrics(_labels(labels, len(scores)), self.flags(scores)), "threshold": self.threshold}
+    def evaluate(self, data: Any, labels: Any, *, context: Any = None) -> dict[str, Any]:
+        """Score ``data`` and compare its flags with ``labels``: see :func:`detection_metrics`.
+
+        Args:
+            data, context: as for :meth:`score`.
+            labels: one 0/1 value per step of ``data`` in time order (the order its rows take once sorted by
+                ``time``), or the name of a 0/1 column of the table ``data``.
+        """
+        scores = self.score(data, context=context)
+        y = _labels_of(data, labels, len(scores), self.config.time)
+        return {**detection_metrics(y, self.flags(scores)), "threshold": self.threshold}
 
     def stream(self) -> AnomalyStream:
         """A scorer fed one value at a time that carries state between calls (see :class:`AnomalyStream`)."""
@@ -551,7 +652,7 @@ class AnomalyDetector:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> AnomalyDetector:
-        saved = dict(runs.read_run_config(run_dir)["config"])
+        saved = dict(runs.read_run_config(run_dir, KIND)["config"])
         threshold = saved.pop("threshold")
         fields = saved["anomaly"] if "anomaly" in saved else saved  # early runs saved the fields flat
         det = cls(AnomalyConfig.from_dict(fields))
@@ -669,7 +770,9 @@ class AnomalyStream:
                 e[k] = value - f[k]
         self._pending.pop(t - l + 1, None)
         self._recent = (self._recent + [value])[-W:]
-        if len(self._recent) == W:  # forecast steps t + 1 .. t + l from the last W values
+        # Forecast steps t + 1 .. t + l from the last W values; a window missing everywhere gives no forecast (as in
+        # score(), where that origin's forecast is NaN).
+        if len(self._recent) == W and not np.isnan(self._recent).all():
             window = np.asarray(self._recent + [np.nan])  # a placeholder row: rolling_medians forecasts origin W
             medians = next(iter(det.forecaster.rolling_medians(_as_table(window, cfg.target, cfg.time)).values()))
             self._pending[t + 1] = medians[W]
@@ -725,29 +828,57 @@ def rolling_zscore(values: np.ndarray, window: int) -> np.ndarray:
 
 class RollingZScore:
     """The baseline: rolling z-score, thresholded at the ``1 - false_alarm_rate`` quantile of its scores on the normal
-    training data, by :func:`tail_quantile` (the way the LSTM detectors are)."""
+    training data, by :func:`tail_quantile` (the way the LSTM detectors are). The detector's verbs: ``fit``,
+    ``score``, ``predict`` (= ``detect``), ``flags``, ``evaluate``; data as for :class:`AnomalyDetector`.
 
-    def __init__(self, window: int = 50, false_alarm_rate: float = 0.01) -> None:
+    Args:
+        window: the previous steps whose mean and standard deviation standardise x_t.
+        false_alarm_rate: the share of normal training steps allowed above the threshold.
+        target, time: the value and time columns of a table.
+    """
+
+    def __init__(
+        self, window: int = 50, false_alarm_rate: float = 0.01, target: str = "value", time: str = "time"
+    ) -> None:
         if window < 2:
             raise ValueError(f"The z-score window must be at least 2 steps, got {window}.")
-        self.window, self.false_alarm_rate = window, false_alarm_rate
+        if not 0 < false_alarm_rate < 1:
+            raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}.")
+        self.window, self.false_alarm_rate, self.target, self.time = window, false_alarm_rate, target, time
         self.threshold: float | None = None
 
     def fit(self, normal: Any) -> RollingZScore:
-        scores = rolling_zscore(_values(normal, "value", "time", "normal data"), self.window)
+        scores = rolling_zscore(_values(normal, self.target, self.time, "normal data"), self.window)
         finite = scores[np.isfinite(scores)]
         if finite.size == 0:
             raise ValueError(f"The normal data are too short for a z-score window of {self.window} steps.")
         self.threshold = tail_quantile(finite, self.false_alarm_rate)
         return self
 
-    def score(self, data: Any) -> np.ndarray:
-        return rolling_zscore(_values(data, "value", "time"), self.window)
+    def score(self, data: Any, *, context: Any = None) -> np.ndarray:
+        """(T,) z-scores; ``context``: the steps just before ``data``, read but not scored."""
+        values = _values(data, self.target, self.time)
+        if context is None:
+            return rolling_zscore(values, self.window)
+        before = _values(context, self.target, self.time, "context")
+        return rolling_zscore(np.concatenate([before, values]), self.window)[len(before) :]
 
-    def detect(self, data: Any) -> np.ndarray:
+    def flags(self, scores: np.ndarray) -> np.ndarray:
+        """(T,) booleans for scores already computed: above the threshold (NaN never flags)."""
         if self.threshold is None:
-            raise RuntimeError("This RollingZScore is not fitted yet: call fit(normal_data) first.")
-        return np.nan_to_num(self.score(data), nan=-np.inf) > self.threshold
+            raise NotFittedError("This RollingZScore is not fitted yet: call fit(normal_data) first.")
+        return np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf) > self.threshold
+
+    def detect(self, data: Any, *, context: Any = None) -> np.ndarray:
+        return self.flags(self.score(data, context=context))
+
+    predict = detect
+
+    def evaluate(self, data: Any, labels: Any, *, context: Any = None) -> dict[str, Any]:
+        """As :meth:`AnomalyDetector.evaluate`: labels per step in time order, or a 0/1 column's name."""
+        scores = self.score(data, context=context)
+        y = _labels_of(data, labels, len(scores), self.time)
+        return {**detection_metrics(y, self.flags(scores)), "threshold": self.threshold}
 
 
 # ---- runs for the command line -----------------------------------------------------------------------------------
@@ -783,6 +914,13 @@ def _split(table: Any, part: str) -> Any:
     return table
 
 
+def _split_mask(table: Any, part: str) -> np.ndarray:
+    """(rows,) True for the rows that :func:`_split` returns."""
+    if "split" in table.columns and (table["split"] == part).any():
+        return (table["split"] == part).to_numpy()
+    return np.ones(len(table), dtype=bool)
+
+
 def _check_columns(table: Any, names: list[str | None]) -> None:
     missing = [c for c in names if c is not None and c not in table.columns]
     if missing:
@@ -793,85 +931,134 @@ def _write_json(path: Path, document: Any) -> None:
     atomic_write_bytes(path, (json.dumps(document, indent=2, allow_nan=True) + "\n").encode())
 
 
-def _picture(det: AnomalyDetector, table: Any, scores: np.ndarray, labels: np.ndarray | None, path: Path) -> None:
+@dataclass
+class _Scored:
+    """The scored rows of a table, in time order."""
+
+    time: np.ndarray
+    values: np.ndarray
+    scores: np.ndarray
+    flags: np.ndarray
+    labels: np.ndarray | None
+    context: int  # rows read before the first scored one
+
+
+def _score_table(det: Any, table: Any, target: str, time: str, label: str | None) -> _Scored:
+    """Score the ``test`` rows of a table (every row without a ``split`` column): the whole table is read as one
+    series in ``time`` order, so the first test steps get the windows (and forecasts) that reach back into the rows
+    before them; only the test rows' scores are kept. ``det``: an AnomalyDetector or a RollingZScore."""
+    table = _in_time_order(table, time)
+    _check_columns(table, [target, label])
+    keep = _split_mask(table, "test")
+    labels = None
+    if label is not None:
+        labels = _labels(table[label].to_numpy()[keep], int(keep.sum()), f"label column {label!r}")
+    values = _values(table, target, time)
+    scores = det.score(values)[keep]  # the whole series: every row is context for the ones after it
+    times = table[time].to_numpy() if time in table.columns else np.arange(len(table))
+    return _Scored(times[keep], values[keep], scores, det.flags(scores), labels, int(np.argmax(keep)))
+
+
+def _write_scores(det: AnomalyDetector, scored: _Scored, target: str, time: str, out: Path) -> dict[str, Any]:
+    """``scores.csv``, ``anomaly.png`` and, with labels, ``result.json`` in ``out``; returns the summary."""
+    import pandas as pd
+
     from ..viz.plots import plot_anomaly
 
     cfg = det.config
-    values = _values(table, cfg.target, cfg.time)
-    times = table.sort_values(cfg.time)[cfg.time].to_numpy() if cfg.time in table.columns else np.arange(len(values))
-    plot_anomaly(
-        times, values, scores, det.threshold, path, flags=det.flags(scores), labels=labels,
-        title=f"{cfg.target}: {cfg.method} scores ({len(values)} steps)",
-    )  # fmt: skip
-
-
-def score_run(
-    det: AnomalyDetector, table: Any, out: str | os.PathLike[str], label: str | None = None
-) -> dict[str, Any]:
-    """Score ``table`` (its ``test`` split when it has a ``split`` column), write ``scores.csv``, ``anomaly.png`` and,
-    with labels, ``result.json`` (the detection metrics) in ``out``. Returns a summary."""
-    import pandas as pd
-
-    cfg = det.config
-    table = _split(table, "test")
-    _check_columns(table, [cfg.target, label])
-    scores = det.score(table)
-    labels = _labels(_values(table, label, cfg.time, "labels"), len(scores)) if label else None
-    flags = det.flags(scores)
-    out = Path(out)
+    frame = pd.DataFrame(
+        {time: scored.time, target: scored.values, "score": scored.scores, "flag": scored.flags.astype(int)}
+    )
+    if scored.labels is not None:
+        frame["label"] = scored.labels.astype(int)
     out.mkdir(parents=True, exist_ok=True)
-    ordered = table.sort_values(cfg.time) if cfg.time in table.columns else table
-    frame = pd.DataFrame({
-        cfg.time: ordered[cfg.time].to_numpy() if cfg.time in table.columns else np.arange(len(scores)),
-        cfg.target: _values(table, cfg.target, cfg.time), "score": scores, "flag": flags.astype(int),
-    })  # fmt: skip
-    if labels is not None:
-        frame["label"] = labels.astype(int)
     atomic_write_bytes(out / "scores.csv", frame.to_csv(index=False).encode())
-    _picture(det, table, scores, labels, out / "anomaly.png")
+    plot_anomaly(
+        scored.time, scored.values, scored.scores, det.threshold, out / "anomaly.png", flags=scored.flags,
+        labels=scored.labels, title=f"{target}: {cfg.method} scores ({len(scored.scores)} steps)",
+    )  # fmt: skip
     summary: dict[str, Any] = {
-        "run_dir": str(out), "method": cfg.method, "steps": len(scores), "threshold": det.threshold,
-        "flagged_points": int(flags.sum()), "scores": str(out / "scores.csv"),
+        "run_dir": str(out), "method": cfg.method, "steps": len(scored.scores), "context_steps": scored.context,
+        "threshold": det.threshold, "flagged_points": int(scored.flags.sum()), "scores": str(out / "scores.csv"),
     }  # fmt: skip
-    if labels is not None:
-        summary["metrics"] = {**detection_metrics(labels, flags), "threshold": det.threshold}
+    if scored.labels is not None:
+        summary["metrics"] = {**detection_metrics(scored.labels, scored.flags), "threshold": det.threshold}
         _write_json(out / "result.json", summary["metrics"])
     return summary
 
 
-def train_run(
-    table: Any, config: AnomalyConfig, out: str | os.PathLike[str], label: str | None = None
-) -> dict[str, Any]:
-    """Fit on the table's normal rows (its ``train`` split when it has a ``split`` column, else every row), save the
-    run directory, score the ``test`` split (or the training rows) and write the report.
+def score_run(
+    det: AnomalyDetector, table: Any, out: str | os.PathLike[str], label: str | None = None, *,
+    target: str | None = None, time: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Score ``table``'s ``test`` rows (every row without a ``split`` column), the rows before them read as context;
+    write ``scores.csv``, ``anomaly.png`` and, with labels, ``result.json`` (the detection metrics) in ``out``.
 
-    The run directory gets ``config.json``, ``model.safetensors``, ``metrics.csv`` (the training curve),
-    ``scores.csv``, ``anomaly.png``, ``result.json`` (with labels) and ``report.html``.
+    Args:
+        target, time: the table's value and time columns when they are not named as in training.
+
+    Returns:
+        A summary: ``steps`` scored, ``context_steps`` read before the first, threshold, flags, metrics.
+    """
+    target, time = target or det.config.target, time or det.config.time
+    return _write_scores(det, _score_table(det, table, target, time, label), target, time, Path(out))
+
+
+def evaluate_table(
+    det: AnomalyDetector, table: Any, label: str, *, target: str | None = None, time: str | None = None
+) -> dict[str, Any]:
+    """The detection metrics (:func:`detection_metrics` plus the threshold) on ``table``'s ``test`` rows, scored as
+    in :func:`score_run`; ``label`` names the 0/1 column."""
+    target, time = target or det.config.target, time or det.config.time
+    scored = _score_table(det, table, target, time, label)
+    assert scored.labels is not None
+    return {**detection_metrics(scored.labels, scored.flags), "threshold": det.threshold}
+
+
+def train_run(
+    table: Any, config: AnomalyConfig, out: str | os.PathLike[str], label: str | None = None, *, resume: bool = False
+) -> dict[str, Any]:
+    """Fit on the table's normal rows (its ``train`` split when it has a ``split`` column, else every row), score the
+    ``test`` rows (or every row) with the rows before them as context, write the scores and the report, then save.
+
+    The run directory gets ``metrics.csv`` (the training curve) and checkpoints while training, then ``scores.csv``,
+    ``anomaly.png``, ``result.json`` (with labels), ``model.safetensors``, ``config.json`` (so a run that fails before
+    the end has none and can be resumed) and ``report.html``.
+
+    Args:
+        resume: continue an interrupted training in ``out`` from its newest checkpoint.
 
     Raises:
-        FileExistsError: ``out`` holds a finished run; ValueError: bad columns, labelled anomalies in the training rows.
+        FileExistsError: ``out`` holds a finished run; ValueError: bad columns or times, labelled anomalies in the
+        training rows; ``lstmkit.train.ResumeError``: nothing to resume, or a checkpoint of another config.
     """
     from ..report import write_report
 
     out = Path(out)
     if (out / runs.CONFIG_FILE).exists():
         raise FileExistsError(f"{out} already holds a finished detector; choose another --out or delete it.")
+    # Everything that scoring reads is checked before training, so a mistake costs no training time.
+    table = _in_time_order(table, config.time)
     _check_columns(table, [config.target, label])
+    _values(table, config.target, config.time)
     train = _split(table, "train")
     if label is not None:
-        y = _labels(_values(train, label, config.time, "labels"), len(train), f"label column {label!r}")
-        if y.any():
+        y = _labels(table[label].to_numpy(), len(table), f"label column {label!r}")
+        in_train = int(y[_split_mask(table, "train")].sum())
+        if in_train:
             raise ValueError(
-                f"The training rows hold {int(y.sum())} labelled anomalies; the detector learns from normal data only. "
+                f"The training rows hold {in_train} labelled anomalies; the detector learns from normal data only. "
                 "Add a 'split' column with normal 'train' rows, or drop the anomalous rows."
             )
     det = AnomalyDetector(config)
     fit_dir = out / "forecaster" if config.method == "prediction" else out
-    det.fit(train, run_dir=fit_dir)
-    det.save(out)
+    det.fit(train, run_dir=fit_dir, resume=resume)
+    # Scored before saving: an error here leaves no config.json, and the run can be resumed (--resume).
+    scored = _score_table(det, table, config.target, config.time, label)
+    summary = _write_scores(det, scored, config.target, config.time, out)
     if config.method == "prediction" and (fit_dir / "metrics.csv").is_file():  # the training curve at the top
         atomic_write_bytes(out / "metrics.csv", (fit_dir / "metrics.csv").read_bytes())
-    summary = score_run(det, table, out, label)
+    det.save(out, overwrite=resume)  # config.json last (resume: a save cut short may have left forecaster/config.json)
     summary["epochs"] = len(det.history_)
     if det.history_:
         summary["train_loss"] = det.history_[-1]["train_loss"]

@@ -365,6 +365,12 @@ def plot_anomaly(
             f"time, values and scores must be 1-D and of one length, got shapes {time.shape}, {values.shape} and "
             f"{scores.shape}."
         )
+    for name, given in (("flags", flags), ("labels", labels)):
+        if given is not None and np.shape(given) != values.shape:
+            raise ValueError(
+                f"{name} must hold one value per step, like values: got shape {np.shape(given)} for {values.shape}; "
+                f"pass the {name} of the steps plotted."
+            )
     if flags is None:
         flags = np.nan_to_num(scores, nan=-np.inf) > threshold
     flags = np.asarray(flags, dtype=bool)
