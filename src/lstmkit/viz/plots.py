@@ -469,6 +469,8 @@ def plot_attention(
                           linewidth=0, label="attention")  # fmt: skip
         twin.set_ylim(0.0, max(float(np.max(w)) * 1.1, 1e-9))
         twin.set_ylabel("attention weight")
+        ax.set_zorder(twin.get_zorder() + 1)  # the series over the shading
+        ax.patch.set_visible(False)
         if titles is not None:
             ax.set_title(titles[n], fontsize="small")
         ax.grid(alpha=0.3)
