@@ -14,9 +14,10 @@ from .tasks.anomaly import AnomalyDetector
 from .tasks.estimators import SequenceClassifier, SequenceRegressor
 from .tasks.forecasting import Forecaster
 from .tasks.language import LanguageModel
+from .tasks.seq2seq import Seq2Seq
 from .tasks.text_classification import TextClassifier
 
 __all__ = [
-    "AnomalyDetector", "Forecaster", "LanguageModel", "SequenceClassifier", "SequenceRegressor", "TextClassifier",
-    "__version__", "load", "nn",
+    "AnomalyDetector", "Forecaster", "LanguageModel", "Seq2Seq", "SequenceClassifier", "SequenceRegressor",
+    "TextClassifier", "__version__", "load", "nn",
 ]  # fmt: skip

@@ -16,7 +16,8 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import anomaly, classify, datasets, demo, experiment, forecast, report, text  # noqa: F401  (each adds its commands)
+    # each module adds its commands to ``app``
+    from . import anomaly, classify, datasets, demo, experiment, forecast, report, text, translate  # noqa: F401
 
     try:
         from . import bench  # noqa: F401

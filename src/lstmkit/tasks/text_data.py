@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
-    "BPETokenizer", "CharTokenizer", "Tokenizer", "WordTokenizer", "load_corpus", "make_tokenizer", "read_text",
-    "split_text", "tokenizer_from_dict",
+    "BPETokenizer", "CharTokenizer", "StreamDecoder", "Tokenizer", "WhitespaceTokenizer", "WordTokenizer",
+    "load_corpus", "make_tokenizer", "read_text", "split_text", "tokenizer_from_dict",
 ]  # fmt: skip
 
 UNK = "<unk>"
@@ -212,6 +212,34 @@ class WordTokenizer(Tokenizer):
         return {"level": "word", "words": self.itos[1:], "max_size": self.max_size, "min_count": self.min_count}
 
 
+class WhitespaceTokenizer(WordTokenizer):
+    """Tokens are the text's whitespace-separated pieces (``vingt-deux`` and ``thousand,`` stay one token); decoding
+    joins with single spaces, so single-spaced text comes back exactly. For short, regular texts such as number
+    phrases, where splitting punctuation off would only lengthen the sequences."""
+
+    level = "token"
+
+    def fit(self, text: str) -> WhitespaceTokenizer:
+        counts = Counter(text.split())
+        words = [w for w, c in counts.most_common(self.max_size - 1) if c >= self.min_count]
+        self.__init__(sorted(words), self.max_size, self.min_count)
+        return self
+
+    def encode(self, text: str, *, strict: bool = False, what: str = "text") -> list[int]:
+        tokens = text.split()
+        if strict:
+            unknown = [t for t in tokens if t not in self.stoi]
+            if unknown:
+                raise self._unknown(unknown, what)
+        return [self.stoi.get(t, 0) for t in tokens]
+
+    def decode(self, ids: list[int]) -> str:
+        return " ".join(self.itos[i] for i in ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "level": "space"}
+
+
 class BPETokenizer(Tokenizer):
     """Byte-level BPE (Hugging Face ``tokenizers``): every string encodes, nothing is unknown, decoding is exact."""
 
@@ -290,6 +318,10 @@ class StreamDecoder:
         self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
 
     def push(self, token: int) -> str:
+        if isinstance(self.tok, WhitespaceTokenizer):
+            glue = "" if self.after_newline else " "
+            self.after_newline = False
+            return glue + self.tok.decode([token])
         if isinstance(self.tok, WordTokenizer):
             piece = self.tok.decode([token])
             glue = "" if self.after_newline or piece in NO_SPACE_BEFORE else " "
@@ -311,15 +343,17 @@ def _hf() -> Any:
         raise ImportError("BPE needs Hugging Face tokenizers: pip install 'lstmkit[text]'.") from e
 
 
-def make_tokenizer(level: Literal["char", "word", "bpe"], vocab_size: int | None = None) -> Tokenizer:
+def make_tokenizer(level: Literal["char", "word", "space", "bpe"], vocab_size: int | None = None) -> Tokenizer:
     """A fresh tokenizer of ``level`` (``vocab_size``: the word vocabulary's or BPE's target size)."""
     if level == "char":
         return CharTokenizer()
     if level == "word":
         return WordTokenizer(max_size=vocab_size or 20000)
+    if level == "space":
+        return WhitespaceTokenizer(max_size=vocab_size or 20000, min_count=1)
     if level == "bpe":
         return BPETokenizer(vocab_size=vocab_size or 2000)
-    raise ValueError(f"Unknown level {level!r}; choose char, word or bpe.")
+    raise ValueError(f"Unknown level {level!r}; choose char, word, space or bpe.")
 
 
 def tokenizer_from_dict(state: dict[str, Any]) -> Tokenizer:
@@ -329,6 +363,8 @@ def tokenizer_from_dict(state: dict[str, Any]) -> Tokenizer:
         return CharTokenizer(state["chars"])
     if level == "word":
         return WordTokenizer(state["words"], state["max_size"], state["min_count"])
+    if level == "space":
+        return WhitespaceTokenizer(state["words"], state["max_size"], state["min_count"])
     if level == "bpe":
         return BPETokenizer(state["vocab_size"], json.dumps(state["tokenizer"]))
     raise ValueError(f"Unknown tokenizer level {level!r} in the saved state.")

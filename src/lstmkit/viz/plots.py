@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = [
+    "plot_alignment",
     "plot_anomaly",
     "plot_attention",
     "plot_confusion",
@@ -475,5 +476,35 @@ def plot_attention(
             ax.set_title(titles[n], fontsize="small")
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_alignment(
+    weights: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str], path: str | os.PathLike[str],
+    title: str | None = None,
+) -> Path:  # fmt: skip
+    """A sequence-to-sequence attention alignment as a heat map: one row per output token, one column per source
+    token, darker where the decoder looked.
+
+    Args:
+        weights: (outputs, sources) attention weights, each row summing to 1.
+        source_tokens, output_tokens: the labels of the columns and rows.
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(output_tokens), len(source_tokens)):
+        raise ValueError(
+            f"weights are shaped {w.shape}, but there are {len(output_tokens)} output and {len(source_tokens)} source "
+            "tokens; give one row per output token and one column per source token."
+        )
+    fig = Figure(figsize=(1.0 + 0.45 * max(len(source_tokens), 4), 1.0 + 0.4 * max(len(output_tokens), 4)))
+    ax = fig.subplots()
+    ax.imshow(w, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source_tokens)), labels=list(source_tokens), rotation=60, ha="right")
+    ax.set_yticks(range(len(output_tokens)), labels=list(output_tokens))
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)

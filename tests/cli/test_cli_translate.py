@@ -1,0 +1,33 @@
+"""``lstmkit translate train | text | evaluate`` in-process: run directory, outputs, one-sentence errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from lstmkit.cli import main
+from lstmkit.tasks.seq2seq import number_phrases
+
+
+def test_train_text_evaluate_on_a_csv(tmp_path, capsys):
+    src, tgt = number_phrases(np.arange(200))
+    csv = tmp_path / "pairs.csv"
+    pd.DataFrame({"en": src, "fr": tgt}).to_csv(csv, index=False)
+    out = tmp_path / "s2s"
+    args = ["--csv", str(csv), "--source-column", "en", "--target-column", "fr", "--epochs", "2", "--hidden-size",
+            "16", "--beam", "2", "--json"]  # fmt: skip
+    assert main(["translate", "train", *args, "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["held_out"] == 20 and {"greedy", "beam_2", "copy_source"} <= set(result)
+    assert (out / "alignment.png").exists() and (out / "config.json").exists()
+    assert main(["translate", "text", str(out), "twelve", "one hundred and one", "--json"]) == 0
+    assert [r["source"] for r in json.loads(capsys.readouterr().out)] == ["twelve", "one hundred and one"]
+    assert main(["translate", "evaluate", str(out), "--csv", str(csv), "--source-column", "en", "--target-column",
+                 "fr", "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["n"] == 200
+    assert main(["translate", "train", "--csv", str(csv), "--out", str(tmp_path / "x")]) == 2
+    assert "Unknown column(s) ['source', 'target']" in capsys.readouterr().err
+    assert main(["translate", "train", *args, "--out", str(tmp_path / "y"), "--attention", "cosine"]) == 2
+    assert "attention" in capsys.readouterr().err
+    assert main(["translate", "text", str(tmp_path / "nope"), "twelve"]) == 2
+    assert "No run directory" in capsys.readouterr().err
