@@ -9,6 +9,7 @@ import typer
 
 from . import app
 from ._console import err, fail, print_json, setup_logging
+from ._options import AsJson, Out, Resume, Seed, Verbose
 
 anomaly_app = typer.Typer(help="Detect anomalies with an LSTM trained on normal data.", no_args_is_help=True)
 app.add_typer(anomaly_app, name="anomaly")
@@ -24,7 +25,6 @@ ScoreTarget = Annotated[
     str | None, typer.Option("--target", help="The value column, when not named as in training (default: the run's).")
 ]
 Label = Annotated[str | None, typer.Option("--label", help="A 0/1 column of labelled anomalies, for the metrics.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
 RunDir = Annotated[Path, typer.Argument(help="A run directory written by `lstmkit anomaly train`.")]
 
 
@@ -68,7 +68,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 @anomaly_app.command("train")
 def train(
-    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    out: Out,
     data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, label: Label = None,
     method: Annotated[str, typer.Option("--method", help="prediction (LSTM-AD) or reconstruction (EncDec-AD).")] = (
         "prediction"
@@ -80,10 +80,10 @@ def train(
         float, typer.Option("--false-alarm-rate", help="Share of normal steps allowed above the threshold.")
     ] = 0.01,
     epochs: Annotated[int, typer.Option("--epochs")] = 100,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training in --out.")] = False,
+    seed: Seed = 0,
+    resume: Resume = False,
     as_json: AsJson = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Verbose = False,
 ) -> None:  # fmt: skip
     """Train on the normal rows (a dataset's train split, else the whole CSV), score the test split (the rows before it
     read as context), write a report."""

@@ -9,6 +9,7 @@ import typer
 
 from . import app
 from ._console import err, fail, print_json, setup_logging
+from ._options import AsJson, Out, Resume, Seed, Verbose
 
 forecast_app = typer.Typer(help="Forecast time series with an LSTM (quantiles, covariates).", no_args_is_help=True)
 app.add_typer(forecast_app, name="forecast")
@@ -24,7 +25,6 @@ Static = Annotated[
     list[str] | None, typer.Option("--static", help="A static covariate column, one value per series (repeatable).")
 ]
 Season = Annotated[int | None, typer.Option("--season", help="Seasonal period in steps (default 1, or the dataset's).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
 
 
 def _config(data: str | None, csv: Path | None, overrides: dict[str, Any]) -> tuple[Any, Any]:
@@ -48,15 +48,15 @@ def _overrides(time, target, id_, past, future, static, season, **rest) -> dict[
 @forecast_app.command("train")
 def train(
     horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast.")],
-    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    out: Out,
     data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, id_: Id = None,
     past: Past = None, future: Future = None, static: Static = None, season: Season = None,
     transform: Annotated[str, typer.Option("--transform", help="none or log (positive series).")] = "none",
     epochs: Annotated[int, typer.Option("--epochs")] = 300,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training in --out.")] = False,
+    seed: Seed = 0,
+    resume: Resume = False,
     as_json: AsJson = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Verbose = False,
 ) -> None:  # fmt: skip
     """Train a forecaster on all the data and write the next horizon's forecast, its picture and a report."""
     setup_logging(verbose)
@@ -134,7 +134,7 @@ def backtest_command(
     transform: Annotated[str, typer.Option("--transform")] = "none",
     folds: Annotated[int, typer.Option("--folds", help="Rolling origins, the last at the end of the data.")] = 1,
     epochs: Annotated[int, typer.Option("--epochs")] = 300,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Seed = 0,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Rolling-origin backtest: the LSTM, seasonal-naive and ETS on the same splits (MAE, RMSE, MASE, sMAPE)."""

@@ -10,6 +10,7 @@ import typer
 
 from . import app
 from ._console import err, fail, print_json, setup_logging
+from ._options import AsJson, Out, Resume, Seed, Verbose
 
 text_app = typer.Typer(help="Language models and text generation (character, word or BPE level).", no_args_is_help=True)
 app.add_typer(text_app, name="text")
@@ -17,7 +18,6 @@ app.add_typer(text_app, name="text")
 Errors = Annotated[
     str, typer.Option("--errors", help="Invalid UTF-8: strict (stop, naming file and byte) or replace (U+FFFD).")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError)
 
 
@@ -27,7 +27,7 @@ def _message(e: Exception) -> str:
 
 @text_app.command("train")
 def train(
-    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    out: Out,
     data: Annotated[str | None, typer.Option("--data", help="A bundled corpus: shakespeare.")] = None,
     text: Annotated[Path | None, typer.Option("--text", help="A text file, or a folder of *.txt files.")] = None,
     level: Annotated[str, typer.Option("--level", help="char, word or bpe.")] = "char",
@@ -45,11 +45,11 @@ def train(
         float | None, typer.Option("--max-minutes", help="Stop after this much training time.")
     ] = None,
     lr: Annotated[float, typer.Option("--lr")] = 2e-3,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Seed = 0,
     errors: Errors = "strict",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training in --out.")] = False,
+    resume: Resume = False,
     as_json: AsJson = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Verbose = False,
 ) -> None:  # fmt: skip
     """Train a language model; held-out test measures beside a Witten-Bell n-gram model, samples and a report."""
     setup_logging(verbose)
@@ -151,7 +151,7 @@ LabelColumn = Annotated[str, typer.Option("--label-column", help="The CSV column
 
 @classify_app.command("train")
 def classify_train(
-    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    out: Out,
     data: Annotated[str | None, typer.Option("--data", help="A bundled set: imdb or rotten_tomatoes.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="A CSV file with a text and a label column.")] = None,
     text_column: TextColumn = "text", label_column: LabelColumn = "label",
@@ -163,7 +163,7 @@ def classify_train(
     embedding_size: Annotated[int, typer.Option("--embedding-size")] = 128,
     class_weight: Annotated[str | None, typer.Option("--class-weight", help="balanced, for imbalanced labels.")] = None,
     epochs: Annotated[int, typer.Option("--epochs")] = 5,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Seed = 0,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Bag-of-words baseline too.")] = True,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip

@@ -9,12 +9,12 @@ import typer
 
 from . import app
 from ._console import err, fail, print_json, setup_logging
+from ._options import AsJson, Out, Resume, Seed, Verbose
 
 translate_app = typer.Typer(help="Sequence to sequence with attention (translation, number words).",
                             no_args_is_help=True)  # fmt: skip
 app.add_typer(translate_app, name="translate")
 
-AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
 SourceColumn = Annotated[str, typer.Option("--source-column", help="The CSV column of source texts.")]
 TargetColumn = Annotated[str, typer.Option("--target-column", help="The CSV column of target texts.")]
 Beam = Annotated[int, typer.Option("--beam", help="Beam size (1: greedy).")]
@@ -27,7 +27,7 @@ def _message(e: Exception) -> str:
 
 @translate_app.command("train")
 def train(
-    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    out: Out,
     data: Annotated[str | None, typer.Option("--data", help="A bundled pair set: numbers.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="A CSV file of source and target texts.")] = None,
     source_column: SourceColumn = "source", target_column: TargetColumn = "target",
@@ -39,10 +39,10 @@ def train(
     epochs: Annotated[int, typer.Option("--epochs")] = 20,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of pairs held out for the test figures.")] = 0.1,
     beam: Beam = 4,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training in --out.")] = False,
+    seed: Seed = 0,
+    resume: Resume = False,
     as_json: AsJson = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Verbose = False,
 ) -> None:  # fmt: skip
     """Train on all but a held-out share; report exact match, BLEU and chrF beside copying the source."""
     setup_logging(verbose)
