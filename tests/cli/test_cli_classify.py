@@ -33,7 +33,8 @@ def test_train_predict_evaluate_on_a_small_csv(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split", "part"]
     train = ["classify", "train", *args, "--out", str(out), "--epochs", "3", "--hidden-size", "8", "--pooling",
-             "attention", "--bidirectional", "--class-weight", "balanced", "--seed", "1", "--json"]  # fmt: skip
+             "attention", "--bidirectional", "--class-weight", "balanced", "--seed", "1", "--head-dropout", "0.2",
+             "--optimizer", "adamw", "--weight-decay", "0.05", "--json"]  # fmt: skip
     assert main(train) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_train"] == 12 and summary["n_test"] == 4 and 0 <= summary["accuracy"] <= 1
@@ -43,6 +44,8 @@ def test_train_predict_evaluate_on_a_small_csv(tmp_path, capsys):
         assert (out / name).exists(), name
     saved = json.loads((out / "config.json").read_text())["config"]
     assert saved["estimator"]["pooling"] == "attention" and saved["estimator"]["bidirectional"] is True
+    assert saved["estimator"]["head_dropout"] == 0.2 and saved["model"]["head_dropout"] == 0.2
+    assert saved["estimator"]["optimizer"] == "adamw" and saved["estimator"]["weight_decay"] == 0.05
     assert saved["data"]["id"] == "series" and saved["data"]["resolved_features"] == ["a", "b"]
 
     # predict reads the saved layout; labels are not needed

@@ -281,3 +281,13 @@ def test_train_run_writes_the_run_directory(tmp_path):
     assert len(predictions) == 4 and set(predictions.columns) >= {"id", "label", "predicted", "p_up", "p_down"}
     with pytest.raises(FileExistsError, match="already holds a finished classifier"):
         train_run(_table(), cfg, tmp_path / "run")
+
+
+def test_classify_config_passes_head_dropout_and_weight_decay_through():
+    assert ClassifyConfig.from_dict({}).classifier().get_params()["head_dropout"] == 0.0  # old configs: unchanged
+    clf = ClassifyConfig(head_dropout=0.3, optimizer="adamw", weight_decay=0.1).classifier()
+    assert (clf.head_dropout, clf.optimizer, clf.weight_decay) == (0.3, "adamw", 0.1)
+    with pytest.raises(ValueError, match="head_dropout must be in"):
+        ClassifyConfig(head_dropout=1.5)
+    with pytest.raises(ValueError, match="weight_decay must be finite"):
+        ClassifyConfig(weight_decay=-0.1)

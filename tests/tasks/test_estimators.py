@@ -146,3 +146,74 @@ def test_regressor_takes_sequences_of_different_lengths():
     np.testing.assert_allclose(pred[1], model.predict([X[1]])[0], rtol=1e-5)  # the padded batch == alone
     with pytest.raises(ValueError, match=r"X\[1\] contains NaN"):
         model.predict([X[0], np.full((4, 2), np.nan)])
+
+
+def test_head_dropout_and_weight_decay_default_off_are_saved_and_old_runs_load(tmp_path):
+    import json
+
+    X, y = _sine(32)
+    labels = np.where(y > 0, "up", "down")
+    clf = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, progress=False)
+    assert clf.head_dropout == 0.0 and clf.weight_decay == 0.0  # the behaviour before these options existed
+    clf = lstmkit.SequenceClassifier(
+        hidden_size=4, epochs=2, head_dropout=0.5, optimizer="adamw", weight_decay=0.1, progress=False
+    ).fit(X, labels)
+    clf.save(tmp_path / "new")
+    saved = json.loads((tmp_path / "new" / "config.json").read_text())["config"]
+    assert saved["estimator"]["head_dropout"] == 0.5 and saved["estimator"]["weight_decay"] == 0.1
+    assert saved["model"]["head_dropout"] == 0.5
+    again = lstmkit.load(tmp_path / "new")
+    assert again.head_dropout == 0.5 and again.weight_decay == 0.1 and again.optimizer == "adamw"
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))  # eval mode: no dropout
+
+    plain = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, progress=False).fit(X, labels)
+    plain.save(tmp_path / "old")
+    path = tmp_path / "old" / "config.json"
+    payload = json.loads(path.read_text())
+    del payload["config"]["estimator"]["head_dropout"], payload["config"]["estimator"]["weight_decay"]
+    del payload["config"]["model"]["head_dropout"]  # what a run written before these options holds
+    path.write_text(json.dumps(payload))
+    old = lstmkit.load(tmp_path / "old")
+    assert old.head_dropout == 0.0 and old.weight_decay == 0.0
+    np.testing.assert_array_equal(old.predict_proba(X), plain.predict_proba(X))
+
+
+def test_head_dropout_acts_on_the_pooled_vector_in_training_only():
+    import torch
+
+    from lstmkit.tasks.sequence_model import ModelConfig, SequenceModel
+
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(input_size=2, output_size=3, hidden_size=8, head_dropout=0.5))
+    reference = SequenceModel(ModelConfig(input_size=2, output_size=3, hidden_size=8))
+    assert model.state_dict().keys() == reference.state_dict().keys()  # the option adds no parameters
+    reference.load_state_dict(model.state_dict())
+    x = torch.randn(5, 7, 2)
+    model.eval(), reference.eval()
+    torch.testing.assert_close(model(x)[0], reference(x)[0], rtol=0, atol=0)
+    model.train()
+    h_n = model.core(x)[1][0]  # (L*D, B, S)
+    torch.manual_seed(1)
+    dropped = model(x)[0]  # (B, O)
+    torch.manual_seed(1)
+    by_hand = model.head(torch.nn.functional.dropout(h_n[-1], 0.5, training=True))
+    torch.testing.assert_close(dropped, by_hand)
+    with pytest.raises(ValueError, match="head_dropout must be in"):
+        ModelConfig(input_size=1, output_size=1, head_dropout=1.0)
+    with pytest.raises(ValueError, match="head_dropout must be in"):
+        lstmkit.SequenceClassifier(head_dropout=-0.1)
+
+
+def test_weight_decay_reaches_the_optimizer_and_shrinks_the_weights():
+    X, y = _sine(64)
+    labels = np.where(y > 0, "up", "down")
+
+    def norm(weight_decay):
+        clf = lstmkit.SequenceClassifier(
+            hidden_size=8, epochs=5, lr=1e-2, optimizer="adamw", weight_decay=weight_decay, progress=False
+        ).fit(X, labels)
+        return float(sum((p.detach() ** 2).sum() for p in clf.model_.parameters()))
+
+    assert norm(5.0) < 0.8 * norm(0.0)
+    with pytest.raises(ValueError, match="weight_decay must be finite and >= 0"):
+        lstmkit.SequenceClassifier(weight_decay=-1.0)

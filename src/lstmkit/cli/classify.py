@@ -70,9 +70,14 @@ def train(
         str, typer.Option("--class-weight", help="none or balanced (weights the loss against imbalance).")
     ] = "none",
     hidden_size: Annotated[int, typer.Option("--hidden-size")] = 64,
+    head_dropout: Annotated[
+        float, typer.Option("--head-dropout", help="Dropout on the pooled vector before the head (training only).")
+    ] = 0.0,
     epochs: Annotated[int, typer.Option("--epochs")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or adamw (decoupled weight decay).")] = "adam",
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="The optimizer's weight decay.")] = 0.0,
     validation_split: Annotated[
         float, typer.Option("--validation-split", help="Share of training series for early stopping.")
     ] = 0.0,
@@ -93,7 +98,8 @@ def train(
         cfg = ClassifyConfig(**{
             **defaults, **_roles(id_, label, step, split, features), "test_fraction": test_fraction,
             "pooling": pooling, "bidirectional": bidirectional, "class_weight": class_weight,
-            "hidden_size": hidden_size, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+            "hidden_size": hidden_size, "head_dropout": head_dropout, "epochs": epochs, "batch_size": batch_size,
+            "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
             "validation_split": validation_split, "early_stopping_patience": patience, "seed": seed,
             "progress": not as_json,
         })  # fmt: skip

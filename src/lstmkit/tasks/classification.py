@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -61,10 +62,13 @@ class ClassifyConfig(StrictConfig):
     pooling: Literal["last", "mean", "max", "attention"] = "last"
     class_weight: Literal["none", "balanced"] = "none"
     normalize: bool = True  # per-channel standardisation fitted on the training series only
-    dropout: float = 0.0
+    dropout: float = 0.0  # between stacked layers (num_layers > 1)
+    head_dropout: float = 0.0  # on the pooled vector before the head; 0.0 (none) is how runs were trained before
     epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-3
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = 0.0  # L2 with "adam", decoupled with "adamw"; 0.0: none, as before this option existed
     clip_grad_norm: float | None = 1.0  # keeps the occasional steep step on tiny data sets from undoing training
     validation_split: float = 0.0  # of the training series, for early stopping (the test split is never used)
     early_stopping_patience: int | None = None
@@ -77,6 +81,10 @@ class ClassifyConfig(StrictConfig):
         for name in ("hidden_size", "num_layers", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}. Use 0.0 to turn it off.")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0.0):
+            raise ValueError(f"weight_decay must be finite and >= 0, got {self.weight_decay}. Use 0.0 to turn it off.")
         if self.early_stopping_patience is not None and self.validation_split == 0.0:
             raise ValueError(
                 "early_stopping_patience needs a validation split of the training series to watch; set "
@@ -86,11 +94,11 @@ class ClassifyConfig(StrictConfig):
     def classifier(self) -> SequenceClassifier:
         return SequenceClassifier(
             self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
-            pooling=self.pooling, normalize=self.normalize,
+            pooling=self.pooling, head_dropout=self.head_dropout, normalize=self.normalize,
             class_weight=None if self.class_weight == "none" else self.class_weight, epochs=self.epochs,
-            batch_size=self.batch_size, lr=self.lr, clip_grad_norm=self.clip_grad_norm,
-            validation_split=self.validation_split, early_stopping_patience=self.early_stopping_patience,
-            seed=self.seed, progress=self.progress,
+            batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
+            clip_grad_norm=self.clip_grad_norm, validation_split=self.validation_split,
+            early_stopping_patience=self.early_stopping_patience, seed=self.seed, progress=self.progress,
         )  # fmt: skip
 
 

@@ -203,11 +203,13 @@ class _SequenceEstimator(abc.ABC):
         bidirectional: bool = False,
         dropout: float = 0.0,
         pooling: Literal["last", "mean", "max", "attention"] = "last",
+        head_dropout: float = 0.0,
         normalize: bool = False,
         epochs: int = 10,
         batch_size: int = 32,
         lr: float = 1e-3,
         optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam",
+        weight_decay: float = 0.0,
         clip_grad_norm: float | None = None,
         validation_split: float = 0.0,
         early_stopping_patience: int | None = None,
@@ -218,9 +220,14 @@ class _SequenceEstimator(abc.ABC):
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
         if pooling not in _POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(_POOLINGS)}, got {pooling!r}.")
+        if not 0.0 <= head_dropout < 1.0:
+            raise ValueError(f"head_dropout must be in [0, 1), got {head_dropout}. Use 0.0 to turn it off.")
+        if not (np.isfinite(weight_decay) and weight_decay >= 0.0):
+            raise ValueError(f"weight_decay must be finite and >= 0, got {weight_decay}. Use 0.0 to turn it off.")
         self.hidden_size, self.num_layers, self.cell = hidden_size, num_layers, cell
         self.bidirectional, self.dropout, self.pooling, self.normalize = bidirectional, dropout, pooling, normalize
         self.epochs, self.batch_size, self.lr, self.optimizer = epochs, batch_size, lr, optimizer
+        self.head_dropout, self.weight_decay = head_dropout, weight_decay
         self.clip_grad_norm, self.validation_split = clip_grad_norm, validation_split
         self.early_stopping_patience, self.seed, self.progress = early_stopping_patience, seed, progress
         self.model_: SequenceModel | None = None
@@ -262,9 +269,9 @@ class _SequenceEstimator(abc.ABC):
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (scikit-learn convention)."""
         names = (
-            "hidden_size", "num_layers", "cell", "bidirectional", "dropout", "pooling", "normalize", "epochs",
-            "batch_size", "lr", "optimizer", "clip_grad_norm", "validation_split", "early_stopping_patience", "seed",
-            "progress", *self._extra_params,
+            "hidden_size", "num_layers", "cell", "bidirectional", "dropout", "pooling", "head_dropout", "normalize",
+            "epochs", "batch_size", "lr", "optimizer", "weight_decay", "clip_grad_norm", "validation_split",
+            "early_stopping_patience", "seed", "progress", *self._extra_params,
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
@@ -292,6 +299,7 @@ class _SequenceEstimator(abc.ABC):
         self.model_config_ = ModelConfig(
             input_size=x.shape[2], output_size=out_size, cell=self.cell, hidden_size=self.hidden_size,
             num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout, pooling=self.pooling,
+            head_dropout=self.head_dropout,
         )  # fmt: skip
         self.model_ = SequenceModel(self.model_config_)
 
@@ -305,8 +313,9 @@ class _SequenceEstimator(abc.ABC):
             val = [(xv, yv) if lv is None else (xv[:, : int(lv.max())], yv, lv)]
         cfg = TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-            clip_grad_norm=self.clip_grad_norm, early_stopping_patience=self.early_stopping_patience if val else None,
-            seed=self.seed, progress=self.progress,
+            weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
+            early_stopping_patience=self.early_stopping_patience if val else None, seed=self.seed,
+            progress=self.progress,
         )  # fmt: skip
 
         def loss_fn(model, batch, state):
@@ -446,6 +455,9 @@ class SequenceClassifier(_SequenceEstimator):
         pooling: how a sequence's steps become one vector for the head: "last" (its last valid step; both
             directions' final states when bidirectional), "mean", "max" or "attention" (a learned score per step,
             softmax over the valid steps; the weights come back from :meth:`predict_attention`).
+        head_dropout: dropout on the pooled vector before the linear head, in training only (0.0: none, as before
+            this option existed).
+        weight_decay: the optimizer's weight decay (L2 for "adam", decoupled for "adamw"); 0.0: none.
         normalize: standardise each channel with the mean and standard deviation of the training data's valid
             steps (saved with the model, applied unchanged to new data).
         class_weight: None (every sample counts the same), "balanced" (class k weighs N / (K * N_k) over the
@@ -472,12 +484,14 @@ class SequenceClassifier(_SequenceEstimator):
         bidirectional: bool = False,
         dropout: float = 0.0,
         pooling: Literal["last", "mean", "max", "attention"] = "last",
+        head_dropout: float = 0.0,
         normalize: bool = True,
         class_weight: None | Literal["balanced"] | dict[Any, float] = None,
         epochs: int = 10,
         batch_size: int = 32,
         lr: float = 1e-3,
         optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam",
+        weight_decay: float = 0.0,
         clip_grad_norm: float | None = None,
         validation_split: float = 0.0,
         early_stopping_patience: int | None = None,
@@ -486,9 +500,10 @@ class SequenceClassifier(_SequenceEstimator):
     ) -> None:
         super().__init__(
             hidden_size, num_layers=num_layers, cell=cell, bidirectional=bidirectional, dropout=dropout,
-            pooling=pooling, normalize=normalize, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-            clip_grad_norm=clip_grad_norm, validation_split=validation_split,
-            early_stopping_patience=early_stopping_patience, seed=seed, progress=progress,
+            pooling=pooling, head_dropout=head_dropout, normalize=normalize, epochs=epochs, batch_size=batch_size,
+            lr=lr, optimizer=optimizer, weight_decay=weight_decay, clip_grad_norm=clip_grad_norm,
+            validation_split=validation_split, early_stopping_patience=early_stopping_patience, seed=seed,
+            progress=progress,
         )  # fmt: skip
         if not (class_weight is None or class_weight == "balanced" or isinstance(class_weight, dict)):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict label -> weight, got {class_weight!r}.")

@@ -40,6 +40,9 @@ class ModelConfig(StrictConfig):
     # attention. "last" is the default so configs saved before pooling existed load unchanged.
     pooling: Pooling = "last"
     attention_size: int = 64  # width of the additive attention score's hidden layer (pooling="attention" only)
+    # Dropout on the features the head reads (the pooled vector, or each step's output with readout "all"), in
+    # training only. 0.0, the default, is the model as it was before this option existed (no parameters either way).
+    head_dropout: float = 0.0
     # LSTM-only variants (lstmkit.nn.LSTM); ignored by the GRU and RNN cores
     layer_norm: bool = False
     peephole: bool = False
@@ -52,6 +55,10 @@ class ModelConfig(StrictConfig):
         for name in ("input_size", "output_size", "hidden_size", "num_layers", "attention_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig: {name} must be at least 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError(
+                f"ModelConfig: head_dropout must be in [0, 1), got {self.head_dropout}. Use 0.0 to turn it off."
+            )
         if self.cell != "lstm":
             variants = {
                 "layer_norm": self.layer_norm, "peephole": self.peephole,
@@ -103,6 +110,7 @@ class SequenceModel(nn.Module):
                 nn.Linear(state_size * self.directions, c.attention_size), nn.Tanh(),
                 nn.Linear(c.attention_size, 1, bias=False),
             )  # fmt: skip
+        self.head_dropout = nn.Dropout(c.head_dropout)  # identity at 0.0 and in eval mode; holds no parameters
         self.head = nn.Linear(state_size * self.directions, c.output_size)
 
     def forward(self, x: Tensor, state=None, lengths: Tensor | None = None, *, record: bool = False):
@@ -117,14 +125,14 @@ class SequenceModel(nn.Module):
             self.last_trace = extra if self.config.cell == "lstm" else None
             h_steps = (extra.h_steps if self.config.cell == "lstm" else extra)[-1][0]
         if self.config.readout == "all":
-            y = self.head(output)                                                      # (B, T, O)
+            y = self.head(self.head_dropout(output))                                   # (B, T, O)
         elif self.config.pooling == "last":
             h_n = new_state[0] if isinstance(new_state, tuple) else new_state          # (L*D, B, S)
             last = h_n[-self.directions:].transpose(0, 1).reshape(x.shape[0], -1)      # (B, D*S)
-            y = self.head(last)                                                        # (B, O)
+            y = self.head(self.head_dropout(last))                                     # (B, O)
         else:
             pooled, _ = self.pool(output, lengths)                                     # (B, D*S)
-            y = self.head(pooled)                                                      # (B, O)
+            y = self.head(self.head_dropout(pooled))                                   # (B, O)
         # fmt: on
         return (y, new_state, h_steps) if record else (y, new_state)
 
