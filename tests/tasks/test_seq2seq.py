@@ -93,13 +93,30 @@ def test_scores_save_load_and_errors(numbers_model: Seq2Seq, tmp_path) -> None:
         small().fit(["a", "b", "c"], ["x", "y"])
     with pytest.raises(ValueError, match="Pair 1 has an empty source or target"):
         small().fit(["a", " "], ["x", "y"])
-    with pytest.raises(KeyError, match="Unknown pair set 'verses'"):
-        read_pairs("verses", None)
+    with pytest.raises(KeyError, match="Unknown pair set 'psalms'; bundled: numbers"):
+        read_pairs("psalms", None)
+    with pytest.raises(ValueError, match="max_minutes must be positive"):
+        small(max_minutes=0)
 
 
 def test_train_run_writes_a_complete_run(tmp_path) -> None:
     src, tgt = number_phrases(NUMBERS[:60])
     result = train_run(src, tgt, small(epochs=2).config, tmp_path / "run", holdout=0.2, beam_size=2)
-    assert result["held_out"] == 12 and {"greedy", "beam_2", "copy_source"} <= set(result)
+    assert result["held_out"] == 12 and {"greedy", "beam_2", "copy_source", "word_by_word"} <= set(result)
     for name in ("config.json", "model.safetensors", "metrics.csv", "result.json", "predictions.csv", "report.html"):
         assert (tmp_path / "run" / name).exists(), name
+
+
+def test_train_run_splits_by_group_so_no_group_straddles(tmp_path) -> None:
+    src, tgt = number_phrases(NUMBERS[:90])
+    groups = [f"g{k // 3}" for k in range(90)]  # 30 groups of 3 neighbours
+    result = train_run(src, tgt, small(epochs=1).config, tmp_path / "run", holdout=0.2, beam_size=1, groups=groups,
+                       word_by_word=False)  # fmt: skip
+    assert result["held_out"] == 6 * 3 and result["validation"] == 2 * 3 and result["train"] == 22 * 3
+    import pandas as pd
+
+    held = set(pd.read_csv(tmp_path / "run" / "predictions.csv")["source"])
+    held_groups = {g for s, g in zip(src, groups, strict=True) if s in held}
+    assert all((s in held) == (g in held_groups) for s, g in zip(src, groups, strict=True))
+    with pytest.raises(ValueError, match="2 group labels for 90 pairs"):
+        train_run(src, tgt, small(epochs=1).config, tmp_path / "other", groups=["a", "b"])

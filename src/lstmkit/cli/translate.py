@@ -28,7 +28,7 @@ def _message(e: Exception) -> str:
 @translate_app.command("train")
 def train(
     out: Out,
-    data: Annotated[str | None, typer.Option("--data", help="A bundled pair set: numbers.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="A bundled pair set: numbers or verses.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="A CSV file of source and target texts.")] = None,
     source_column: SourceColumn = "source", target_column: TargetColumn = "target",
     pairs: Annotated[int, typer.Option("--pairs", help="--data numbers: how many distinct numbers.")] = 20000,
@@ -36,7 +36,11 @@ def train(
     attention: Annotated[str, typer.Option("--attention", help="bahdanau, luong or none.")] = "bahdanau",
     hidden_size: Annotated[int, typer.Option("--hidden-size")] = 128,
     layers: Annotated[int, typer.Option("--layers", help="Encoder and decoder layers.")] = 1,
+    embedding_size: Annotated[int, typer.Option("--embedding-size")] = 64,
+    vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="Per side: words kept or BPE size.")] = None,
     epochs: Annotated[int, typer.Option("--epochs")] = 20,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Stop training after this long.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of pairs held out for the test figures.")] = 0.1,
     beam: Beam = 4,
     seed: Seed = 0,
@@ -52,12 +56,20 @@ def train(
     if not 0 <= holdout < 1:
         fail(f"--holdout must lie in [0, 1), got {holdout}.")
     try:
-        sources, targets = read_pairs(data, csv, source_column, target_column, n=pairs, seed=seed)
+        groups = None
+        if data == "verses":  # split by chapter: neighbouring verses are near-duplicates
+            from ..tasks.verses import load_verse_pairs
+
+            verse_pairs = load_verse_pairs()
+            sources, targets, groups = verse_pairs.english, verse_pairs.spanish, verse_pairs.chapters
+        else:
+            sources, targets = read_pairs(data, csv, source_column, target_column, n=pairs, seed=seed)
         cfg = Seq2SeqConfig(
             source_level=level, target_level=level, attention=attention, hidden_size=hidden_size,
-            encoder_layers=layers, decoder_layers=layers, epochs=epochs, seed=seed, progress=not as_json,
+            embedding_size=embedding_size, vocab_size=vocab_size, encoder_layers=layers, decoder_layers=layers,
+            epochs=epochs, max_minutes=max_minutes, batch_size=batch_size, seed=seed, progress=not as_json,
         )  # fmt: skip
-        result = train_run(sources, targets, cfg, out, holdout=holdout, beam_size=beam, resume=resume)
+        result = train_run(sources, targets, cfg, out, holdout=holdout, beam_size=beam, resume=resume, groups=groups)
     except (*USER_ERRORS, ResumeError, CheckpointError) as e:
         fail(_message(e))
     if as_json:
@@ -65,7 +77,9 @@ def train(
     elif "greedy" in result:
         g = result["greedy"]
         err.print(f"held out: exact match {g['exact_match']:.4f}, BLEU {g['bleu']:.1f}, chrF {g['chrf']:.1f} "
-                  f"(copying the source: BLEU {result['copy_source']['bleu']:.1f}); model in {out}")  # fmt: skip
+                  f"(copying the source: BLEU {result['copy_source']['bleu']:.1f}"
+                  + (f", word by word: BLEU {result['word_by_word']['bleu']:.1f}" if "word_by_word" in result else "")
+                  + f"); model in {out}")  # fmt: skip
 
 
 @translate_app.command("text")

@@ -63,6 +63,7 @@ class Seq2SeqConfig(StrictConfig):
     dropout: float = 0.1
     sampling_max: float = 0.25  # scheduled sampling: the largest share of fed-back model tokens, reached at the end
     epochs: int = 20
+    max_minutes: float | None = None  # and/or stop after this much wall-clock training time
     batch_size: int = 64
     lr: float = 2e-3
     clip_grad_norm: float = 1.0
@@ -78,6 +79,8 @@ class Seq2SeqConfig(StrictConfig):
             raise ValueError(f"Seq2SeqConfig.sampling_max must lie in [0, 1], got {self.sampling_max}.")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"Seq2SeqConfig.dropout must lie in [0, 1), got {self.dropout}.")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"Seq2SeqConfig.max_minutes must be positive (or None), got {self.max_minutes}.")
 
 
 class Seq2SeqNet(nn.Module):
@@ -261,7 +264,8 @@ class Seq2Seq:
             return StepOutput(loss=loss, n_items=int((target_out != PAD).sum()))
 
         train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress)  # fmt: skip
+                                clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress,
+                                max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
         trainer_ref["t"] = trainer
@@ -432,13 +436,22 @@ def read_pairs(
     dataset: str | None, csv: str | os.PathLike[str] | None, source_column: str = "source",
     target_column: str = "target", *, n: int = 20000, seed: int = 0,
 ) -> tuple[list[str], list[str]]:  # fmt: skip
-    """Parallel texts: ``numbers`` (``n`` distinct random numbers below a million, English words -> French words) or
-    a CSV file with a source and a target column."""
+    """Parallel texts: ``numbers`` (``n`` distinct random numbers below a million, English words -> French words),
+    ``verses`` (all 31,084 English-Spanish Bible verse pairs, KJV and Reina-Valera 1909; ``n`` is ignored; see
+    ``lstmkit.tasks.verses``) or a CSV file with a source and a target column."""
     if (dataset is None) == (csv is None):
-        raise ValueError("Give the pairs one way: a bundled set (--data numbers) or a CSV file (--csv).")
+        raise ValueError("Give the pairs one way: a bundled set (--data numbers|verses) or a CSV file (--csv).")
     if dataset is not None:
+        if dataset == "verses":
+            from .verses import load_verse_pairs
+
+            pairs = load_verse_pairs()
+            return pairs.english, pairs.spanish
         if dataset != "numbers":
-            raise KeyError(f"Unknown pair set {dataset!r}; bundled: numbers (English to French number words).")
+            raise KeyError(
+                f"Unknown pair set {dataset!r}; bundled: numbers (English to French number words), verses (English "
+                "to Spanish Bible verses)."
+            )
         numbers = np.random.default_rng(seed).choice(1_000_000, size=n, replace=False)
         return number_phrases(numbers)
     import pandas as pd
@@ -458,12 +471,17 @@ def read_pairs(
 
 def train_run(
     sources: list[str], targets: list[str], config: Seq2SeqConfig, out: str | os.PathLike[str], *,
-    holdout: float = 0.1, beam_size: int = 4, resume: bool = False,
+    holdout: float = 0.1, beam_size: int = 4, resume: bool = False, groups: list[str] | None = None,
+    word_by_word: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """Hold out a seeded random ``holdout`` share of the pairs, train on the rest (a tenth of it validating), and
     write a run directory: config.json, model.safetensors, metrics.csv, result.json (exact match, BLEU and chrF of
-    greedy and beam decoding on the held-out pairs, beside copying the source), predictions.csv, alignment.png (the
-    attention of the first held-out pair) and report.html. config.json is written last."""
+    greedy and beam decoding on the held-out pairs, beside copying the source and, with ``word_by_word``, beside a
+    word-by-word dictionary learned from the training pairs), predictions.csv, alignment.png (the attention of the
+    first held-out pair) and report.html. config.json is written last.
+
+    ``groups`` (one label per pair, e.g. the chapter of a verse) makes the split by group: whole groups are held out
+    or validate, so near-duplicate neighbours never straddle the split; the shares then count groups."""
     import json
 
     from .._atomic import atomic_write_bytes
@@ -475,10 +493,24 @@ def train_run(
         raise FileExistsError(f"{out} already holds a finished model; choose another --out or delete it.")
     if len(sources) != len(targets):
         raise ValueError(f"{len(sources)} sources but {len(targets)} targets; give one target per source.")
-    order = np.random.default_rng(config.seed).permutation(len(sources))
-    n_test = int(round(len(sources) * holdout))
-    n_val = max(1, (len(sources) - n_test) // 10) if len(sources) - n_test > 10 else 0
+    if groups is not None and len(groups) != len(sources):
+        raise ValueError(f"{len(groups)} group labels for {len(sources)} pairs; give one label per pair.")
+    labels = list(dict.fromkeys(groups)) if groups is not None else list(range(len(sources)))
+    order = np.random.default_rng(config.seed).permutation(len(labels))
+    n_test = int(round(len(labels) * holdout))
+    n_val = max(1, (len(labels) - n_test) // 10) if len(labels) - n_test > 10 else 0
     test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    if groups is not None:  # group positions -> pair positions
+        where = {g: k for k, g in enumerate(labels)}
+        part = np.array([where[g] for g in groups])
+        rank = np.empty(len(labels), dtype=np.int64)
+        rank[order] = np.arange(len(labels))
+        pair_rank = rank[part]
+        test = np.flatnonzero(pair_rank < n_test)
+        val = np.flatnonzero((pair_rank >= n_test) & (pair_rank < n_test + n_val))
+        train = np.flatnonzero(pair_rank >= n_test + n_val)
+        n_val = len(val)
+        n_test = len(test)
     pick = lambda idx, xs: [xs[i] for i in idx]  # noqa: E731
     model = Seq2Seq(config).fit(pick(train, sources), pick(train, targets), run_dir=out, resume=resume,
                                 validation=(pick(val, sources), pick(val, targets)) if n_val else None)  # fmt: skip
@@ -490,6 +522,11 @@ def train_run(
         if beam_size > 1:
             result[f"beam_{beam_size}"] = corpus_scores(model.translate(test_src, beam_size=beam_size), test_tgt)
         result["copy_source"] = corpus_scores(test_src, test_tgt)
+        if word_by_word:
+            from .word_alignment import WordByWordTranslator
+
+            dictionary = WordByWordTranslator().fit(pick(train, sources), pick(train, targets))
+            result["word_by_word"] = corpus_scores(dictionary.translate(test_src), test_tgt)
         import pandas as pd
 
         table = pd.DataFrame({"source": test_src, "reference": test_tgt, "output": greedy})
