@@ -76,8 +76,9 @@ def test_scheduled_sampling_feeds_back_model_tokens() -> None:
     torch.manual_seed(0)
     assert torch.equal(net(x, lengths, target_in, sampling=0.0), forced)  # no sampling: deterministic teacher forcing
     sampled = net(x, lengths, target_in, sampling=1.0)  # every fed-in token is the model's own
-    own = [BOS] + forced[0, :-1].argmax(-1).tolist()
+    own = [BOS] + sampled[0, :-1].argmax(-1).tolist()  # what it fed itself: teacher-forcing those reproduces it
     assert torch.allclose(sampled, net(x, lengths, torch.tensor([own]), sampling=0.0))
+    assert torch.allclose(sampled[0, 0], forced[0, 0])  # both start from BOS
 
 
 def test_scores_save_load_and_errors(numbers_model: Seq2Seq, tmp_path) -> None:
@@ -120,3 +121,19 @@ def test_train_run_splits_by_group_so_no_group_straddles(tmp_path) -> None:
     assert all((s in held) == (g in held_groups) for s, g in zip(src, groups, strict=True))
     with pytest.raises(ValueError, match="2 group labels for 90 pairs"):
         train_run(src, tgt, small(epochs=1).config, tmp_path / "other", groups=["a", "b"])
+
+
+def test_batches_are_bucketed_by_length_and_cover_every_pair_once() -> None:
+    from lstmkit.tasks.seq2seq import _Pairs
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 40, 500)
+    src = [[3] * int(n) for n in lengths]
+    tgt = [[4] * int(n) for n in lengths]
+    pairs = _Pairs(src, tgt, batch_size=10, seed=0)
+    seen, waste = 0, 0
+    for source, lens, target_in, _ in pairs:
+        seen += len(lens)
+        waste += int((source.shape[1] - lens).sum())
+    assert seen == 500
+    assert waste < 0.05 * lengths.sum()  # unbucketed random batches of 10 would pad about half

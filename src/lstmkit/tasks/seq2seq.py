@@ -188,7 +188,13 @@ def _pad(seqs: list[list[int]]) -> tuple[Tensor, Tensor]:
 
 
 class _Pairs:
-    """Shuffled batches of (source, lengths, target_in, target_out), re-iterable, with its own generator."""
+    """Shuffled batches of (source, lengths, target_in, target_out), re-iterable, with its own generator.
+
+    Batches are bucketed: the shuffled pairs are cut into pools of ``POOL`` batches, each pool sorted by length and
+    cut into batches, and the batches shuffled, so a batch holds pairs of similar length (less padding, the same
+    pairs per epoch)."""
+
+    POOL = 50
 
     def __init__(self, src: list[list[int]], tgt: list[list[int]], batch_size: int, seed: int) -> None:
         self.src, self.tgt, self.batch_size = src, tgt, batch_size
@@ -205,8 +211,13 @@ class _Pairs:
 
     def __iter__(self):
         order = torch.randperm(len(self.src), generator=self.generator).tolist()
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s : s + self.batch_size]
+        pool = self.POOL * self.batch_size
+        batches = []
+        for p in range(0, len(order), pool):
+            chunk = sorted(order[p : p + pool], key=lambda i: (len(self.tgt[i]), len(self.src[i])))
+            batches += [chunk[s : s + self.batch_size] for s in range(0, len(chunk), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=self.generator).tolist():
+            idx = batches[b]
             src, lengths = _pad([self.src[i] for i in idx])
             tgt, _ = _pad([[BOS, *self.tgt[i], EOS] for i in idx])
             yield src, lengths, tgt[:, :-1], tgt[:, 1:]
@@ -526,10 +537,13 @@ def train_run(
             from .word_alignment import WordByWordTranslator
 
             dictionary = WordByWordTranslator().fit(pick(train, sources), pick(train, targets))
-            result["word_by_word"] = corpus_scores(dictionary.translate(test_src), test_tgt)
+            word_outputs = dictionary.translate(test_src)
+            result["word_by_word"] = corpus_scores(word_outputs, test_tgt)
         import pandas as pd
 
         table = pd.DataFrame({"source": test_src, "reference": test_tgt, "output": greedy})
+        if word_by_word:
+            table["word_by_word"] = word_outputs
         atomic_write_bytes(out / "predictions.csv", table.to_csv(index=False).encode())
         if config.attention != "none":
             src_tokens, out_tokens, weights = model.attention(test_src[0])
