@@ -31,3 +31,13 @@ def test_train_text_evaluate_on_a_csv(tmp_path, capsys):
     assert "attention" in capsys.readouterr().err
     assert main(["translate", "text", str(tmp_path / "nope"), "twelve"]) == 2
     assert "No run directory" in capsys.readouterr().err
+    assert main(["translate", "train", *args, "--out", str(tmp_path / "z"), "--max-minutes", "0"]) == 2
+    assert "max_minutes must be positive" in capsys.readouterr().err
+
+
+def test_verses_without_their_debian_package_is_one_sentence(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LSTMKIT_DIATHEKE", str(tmp_path / "missing-diatheke"))
+    assert main(["translate", "train", "--data", "verses", "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert "is not an executable file; point it at diatheke" in err and "Traceback" not in err
+    assert not (tmp_path / "v").exists()  # nothing half-written
