@@ -161,3 +161,12 @@ def test_the_rules_flag_violations():
 def test_module_names():
     assert module_name(PACKAGE / "nn" / "fused" / "stream.py") == "lstmkit.nn.fused.stream"
     assert module_name(PACKAGE / "nn" / "__init__.py") == "lstmkit.nn"
+
+
+def test_export_sits_above_the_tasks_nothing_below_imports_it():
+    offenders = []
+    for below in ("nn", "train", "tasks", "data", "viz"):
+        for path in source_files(PACKAGE / below):
+            offenders += [f"{path.relative_to(SRC)} imports {n}" for n in sorted(imports_of(path))
+                          if is_within(n, "lstmkit.export")]  # fmt: skip
+    assert not offenders, "lstmkit.export builds on the tasks, never the reverse:\n" + "\n".join(offenders)

@@ -1,0 +1,47 @@
+"""``lstmkit export onnx RUN_DIR``: the trained model as ONNX, checked against the source model before it is kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import app
+from ._console import err, fail, print_json, setup_logging
+from ._options import AsJson, Verbose
+
+export_app = typer.Typer(help="Export a trained model (ONNX), verified against the source model.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def onnx(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by an lstmkit train command.")],
+    out: Annotated[Path | None, typer.Option("--out", help="The ONNX file (default RUN_DIR/model.onnx).")] = None,
+    streaming: Annotated[bool, typer.Option("--streaming", help="Export the one-step graph: the observation and "
+                                            "the recurrent state in, the output and the new state out.")] = False,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest absolute difference accepted between "
+                                             "the source model and the exported one.")] = 1e-4,
+    as_json: AsJson = False,
+    verbose: Verbose = False,
+) -> None:  # fmt: skip
+    """Write RUN_DIR/model.onnx (opset 17): the plain LSTM as ONNX's own LSTM operator, variants as standard
+    operators. The source model and the export (onnxruntime) run on sample inputs first; above the tolerance nothing
+    is written and the command fails."""
+    setup_logging(verbose)
+    from ..export.onnx import ExportMismatchError, export_onnx
+
+    if not tolerance > 0:
+        fail(f"--tolerance must be positive, got {tolerance}.")
+    try:
+        report = export_onnx(run_dir, out, streaming=streaming, tolerance=tolerance)
+    except (ValueError, KeyError, FileNotFoundError, TypeError, ImportError, ExportMismatchError) as e:
+        fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        err.print(f"wrote {report.path} ({report.kind}{', streaming step' if streaming else ''}): inputs "
+                  f"{', '.join(report.inputs)}; outputs {', '.join(report.outputs)}; largest difference from the "
+                  f"source model {report.max_abs_diff:.2g} (tolerance {report.tolerance:g})")  # fmt: skip

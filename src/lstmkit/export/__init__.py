@@ -1,0 +1,1 @@
+"""Export of trained lstmkit models: ONNX graphs checked against the source model (``lstmkit export onnx``)."""
