@@ -27,9 +27,9 @@ def onnx(
     as_json: AsJson = False,
     verbose: Verbose = False,
 ) -> None:  # fmt: skip
-    """Write RUN_DIR/model.onnx (opset 17): the plain LSTM as ONNX's own LSTM operator, variants as standard
-    operators. The source model and the export (onnxruntime) run on sample inputs first; above the tolerance nothing
-    is written and the command fails."""
+    """Write RUN_DIR/model.onnx (opset 17; a Seq2Seq run also model-decoder-step.onnx): the plain LSTM as ONNX's own
+    LSTM operator, variants as standard operators. The source model and the export (onnxruntime) run on sample
+    inputs first; above the tolerance nothing is written and the command fails."""
     setup_logging(verbose)
     from ..export.onnx import ExportMismatchError, export_onnx
 
@@ -42,6 +42,7 @@ def onnx(
     if as_json:
         print_json(report.to_dict())
     else:
-        err.print(f"wrote {report.path} ({report.kind}{', streaming step' if streaming else ''}): inputs "
-                  f"{', '.join(report.inputs)}; outputs {', '.join(report.outputs)}; largest difference from the "
-                  f"source model {report.max_abs_diff:.2g} (tolerance {report.tolerance:g})")  # fmt: skip
+        for f in report.files:  # one file, or Seq2Seq's encoder and decoder step
+            err.print(f"wrote {f['path']} ({report.kind}{', streaming step' if streaming else ''}): inputs "
+                      f"{', '.join(f['inputs'])}; outputs {', '.join(f['outputs'])}; largest difference from the "
+                      f"source model {f['max_abs_diff']:.2g} (tolerance {report.tolerance:g})")  # fmt: skip

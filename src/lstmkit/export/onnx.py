@@ -15,10 +15,30 @@ LanguageModel               ``ids (B, T)`` int64, ``h0``, ``c0`` -> ``logits (B,
                             is explicit, so the same graph streams (T = 1 per call, the state fed back)
 TextClassifier              ``ids (B, T)`` int64 (tokenizer ids, 0-padded), ``lengths (B,)`` -> ``logits``,
                             ``probabilities``
+Forecaster                  the network on its scaled inputs, as ``Forecaster.predict`` builds them: ``x (B, W,
+                            n_inputs)`` (the window, target relative to its level), ``future (B, H, F)`` (future
+                            then static covariates; absent when F = 0) -> ``quantiles (B, H, Q)``, unsorted. The
+                            per-series scaling, the level, sorting and the conformal widening stay in Python.
+                            Direct: the seasonal-naive residual is in the graph. Recurrent: the horizon loop is
+                            unrolled (H fixed by the config), its median fed back
+AnomalyDetector             prediction: the forecaster's network, ``x (B, W, 2)`` -> ``predictions (B, l)`` (the
+                            median of the next ``steps_ahead`` steps); reconstruction: ``window (B, L, 1)`` scaled
+                            -> ``reconstruction (B, L)``, the decoder fed its own output back (unrolled, L fixed).
+                            Scaling, errors, the Gaussian and the threshold stay in Python
+Seq2Seq                     two files. ``model.onnx``, the encoder: ``source (B, S)`` int64 (0-padded),
+                            ``lengths (B,)`` -> ``outputs (B, S, D*H)``, ``keys (B, S, K)``, ``mask (B, S)`` bool,
+                            ``h``, ``c`` ``(L, B, H)``, ``feed (B, H)``. ``model-decoder-step.onnx``: ``token
+                            (B,)`` int64, ``h``, ``c``, ``feed``, ``outputs``, ``keys``, ``mask`` -> ``logits
+                            (B, V)``, ``h_next``, ``c_next``, ``feed_next``, ``weights (B, S)``. With attention
+                            "none" only ``h``, ``c`` (and ``token``, ``logits``) remain. The decoding loop (greedy
+                            or beam) stays in your code: start from BOS (1), stop at EOS (2)
 ==========================  =====================================================================================
 
 ``streaming=True`` (unidirectional recurrent models): the step graph, ``x_t (B, I)`` and the state in, the output
-and the new state out, for one observation per call.
+and the new state out, for one observation per call. A recurrent Forecaster's step graph gives ``quantiles (B, Q)``:
+feed the window's rows (y_{t-1}, observed_{t-1}, covariates_t) from a zero state, then each median back; the state
+belongs to one forecast origin, since every window is read relative to its own level. A direct Forecaster, the
+AnomalyDetector and Seq2Seq have no streaming graph (the error says why).
 """
 
 from __future__ import annotations
@@ -38,6 +58,7 @@ from .onnx_graph import OPSET, Graph, lstm_sequence, lstm_step
 __all__ = ["ExportMismatchError", "ExportReport", "export_onnx"]
 
 FLOAT_TOLERANCE = 1e-4  # largest absolute difference accepted between torch and onnxruntime (float32)
+DECODER_STEP_SUFFIX = "-decoder-step"  # Seq2Seq's second file: model.onnx -> model-decoder-step.onnx
 
 
 class ExportMismatchError(RuntimeError):
@@ -46,7 +67,9 @@ class ExportMismatchError(RuntimeError):
 
 @dataclass
 class ExportReport:
-    """What was exported and how well it matches: ``max_abs_diff`` over every output of every sample batch."""
+    """What was exported and how well it matches: ``max_abs_diff`` over every output of every sample batch (of every
+    graph). ``path``, ``inputs`` and ``outputs`` describe the main graph; ``files`` lists every file written (one, or
+    for Seq2Seq the encoder and the decoder step), each with its inputs, outputs and largest difference."""
 
     path: str
     kind: str
@@ -57,6 +80,7 @@ class ExportReport:
     max_abs_diff: float
     tolerance: float
     checks: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -345,9 +369,283 @@ def _build_text_classifier(clf: Any, streaming: bool, rng: np.random.Generator) 
     return g, samples, reference
 
 
+# ---- forecasting and anomaly detection: the networks on their scaled inputs ----------------------------------------
+
+
+def _forecast_network(g: Graph, net: nn.Module, x: str, future: str | None, W: int) -> str:
+    """``ForecastNet`` / ``RecurrentForecastNet`` at inference (no target): x (B, W, n_inputs), future (B, H, F) or
+    None when F = 0 -> quantiles (B, H, Q). The recurrent horizon loop is unrolled (H is fixed by the config)."""
+    from ..tasks.forecasting import RecurrentForecastNet
+
+    H, Q = net.horizon, net.n_q
+    if isinstance(net, RecurrentForecastNet):
+        n_in = net.encoder.input_size
+        hist = g.slice(x, [0, 0], [W - 1, 2], [1, 2])  # (B, W - 1, 2): y_{t-1}, observed_{t-1}
+        if n_in > 2:  # with the covariates of step t: the net's _shift
+            hist = g.op("Concat", [hist, g.slice(x, [1, 2], [W, n_in], [1, 2])], axis=2)
+        _, h, c = lstm_sequence(g, net.encoder, g.op("Transpose", [hist], perm=[1, 0, 2]), None, None)
+        prev = g.op("Squeeze", [g.slice(x, [W - 1, 0], [W, 2], [1, 2]), g.ints([1])])  # (B, 2): last value, flag
+        preds = []
+        for step in range(H):
+            inp = prev if future is None else g.op("Concat", [prev, g.op("Gather", [future, g.ints(step)], axis=1)],
+                                                   axis=1)  # fmt: skip
+            y, h, c = lstm_step(g, net.encoder, inp, (h, c))  # y (B, hidden)
+            q = g.linear(y, net.head)  # (B, Q)
+            preds.append(g.op("Unsqueeze", [q, g.ints([1])]))
+            median = g.slice(q, [net.median], [net.median + 1], [1])  # (B, 1), fed back as observed
+            ones = g.op("Expand", [g.const(np.ones((1, 1))), g.op("Shape", [median])])
+            prev = g.op("Concat", [median, ones], axis=1)
+        return g.op("Concat", preds, axis=1)  # (B, H, Q)
+    _, h_n, _ = lstm_sequence(g, net.encoder, g.op("Transpose", [x], perm=[1, 0, 2]), None, None)
+    z = g.op("Gather", [h_n, g.ints(-1)], axis=0)  # (B, hidden): the top layer's last state
+    if future is not None:
+        z = g.op("Concat", [z, g.op("Reshape", [future, g.ints([0, -1])])], axis=1)  # (B, hidden + H * F)
+    out = g.op("Reshape", [g.sequential(z, net.head), g.ints([0, H, Q])])  # (B, H, Q)
+    if net.season and W >= net.season:  # plus the window's last season repeated over the horizon (x[..., 0])
+        m = net.season
+        rows = g.op("Gather", [x, g.ints([W - m + h % m for h in range(H)])], axis=1)  # (B, H, n_inputs)
+        out = g.op("Add", [out, g.slice(rows, [0], [1], [2])])
+    return out
+
+
+def _forecast_samples(rng: np.random.Generator, W: int, n_in: int, H: int, F: int,
+                      batches: tuple[int, ...] = (1, 3, 5)) -> list[dict]:  # fmt: skip
+    """Scaled windows like ``Forecaster._window_tensors`` makes: channel 1 the observed flag (0/1), 0 where unseen."""
+    samples = []
+    for batch in batches:
+        x = rng.standard_normal((batch, W, n_in)).astype(np.float32)
+        x[:, :, 1] = rng.random((batch, W)) > 0.2
+        x[:, :, 0] *= x[:, :, 1]
+        feeds = {"x": x}
+        if F:
+            feeds["future"] = rng.standard_normal((batch, H, F)).astype(np.float32)
+        samples.append(feeds)
+    return samples
+
+
+def _build_forecaster(f: Any, streaming: bool, rng: np.random.Generator) -> tuple[Graph, list[dict], Any]:
+    from ..tasks.forecasting import RecurrentForecastNet
+
+    net = f._check_fitted().eval()
+    cfg, W, F = f.config, f.window, f._n_future
+    H, Q, n_in = cfg.horizon, len(cfg.quantiles), net.encoder.input_size
+    recurrent = isinstance(net, RecurrentForecastNet)
+    g = Graph("lstmkit_forecaster")
+    if streaming:
+        if not recurrent:
+            raise ValueError(
+                "A direct Forecaster (model='direct') has no step to stream: its head reads the encoder's state "
+                "after the whole window, with the covariates of the whole horizon, and forecasts every step at once. "
+                "Export it without --streaming (one call per forecast origin), or train with model='recurrent'."
+            )
+        lstm = net.encoder
+        L, S, Hc = lstm.num_layers, lstm.state_size, lstm.hidden_size
+        x_t = g.input("x_t", _F, ["B", n_in])
+        h0, c0 = g.input("h", _F, [L, "B", S]), g.input("c", _F, [L, "B", Hc])
+        y, h, c = lstm_step(g, lstm, x_t, (h0, c0))
+        g.output(g.linear(y, net.head), "quantiles", _F, ["B", Q])
+        g.output(h, "h_next", _F, [L, "B", S])
+        g.output(c, "c_next", _F, [L, "B", Hc])
+
+        def step_reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            with torch.no_grad():
+                state = (torch.from_numpy(feeds["h"]), torch.from_numpy(feeds["c"]))
+                y_t, (h_n, c_n) = lstm.step(torch.from_numpy(feeds["x_t"]), state)
+                return [net.head(y_t).numpy(), h_n.numpy(), c_n.numpy()]
+
+        f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
+        samples = [{"x_t": f32(b, n_in), "h": f32(L, b, S), "c": f32(L, b, Hc)} for b in (1, 4)]
+        return g, samples, step_reference
+    x = g.input("x", _F, ["B", W, n_in])
+    future = g.input("future", _F, ["B", H, F]) if F else None
+    g.output(_forecast_network(g, net, x, future, W), "quantiles", _F, ["B", H, Q])
+
+    def reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        x_np = torch.from_numpy(feeds["x"])
+        fut = torch.from_numpy(feeds["future"]) if F else torch.zeros(x_np.shape[0], H, 0)
+        with torch.no_grad():
+            return [net(x_np, fut).numpy()]
+
+    return g, _forecast_samples(rng, W, n_in, H, F), reference
+
+
+def _build_anomaly_detector(det: Any, streaming: bool, rng: np.random.Generator) -> tuple[Graph, list[dict], Any]:
+    det._check_fitted()
+    cfg = det.config
+    if cfg.method == "prediction":
+        if streaming:
+            raise ValueError(
+                "A prediction AnomalyDetector has no streaming graph: its forecaster reads each window relative to "
+                "that window's own level, so the LSTM state cannot be carried from one origin to the next (each "
+                "origin reads its window anew, as AnomalyStream does). Export it without --streaming: one call per "
+                "new value, with the last window."
+            )
+        f = det.forecaster
+        net = f._check_fitted().eval()
+        W, H, n_in = f.window, f.config.horizon, net.encoder.input_size
+        median = list(f.config.quantiles).index(0.5)
+        g = Graph("lstmkit_anomaly_prediction")
+        x = g.input("x", _F, ["B", W, n_in])
+        quantiles = _forecast_network(g, net, x, None, W)  # (B, l, Q)
+        g.output(g.op("Gather", [quantiles, g.ints(median)], axis=2), "predictions", _F, ["B", H])
+
+        def reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            x_np = torch.from_numpy(feeds["x"])
+            with torch.no_grad():
+                return [net(x_np, torch.zeros(x_np.shape[0], H, 0))[:, :, median].numpy()]
+
+        return g, _forecast_samples(rng, W, n_in, H, 0), reference
+    if streaming:
+        raise ValueError(
+            "A reconstruction AnomalyDetector decodes each window once its L values have arrived, so it has no "
+            "one-step graph; export it without --streaming (a window in, its reconstruction out)."
+        )
+    net, L = det.model.eval(), cfg.window
+    g = Graph("lstmkit_anomaly_reconstruction")
+    window = g.input("window", _F, ["B", L, 1])
+    _, h, c = lstm_sequence(g, net.encoder, g.op("Transpose", [window], perm=[1, 0, 2]), None, None)
+    x_hat = g.linear(g.op("Gather", [h, g.ints(-1)], axis=0), net.head)  # (B, 1): x'_L from the encoder's state
+    outs = [x_hat]
+    for _ in range(L - 1):  # the decoder fed its own output back, unrolled (L is fixed by the config)
+        y, h, c = lstm_step(g, net.decoder, x_hat, (h, c))
+        x_hat = g.linear(y, net.head)
+        outs.append(x_hat)
+    g.output(g.op("Concat", outs[::-1], axis=1), "reconstruction", _F, ["B", L])  # x'_1 .. x'_L
+
+    def recon_reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with torch.no_grad():
+            _, state = net.encoder(torch.from_numpy(feeds["window"]))
+            return [net.reconstruct(state, L).numpy()]
+
+    samples = [{"window": rng.standard_normal((b, L, 1)).astype(np.float32)} for b in (1, 4)]
+    return g, samples, recon_reference
+
+
+# ---- sequence to sequence: an encoder graph and a decoder-step graph -------------------------------------------------
+
+
+def _build_seq2seq(model: Any, streaming: bool, rng: np.random.Generator) -> list[tuple[str, Graph, list[dict], Any]]:
+    from ..tasks.seq2seq import BOS, PAD, SPECIALS
+
+    if streaming:
+        raise ValueError(
+            "A Seq2Seq model is always exported as two graphs, the encoder and the decoder step (the decoding loop "
+            "stays in your code); export it without --streaming."
+        )
+    net = model._check().eval()
+    cfg = net.cfg
+    H, D, Ld, attention = cfg.hidden_size, 2 if cfg.bidirectional else 1, cfg.decoder_layers, cfg.attention
+    V = net.out.out_features
+    K = cfg.attention_size if attention == "bahdanau" else H  # width of the keys
+
+    enc = Graph("lstmkit_seq2seq_encoder")
+    source = enc.input("source", _I64, ["B", "S"])
+    lengths = enc.input("lengths", _I64, ["B"])
+    x = enc.op("Transpose", [enc.embedding(source, net.source_embedding)], perm=[1, 0, 2])  # (S, B, E)
+    out, h_n, c_n = lstm_sequence(enc, net.encoder, x, None, lengths)  # (S, B, D*H), (Le*D, B, H)
+    outputs = enc.op("Transpose", [out], perm=[1, 0, 2])  # (B, S, D*H), 0 past each source's end
+
+    def bridge(final: str, linear: nn.Linear, tanh: bool) -> str:
+        top = enc.op("Slice", [final, enc.ints([-D]), enc.ints([2**62]), enc.ints([0])])  # (D, B, H)
+        top = enc.op("Reshape", [enc.op("Transpose", [top], perm=[1, 0, 2]), enc.ints([0, -1])])  # (B, D*H)
+        y = enc.linear(top, linear)
+        y = enc.op("Tanh", [y]) if tanh else y
+        return enc.op("Transpose", [enc.op("Reshape", [y, enc.ints([0, Ld, H])])], perm=[1, 0, 2])  # (Ld, B, H)
+
+    h0, c0 = bridge(h_n, net.bridge_h, True), bridge(c_n, net.bridge_c, False)
+    if attention != "none":
+        enc.output(outputs, "outputs", _F, ["B", "S", D * H])
+        enc.output(enc.linear(outputs, net.keys), "keys", _F, ["B", "S", K])
+        enc.output(enc.valid_mask(lengths, _shape(enc, source, 1)), "mask", 9, ["B", "S"])  # 9: BOOL
+    enc.output(h0, "h", _F, [Ld, "B", H])
+    enc.output(c0, "c", _F, [Ld, "B", H])
+    if attention != "none":
+        zeros = enc.op("ConstantOfShape", [enc.op("Concat", [_shape(enc, source, 0), enc.ints([H])], axis=0)])
+        enc.output(zeros, "feed", _F, ["B", H])
+
+    def encoder_reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with torch.no_grad():
+            memory = net.encode(torch.from_numpy(feeds["source"]), torch.from_numpy(feeds["lengths"]))
+            state = net.initial_state(memory)
+            names = ["outputs", "keys", "mask", "h", "c"] if attention != "none" else ["h", "c"]
+            got = [memory[n].numpy() for n in names]
+            return got + ([state["feed"].numpy()] if attention != "none" else [])
+
+    dec = Graph("lstmkit_seq2seq_decoder_step")
+    token = dec.input("token", _I64, ["B"])
+    h, c = dec.input("h", _F, [Ld, "B", H]), dec.input("c", _F, [Ld, "B", H])
+    emb = dec.embedding(token, net.target_embedding)  # (B, E)
+    if attention != "none":
+        feed = dec.input("feed", _F, ["B", H])
+        mem = dec.input("outputs", _F, ["B", "S", D * H])
+        keys = dec.input("keys", _F, ["B", "S", K])
+        mask = dec.input("mask", 9, ["B", "S"])
+
+        def attend(energies: str) -> tuple[str, str]:
+            scores = dec.op("Where", [mask, energies, dec.const(-np.inf, "neg_inf")])
+            weights = dec.op("Softmax", [scores], axis=1)  # (B, S)
+            context = dec.op("MatMul", [dec.op("Unsqueeze", [weights, dec.ints([1])]), mem])  # (B, 1, D*H)
+            return dec.op("Squeeze", [context, dec.ints([1])]), weights
+
+        x_t = dec.op("Concat", [emb, feed], axis=1)  # input feeding: the previous attentional vector
+        if attention == "bahdanau":  # from the previous top state
+            query = dec.linear(dec.op("Gather", [h, dec.ints(-1)], axis=0), net.query)  # (B, A)
+            tanh = dec.op("Tanh", [dec.op("Add", [dec.op("Unsqueeze", [query, dec.ints([1])]), keys])])  # (B, S, A)
+            context, weights = attend(dec.op("Squeeze", [dec.linear(tanh, net.score), dec.ints([2])]))
+            y, h_next, c_next = lstm_step(dec, net.decoder, x_t, (h, c))
+        else:  # luong, from the current top state
+            y, h_next, c_next = lstm_step(dec, net.decoder, x_t, (h, c))
+            energies = dec.op("MatMul", [keys, dec.op("Unsqueeze", [y, dec.ints([2])])])  # (B, S, 1)
+            context, weights = attend(dec.op("Squeeze", [energies, dec.ints([2])]))
+        top = dec.op("Tanh", [dec.linear(dec.op("Concat", [context, y], axis=1), net.combine)])  # (B, H)
+    else:
+        top, h_next, c_next = lstm_step(dec, net.decoder, emb, (h, c))
+    dec.output(dec.linear(top, net.out), "logits", _F, ["B", V])
+    dec.output(h_next, "h_next", _F, [Ld, "B", H])
+    dec.output(c_next, "c_next", _F, [Ld, "B", H])
+    if attention != "none":
+        dec.output(top, "feed_next", _F, ["B", H])
+        dec.output(weights, "weights", _F, ["B", "S"])
+
+    def step_reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        t = {k: torch.from_numpy(v) for k, v in feeds.items()}
+        state = {"h": t["h"], "c": t["c"], "feed": t.get("feed", torch.zeros(t["h"].shape[1], H))}
+        mask_t = t.get("mask", torch.ones(t["h"].shape[1], 1, dtype=torch.bool))
+        memory = {"outputs": t.get("outputs"), "keys": t.get("keys"), "mask": mask_t}
+        with torch.no_grad():
+            logits, new, weights_t = net.step(t["token"], state, memory)
+        got = [logits.numpy(), new["h"].numpy(), new["c"].numpy()]
+        return got + ([new["feed"].numpy(), weights_t.numpy()] if attention != "none" else [])
+
+    # sample sources (padded, random lengths); the decoder step checked along several steps of greedy decoding
+    n_source = net.source_embedding.num_embeddings
+    enc_samples, dec_samples = [], []
+    for batch, time in ((1, 4), (3, 9)):
+        lens = _sample_lengths(rng, batch, time)
+        ids = rng.integers(SPECIALS, n_source, (batch, time)).astype(np.int64)
+        ids[np.arange(time)[None, :] >= lens[:, None]] = PAD
+        enc_samples.append({"source": ids, "lengths": lens})
+        with torch.no_grad():
+            memory = net.encode(torch.from_numpy(ids), torch.from_numpy(lens))
+            state = net.initial_state(memory)
+            tok = torch.full((batch,), BOS, dtype=torch.long)
+            for _ in range(4):
+                feeds = {"token": tok.numpy(), "h": state["h"].numpy(), "c": state["c"].numpy()}
+                if attention != "none":
+                    feeds.update(feed=state["feed"].numpy(), outputs=memory["outputs"].numpy(),
+                                 keys=memory["keys"].numpy(), mask=memory["mask"].numpy())  # fmt: skip
+                dec_samples.append({k: np.ascontiguousarray(v) for k, v in feeds.items()})
+                logits, state, _ = net.step(tok, state, memory)
+                tok = logits.argmax(-1)
+    return [("", enc, enc_samples, encoder_reference), (DECODER_STEP_SUFFIX, dec, dec_samples, step_reference)]
+
+
 def _builder(obj: Any) -> tuple[str, Any]:
+    from ..tasks.anomaly import AnomalyDetector
     from ..tasks.estimators import _SequenceEstimator
+    from ..tasks.forecasting import Forecaster
     from ..tasks.language import LanguageModel
+    from ..tasks.seq2seq import Seq2Seq
     from ..tasks.text_classification import TextClassifier
 
     if isinstance(obj, LSTM):
@@ -358,9 +656,15 @@ def _builder(obj: Any) -> tuple[str, Any]:
         return "language_model", _build_language_model
     if isinstance(obj, TextClassifier):
         return "text_classifier", _build_text_classifier
+    if isinstance(obj, Forecaster):
+        return "forecaster", _build_forecaster
+    if isinstance(obj, AnomalyDetector):
+        return "anomaly_detector", _build_anomaly_detector
+    if isinstance(obj, Seq2Seq):
+        return "seq2seq", _build_seq2seq
     raise TypeError(
         f"ONNX export does not know {type(obj).__name__} yet; it exports lstmkit.nn.LSTM, SequenceClassifier, "
-        "SequenceRegressor, LanguageModel and TextClassifier."
+        "SequenceRegressor, LanguageModel, TextClassifier, Forecaster, AnomalyDetector and Seq2Seq."
     )
 
 
@@ -368,7 +672,8 @@ def export_onnx(source: Any, path: str | os.PathLike[str] | None = None, *, stre
                 tolerance: float = FLOAT_TOLERANCE, seed: int = 0) -> ExportReport:  # fmt: skip
     """Export ``source`` (a run directory or a loaded model) to ONNX at ``path`` (default: ``model.onnx``, or
     ``model-streaming.onnx`` with ``streaming``, inside the run directory), after checking the graph against the
-    source model on sample inputs. Raises :class:`ExportMismatchError` (nothing written) above ``tolerance``."""
+    source model on sample inputs. A Seq2Seq model also writes its decoder step beside ``path``
+    (``<stem>-decoder-step.onnx``). Raises :class:`ExportMismatchError` (nothing written) above ``tolerance``."""
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -387,28 +692,39 @@ def export_onnx(source: Any, path: str | os.PathLike[str] | None = None, *, stre
         path = run_dir / ("model-streaming.onnx" if streaming else "model.onnx")
     path = Path(path)
     rng = np.random.default_rng(seed)
-    g, samples, reference = build(source, streaming, rng)
-    model = g.model(doc=f"lstmkit {kind}{' (streaming step)' if streaming else ''}")
-    data = model.SerializeToString()
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    checks, worst = [], 0.0
-    for feeds in samples:
-        got = session.run(None, feeds)
-        want = reference(feeds)
-        diffs = {n: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) if np.size(a) else 0.0
-                 for n, a, b in zip(names, got, want, strict=True)}  # fmt: skip
-        shapes = {k: list(v.shape) for k, v in feeds.items()}
-        checks.append({"inputs": shapes, "max_abs_diff": diffs})
-        worst = max(worst, *diffs.values())
+    built = build(source, streaming, rng)
+    parts = built if isinstance(built, list) else [("", *built)]  # (file name suffix, graph, samples, reference)
+    checks, files, written = [], [], []
+    for suffix, g, samples, reference in parts:
+        target = path.with_name(path.stem + suffix + path.suffix) if suffix else path
+        model = g.model(doc=f"lstmkit {kind}{suffix.replace('-', ' ')}{' (streaming step)' if streaming else ''}")
+        data = model.SerializeToString()
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        part_worst = 0.0
+        for feeds in samples:
+            got = session.run(None, feeds)
+            want = reference(feeds)
+            diffs = {n: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) if np.size(a)
+                     else 0.0 for n, a, b in zip(names, got, want, strict=True)}  # fmt: skip
+            check = {"inputs": {k: list(v.shape) for k, v in feeds.items()}, "max_abs_diff": diffs}
+            checks.append({"graph": target.name, **check} if len(parts) > 1 else check)
+            part_worst = max(part_worst, *diffs.values())
+        files.append({"path": str(target), "inputs": [i.name for i in session.get_inputs()], "outputs": names,
+                      "max_abs_diff": part_worst})  # fmt: skip
+        written.append((target, data))
+    worst = max(f["max_abs_diff"] for f in files)
     if not worst <= tolerance:
-        detail = "; ".join(f"{c['inputs']}: {c['max_abs_diff']}" for c in checks)
+        detail = "; ".join(f"{c.get('graph', '')}{c['inputs']}: {c['max_abs_diff']}" for c in checks)
         raise ExportMismatchError(
             f"The ONNX graph differs from the source model by up to {worst:.3g} (tolerance {tolerance:g}), so "
-            f"{path} was not written. Per sample batch: {detail}. Report this with the model's config.json."
+            f"{' and '.join(str(t) for t, _ in written)} {'was' if len(written) == 1 else 'were'} not written. Per "
+            f"sample batch: {detail}. Report this with the model's config.json."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data)
-    return ExportReport(path=str(path), kind=kind, streaming=streaming, opset=OPSET,
-                        inputs=[i.name for i in session.get_inputs()], outputs=names, max_abs_diff=worst,
-                        tolerance=tolerance, checks=checks)  # fmt: skip
+    for target, data in written:
+        atomic_write_bytes(target, data)
+    main = files[0]
+    return ExportReport(path=main["path"], kind=kind, streaming=streaming, opset=OPSET, inputs=main["inputs"],
+                        outputs=main["outputs"], max_abs_diff=worst, tolerance=tolerance, checks=checks,
+                        files=files)  # fmt: skip

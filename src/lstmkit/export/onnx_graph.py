@@ -96,6 +96,22 @@ class Graph:
         y = self.op("MatMul", [x, self.const(module.weight.T, "weight")])
         return self.op("Add", [y, self.const(module.bias, "bias")]) if module.bias is not None else y
 
+    def sequential(self, x: str, module: torch.nn.Module) -> str:
+        """An ``nn.Sequential`` head (or one layer) in eval mode: Linear, ReLU, Tanh, Sigmoid; Dropout and Identity
+        are the identity."""
+        layers = list(module) if isinstance(module, torch.nn.Sequential) else [module]
+        for layer in layers:
+            if isinstance(layer, torch.nn.Linear):
+                x = self.linear(x, layer)
+            elif isinstance(layer, torch.nn.ReLU | torch.nn.Tanh | torch.nn.Sigmoid):
+                x = self.op(type(layer).__name__.replace("ReLU", "Relu"), [x])  # ONNX's Relu, Tanh, Sigmoid
+            elif not isinstance(layer, torch.nn.Dropout | torch.nn.Identity):
+                raise TypeError(f"ONNX export knows Linear, ReLU, Tanh, Sigmoid and Dropout layers, not {layer}.")
+        return x
+
+    def slice(self, x: str, starts: list[int], ends: list[int], axes: list[int]) -> str:
+        return self.op("Slice", [x, self.ints(starts), self.ints(ends), self.ints(axes)])
+
     def embedding(self, ids: str, module: torch.nn.Embedding) -> str:
         return self.op("Gather", [self.const(module.weight, "embedding"), ids], axis=0)
 
