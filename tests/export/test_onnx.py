@@ -97,8 +97,23 @@ def test_regressor_and_unknown_kinds(tmp_path) -> None:
     assert export_onnx(reg, tmp_path / "reg.onnx").outputs == ["prediction"]
     with pytest.raises(TypeError, match="does not know dict yet"):
         export_onnx({}, tmp_path / "z.onnx")
-    with pytest.raises(ValueError, match="reads whole sequences"):
-        export_onnx(reg, tmp_path / "s.onnx", streaming=True)
+    step = export_onnx(reg, tmp_path / "s.onnx", streaming=True)  # unidirectional, pooling "last": it streams
+    assert step.inputs == ["x_t", "h", "c"] and step.outputs == ["prediction", "h_next", "c_next"]
+    assert step.max_abs_diff < 1e-5
+    bi = SequenceRegressor(hidden_size=8, epochs=1, bidirectional=True, pooling="mean").fit(X, X[:, -1, 0])
+    with pytest.raises(ValueError, match="cannot stream one observation at a time: it is bidirectional"):
+        export_onnx(bi, tmp_path / "b.onnx", streaming=True)
+
+
+def test_classifier_step_graph_streamed_equals_the_whole_series(tmp_path) -> None:
+    X, y = series()
+    clf = SequenceClassifier(hidden_size=8, epochs=2).fit(X, y)
+    export_onnx(clf, tmp_path / "step.onnx", streaming=True)
+    session = ort.InferenceSession(str(tmp_path / "step.onnx"))
+    h = c = np.zeros((1, 1, 8), np.float32)
+    for x_t in X[0]:  # raw observations, one per call: the scaling is in the graph
+        probs, h, c = session.run(["probabilities", "h_next", "c_next"], {"x_t": x_t[None], "h": h, "c": c})
+    np.testing.assert_allclose(probs[0], clf.predict_proba(X[:1])[0], atol=1e-5)
 
 
 TEXT = (
@@ -140,8 +155,11 @@ def test_cli_exports_a_run_directory_and_says_why_it_cannot(tmp_path, capsys) ->
     report = json.loads(capsys.readouterr().out)
     assert report["path"] == str(tmp_path / "run" / "model.onnx") and report["kind"] == "sequence_classifier"
     assert (tmp_path / "run" / "model.onnx").exists()
-    assert main(["export", "onnx", str(tmp_path / "run"), "--streaming"]) == 2
-    assert "reads whole sequences" in capsys.readouterr().err
+    assert main(["export", "onnx", str(tmp_path / "run"), "--streaming", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["path"].endswith("model-streaming.onnx")
+    SequenceClassifier(hidden_size=8, epochs=1, pooling="max").fit(X, y).save(tmp_path / "max")
+    assert main(["export", "onnx", str(tmp_path / "max"), "--streaming"]) == 2
+    assert "pools with 'max' over the whole sequence" in capsys.readouterr().err
     assert main(["export", "onnx", str(tmp_path / "nope")]) == 2
     assert "Traceback" not in capsys.readouterr().err
     assert main(["export", "onnx", str(tmp_path / "run"), "--tolerance", "0"]) == 2

@@ -35,7 +35,9 @@ Seq2Seq                     two files. ``model.onnx``, the encoder: ``source (B,
 ==========================  =====================================================================================
 
 ``streaming=True`` (unidirectional recurrent models): the step graph, ``x_t (B, I)`` and the state in, the output
-and the new state out, for one observation per call. A recurrent Forecaster's step graph gives ``quantiles (B, Q)``:
+and the new state out, for one observation per call. A SequenceClassifier / SequenceRegressor streams when it is a
+unidirectional LSTM reading its last state (pooling "last", no convolutional branch): ``x_t`` raw (the scaling is
+in the graph) -> its output after this observation, ``h_next``, ``c_next``. A recurrent Forecaster's step graph gives ``quantiles (B, Q)``:
 feed the window's rows (y_{t-1}, observed_{t-1}, covariates_t) from a zero state, then each median back; the state
 belongs to one forecast origin, since every window is read relative to its own level. A direct Forecaster, the
 AnomalyDetector and Seq2Seq have no streaming graph (the error says why).
@@ -273,10 +275,7 @@ def _build_estimator(est: Any, streaming: bool, rng: np.random.Generator) -> tup
 
     model = est._check_fitted().eval()
     if streaming:
-        raise ValueError(
-            f"A {type(est).__name__} reads whole sequences; export it without --streaming (a streaming graph steps a "
-            "language model or a recurrent forecaster one observation at a time)."
-        )
+        return _build_estimator_step(est, model, rng)
     I = est.input_size_  # noqa: E741
     g = Graph(f"lstmkit_{est._kind}")
     x = g.input("x", _F, ["B", "T", I])
@@ -307,6 +306,68 @@ def _build_estimator(est: Any, streaming: bool, rng: np.random.Generator) -> tup
     for batch, time in ((1, 5), (3, 9), (5, 16)):
         samples.append({"x": rng.standard_normal((batch, time, I)).astype(np.float32),
                         "lengths": _sample_lengths(rng, batch, time)})  # fmt: skip
+    return g, samples, reference
+
+
+def streaming_blockers(model: nn.Module) -> list[str]:
+    """Why a SequenceModel cannot give its output after every observation from a carried state (empty: it can)."""
+    cfg = model.config
+    reasons = []
+    if cfg.bidirectional:
+        reasons.append("it is bidirectional (the reverse direction reads the whole sequence)")
+    if cfg.pooling != "last" or cfg.readout != "last":
+        reasons.append(f"it pools with {cfg.pooling!r} over the whole sequence (streaming needs pooling='last')")
+    if getattr(cfg, "conv_branch", False):
+        reasons.append("its convolutional branch averages over the whole sequence")
+    if cfg.cell != "lstm":
+        reasons.append(f"its core is a {cfg.cell.upper()} (the streaming step is the LSTM's)")
+    return reasons
+
+
+def _build_estimator_step(est: Any, model: nn.Module, rng: np.random.Generator) -> tuple[Graph, list[dict], Any]:
+    """One observation per call: ``x_t (B, I)`` raw, ``h``, ``c`` -> the output after this step, ``h_next``,
+    ``c_next``. For unidirectional LSTM models that read their last state (pooling "last")."""
+    from ..tasks.estimators import SequenceClassifier
+
+    blockers = streaming_blockers(model)
+    if blockers:
+        raise ValueError(
+            f"This {type(est).__name__} cannot stream one observation at a time: {'; '.join(blockers)}. Export it "
+            "without --streaming, or train a unidirectional LSTM with pooling='last' for streaming."
+        )
+    core = model.core
+    I, L, S, H = est.input_size_, core.num_layers, core.state_size, core.hidden_size  # noqa: E741
+    g = Graph(f"lstmkit_{est._kind}_step")
+    x = g.input("x_t", _F, ["B", I])
+    h0, c0 = g.input("h", _F, [L, "B", S]), g.input("c", _F, [L, "B", H])
+    z = x
+    if est.scaler_ is not None:
+        mean, std = est.scaler_
+        z = g.op("Div", [g.op("Sub", [x, g.const(np.asarray(mean).reshape(-1), "mean")]),
+                         g.const(np.asarray(std).reshape(-1), "std")])  # fmt: skip
+    y, h, c = lstm_step(g, core, z, (h0, c0))
+    out = g.linear(y, model.head)
+    K = model.head.out_features
+    classifier = isinstance(est, SequenceClassifier)
+    if classifier:
+        g.output(out, "logits", _F, ["B", K])
+        g.output(g.op("Softmax", [out], axis=-1), "probabilities", _F, ["B", K])
+    else:
+        g.output(out, "prediction", _F, ["B", K])
+    g.output(h, "h_next", _F, [L, "B", S])
+    g.output(c, "c_next", _F, [L, "B", H])
+
+    def reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        x_t = torch.from_numpy(est._scale(feeds["x_t"][:, None, :], None)[:, 0])
+        with torch.no_grad():
+            y_t, (h_n, c_n) = core.step(x_t, (torch.from_numpy(feeds["h"]), torch.from_numpy(feeds["c"])))
+            logits = model.head(y_t)
+        outs = [logits.numpy(), torch.softmax(logits, -1).numpy()] if classifier else [logits.numpy()]
+        return [*outs, h_n.numpy(), c_n.numpy()]
+
+    samples = [{"x_t": rng.standard_normal((b, I)).astype(np.float32),
+                "h": rng.standard_normal((L, b, S)).astype(np.float32),
+                "c": rng.standard_normal((L, b, H)).astype(np.float32)} for b in (1, 4)]  # fmt: skip
     return g, samples, reference
 
 
