@@ -8,6 +8,7 @@
 __version__ = "0.1.0"
 
 from . import nn
+from .export.predictor import Predictor
 from .runs import load
 from .tasks import long_lag as _long_lag  # noqa: F401  (registers the "long_lag" run kind for lstmkit.load)
 from .tasks.anomaly import AnomalyDetector
@@ -18,6 +19,6 @@ from .tasks.seq2seq import Seq2Seq
 from .tasks.text_classification import TextClassifier
 
 __all__ = [
-    "AnomalyDetector", "Forecaster", "LanguageModel", "Seq2Seq", "SequenceClassifier", "SequenceRegressor",
-    "TextClassifier", "__version__", "load", "nn",
+    "AnomalyDetector", "Forecaster", "LanguageModel", "Predictor", "Seq2Seq", "SequenceClassifier",
+    "SequenceRegressor", "TextClassifier", "__version__", "load", "nn",
 ]  # fmt: skip

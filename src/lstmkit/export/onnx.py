@@ -37,7 +37,8 @@ Seq2Seq                     two files. ``model.onnx``, the encoder: ``source (B,
 ``streaming=True`` (unidirectional recurrent models): the step graph, ``x_t (B, I)`` and the state in, the output
 and the new state out, for one observation per call. A SequenceClassifier / SequenceRegressor streams when it is a
 unidirectional LSTM reading its last state (pooling "last", no convolutional branch): ``x_t`` raw (the scaling is
-in the graph) -> its output after this observation, ``h_next``, ``c_next``. A recurrent Forecaster's step graph gives ``quantiles (B, Q)``:
+in the graph) -> its output after this observation, ``h_next``, ``c_next``.
+A recurrent Forecaster's step graph gives ``quantiles (B, Q)``:
 feed the window's rows (y_{t-1}, observed_{t-1}, covariates_t) from a zero state, then each median back; the state
 belongs to one forecast origin, since every window is read relative to its own level. A direct Forecaster, the
 AnomalyDetector and Seq2Seq have no streaming graph (the error says why).
