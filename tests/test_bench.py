@@ -90,6 +90,8 @@ def test_quick_run_gives_well_formed_rows():
     assert len(by_suite["variants"]) == 2 * 2 * 6  # b, c x six variants x (torch.nn.LSTM, LSTMCell loop)
     assert {r["config"] for r in by_suite["streaming"]} == {"H=256", "H=1024"}
     assert any(r["peer"].startswith("torch.addmv") for r in by_suite["streaming"])
+    deploy = {r["case"] for r in by_suite["deploy"] if r["peer"].startswith("onnxruntime LSTM")}
+    assert deploy == {f"Predictor.stream ({k})" for k in ("torch", "onnxruntime", "onnxruntime int8", "torch bf16")}
     assert result["settings"]["quick"] is True
 
 

@@ -34,6 +34,8 @@ Suites (``SUITES``):
 ``jax``        a JAX ``lax.scan`` LSTM (jitted; training = ``grad`` of ``outputs.sum()``) on b, c, d.
 ``keras``      the three-line Keras example (LSTM(50) on (10, 1), Dense(1), Adam, MSE, batch 16): ``fit`` seconds
                per epoch of ``lstmkit.SequenceRegressor`` vs Keras 3 on its JAX backend, in a child process.
+``deploy``     ``Predictor.stream`` at batch 1 (torch, onnxruntime, onnxruntime int8, torch bf16) vs onnxruntime running
+               ONNX's ``LSTM`` operator one step at a time (the same layer, exported), and the bare ``torch.mv``.
 
 ``jax`` and ``keras`` (and the JAX peer of ``streaming``) need the ``bench`` extra (``pip install -e .[bench]``);
 without it they are skipped with a note.
@@ -59,6 +61,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,7 +69,7 @@ import torch
 
 from . import nn as lnn
 
-SUITES: tuple[str, ...] = ("plain", "variants", "streaming", "precision", "text", "jax", "keras")
+SUITES: tuple[str, ...] = ("plain", "variants", "streaming", "precision", "text", "jax", "keras", "deploy")
 THREADS = 2
 SCHEMA_VERSION = 1
 
@@ -106,6 +109,8 @@ TARGET_PLAIN = 0.95  # plain LSTM, auto, vs torch.nn.LSTM, train and infer, b c 
 TARGET_VARIANT = 0.6  # each variant in training vs plain torch.nn.LSTM, b c
 TARGET_STREAM_TORCH = {"H=256": 5.0, "H=1024": 10.0}  # latency at most 0.2x / 0.1x of a one-step torch call
 TARGET_STREAM_JAX = 1.0  # "ahead of JAX"
+TARGET_DEPLOY = 1.0  # Predictor.stream no slower than onnxruntime's LSTM operator one step at a time (float32)
+TARGET_DEPLOY_INT8 = 1.0001  # and faster than it with int8 weights
 TARGET_BF16_TRAIN = 1.4  # plain LSTM (auto) training on c under bf16 autocast, throughput vs float32 (AVX-512 BF16)
 TARGET_KERAS = 1.0  # fit seconds per epoch no slower than Keras 3 (JAX)
 TARGET_TEXT = 0.95  # char-LM training step vs the same network from torch.nn modules (same kernel underneath)
@@ -959,6 +964,61 @@ def suite_text(settings: Settings, progress: Callable[[str], None]) -> list[Row]
                 TARGET_TEXT, note=note)]  # fmt: skip
 
 
+def suite_deploy(settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """Issue 6's streaming target: ``Predictor.stream`` at batch 1 (a stream's state kept between calls) against
+    onnxruntime running ONNX's ``LSTM`` operator one step at a time, the state fed back by hand."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise Skip("onnxruntime is not installed (pip install -e .[export])") from exc
+    from .export.onnx import export_onnx
+    from .export.predictor import Predictor
+    from .tasks.estimators import SequenceRegressor
+
+    rows = []
+    for name, (I, H) in settings.stream_configs.items():
+        progress(f"deploy {name}")
+        rng = np.random.default_rng(0)
+        est = SequenceRegressor(hidden_size=H, epochs=1, batch_size=8, normalize=False)
+        est.fit(rng.standard_normal((8, 2, I)).astype(np.float32), rng.standard_normal(8).astype(np.float32))
+        with tempfile.TemporaryDirectory() as tmp:  # the peer: the bare LSTM operator, exported from the same layer
+            export_onnx(est.model_.core, Path(tmp) / "lstm.onnx", streaming=True)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = settings.threads
+            peer = ort.InferenceSession(str(Path(tmp) / "lstm.onnx"), options, providers=["CPUExecutionProvider"])
+        x = rng.standard_normal(I).astype(np.float32)
+        peer_state = [np.zeros((1, 1, H), np.float32), np.zeros((1, 1, H), np.float32)]
+
+        def peer_step(peer=peer, x=x[None], st=peer_state) -> None:
+            _, st[0], st[1] = peer.run(None, {"x_t": x, "h": st[0], "c": st[1]})
+
+        predictors = {
+            "torch": Predictor.load(est, "torch"), "onnxruntime": Predictor.load(est, "onnxruntime"),
+            "onnxruntime int8": Predictor.load(est, "onnxruntime", weights="int8"),
+            "torch bf16": Predictor.load(est, "torch", weights="bfloat16"),
+        }  # fmt: skip
+        fns: dict[str, Callable[[], Any]] = {"peer": peer_step}
+        for label, predictor in predictors.items():
+            fns[label] = lambda predictor=predictor, x=x: predictor.stream("s", x)
+        with torch.no_grad():
+            core = est.model_.core
+            weight = torch.cat((core.weight_ih_l0, core.weight_hh_l0), dim=1).contiguous()  # (4H, I+H)
+        vec = torch.randn(I + H)
+        fns["floor"] = lambda weight=weight, vec=vec: torch.mv(weight, vec)
+        t = settings.measure(fns)
+        shape = f"B=1 I={I} H={H} L=1, SequenceRegressor head"
+        for label in predictors:
+            int8 = label == "onnxruntime int8"
+            rows.append(Row("deploy", name, f"Predictor.stream ({label})", shape, "s/step", t[label],
+                            "onnxruntime LSTM operator, one step", t["peer"], TARGET_DEPLOY_INT8 if int8 else
+                            TARGET_DEPLOY if label in ("torch", "onnxruntime") else None,
+                            note="float32 peer; the stream's state kept by the Predictor"))  # fmt: skip
+        rows.append(Row("deploy", name, "Predictor.stream (torch)", shape, "s/step", t["torch"],
+                        "torch.mv (4H, I+H) floor", t["floor"], None,
+                        note="context: the bare matrix-vector product, the limit"))  # fmt: skip
+    return rows
+
+
 SUITE_FUNCTIONS: dict[str, Callable[[Settings, Callable[[str], None]], list[Row]]] = {
     "plain": suite_plain,
     "variants": suite_variants,
@@ -967,6 +1027,7 @@ SUITE_FUNCTIONS: dict[str, Callable[[Settings, Callable[[str], None]], list[Row]
     "text": suite_text,
     "jax": suite_jax,
     "keras": suite_keras,
+    "deploy": suite_deploy,
 }
 
 

@@ -91,7 +91,15 @@ class Predictor:
             if self.weights == "int8":
                 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-                quantize_dynamic(str(path), str(tmp / "step-int8.onnx"), weight_type=QuantType.QInt8)
+                import logging
+
+                root = logging.getLogger()
+                level = root.level
+                root.setLevel(logging.ERROR)  # its advice to pre-process is for convolutional image models
+                try:
+                    quantize_dynamic(str(path), str(tmp / "step-int8.onnx"), weight_type=QuantType.QInt8)
+                finally:
+                    root.setLevel(level)
                 path = tmp / "step-int8.onnx"
             options = ort.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
