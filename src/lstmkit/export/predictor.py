@@ -89,9 +89,9 @@ class Predictor:
             step = export_onnx(self.model, tmp / "step.onnx", streaming=self.kind != "language_model")
             path = Path(step.path)
             if self.weights == "int8":
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
                 import logging
+
+                from onnxruntime.quantization import QuantType, quantize_dynamic
 
                 root = logging.getLogger()
                 level = root.level
