@@ -132,7 +132,7 @@ def test_batches_are_bucketed_by_length_and_cover_every_pair_once() -> None:
     tgt = [[4] * int(n) for n in lengths]
     pairs = _Pairs(src, tgt, batch_size=10, seed=0)
     seen, waste = 0, 0
-    for source, lens, target_in, _ in pairs:
+    for source, lens, _, _ in pairs:
         seen += len(lens)
         waste += int((source.shape[1] - lens).sum())
     assert seen == 500
