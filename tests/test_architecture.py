@@ -6,6 +6,8 @@
 - nothing imports ``lstmkit.cli`` except ``lstmkit/__main__.py`` and the cli package itself;
 - ``lstmkit.data`` imports only numpy, torch, the standard library and itself;
 - ``lstmkit.viz`` imports nothing from lstmkit but itself (it takes numpy arrays; tasks call it, never the reverse).
+- ``lstmkit.serve`` reaches the model only through ``lstmkit.export.predictor`` (and reads ``lstmkit.__version__``);
+  nothing imports ``lstmkit.serve`` but the cli.
 
 Every import statement counts, including those inside functions and ``if TYPE_CHECKING:`` blocks. Relative imports
 are resolved to absolute names; ``from pkg import name`` counts as importing both ``pkg`` and ``pkg.name``.
@@ -170,3 +172,22 @@ def test_export_sits_above_the_tasks_nothing_below_imports_it():
             offenders += [f"{path.relative_to(SRC)} imports {n}" for n in sorted(imports_of(path))
                           if is_within(n, "lstmkit.export")]  # fmt: skip
     assert not offenders, "lstmkit.export builds on the tasks, never the reverse:\n" + "\n".join(offenders)
+
+
+def test_serve_goes_through_the_predictor_and_nothing_but_the_cli_imports_it():
+    allowed = {"lstmkit", "lstmkit.__version__", "lstmkit.export.predictor", "lstmkit.export.predictor.Predictor"}
+    offenders = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in source_files(PACKAGE / "serve")
+        for name in sorted(imports_of(path))
+        if is_within(name, "lstmkit") and not is_within(name, "lstmkit.serve") and name not in allowed
+    ]
+    cli = PACKAGE / "cli"
+    offenders += [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in source_files(PACKAGE)
+        if cli not in path.parents and PACKAGE / "serve" not in path.parents
+        for name in sorted(imports_of(path))
+        if is_within(name, "lstmkit.serve")
+    ]
+    assert not offenders, "serve -> export.predictor -> tasks; nothing imports serve:\n" + "\n".join(offenders)

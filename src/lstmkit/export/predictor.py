@@ -129,7 +129,22 @@ class Predictor:
         with self._autocast():
             return self.model.predict(batch)
 
+    def predict_proba(self, batch: Any) -> np.ndarray:
+        """A classifier's ``(N, K)`` class probabilities on a batch (columns in the order of ``info()["classes"]``)."""
+        if self.kind != "sequence_classifier":
+            raise ValueError(f"A {self.kind} run gives no class probabilities; call predict.")
+        with self._autocast():
+            return self.model.predict_proba(batch)
+
     # ---- streams ---------------------------------------------------------------------------------------------------
+    def streaming_blocker(self) -> str | None:
+        """Why this model cannot stream (one sentence), or None when it can."""
+        try:
+            self._check_streamable()
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     def _core(self) -> Any:
         if self.kind == "language_model":
             return self.model.net.lstm
