@@ -165,6 +165,18 @@ class Status(BaseModel):
     status: str
 
 
+# one server-sent event of /v1/generate (OpenAPI 3.1: the schema of an event-stream media type describes each event)
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["piece", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "description": 'JSON: {"text": ...} per piece, {"pieces": n} when done, {"error": ...} on failure.'},
+    },
+}  # fmt: skip
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody} for code in codes}
 
@@ -380,7 +392,7 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
 
     @app.post("/v1/generate", response_model=GenerateResponse, tags=["model"],
               responses={**_errors(400, 401, 413, 422),
-                         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                         200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
                                "description": "JSON, or server-sent events when streaming"}})  # fmt: skip
     def generate(request: GenerateRequest, http: Request) -> Any:
         """Continue a prompt. With ``"stream": true`` (or ``Accept: text/event-stream``): server-sent events, one
@@ -421,7 +433,8 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
             raise ApiError(429, f"Too many streams: {exc.open_streams} open, the limit is {exc.limit}; delete "
                                 "finished streams first.") from None  # fmt: skip
 
-    @app.get("/v1/streams/{stream_id}", response_model=StreamInfo, tags=["streams"], responses=_errors(401, 404))
+    @app.get("/v1/streams/{stream_id}", response_model=StreamInfo, tags=["streams"],
+             responses=_errors(401, 404, 422))  # fmt: skip
     def get_stream(stream_id: PathId) -> dict[str, Any]:
         """The stream's observation count and times."""
         return stream_info(_found(store.get, stream_id))
@@ -461,13 +474,13 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
         return {**stream_info(record), "output": _output(kind, info, model, out)}
 
     @app.post("/v1/streams/{stream_id}/reset", response_model=StreamInfo, tags=["streams"],
-              responses=_errors(401, 404))  # fmt: skip
+              responses=_errors(401, 404, 422))  # fmt: skip
     def reset_stream(stream_id: PathId) -> dict[str, Any]:
         """Back to the zero state; the observation count starts again from 0."""
         record, _ = _found(store.update, stream_id, lambda record: ({}, 0, None))
         return stream_info(record)
 
-    @app.delete("/v1/streams/{stream_id}", status_code=204, tags=["streams"], responses=_errors(401, 404))
+    @app.delete("/v1/streams/{stream_id}", status_code=204, tags=["streams"], responses=_errors(401, 404, 422))
     def delete_stream(stream_id: PathId) -> None:
         """Forget the stream."""
         _found(store.delete, stream_id)

@@ -137,7 +137,10 @@ class _Tokens(SeriesStream):
 
 def _sample(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator) -> int:
     """One token id from the last-step logits (V,): temperature, then top-k, then top-p (nucleus) truncation."""
-    logits = logits.double() / temperature
+    # shifted so the largest is 0 before the division: a tiny temperature (5e-324, say) then gives 0 and -inf (the
+    # most likely token, nearly surely), never inf - inf = nan (a 500 found by fuzzing the server)
+    logits = logits.double()
+    logits = (logits - logits.max()) / temperature
     if top_k is not None and top_k < logits.numel():
         kth = torch.topk(logits, top_k).values[-1]
         logits = logits.masked_fill(logits < kth, -math.inf)
