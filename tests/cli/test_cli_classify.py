@@ -130,3 +130,19 @@ def test_mistakes_around_the_data_and_the_run(tmp_path, capsys):
     assert "No CSV file at" in _error(capsys, ["classify", "predict", str(out), "--csv", str(tmp_path / "none.csv")])
     assert "No run directory" in _error(capsys, ["classify", "predict", str(tmp_path / "nothing"), "--csv", str(csv)])
     assert "pooling" in _error(capsys, ["classify", "train", *args, "--out", str(tmp_path / "p"), "--pooling", "sum"])
+
+
+def test_conv_branch_flag_is_saved_and_the_run_loads(tmp_path, capsys):
+    csv, table = _csv(tmp_path)
+    args = ["--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split", "part"]
+    for flag, out in (([], tmp_path / "plain"), (["--conv-branch"], tmp_path / "fcn")):
+        assert main(["classify", "train", *args, "--out", str(out), "--epochs", "2", "--hidden-size", "4", *flag,
+                     "--json"]) == 0  # fmt: skip
+        summary = json.loads(capsys.readouterr().out)
+        saved = json.loads((out / "config.json").read_text())["config"]
+        on = bool(flag)
+        assert saved["estimator"]["conv_branch"] is on and saved["model"]["conv_branch"] is on
+        assert saved["data"]["conv_branch"] is on
+    assert main(["classify", "evaluate", str(out), "--csv", str(csv), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])  # the loaded LSTM-FCN scores the same

@@ -291,3 +291,109 @@ def test_classify_config_passes_head_dropout_and_weight_decay_through():
         ClassifyConfig(head_dropout=1.5)
     with pytest.raises(ValueError, match="weight_decay must be finite"):
         ClassifyConfig(weight_decay=-0.1)
+
+
+# ---- LSTM-FCN: the convolutional branch (conv_branch=True) -------------------------------------------------------
+
+
+def _fcn(bidirectional=False, pooling="last", **change):
+    torch.manual_seed(0)
+    config = dict(input_size=2, output_size=3, hidden_size=8, bidirectional=bidirectional, pooling=pooling,
+                  conv_branch=True, conv_channels=(4, 6), conv_kernels=(3, 2))  # fmt: skip
+    return SequenceModel(ModelConfig(**{**config, **change}))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's own, in the by-hand check
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_conv_branch_shapes_and_what_the_head_reads(bidirectional):
+    model = _fcn(bidirectional)
+    D = 2 if bidirectional else 1
+    x = torch.randn(5, 9, 2)  # (B, T, I)
+    assert model.conv_features(x).shape == (5, 6)  # (B, C), C = conv_channels[-1]
+    assert model.head.in_features == D * 8 + 6  # [pooled (B, D*S), conv (B, C)]
+    assert [tuple(c.weight.shape) for c in model.conv] == [(4, 2, 3), (6, 4, 2)]  # (C_out, C_in, kernel)
+    y = model(x)[0]
+    assert y.shape == (5, 3)
+    y.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.conv.parameters() if p.dim() > 1)
+    # the branch's vector, by hand: Conv1d with torch's padding="same" -> BatchNorm (batch statistics) -> ReLU, mean
+    h = x.transpose(1, 2)  # (B, I, T)
+    for conv, norm in zip(model.conv, model.conv_norm, strict=True):
+        h = torch.relu(F.batch_norm(F.conv1d(h, conv.weight, conv.bias, padding="same"), None, None, norm.weight,
+                                    norm.bias, training=True))  # fmt: skip
+    torch.testing.assert_close(model.conv_features(x), h.mean(2))
+    model.eval()
+    pooled = model.core(x)[1][0][-D:].transpose(0, 1).reshape(5, -1)  # (B, D*S), pooling "last"
+    expected = model.head(torch.cat([pooled, model.conv_features(x)], dim=1))
+    torch.testing.assert_close(model(x)[0], expected)
+
+
+@pytest.mark.parametrize(("pooling", "bidirectional"), [("last", False), ("last", True), ("attention", False)])
+def test_conv_branch_padding_changes_nothing(pooling, bidirectional):
+    model = _fcn(bidirectional, pooling, conv_kernels=(8, 3)).eval()  # a kernel longer than the shortest series
+    seqs, _ = _ragged(6)
+    x, lengths = _padded(seqs, fill=1e3)  # garbage past each end: it must not reach the output
+    with torch.no_grad():
+        batch = model(x, None, lengths)[0]  # (B, K)
+        alone = torch.cat([model(torch.from_numpy(s)[None])[0] for s in seqs])  # (B, K)
+    torch.testing.assert_close(batch, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_branch_batch_statistics_ignore_padding_in_training():
+    model = _fcn()
+    x = torch.randn(4, 7, 2)
+    padded = torch.cat([x, torch.full((4, 5, 2), 1e3)], dim=1)  # (B, T + 5, I), every series 7 steps long
+    lengths = torch.full((4,), 7)
+    features = model.conv_features(x)  # training mode: batch statistics
+    running = [n.running_mean.clone() for n in model.conv_norm]
+    for n in model.conv_norm:
+        n.reset_running_stats()
+    torch.testing.assert_close(model.conv_features(padded, lengths), features)
+    for n, before in zip(model.conv_norm, running, strict=True):
+        torch.testing.assert_close(n.running_mean, before)
+
+
+def test_conv_branch_config_defaults_old_configs_and_validation(tmp_path):
+    old = {"input_size": 3, "output_size": 2, "hidden_size": 4}  # a config saved before the branch existed
+    assert ModelConfig.from_dict(old).conv_branch is False
+    plain = SequenceModel(ModelConfig.from_dict(old))
+    assert not any(k.startswith("conv") for k in plain.state_dict())  # no parameters when off
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        ModelConfig(input_size=1, output_size=2, conv_channels=(4, 4), conv_kernels=(3,))
+    with pytest.raises(ValueError, match="at least 1"):
+        ModelConfig(input_size=1, output_size=2, conv_kernels=(8, 0, 3))
+    with pytest.raises(ValueError, match="readout='last'"):
+        ModelConfig(input_size=1, output_size=2, readout="all", conv_branch=True)
+    with pytest.raises(ValueError, match="no convolutional branch"):
+        plain.conv_features(torch.zeros(1, 3, 3))
+
+    # an estimator saved before the option existed loads as the plain model, with the same predictions
+    X, y = _ragged(16)
+    clf = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, progress=False).fit(X, y)
+    clf.save(tmp_path / "old")
+    path = tmp_path / "old" / "config.json"
+    payload = json.loads(path.read_text())
+    del payload["config"]["estimator"]["conv_branch"]
+    for key in ("conv_branch", "conv_channels", "conv_kernels"):
+        del payload["config"]["model"][key]
+    path.write_text(json.dumps(payload))
+    again = lstmkit.load(tmp_path / "old")
+    assert again.conv_branch is False and again.model_config_.conv_branch is False
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
+def test_conv_branch_learns_saves_and_loads(tmp_path):
+    X, y = _ragged(64)
+    clf = lstmkit.SequenceClassifier(hidden_size=8, epochs=8, lr=1e-2, batch_size=16, conv_branch=True,
+                                     progress=False).fit(X, y)  # fmt: skip
+    assert clf.model_config_.conv_branch and len(clf.model_.conv) == 3
+    X_test, y_test = _ragged(40, seed=1)
+    assert clf.score(X_test, y_test) >= 0.9
+    clf.save(tmp_path / "fcn")
+    saved = json.loads((tmp_path / "fcn" / "config.json").read_text())["config"]
+    assert saved["estimator"]["conv_branch"] is True and saved["model"]["conv_channels"] == [128, 256, 128]
+    again = lstmkit.load(tmp_path / "fcn")
+    assert again.conv_branch is True
+    np.testing.assert_array_equal(again.predict_proba(X_test), clf.predict_proba(X_test))
+    assert ClassifyConfig(conv_branch=True).classifier().conv_branch is True
+    assert ClassifyConfig.from_dict({}).conv_branch is False

@@ -73,6 +73,9 @@ def train(
     head_dropout: Annotated[
         float, typer.Option("--head-dropout", help="Dropout on the pooled vector before the head (training only).")
     ] = 0.0,
+    conv_branch: Annotated[
+        bool, typer.Option("--conv-branch", help="LSTM-FCN: a fully convolutional branch beside the LSTM.")
+    ] = False,
     epochs: Annotated[int, typer.Option("--epochs")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
@@ -98,8 +101,8 @@ def train(
         cfg = ClassifyConfig(**{
             **defaults, **_roles(id_, label, step, split, features), "test_fraction": test_fraction,
             "pooling": pooling, "bidirectional": bidirectional, "class_weight": class_weight,
-            "hidden_size": hidden_size, "head_dropout": head_dropout, "epochs": epochs, "batch_size": batch_size,
-            "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
+            "hidden_size": hidden_size, "head_dropout": head_dropout, "conv_branch": conv_branch, "epochs": epochs,
+            "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
             "validation_split": validation_split, "early_stopping_patience": patience, "seed": seed,
             "progress": not as_json,
         })  # fmt: skip

@@ -64,6 +64,7 @@ class ClassifyConfig(StrictConfig):
     normalize: bool = True  # per-channel standardisation fitted on the training series only
     dropout: float = 0.0  # between stacked layers (num_layers > 1)
     head_dropout: float = 0.0  # on the pooled vector before the head; 0.0 (none) is how runs were trained before
+    conv_branch: bool = False  # LSTM-FCN's convolutional branch beside the LSTM; False: as runs were trained before
     epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-3
@@ -94,7 +95,8 @@ class ClassifyConfig(StrictConfig):
     def classifier(self) -> SequenceClassifier:
         return SequenceClassifier(
             self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
-            pooling=self.pooling, head_dropout=self.head_dropout, normalize=self.normalize,
+            pooling=self.pooling, head_dropout=self.head_dropout, conv_branch=self.conv_branch,
+            normalize=self.normalize,
             class_weight=None if self.class_weight == "none" else self.class_weight, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
             clip_grad_norm=self.clip_grad_norm, validation_split=self.validation_split,

@@ -204,6 +204,7 @@ class _SequenceEstimator(abc.ABC):
         dropout: float = 0.0,
         pooling: Literal["last", "mean", "max", "attention"] = "last",
         head_dropout: float = 0.0,
+        conv_branch: bool = False,
         normalize: bool = False,
         epochs: int = 10,
         batch_size: int = 32,
@@ -227,7 +228,7 @@ class _SequenceEstimator(abc.ABC):
         self.hidden_size, self.num_layers, self.cell = hidden_size, num_layers, cell
         self.bidirectional, self.dropout, self.pooling, self.normalize = bidirectional, dropout, pooling, normalize
         self.epochs, self.batch_size, self.lr, self.optimizer = epochs, batch_size, lr, optimizer
-        self.head_dropout, self.weight_decay = head_dropout, weight_decay
+        self.head_dropout, self.weight_decay, self.conv_branch = head_dropout, weight_decay, conv_branch
         self.clip_grad_norm, self.validation_split = clip_grad_norm, validation_split
         self.early_stopping_patience, self.seed, self.progress = early_stopping_patience, seed, progress
         self.model_: SequenceModel | None = None
@@ -269,9 +270,9 @@ class _SequenceEstimator(abc.ABC):
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (scikit-learn convention)."""
         names = (
-            "hidden_size", "num_layers", "cell", "bidirectional", "dropout", "pooling", "head_dropout", "normalize",
-            "epochs", "batch_size", "lr", "optimizer", "weight_decay", "clip_grad_norm", "validation_split",
-            "early_stopping_patience", "seed", "progress", *self._extra_params,
+            "hidden_size", "num_layers", "cell", "bidirectional", "dropout", "pooling", "head_dropout", "conv_branch",
+            "normalize", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "clip_grad_norm",
+            "validation_split", "early_stopping_patience", "seed", "progress", *self._extra_params,
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
@@ -299,7 +300,7 @@ class _SequenceEstimator(abc.ABC):
         self.model_config_ = ModelConfig(
             input_size=x.shape[2], output_size=out_size, cell=self.cell, hidden_size=self.hidden_size,
             num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout, pooling=self.pooling,
-            head_dropout=self.head_dropout,
+            head_dropout=self.head_dropout, conv_branch=self.conv_branch,
         )  # fmt: skip
         self.model_ = SequenceModel(self.model_config_)
 
@@ -457,6 +458,10 @@ class SequenceClassifier(_SequenceEstimator):
             softmax over the valid steps; the weights come back from :meth:`predict_attention`).
         head_dropout: dropout on the pooled vector before the linear head, in training only (0.0: none, as before
             this option existed).
+        conv_branch: LSTM-FCN (Karim et al. 2017): a fully convolutional branch (Conv1d -> BatchNorm -> ReLU, 128 /
+            256 / 128 filters of 8 / 5 / 3 steps, averaged over each series' valid steps) beside the LSTM, its vector
+            concatenated with the pooled one before the head (see
+            :meth:`lstmkit.tasks.sequence_model.SequenceModel.conv_features`). False: the plain recurrent classifier.
         weight_decay: the optimizer's weight decay (L2 for "adam", decoupled for "adamw"); 0.0: none.
         normalize: standardise each channel with the mean and standard deviation of the training data's valid
             steps (saved with the model, applied unchanged to new data).
@@ -485,6 +490,7 @@ class SequenceClassifier(_SequenceEstimator):
         dropout: float = 0.0,
         pooling: Literal["last", "mean", "max", "attention"] = "last",
         head_dropout: float = 0.0,
+        conv_branch: bool = False,
         normalize: bool = True,
         class_weight: None | Literal["balanced"] | dict[Any, float] = None,
         epochs: int = 10,
@@ -500,10 +506,10 @@ class SequenceClassifier(_SequenceEstimator):
     ) -> None:
         super().__init__(
             hidden_size, num_layers=num_layers, cell=cell, bidirectional=bidirectional, dropout=dropout,
-            pooling=pooling, head_dropout=head_dropout, normalize=normalize, epochs=epochs, batch_size=batch_size,
-            lr=lr, optimizer=optimizer, weight_decay=weight_decay, clip_grad_norm=clip_grad_norm,
-            validation_split=validation_split, early_stopping_patience=early_stopping_patience, seed=seed,
-            progress=progress,
+            pooling=pooling, head_dropout=head_dropout, conv_branch=conv_branch, normalize=normalize, epochs=epochs,
+            batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+            clip_grad_norm=clip_grad_norm, validation_split=validation_split,
+            early_stopping_patience=early_stopping_patience, seed=seed, progress=progress,
         )  # fmt: skip
         if not (class_weight is None or class_weight == "balanced" or isinstance(class_weight, dict)):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict label -> weight, got {class_weight!r}.")

@@ -7,6 +7,11 @@ One output per sequence (``readout="last"``) comes from a pooling of the core's 
 steps (``pooling``): its last state (the default, as before pooling existed), the mean or the maximum over steps, or
 an attention-weighted sum (a learned score per step, softmax over the valid steps only; Bahdanau et al. 2015's
 additive score, as used for sequence classification by Zhou et al. 2016). Padding never reaches the head.
+
+With ``conv_branch=True`` the model is an LSTM-FCN (Karim et al., "LSTM Fully Convolutional Networks for Time Series
+Classification", IEEE Access 2017): beside the recurrent core, a fully convolutional branch reads the same input
+(blocks of Conv1d -> BatchNorm1d -> ReLU, then the mean over each sequence's valid steps), and its vector is
+concatenated with the pooled recurrent one before the head. See :meth:`SequenceModel.conv_features`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import StrictConfig
@@ -43,6 +49,13 @@ class ModelConfig(StrictConfig):
     # Dropout on the features the head reads (the pooled vector, or each step's output with readout "all"), in
     # training only. 0.0, the default, is the model as it was before this option existed (no parameters either way).
     head_dropout: float = 0.0
+    # LSTM-FCN (Karim et al. 2017): a fully convolutional branch beside the core, one block per entry of conv_channels
+    # (Conv1d of conv_kernels[k] steps, "same" padding -> BatchNorm1d -> ReLU), averaged over each sequence's valid
+    # steps and concatenated with the pooled vector before the head (readout "last" only). The sizes are the paper's.
+    # False, the default, is the model as it was before this option existed (no parameters), so old configs load.
+    conv_branch: bool = False
+    conv_channels: tuple[int, ...] = (128, 256, 128)
+    conv_kernels: tuple[int, ...] = (8, 5, 3)
     # LSTM-only variants (lstmkit.nn.LSTM); ignored by the GRU and RNN cores
     layer_norm: bool = False
     peephole: bool = False
@@ -58,6 +71,22 @@ class ModelConfig(StrictConfig):
         if not 0.0 <= self.head_dropout < 1.0:
             raise ValueError(
                 f"ModelConfig: head_dropout must be in [0, 1), got {self.head_dropout}. Use 0.0 to turn it off."
+            )
+        if len(self.conv_channels) != len(self.conv_kernels) or not self.conv_channels:
+            raise ValueError(
+                f"ModelConfig: conv_channels and conv_kernels give one entry per convolutional block, so they need the "
+                f"same, non-zero length; got {len(self.conv_channels)} channels {self.conv_channels} and "
+                f"{len(self.conv_kernels)} kernels {self.conv_kernels}."
+            )
+        if min(self.conv_channels) < 1 or min(self.conv_kernels) < 1:
+            raise ValueError(
+                f"ModelConfig: conv_channels and conv_kernels must be at least 1, got {self.conv_channels} and "
+                f"{self.conv_kernels}."
+            )
+        if self.conv_branch and self.readout == "all":
+            raise ValueError(
+                "ModelConfig: conv_branch=True adds a per-sequence vector (its average over the steps), but "
+                "readout='all' gives one output per step. Use readout='last' with the convolutional branch."
             )
         if self.cell != "lstm":
             variants = {
@@ -78,13 +107,15 @@ class ModelConfig(StrictConfig):
 
 
 class SequenceModel(nn.Module):
-    """Recurrent core + linear head.
+    """Recurrent core + linear head, and with ``conv_branch`` a fully convolutional branch beside the core (LSTM-FCN).
 
     Shape:
         x (B, T, I); lengths (B,) or None; state as the core takes it.
         readout "last": (B, O), pooled over each sequence's own valid steps: pooling "last" reads its last step
         (both directions' final states when bidirectional), "mean" / "max" / "attention" pool the core's outputs
         (B, T, D*S) over the steps before ``lengths``; readout "all": (B, T, O).
+        conv_branch: the head reads [pooled (B, D*S), conv_features (B, C)] -> (B, D*S + C), C = conv_channels[-1].
+        S is proj_size or hidden_size.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -110,8 +141,21 @@ class SequenceModel(nn.Module):
                 nn.Linear(state_size * self.directions, c.attention_size), nn.Tanh(),
                 nn.Linear(c.attention_size, 1, bias=False),
             )  # fmt: skip
+        features = state_size * self.directions  # what the head reads: D*S, plus C with the convolutional branch
+        if c.conv_branch:
+            self.conv = nn.ModuleList()
+            self.conv_norm = nn.ModuleList()
+            channels_in = c.input_size
+            for channels, kernel in zip(c.conv_channels, c.conv_kernels, strict=True):
+                conv = nn.Conv1d(channels_in, channels, kernel)  # "same" padding is added in conv_features
+                nn.init.kaiming_uniform_(conv.weight, nonlinearity="relu")  # the paper's he_uniform, zero bias
+                nn.init.zeros_(conv.bias)
+                self.conv.append(conv)
+                self.conv_norm.append(nn.BatchNorm1d(channels))
+                channels_in = channels
+            features += c.conv_channels[-1]
         self.head_dropout = nn.Dropout(c.head_dropout)  # identity at 0.0 and in eval mode; holds no parameters
-        self.head = nn.Linear(state_size * self.directions, c.output_size)
+        self.head = nn.Linear(features, c.output_size)
 
     def forward(self, x: Tensor, state=None, lengths: Tensor | None = None, *, record: bool = False):
         """Returns ``(y, state)``, or ``(y, state, h_steps)`` with record=True (h_steps of the top layer, forward
@@ -126,15 +170,65 @@ class SequenceModel(nn.Module):
             h_steps = (extra.h_steps if self.config.cell == "lstm" else extra)[-1][0]
         if self.config.readout == "all":
             y = self.head(self.head_dropout(output))                                   # (B, T, O)
-        elif self.config.pooling == "last":
+            return (y, new_state, h_steps) if record else (y, new_state)
+        if self.config.pooling == "last":
             h_n = new_state[0] if isinstance(new_state, tuple) else new_state          # (L*D, B, S)
-            last = h_n[-self.directions:].transpose(0, 1).reshape(x.shape[0], -1)      # (B, D*S)
-            y = self.head(self.head_dropout(last))                                     # (B, O)
+            pooled = h_n[-self.directions:].transpose(0, 1).reshape(x.shape[0], -1)    # (B, D*S)
         else:
             pooled, _ = self.pool(output, lengths)                                     # (B, D*S)
-            y = self.head(self.head_dropout(pooled))                                   # (B, O)
+        if self.config.conv_branch:
+            pooled = torch.cat([pooled, self.conv_features(x, lengths)], dim=1)        # (B, D*S + C)
+        y = self.head(self.head_dropout(pooled))                                       # (B, O)
         # fmt: on
         return (y, new_state, h_steps) if record else (y, new_state)
+
+    def conv_features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The convolutional branch of LSTM-FCN (``conv_branch=True``): one vector per sequence.
+
+        Each block is Conv1d over the steps (kernel ``conv_kernels[k]``, ``conv_channels[k]`` filters, "same" zero
+        padding: (k - 1) // 2 steps before, k // 2 after) -> BatchNorm1d -> ReLU; the last block's output is averaged
+        over each sequence's valid steps (global average pooling). The paper's sizes are the defaults: 128, 256, 128
+        filters of 8, 5, 3 steps.
+
+        Variable lengths: the steps past each sequence's end are set to 0 before every convolution, which is exactly
+        the zero padding "same" gives that sequence read alone, and BatchNorm's batch statistics (training) are taken
+        over the valid steps only. So padding never changes a sequence's vector: a padded batch gives what each
+        sequence gives alone (in eval mode exactly; in training the statistics are those of the batch's valid steps).
+
+        What is not the paper's: its LSTM branch reads the series transposed (one step of T features, the
+        "dimension shuffle") with dropout 0.8 after it; here the recurrent branch is this model's own core, reading
+        one step at a time with its pooling, and ``head_dropout`` (if any) acts on the concatenated vector.
+
+        Args:
+            x: (B, T, I), the same input as the core.
+            lengths: (B,) valid steps per sequence, or None when every sequence fills T.
+
+        Returns:
+            (B, C), C = conv_channels[-1].
+        """
+        if not self.config.conv_branch:
+            raise ValueError("This model has no convolutional branch; build it with ModelConfig(conv_branch=True).")
+        # fmt: off
+        T = x.shape[1]
+        valid = None
+        if lengths is not None:
+            valid = torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]  # (B, T)
+            x = x.masked_fill(~valid.unsqueeze(-1), 0.0)                                     # (B, T, I)
+        h = x.transpose(1, 2)                                                                # (B, I, T)
+        for conv, norm in zip(self.conv, self.conv_norm, strict=True):
+            k = conv.kernel_size[0]  # "same": (k - 1) // 2 zeros before, k // 2 after, as torch's padding="same"
+            h = conv(F.pad(h, ((k - 1) // 2, k // 2)))                                       # (B, C_k, T)
+            if valid is None:
+                h = torch.relu(norm(h))                                                      # (B, C_k, T)
+            else:  # statistics over the valid steps only, and the padding back to 0 for the next convolution
+                steps = h.transpose(1, 2)                                                    # (B, T, C_k)
+                out = steps.new_zeros(steps.shape)
+                out[valid] = torch.relu(norm(steps[valid]))                                  # (N_valid, C_k)
+                h = out.transpose(1, 2)                                                      # (B, C_k, T)
+        if valid is None:
+            return h.mean(2)                                                                 # (B, C)
+        return h.sum(2) / lengths.to(h)[:, None]                                             # (B, C)
+        # fmt: on
 
     def pool(self, output: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Pool the core's outputs over each sequence's valid steps (pooling "mean", "max" or "attention").
