@@ -31,8 +31,6 @@ import os
 import platform
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from lstmkit.serve.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "results" / "serving.md"
@@ -63,48 +63,7 @@ def train_run(run_dir: Path, *, hidden_size: int = 64, epochs: int = 3, seed: in
     return run_dir
 
 
-class Server:
-    """``python -m lstmkit serve RUN ...`` in a subprocess on a free loopback port, ready when /readyz answers 200.
-    One intra-op thread (``OMP_NUM_THREADS=1``), as docs/deploy.md advises for one process per core."""
-
-    def __init__(self, run_dir: str | Path, *args: str, log: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(log)
-        path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-        command = [sys.executable, "-m", "lstmkit", "serve", str(run_dir), "--port", str(self.port), *args]
-        with open(self.log, "w") as out:
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 120.0) -> Server:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.process.returncode}):\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the server was not ready in {timeout} s:\n{self.log.read_text()}")
-
-    def stop(self) -> str:
-        """Stop it (SIGTERM, then SIGKILL after 10 s) and return its log."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.send_signal(signal.SIGKILL)
-                self.process.wait()
-        return self.log.read_text()
+Server = ServerProcess  # ``python -m lstmkit serve`` in a child process (lstmkit.serve.process)
 
 
 @dataclass(frozen=True)

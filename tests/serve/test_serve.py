@@ -11,13 +11,7 @@ the OpenAPI document equals docs/openapi.json; the CLI's one-sentence refusals.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +23,7 @@ httpx = pytest.importorskip("httpx")
 
 import lstmkit  # noqa: E402
 from lstmkit.cli import main  # noqa: E402
+from lstmkit.serve.process import ServerProcess  # noqa: E402
 from lstmkit.tasks.estimators import SequenceClassifier, SequenceRegressor  # noqa: E402
 from lstmkit.tasks.language import LanguageModel  # noqa: E402
 
@@ -44,32 +39,19 @@ def series(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, (X[:, :, 0].mean(1) > 3).astype(int)
 
 
-class Server:
-    """``python -m lstmkit serve RUN ...`` in a subprocess on a free loopback port, ready when /readyz answers 200."""
+class Server(ServerProcess):
+    """A served run (``lstmkit.serve.process.ServerProcess``) whose clients fail on any 5xx, and whose log must hold
+    no traceback when it stops."""
 
     def __init__(self, run: str | Path, *args: str, log: Path, env: dict[str, str] | None = None) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-        command = [sys.executable, "-m", "lstmkit", "serve", str(run), "--port", str(self.port), *args]
-        with open(log, "w") as out:
-            self.process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+        super().__init__(run, *args, log=log, env=env)
 
     def wait_ready(self, timeout: float = 60.0) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited ({self.process.returncode}):\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"the server was not ready in {timeout} s:\n{self.log.read_text()}")
+        try:
+            super().wait_ready(timeout)
+        except RuntimeError as e:
+            raise AssertionError(str(e)) from None
+        return self
 
     def client(self, key: str | None = None) -> httpx.Client:
         """An HTTP client for this server; any 5xx answer fails the test at once."""
@@ -80,18 +62,10 @@ class Server:
         return httpx.Client(base_url=self.url, timeout=30.0, headers={"X-API-Key": key} if key else {},
                             event_hooks={"response": [no_server_error]})  # fmt: skip
 
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        assert "Traceback" not in self.log.read_text(), self.log.read_text()  # no 500 was logged
+    def stop(self) -> str:
+        log = super().stop()
+        assert "Traceback" not in log, log  # no 500 was logged
+        return log
 
 
 @pytest.fixture(scope="module")

@@ -271,8 +271,27 @@ def _build_lstm(module: LSTM, streaming: bool, rng: np.random.Generator) -> tupl
     return g, samples, reference
 
 
-def _build_estimator(est: Any, streaming: bool, rng: np.random.Generator) -> tuple[Graph, list[dict], Any]:
+def _standardise(g: Graph, est: Any, x: str) -> str:
+    """(x - mean) / std with the estimator's per-channel training statistics (broadcast over the last axis)."""
+    mean, std = est.scaler_
+    return g.op("Div", [g.op("Sub", [x, g.const(np.asarray(mean).reshape(-1), "mean")]),
+                        g.const(np.asarray(std).reshape(-1), "std")])  # fmt: skip
+
+
+def _estimator_outputs(g: Graph, est: Any, out: str, K: int) -> bool:
+    """A classifier's ``logits`` and ``probabilities`` (B, K), or a regressor's ``prediction`` (B, K); returns
+    whether it is a classifier."""
     from ..tasks.estimators import SequenceClassifier
+
+    if isinstance(est, SequenceClassifier):
+        g.output(out, "logits", _F, ["B", K])
+        g.output(g.op("Softmax", [out], axis=-1), "probabilities", _F, ["B", K])
+        return True
+    g.output(out, "prediction", _F, ["B", K])
+    return False
+
+
+def _build_estimator(est: Any, streaming: bool, rng: np.random.Generator) -> tuple[Graph, list[dict], Any]:
 
     model = est._check_fitted().eval()
     if streaming:
@@ -283,19 +302,11 @@ def _build_estimator(est: Any, streaming: bool, rng: np.random.Generator) -> tup
     lengths = g.input("lengths", _I64, ["B"])
     h = x
     if est.scaler_ is not None:  # the training standardisation, and padding back to 0 (the engine's input)
-        mean, std = est.scaler_
-        h = g.op("Div", [g.op("Sub", [x, g.const(np.asarray(mean).reshape(-1), "mean")]),
-                         g.const(np.asarray(std).reshape(-1), "std")])  # fmt: skip
+        h = _standardise(g, est, x)
         valid = g.op("Cast", [g.valid_mask(lengths, _shape(g, x, 1))], to=g.onnx.TensorProto.FLOAT)
         h = g.op("Mul", [h, g.op("Unsqueeze", [valid, g.ints([2])])])
     out = _sequence_model(g, model, h, lengths)
-    K = model.head.out_features
-    classifier = isinstance(est, SequenceClassifier)
-    if classifier:
-        g.output(out, "logits", _F, ["B", K])
-        g.output(g.op("Softmax", [out], axis=-1), "probabilities", _F, ["B", K])
-    else:
-        g.output(out, "prediction", _F, ["B", K])
+    classifier = _estimator_outputs(g, est, out, model.head.out_features)
 
     def reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         x_np, lens = feeds["x"], feeds["lengths"]
@@ -328,7 +339,6 @@ def streaming_blockers(model: nn.Module) -> list[str]:
 def _build_estimator_step(est: Any, model: nn.Module, rng: np.random.Generator) -> tuple[Graph, list[dict], Any]:
     """One observation per call: ``x_t (B, I)`` raw, ``h``, ``c`` -> the output after this step, ``h_next``,
     ``c_next``. For unidirectional LSTM models that read their last state (pooling "last")."""
-    from ..tasks.estimators import SequenceClassifier
 
     blockers = streaming_blockers(model)
     if blockers:
@@ -343,18 +353,10 @@ def _build_estimator_step(est: Any, model: nn.Module, rng: np.random.Generator) 
     h0, c0 = g.input("h", _F, [L, "B", S]), g.input("c", _F, [L, "B", H])
     z = x
     if est.scaler_ is not None:
-        mean, std = est.scaler_
-        z = g.op("Div", [g.op("Sub", [x, g.const(np.asarray(mean).reshape(-1), "mean")]),
-                         g.const(np.asarray(std).reshape(-1), "std")])  # fmt: skip
+        z = _standardise(g, est, x)
     y, h, c = lstm_step(g, core, z, (h0, c0))
     out = g.linear(y, model.head)
-    K = model.head.out_features
-    classifier = isinstance(est, SequenceClassifier)
-    if classifier:
-        g.output(out, "logits", _F, ["B", K])
-        g.output(g.op("Softmax", [out], axis=-1), "probabilities", _F, ["B", K])
-    else:
-        g.output(out, "prediction", _F, ["B", K])
+    classifier = _estimator_outputs(g, est, out, model.head.out_features)
     g.output(h, "h_next", _F, [L, "B", S])
     g.output(c, "c_next", _F, [L, "B", H])
 
