@@ -32,3 +32,13 @@ def fail(message: str, code: int = 2) -> None:
 
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError)
+"""The exceptions a user's mistake raises in the library (bad input, a missing file, a missing extra): each becomes
+one sentence and exit code 2 in the CLI, never a traceback."""
+
+
+def user_message(e: Exception) -> str:
+    """The sentence of a user error (a KeyError's own text, without the quotes ``str`` would add)."""
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from . import app
-from ._console import err, fail, print_json, setup_logging
+from ._console import err, fail, print_json, setup_logging, user_message
 from ._options import AsJson, Out, Resume, Seed, Verbose
 
 anomaly_app = typer.Typer(help="Detect anomalies with an LSTM trained on normal data.", no_args_is_help=True)
@@ -38,10 +38,6 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, ResumeError, CheckpointError,
         NotFittedError,
     )  # fmt: skip
-
-
-def _message(e: Exception) -> str:
-    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
 
 
 def _table(data: str | None, csv: Path | None, time: str | None, label: str | None) -> tuple[Any, dict[str, Any]]:
@@ -101,7 +97,7 @@ def train(
         )  # fmt: skip
         summary = train_run(table, cfg, out, label=roles.get("label"), resume=resume)
     except _user_errors() as e:
-        fail(_message(e))
+        fail(user_message(e))
     _print_summary(summary, as_json)
 
 
@@ -126,7 +122,7 @@ def score(
 
             write_report(run_dir)
     except _user_errors() as e:
-        fail(_message(e))
+        fail(user_message(e))
     _print_summary(summary, as_json)
 
 
@@ -146,7 +142,7 @@ def evaluate(
             raise ValueError("evaluate compares flags with labels: name the 0/1 column with --label.")
         result = evaluate_table(det, table, roles["label"], target=target, time=roles.get("time"))
     except _user_errors() as e:
-        fail(_message(e))
+        fail(user_message(e))
     if as_json:
         print_json(result)
     else:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from . import app
-from ._console import err, fail, print_json, setup_logging
+from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
 
 classify_app = typer.Typer(help="Classify time series with an LSTM (UCR/UEA layout or a CSV).", no_args_is_help=True)
 app.add_typer(classify_app, name="classify")
@@ -30,12 +30,6 @@ Features = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON last on stdout.")]
 RunDir = Annotated[Path, typer.Argument(help="A run directory written by `lstmkit classify train`.")]
-
-_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError)
-
-
-def _message(e: Exception) -> str:
-    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
 
 
 def _roles(id_: str | None, label: str | None, step: str | None, split: str | None, features) -> dict[str, Any]:
@@ -107,8 +101,8 @@ def train(
             "progress": not as_json,
         })  # fmt: skip
         summary = train_run(table, cfg, out, source=data or str(csv), resume=resume)
-    except (*_USER_ERRORS, ConfigError, ResumeError, CheckpointError) as e:
-        fail(_message(e))
+    except (*USER_ERRORS, ConfigError, ResumeError, CheckpointError) as e:
+        fail(user_message(e))
     if as_json:
         print_json(summary)
         return
@@ -132,8 +126,8 @@ def predict(
         clf = _load(run_dir)
         table, _ = resolve_data(data, csv)
         frame = predict_table(clf, table, **_roles(id_, None, step, None, features))
-    except (*_USER_ERRORS, ConfigError) as e:
-        fail(_message(e))
+    except (*USER_ERRORS, ConfigError) as e:
+        fail(user_message(e))
     if as_json:
         print_json(frame.to_dict(orient="records"))
     else:
@@ -153,8 +147,8 @@ def evaluate(
         clf = _load(run_dir)
         table, defaults = resolve_data(data, csv)
         result = evaluate_table(clf, table, **{**defaults, **_roles(id_, label, step, split, features)})
-    except (*_USER_ERRORS, ConfigError) as e:
-        fail(_message(e))
+    except (*USER_ERRORS, ConfigError) as e:
+        fail(user_message(e))
     if as_json:
         print_json(result)
         return

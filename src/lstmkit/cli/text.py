@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from . import app
-from ._console import err, fail, print_json, setup_logging
+from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
 from ._options import AsJson, Out, Resume, Seed, Verbose
 
 text_app = typer.Typer(help="Language models and text generation (character, word or BPE level).", no_args_is_help=True)
@@ -18,11 +18,6 @@ app.add_typer(text_app, name="text")
 Errors = Annotated[
     str, typer.Option("--errors", help="Invalid UTF-8: strict (stop, naming file and byte) or replace (U+FFFD).")
 ]
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError)
-
-
-def _message(e: Exception) -> str:
-    return str(e.args[0]) if isinstance(e, KeyError) else str(e)
 
 
 @text_app.command("train")
@@ -65,7 +60,7 @@ def train(
         )  # fmt: skip
         result = train_run(corpus, cfg, out, resume=resume)
     except (*USER_ERRORS, ResumeError, CheckpointError) as e:
-        fail(_message(e))
+        fail(user_message(e))
     if as_json:
         print_json(result)
     elif "test" in result:
@@ -112,7 +107,7 @@ def generate(
             sys.stdout.write("\n")
             return
     except USER_ERRORS as e:
-        fail(_message(e))
+        fail(user_message(e))
     if as_json:
         print_json({"prompt": prompt, "text": text})
     else:
@@ -134,7 +129,7 @@ def evaluate(
         lm = LanguageModel.load(run_dir)
         result = lm.evaluate(read_text(text, errors=errors))  # type: ignore[arg-type]
     except USER_ERRORS as e:
-        fail(_message(e))
+        fail(user_message(e))
     if as_json:
         print_json(result)
     else:
@@ -184,7 +179,7 @@ def classify_train(
             epochs=epochs, seed=seed, progress=not as_json,
         )  # fmt: skip
     except USER_ERRORS as e:
-        fail(_message(e))
+        fail(user_message(e))
     if as_json:
         print_json(result)
     elif "test" in result:
@@ -215,7 +210,7 @@ def classify_predict(
         texts = df[text_column].fillna("").astype(str).tolist()
         proba = clf.predict_proba(texts)
     except (*USER_ERRORS, TypeError) as e:
-        fail(_message(e))
+        fail(user_message(e))
     labels = clf.classes_[proba.argmax(1)].tolist()  # type: ignore[index]
     rows = [{"label": lab, "probability": float(p.max())} for lab, p in zip(labels, proba, strict=True)]
     if as_json:
@@ -239,7 +234,7 @@ def classify_evaluate(
         texts, labels = read_labelled(None, csv, text_column, label_column)
         result = clf.evaluate(texts, labels)
     except (*USER_ERRORS, TypeError) as e:
-        fail(_message(e))
+        fail(user_message(e))
     if as_json:
         print_json(result)
     else:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from . import app
-from ._console import err, fail, print_json, setup_logging
+from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
 from ._options import AsJson, Out, Resume, Seed, Verbose
 
 translate_app = typer.Typer(help="Sequence to sequence with attention (translation, number words).",
@@ -18,11 +18,6 @@ app.add_typer(translate_app, name="translate")
 SourceColumn = Annotated[str, typer.Option("--source-column", help="The CSV column of source texts.")]
 TargetColumn = Annotated[str, typer.Option("--target-column", help="The CSV column of target texts.")]
 Beam = Annotated[int, typer.Option("--beam", help="Beam size (1: greedy).")]
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, TypeError)
-
-
-def _message(e: Exception) -> str:
-    return str(e.args[0]) if isinstance(e, KeyError) else str(e)
 
 
 @translate_app.command("train")
@@ -70,8 +65,8 @@ def train(
             epochs=epochs, max_minutes=max_minutes, batch_size=batch_size, seed=seed, progress=not as_json,
         )  # fmt: skip
         result = train_run(sources, targets, cfg, out, holdout=holdout, beam_size=beam, resume=resume, groups=groups)
-    except (*USER_ERRORS, ResumeError, CheckpointError) as e:
-        fail(_message(e))
+    except (*USER_ERRORS, TypeError, ResumeError, CheckpointError) as e:
+        fail(user_message(e))
     if as_json:
         print_json(result)
     elif "greedy" in result:
@@ -94,8 +89,8 @@ def text(
 
     try:
         outputs = Seq2Seq.load(run_dir).translate(list(sources), beam_size=beam)
-    except USER_ERRORS as e:
-        fail(_message(e))
+    except (*USER_ERRORS, TypeError) as e:
+        fail(user_message(e))
     if as_json:
         print_json([{"source": s, "output": o} for s, o in zip(sources, outputs, strict=True)])
     else:
@@ -117,8 +112,8 @@ def evaluate(
         model = Seq2Seq.load(run_dir)
         sources, references = read_pairs(None, csv, source_column, target_column)
         result = model.evaluate(sources, references, beam_size=beam)
-    except USER_ERRORS as e:
-        fail(_message(e))
+    except (*USER_ERRORS, TypeError) as e:
+        fail(user_message(e))
     if as_json:
         print_json(result)
     else:
