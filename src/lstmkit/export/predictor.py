@@ -115,7 +115,8 @@ class Predictor:
                                 "run_dir": None if self.run_dir is None else str(self.run_dir),
                                 "streams": len(self._states), "max_streams": self.max_streams}  # fmt: skip
         if self.kind in ("sequence_classifier", "sequence_regressor"):
-            info["observation"] = f"{self.model.input_size_} numbers per step"
+            n = self.model.input_size_
+            info["observation"] = f"{n} number{'s' if n != 1 else ''} per step"
             if self.kind == "sequence_classifier":
                 info["classes"] = self.model.classes_.tolist()
         elif self.kind == "language_model":
