@@ -224,9 +224,11 @@ class Predictor:
             z = logits[0, -1].astype(np.float64)
         else:
             net = self.model.net.eval()
-            with torch.inference_mode(), self._autocast():
-                out, (h_t, c_t) = net(torch.tensor([[token]]), (torch.from_numpy(h), torch.from_numpy(c)))
-            z, h, c = out[0, -1].double().numpy(), h_t.float().numpy(), c_t.float().numpy()
+            with torch.inference_mode(), self._autocast():  # the engine's streaming step, not a one-step forward
+                x_t = net.embedding(torch.tensor([token]))  # (1, E)
+                y_t, (h_t, c_t) = net.lstm.step(x_t, (torch.from_numpy(h), torch.from_numpy(c)))
+                out = net.decoder(y_t)  # (1, V)
+            z, h, c = out[0].double().numpy(), h_t.float().numpy(), c_t.float().numpy()
         p = np.exp(z - z.max())
         return (p / p.sum()).astype(np.float32), h, c
 
