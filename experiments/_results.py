@@ -14,3 +14,24 @@ def write_keeping_notes(doc: Path, lines: list[str]) -> None:
     tmp = doc.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n\n" + notes)
     os.replace(tmp, doc)  # the page is the old one or the new one, never half written
+
+
+def run_setups(description: str, setups: list[str], run, results: Path, write_doc, default_threads: int = 1) -> None:
+    """The command line shared by the experiment scripts that run named setups: ``--only NAME`` and ``--threads N``;
+    each setup's row (``run(name, threads)``) is appended to ``results`` (JSON lines) and the page rewritten."""
+    import argparse
+    import json
+
+    import torch
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--only", choices=sorted(setups))
+    parser.add_argument("--threads", type=int, default=default_threads)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    for name in [args.only] if args.only else list(setups):
+        row = run(name, args.threads)
+        results.parent.mkdir(parents=True, exist_ok=True)
+        with results.open("a") as f:
+            f.write(json.dumps(row, default=str) + "\n")
+        write_doc()

@@ -12,7 +12,6 @@ best epoch by validation accuracy: the held-out fifth is scored once, at the end
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from _results import write_keeping_notes
+from _results import run_setups, write_keeping_notes
 
 from lstmkit.tasks.text_classification import load_reviews, train_run
 
@@ -85,17 +84,7 @@ def write_doc() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=sorted(SETUPS))
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    for name in [args.only] if args.only else list(SETUPS):
-        row = run(name, args.threads)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as f:
-            f.write(json.dumps(row, default=str) + "\n")
-    write_doc()
+    run_setups(__doc__.splitlines()[0], list(SETUPS), run, RESULTS, write_doc, default_threads=2)
 
 
 if __name__ == "__main__":
