@@ -712,6 +712,50 @@ class AnomalyStream:
         self.t += 1
         return out
 
+    def get_state(self) -> dict[str, np.ndarray]:
+        """What the stream carries, as numpy arrays by name (for a store that outlives the process); ``set_state``
+        on a fresh stream of the same detector continues exactly."""
+        state = {"t": np.array(self.t, np.int64)}
+        if self.det.config.method == "reconstruction":
+            state |= {"z": np.asarray(self._z, np.float64), "best": np.asarray(self._best, np.float64),
+                      "broken": np.asarray(self._broken, np.bool_)}  # fmt: skip
+            if self._state is not None:
+                state |= {"h": self._state[0].numpy().copy(), "c": self._state[1].numpy().copy()}
+        else:
+            origins = sorted(self._pending)
+            l = self.det.config.steps_ahead  # noqa: E741
+            forecasts = np.asarray([self._pending[o] for o in origins], np.float64).reshape(-1, l)
+            state |= {"recent": np.asarray(self._recent, np.float64), "origins": np.asarray(origins, np.int64),
+                      "forecasts": forecasts}  # fmt: skip
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from :meth:`get_state`'s arrays."""
+        try:
+            t = int(state["t"])
+            if self.det.config.method == "reconstruction":
+                z, best = [float(v) for v in state["z"]], [float(v) for v in state["best"]]
+                broken = [bool(v) for v in state["broken"]]
+                hc = (torch.as_tensor(state["h"]), torch.as_tensor(state["c"])) if "h" in state else None
+                H = self.det.model.encoder.hidden_size  # type: ignore[union-attr]
+                if len(z) != len(best) or (hc is not None and (hc[0].shape != (1, len(broken), H) or hc[0].shape
+                                                                != hc[1].shape)):  # fmt: skip
+                    raise ValueError("its arrays disagree in length")
+                self._z, self._best, self._broken, self._state = z, best, broken, hc
+            else:
+                l = self.det.config.steps_ahead  # noqa: E741
+                forecasts = np.asarray(state["forecasts"], np.float64).reshape(-1, l)
+                origins = [int(o) for o in state["origins"]]
+                if len(origins) != len(forecasts):
+                    raise ValueError("its arrays disagree in length")
+                self._recent = [float(v) for v in state["recent"]]
+                self._pending = dict(zip(origins, forecasts, strict=True))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"This state does not belong to a {self.det.config.method} anomaly stream ({exc})."
+            ) from None
+        self.t = t
+
     def finish(self) -> np.ndarray:
         """(delay,) the scores of the last ``delay`` steps (fewer if fewer were fed), from the windows that exist."""
         if self.det.config.method != "reconstruction":

@@ -604,12 +604,7 @@ class Forecaster:
                 fcov = np.nan_to_num((ahead[s.key] - mean[-n_f:]) / std[-n_f:])
             if self.static_encoding:  # (H, F + S): the static covariates ride with the future ones
                 fcov = np.column_stack([fcov, np.tile(self._static_vector(s), (cfg.horizon, 1))])
-            x = torch.tensor(inp, dtype=torch.float32)[None]
-            f = torch.tensor(fcov, dtype=torch.float32)[None]
-            with torch.no_grad():
-                q = np.sort(model(x, f)[0].numpy(), axis=1)  # (H, Q); sorted so that quantiles never cross
-            q = self._widen(q)
-            values = self._unscale(s.key, q + level)
+            values = self._quantiles(model, s.key, inp, level, fcov)
             if s.freq is not None:
                 times = pd.date_range(s.time[-1], periods=cfg.horizon + 1, freq=s.freq)[1:]
             else:  # irregular: steps of the last observed spacing
@@ -619,6 +614,51 @@ class Forecaster:
                 row.update({f"q{qq:g}": float(values[h, i]) for i, qq in enumerate(cfg.quantiles)})
                 rows.append({cfg.id: s.key, **row} if cfg.id else row)
         return pd.DataFrame(rows)
+
+    def _quantiles(self, model: nn.Module, key: str, inp: np.ndarray, level: float, fcov: np.ndarray) -> np.ndarray:
+        """(horizon, Q) forecasts in the data's units from one relative window inp (W, n_inputs) and fcov (H, F+S)."""
+        x = torch.tensor(inp, dtype=torch.float32)[None]
+        f = torch.tensor(fcov, dtype=torch.float32)[None]
+        with torch.no_grad():
+            q = np.sort(model(x, f)[0].numpy(), axis=1)  # (H, Q); sorted so that quantiles never cross
+        return self._unscale(key, self._widen(q) + level)
+
+    def forecast_window(self, values: Any, series: str | None = None) -> np.ndarray:
+        """The ``(horizon, len(quantiles))`` forecast after ``values``, the raw target's latest points, oldest first
+        (NaN for a missing one; the last ``input_window`` are read): :meth:`predict` without a table, for a stream of
+        readings. Models with covariates need their values: use :meth:`predict`.
+
+        Args:
+            values: at least ``input_window`` numbers.
+            series: which training series' scaling to use; needed only when the model was trained on several.
+        """
+        model = self._check_fitted()
+        cfg = self.config
+        covariates = [*cfg.past_covariates, *cfg.future_covariates, *cfg.static_covariates]
+        if covariates:
+            raise ValueError(
+                f"This forecaster reads covariates {covariates}; a stream of target values alone cannot feed them. "
+                "Call predict with a table, or train without covariates for streaming."
+            )
+        if series is None:
+            if len(self.scales) != 1:
+                raise ValueError(f"This forecaster knows {len(self.scales)} series; name one (series=, one of "
+                                 f"{sorted(self.scales)[:5]}...).")  # fmt: skip
+            series = next(iter(self.scales))
+        if series not in self.scales:
+            raise ValueError(f"Series {series!r} was not in the training data: no scaling is known for it.")
+        y = np.asarray(values, dtype=float).reshape(-1)
+        if len(y) < self._window:
+            raise ValueError(f"{len(y)} values given; the model reads the last {self._window}.")
+        if np.isinf(y).any():
+            raise ValueError("The values hold an infinite number; pass finite numbers (NaN marks a missing one).")
+        y = y[-self._window :]
+        if np.isnan(y).all():
+            raise ValueError(f"All of the last {self._window} values are missing; no forecast can be made from them.")
+        empty = np.zeros((len(y), 0))
+        s = Series(series, None, y, empty, empty, 0)
+        inp, level = self._relative(self._inputs(self._scaled(s)))  # (W, n_inputs)
+        return self._quantiles(model, series, inp, level, np.zeros((cfg.horizon, 0)))
 
     def evaluate(self, data: Any) -> dict[str, Any]:
         """Score the fitted model on ``data``'s last ``horizon`` steps per series, forecast from what precedes them.
