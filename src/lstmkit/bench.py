@@ -34,9 +34,10 @@ Suites (``SUITES``):
 ``jax``        a JAX ``lax.scan`` LSTM (jitted; training = ``grad`` of ``outputs.sum()``) on b, c, d.
 ``keras``      the three-line Keras example (LSTM(50) on (10, 1), Dense(1), Adam, MSE, batch 16): ``fit`` seconds
                per epoch of ``lstmkit.SequenceRegressor`` vs Keras 3 on its JAX backend, in a child process.
-``deploy``     ``Predictor.stream`` at batch 1 (lstmkit's numpy step, torch, onnxruntime, onnxruntime int8, torch bf16) vs
-               onnxruntime running ONNX's ``LSTM`` operator one step at a time (the same layer, exported), and the bare
-               ``torch.mv``. The float32 target is on the ``lstmkit`` runtime (the streaming one), int8 on onnxruntime.
+``deploy``     ``Predictor.stream`` at batch 1 (runtimes lstmkit, torch, onnxruntime, onnxruntime int8, torch bf16) vs
+               onnxruntime running ONNX's ``LSTM`` operator one step at a time (the same layer, exported), and the
+               bare ``torch.mv``. The float32 target is on the ``lstmkit`` runtime (the streaming one), int8 on
+               onnxruntime.
 
 ``jax`` and ``keras`` (and the JAX peer of ``streaming``) need the ``bench`` extra (``pip install -e .[bench]``);
 without it they are skipped with a note.
