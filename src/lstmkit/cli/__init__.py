@@ -17,7 +17,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # each module adds its commands to ``app``
-    from . import anomaly, classify, datasets, demo, experiment, export, forecast, report, serve, text, translate  # noqa: F401
+    from . import anomaly, classify, datasets, demo, experiment, export, forecast, music, report, serve, text, translate  # noqa: F401
 
     try:
         from . import bench  # noqa: F401
