@@ -1,0 +1,167 @@
+"""``lstmkit handwriting make-data | train | recognize | evaluate``: online handwriting recognition (CTC)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import app
+from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
+from ._options import AsJson, Out, Resume, Seed, Verbose
+
+handwriting_app = typer.Typer(help="Online handwriting recognition: pen strokes to text (bidirectional LSTM, CTC).",
+                              no_args_is_help=True)  # fmt: skip
+app.add_typer(handwriting_app, name="handwriting")
+
+Beam = Annotated[int, typer.Option("--beam", help="Beam width (1: greedy, best path).")]
+UseLM = Annotated[bool, typer.Option("--lm", help="Beam search with the character n-gram fitted on the training "
+                                     "words.")]  # fmt: skip
+TrainSamples = Annotated[int, typer.Option("--train-samples", help="Written training words to generate.")]
+TestSamples = Annotated[int, typer.Option("--test-samples", help="Written test words per test set.")]
+
+
+def _summary(dataset: dict) -> dict:
+    return {split: {"samples": len(items), "words": len({s.text for s in items}),
+                    "fonts": sorted({s.font for s in items})} for split, items in dataset.items()}  # fmt: skip
+
+
+@handwriting_app.command("make-data")
+def make_data(
+    out: Annotated[Path, typer.Option("--out", help="The .npz file to write.")],
+    train_samples: TrainSamples = 20000,
+    validation_samples: Annotated[int, typer.Option("--validation-samples")] = 500,
+    test_samples: TestSamples = 1000,
+    test_words: Annotated[int, typer.Option("--test-words", help="Words held out for testing.")] = 1000,
+    validation_words: Annotated[int, typer.Option("--validation-words", help="Words held out for validation.")] = 300,
+    words: Annotated[Path | None, typer.Option("--words", help="A text file of words, one per line (default: "
+                                               "Shakespeare's words used at least 3 times).")] = None,  # fmt: skip
+    seed: Seed = 0,
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Write words from the Hershey fonts with random slant, scale, drift, jitter and speed, split by word and font."""
+    from ..tasks.handwriting_data import make_dataset, read_words, save_dataset
+
+    try:
+        vocabulary = read_words(words) if words is not None else None
+        dataset = make_dataset(train_samples, validation_samples, test_samples, test_words=test_words,
+                               validation_words=validation_words, seed=seed, words=vocabulary)  # fmt: skip
+        save_dataset(out, dataset)
+    except USER_ERRORS as e:
+        fail(user_message(e))
+    summary = _summary(dataset)
+    if as_json:
+        print_json({"path": str(out), **summary})
+    else:
+        for split, s in summary.items():
+            err.print(f"{split}: {s['samples']} samples, {s['words']} words, fonts {', '.join(s['fonts'])}")
+        err.print(f"written to {out}")
+
+
+@handwriting_app.command("train")
+def train(
+    out: Out,
+    data: Annotated[Path | None, typer.Option("--data", help="A data set from `handwriting make-data`; "
+                                              "without it one is generated.")] = None,  # fmt: skip
+    train_samples: TrainSamples = 20000,
+    test_samples: TestSamples = 1000,
+    hidden_size: Annotated[int, typer.Option("--hidden-size", help="LSTM units per direction.")] = 128,
+    layers: Annotated[int, typer.Option("--layers")] = 3,
+    step: Annotated[float, typer.Option("--step", help="Resampling distance in ink heights.")] = 0.25,
+    epochs: Annotated[int, typer.Option("--epochs")] = 30,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Stop training after this long.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    lr: Annotated[float, typer.Option("--lr")] = 3e-3,
+    beam: Beam = 16,
+    seed: Seed = 0,
+    resume: Resume = False,
+    as_json: AsJson = False,
+    verbose: Verbose = False,
+) -> None:  # fmt: skip
+    """Train on the training fonts; report CER/WER (greedy, beam, beam + n-gram) on held-out words in an unseen font."""
+    setup_logging(verbose)
+    from ..tasks.handwriting import HandwritingConfig, train_run
+    from ..tasks.handwriting_data import load_dataset, make_dataset
+    from ..train import CheckpointError, ResumeError
+
+    try:
+        cfg = HandwritingConfig(hidden_size=hidden_size, num_layers=layers, step=step, epochs=epochs,
+                                max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed,
+                                progress=not as_json)  # fmt: skip
+        if data is not None:
+            dataset = load_dataset(data)
+        else:
+            dataset = make_dataset(train_samples, max(1, test_samples // 2), test_samples, seed=seed)
+        if not dataset.get("train"):
+            raise ValueError(f"The data set has no training samples (splits: {sorted(dataset)}).")
+        tests = {k: dataset[k] for k in ("test", "test_seen_font") if k in dataset}
+        result = train_run(dataset["train"], dataset.get("validation", []), tests, cfg, out, beam_width=beam,
+                           resume=resume)  # fmt: skip
+    except (*USER_ERRORS, TypeError, ResumeError, CheckpointError) as e:
+        fail(user_message(e))
+    if as_json:
+        print_json(result)
+    elif "test" in result:
+        t = result["test"]
+        parts = [f"{name} CER {s['cer']:.3f} WER {s['wer']:.3f}" for name, s in t.items() if isinstance(s, dict)]
+        err.print(f"unseen words in an unseen font ({', '.join(t['fonts'])}): {'; '.join(parts)}; model in {out}")
+
+
+@handwriting_app.command("recognize")
+def recognize(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `lstmkit handwriting train`.")],
+    files: Annotated[list[Path], typer.Argument(help="Strokes as .json or .csv (x, y, pen_up, optional t).")],
+    beam: Beam = 1,
+    lm: UseLM = False,
+    y_down: Annotated[bool, typer.Option("--y-down", help="The files use screen coordinates (y grows "
+                                         "downward).")] = False,  # fmt: skip
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Read the text written in each strokes file, one line per file."""
+    from ..tasks.handwriting import HandwritingRecognizer
+    from ..tasks.handwriting_data import read_strokes
+
+    try:
+        model = HandwritingRecognizer.load(run_dir)
+        trajectories = []
+        for f in files:
+            try:
+                trajectories.append(read_strokes(f, y_down=y_down))
+            except ValueError as e:
+                raise ValueError(f"{f}: {e}") from e
+        outputs = model.recognize(trajectories, beam_width=beam, use_lm=lm)
+    except (*USER_ERRORS, TypeError) as e:
+        fail(user_message(e))
+    if as_json:
+        print_json([{"file": str(f), "text": o} for f, o in zip(files, outputs, strict=True)])
+    else:
+        typer.echo("\n".join(outputs))
+
+
+@handwriting_app.command("evaluate")
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `lstmkit handwriting train`.")],
+    data: Annotated[Path, typer.Option("--data", help="A data set from `handwriting make-data`.")],
+    split: Annotated[str, typer.Option("--split", help="train, validation, test or test_seen_font.")] = "test",
+    beam: Beam = 1,
+    lm: UseLM = False,
+    as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """CER and WER on one split of a data set file."""
+    from ..tasks.handwriting import HandwritingRecognizer
+    from ..tasks.handwriting_data import load_dataset
+
+    try:
+        model = HandwritingRecognizer.load(run_dir)
+        dataset = load_dataset(data)
+        if split not in dataset:
+            raise KeyError(f"{data} has no split {split!r}; it has {', '.join(sorted(dataset))}.")
+        samples = dataset[split]
+        result = model.evaluate([s.points for s in samples], [s.text for s in samples], beam_width=beam, use_lm=lm)
+    except (*USER_ERRORS, TypeError) as e:
+        fail(user_message(e))
+    if as_json:
+        print_json(result)
+    else:
+        err.print(f"{split}: CER {result['cer']:.4f}, WER {result['wer']:.4f} over {result['n']} words")

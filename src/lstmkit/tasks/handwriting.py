@@ -1,0 +1,406 @@
+"""Online handwriting recognition: ``lstmkit.HandwritingRecognizer`` (pen trajectories to text).
+
+Input: pen trajectories (N, 3) ``x, y, pen_up`` (see :mod:`lstmkit.tasks.handwriting_data`), turned into
+``(dx, dy, y, pen_up)`` points at equal arc length, normalised by the ink's height. Network: a stacked bidirectional
+:class:`lstmkit.nn.LSTM` over the points and a linear layer to ``C`` classes (the blank and each character) at every
+point, trained with CTC (Graves et al. 2006; online handwriting: Graves et al. 2009, "A novel connectionist system
+for unconstrained handwriting recognition"). Decoding (:mod:`lstmkit.tasks.ctc`): greedy (best path), prefix beam
+search, and beam search with a character n-gram language model (interpolated Witten-Bell, fitted on the training
+texts and saved with the run). Scores: CER and WER.
+
+Example:
+    >>> model = HandwritingRecognizer(epochs=20).fit(trajectories, texts)              # doctest: +SKIP
+    >>> model.recognize([points], beam_width=16)                                      # doctest: +SKIP
+    ['hello']
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import runs
+from ..config import StrictConfig, TrainConfig
+from ..nn import LSTM
+from ..train import StepOutput, Trainer, seed_everything
+from . import ctc
+from .handwriting_data import Sample, StrokeError, features, read_strokes
+from .ngram import WittenBellLM, _Order
+
+__all__ = ["HandwritingConfig", "HandwritingNet", "HandwritingRecognizer", "train_run"]
+
+logger = logging.getLogger(__name__)
+
+KIND = "handwriting"
+N_FEATURES = 4  # dx, dy, y, pen_up
+
+
+@dataclass(frozen=True)
+class HandwritingConfig(StrictConfig):
+    """Features, network, language model and training of a handwriting recogniser."""
+
+    alphabet: str = "abcdefghijklmnopqrstuvwxyz"  # the characters it can write out; texts outside it are an error
+    step: float = 0.25  # resampling distance in ink heights: about 15-25 points per letter
+    hidden_size: int = 128  # per direction
+    num_layers: int = 3
+    dropout: float = 0.1  # between stacked layers
+    lm_order: int = 4  # the character n-gram used by beam search with a language model (0: none)
+    epochs: int = 30
+    max_minutes: float | None = None  # and/or stop after this much wall-clock training time
+    batch_size: int = 32
+    lr: float = 3e-3
+    clip_grad_norm: float = 5.0
+    seed: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        for name in ("hidden_size", "num_layers", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"HandwritingConfig.{name} must be at least 1, got {getattr(self, name)}.")
+        if not self.step > 0:
+            raise ValueError(f"HandwritingConfig.step must be positive (a distance in ink heights), got {self.step}.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"HandwritingConfig.dropout must lie in [0, 1), got {self.dropout}.")
+        if self.lm_order < 0:
+            raise ValueError(f"HandwritingConfig.lm_order must be 0 (no language model) or more, got {self.lm_order}.")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"HandwritingConfig.max_minutes must be positive (or None), got {self.max_minutes}.")
+        ctc.Alphabet(self.alphabet)  # duplicates / empty
+
+
+class HandwritingNet(nn.Module):
+    """Bidirectional stacked LSTM and a linear layer to CTC classes at every point.
+
+    Shapes: points (B, T, 4) and lengths (B,) -> log-probabilities (B, T, C), C = 1 + len(alphabet).
+    """
+
+    def __init__(self, num_classes: int, cfg: HandwritingConfig) -> None:
+        super().__init__()
+        H = cfg.hidden_size
+        self.lstm = LSTM(N_FEATURES, H, cfg.num_layers, bidirectional=True,
+                         dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)  # fmt: skip
+        self.out = nn.Linear(2 * H, num_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if lengths is not None and bool((lengths == x.shape[1]).all()):
+            lengths = None  # no padding: the plain path
+        h, _ = self.lstm(x, None, lengths)  # (B, T, 2H)
+        return torch.log_softmax(self.out(h), dim=-1)  # (B, T, C)
+
+
+def _pad(feats: list[np.ndarray]) -> tuple[Tensor, Tensor]:
+    lengths = torch.tensor([len(f) for f in feats], dtype=torch.long)
+    x = torch.zeros(len(feats), int(lengths.max()), N_FEATURES)  # (B, T, 4)
+    for i, f in enumerate(feats):
+        x[i, : len(f)] = torch.from_numpy(f)
+    return x, lengths
+
+
+class _Batches:
+    """Shuffled batches (x (B, T, 4), lengths (B,), targets (sum S,), target_lengths (B,)), bucketed by length so a
+    batch pads little; re-iterable, with its own generator (exact resume)."""
+
+    POOL = 50
+
+    def __init__(self, feats: list[np.ndarray], labels: list[list[int]], batch_size: int, seed: int,
+                 shuffle: bool = True) -> None:  # fmt: skip
+        self.feats, self.labels, self.batch_size, self.shuffle = feats, labels, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.feats) // self.batch_size)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+    def __iter__(self):
+        n = len(self.feats)
+        order = torch.randperm(n, generator=self.generator).tolist() if self.shuffle else list(range(n))
+        pool = self.POOL * self.batch_size
+        batches = []
+        for p in range(0, n, pool):
+            chunk = sorted(order[p : p + pool], key=lambda i: len(self.feats[i]))
+            batches += [chunk[s : s + self.batch_size] for s in range(0, len(chunk), self.batch_size)]
+        where = torch.randperm(len(batches), generator=self.generator).tolist() if self.shuffle else range(len(batches))
+        for b in where:
+            idx = batches[b]
+            x, lengths = _pad([self.feats[i] for i in idx])
+            targets, target_lengths = ctc.pack_targets([self.labels[i] for i in idx])
+            yield x, lengths, targets, target_lengths
+
+
+class _KeepBest:
+    """Keeps the weights of the epoch with the lowest validation CER (greedy) and puts them back at the end."""
+
+    def __init__(self) -> None:
+        self.best = float("inf")
+        self.state: dict[str, Tensor] | None = None
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        score = metrics.get("val_cer")
+        if score is not None and score < self.best:
+            self.best, self.state = score, copy.deepcopy(trainer.model.state_dict())
+
+
+def _lm_tensors(lm: WittenBellLM) -> dict[str, Tensor]:
+    out = {}
+    for k, o in enumerate(lm.orders, start=1):
+        for name in ("ngrams", "ngram_counts", "contexts", "context_counts", "context_types"):
+            out[f"lm.{k}.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(o, name), dtype=np.int64))
+    return out
+
+
+def _lm_from_tensors(tensors: dict[str, Tensor], order: int, vocab_size: int) -> WittenBellLM:
+    lm = WittenBellLM(order, vocab_size)
+    names = ("ngrams", "ngram_counts", "contexts", "context_counts", "context_types")
+    lm.orders = [_Order(*(tensors[f"lm.{k}.{n}"].numpy() for n in names)) for k in range(1, order + 1)]
+    return lm
+
+
+@runs.register_kind(KIND)
+class HandwritingRecognizer:
+    """Pen trajectories to text: ``fit``, ``recognize``, ``evaluate``, ``save``, ``load``. Keyword arguments are
+    :class:`HandwritingConfig` fields."""
+
+    def __init__(self, config: HandwritingConfig | None = None, **kwargs: Any) -> None:
+        self.config = config if config is not None else HandwritingConfig(**kwargs)
+        self.alphabet = ctc.Alphabet(self.config.alphabet)
+        self.net: HandwritingNet | None = None
+        self.lm: WittenBellLM | None = None
+        self.history_: list[dict[str, Any]] = []
+
+    # ---- data ---------------------------------------------------------------------------------------------------
+    def _features(self, trajectories: list[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for i, points in enumerate(trajectories):
+            try:
+                out.append(features(points, self.config.step))
+            except StrokeError as e:
+                if len(trajectories) == 1:
+                    raise
+                raise StrokeError(f"Trajectory {i}: {e}") from e
+        return out
+
+    def _labels(self, texts: list[str]) -> list[list[int]]:
+        return [self.alphabet.encode(t) for t in texts]
+
+    # ---- training -----------------------------------------------------------------------------------------------
+    def fit(self, trajectories: list[np.ndarray], texts: list[str], run_dir: str | os.PathLike[str] | None = None, *,
+            resume: bool = False, validation: tuple[list[np.ndarray], list[str]] | None = None,
+            ) -> HandwritingRecognizer:  # fmt: skip
+        """Train on trajectories and their texts (``validation``: held-out trajectories and texts, scored by loss
+        and greedy CER after each epoch; the epoch with the lowest CER is kept)."""
+        cfg = self.config
+        if len(trajectories) != len(texts):
+            raise ValueError(f"{len(trajectories)} trajectories but {len(texts)} texts; give one text per trajectory.")
+        if not texts:
+            raise ValueError("No training examples; give at least one trajectory and its text.")
+        empty = next((i for i, t in enumerate(texts) if not t), None)
+        if empty is not None:
+            raise ValueError(f"Text {empty} is empty; every training trajectory needs the text it writes.")
+        seed_everything(cfg.seed)
+        feats, labels = self._features(trajectories), self._labels(texts)
+        fits = [len(f) >= ctc.min_frames(y) for f, y in zip(feats, labels, strict=True)]
+        if not all(fits):
+            logger.warning("%d training trajectories have fewer points than their texts need; left out (a smaller "
+                           "step gives more points).", len(fits) - sum(fits))  # fmt: skip
+            feats = [f for f, ok in zip(feats, fits, strict=True) if ok]
+            labels = [y for y, ok in zip(labels, fits, strict=True) if ok]
+            if not feats:
+                raise ValueError("No training trajectory has enough points for its text; lower step.")
+        if cfg.lm_order:
+            ids = [0]
+            for y in labels:
+                ids += [*y, 0]
+            self.lm = WittenBellLM(cfg.lm_order, self.alphabet.num_classes).fit(np.array(ids))
+        self.net = HandwritingNet(self.alphabet.num_classes, cfg)
+        data = _Batches(feats, labels, cfg.batch_size, cfg.seed)
+        val = None
+        if validation is not None and validation[0]:
+            val = list(_Batches(self._features(validation[0]), self._labels(validation[1]), 64, cfg.seed, False))
+
+        def loss_fn(model: HandwritingNet, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
+            x, lengths, targets, target_lengths = batch
+            log_probs = model(x, lengths).transpose(0, 1)  # (T, B, C)
+            return StepOutput(loss=ctc.ctc_loss(log_probs, targets, lengths, target_lengths), n_items=x.shape[0])
+
+        def eval_fn(model: HandwritingNet, batches: list[tuple[Tensor, ...]]) -> dict[str, float]:
+            total, n, refs, hyps = 0.0, 0, [], []
+            for x, lengths, targets, target_lengths in batches:
+                log_probs = model(x, lengths).transpose(0, 1)  # (T, B, C)
+                total += float(ctc.ctc_loss(log_probs, targets, lengths, target_lengths, "sum"))
+                n += x.shape[0]
+                ends = torch.cumsum(target_lengths, 0).tolist()
+                refs += [targets[e - s : e].tolist() for s, e in zip(target_lengths.tolist(), ends, strict=True)]
+                hyps += ctc.greedy_decode(log_probs, lengths)
+            as_text = lambda ys: [self.alphabet.decode(y) for y in ys]  # noqa: E731
+            return {"val_loss": total / max(n, 1), "val_cer": ctc.cer(as_text(refs), as_text(hyps))}
+
+        keep = _KeepBest()
+        train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                                clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress, schedule="cosine",
+                                max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None)  # fmt: skip
+        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
+                          callbacks=[keep], run_config=run_config, kind=KIND)  # fmt: skip
+        self.history_ = trainer.fit(data, val_data=val, resume=resume)
+        if keep.state is not None:
+            self.net.load_state_dict(keep.state)
+            self.best_val_cer_ = keep.best
+        self.net.eval()
+        return self
+
+    def _check(self) -> HandwritingNet:
+        if self.net is None:
+            raise RuntimeError("This HandwritingRecognizer is not fitted: call fit(trajectories, texts) or "
+                               "HandwritingRecognizer.load(run_dir).")  # fmt: skip
+        return self.net
+
+    # ---- recognition --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def log_probs(self, trajectories: list[np.ndarray], batch_size: int = 64) -> list[np.ndarray]:
+        """Per-point class log-probabilities, one (T_i, C) array per trajectory."""
+        net = self._check()
+        net.eval()
+        feats = self._features(trajectories)
+        out: list[np.ndarray] = []
+        for s in range(0, len(feats), batch_size):
+            x, lengths = _pad(feats[s : s + batch_size])
+            lp = net(x, lengths).double().numpy()  # (B, T, C)
+            out += [lp[i, : int(n)] for i, n in enumerate(lengths)]
+        return out
+
+    def recognize(self, trajectories: list[np.ndarray] | np.ndarray, *, beam_width: int = 1,
+                  use_lm: bool = False, alpha: float = 0.5, beta: float = 1.0) -> list[str]:  # fmt: skip
+        """The text of each trajectory (a single (N, 3) array is taken as a list of one).
+
+        Args:
+            beam_width: 1: greedy (best path); more: CTC prefix beam search.
+            use_lm: rank beams with the character n-gram fitted on the training texts (``alpha`` its weight,
+                ``beta`` the bonus per character; see :func:`lstmkit.tasks.ctc.beam_search`).
+        """
+        if isinstance(trajectories, np.ndarray) and trajectories.ndim == 2:
+            trajectories = [trajectories]
+        if beam_width < 1:
+            raise ValueError(f"beam_width must be at least 1, got {beam_width}.")
+        hook = None
+        if use_lm:
+            if self.lm is None:
+                raise ValueError("This recogniser has no language model (lm_order=0); recognise without use_lm.")
+            hook = ctc.ngram_hook(self.lm)
+            beam_width = max(beam_width, 2)
+        texts = []
+        for lp in self.log_probs(list(trajectories)):
+            if beam_width == 1:
+                labels = ctc.greedy_decode(lp)
+            else:
+                labels = ctc.beam_search(lp, beam_width, lm=hook, alpha=alpha if hook else 0.0,
+                                         beta=beta if hook else 0.0)  # fmt: skip
+            texts.append(self.alphabet.decode(labels))  # type: ignore[arg-type]
+        return texts
+
+    def recognize_file(self, path: str | os.PathLike[str], *, y_down: bool = False, **kwargs: Any) -> str:
+        """The text of the strokes in a JSON or CSV file (see :func:`lstmkit.tasks.handwriting_data.read_strokes`)."""
+        return self.recognize([read_strokes(path, y_down=y_down)], **kwargs)[0]
+
+    def evaluate(self, trajectories: list[np.ndarray], texts: list[str], **kwargs: Any) -> dict[str, float]:
+        """CER and WER of :meth:`recognize` (same keyword arguments) against ``texts``."""
+        if len(trajectories) != len(texts):
+            raise ValueError(f"{len(trajectories)} trajectories but {len(texts)} texts; give one text per trajectory.")
+        outputs = self.recognize(trajectories, **kwargs)
+        return {"cer": ctc.cer(texts, outputs), "wer": ctc.wer(texts, outputs), "n": len(texts)}
+
+    # ---- persistence --------------------------------------------------------------------------------------------
+    def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        net = self._check()
+        extra = _lm_tensors(self.lm) if self.lm is not None else None
+        return runs.save_run(run_dir, KIND, {"handwriting": self.config.to_dict()}, net, extra, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str]) -> HandwritingRecognizer:
+        saved = runs.read_run_config(run_dir, KIND)["config"]
+        model = cls(HandwritingConfig.from_dict(saved["handwriting"]))
+        model.net = HandwritingNet(model.alphabet.num_classes, model.config)
+        model.net.load_state_dict(runs.read_state_dict(run_dir))
+        model.net.eval()
+        if model.config.lm_order:
+            tensors = runs.read_extra_tensors(run_dir)
+            model.lm = _lm_from_tensors(tensors, model.config.lm_order, model.alphabet.num_classes)
+        return model
+
+
+def _scores(model: HandwritingRecognizer, samples: list[Sample], beam_width: int) -> tuple[dict[str, Any], list]:
+    trajectories, texts = [s.points for s in samples], [s.text for s in samples]
+    lps = model.log_probs(trajectories)
+    outputs: dict[str, list[str]] = {"greedy": [model.alphabet.decode(ctc.greedy_decode(lp)) for lp in lps]}  # type: ignore[arg-type]
+    if beam_width > 1:
+        outputs[f"beam_{beam_width}"] = [model.alphabet.decode(ctc.beam_search(lp, beam_width)) for lp in lps]  # type: ignore[arg-type]
+        if model.lm is not None:
+            hook = ctc.ngram_hook(model.lm)
+            outputs[f"beam_{beam_width}_lm"] = [
+                model.alphabet.decode(ctc.beam_search(lp, beam_width, lm=hook, alpha=0.5, beta=1.0))  # type: ignore[arg-type]
+                for lp in lps
+            ]
+    scores = {k: {"cer": ctc.cer(texts, v), "wer": ctc.wer(texts, v), "n": len(texts)} for k, v in outputs.items()}
+    rows = [{"text": t, "font": s.font, **{k: v[i] for k, v in outputs.items()}}
+            for i, (t, s) in enumerate(zip(texts, samples, strict=True))]  # fmt: skip
+    return scores, rows
+
+
+def train_run(
+    train: list[Sample], validation: list[Sample], tests: dict[str, list[Sample]], config: HandwritingConfig,
+    out: str | os.PathLike[str], *, beam_width: int = 16, resume: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Train on ``train`` (``validation`` picks the epoch), score every test set with greedy, beam and beam + n-gram
+    decoding, and write a run directory: config.json, model.safetensors, extra.safetensors (the n-gram),
+    metrics.csv, result.json, predictions.csv, samples.png (test words with what was recognised) and report.html.
+    config.json is written last."""
+    import json
+
+    import pandas as pd
+
+    from .._atomic import atomic_write_bytes
+    from ..report import write_report
+    from ..viz.handwriting import plot_handwriting
+
+    out = Path(out)
+    if (out / runs.CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds a finished model; choose another --out or delete it.")
+    model = HandwritingRecognizer(config).fit(
+        [s.points for s in train], [s.text for s in train], run_dir=out, resume=resume,
+        validation=([s.points for s in validation], [s.text for s in validation]) if validation else None,
+    )  # fmt: skip
+    result: dict[str, Any] = {
+        "run_dir": str(out), "train": len(train), "validation": len(validation),
+        "train_fonts": sorted({s.font for s in train}), "best_val_cer": getattr(model, "best_val_cer_", None),
+        "epochs_run": len(model.history_),
+    }  # fmt: skip
+    tables = []
+    for name, samples in tests.items():
+        if not samples:
+            continue
+        scores, rows = _scores(model, samples, beam_width)
+        result[name] = {"fonts": sorted({s.font for s in samples}), **scores}
+        tables.append(pd.DataFrame(rows).assign(test_set=name))
+        if name == next(iter(tests)):
+            shown = samples[:12]
+            plot_handwriting([s.points for s in shown], [s.text for s in shown], [r["greedy"] for r in rows[:12]],
+                             out / "samples.png", title=f"{name}: {', '.join(result[name]['fonts'])} (truth -> "
+                             "recognised, greedy)")  # fmt: skip
+    if tables:
+        atomic_write_bytes(out / "predictions.csv", pd.concat(tables).to_csv(index=False).encode())
+    atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
+    model.save(out)
+    write_report(out)
+    return result

@@ -1,0 +1,415 @@
+"""Online handwriting: pen trajectories, their checks and features, synthetic words from the Hershey stroke fonts.
+
+A trajectory is an array of points ``(N, 3)``: ``x, y, pen_up``, with ``y`` growing upward (as in a plot; screen
+coordinates grow downward: flip them with ``y_down=True`` when reading) and ``pen_up = 1`` on the last point of each
+stroke (the pen lifts after it). The optional time of each point is accepted but not used: the features resample
+the trajectory at equal arc length, which removes the writing speed (the point of doing it).
+
+:func:`features` turns a trajectory into the network's input:
+
+1. split into strokes at the pen lifts;
+2. normalise: translate to the ink's median height and left edge, and scale by the ink's height, measured as the
+   10th-90th percentile range of ``y`` over points spaced evenly along the ink (robust to a stray point; ascenders
+   and descenders are a small share of the ink, so the scale follows the body of the letters);
+3. resample each stroke at equal arc length (``step`` heights apart, its ends kept);
+4. per point: ``(dx, dy, y, pen_up)``: the offset from the previous point (across a pen lift: the jump), the height
+   above the ink's median, and the pen lift.
+
+Synthetic data (:func:`make_samples`): words rendered from the Hershey fonts (package ``Hershey-Fonts``), with a
+random slant, rotation, scale, aspect, baseline drift (a slow wave), per-point jitter and writing-speed variation
+(the points are taken at equal time along the strokes while the speed varies), all from one seed. Only two script
+designs exist among the 32 fonts: ``scripts`` (script simplex, one line; ``cursive`` is the same glyphs) and
+``scriptc`` (script complex, drawn with double lines). See :data:`TRAIN_FONTS` and :data:`TEST_FONTS`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "SCRIPT_FONTS",
+    "TEST_FONTS",
+    "TRAIN_FONTS",
+    "Sample",
+    "StrokeError",
+    "check_points",
+    "features",
+    "load_dataset",
+    "make_dataset",
+    "make_samples",
+    "read_strokes",
+    "read_words",
+    "render_word",
+    "save_dataset",
+    "split_words",
+    "word_list",
+]
+
+SCRIPT_FONTS = ("scripts", "scriptc")
+# Training: the script simplex (the one single-line script design) and Latin roman / italic fonts of every weight
+# (simplex, duplex, triplex), so the network meets single- and multi-line renderings of letters. Held out: script
+# complex, the double-line rendering of the script letters, never seen in training in any form.
+TRAIN_FONTS = ("scripts", "futural", "rowmand", "timesr", "timesi", "timesib")
+TEST_FONTS = ("scriptc",)
+FONT_WEIGHTS = {"scripts": 0.5}  # half the training words are written in the script font, the rest share 0.5
+
+
+class StrokeError(ValueError):
+    """Pen strokes that cannot be read as handwriting: empty, one point, no movement, NaN, wrong columns."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One written word: ``points`` (N, 3) x, y, pen_up; ``times`` (N,) seconds; its text and font."""
+
+    text: str
+    font: str
+    points: np.ndarray
+    times: np.ndarray
+
+
+# ---- checking and reading trajectories ---------------------------------------------------------------------------
+def check_points(points: object, what: str = "the strokes") -> np.ndarray:
+    """``points`` as a float (N, 3) array ``x, y, pen_up``, or a :class:`StrokeError` saying what is wrong.
+
+    A 4th column (time) is accepted and dropped after checking it never decreases. The last point always ends a
+    stroke.
+    """
+    try:
+        arr = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise StrokeError(f"{what} are not a table of numbers ({e}); expected rows of x, y, pen_up.") from e
+    if arr.size == 0:
+        raise StrokeError(f"{what} are empty: no points were given; expected a pen trajectory of rows x, y, pen_up.")
+    if arr.ndim != 2 or arr.shape[1] not in (3, 4):
+        cols = arr.shape[1] if arr.ndim == 2 else f"a {arr.ndim}-d array of shape {arr.shape}"
+        raise StrokeError(
+            f"{what} have the wrong columns ({cols}); expected 3 columns x, y, pen_up, or 4 with the time last."
+        )
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if len(bad):
+        raise StrokeError(
+            f"{what} have {len(bad)} point(s) with a missing or infinite value (first at row {bad[0]}); remove or "
+            "fill in those points."
+        )
+    if len(arr) < 2:
+        raise StrokeError(f"{what} have only one point; a word needs a pen trajectory of at least two points.")
+    if not np.isin(arr[:, 2], (0.0, 1.0)).all():
+        raise StrokeError(
+            f"{what} have pen_up values other than 0 and 1 ({sorted(set(arr[:, 2].tolist()) - {0.0, 1.0})[:3]}); "
+            "pen_up is 1 on the last point of each stroke and 0 elsewhere."
+        )
+    if arr.shape[1] == 4 and (np.diff(arr[:, 3]) < 0).any():
+        raise StrokeError(f"{what} have times that go backwards; give the points in the order they were written.")
+    if np.ptp(arr[:, 0]) == 0 and np.ptp(arr[:, 1]) == 0:
+        raise StrokeError(
+            f"All {len(arr)} points of {what} are at the same place ({arr[0, 0]:g}, {arr[0, 1]:g}): the pen never "
+            "moved, so there is no writing to read."
+        )
+    out = arr[:, :3].copy()
+    out[-1, 2] = 1.0
+    return out
+
+
+def _points_from_json(doc: object) -> np.ndarray:
+    """JSON layouts: ``{"strokes": [[[x, y], ...], ...]}`` or a bare list of strokes (each a list of ``[x, y]`` or
+    ``[x, y, t]``), or ``{"points": [[x, y, pen_up(, t)], ...]}`` or a bare list of such rows."""
+    if isinstance(doc, dict):
+        if "strokes" in doc:
+            doc = doc["strokes"]
+        elif "points" in doc:
+            return check_points(doc["points"])
+        else:
+            raise StrokeError(f"The JSON object has keys {sorted(doc)}; expected 'strokes' (a list of strokes) or "
+                              "'points' (rows x, y, pen_up).")  # fmt: skip
+    if not isinstance(doc, list):
+        raise StrokeError(f"The JSON holds a {type(doc).__name__}; expected a list of strokes or of points.")
+    if doc and all(isinstance(s, list) and s and isinstance(s[0], list) for s in doc):  # a list of strokes
+        rows = []
+        for stroke in doc:
+            arr = np.asarray(stroke, dtype=np.float64) if stroke else np.zeros((0, 2))
+            if arr.ndim != 2 or arr.shape[1] not in (2, 3):
+                raise StrokeError(f"A stroke has points of the wrong shape {arr.shape}; expected [x, y] or [x, y, t].")
+            pen = np.zeros((len(arr), 1))
+            pen[-1] = 1.0
+            rows.append(np.concatenate([arr[:, :2], pen, arr[:, 2:]], axis=1))
+        widths = {r.shape[1] for r in rows}
+        return check_points(np.concatenate(rows) if len(widths) == 1 else np.concatenate([r[:, :3] for r in rows]))
+    return check_points(doc)
+
+
+def read_strokes(path: str | os.PathLike[str], *, y_down: bool = False) -> np.ndarray:
+    """A trajectory (N, 3) from a JSON or CSV file (by extension).
+
+    CSV: a header naming the columns ``x``, ``y``, ``pen_up`` (or ``pen-up``/``penup``), optionally ``t``/``time``.
+    JSON: see :func:`_points_from_json`. ``y_down``: the file uses screen coordinates (y grows downward).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No strokes file at {path}.")
+    if path.suffix.lower() == ".json":
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise StrokeError(f"{path.name} is not valid JSON ({e}).") from e
+        points = _points_from_json(doc)
+    elif path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = [h.strip().lower().replace("-", "_") for h in next(reader, [])]
+            rows = list(reader)
+        names = {"penup": "pen_up", "time": "t"}
+        header = [names.get(h, h) for h in header]
+        missing = [c for c in ("x", "y", "pen_up") if c not in header]
+        if missing:
+            raise StrokeError(f"{path.name} has columns {header}; expected a header with x, y, pen_up (and "
+                              f"optionally t); missing {missing}.")  # fmt: skip
+        cols = [header.index(c) for c in ("x", "y", "pen_up", "t") if c in header]
+        try:
+            table = [[float(r[c]) if r[c].strip() else math.nan for c in cols] for r in rows if any(r)]
+        except (ValueError, IndexError) as e:
+            raise StrokeError(f"{path.name} has a row that is not numbers in x, y, pen_up ({e}).") from e
+        points = check_points(np.array(table).reshape(-1, len(cols)), f"the strokes in {path.name}")
+    else:
+        raise StrokeError(f"{path.name}: strokes are read from .json or .csv files, not {path.suffix or 'no suffix'}.")
+    if y_down:
+        points[:, 1] = -points[:, 1]
+    return points
+
+
+# ---- features ----------------------------------------------------------------------------------------------------
+def _strokes(points: np.ndarray) -> list[np.ndarray]:
+    ends = np.flatnonzero(points[:, 2] > 0.5)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [points[s : e + 1, :2] for s, e in zip(starts, ends, strict=True)]
+
+
+def _resample(stroke: np.ndarray, step: float) -> np.ndarray:
+    """Points every ``step`` along a polyline (M, 2), both ends kept; a stroke shorter than ``step`` -> its ends."""
+    seg = np.linalg.norm(np.diff(stroke, axis=0), axis=1)  # (M-1,)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])  # (M,)
+    if arc[-1] < step:
+        return stroke[[0, -1]] if arc[-1] > 0 else stroke[:1]
+    n = max(int(round(arc[-1] / step)), 1)
+    at = np.linspace(0.0, arc[-1], n + 1)  # (n+1,)
+    return np.stack([np.interp(at, arc, stroke[:, 0]), np.interp(at, arc, stroke[:, 1])], axis=1)
+
+
+def features(points: np.ndarray, step: float = 0.25) -> np.ndarray:
+    """Network input (T, 4) ``dx, dy, y, pen_up`` of a checked trajectory (see the module docstring).
+
+    ``step``: the resampling distance in ink heights.
+    """
+    points = check_points(points)
+    strokes = _strokes(points)
+    # the ink's height from points spaced evenly along the ink (1/200 of the longest side apart)
+    span = max(np.ptp(points[:, 0]), np.ptp(points[:, 1]))
+    fine = np.concatenate([_resample(s, span / 200) for s in strokes])  # (M, 2)
+    low, mid, high = np.percentile(fine[:, 1], [10, 50, 90])
+    height = high - low if high - low > span * 0.02 else span * 0.25  # a flat line: fall back to its length
+    origin = np.array([fine[:, 0].min(), mid])
+    rows = []
+    for s in strokes:
+        r = _resample((s - origin) / height, step)  # (n, 2)
+        pen = np.zeros((len(r), 1))
+        pen[-1] = 1.0
+        rows.append(np.concatenate([r, pen], axis=1))
+    xyp = np.concatenate(rows)  # (T, 3) x, y, pen_up
+    d = np.diff(xyp[:, :2], axis=0, prepend=xyp[:1, :2])  # (T, 2): 0 at the first point
+    return np.concatenate([d, xyp[:, 1:2], xyp[:, 2:3]], axis=1).astype(np.float32)  # (T, 4)
+
+
+# ---- words and fonts ---------------------------------------------------------------------------------------------
+def word_list(min_count: int = 3, min_length: int = 2, max_length: int = 10) -> list[str]:
+    """Lower-case words (a-z only) used at least ``min_count`` times in the bundled Shakespeare corpus, sorted."""
+    from .text_data import load_corpus
+
+    counts = Counter(re.findall(r"\b[a-z]+\b", load_corpus("shakespeare")))
+    return sorted(w for w, c in counts.items() if c >= min_count and min_length <= len(w) <= max_length)
+
+
+def read_words(path: str | os.PathLike[str], alphabet: str = "abcdefghijklmnopqrstuvwxyz") -> list[str]:
+    """Distinct words of a text file, one per line (blank lines skipped); each must be written in ``alphabet``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No word list at {path}.")
+    words = sorted({w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()})
+    bad = [w for w in words if set(w) - set(alphabet)]
+    if bad:
+        raise ValueError(f"{path.name} has {len(bad)} word(s) with characters outside {alphabet!r} (first: "
+                         f"{bad[0]!r}); keep to those characters, one word per line.")  # fmt: skip
+    if not words:
+        raise ValueError(f"{path.name} has no words; give one word per line.")
+    return words
+
+
+def split_words(words: list[str], n_test: int, n_val: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """Disjoint (train, validation, test) word lists, a seeded shuffle."""
+    order = np.random.default_rng(seed).permutation(len(words))
+    if n_test + n_val >= len(words):
+        raise ValueError(f"{len(words)} words cannot give {n_test} test and {n_val} validation words and leave any "
+                         "for training.")  # fmt: skip
+    pick = [words[i] for i in order]
+    return pick[n_test + n_val :], pick[n_test : n_test + n_val], pick[:n_test]
+
+
+_FONT_CACHE: dict[str, object] = {}
+
+
+def render_word(word: str, font: str) -> list[np.ndarray]:
+    """The strokes (each (M, 2) x, y; y up; letter height about 100) of ``word`` in a Hershey font."""
+    try:
+        from HersheyFonts import HersheyFonts
+    except ImportError as e:
+        raise ImportError("Handwriting data comes from the Hershey fonts: pip install 'lstmkit[handwriting]' "
+                          "(the Hershey-Fonts package).") from e  # fmt: skip
+    if font not in _FONT_CACHE:
+        f = HersheyFonts()
+        if font not in f.default_font_names:
+            raise KeyError(f"Unknown Hershey font {font!r}; the fonts are {', '.join(f.default_font_names)}.")
+        f.load_default_font(font)
+        f.normalize_rendering(100)
+        _FONT_CACHE[font] = f
+    strokes = [np.array(list(s), dtype=np.float64) for s in _FONT_CACHE[font].strokes_for_text(word)]  # type: ignore[attr-defined]
+    return [s for s in strokes if len(s)]
+
+
+def _write(strokes: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One random writer's version of rendered strokes: (N, 3) points and (N,) times."""
+    pts = np.concatenate(strokes)
+    height = max(np.ptp(pts[:, 1]), 1.0)
+    slant = math.tan(math.radians(rng.uniform(-15, 20)))
+    angle = math.radians(rng.uniform(-4, 4))
+    scale, aspect = rng.uniform(0.5, 2.0), rng.uniform(0.8, 1.25)
+    wave_amp, wave_len, wave_phase = rng.uniform(0, 0.06) * height, rng.uniform(1.5, 5) * height, rng.uniform(0, 6.3)
+    speed_amp, speed_len = rng.uniform(0, 0.6), rng.uniform(0.3, 2) * height
+    step = height / rng.uniform(15, 40)  # ink per unit of time at speed 1: the pen's sampling rate
+    jitter = rng.uniform(0, 0.012) * height
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    out, times, t = [], [], 0.0
+    for s in strokes:
+        if len(s) == 1:
+            s = np.concatenate([s, s + 0.5])  # a dot: a tiny stroke
+        seg = np.linalg.norm(np.diff(s, axis=0), axis=1)
+        arc = np.concatenate([[0.0], np.cumsum(seg)])
+        # equal time steps while the speed varies along the stroke: denser points where the pen is slow
+        phase = rng.uniform(0, 6.3)
+        fine = np.linspace(0, arc[-1], max(int(arc[-1] / step * 4), 2))
+        speed = 1 + speed_amp * np.sin(2 * np.pi * fine / speed_len + phase)
+        clock = np.concatenate([[0.0], np.cumsum(np.diff(fine) / speed[1:])])
+        n = max(int(clock[-1] * 1 / step) + 1, 2)
+        at = np.interp(np.linspace(0, clock[-1], n), clock, fine)
+        xy = np.stack([np.interp(at, arc, s[:, 0]), np.interp(at, arc, s[:, 1])], axis=1)
+        xy[:, 0] = xy[:, 0] * aspect + slant * xy[:, 1]
+        xy[:, 1] = xy[:, 1] + wave_amp * np.sin(2 * np.pi * xy[:, 0] / wave_len + wave_phase)
+        xy = (xy @ rot.T) * scale + rng.normal(0, jitter * scale, xy.shape)
+        pen = np.zeros((n, 1))
+        pen[-1] = 1.0
+        out.append(np.concatenate([xy, pen], axis=1))
+        times.append(t + np.linspace(0, clock[-1], n) * 0.01)
+        t = times[-1][-1] + rng.uniform(0.05, 0.3)  # the pen in the air
+    return np.concatenate(out), np.concatenate(times)
+
+
+def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, seed: int = 0,
+                 weights: dict[str, float] | None = None) -> list[Sample]:  # fmt: skip
+    """``n`` written words: each a random word of ``words`` in a random font of ``fonts`` (``weights``: the share
+    of some fonts; the others share the rest equally) by a random writer, all drawn from ``seed``."""
+    if not words or not fonts:
+        raise ValueError("make_samples needs at least one word and one font.")
+    weights = weights or {}
+    fixed = sum(weights.get(f, 0.0) for f in fonts if f in weights)
+    free = [f for f in fonts if f not in weights]
+    p = np.array([weights[f] if f in weights else (1 - fixed) / len(free) for f in fonts])
+    p = p / p.sum()
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n):
+        word = words[int(rng.integers(len(words)))]
+        font = fonts[int(rng.choice(len(fonts), p=p))]
+        points, times = _write(render_word(word, font), rng)
+        samples.append(Sample(word, font, points, times))
+    return samples
+
+
+# ---- a whole data set --------------------------------------------------------------------------------------------
+SPLITS = ("train", "validation", "test", "test_seen_font")
+
+
+def make_dataset(
+    n_train: int = 20000, n_validation: int = 500, n_test: int = 1000, *, test_words: int = 1000,
+    validation_words: int = 300, seed: int = 0, words: list[str] | None = None,
+) -> dict[str, list[Sample]]:  # fmt: skip
+    """The handwriting data set, split by word and by font, all from ``seed``.
+
+    - ``train``: training words in :data:`TRAIN_FONTS` (half in the script simplex);
+    - ``validation``: other words in the training fonts (picks the epoch; never the test font);
+    - ``test``: the held-out words in the held-out font :data:`TEST_FONTS` (the bar);
+    - ``test_seen_font``: the same held-out words in the training script font (for comparison).
+
+    ``words``: the vocabulary (default :func:`word_list`, Shakespeare's words used at least 3 times).
+    """
+    words = word_list() if words is None else sorted(set(words))
+    train_words, val_words, test_words_ = split_words(words, test_words, validation_words, seed)
+    return {
+        "train": make_samples(train_words, TRAIN_FONTS, n_train, seed=seed * 4 + 0, weights=FONT_WEIGHTS),
+        "validation": make_samples(val_words, TRAIN_FONTS, n_validation, seed=seed * 4 + 1, weights=FONT_WEIGHTS),
+        "test": make_samples(test_words_, TEST_FONTS, n_test, seed=seed * 4 + 2),
+        "test_seen_font": make_samples(test_words_, ("scripts",), n_test, seed=seed * 4 + 3),
+    }
+
+
+def save_dataset(path: str | os.PathLike[str], dataset: dict[str, list[Sample]]) -> Path:
+    """Write a data set as one ``.npz`` (points of all samples end to end, with offsets; texts, fonts, splits)."""
+    from .._atomic import atomic_write_bytes
+
+    samples = [(split, s) for split, items in dataset.items() for s in items]
+    if not samples:
+        raise ValueError("The data set is empty; nothing to save.")
+    offsets = np.cumsum([0] + [len(s.points) for _, s in samples])
+    arrays = {
+        "points": np.concatenate([s.points for _, s in samples]).astype(np.float32),
+        "times": np.concatenate([s.times for _, s in samples]).astype(np.float32),
+        "offsets": offsets.astype(np.int64),
+        "texts": np.array([s.text for _, s in samples]),
+        "fonts": np.array([s.font for _, s in samples]),
+        "splits": np.array([split for split, _ in samples]),
+    }
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_dataset(path: str | os.PathLike[str]) -> dict[str, list[Sample]]:
+    """A data set written by :func:`save_dataset` (``lstmkit handwriting make-data``), by split."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No handwriting data set at {path}; write one with `lstmkit handwriting make-data`.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("points", "times", "offsets", "texts", "fonts", "splits")}
+    except (KeyError, ValueError, OSError) as e:
+        raise ValueError(
+            f"{path} is not a handwriting data set written by `lstmkit handwriting make-data` ({e})."
+        ) from e
+    out: dict[str, list[Sample]] = {}
+    o = arrays["offsets"]
+    for i, split in enumerate(arrays["splits"].tolist()):
+        points, times = arrays["points"][o[i] : o[i + 1]].astype(np.float64), arrays["times"][o[i] : o[i + 1]]
+        sample = Sample(str(arrays["texts"][i]), str(arrays["fonts"][i]), points, times)
+        out.setdefault(split, []).append(sample)
+    return out

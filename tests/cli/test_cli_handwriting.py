@@ -1,0 +1,62 @@
+"""``lstmkit handwriting make-data | train | recognize | evaluate`` in-process: files, outputs, one-sentence errors."""
+
+import json
+
+import numpy as np
+
+import lstmkit.cli.handwriting  # noqa: F401  (registers the command group whatever cli/__init__ lists)
+from lstmkit.cli import main
+from lstmkit.tasks.handwriting_data import load_dataset
+
+SMALL = ["--hidden-size", "8", "--layers", "1", "--epochs", "1", "--step", "0.5", "--beam", "2"]
+
+
+def test_make_data_train_recognize_evaluate(tmp_path, capsys):
+    data, words = tmp_path / "hw.npz", tmp_path / "words.txt"
+    words.write_text("on\nno\nin\nan\nit\nat\nto\n\nme\n")
+    assert main(["handwriting", "make-data", "--out", str(data), "--train-samples", "24", "--validation-samples",
+                 "4", "--test-samples", "4", "--test-words", "2", "--validation-words", "2", "--words", str(words),
+                 "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["test"]["fonts"] == ["scriptc"] and summary["train"]["samples"] == 24
+    out = tmp_path / "run"
+    assert main(["handwriting", "train", "--data", str(data), "--out", str(out), *SMALL, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"greedy", "beam_2", "beam_2_lm"} <= set(result["test"]) and "test_seen_font" in result
+    assert (out / "samples.png").exists() and (out / "report.html").exists()
+
+    sample = load_dataset(data)["test"][0]
+    strokes, start = [], 0
+    for end in np.flatnonzero(sample.points[:, 2] > 0.5):
+        strokes.append(sample.points[start : end + 1, :2].tolist())
+        start = end + 1
+    (tmp_path / "word.json").write_text(json.dumps({"strokes": strokes}))
+    rows = "\n".join(f"{x},{y},{int(p)},{t}" for (x, y, p), t in zip(sample.points, sample.times, strict=True))
+    (tmp_path / "word.csv").write_text("x,y,pen_up,t\n" + rows)
+    files = [str(tmp_path / "word.json"), str(tmp_path / "word.csv")]
+    assert main(["handwriting", "recognize", str(out), *files, "--json"]) == 0
+    outputs = json.loads(capsys.readouterr().out)
+    assert [o["file"] for o in outputs] == files and outputs[0]["text"] == outputs[1]["text"]
+    assert main(["handwriting", "recognize", str(out), *files, "--beam", "4", "--lm"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 4
+
+    # one sentence each, no traceback
+    (tmp_path / "dot.json").write_text(json.dumps({"points": [[1, 1, 0], [1, 1, 1]]}))
+    (tmp_path / "cols.csv").write_text("x,y\n1,2\n3,4\n")
+    (tmp_path / "empty.json").write_text("[]")
+    for name, message in [("dot.json", "the pen never moved"), ("cols.csv", "expected a header with x, y, pen_up"),
+                          ("empty.json", "are empty")]:  # fmt: skip
+        assert main(["handwriting", "recognize", str(out), str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and name in err and "Traceback" not in err
+    assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--split", "dev"]) == 2
+    assert "no split 'dev'" in capsys.readouterr().err
+    assert main(["handwriting", "recognize", str(tmp_path / "nope"), files[0]]) == 2
+    assert "No run directory" in capsys.readouterr().err
+    assert main(["handwriting", "train", "--data", str(data), "--out", str(tmp_path / "x"), "--step", "0"]) == 2
+    assert "step must be positive" in capsys.readouterr().err
+    words.write_text("on\nOff\n")
+    assert main(["handwriting", "make-data", "--out", str(data), "--words", str(words)]) == 2
+    assert "outside 'abcdefghijklmnopqrstuvwxyz' (first: 'Off')" in capsys.readouterr().err

@@ -1,0 +1,210 @@
+"""Handwriting: trajectory checks (one sentence per degenerate input), reading files, features, synthetic data,
+and the recogniser end to end on a tiny generated set."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lstmkit.tasks.handwriting import HandwritingConfig, HandwritingRecognizer, train_run
+from lstmkit.tasks.handwriting_data import (
+    TEST_FONTS,
+    TRAIN_FONTS,
+    StrokeError,
+    check_points,
+    features,
+    load_dataset,
+    make_dataset,
+    make_samples,
+    read_strokes,
+    render_word,
+    save_dataset,
+    split_words,
+)
+from lstmkit.viz.handwriting import plot_handwriting
+
+LINE = np.array([[0, 0, 0], [1, 1, 0], [2, 0, 1], [3, 1, 0], [4, 0, 1]], dtype=float)
+
+
+# ---- degenerate strokes: one clear sentence each ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        ([], "are empty: no points were given"),
+        (np.zeros((0, 3)), "are empty"),
+        ([[1.0, 2.0, 1.0]], "only one point"),
+        ([[1.0, 2.0, 0.0], [1.0, 2.0, 0.0], [1.0, 2.0, 1.0]], "are at the same place .1, 2.: the pen never moved"),
+        ([[0.0, 0.0, 0.0], [np.nan, 1.0, 0.0], [2.0, 2.0, 1.0]], "missing or infinite value .first at row 1."),
+        ([[0.0, 0.0], [1.0, 1.0]], r"wrong columns \(2\); expected 3 columns x, y, pen_up"),
+        (np.zeros((4, 5)), r"wrong columns \(5\)"),
+        (np.zeros(6), "wrong columns"),
+        ([[0.0, 0.0, 0.0], [1.0, 1.0, 2.0]], "pen_up values other than 0 and 1"),
+        ([[0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.5]], "times that go backwards"),
+        ([["a", "b", "c"]], "not a table of numbers"),
+    ],
+)
+def test_degenerate_strokes_get_one_sentence(points, message):
+    with pytest.raises(StrokeError, match=message) as info:
+        check_points(points)
+    text = str(info.value)
+    assert text.count(". ") <= 1 and "\n" not in text  # one sentence (two at most where it says the fix)
+
+
+def test_check_points_drops_time_and_ends_the_last_stroke():
+    out = check_points([[0, 0, 0, 0.0], [1, 1, 0, 0.1], [2, 2, 0, 0.2]])
+    assert out.shape == (3, 3) and out[-1, 2] == 1.0
+
+
+# ---- reading files ----------------------------------------------------------------------------------------------
+def test_read_strokes_from_json_layouts_and_csv(tmp_path):
+    strokes = {"strokes": [[[0, 0], [1, 1], [2, 0]], [[3, 1], [4, 0]]]}
+    (tmp_path / "a.json").write_text(json.dumps(strokes))
+    (tmp_path / "b.json").write_text(json.dumps({"points": LINE.tolist()}))
+    (tmp_path / "c.json").write_text(json.dumps([[[0, 0, 0.0], [1, 1, 0.1], [2, 0, 0.2]], [[3, 1, 0.5], [4, 0, 0.6]]]))
+    (tmp_path / "d.csv").write_text("x,y,pen-up,time\n" + "\n".join(f"{x},{y},{int(p)},{i}" for i, (x, y, p) in
+                                                                     enumerate(LINE)))  # fmt: skip
+    for name in ("a.json", "b.json", "c.json", "d.csv"):
+        np.testing.assert_array_equal(read_strokes(tmp_path / name), LINE, err_msg=name)
+    flipped = read_strokes(tmp_path / "d.csv", y_down=True)
+    np.testing.assert_array_equal(flipped[:, 1], -LINE[:, 1])
+
+
+def test_read_strokes_errors_are_one_sentence(tmp_path):
+    (tmp_path / "cols.csv").write_text("a,b\n1,2\n3,4\n")
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "keys.json").write_text('{"ink": []}')
+    (tmp_path / "empty.json").write_text('{"strokes": []}')
+    (tmp_path / "nan.csv").write_text("x,y,pen_up\n0,0,0\n,1,0\n2,2,1\n")
+    (tmp_path / "s.txt").write_text("0 0 1")
+    cases = {"cols.csv": "expected a header with x, y, pen_up", "bad.json": "is not valid JSON",
+             "keys.json": "expected 'strokes'", "empty.json": "are empty", "nan.csv": "missing or infinite value",
+             "s.txt": "from .json or .csv files"}  # fmt: skip
+    for name, message in cases.items():
+        with pytest.raises(StrokeError, match=message):
+            read_strokes(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="No strokes file"):
+        read_strokes(tmp_path / "missing.json")
+
+
+# ---- features ---------------------------------------------------------------------------------------------------
+def test_features_ignore_position_scale_and_writing_speed():
+    word = make_samples(["hello"], ("scripts",), 1, seed=0)[0].points
+    f = features(word)
+    assert f.shape[1] == 4 and f.dtype == np.float32 and f[-1, 3] == 1.0
+    assert f[:, 3].sum() == word[:, 2].sum()  # one pen lift per stroke
+    moved = word.copy()
+    moved[:, :2] = moved[:, :2] * 3.7 + [100.0, -40.0]
+    np.testing.assert_allclose(features(moved), f, atol=1e-5)
+    # the same ink with every segment cut in two (twice the points, as from a faster pen sampler)
+    dense = np.repeat(word, 2, axis=0)
+    dense[1::2, :2] = (word[:, :2] + np.vstack([word[1:, :2], word[-1:, :2]])) / 2
+    dense[0::2, 2] = 0
+    dense[1::2, 2] = 0
+    dense[1::2][word[:, 2] > 0] = np.c_[word[word[:, 2] > 0][:, :2], np.ones((word[:, 2] > 0).sum())]
+    g = features(dense)
+    assert abs(len(g) - len(f)) <= 2 * int(f[:, 3].sum())
+
+
+def test_the_step_sets_the_number_of_points():
+    word = make_samples(["minimum"], ("scripts",), 1, seed=0)[0].points
+    assert 1.8 < len(features(word, step=0.1)) / len(features(word, step=0.2)) < 2.2
+
+
+# ---- synthetic data ---------------------------------------------------------------------------------------------
+def test_fonts_split_train_from_test_and_render_y_up():
+    assert not set(TRAIN_FONTS) & set(TEST_FONTS)
+    strokes = render_word("l", "scripts")
+    assert strokes[0][:, 1].max() > 90  # the ascender goes up
+    with pytest.raises(KeyError, match="Unknown Hershey font"):
+        render_word("a", "comic")
+
+
+def test_samples_repeat_by_seed_and_vary_between_draws():
+    a = make_samples(["word", "pen"], TRAIN_FONTS, 6, seed=3)
+    b = make_samples(["word", "pen"], TRAIN_FONTS, 6, seed=3)
+    assert all(np.array_equal(x.points, y.points) and x.font == y.font for x, y in zip(a, b, strict=True))
+    c = make_samples(["word"], ("scripts",), 2, seed=4)
+    assert c[0].text == c[1].text and not np.array_equal(c[0].points[:5], c[1].points[:5])  # two writers
+    assert all((np.diff(s.times) >= 0).all() for s in a)
+
+
+def test_split_words_is_disjoint_and_the_dataset_round_trips(tmp_path):
+    train, val, test = split_words([f"w{i}" for i in range(50)], 10, 5, seed=0)
+    assert len(test) == 10 and len(val) == 5 and len(train) == 35
+    assert not (set(train) & set(test)) and not (set(train) & set(val))
+    words = ["cat", "dog", "sun", "hat", "pen", "ink", "map", "cup"]
+    data = make_dataset(6, 2, 3, test_words=2, validation_words=2, words=words)
+    assert {s.font for s in data["test"]} == set(TEST_FONTS)
+    assert not {s.text for s in data["train"]} & {s.text for s in data["test"]}
+    path = save_dataset(tmp_path / "hw.npz", data)
+    back = load_dataset(path)
+    assert {k: len(v) for k, v in back.items()} == {k: len(v) for k, v in data.items()}
+    assert back["test"][0].text == data["test"][0].text
+    np.testing.assert_allclose(back["train"][1].points, data["train"][1].points, atol=1e-4)
+    with pytest.raises(FileNotFoundError, match="make-data"):
+        load_dataset(tmp_path / "none.npz")
+
+
+# ---- the recogniser ---------------------------------------------------------------------------------------------
+TINY = dict(hidden_size=16, num_layers=1, epochs=4, batch_size=8, lr=1e-2, step=0.4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    words = ["on", "no", "in", "an"]
+    return make_samples(words, ("scripts",), 32, seed=0), make_samples(words, ("scripts",), 8, seed=1)
+
+
+def test_fit_lowers_the_ctc_loss_and_save_load_is_exact(tiny_data, tmp_path):
+    train, val = tiny_data
+    model = HandwritingRecognizer(**TINY).fit([s.points for s in train], [s.text for s in train],
+                                              validation=([s.points for s in val], [s.text for s in val]))  # fmt: skip
+    losses = [h["train_loss"] for h in model.history_]
+    assert losses[-1] < losses[0]
+    assert "val_cer" in model.history_[0]
+    points = [s.points for s in val]
+    outputs = model.recognize(points)
+    assert len(outputs) == 8 and all(set(o) <= set("abcdefghijklmnopqrstuvwxyz") for o in outputs)
+    assert len(model.recognize(points, beam_width=4)) == 8
+    assert len(model.recognize(points, beam_width=4, use_lm=True)) == 8
+    assert isinstance(model.recognize(points[0]), list)  # one (N, 3) array is a list of one
+    model.save(tmp_path / "run")
+    back = HandwritingRecognizer.load(tmp_path / "run")
+    for a, b in zip(model.log_probs(points), back.log_probs(points), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert back.recognize(points, beam_width=4, use_lm=True) == model.recognize(points, beam_width=4, use_lm=True)
+    scores = back.evaluate(points, [s.text for s in val])
+    assert set(scores) == {"cer", "wer", "n"} and scores["n"] == 8
+
+
+def test_recogniser_errors_say_what_to_do(tiny_data):
+    train, _ = tiny_data
+    with pytest.raises(RuntimeError, match="not fitted"):
+        HandwritingRecognizer().recognize([LINE])
+    with pytest.raises(ValueError, match="outside the alphabet"):
+        HandwritingRecognizer(**TINY).fit([train[0].points], ["On"])
+    with pytest.raises(ValueError, match="2 trajectories but 1 texts"):
+        HandwritingRecognizer(**TINY).fit([train[0].points, train[1].points], ["on"])
+    with pytest.raises(StrokeError, match="Trajectory 1: .*only one point"):
+        HandwritingRecognizer(**TINY).fit([train[0].points, [[0, 0, 1]]], ["on", "no"])
+    with pytest.raises(ValueError, match="step must be positive"):
+        HandwritingConfig(step=0)
+
+
+def test_train_run_writes_a_run_directory(tiny_data, tmp_path):
+    train, val = tiny_data
+    test = make_samples(["on", "in"], TEST_FONTS, 4, seed=2)
+    cfg = HandwritingConfig(**{**TINY, "epochs": 1})
+    result = train_run(train[:16], val, {"test": test}, cfg, tmp_path / "run", beam_width=4)
+    assert {"greedy", "beam_4", "beam_4_lm"} <= set(result["test"]) and result["test"]["fonts"] == ["scriptc"]
+    for name in ("config.json", "model.safetensors", "extra.safetensors", "result.json", "predictions.csv",
+                 "samples.png", "report.html", "metrics.csv"):  # fmt: skip
+        assert (tmp_path / "run" / name).exists(), name
+    with pytest.raises(FileExistsError, match="already holds"):
+        train_run(train[:16], val, {"test": test}, cfg, tmp_path / "run")
+
+
+def test_plot_handwriting_checks_its_lists(tmp_path):
+    assert plot_handwriting([LINE, LINE], ["ab", "cd"], ["ab", ""], tmp_path / "p.png").exists()
+    with pytest.raises(ValueError, match="as many truths"):
+        plot_handwriting([LINE], ["ab", "cd"], ["ab"], tmp_path / "q.png")
