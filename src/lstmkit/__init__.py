@@ -15,10 +15,11 @@ from .tasks.anomaly import AnomalyDetector
 from .tasks.estimators import SequenceClassifier, SequenceRegressor
 from .tasks.forecasting import Forecaster
 from .tasks.language import LanguageModel
+from .tasks.music import MusicModel
 from .tasks.seq2seq import Seq2Seq
 from .tasks.text_classification import TextClassifier
 
 __all__ = [
-    "AnomalyDetector", "Forecaster", "LanguageModel", "Predictor", "Seq2Seq", "SequenceClassifier",
+    "AnomalyDetector", "Forecaster", "LanguageModel", "MusicModel", "Predictor", "Seq2Seq", "SequenceClassifier",
     "SequenceRegressor", "TextClassifier", "__version__", "load", "nn",
 ]  # fmt: skip
