@@ -17,7 +17,21 @@ app = typer.Typer(
 
 def _register() -> None:
     # each module adds its commands to ``app``
-    from . import anomaly, classify, datasets, demo, experiment, export, forecast, music, report, serve, text, translate  # noqa: F401
+    from . import (  # noqa: F401
+        anomaly,
+        classify,
+        datasets,
+        demo,
+        experiment,
+        export,
+        forecast,
+        music,
+        report,
+        serve,
+        speech,
+        text,
+        translate,
+    )
 
     try:
         from . import bench  # noqa: F401

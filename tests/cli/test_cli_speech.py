@@ -1,0 +1,75 @@
+"""``lstmkit speech make-data | train | transcribe`` in-process: data set, run directory, streaming, one-sentence
+errors for bad audio and a missing espeak-ng."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile
+
+from lstmkit.cli import main
+
+needs_programs = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                                    reason="needs Debian's espeak-ng and sox")  # fmt: skip
+
+
+@needs_programs
+def test_make_data_train_transcribe_stream(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["speech", "make-data", "--out", str(data), "--train", "10", "--validation", "2", "--test", "3",
+                 "--max-digits", "2", "--seed", "2", "--json"]) == 0  # fmt: skip
+    made = json.loads(capsys.readouterr().out)
+    assert made["utterances"] == {"train": 10, "validation": 2, "test": 3}
+    run = tmp_path / "run"
+    assert main(["speech", "train", "--data", str(data), "--out", str(run), "--unidirectional", "--hidden-size", "8",
+                 "--layers", "1", "--epochs", "1", "--beam", "2", "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert {"greedy", "beam_2", "beam_2_lm"} <= set(result) and result["utterances"]["test"] == 3
+    assert 0 <= result["greedy"]["all"]["cer"] and (run / "predictions.csv").exists()
+    assert (run / "report.html").exists() and (run / "config.json").exists()
+    wav = sorted((data / "wavs").glob("test-*.wav"))[0]
+    assert main(["speech", "transcribe", str(run), str(wav), "--json"]) == 0
+    offline = json.loads(capsys.readouterr().out)[0]["text"]
+    assert main(["speech", "transcribe", str(run), str(wav), "--stream", "--chunk-ms", "70", "--json"]) == 0
+    streamed = json.loads(capsys.readouterr().out)[0]
+    assert streamed["text"] == offline and all({"seconds", "text"} == set(p) for p in streamed["partials"])
+    assert main(["speech", "transcribe", str(run), str(wav), "--beam", "3", "--lm-weight", "0.5"]) == 0
+    assert capsys.readouterr().out.count("\n") == 1
+    assert main(["speech", "train", "--data", str(data), "--out", str(run)]) == 2
+    assert "already holds a finished recogniser" in capsys.readouterr().err
+
+
+def test_bad_audio_and_missing_programs_are_one_sentence(tmp_path, capsys, monkeypatch):
+    from lstmkit.tasks.speech import SpeechConfig, SpeechRecognizer
+    from lstmkit.tasks.speech_data import read_manifest  # noqa: F401  (the CLI's import path works)
+
+    rng = np.random.default_rng(0)
+    tone = (0.3 * np.sin(np.arange(16000) * 0.2) + 0.01 * rng.standard_normal(16000)).astype(np.float32)
+    rec = SpeechRecognizer(SpeechConfig(hidden_size=4, num_layers=1, epochs=1, batch_size=2, progress=False))
+    rec.fit([(tone, 16000), (tone[::-1].copy(), 16000)], ["one", "two"])
+    run = tmp_path / "run"
+    rec.save(run)
+    soundfile.write(tmp_path / "silent.wav", np.zeros(16000, dtype=np.float32), 16000)
+    soundfile.write(tmp_path / "clipped.wav", np.clip(tone * 30, -1, 1), 16000)
+    (tmp_path / "notes.wav").write_text("not audio")
+    soundfile.write(tmp_path / "ok.wav", tone, 16000)
+    cases = [
+        ("silent.wav", "is silent (all zeros)"),
+        ("clipped.wav", "is clipped"),
+        ("notes.wav", "could not be read as a WAV file"),
+        ("missing.wav", "No audio file at"),
+    ]
+    for name, message in cases:
+        assert main(["speech", "transcribe", str(run), str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert main(["speech", "transcribe", str(run), str(tmp_path / "ok.wav"), "--stream"]) == 2
+    assert "cannot stream" in capsys.readouterr().err  # a bidirectional model
+    assert main(["speech", "transcribe", str(tmp_path / "nope"), str(tmp_path / "ok.wav")]) == 2
+    assert "No run directory" in capsys.readouterr().err
+    monkeypatch.setenv("LSTMKIT_ESPEAK", str(tmp_path / "missing-espeak"))
+    assert main(["speech", "make-data", "--out", str(tmp_path / "d"), "--train", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "is not an executable file; point it at espeak-ng" in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()
