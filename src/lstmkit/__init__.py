@@ -17,9 +17,10 @@ from .tasks.forecasting import Forecaster
 from .tasks.language import LanguageModel
 from .tasks.music import MusicModel
 from .tasks.seq2seq import Seq2Seq
+from .tasks.speech import SpeechRecognizer
 from .tasks.text_classification import TextClassifier
 
 __all__ = [
     "AnomalyDetector", "Forecaster", "LanguageModel", "MusicModel", "Predictor", "Seq2Seq", "SequenceClassifier",
-    "SequenceRegressor", "TextClassifier", "__version__", "load", "nn",
+    "SequenceRegressor", "SpeechRecognizer", "TextClassifier", "__version__", "load", "nn",
 ]  # fmt: skip
