@@ -58,7 +58,7 @@ PIECES = [chorale(i, "major" if i % 3 else "minor", "3/4" if i % 4 == 0 else "4/
 
 @pytest.fixture(scope="module")
 def model():
-    small = dict(hidden_size=24, embedding_size=8, num_layers=1, bptt=20, batch_size=4, epochs=2, progress=False)
+    small = dict(hidden_size=24, embedding_size=8, num_layers=1, bptt=20, batch_size=4, epochs=1, progress=False)
     return MusicModel(**small).fit(PIECES[:10], PIECES[10:])
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -55,9 +56,11 @@ def plot_piano_roll(
     width = min(max(6.0, end / 16.0 * 1.2), 16.0)
     fig = Figure(figsize=(width, 3.6))
     ax = fig.add_subplot()
-    for start, length, pitch, voice in notes:
-        colour = _VOICE_COLOURS[int(voice) % len(_VOICE_COLOURS)]
-        ax.add_patch(Rectangle((start, pitch - 0.4), length - 0.15, 0.8, facecolor=colour, edgecolor="none"))
+    for voice in np.unique(notes[:, 3]).astype(int):  # one collection per voice: fast for long pieces
+        mine = notes[notes[:, 3] == voice]
+        boxes = [Rectangle((start, pitch - 0.4), length - 0.15, 0.8) for start, length, pitch, _ in mine]
+        colour = _VOICE_COLOURS[voice % len(_VOICE_COLOURS)]
+        ax.add_collection(PatchCollection(boxes, facecolor=colour, edgecolor="none"))
     for x in bar_lines:
         ax.axvline(x, color="#bbbbbb", linewidth=0.6, zorder=0)
     low, high = (int(notes[:, 2].min()) - 2, int(notes[:, 2].max()) + 2) if len(notes) else (48, 84)
@@ -76,5 +79,5 @@ def plot_piano_roll(
         ax.legend(handles, labels, loc="upper right", fontsize=7, ncols=len(handles), frameon=False)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.9)
     return _save(fig, path)

@@ -1,0 +1,82 @@
+"""``lstmkit music train | generate | evaluate`` in-process: run directory, MIDI / MusicXML / PNG, one-sentence errors.
+
+Trains a tiny model on the first six chorales of music21's corpus (read directly, not cached: a second or two)."""
+
+import json
+
+import pytest
+
+from lstmkit.cli import main
+
+TINY = ["--hidden-size", "16", "--embedding-size", "8", "--layers", "1", "--bptt", "20", "--batch-size", "4",
+        "--epochs", "1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("music") / "run"
+    assert main(["music", "train", "--limit", "6", "--out", str(out), *TINY, "--json"]) == 0
+    return out
+
+
+def test_train_writes_a_run_with_the_baseline_and_samples(run_dir, capsys):
+    for name in ("config.json", "model.safetensors", "metrics.csv", "result.json", "report.html"):
+        assert (run_dir / name).exists(), name
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["pieces"] == {"train": 4, "val": 1, "test": 1}
+    assert result["test"]["nats_per_token"] > 0 and result["ngram"]["order"] in range(2, 9)
+    assert 0 <= result["statistics"]["generated_vs_held_out"]["pitch_class_tv"] <= 1
+    for stem in ("unprimed-major", "primed"):
+        for suffix in (".mid", ".musicxml", ".png"):
+            assert (run_dir / "samples" / f"{stem}{suffix}").exists(), stem + suffix
+    assert main(["music", "train", "--limit", "6", "--out", str(run_dir), *TINY]) == 2
+    assert "already holds a finished music model" in capsys.readouterr().err
+
+
+def test_generate_and_evaluate(run_dir, tmp_path, capsys):
+    out = tmp_path / "new"
+    assert main(["music", "generate", str(run_dir), "--out", str(out), "--key", "Eb major", "--bars", "2",
+                 "--seed", "3", "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["key"] == "Eb major" and summary["metre"] == "4/4" and summary["bars"] == 2
+    first = (tmp_path / "new.mid").read_bytes()
+    assert (tmp_path / "new.musicxml").exists() and (tmp_path / "new.png").exists()
+    assert main(["music", "generate", str(run_dir), "--out", str(out), "--key", "Eb major", "--bars", "2",
+                 "--seed", "3"]) == 0  # fmt: skip
+    assert (tmp_path / "new.mid").read_bytes() == first  # same seed, same piece
+    capsys.readouterr()
+    assert main(["music", "generate", str(run_dir), "--out", str(tmp_path / "p"), "--prime", "bwv66.6",
+                 "--prime-bars", "1", "--bars", "1", "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["key"] == "F# minor"  # the prime's key by default
+    assert main(["music", "evaluate", str(run_dir), "bwv66.6", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 144
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--key", "H major"], "Unknown key 'H major'; give a tonic A-G"),
+        (["--metre", "7/5"], "The model knows no 7/5 metre"),
+        (["--bars", "100"], "bars must lie in 1 .. 64, got 100."),
+        (["--prime", "bwv66.6", "--prime-bars", "30"], "The prime may be 1 .. 16 bars"),
+        (["--prime", "bwv66.6", "--prime-bars", "12"], "The prime asks for 12 bars but bach/bwv66.6 has 10"),
+        (["--prime", "bwv66.6", "--key", "C major"], "The prime is in minor (F# minor) but the key asked is C major"),
+        (["--prime", "nowhere.mid"], "No score file at nowhere.mid"),
+    ],
+)
+def test_generate_errors_are_one_sentence(run_dir, tmp_path, capsys, args, message):
+    assert main(["music", "generate", str(run_dir), "--out", str(tmp_path / "x"), *args]) == 2
+    failed = capsys.readouterr()
+    assert message in failed.err and "Traceback" not in failed.err and failed.out == ""
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_evaluate_an_unparsable_score_is_one_sentence(run_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.musicxml"
+    bad.write_text("this is not a score")
+    assert main(["music", "evaluate", str(run_dir), str(bad)]) == 2
+    assert "Could not read a score from bad.musicxml" in capsys.readouterr().err
+    assert main(["music", "evaluate", str(tmp_path / "norun"), "bwv66.6"]) == 2
+    capsys.readouterr()
+    assert main(["music", "train", "--scores", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
+    assert "No folder at" in capsys.readouterr().err
