@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("fastapi")
@@ -24,13 +25,20 @@ httpx = pytest.importorskip("httpx")
 import lstmkit  # noqa: E402
 from lstmkit.cli import main  # noqa: E402
 from lstmkit.serve.process import ServerProcess  # noqa: E402
+from lstmkit.tasks.anomaly import AnomalyDetector  # noqa: E402
 from lstmkit.tasks.estimators import SequenceClassifier, SequenceRegressor  # noqa: E402
+from lstmkit.tasks.forecasting import Forecaster  # noqa: E402
 from lstmkit.tasks.language import LanguageModel  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI = REPO / "docs" / "openapi.json"
 KEY = "test-key-3f9a"
 TEXT = "".join(f"{w} the {x}.\n" for w in ("ANNA", "BEN") for x in ("sea", "sky")) * 30
+
+
+def seasonal(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 10 + np.sin(2 * np.pi * np.arange(n) / 12) + 0.05 * rng.normal(size=n)
 
 
 def series(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +86,13 @@ def runs(tmp_path_factory) -> dict[str, object]:
     reg.save(root / "reg")
     lm = LanguageModel(hidden_size=16, embedding_size=8, batch_size=4, bptt=10, epochs=1, progress=False).fit(TEXT)
     lm.save(root / "lm")
-    return {"root": root, "clf": clf, "reg": reg, "lm": lm}
+    readings = seasonal(200, 0)
+    frame = pd.DataFrame({"time": pd.date_range("2000-01-01", periods=200, freq="MS"), "y": readings})
+    fc = Forecaster(target="y", horizon=3, season=12, epochs=3, hidden_size=8).fit(frame)
+    fc.save(root / "fc")
+    ad = AnomalyDetector(method="reconstruction", input_window=8, epochs=3, hidden_size=8).fit(readings)
+    ad.save(root / "ad")
+    return {"root": root, "clf": clf, "reg": reg, "lm": lm, "fc": fc, "ad": ad}
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +103,10 @@ def servers(runs):
         "clf": Server(root / "clf", "--max-streams", "4", "--max-body-bytes", "65536", log=root / "clf.log"),
         "reg": Server(root / "reg", "--runtime", "onnxruntime", "--store", f"sqlite:{root / 'reg.sqlite3'}",
                       log=root / "reg.log"),
-        "lm": Server(root / "lm", "--api-key-env", "LSTMKIT_TEST_KEY", log=root / "lm.log",
+        "lm": Server(root / "lm", "--api-key-env", "LSTMKIT_TEST_KEY", "--runtime", "lstmkit", log=root / "lm.log",
                      env={"LSTMKIT_TEST_KEY": KEY}),
+        "fc": Server(root / "fc", log=root / "fc.log"),
+        "ad": Server(root / "ad", log=root / "ad.log"),
     }  # fmt: skip
     try:
         yield {name: server.wait_ready() for name, server in started.items()}
@@ -327,6 +343,37 @@ def test_language_model_streams_and_the_api_key(runs, servers) -> None:
     np.testing.assert_allclose(out["output"]["probabilities"], expected, atol=1e-6)
     assert out["observations"] == 3 and len(out["output"]["top"]) == 5
     assert out["output"]["top"][0]["probability"] == pytest.approx(float(expected.max()), abs=1e-6)
+
+
+def test_forecaster_and_anomaly_streams_answer_each_reading(runs, servers) -> None:
+    fc, ad = runs["fc"], runs["ad"]
+    readings = seasonal(40, 3)
+    with servers["fc"].client() as http:
+        info = http.get("/v1/model").json()
+        assert info["kind"] == "forecaster" and info["horizon"] == 3 and info["streaming"] is True
+        http.post("/v1/streams", json={"stream_id": "f"})
+        first = http.post("/v1/streams/f/observations", json={"observation": float(readings[0])}).json()
+        assert "forecast" not in first["output"] and first["output"]["quantiles"] == [0.1, 0.5, 0.9]
+        rest = [float(v) for v in readings[1:30]]
+        out = http.post("/v1/streams/f/observations", json={"observations": rest}).json()
+        is_error(http.post("/v1/streams/f/observations", json={"observation": [1.0, 2.0]}), 422, "one reading")
+        is_error(http.post("/v1/predict", json={"sequences": [[[1.0]]]}), 400, "/v1/streams")
+    frame = pd.DataFrame({"time": pd.date_range("2000-01-01", periods=30, freq="MS"), "y": readings[:30]})
+    expected = fc.predict(frame)[["q0.1", "q0.5", "q0.9"]].to_numpy()
+    np.testing.assert_allclose(out["output"]["forecast"], expected, rtol=1e-5)
+
+    readings[25] += 4.0  # an outlier
+    with servers["ad"].client() as http:
+        assert http.get("/v1/model").json()["delay"] == ad.delay == 7
+        http.post("/v1/streams", json={"stream_id": "a"})
+        outs = [http.post("/v1/streams/a/observations", json={"observation": float(v)}).json()["output"]
+                for v in readings]  # fmt: skip
+    assert outs[0] == {} and outs[ad.delay] == {"step": 0, "score": outs[ad.delay]["score"],
+                                                "anomaly": outs[ad.delay]["anomaly"]}  # fmt: skip
+    scores = ad.score(readings)
+    for out in outs[ad.delay :]:
+        assert out["score"] == pytest.approx(scores[out["step"]], rel=1e-4, abs=1e-5)
+    assert outs[25 + ad.delay]["anomaly"] is True
 
 
 # ---- the command line (in-process) ----------------------------------------------------------------------------------

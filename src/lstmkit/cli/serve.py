@@ -23,7 +23,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="The address to listen on (0.0.0.0: every interface).")]
         = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="The TCP port.")] = 8000,
-    runtime: Annotated[str, typer.Option("--runtime", help="torch or onnxruntime, for predictions and streams.")]
+    runtime: Annotated[str, typer.Option("--runtime", help="torch, onnxruntime or lstmkit (fastest streams).")]
         = "torch",
     weights: Annotated[str, typer.Option("--weights", help="float32, int8 (onnxruntime) or bfloat16 (torch).")]
         = "float32",

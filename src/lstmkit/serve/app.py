@@ -60,7 +60,8 @@ __all__ = ["create_app"]
 log = logging.getLogger("lstmkit.serve")
 
 ESTIMATOR_KINDS = ("sequence_classifier", "sequence_regressor")
-SERVED_KINDS = (*ESTIMATOR_KINDS, "language_model")
+READING_KINDS = ("forecaster", "anomaly_detector")  # an observation is one reading of the series
+SERVED_KINDS = (*ESTIMATOR_KINDS, "language_model", *READING_KINDS)
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # answered without an API key
 
 
@@ -73,7 +74,9 @@ Number = Annotated[float, Field(allow_inf_nan=False)]
 Step = Annotated[list[Number], Field(min_length=1, max_length=MAX_FEATURES)]  # one time step: F numbers
 Sequence = Annotated[list[Step], Field(min_length=1, max_length=MAX_STEPS)]  # (T, F)
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
-Observation = Step | Text  # numbers for a classifier / regressor, a text piece for a language model
+# numbers for a classifier / regressor, a text piece for a language model, one reading (a number, or a list of one
+# number) for a forecaster or an anomaly detector
+Observation = Number | Step | Text
 StreamId = Annotated[str, Field(pattern=STREAM_ID_PATTERN)]
 Label = int | float | str | bool
 PathId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="The stream's id.")]
@@ -145,6 +148,14 @@ class StreamOutput(BaseModel):
     label: Label | None = None
     prediction: float | list[float] | None = None
     top: list[TokenProbability] | None = Field(None, description="Language model: the 5 likeliest next tokens.")
+    forecast: list[list[float]] | None = Field(
+        None, description="Forecaster: (horizon, quantiles) from the latest readings; absent until input_window "
+        "readings have arrived.")  # fmt: skip
+    quantiles: list[float] | None = Field(None, description="Forecaster: the forecast's columns.")
+    step: int | None = Field(None, description="Anomaly detector: the reading (0-based, since the stream opened or "
+                             "was reset) that `score` is about: `delay` readings back.")  # fmt: skip
+    score: float | None = Field(None, description="Anomaly detector: that reading's score; absent while it has none.")
+    anomaly: bool | None = Field(None, description="Anomaly detector: the score is above the fitted threshold.")
 
 
 class ObservationsResponse(StreamInfo):
@@ -239,7 +250,12 @@ async def _send_error(send: Any, status: int, message: str) -> None:
 
 def _validation_sentence(exc: RequestValidationError) -> str:
     """The first complaint of pydantic's list, as one sentence naming the field: ``sequences[0][2][1]: ...``."""
-    first = exc.errors()[0]
+    errors = exc.errors()
+    first = errors[0]
+    # A union (an observation: a number, a list of numbers or a text) fails once per member: speak of the member that
+    # came furthest into the input (the longest location), not of the first member tried.
+    same_field = [e for e in errors if tuple(e.get("loc", ()))[:2] == tuple(first.get("loc", ()))[:2]]
+    first = max(same_field, key=lambda e: len(e.get("loc", ())))
     if first.get("type") == "json_invalid":
         return "The request body is not valid JSON; send a JSON object."
     loc = [p for p in first.get("loc", ()) if p not in ("body", "path", "query")]
@@ -251,7 +267,7 @@ def _validation_sentence(exc: RequestValidationError) -> str:
             where += f"[{part}]"
         elif not where:
             where = str(part)
-        elif str(part).isidentifier():  # a field name, not a union member's tag ("list[float]", "str")
+        elif str(part).isidentifier() and part not in ("float", "int", "str", "bool"):  # not a union member's tag
             where += f".{part}"
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if not where:
@@ -290,8 +306,8 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
     predictor = Predictor.load(run_dir, runtime=settings.runtime, weights=settings.weights, max_streams=1 << 30)
     if predictor.kind not in SERVED_KINDS:
         raise ValueError(
-            f"lstmkit serve serves sequence classifiers, sequence regressors and language models; {run_dir} holds a "
-            f"{predictor.kind} run."
+            f"lstmkit serve serves sequence classifiers and regressors, language models, forecasters and anomaly "
+            f"detectors; {run_dir} holds a {predictor.kind} run."
         )
     api_key = settings.api_key()
     store = store if store is not None else open_store(settings.store_url(run_dir))
@@ -471,7 +487,7 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
             record, out = _found(store.update, stream_id, step)
         except ValueError as exc:
             raise ApiError(422, str(exc)) from None
-        return {**stream_info(record), "output": _output(kind, info, model, out)}
+        return {**stream_info(record), "output": _output(kind, info, model, out, record.observations)}
 
     @app.post("/v1/streams/{stream_id}/reset", response_model=StreamInfo, tags=["streams"],
               responses=_errors(401, 404, 422))  # fmt: skip
@@ -501,13 +517,30 @@ def _check_observation(kind: str, model: Any, observation: Any, where: str) -> N
             raise ApiError(422, f"{where} must be a text piece for a language model, got numbers.")
         if not observation:
             raise ApiError(422, f"{where} is empty; send some text.")
+    elif kind in READING_KINDS:
+        if isinstance(observation, str) or (isinstance(observation, list) and len(observation) != 1):
+            got = "text" if isinstance(observation, str) else f"{len(observation)} numbers"
+            raise ApiError(422, f"{where} must be one reading (a number) for a {kind}, got {got}.")
     elif isinstance(observation, str):
         raise ApiError(422, f"{where} must be {model.input_size_} numbers for a {kind}, got text.")
+    elif not isinstance(observation, list):
+        if model.input_size_ != 1:
+            raise ApiError(422, f"{where} is one number; this model takes {model.input_size_} per step.")
     elif len(observation) != model.input_size_:
         raise ApiError(422, f"{where} has {len(observation)} numbers; this model takes {model.input_size_} per step.")
 
 
-def _output(kind: str, info: dict[str, Any], model: Any, out: np.ndarray) -> dict[str, Any]:
+def _output(kind: str, info: dict[str, Any], model: Any, out: np.ndarray, observations: int) -> dict[str, Any]:
+    if kind == "forecaster":
+        quantiles = info["quantiles"]
+        return {"quantiles": quantiles} if np.isnan(out).all() else {"forecast": out.tolist(), "quantiles": quantiles}
+    if kind == "anomaly_detector":
+        step = observations - 1 - info["delay"]
+        if step < 0 or not np.isfinite(out[0]):
+            return {"step": step} if step >= 0 else {}
+        threshold = info["threshold"]
+        result = {"step": step, "score": float(out[0])}
+        return result if threshold is None else {**result, "anomaly": bool(out[0] > threshold)}
     if kind == "sequence_classifier":
         return {"probabilities": out.tolist(), "label": info["classes"][int(out.argmax())]}
     if kind == "sequence_regressor":
