@@ -2,13 +2,14 @@
 # Installs the system packages lstmkit's tests need that pip cannot: Debian's `chromium`, the headless browser that
 # tests/test_report.py opens the HTML run report in, and `sword-text-sparv` with its reader `diatheke`, the Spanish
 # side of the verse pairs (lstmkit.tasks.verses), and `espeak-ng` and `sox`, which speak and degrade the synthetic
-# speech-recognition data (lstmkit.tasks.speech). Idempotent: installs only what is missing, exits 0 at once when
+# speech-recognition data (lstmkit.tasks.speech), and `redis-server`, the shared stream store that the serve tests start
+# on a loopback port (tests/serve/test_redis.py; only the binary is needed, its system service is not used). Idempotent: installs only what is missing, exits 0 at once when
 # everything is there (so `make test` can run it every time). Runs apt-get as root, or through sudo otherwise.
 #
 #   scripts/install-system-deps.sh          # what `make test` runs first (via `make system-deps`)
 set -eu
 
-PACKAGES="chromium diatheke sword-text-sparv espeak-ng sox"  # Debian package names
+PACKAGES="chromium diatheke sword-text-sparv espeak-ng sox redis-server"  # Debian package names
 
 # a package counts as there when a command of its name is on PATH (chromium may come from elsewhere) or dpkg has it
 installed() {

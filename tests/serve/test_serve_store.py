@@ -3,8 +3,8 @@
 
 FakeRedis is a FAKE: a few dozen lines imitating the handful of redis-py calls RedisStore makes (GET/SET NX, HSET,
 HGETALL, EXISTS, DEL, SADD/SREM/SCARD, PING, and pipelines with WATCH / MULTI / EXEC raising WatchError when a watched
-key changed). It checks RedisStore's logic (keys, encoding, optimistic retries), not Redis itself: no test here ran
-against a real Redis server.
+key changed). It checks RedisStore's logic (keys, encoding, optimistic retries, forced conflicts), not Redis itself;
+tests/serve/test_redis.py runs the store and two server processes against a real redis-server.
 """
 
 from __future__ import annotations
