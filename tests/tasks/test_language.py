@@ -239,12 +239,17 @@ def test_streamed_generation_runs_in_constant_memory_one_token_a_step(char_lm: L
     short, long = peak(300), peak(3000)
     assert long < short + 20_000, (short, long)  # ten times the tokens, no more Python memory
     shapes = []
-    hook = char_lm.net.lstm.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape[:2])))
+    lstm = char_lm.net.lstm
+    hook = lstm.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape[:2])))
+    step = lstm.step
+    lstm.step = lambda x_t, state: (shapes.append(("step", *x_t.shape)), step(x_t, state))[1]
     try:
         list(char_lm.stream("ANNA:", 50, seed=0))
     finally:
         hook.remove()
-    assert shapes == [(1, 5)] + [(1, 1)] * 50  # the prompt once, then one token per step: no prefix re-read
+        del lstm.step
+    # the prompt once, then one streaming step per token: no prefix re-read
+    assert shapes == [(1, 5)] + [("step", 1, lstm.input_size)] * 50
 
 
 def test_streaming_decodes_characters_split_across_bpe_tokens() -> None:

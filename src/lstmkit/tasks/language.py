@@ -299,7 +299,8 @@ class LanguageModel:
             piece = pieces.push(token)
             if piece:
                 yield piece
-            logits, state = net(torch.tensor([[token]]), state)  # (1, 1, V): one step, state carried
+            y_t, state = net.lstm.step(net.embedding(torch.tensor([token])), state)  # the engine's streaming step
+            logits = net.decoder(y_t)[None]  # (1, 1, V)
         rest = pieces.flush()
         if rest:
             yield rest
