@@ -25,6 +25,7 @@ def _register() -> None:
         experiment,
         export,
         forecast,
+        handwriting,
         music,
         report,
         serve,
