@@ -14,6 +14,7 @@ from .tasks import long_lag as _long_lag  # noqa: F401  (registers the "long_lag
 from .tasks.anomaly import AnomalyDetector
 from .tasks.estimators import SequenceClassifier, SequenceRegressor
 from .tasks.forecasting import Forecaster
+from .tasks.handwriting import HandwritingRecognizer
 from .tasks.language import LanguageModel
 from .tasks.music import MusicModel
 from .tasks.seq2seq import Seq2Seq
@@ -21,6 +22,6 @@ from .tasks.speech import SpeechRecognizer
 from .tasks.text_classification import TextClassifier
 
 __all__ = [
-    "AnomalyDetector", "Forecaster", "LanguageModel", "MusicModel", "Predictor", "Seq2Seq", "SequenceClassifier",
-    "SequenceRegressor", "SpeechRecognizer", "TextClassifier", "__version__", "load", "nn",
+    "AnomalyDetector", "Forecaster", "HandwritingRecognizer", "LanguageModel", "MusicModel", "Predictor", "Seq2Seq",
+    "SequenceClassifier", "SequenceRegressor", "SpeechRecognizer", "TextClassifier", "__version__", "load", "nn",
 ]  # fmt: skip
