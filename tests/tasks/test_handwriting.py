@@ -168,13 +168,25 @@ def test_fit_lowers_the_ctc_loss_and_save_load_is_exact(tiny_data, tmp_path):
     assert len(model.recognize(points, beam_width=4)) == 8
     assert len(model.recognize(points, beam_width=4, use_lm=True)) == 8
     assert isinstance(model.recognize(points[0]), list)  # one (N, 3) array is a list of one
+    tuned = model.tune_lm(points, [s.text for s in val], beam_width=2, alphas=(0.3, 0.7), betas=(0.0, 2.0))
+    assert (model.lm_alpha, model.lm_beta) == (tuned["alpha"], tuned["beta"]) and 0 <= tuned["cer"]
     model.save(tmp_path / "run")
     back = HandwritingRecognizer.load(tmp_path / "run")
+    assert (back.lm_alpha, back.lm_beta) == (model.lm_alpha, model.lm_beta)
     for a, b in zip(model.log_probs(points), back.log_probs(points), strict=True):
         np.testing.assert_array_equal(a, b)
     assert back.recognize(points, beam_width=4, use_lm=True) == model.recognize(points, beam_width=4, use_lm=True)
     scores = back.evaluate(points, [s.text for s in val])
     assert set(scores) == {"cer", "wer", "n"} and scores["n"] == 8
+
+
+def test_exact_padding_trains_on_the_same_batches(tiny_data):
+    train, _ = tiny_data
+    args = ([s.points for s in train[:16]], [s.text for s in train[:16]])
+    exact = HandwritingRecognizer(**{**TINY, "epochs": 1, "exact_padding": True}).fit(*args)
+    padded = HandwritingRecognizer(**{**TINY, "epochs": 1}).fit(*args)
+    a, b = exact.history_[0]["train_loss"], padded.history_[0]["train_loss"]
+    assert a != b and abs(a - b) < 0.05 * a  # the same data and start; only the few padded points differ
 
 
 def test_recogniser_errors_say_what_to_do(tiny_data):
@@ -189,6 +201,9 @@ def test_recogniser_errors_say_what_to_do(tiny_data):
         HandwritingRecognizer(**TINY).fit([train[0].points, [[0, 0, 1]]], ["on", "no"])
     with pytest.raises(ValueError, match="step must be positive"):
         HandwritingConfig(step=0)
+    no_lm = HandwritingRecognizer(**{**TINY, "epochs": 1, "lm_order": 0}).fit([train[0].points], ["on"])
+    with pytest.raises(ValueError, match="no language model"):
+        no_lm.recognize([train[0].points], beam_width=2, use_lm=True)
 
 
 def test_train_run_writes_a_run_directory(tiny_data, tmp_path):
