@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--observations", type=int, default=200, help="observations per client and repeat")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per configuration, alternated")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured observations per client first")
-    parser.add_argument("--runtimes", default="torch,onnxruntime", help="comma-separated: torch, onnxruntime")
+    parser.add_argument("--runtimes", default="torch,onnxruntime", help="comma-separated: torch, onnxruntime, lstmkit")
     parser.add_argument("--no-tmpfs", action="store_true", help="skip the control with the SQLite file on tmpfs")
     parser.add_argument("--hidden", type=int, default=64, help="the model's hidden size")
     parser.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,8 @@
 """Fuzzing ``lstmkit serve`` with schemathesis: requests generated from the OpenAPI document the running server
 serves (equal to docs/openapi.json, which test_serve.py checks), sent over HTTP to real uvicorn servers.
 
-Servers: a sequence classifier (torch) and a language model, tiny runs trained here. For every operation,
+Servers: a sequence classifier (torch), a language model, a forecaster and an anomaly detector (reconstruction:
+the stream state with the most parts), tiny runs trained here. For every operation,
 ``MAX_EXAMPLES`` cases that follow the schema (positive) and ``MAX_EXAMPLES`` that break it (negative; operations
 with no parameters and no body have none), with Hypothesis derandomized (the same cases every run) and no example
 database. Operations on ``/v1/streams/{stream_id}`` are fuzzed twice: with generated ids (almost always unknown:
@@ -32,6 +33,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("fastapi")
@@ -49,7 +51,9 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
+from lstmkit.tasks.anomaly import AnomalyDetector  # noqa: E402
 from lstmkit.tasks.estimators import SequenceClassifier  # noqa: E402
+from lstmkit.tasks.forecasting import Forecaster  # noqa: E402
 from lstmkit.tasks.language import LanguageModel  # noqa: E402
 
 MAX_EXAMPLES = 20
@@ -60,6 +64,7 @@ DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.j
 OPERATIONS = [(method.upper(), path) for path, methods in DOCUMENT["paths"].items() for method in methods]
 TEXT = "".join(f"{w} the {x}.\n" for w in ("ANNA", "BEN") for x in ("sea", "sky")) * 30
 CASES: dict[str, int] = {}
+KINDS = ("clf", "lm", "fc", "ad")  # classifier, language model, forecaster, anomaly detector
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
 
 
@@ -75,7 +80,8 @@ def load_script():
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """A classifier and a language model, each on its own server, with the schema each one serves."""
+    """A classifier, a language model, a forecaster and an anomaly detector, each on its own server, with the schema
+    each one serves."""
     serve_load = load_script()
     root = tmp_path_factory.mktemp("fuzz-runs")
     rng = np.random.default_rng(0)
@@ -86,8 +92,12 @@ def servers(tmp_path_factory):
     LanguageModel(hidden_size=8, embedding_size=4, batch_size=4, bptt=10, epochs=1, progress=False).fit(TEXT).save(
         root / "lm"
     )
+    readings = np.sin(np.arange(200) * 2 * np.pi / 12) + 0.1 * rng.standard_normal(200)
+    frame = pd.DataFrame({"time": pd.date_range("2000-01-01", periods=200, freq="MS"), "y": readings})
+    Forecaster(target="y", horizon=3, season=12, epochs=1, hidden_size=4).fit(frame).save(root / "fc")
+    AnomalyDetector(method="reconstruction", input_window=6, epochs=1, hidden_size=4).fit(readings).save(root / "ad")
     started = {name: serve_load.Server(root / name, "--store", f"sqlite:{root / name}.sqlite3",
-                                       log=root / f"{name}.log") for name in ("clf", "lm")}  # fmt: skip
+                                       log=root / f"{name}.log") for name in KINDS}  # fmt: skip
     try:
         for server in started.values():
             server.wait_ready()
@@ -127,7 +137,7 @@ def fuzz(server, schema, method: str, path: str, live: bool) -> int:
     return sent
 
 
-@pytest.mark.parametrize("kind", ["clf", "lm"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_no_generated_request_gets_a_5xx_or_breaks_the_schema(servers, kind: str, method: str, path: str) -> None:
     server, schema = servers[kind]
