@@ -71,7 +71,8 @@ def train(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     lr: Annotated[float, typer.Option("--lr")] = 2e-3,
     beam: Beam = 8,
-    lm_weight: LMWeight = 0.5,
+    lm_weight: Annotated[float | None, typer.Option("--lm-weight", help="Weight of the character n-gram in beam "
+                                                    "search (default: chosen on the validation voices).")] = None,
     seed: Seed = 0,
     resume: Resume = False,
     as_json: AsJson = False,
