@@ -146,3 +146,23 @@ def test_conv_branch_flag_is_saved_and_the_run_loads(tmp_path, capsys):
     assert main(["classify", "evaluate", str(out), "--csv", str(csv), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])  # the loaded LSTM-FCN scores the same
+
+
+def test_dimension_shuffle_flag_is_saved_and_ragged_series_get_one_sentence(tmp_path, capsys):
+    csv, table = _csv(tmp_path)  # lengths 6-11
+    args = ["--id", "series", "--label", "cls", "--step", "tick", "--split", "part"]
+    message = _error(capsys, ["classify", "train", "--csv", str(csv), *args, "--out", str(tmp_path / "r"),
+                              "--dimension-shuffle"])  # fmt: skip
+    assert "every series needs the same length, but X holds lengths from 6 to 11" in message
+    equal = tmp_path / "equal.csv"
+    table[table.tick < 6].to_csv(equal, index=False)  # every series cropped to 6 steps
+    out = tmp_path / "shuffle"
+    assert main(["classify", "train", "--csv", str(equal), *args, "--out", str(out), "--epochs", "2",
+                 "--hidden-size", "4", "--conv-branch", "--dimension-shuffle", "--pooled-dropout", "0.8",
+                 "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["estimator"]["dimension_shuffle"] is True and saved["model"]["shuffle_length"] == 6
+    assert saved["data"]["dimension_shuffle"] is True and saved["data"]["pooled_dropout"] == 0.8
+    assert main(["classify", "evaluate", str(out), "--csv", str(equal), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])

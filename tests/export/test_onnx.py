@@ -91,6 +91,21 @@ def test_sequence_classifier_graph_includes_scaling_and_pooling(kw, tmp_path) ->
     np.testing.assert_allclose(probs, clf.predict_proba(ragged), atol=1e-5)
 
 
+def test_dimension_shuffle_graph_transposes_before_the_lstm_and_does_not_stream(tmp_path) -> None:
+    X, y = series()
+    clf = SequenceClassifier(hidden_size=8, epochs=2, conv_branch=True, dimension_shuffle=True,
+                             pooled_dropout=0.8).fit(X, y)  # fmt: skip
+    report = export_onnx(clf, tmp_path / "shuffle.onnx")
+    assert report.inputs == ["x"] and report.max_abs_diff < 1e-5  # no lengths: T is fixed by the model
+    session = ort.InferenceSession(str(tmp_path / "shuffle.onnx"))
+    probs = session.run(["probabilities"], {"x": X[:4]})[0]
+    np.testing.assert_allclose(probs, clf.predict_proba(X[:4]), atol=1e-5)
+    with pytest.raises(Exception, match="dimensions"):  # onnxruntime refuses any other length
+        session.run(["probabilities"], {"x": X[:4, :10]})
+    with pytest.raises(ValueError, match="reads each whole series transposed"):
+        export_onnx(clf, tmp_path / "s.onnx", streaming=True)
+
+
 def test_regressor_and_unknown_kinds(tmp_path) -> None:
     X, _ = series()
     reg = SequenceRegressor(hidden_size=8, epochs=2).fit(X, X[:, -1, 0])

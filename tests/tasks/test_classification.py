@@ -397,3 +397,79 @@ def test_conv_branch_learns_saves_and_loads(tmp_path):
     np.testing.assert_array_equal(again.predict_proba(X_test), clf.predict_proba(X_test))
     assert ClassifyConfig(conv_branch=True).classifier().conv_branch is True
     assert ClassifyConfig.from_dict({}).conv_branch is False
+
+
+# ---- LSTM-FCN's dimension shuffle (dimension_shuffle=True) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dimension_shuffle_is_a_transpose_then_the_lstm(channels):
+    torch.manual_seed(0)
+    T = 9
+    model = SequenceModel(ModelConfig(input_size=channels, output_size=3, hidden_size=8, conv_branch=True,
+                                      conv_channels=(4, 6), conv_kernels=(3, 2), dimension_shuffle=True,
+                                      shuffle_length=T, pooled_dropout=0.8))  # fmt: skip
+    assert model.core.input_size == T and model.head.in_features == 8 + 6  # the core reads T features per step
+    x = torch.randn(5, T, channels)  # (B, T, I)
+    assert model(x)[0].shape == (5, 3)
+    model.eval()  # dropout off: the hand-built model below has none
+    reference = torch.nn.LSTM(T, 8, batch_first=True)  # torch's own LSTM, the same weights
+    reference.load_state_dict(model.core.state_dict())
+    with torch.no_grad():
+        _, (h_n, _) = reference(x.transpose(1, 2))  # I steps of T features: (B, I, T)
+        expected = model.head(torch.cat([h_n[-1], model.conv_features(x)], dim=1))  # (B, 3)
+        torch.testing.assert_close(model(x)[0], expected)
+        # the convolutional branch still reads the series step by step: the same vector as without the shuffle
+        plain = _fcn(input_size=channels, conv_kernels=(3, 2)).eval()
+        plain.conv.load_state_dict(model.conv.state_dict())
+        plain.conv_norm.load_state_dict(model.conv_norm.state_dict())
+        torch.testing.assert_close(plain.conv_features(x), model.conv_features(x))
+
+
+def test_dimension_shuffle_needs_the_trained_length_and_its_config():
+    model = SequenceModel(ModelConfig(input_size=2, output_size=2, hidden_size=4, dimension_shuffle=True,
+                                      shuffle_length=7))  # fmt: skip
+    with pytest.raises(ValueError, match="needs exactly the 7 steps it was trained on, got lengths 8"):
+        model(torch.zeros(3, 8, 2))
+    with pytest.raises(ValueError, match=r"got lengths \[5, 7\] \(padded to 7\)"):
+        model(torch.zeros(2, 7, 2), None, torch.tensor([7, 5]))
+    assert model(torch.zeros(2, 7, 2), None, torch.tensor([7, 7]))[0].shape == (2, 2)  # full lengths are fine
+    with pytest.raises(ValueError, match="shuffle_length = the series length"):
+        ModelConfig(input_size=1, output_size=2, dimension_shuffle=True)
+    with pytest.raises(ValueError, match="only with dimension_shuffle=True"):
+        ModelConfig(input_size=1, output_size=2, shuffle_length=5)
+    with pytest.raises(ValueError, match="readout='last'"):
+        ModelConfig(input_size=1, output_size=2, readout="all", dimension_shuffle=True, shuffle_length=5)
+    with pytest.raises(ValueError, match="pooled_dropout must be in"):
+        ModelConfig(input_size=1, output_size=2, pooled_dropout=1.0)
+    old = ModelConfig.from_dict({"input_size": 3, "output_size": 2})  # saved before the option existed
+    assert old.dimension_shuffle is False and old.shuffle_length == 0 and old.pooled_dropout == 0.0
+
+
+def test_dimension_shuffle_estimator_learns_saves_loads_and_refuses_ragged_series(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.array(["up", "down"] * 24)
+    ramp = np.linspace(-1, 1, 12)[None, :] * np.where(y == "up", 1, -1)[:, None]
+    X = (ramp + 0.3 * rng.normal(size=(48, 12)))[..., None].astype(np.float32)  # (N, T, 1)
+    clf = lstmkit.SequenceClassifier(hidden_size=8, epochs=15, lr=1e-2, batch_size=16, conv_branch=True,
+                                     dimension_shuffle=True, pooled_dropout=0.5, progress=False).fit(X, y)  # fmt: skip
+    assert clf.model_config_.shuffle_length == 12 and clf.model_.core.input_size == 12
+    assert clf.score(X, y) >= 0.9
+    clf.save(tmp_path / "shuffle")
+    saved = json.loads((tmp_path / "shuffle" / "config.json").read_text())["config"]
+    assert saved["estimator"]["dimension_shuffle"] is True and saved["model"]["shuffle_length"] == 12
+    again = lstmkit.load(tmp_path / "shuffle")
+    assert again.dimension_shuffle is True and again.pooled_dropout == 0.5
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    ragged, labels = _ragged(8)
+    with pytest.raises(ValueError, match="every series needs the same length, but X holds lengths from"):
+        lstmkit.SequenceClassifier(dimension_shuffle=True, epochs=1, progress=False).fit(ragged, labels)
+    with pytest.raises(ValueError, match="needs the 12 steps it was trained on, got lengths 10"):
+        clf.predict(X[:, :10])
+    with pytest.raises(ValueError, match="got lengths from 6 to 12"):
+        clf.predict([X[0], X[1, :6]])
+    reg = lstmkit.SequenceRegressor(hidden_size=4, epochs=1, dimension_shuffle=True, progress=False)
+    assert reg.fit(X, X[:, -1, 0]).predict(X).shape == (48,)
+    cfg = ClassifyConfig(dimension_shuffle=True, pooled_dropout=0.8).classifier()
+    assert cfg.dimension_shuffle is True and cfg.pooled_dropout == 0.8
+    assert ClassifyConfig.from_dict({}).dimension_shuffle is False

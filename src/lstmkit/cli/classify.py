@@ -70,6 +70,14 @@ def train(
     conv_branch: Annotated[
         bool, typer.Option("--conv-branch", help="LSTM-FCN: a fully convolutional branch beside the LSTM.")
     ] = False,
+    dimension_shuffle: Annotated[
+        bool, typer.Option("--dimension-shuffle", help="LSTM-FCN: the LSTM reads each series transposed, one step "
+                           "of T features (equal-length series only).")
+    ] = False,
+    pooled_dropout: Annotated[
+        float, typer.Option("--pooled-dropout", help="Dropout on the LSTM's vector alone, before the "
+                            "convolutional branch's joins it (LSTM-FCN: 0.8).")
+    ] = 0.0,
     epochs: Annotated[int, typer.Option("--epochs")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
@@ -95,7 +103,8 @@ def train(
         cfg = ClassifyConfig(**{
             **defaults, **_roles(id_, label, step, split, features), "test_fraction": test_fraction,
             "pooling": pooling, "bidirectional": bidirectional, "class_weight": class_weight,
-            "hidden_size": hidden_size, "head_dropout": head_dropout, "conv_branch": conv_branch, "epochs": epochs,
+            "hidden_size": hidden_size, "head_dropout": head_dropout, "conv_branch": conv_branch,
+            "dimension_shuffle": dimension_shuffle, "pooled_dropout": pooled_dropout, "epochs": epochs,
             "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
             "validation_split": validation_split, "early_stopping_patience": patience, "seed": seed,
             "progress": not as_json,

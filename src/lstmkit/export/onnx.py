@@ -10,7 +10,8 @@ What each kind of model becomes (B batch, T steps; names are the graph's input a
 ``lstmkit.nn.LSTM``         ``x (B, T, I)``, ``lengths (B,)``, ``h0``, ``c0`` -> ``output``, ``h_n``, ``c_n``
 SequenceClassifier          ``x (B, T, I)`` raw features, ``lengths (B,)`` -> ``logits (B, K)``, ``probabilities``;
                             the training standardisation is part of the graph
-SequenceRegressor           ``x``, ``lengths`` -> ``prediction (B, K)``
+SequenceRegressor           ``x``, ``lengths`` -> ``prediction (B, K)``. With ``dimension_shuffle`` (either estimator)
+                            ``x (B, T, I)`` alone, T fixed to the training length in the graph's input shape
 LanguageModel               ``ids (B, T)`` int64, ``h0``, ``c0`` -> ``logits (B, T, V)``, ``h_n``, ``c_n``: the state
                             is explicit, so the same graph streams (T = 1 per call, the state fed back)
 TextClassifier              ``ids (B, T)`` int64 (tokenizer ids, 0-padded), ``lengths (B,)`` -> ``logits``,
@@ -155,22 +156,26 @@ def _sequence_model(g: Graph, model: nn.Module, x_bti: str, lengths: str | None)
     """``SequenceModel.forward(x, None, lengths)[0]`` in eval mode: x (B, T, I) -> (B, O), or (B, T, O) with
     readout "all"."""
     cfg = model.config
-    x_tbi = g.op("Transpose", [x_bti], perm=[1, 0, 2])
-    output, state = _core_sequence(g, model.core, x_tbi, None, lengths)  # (T, B, D*S)
+    if getattr(cfg, "dimension_shuffle", False):  # the core reads the series transposed: I steps of T features
+        x_tbi = g.op("Transpose", [x_bti], perm=[2, 0, 1])  # (I, B, T), every step valid
+        core_lengths, T = None, _shape(g, x_bti, 2)
+    else:
+        x_tbi = g.op("Transpose", [x_bti], perm=[1, 0, 2])  # (T, B, I)
+        core_lengths, T = lengths, _shape(g, x_bti, 1)
+    output, state = _core_sequence(g, model.core, x_tbi, None, core_lengths)  # (T, B, D*S)
     out_btf = g.op("Transpose", [output], perm=[1, 0, 2])  # (B, T, D*S)
     if cfg.readout == "all":
         return g.linear(out_btf, model.head)
     D = model.directions
     B = _shape(g, x_bti, 0)
-    T = _shape(g, x_bti, 1)
     if cfg.pooling == "last":
         h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, S)
         last = g.op("Slice", [h_n, g.ints([-D]), g.ints([2**62]), g.ints([0])])  # (D, B, S)
         pooled = g.op("Reshape", [g.op("Transpose", [last], perm=[1, 0, 2]), g.op("Concat", [B, g.ints([-1])],
                                                                                      axis=0)])  # fmt: skip
     else:
-        if lengths is not None:
-            valid = g.valid_mask(lengths, T)  # (B, T) bool
+        if core_lengths is not None:
+            valid = g.valid_mask(core_lengths, T)  # (B, T) bool
         else:
             valid = g.op("ConstantOfShape", [g.op("Concat", [B, T], axis=0)],
                          value=g.onnx.numpy_helper.from_array(np.ones(1, dtype=bool)))  # fmt: skip
@@ -191,7 +196,7 @@ def _sequence_model(g: Graph, model: nn.Module, x_bti: str, lengths: str | None)
                                         g.ints([1])], keepdims=0)  # fmt: skip
     if getattr(cfg, "conv_branch", False):
         pooled = g.op("Concat", [pooled, _conv_branch(g, model, x_bti, lengths)], axis=1)
-    return g.linear(pooled, model.head)  # head dropout: identity in eval mode
+    return g.linear(pooled, model.head)  # pooled and head dropout: identity in eval mode
 
 
 def _conv_branch(g: Graph, model: nn.Module, x_bti: str, lengths: str | None) -> str:
@@ -297,27 +302,35 @@ def _build_estimator(est: Any, streaming: bool, rng: np.random.Generator) -> tup
     if streaming:
         return _build_estimator_step(est, model, rng)
     I = est.input_size_  # noqa: E741
+    # dimension shuffle: the series length is part of the model, so x has exactly T steps and there is no lengths
+    # input (onnxruntime refuses any other length from the graph's input shape)
+    fixed_T = model.config.shuffle_length if getattr(model.config, "dimension_shuffle", False) else 0
     g = Graph(f"lstmkit_{est._kind}")
-    x = g.input("x", _F, ["B", "T", I])
-    lengths = g.input("lengths", _I64, ["B"])
+    x = g.input("x", _F, ["B", fixed_T or "T", I])
+    lengths = None if fixed_T else g.input("lengths", _I64, ["B"])
     h = x
     if est.scaler_ is not None:  # the training standardisation, and padding back to 0 (the engine's input)
         h = _standardise(g, est, x)
-        valid = g.op("Cast", [g.valid_mask(lengths, _shape(g, x, 1))], to=g.onnx.TensorProto.FLOAT)
-        h = g.op("Mul", [h, g.op("Unsqueeze", [valid, g.ints([2])])])
+        if lengths is not None:
+            valid = g.op("Cast", [g.valid_mask(lengths, _shape(g, x, 1))], to=g.onnx.TensorProto.FLOAT)
+            h = g.op("Mul", [h, g.op("Unsqueeze", [valid, g.ints([2])])])
     out = _sequence_model(g, model, h, lengths)
     classifier = _estimator_outputs(g, est, out, model.head.out_features)
 
     def reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        x_np, lens = feeds["x"], feeds["lengths"]
+        x_np = feeds["x"]
+        lens = feeds["lengths"] if "lengths" in feeds else np.full(x_np.shape[0], x_np.shape[1])
         ragged = [x_np[b, : int(n)] for b, n in enumerate(lens)]
         raw = est._raw_predict(ragged if len(set(lens.tolist())) > 1 else x_np).numpy()
         return [raw, torch.softmax(torch.from_numpy(raw), -1).numpy()] if classifier else [raw]
 
     samples = []
     for batch, time in ((1, 5), (3, 9), (5, 16)):
-        samples.append({"x": rng.standard_normal((batch, time, I)).astype(np.float32),
-                        "lengths": _sample_lengths(rng, batch, time)})  # fmt: skip
+        if fixed_T:
+            samples.append({"x": rng.standard_normal((batch, fixed_T, I)).astype(np.float32)})
+        else:
+            samples.append({"x": rng.standard_normal((batch, time, I)).astype(np.float32),
+                            "lengths": _sample_lengths(rng, batch, time)})  # fmt: skip
     return g, samples, reference
 
 
@@ -331,6 +344,8 @@ def streaming_blockers(model: nn.Module) -> list[str]:
         reasons.append(f"it pools with {cfg.pooling!r} over the whole sequence (streaming needs pooling='last')")
     if getattr(cfg, "conv_branch", False):
         reasons.append("its convolutional branch averages over the whole sequence")
+    if getattr(cfg, "dimension_shuffle", False):
+        reasons.append("it reads each whole series transposed (dimension_shuffle: one step of all its time steps)")
     if cfg.cell != "lstm":
         reasons.append(f"its core is a {cfg.cell.upper()} (the streaming step is the LSTM's)")
     return reasons

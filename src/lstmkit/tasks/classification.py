@@ -65,6 +65,10 @@ class ClassifyConfig(StrictConfig):
     dropout: float = 0.0  # between stacked layers (num_layers > 1)
     head_dropout: float = 0.0  # on the pooled vector before the head; 0.0 (none) is how runs were trained before
     conv_branch: bool = False  # LSTM-FCN's convolutional branch beside the LSTM; False: as runs were trained before
+    # LSTM-FCN's dimension shuffle: the LSTM reads each series transposed (one step of T features per channel); needs
+    # equal-length series. False: the LSTM reads step by step, as runs were trained before
+    dimension_shuffle: bool = False
+    pooled_dropout: float = 0.0  # on the LSTM's vector alone, before the convolutional one joins it (LSTM-FCN: 0.8)
     epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-3
@@ -84,6 +88,8 @@ class ClassifyConfig(StrictConfig):
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if not 0.0 <= self.head_dropout < 1.0:
             raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}. Use 0.0 to turn it off.")
+        if not 0.0 <= self.pooled_dropout < 1.0:
+            raise ValueError(f"pooled_dropout must be in [0, 1), got {self.pooled_dropout}. Use 0.0 to turn it off.")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0.0):
             raise ValueError(f"weight_decay must be finite and >= 0, got {self.weight_decay}. Use 0.0 to turn it off.")
         if self.early_stopping_patience is not None and self.validation_split == 0.0:
@@ -96,7 +102,7 @@ class ClassifyConfig(StrictConfig):
         return SequenceClassifier(
             self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
             pooling=self.pooling, head_dropout=self.head_dropout, conv_branch=self.conv_branch,
-            normalize=self.normalize,
+            dimension_shuffle=self.dimension_shuffle, pooled_dropout=self.pooled_dropout, normalize=self.normalize,
             class_weight=None if self.class_weight == "none" else self.class_weight, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
             clip_grad_norm=self.clip_grad_norm, validation_split=self.validation_split,

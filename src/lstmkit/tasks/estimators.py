@@ -205,6 +205,8 @@ class _SequenceEstimator(abc.ABC):
         pooling: Literal["last", "mean", "max", "attention"] = "last",
         head_dropout: float = 0.0,
         conv_branch: bool = False,
+        dimension_shuffle: bool = False,
+        pooled_dropout: float = 0.0,
         normalize: bool = False,
         epochs: int = 10,
         batch_size: int = 32,
@@ -223,12 +225,15 @@ class _SequenceEstimator(abc.ABC):
             raise ValueError(f"pooling must be one of {', '.join(_POOLINGS)}, got {pooling!r}.")
         if not 0.0 <= head_dropout < 1.0:
             raise ValueError(f"head_dropout must be in [0, 1), got {head_dropout}. Use 0.0 to turn it off.")
+        if not 0.0 <= pooled_dropout < 1.0:
+            raise ValueError(f"pooled_dropout must be in [0, 1), got {pooled_dropout}. Use 0.0 to turn it off.")
         if not (np.isfinite(weight_decay) and weight_decay >= 0.0):
             raise ValueError(f"weight_decay must be finite and >= 0, got {weight_decay}. Use 0.0 to turn it off.")
         self.hidden_size, self.num_layers, self.cell = hidden_size, num_layers, cell
         self.bidirectional, self.dropout, self.pooling, self.normalize = bidirectional, dropout, pooling, normalize
         self.epochs, self.batch_size, self.lr, self.optimizer = epochs, batch_size, lr, optimizer
         self.head_dropout, self.weight_decay, self.conv_branch = head_dropout, weight_decay, conv_branch
+        self.dimension_shuffle, self.pooled_dropout = dimension_shuffle, pooled_dropout
         self.clip_grad_norm, self.validation_split = clip_grad_norm, validation_split
         self.early_stopping_patience, self.seed, self.progress = early_stopping_patience, seed, progress
         self.model_: SequenceModel | None = None
@@ -271,8 +276,9 @@ class _SequenceEstimator(abc.ABC):
         """The constructor arguments (scikit-learn convention)."""
         names = (
             "hidden_size", "num_layers", "cell", "bidirectional", "dropout", "pooling", "head_dropout", "conv_branch",
-            "normalize", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "clip_grad_norm",
-            "validation_split", "early_stopping_patience", "seed", "progress", *self._extra_params,
+            "dimension_shuffle", "pooled_dropout", "normalize", "epochs", "batch_size", "lr", "optimizer",
+            "weight_decay", "clip_grad_norm", "validation_split", "early_stopping_patience", "seed", "progress",
+            *self._extra_params,
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
@@ -285,6 +291,12 @@ class _SequenceEstimator(abc.ABC):
         classifier) and the normalisation is fitted on the rest only.
         """
         x_np, lengths_np = _as_ragged(X)
+        if self.dimension_shuffle and lengths_np is not None:
+            raise ValueError(
+                f"dimension_shuffle=True reads each series as one vector of its T steps, so every series needs the "
+                f"same length, but X holds lengths from {int(lengths_np.min())} to {int(lengths_np.max())}; resample "
+                "or crop them to one length, or fit with dimension_shuffle=False."
+            )
         targets, out_size = self._prepare_targets(y, x_np.shape[0])
         seed_everything(self.seed)
         self.input_size_ = x_np.shape[2]
@@ -300,7 +312,8 @@ class _SequenceEstimator(abc.ABC):
         self.model_config_ = ModelConfig(
             input_size=x.shape[2], output_size=out_size, cell=self.cell, hidden_size=self.hidden_size,
             num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout, pooling=self.pooling,
-            head_dropout=self.head_dropout, conv_branch=self.conv_branch,
+            head_dropout=self.head_dropout, conv_branch=self.conv_branch, dimension_shuffle=self.dimension_shuffle,
+            shuffle_length=x.shape[1] if self.dimension_shuffle else 0, pooled_dropout=self.pooled_dropout,
         )  # fmt: skip
         self.model_ = SequenceModel(self.model_config_)
 
@@ -350,6 +363,13 @@ class _SequenceEstimator(abc.ABC):
             raise ValueError(
                 f"X has {x.shape[2]} features per step, but the model was fitted on {self.input_size_}; "
                 "pass data shaped like the training data."
+            )
+        T = self.model_config_.shuffle_length if self.model_config_.dimension_shuffle else 0
+        if T and (lengths is not None or x.shape[1] != T):
+            got = f"{x.shape[1]}" if lengths is None else f"from {int(lengths.min())} to {int(lengths.max())}"
+            raise ValueError(
+                f"This model reads each series transposed (dimension_shuffle), so every series needs the {T} steps "
+                f"it was trained on, got lengths {got}; resample or crop the series to {T} steps."
             )
         x = self._scale(x, lengths)
         return torch.from_numpy(x), None if lengths is None else torch.from_numpy(lengths)
@@ -462,6 +482,11 @@ class SequenceClassifier(_SequenceEstimator):
             256 / 128 filters of 8 / 5 / 3 steps, averaged over each series' valid steps) beside the LSTM, its vector
             concatenated with the pooled one before the head (see
             :meth:`lstmkit.tasks.sequence_model.SequenceModel.conv_features`). False: the plain recurrent classifier.
+        dimension_shuffle: LSTM-FCN's "dimension shuffle": the LSTM reads each series transposed, a series of T steps
+            and F channels as F steps of T features (the convolutional branch still reads it step by step). Needs
+            equal-length series; T is fixed at fit time (``model_config_.shuffle_length``). False: step by step.
+        pooled_dropout: dropout on the LSTM's pooled vector alone, before the convolutional branch's vector joins it
+            (LSTM-FCN's 0.8), in training only; 0.0: none.
         weight_decay: the optimizer's weight decay (L2 for "adam", decoupled for "adamw"); 0.0: none.
         normalize: standardise each channel with the mean and standard deviation of the training data's valid
             steps (saved with the model, applied unchanged to new data).
@@ -491,6 +516,8 @@ class SequenceClassifier(_SequenceEstimator):
         pooling: Literal["last", "mean", "max", "attention"] = "last",
         head_dropout: float = 0.0,
         conv_branch: bool = False,
+        dimension_shuffle: bool = False,
+        pooled_dropout: float = 0.0,
         normalize: bool = True,
         class_weight: None | Literal["balanced"] | dict[Any, float] = None,
         epochs: int = 10,
@@ -506,7 +533,8 @@ class SequenceClassifier(_SequenceEstimator):
     ) -> None:
         super().__init__(
             hidden_size, num_layers=num_layers, cell=cell, bidirectional=bidirectional, dropout=dropout,
-            pooling=pooling, head_dropout=head_dropout, conv_branch=conv_branch, normalize=normalize, epochs=epochs,
+            pooling=pooling, head_dropout=head_dropout, conv_branch=conv_branch,
+            dimension_shuffle=dimension_shuffle, pooled_dropout=pooled_dropout, normalize=normalize, epochs=epochs,
             batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
             clip_grad_norm=clip_grad_norm, validation_split=validation_split,
             early_stopping_patience=early_stopping_patience, seed=seed, progress=progress,

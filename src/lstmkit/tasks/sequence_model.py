@@ -12,6 +12,12 @@ With ``conv_branch=True`` the model is an LSTM-FCN (Karim et al., "LSTM Fully Co
 Classification", IEEE Access 2017): beside the recurrent core, a fully convolutional branch reads the same input
 (blocks of Conv1d -> BatchNorm1d -> ReLU, then the mean over each sequence's valid steps), and its vector is
 concatenated with the pooled recurrent one before the head. See :meth:`SequenceModel.conv_features`.
+
+With ``dimension_shuffle=True`` the recurrent core reads each series transposed, as LSTM-FCN's LSTM branch does: a
+series of T steps and F channels becomes F steps of T features (a univariate series: one step of T features), so the
+core is built for input size T (``shuffle_length``, the fixed series length) and only equal-length series fit. The
+convolutional branch, if any, still reads the series step by step. ``pooled_dropout`` drops out the recurrent vector
+alone before the convolutional one joins it (the paper's dropout 0.8 after the LSTM).
 """
 
 from __future__ import annotations
@@ -56,6 +62,14 @@ class ModelConfig(StrictConfig):
     conv_branch: bool = False
     conv_channels: tuple[int, ...] = (128, 256, 128)
     conv_kernels: tuple[int, ...] = (8, 5, 3)
+    # LSTM-FCN's "dimension shuffle": the core reads x (B, T, F) transposed, as F steps of T features, so it is built
+    # for input size shuffle_length (= T, the fixed series length, set at fit time) and every series must have exactly
+    # T steps. False, the default, is the model as before this option existed (the core reads T steps of F features).
+    dimension_shuffle: bool = False
+    shuffle_length: int = 0  # T with dimension_shuffle; 0 without
+    # Dropout on the recurrent core's pooled vector alone (B, D*S), before the convolutional branch's vector joins it
+    # (LSTM-FCN's dropout 0.8 after its LSTM), in training only; head_dropout acts after the concatenation. 0.0: none.
+    pooled_dropout: float = 0.0
     # LSTM-only variants (lstmkit.nn.LSTM); ignored by the GRU and RNN cores
     layer_norm: bool = False
     peephole: bool = False
@@ -71,6 +85,25 @@ class ModelConfig(StrictConfig):
         if not 0.0 <= self.head_dropout < 1.0:
             raise ValueError(
                 f"ModelConfig: head_dropout must be in [0, 1), got {self.head_dropout}. Use 0.0 to turn it off."
+            )
+        if not 0.0 <= self.pooled_dropout < 1.0:
+            raise ValueError(
+                f"ModelConfig: pooled_dropout must be in [0, 1), got {self.pooled_dropout}. Use 0.0 to turn it off."
+            )
+        if self.dimension_shuffle and self.shuffle_length < 1:
+            raise ValueError(
+                f"ModelConfig: dimension_shuffle=True builds the core for one feature per time step of the series, so "
+                f"it needs shuffle_length = the series length T >= 1, got {self.shuffle_length}."
+            )
+        if not self.dimension_shuffle and self.shuffle_length != 0:
+            raise ValueError(
+                f"ModelConfig: shuffle_length={self.shuffle_length} is used only with dimension_shuffle=True; set "
+                "dimension_shuffle=True or leave shuffle_length at 0."
+            )
+        if self.dimension_shuffle and self.readout == "all":
+            raise ValueError(
+                "ModelConfig: dimension_shuffle=True makes the core step over the channels, not the time steps, so "
+                "readout='all' has no output per time step. Use readout='last' with the dimension shuffle."
             )
         if len(self.conv_channels) != len(self.conv_kernels) or not self.conv_channels:
             raise ValueError(
@@ -116,15 +149,18 @@ class SequenceModel(nn.Module):
         (B, T, D*S) over the steps before ``lengths``; readout "all": (B, T, O).
         conv_branch: the head reads [pooled (B, D*S), conv_features (B, C)] -> (B, D*S + C), C = conv_channels[-1].
         S is proj_size or hidden_size.
+        dimension_shuffle: the core reads x transposed, (B, I, T): I steps of T = shuffle_length features; x must
+        have exactly T steps and lengths (if given) must all be T. The pooling runs over those I steps.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         c = config
+        core_input = c.shuffle_length if c.dimension_shuffle else c.input_size  # features per step the core reads
         if c.cell == "lstm":
             self.core: nn.Module = LSTM(
-                c.input_size, c.hidden_size, c.num_layers, bidirectional=c.bidirectional, dropout=c.dropout,
+                core_input, c.hidden_size, c.num_layers, bidirectional=c.bidirectional, dropout=c.dropout,
                 proj_size=c.proj_size, layer_norm=c.layer_norm, peephole=c.peephole,
                 recurrent_dropout=c.recurrent_dropout, zoneout=c.zoneout, forget_bias=c.forget_bias,
             )  # fmt: skip
@@ -132,7 +168,7 @@ class SequenceModel(nn.Module):
         else:
             core_cls = GRU if c.cell == "gru" else RNN
             self.core = core_cls(
-                c.input_size, c.hidden_size, c.num_layers, bidirectional=c.bidirectional, dropout=c.dropout
+                core_input, c.hidden_size, c.num_layers, bidirectional=c.bidirectional, dropout=c.dropout
             )
             state_size = c.hidden_size
         self.directions = 2 if c.bidirectional else 1
@@ -154,6 +190,7 @@ class SequenceModel(nn.Module):
                 self.conv_norm.append(nn.BatchNorm1d(channels))
                 channels_in = channels
             features += c.conv_channels[-1]
+        self.pooled_dropout = nn.Dropout(c.pooled_dropout)  # the recurrent vector alone; identity at 0.0 / in eval
         self.head_dropout = nn.Dropout(c.head_dropout)  # identity at 0.0 and in eval mode; holds no parameters
         self.head = nn.Linear(features, c.output_size)
 
@@ -161,7 +198,9 @@ class SequenceModel(nn.Module):
         """Returns ``(y, state)``, or ``(y, state, h_steps)`` with record=True (h_steps of the top layer, forward
         direction, for gradient-flow pictures; plus the LSTM trace as ``self.last_trace``)."""
         # fmt: off
-        result = self.core(x, state, lengths, record=record) if record else self.core(x, state, lengths)
+        x_core, core_lengths = self.core_input(x, lengths)                             # (B, T, I) or (B, I, T)
+        result = (self.core(x_core, state, core_lengths, record=record) if record
+                  else self.core(x_core, state, core_lengths))
         output, new_state = result[0], result[1]                                       # (B, T, D*S)
         h_steps = None
         if record:
@@ -175,12 +214,34 @@ class SequenceModel(nn.Module):
             h_n = new_state[0] if isinstance(new_state, tuple) else new_state          # (L*D, B, S)
             pooled = h_n[-self.directions:].transpose(0, 1).reshape(x.shape[0], -1)    # (B, D*S)
         else:
-            pooled, _ = self.pool(output, lengths)                                     # (B, D*S)
+            pooled, _ = self.pool(output, core_lengths)                                # (B, D*S)
+        pooled = self.pooled_dropout(pooled)                                           # (B, D*S)
         if self.config.conv_branch:
             pooled = torch.cat([pooled, self.conv_features(x, lengths)], dim=1)        # (B, D*S + C)
         y = self.head(self.head_dropout(pooled))                                       # (B, O)
         # fmt: on
         return (y, new_state, h_steps) if record else (y, new_state)
+
+    def core_input(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """What the recurrent core reads: ``(x, lengths)`` unchanged, or with ``dimension_shuffle`` the series
+        transposed, ``(x (B, I, T), None)``: I steps of T features, every step valid.
+
+        Raises:
+            ValueError: with ``dimension_shuffle``, if x does not have exactly ``shuffle_length`` steps or ``lengths``
+                marks a series shorter than that (the shuffle needs equal-length series).
+        """
+        c = self.config
+        if not c.dimension_shuffle:
+            return x, lengths
+        T = x.shape[1]
+        if T != c.shuffle_length or (lengths is not None and bool((lengths != T).any())):
+            got = f"{T}" if lengths is None else f"{sorted(set(lengths.tolist()))[:5]} (padded to {T})"
+            raise ValueError(
+                f"This model reads each series transposed (dimension_shuffle), so every series needs exactly the "
+                f"{c.shuffle_length} steps it was trained on, got lengths {got}; resample or crop the series to "
+                f"{c.shuffle_length} steps, or train without the dimension shuffle."
+            )
+        return x.transpose(1, 2), None  # (B, I, T)
 
     def conv_features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The convolutional branch of LSTM-FCN (``conv_branch=True``): one vector per sequence.
@@ -195,9 +256,10 @@ class SequenceModel(nn.Module):
         over the valid steps only. So padding never changes a sequence's vector: a padded batch gives what each
         sequence gives alone (in eval mode exactly; in training the statistics are those of the batch's valid steps).
 
-        What is not the paper's: its LSTM branch reads the series transposed (one step of T features, the
-        "dimension shuffle") with dropout 0.8 after it; here the recurrent branch is this model's own core, reading
-        one step at a time with its pooling, and ``head_dropout`` (if any) acts on the concatenated vector.
+        The paper's LSTM branch reads the series transposed (one step of T features, the "dimension shuffle") with
+        dropout 0.8 after it: here that is ``dimension_shuffle=True`` with ``pooled_dropout=0.8`` (see
+        :meth:`core_input`); without them the recurrent branch is this model's own core reading one step at a time
+        with its pooling. ``head_dropout`` (if any) acts on the concatenated vector.
 
         Args:
             x: (B, T, I), the same input as the core.
@@ -266,8 +328,9 @@ class SequenceModel(nn.Module):
                 f"This model pools with {self.config.pooling!r}, so it has no attention weights; "
                 "train it with pooling='attention'."
             )
-        output = self.core(x, None, lengths)[0]  # (B, T, D*S)
-        return self.pool(output, lengths)[1]
+        x_core, core_lengths = self.core_input(x, lengths)  # with dimension_shuffle: weights over the channels
+        output = self.core(x_core, None, core_lengths)[0]  # (B, T, D*S)
+        return self.pool(output, core_lengths)[1]
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
