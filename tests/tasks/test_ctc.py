@@ -149,8 +149,16 @@ def test_language_model_hook_tips_a_close_call_and_beta_rewards_length():
 def test_beam_search_rejects_bad_arguments():
     with pytest.raises(ValueError, match="beam_width"):
         beam_search(PEAKED, beam_width=0)
+    with pytest.raises(ValueError, match="max_candidates"):
+        beam_search(PEAKED, max_candidates=0)
     with pytest.raises(ValueError, match=r"\(T, C\)"):
         beam_search(PEAKED[None])
+
+
+def test_max_candidates_tries_only_the_most_likely_characters():
+    lp = logp([[0.1, 0.3, 0.25, 0.35]])  # (T=1, C=4)
+    beams = beam_search(lp, beam_width=8, max_candidates=2, return_beams=True)
+    assert sorted(tuple(b) for b, _ in beams) == [(), (1,), (3,)]  # "b" (0.25) is the least likely: not tried
 
 
 def test_ngram_hook_gives_the_ngram_probabilities_of_every_next_label():

@@ -19,6 +19,7 @@ Shapes: ``T`` frames, ``B`` batch, ``C`` classes (blank included), ``S`` target 
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -221,6 +222,7 @@ def beam_search(
     alpha: float = 0.5,
     beta: float = 0.0,
     prune: float = 1e-3,
+    max_candidates: int = 8,
     return_beams: bool = False,
 ) -> list[int] | list[tuple[list[int], float]]:
     """CTC prefix beam search over one sequence's (T, C) log-probabilities.
@@ -239,10 +241,12 @@ def beam_search(
         alpha: weight of the language model's log probability.
         beta: bonus per emitted character, to offset the language model's bias to short outputs.
         prune: characters with probability below this at a frame are not tried there (the most likely always is).
+        max_candidates: at most this many characters, the most likely, are tried at a frame (the search's cost is
+            about T x beam_width x candidates Python steps; a trained network's frames rarely have more than 2).
         return_beams: return every surviving ``(labels, score)``, best first, instead of the best labels.
     """
-    if beam_width < 1:
-        raise ValueError(f"beam_width must be at least 1, got {beam_width}.")
+    if beam_width < 1 or max_candidates < 1:
+        raise ValueError(f"beam_width and max_candidates must be at least 1, got {beam_width} and {max_candidates}.")
     scores = _as_numpy(log_probs)
     if scores.ndim != 2:
         raise ValueError(f"beam_search decodes one sequence: log_probs must be (T, C); got shape {scores.shape}.")
@@ -265,10 +269,13 @@ def beam_search(
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}  # prefix -> (log p_b, log p_nb)
     for t in range(T):
         frame = scores[t]  # (C,)
-        candidates = [k for k in range(1, C) if frame[k] >= log_prune]
-        best = int(frame[1:].argmax()) + 1
-        if best not in candidates:
-            candidates.append(best)
+        chars = frame[1:]  # (C-1,)
+        above = np.flatnonzero(chars >= log_prune)
+        if len(above) > max_candidates:
+            above = above[np.argpartition(chars[above], -max_candidates)[-max_candidates:]]
+        elif len(above) == 0:
+            above = np.array([int(chars.argmax())])
+        candidates = (above + 1).tolist()
         nxt: dict[tuple[int, ...], list[float]] = {}
 
         def add(prefix: tuple[int, ...], which: int, value: float, nxt: dict = nxt) -> None:
@@ -289,8 +296,8 @@ def beam_search(
                     add((*prefix, k), 1, p_total + frame[k])
 
         alive = [(prefix, pb_pnb) for prefix, pb_pnb in nxt.items() if max(pb_pnb) > -math.inf]  # reachable
-        ranked = sorted(alive, key=lambda kv: _logsumexp(*kv[1]) + lm_score[kv[0]], reverse=True)
-        beams = {prefix: (pb, pnb) for prefix, (pb, pnb) in ranked[:beam_width]}
+        ranked = heapq.nlargest(beam_width, alive, key=lambda kv: _logsumexp(*kv[1]) + lm_score[kv[0]])
+        beams = {prefix: (pb, pnb) for prefix, (pb, pnb) in ranked}
 
     def final(prefix: tuple[int, ...]) -> float:
         end = alpha * float(lm_next(prefix)[BLANK]) if lm else 0.0
