@@ -12,8 +12,9 @@ the trajectory at equal arc length, which removes the writing speed (the point o
    10th-90th percentile range of ``y`` over points spaced evenly along the ink (robust to a stray point; ascenders
    and descenders are a small share of the ink, so the scale follows the body of the letters);
 3. resample each stroke at equal arc length (``step`` heights apart, its ends kept);
-4. per point: ``(dx, dy, y, pen_up)``: the offset from the previous point (across a pen lift: the jump), the height
-   above the ink's median, and the pen lift.
+4. per point: ``(dx, dy, y, pen_up)``: the offset from the previous point in units of ``step`` (so about 1 along
+   the ink; across a pen lift: the jump), the height above the ink's median in ink heights, and the pen lift: all
+   of order 1.
 
 Synthetic data (:func:`make_samples`): words rendered from the Hershey fonts (package ``Hershey-Fonts``), with a
 random slant, rotation, scale, aspect, baseline drift (a slow wave), per-point jitter and writing-speed variation
@@ -224,7 +225,7 @@ def features(points: np.ndarray, step: float = 0.25) -> np.ndarray:
         pen[-1] = 1.0
         rows.append(np.concatenate([r, pen], axis=1))
     xyp = np.concatenate(rows)  # (T, 3) x, y, pen_up
-    d = np.diff(xyp[:, :2], axis=0, prepend=xyp[:1, :2])  # (T, 2): 0 at the first point
+    d = np.diff(xyp[:, :2], axis=0, prepend=xyp[:1, :2]) / step  # (T, 2): 0 at the first point; about 1 along ink
     return np.concatenate([d, xyp[:, 1:2], xyp[:, 2:3]], axis=1).astype(np.float32)  # (T, 4)
 
 
