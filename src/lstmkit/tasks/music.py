@@ -34,7 +34,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ class MusicModelConfig(StrictConfig):
     max_steps: int | None = None  # stop after this many optimizer steps (the cosine schedule ends there)
     max_minutes: float | None = None  # and/or after this much wall-clock training time
     lr: float = 2e-3
-    schedule: str = "cosine"
+    schedule: Literal["constant", "cosine"] = "cosine"
     clip_grad_norm: float = 1.0
     early_stopping_patience: int | None = 5  # epochs without a better validation loss; the best weights are kept
     val_fraction: float = 0.1  # of the chorales (whole pieces), for validation, then test
@@ -92,8 +92,6 @@ class MusicModelConfig(StrictConfig):
             raise ValueError(f"MusicModelConfig.dropout must lie in [0, 1), got {self.dropout}.")
         if not (0 <= self.val_fraction < 0.5 and 0 <= self.test_fraction < 0.5):
             raise ValueError("val_fraction and test_fraction must each lie in [0, 0.5).")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"MusicModelConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}.")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"MusicModelConfig.max_minutes must be positive (or None), got {self.max_minutes}.")
 

@@ -16,7 +16,7 @@ them aligned with no bookkeeping. Each frame holds the whole vertical sonority, 
 knowing the notes already chosen above it in the same step (harmony) and the previous frames (voice leading);
 durations come out of ``on``/``hold`` runs, so no note of one voice can drift off the beat against another, which a
 per-voice event list would allow. The cost is length (five tokens per sixteenth), which an LSTM carries easily at
-about 1,300 tokens per chorale. Chorales move mostly in quarters and eighths; the rare shorter values are rounded
+about 1,000 tokens per chorale. Chorales move mostly in quarters and eighths; the rare shorter values are rounded
 to the sixteenth grid (counted in ``load_chorales``'s statistics).
 
 Why transpose to C major / A minor: 371 chorales spread over 24 keys leave little per key; pooled in two keys the
