@@ -80,3 +80,6 @@ def test_evaluate_an_unparsable_score_is_one_sentence(run_dir, tmp_path, capsys)
     capsys.readouterr()
     assert main(["music", "train", "--scores", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
     assert "No folder at" in capsys.readouterr().err
+    assert main(["music", "train", "--scores", str(tmp_path), "--out", str(tmp_path / "r")]) == 2  # holds bad.musicxml
+    assert "Could not read a score from bad.musicxml" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
