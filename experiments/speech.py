@@ -5,6 +5,7 @@ same data set, each decoded greedily, by beam search and by beam search with a c
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py                 # data + three models, ~70 min, 1 thread
     OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py --only conv
+    SPEECH_RESUME=1 OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py --only bilstm   # after an interruption
 
 The data set (``runs/speech-data``, seed 0: 6,000 training, 300 validation and 600 test utterances, 80 % digit
 strings of 1-7 digits, 20 % commands) is synthesised first if missing (``lstmkit.tasks.speech_data``) and reused
@@ -34,10 +35,10 @@ DATA = ROOT / "runs" / "speech-data"
 REQUEST = dict(train=6000, validation=300, test=600, seed=0)
 COMMON = dict(seed=0, progress=False, batch_size=16, lr=3e-3)
 SETUPS = {
-    "bilstm": dict(architecture="lstm", bidirectional=True, hidden_size=128, num_layers=2, epochs=12, max_minutes=30),
+    "bilstm": dict(architecture="lstm", bidirectional=True, hidden_size=128, num_layers=2, epochs=8, max_minutes=40),
     "unilstm": dict(architecture="lstm", bidirectional=False, normalisation="running", hidden_size=128, num_layers=2,
-                    epochs=12, max_minutes=20),
-    "conv": dict(architecture="conv", conv_channels=256, conv_layers=3, conv_kernel=5, epochs=12, max_minutes=8),
+                    epochs=12, max_minutes=25),
+    "conv": dict(architecture="conv", conv_channels=256, conv_layers=3, conv_kernel=5, epochs=15, max_minutes=8),
 }  # fmt: skip
 LABELS = {"bilstm": "bidirectional LSTM 2 x 128, CTC", "unilstm": "unidirectional LSTM 2 x 128, CTC (streams)",
           "conv": "baseline: frame classifier, 3 x Conv1d(256, k=5) over stacked frames, CTC"}  # fmt: skip
@@ -48,11 +49,14 @@ def run(name: str, threads: int) -> dict:
     make_dataset(DATA, **REQUEST, workers=2)
     data_seconds = time.perf_counter() - t0
     out = ROOT / "runs" / f"speech-{name}"
-    shutil.rmtree(out, ignore_errors=True)
+    resume = os.environ.get("SPEECH_RESUME") == "1"  # continue an interrupted run from its last checkpoint
+    if not resume:
+        shutil.rmtree(out, ignore_errors=True)
     cfg = SpeechConfig(**COMMON, **SETUPS[name])
     t0 = time.perf_counter()
-    result = train_run(DATA, cfg, out, beam_size=8)
+    result = train_run(DATA, cfg, out, beam_size=8, resume=resume)
     row = {"setup": name, "config": cfg.to_dict(), "seconds": round(time.perf_counter() - t0, 1), "threads": threads,
+           "resumed": resume,
            "data_seconds": round(data_seconds, 1), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            **result}  # fmt: skip
     with (out / "metrics.csv").open() as f:

@@ -397,7 +397,7 @@ class SpeechRecognizer:
         if empty is not None:
             raise ValueError(f"Transcript {empty} is empty; every utterance needs its text.")
         seed_everything(cfg.seed)
-        self.alphabet = Alphabet.from_texts(texts)
+        self.alphabet = alphabet = Alphabet.from_texts(texts)
         if cfg.normalisation == "running" and features is None:
             self._fit_statistics(audio)
         feats = list(features) if features is not None else [self.features(a) for a in audio]
@@ -417,8 +417,7 @@ class SpeechRecognizer:
         if validation is not None:
             v_audio, v_texts = validation
             v_feats = [self.features(a) for a in v_audio]
-            val = (_Batches(v_feats, [self.alphabet.encode(t) for t in v_texts], 64, cfg.seed, shuffle=False),
-                   list(v_texts))  # fmt: skip
+            val = _Batches(v_feats, [self.alphabet.encode(t) for t in v_texts], 64, cfg.seed, shuffle=False)
         gen = torch.Generator().manual_seed(cfg.seed)
 
         def loss_fn(model: SpeechNet, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
@@ -430,13 +429,13 @@ class SpeechRecognizer:
             return StepOutput(loss=loss, n_items=len(lengths))
 
         def eval_fn(model: SpeechNet, val_data: Any) -> dict[str, float]:
-            batches, references = val_data
-            total, n, hypotheses = 0.0, 0, []
-            for x, lengths, targets, target_lengths in batches:
+            total, n, references, hypotheses = 0.0, 0, [], []
+            for x, lengths, targets, target_lengths in val_data:  # batches sorted by length: references from them
                 log_probs = model(x, lengths)  # (B, T, C)
                 total += float(ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths)) * len(lengths)
                 n += len(lengths)
-                hypotheses += [self.alphabet.decode(h) for h in greedy_decode(log_probs.transpose(0, 1), lengths)]
+                references += [alphabet.decode(y.tolist()) for y in torch.split(targets, target_lengths.tolist())]
+                hypotheses += [alphabet.decode(h) for h in greedy_decode(log_probs.transpose(0, 1), lengths)]
             return {"val_loss": total / n, "val_cer": cer(references, hypotheses)}
 
         train_cfg = TrainConfig(
