@@ -128,6 +128,15 @@ def test_samples_repeat_by_seed_and_vary_between_draws():
     assert all((np.diff(s.times) >= 0).all() for s in a)
 
 
+def test_retrace_doubles_and_breaks_strokes_only_when_asked():
+    plain = make_samples(["minimum"], ("scripts",), 4, seed=5)
+    again = make_samples(["minimum"], ("scripts",), 4, seed=5)
+    traced = make_samples(["minimum"], ("scripts",), 4, seed=5, retrace=True)
+    assert all(np.array_equal(a.points, b.points) for a, b in zip(plain, again, strict=True))
+    lifts = lambda ss: sum(int(s.points[:, 2].sum()) for s in ss)  # noqa: E731
+    assert lifts(traced) > lifts(plain)
+
+
 def test_split_words_is_disjoint_and_the_dataset_round_trips(tmp_path):
     train, val, test = split_words([f"w{i}" for i in range(50)], 10, 5, seed=0)
     assert len(test) == 10 and len(val) == 5 and len(train) == 35

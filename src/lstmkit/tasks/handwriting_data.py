@@ -284,6 +284,45 @@ def render_word(word: str, font: str) -> list[np.ndarray]:
     return [s for s in strokes if len(s)]
 
 
+def _retrace(strokes: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """A writer who goes over parts of strokes again and lifts the pen mid-stroke.
+
+    Per word, strokes are cut at a share ``p_cusp`` (0-1) of their cusps (where the pen turns back) and a share
+    ``p_split`` (0-0.3) of them at one random point; then a share ``p_again`` (0-0.9) of the pieces is each followed
+    by a copy of a random stretch of it (30-100 % of its length, reversed three times in ten) shifted by 3-12 % of
+    the word's height. Doubled and broken strokes are common in real pen data; they also
+    teach the network that two nearby lines can be one letter, which a single-line font alone never shows.
+    """
+    height = max(np.ptp(np.concatenate(strokes)[:, 1]), 1.0)
+    p_again, p_split, p_cusp = rng.uniform(0, 0.9), rng.uniform(0, 0.3), rng.uniform(0, 1)
+    out = []
+    for stroke in strokes:
+        cuts = []
+        if len(stroke) > 2:  # cusps: vertices where the pen turns back by more than 90 degrees
+            before, after = np.diff(stroke, axis=0)[:-1], np.diff(stroke, axis=0)[1:]  # (M-2, 2) each
+            cusps = np.flatnonzero((before * after).sum(axis=1) < 0) + 1
+            cuts += [int(c) for c in cusps if rng.random() < p_cusp]
+        if len(stroke) > 3 and rng.random() < p_split:
+            cuts.append(int(rng.integers(1, len(stroke) - 1)))
+        bounds = [0, *sorted(set(cuts)), len(stroke) - 1]
+        pieces = [stroke[a : b + 1] for a, b in zip(bounds, bounds[1:], strict=False) if b > a] or [stroke]
+        for piece in pieces:
+            out.append(piece)
+            if len(piece) < 2 or rng.random() >= p_again:
+                continue
+            arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(piece, axis=0), axis=1))])
+            if arc[-1] == 0:
+                continue
+            share = rng.uniform(0.3, 1.0)
+            start = rng.uniform(0, 1 - share) * arc[-1]
+            at = np.linspace(start, start + share * arc[-1], max(int(len(piece) * share), 2))
+            copy = np.stack([np.interp(at, arc, piece[:, 0]), np.interp(at, arc, piece[:, 1])], axis=1)
+            angle = rng.uniform(0, 2 * math.pi)
+            copy = copy + rng.uniform(0.03, 0.12) * height * np.array([math.cos(angle), math.sin(angle)])
+            out.append(copy[::-1] if rng.random() < 0.3 else copy)
+    return out
+
+
 def _write(strokes: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One random writer's version of rendered strokes: (N, 3) points and (N,) times."""
     pts = np.concatenate(strokes)
@@ -322,9 +361,10 @@ def _write(strokes: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndar
 
 
 def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, seed: int = 0,
-                 weights: dict[str, float] | None = None) -> list[Sample]:  # fmt: skip
+                 weights: dict[str, float] | None = None, retrace: bool = False) -> list[Sample]:  # fmt: skip
     """``n`` written words: each a random word of ``words`` in a random font of ``fonts`` (``weights``: the share
-    of some fonts; the others share the rest equally) by a random writer, all drawn from ``seed``."""
+    of some fonts; the others share the rest equally) by a random writer, all drawn from ``seed``. ``retrace``:
+    the writer also doubles and breaks strokes (see :func:`_retrace`)."""
     if not words or not fonts:
         raise ValueError("make_samples needs at least one word and one font.")
     weights = weights or {}
@@ -337,7 +377,8 @@ def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, s
     for _ in range(n):
         word = words[int(rng.integers(len(words)))]
         font = fonts[int(rng.choice(len(fonts), p=p))]
-        points, times = _write(render_word(word, font), rng)
+        strokes = render_word(word, font)
+        points, times = _write(_retrace(strokes, rng) if retrace else strokes, rng)
         samples.append(Sample(word, font, points, times))
     return samples
 
@@ -352,7 +393,8 @@ def make_dataset(
 ) -> dict[str, list[Sample]]:  # fmt: skip
     """The handwriting data set, split by word and by font, all from ``seed``.
 
-    - ``train``: training words in :data:`TRAIN_FONTS` (half in the script simplex);
+    - ``train``: training words in :data:`TRAIN_FONTS` (half in the script simplex), with doubled and broken strokes
+      (``retrace``);
     - ``validation``: other words in the training fonts (picks the epoch; never the test font);
     - ``test``: the held-out words in the held-out font :data:`TEST_FONTS` (the bar);
     - ``test_seen_font``: the same held-out words in the training script font (for comparison).
@@ -362,8 +404,10 @@ def make_dataset(
     words = word_list() if words is None else sorted(set(words))
     train_words, val_words, test_words_ = split_words(words, test_words, validation_words, seed)
     return {
-        "train": make_samples(train_words, TRAIN_FONTS, n_train, seed=seed * 4 + 0, weights=FONT_WEIGHTS),
-        "validation": make_samples(val_words, TRAIN_FONTS, n_validation, seed=seed * 4 + 1, weights=FONT_WEIGHTS),
+        "train": make_samples(train_words, TRAIN_FONTS, n_train, seed=seed * 4 + 0, weights=FONT_WEIGHTS, retrace=True),
+        "validation": make_samples(
+            val_words, TRAIN_FONTS, n_validation, seed=seed * 4 + 1, weights=FONT_WEIGHTS, retrace=True
+        ),  # fmt: skip
         "test": make_samples(test_words_, TEST_FONTS, n_test, seed=seed * 4 + 2),
         "test_seen_font": make_samples(test_words_, ("scripts",), n_test, seed=seed * 4 + 3),
     }
