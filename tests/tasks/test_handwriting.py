@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+import lstmkit
 from lstmkit.tasks.handwriting import HandwritingConfig, HandwritingRecognizer, train_run
 from lstmkit.tasks.handwriting_data import (
     TEST_FONTS,
@@ -182,6 +183,7 @@ def test_fit_lowers_the_ctc_loss_and_save_load_is_exact(tiny_data, tmp_path):
     model.save(tmp_path / "run")
     back = HandwritingRecognizer.load(tmp_path / "run")
     assert (back.lm_alpha, back.lm_beta) == (model.lm_alpha, model.lm_beta)
+    assert isinstance(lstmkit.load(tmp_path / "run"), HandwritingRecognizer)
     for a, b in zip(model.log_probs(points), back.log_probs(points), strict=True):
         np.testing.assert_array_equal(a, b)
     assert back.recognize(points, beam_width=4, use_lm=True) == model.recognize(points, beam_width=4, use_lm=True)
