@@ -52,12 +52,16 @@ COMMON = dict(hidden_size=64, batch_size=16, lr=1e-3)
 # --ensemble 3 (ItalyPowerDemand: the 3-seed ensemble beat one model on 20 hold-outs); then --stage 3 (LSTM-FCN: the
 # stage-1 winner + convolutional branch beat the recipe before it on 5 and on 20 hold-outs, for ItalyPowerDemand
 # (uni-last, 150 epochs; on 20 other hold-outs one model then beat the 3-seed ensemble) and GunPoint (bi-last, 200
-# epochs; tied at 20 hold-outs with 8 LSTM units, the tie going to the first in FCN's order). The numbers are in the
-# doc's notes. PickupGesture (variable length, not part of the bar) was not searched: the bar's most common choice is
-# reused.
+# epochs; tied at 20 hold-outs with 8 LSTM units, the tie going to the first in FCN's order); then --stage 4
+# (ItalyPowerDemand: LSTM-FCN's dimension shuffle beside the branch, 0.972 against the stage-3 recipe's 0.969 on the
+# same 20 hold-outs at 150 epochs: 311 against 310 of 320 validation predictions, a strict win by the rule, within
+# noise). The numbers are in the doc's notes. PickupGesture (variable length, not part of the bar) was not searched:
+# the bar's most common choice is reused.
 RECIPES = {
     "gunpoint": dict(pooling="last", bidirectional=True, conv_branch=True, epochs=200),
-    "italy_power_demand": dict(pooling="last", bidirectional=False, conv_branch=True, epochs=150),
+    "italy_power_demand": dict(
+        pooling="last", bidirectional=False, conv_branch=True, dimension_shuffle=True, epochs=150
+    ),
     "basic_motions": dict(pooling="last", bidirectional=True, epochs=150),
     "pickup_gesture": dict(pooling="last", bidirectional=True, epochs=150),
 }
@@ -105,6 +109,18 @@ FCN = {  # in order of simplicity, for ties
     "conv+head-dropout-0.8": dict(conv_branch=True, head_dropout=0.8),  # the paper's 0.8 (there: LSTM branch only)
     "conv+adamw-wd-1.0": dict(conv_branch=True, optimizer="adamw", weight_decay=1.0),  # ItalyPowerDemand's stage 2
 }
+# Stage 4 (--select --stage 4): LSTM-FCN's "dimension shuffle" (the LSTM reads the series transposed, one step of T
+# features; dimension_shuffle=True) beside the convolutional branch, alone and with the paper's dropout 0.8 after the
+# LSTM (pooled_dropout), against the data set's recipe after stage 3 (STAGE4_BASELINE, the baseline row, re-measured on
+# the same hold-outs, first in the order so that ties keep it), searched the same way (epochs up to 200).
+SHUFFLE = {  # in order of simplicity, for ties
+    "conv+shuffle": dict(conv_branch=True, dimension_shuffle=True),
+    "conv+shuffle+pooled-dropout-0.8": dict(conv_branch=True, dimension_shuffle=True, pooled_dropout=0.8),
+}
+STAGE4_BASELINE = {
+    "gunpoint": ("bi-last+conv", {**SELECT_GRID["bi-last"], **FCN["conv"]}),
+    "italy_power_demand": ("uni-last+conv", {**SELECT_GRID["uni-last"], **FCN["conv"]}),
+}
 STAGE3_BASELINE = {
     "gunpoint": ("bi-last", SELECT_GRID["bi-last"]),
     "italy_power_demand": ("uni-last+adamw-wd-1.0", {**SELECT_GRID["uni-last"], **REGULARISERS["adamw-wd-1.0"]}),
@@ -148,7 +164,8 @@ def select(name: str, stage: int = 1, only: tuple[str, ...] = (), holdouts: int 
     """Validation accuracy per epoch of each candidate recipe, averaged over 5 stratified hold-outs of a quarter of
     the *training* series (the test split is never loaded). Stage 1: SELECT_GRID (pooling and direction); stage 2:
     REGULARISERS on top of the stage-1 winner; stage 3: FCN (LSTM-FCN) on the stage-1 winner against the data set's
-    recipe before stage 3. ``only``: a subset of the candidates' labels (whole, or after the stage-1 winner's "+");
+    recipe before stage 3; stage 4: SHUFFLE (the dimension shuffle) on the stage-1 winner against the stage-3 recipe.
+    ``only``: a subset of the candidates' labels (whole, or after the stage-1 winner's "+");
     ``holdouts``: how many hold-outs (seeds 0 .. holdouts-1; more of them separate close recipes better). Each
     candidate's entry is appended to SELECTIONS."""
     X, y = load_classification(name, "train")
@@ -158,9 +175,13 @@ def select(name: str, stage: int = 1, only: tuple[str, ...] = (), holdouts: int 
     elif stage == 2:
         grid = {base_label: base, **{f"{base_label}+{k}": {**base, **v} for k, v in REGULARISERS.items()}}
         epoch_marks = STAGE2_EPOCHS
-    else:
+    elif stage == 3:
         grid = {STAGE3_BASELINE[name][0]: STAGE3_BASELINE[name][1]}
         grid.update({f"{base_label}+{k}": {**base, **v} for k, v in FCN.items()})
+        epoch_marks = STAGE2_EPOCHS
+    else:
+        grid = {STAGE4_BASELINE[name][0]: STAGE4_BASELINE[name][1]}
+        grid.update({f"{base_label}+{k}": {**base, **v} for k, v in SHUFFLE.items()})
         epoch_marks = STAGE2_EPOCHS
     if only:
         grid = {k: v for k, v in grid.items() if k in only or k.removeprefix(f"{base_label}+") in only}
@@ -240,8 +261,8 @@ def write_doc(rows: list[dict], started: str) -> None:
         "# one run of it, from the command line:",
         "lstmkit classify train --data gunpoint --bidirectional --conv-branch --epochs 200 --batch-size 16 --seed 0 "
         "--out runs/gp",
-        "lstmkit classify train --data italy_power_demand --conv-branch --epochs 150 --batch-size 16 --seed 0 "
-        "--out runs/ipd",
+        "lstmkit classify train --data italy_power_demand --conv-branch --dimension-shuffle --epochs 150 "
+        "--batch-size 16 --seed 0 --out runs/ipd",
         "```",
         "",
         "The bundled published train/test splits (aeon 1.6.0). lstmkit: `SequenceClassifier`, 64 LSTM units, "
@@ -267,7 +288,8 @@ def write_doc(rows: list[dict], started: str) -> None:
         what = (f"{'bi' if recipe['bidirectional'] else 'uni'}-LSTM, {recipe['pooling']} pooling, "
                 f"{recipe['epochs']} epochs")  # fmt: skip
         extras = {"hidden_size": ("{} units", 64), "num_layers": ("{} layers", 1), "dropout": ("dropout {}", 0.0),
-                  "head_dropout": ("head dropout {}", 0.0), "weight_decay": ("weight decay {}", 0.0)}  # fmt: skip
+                  "head_dropout": ("head dropout {}", 0.0), "weight_decay": ("weight decay {}", 0.0),
+                  "pooled_dropout": ("dropout {} on the LSTM's vector", 0.0)}  # fmt: skip
         for key, (text, default) in extras.items():
             if recipe.get(key, default) != default:
                 what += ", " + text.format(recipe[key])
@@ -275,6 +297,8 @@ def write_doc(rows: list[dict], started: str) -> None:
             what += f", {recipe['optimizer']}"
         if recipe.get("conv_branch", False):
             what = what.replace("-LSTM,", "-LSTM-FCN (convolutional branch 128/256/128, kernels 8/5/3),", 1)
+        if recipe.get("dimension_shuffle", False):
+            what = what.replace(" pooling,", " pooling, dimension shuffle (the LSTM reads one step of T features),", 1)
         paper, train_loss = LSTM_FCN.get(name, (None, None))
         fcn = "not in any LSTM-FCN table" if paper is None else f"{paper:.4f}"
         fcn_loss = "–" if train_loss is None else f"{train_loss:.4f}"
@@ -304,8 +328,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(RECIPES))
     parser.add_argument("--select", action="store_true", help="the recipe search on the training split only")
-    parser.add_argument("--stage", type=int, choices=(1, 2, 3), default=1, help="with --select: 1 pooling/direction, "
-                        "2 regularisers on the stage-1 winner, 3 LSTM-FCN against the recipe")  # fmt: skip
+    parser.add_argument("--stage", type=int, choices=(1, 2, 3, 4), default=1, help="with --select: 1 pooling/"
+                        "direction, 2 regularisers on the stage-1 winner, 3 LSTM-FCN against the recipe, 4 LSTM-FCN's "
+                        "dimension shuffle against the recipe")  # fmt: skip
     parser.add_argument("--candidates", nargs="*", default=(), help="with --select: only these recipe labels")
     parser.add_argument("--holdouts", type=int, default=5, help="with --select: hold-outs per recipe")
     parser.add_argument("--ensemble", type=int, default=0, help="with --select: one model against an ensemble of "
