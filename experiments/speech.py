@@ -69,6 +69,29 @@ def run(name: str, threads: int) -> dict:
     return row
 
 
+def _run_extras(name: str) -> dict:
+    """From the run directory: training time summed over all epochs (a resumed run's result.json counts only the
+    last fit) and the digit-string CER of each test variant (greedy and beam + n-gram)."""
+    import csv
+
+    import pandas as pd
+
+    from lstmkit.tasks.ctc import cer
+
+    out = ROOT / "runs" / f"speech-{name}"
+    extras: dict = {}
+    if (out / "metrics.csv").exists():
+        with (out / "metrics.csv").open() as f:
+            extras["train_minutes"] = sum(float(r["seconds"] or 0) for r in csv.DictReader(f)) / 60
+    if (out / "predictions.csv").exists():
+        table = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+        digits = table[table["kind"] == "digits"].assign(variant=lambda t: t["voice"].str.split("+").str[1])
+        lm = next(c for c in table.columns if c.endswith("_lm"))
+        extras["variants"] = {v: (cer(list(g["reference"]), list(g["greedy"])), cer(list(g["reference"]),
+                              list(g[lm])), len(g)) for v, g in digits.groupby("variant")}  # fmt: skip
+    return extras
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
@@ -126,8 +149,9 @@ def write_doc() -> None:
         r = latest[name]
         g, b, lm = r["greedy"], r[beam], r[f"{beam}_lm"]
         unseen = g.get("digits_unseen_accent", {}).get("cer")
+        minutes = _run_extras(name).get("train_minutes", r["train_seconds"] / 60)
         lines.append(
-            f"| {LABELS[name]} | {r['parameters']:,} | {r['epochs_run']} | {r['train_seconds'] / 60:.0f} min | "
+            f"| {LABELS[name]} | {r['parameters']:,} | {r['epochs_run']} | {minutes:.0f} min | "
             f"**{_pct(g['digits']['cer'])}** | {_pct(b['digits']['cer'])} | {_pct(lm['digits']['cer'])} | "
             f"{_pct(g['digits']['wer'])} | {_pct(lm['digits']['wer'])} | "
             f"{_pct(unseen) if unseen is not None else '-'} | {_pct(g['command']['cer'])} |"
@@ -148,6 +172,18 @@ def write_doc() -> None:
     if lm_rows:
         lines += ["", "n-gram weight and bonus chosen on the validation voices: " + "; ".join(
             f"{n} {c['lm_weight']} / {c['length_bonus']}" for n, c in lm_rows) + "."]  # fmt: skip
+    per_variant = {n: _run_extras(n).get("variants") for n in ("bilstm", "unilstm", "conv") if n in latest}
+    per_variant = {n: v for n, v in per_variant.items() if v}
+    if per_variant:
+        names = list(per_variant)
+        lines += ["", "## Digit-string CER by test variant (greedy / beam + n-gram)", "",
+                  "| variant | utterances | " + " | ".join(LABELS[n].split(",")[0] for n in names) + " |",
+                  "|---|---|" + "---|" * len(names)]  # fmt: skip
+        for v in sorted(next(iter(per_variant.values())), key=str.lower):
+            cells = [
+                f"{_pct(per_variant[n][v][0])} / {_pct(per_variant[n][v][1])}" for n in names if v in per_variant[n]
+            ]
+            lines.append(f"| {v} | {next(iter(per_variant.values()))[v][2]} | " + " | ".join(cells) + " |")
     if "bilstm" in latest:
         lines += ["", "Test digit strings, bidirectional LSTM (greedy / beam + n-gram):", ""]
         for ex in latest["bilstm"].get("examples", []):
