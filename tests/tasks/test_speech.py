@@ -76,6 +76,20 @@ def test_make_dataset_writes_wavs_and_manifest_atomically(data_dir) -> None:
     assert not [p for p in data_dir.parent.iterdir() if p.name.startswith(".")]  # no temporary directory left
 
 
+@needs_programs
+def test_two_processes_making_the_same_data_set_both_get_it(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from lstmkit.tasks.speech_data import make_dataset; "
+            "print(make_dataset(sys.argv[1], train=3, validation=0, test=1, seed=5, workers=1))")  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "d")], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    assert len(read_manifest(tmp_path / "d")) == 4 and len(list((tmp_path / "d" / "wavs").iterdir())) == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]  # the loser's temporary directory is gone
+
+
 def test_missing_espeak_is_one_sentence(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("LSTMKIT_ESPEAK", str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="is not an executable file; point it at espeak-ng"):

@@ -225,13 +225,7 @@ def make_dataset(
     if not 1 <= max_digits <= 20:
         raise ValueError(f"max_digits must lie in 1..20, got {max_digits}.")
     if out.exists():
-        existing = out / "dataset.json"
-        if existing.is_file() and json.loads(existing.read_text()).get("request") == request:
-            return out
-        raise FileExistsError(
-            f"{out} already exists and is not a speech data set made with this request; choose another --out or "
-            "delete it."
-        )
+        return _reuse(out, request)
     espeak, sox = speech_programs()
     variants = espeak_variants(espeak)
     plan = plan_utterances({"train": train, "validation": validation, "test": test}, variants, seed, command_share,
@@ -254,11 +248,26 @@ def make_dataset(
         info = {"request": request, "programs": versions, "variants": variants, "held_out_accent": HELD_OUT_ACCENT,
                 "test_variants": list(TEST_VARIANTS), "validation_variants": list(VALIDATION_VARIANTS)}  # fmt: skip
         (tmp / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
-        os.rename(tmp, out)  # atomic: out appears complete or not at all (fails if another process made it first)
+        try:
+            os.rename(tmp, out)  # atomic: out appears complete or not at all
+        except OSError:
+            if not out.exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process finished first: keep its data set if it matches
+            return _reuse(out, request)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _reuse(out: Path, request: dict) -> Path:
+    existing = out / "dataset.json"
+    if existing.is_file() and json.loads(existing.read_text()).get("request") == request:
+        return out
+    raise FileExistsError(
+        f"{out} already exists and is not a speech data set made with this request; choose another --out or delete it."
+    )
 
 
 def _version(args: list[str]) -> str:
