@@ -9,6 +9,7 @@ import pytest
 import soundfile
 
 from lstmkit.cli import main
+from lstmkit.tasks.speech_data import read_manifest
 
 needs_programs = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
                                     reason="needs Debian's espeak-ng and sox")  # fmt: skip
@@ -36,13 +37,22 @@ def test_make_data_train_transcribe_stream(tmp_path, capsys):
     assert streamed["text"] == offline and all({"seconds", "text"} == set(p) for p in streamed["partials"])
     assert main(["speech", "transcribe", str(run), str(wav), "--beam", "3", "--lm-weight", "0.5"]) == 0
     assert capsys.readouterr().out.count("\n") == 1
+    from lstmkit import LanguageModel
+
+    texts = "\n".join(u.text for u in read_manifest(data)) + "\n"
+    LanguageModel(level="char", hidden_size=8, num_layers=1, bptt=8, batch_size=2, epochs=1, progress=False).fit(
+        texts * 3).save(tmp_path / "lm")  # fmt: skip
+    assert main(["speech", "transcribe", str(run), str(wav), "--beam", "3", "--lm-weight", "0.5", "--lm-run",
+                 str(tmp_path / "lm")]) == 0  # fmt: skip
+    assert capsys.readouterr().out.count("\n") == 1
+    assert main(["speech", "transcribe", str(run), str(wav), "--stream", "--beam", "2"]) == 2
+    assert "--stream decodes greedily" in capsys.readouterr().err
     assert main(["speech", "train", "--data", str(data), "--out", str(run)]) == 2
     assert "already holds a finished recogniser" in capsys.readouterr().err
 
 
 def test_bad_audio_and_missing_programs_are_one_sentence(tmp_path, capsys, monkeypatch):
     from lstmkit.tasks.speech import SpeechConfig, SpeechRecognizer
-    from lstmkit.tasks.speech_data import read_manifest  # noqa: F401  (the CLI's import path works)
 
     rng = np.random.default_rng(0)
     tone = (0.3 * np.sin(np.arange(16000) * 0.2) + 0.01 * rng.standard_normal(16000)).astype(np.float32)

@@ -192,6 +192,12 @@ def test_fit_decode_evaluate_save_load_both_architectures(data_dir, tmp_path) ->
             rec.log_probs([audio[0]])[0], beam_size=4, lm_weight=0.5)  # fmt: skip
         with pytest.raises(ValueError, match="cannot stream"):
             rec.stream(16000)
+    from lstmkit import LanguageModel  # a character LSTM language model in place of the n-gram
+
+    char_lm = LanguageModel(level="char", hidden_size=16, num_layers=1, bptt=10, batch_size=2, epochs=1,
+                            progress=False).fit("\n".join(texts * 4))  # fmt: skip
+    with_lstm_lm = rec.evaluate(val_audio, val_texts, beam_size=4, lm_weight=0.5, language_model=char_lm)
+    assert len(with_lstm_lm["hypotheses"]) == 2
 
 
 def test_a_padded_batch_gives_each_utterance_its_own_numbers() -> None:

@@ -110,6 +110,8 @@ def transcribe(
     chunk_ms: Annotated[int, typer.Option("--chunk-ms", help="--stream: milliseconds of audio per chunk.")] = 100,
     beam: Beam = 1,
     lm_weight: LMWeight = 0.0,
+    lm_run: Annotated[Path | None, typer.Option("--lm-run", help="A character language model run (lstmkit text "
+                                                "train --level char) in place of the n-gram.")] = None,  # fmt: skip
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Print the text of each WAV file, one line each (--stream: the partial results as they change, on stderr)."""
@@ -120,13 +122,20 @@ def transcribe(
     results = []
     try:
         rec = SpeechRecognizer.load(run_dir)
+        language_model = None
+        if lm_run is not None:
+            from ..tasks.language import LanguageModel
+
+            language_model = LanguageModel.load(lm_run)
+            if lm_weight == 0:
+                fail("--lm-run needs --lm-weight above 0 (and --beam above 1) to have an effect.")
         for path in files:
             if not stream:
-                text = rec.transcribe(path, beam_size=beam, lm_weight=lm_weight)
+                text = rec.transcribe(path, beam_size=beam, lm_weight=lm_weight, language_model=language_model)
                 results.append({"file": str(path), "text": text})
                 continue
-            if beam != 1 or lm_weight != 0:
-                fail("--stream decodes greedily as the audio arrives; drop --beam and --lm-weight.")
+            if beam != 1 or lm_weight != 0 or lm_run is not None:
+                fail("--stream decodes greedily as the audio arrives; drop --beam, --lm-weight and --lm-run.")
             samples, rate = load_audio(path)
             live = rec.stream(rate)
             step = max(1, rate * chunk_ms // 1000)

@@ -52,7 +52,18 @@ from .. import runs
 from ..config import StrictConfig, TrainConfig
 from ..nn import LSTM
 from ..train import StepOutput, Trainer, seed_everything
-from .ctc import Alphabet, beam_search, cer, ctc_loss, greedy_decode, min_frames, ngram_hook, pack_targets, wer
+from .ctc import (
+    Alphabet,
+    beam_search,
+    cer,
+    char_lm_hook,
+    ctc_loss,
+    greedy_decode,
+    min_frames,
+    ngram_hook,
+    pack_targets,
+    wer,
+)
 
 __all__ = ["SpeechConfig", "SpeechRecognizer", "SpeechStream", "audio_features", "load_audio", "train_run"]
 
@@ -493,9 +504,10 @@ class SpeechRecognizer:
         return out
 
     def decode(self, log_probs: np.ndarray, *, beam_size: int = 1, lm_weight: float = 0.0,
-               length_bonus: float = 0.0) -> str:  # fmt: skip
+               length_bonus: float = 0.0, language_model: Any = None) -> str:  # fmt: skip
         """Text of one utterance's (T, C) log-probabilities: greedy (``beam_size=1``, no LM) or prefix beam search,
-        with the training transcripts' character n-gram weighted by ``lm_weight``."""
+        with a character language model weighted by ``lm_weight``: the training transcripts' n-gram, or
+        ``language_model``, a character-level :class:`lstmkit.LanguageModel` (its ``"\\n"`` ends a text)."""
         _, alphabet = self._check()
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}.")
@@ -503,25 +515,30 @@ class SpeechRecognizer:
             raise ValueError(f"lm_weight must be >= 0, got {lm_weight}.")
         if beam_size == 1 and lm_weight == 0:
             return alphabet.decode(greedy_decode(log_probs))
-        lm = self._lm_hook() if lm_weight > 0 else None
+        lm = None
+        if lm_weight > 0:
+            lm = self._lm_hook() if language_model is None else char_lm_hook(language_model, alphabet, end="\n")
         return alphabet.decode(beam_search(log_probs, beam_size, lm=lm, alpha=lm_weight, beta=length_bonus))
 
     def transcribe(self, audio: Audio | Sequence[Audio], *, beam_size: int = 1, lm_weight: float = 0.0,
-                   length_bonus: float = 0.0) -> str | list[str]:  # fmt: skip
-        """The text of one utterance (a WAV path or ``(samples, rate)``), or of each in a list."""
+                   length_bonus: float = 0.0, language_model: Any = None) -> str | list[str]:  # fmt: skip
+        """The text of one utterance (a WAV path or ``(samples, rate)``), or of each in a list (options: see
+        :meth:`decode`)."""
         single = isinstance(audio, (str, os.PathLike, tuple))
         items = [audio] if single else list(audio)  # type: ignore[list-item]
-        texts = [self.decode(lp, beam_size=beam_size, lm_weight=lm_weight, length_bonus=length_bonus)
-                 for lp in self.log_probs(items)]  # fmt: skip
+        texts = [self.decode(lp, beam_size=beam_size, lm_weight=lm_weight, length_bonus=length_bonus,
+                             language_model=language_model) for lp in self.log_probs(items)]  # fmt: skip
         return texts[0] if single else texts
 
-    def evaluate(self, audio: Sequence[Audio] | Sequence[np.ndarray], texts: Sequence[str], *, beam_size: int = 1,
-                 lm_weight: float = 0.0, length_bonus: float = 0.0) -> dict[str, Any]:  # fmt: skip
+    def evaluate(
+        self, audio: Sequence[Audio] | Sequence[np.ndarray], texts: Sequence[str], *, beam_size: int = 1,
+        lm_weight: float = 0.0, length_bonus: float = 0.0, language_model: Any = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """CER and WER of the transcripts (``sentence_error``: the share not exactly right), with the hypotheses."""
         if len(audio) != len(texts):
             raise ValueError(f"{len(audio)} utterances but {len(texts)} transcripts; give one transcript each.")
-        hyps = [self.decode(lp, beam_size=beam_size, lm_weight=lm_weight, length_bonus=length_bonus)
-                for lp in self.log_probs(audio)]  # fmt: skip
+        hyps = [self.decode(lp, beam_size=beam_size, lm_weight=lm_weight, length_bonus=length_bonus,
+                            language_model=language_model) for lp in self.log_probs(audio)]  # fmt: skip
         return {"cer": cer(texts, hyps), "wer": wer(texts, hyps), "n": len(texts),
                 "sentence_error": float(np.mean([h != t for h, t in zip(hyps, texts, strict=True)])),
                 "hypotheses": hyps}  # fmt: skip
