@@ -129,6 +129,14 @@ def test_bad_audio_gets_one_sentence_each(tmp_path) -> None:
     assert samples.shape == tone.shape and rate == 16000
 
 
+def test_a_missing_audio_library_names_the_extra(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "soxr", None)  # import soxr now raises ImportError
+    with pytest.raises(ImportError, match=r"soxr, which is not installed: pip install 'lstmkit\[speech\]'"):
+        audio_features((_tone(rate=22050), 22050), SpeechConfig())
+
+
 def test_features_of_a_prefix_are_a_prefix_and_any_rate_works() -> None:
     tone = _tone(1.0)
     full, part = log_mel(tone), log_mel(tone[:9000])

@@ -126,6 +126,17 @@ class SpeechConfig(StrictConfig):
 
 
 # ---- audio in ----------------------------------------------------------------------------------------------------
+def _audio_module(name: str) -> Any:
+    """``soundfile``, ``soxr`` or ``librosa``, or an ImportError that says how to install them."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise ImportError(f"Speech recognition reads audio with {name}, which is not installed: pip install "
+                          "'lstmkit[speech]' (librosa, soundfile and soxr).") from e  # fmt: skip
+
+
 def _check_samples(samples: np.ndarray, sample_rate: int, name: str) -> np.ndarray:
     """Mono float32 samples in [-1, 1] from (N,) or (N, channels); one clear ValueError for each kind of bad audio."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
@@ -171,7 +182,7 @@ def load_audio(source: Audio) -> tuple[np.ndarray, int]:
     if isinstance(source, tuple):
         samples, rate = source
         return _check_samples(samples, rate, "The audio"), int(rate)
-    import soundfile
+    soundfile = _audio_module("soundfile")
 
     path = Path(source)
     if not path.is_file():
@@ -195,13 +206,13 @@ def load_audio(source: Audio) -> tuple[np.ndarray, int]:
 def _resample(samples: np.ndarray, rate: int) -> np.ndarray:
     if rate == SAMPLE_RATE:
         return samples
-    import soxr
+    soxr = _audio_module("soxr")
 
     return soxr.resample(samples, rate, SAMPLE_RATE).astype(np.float32, copy=False)
 
 
 def _mel_basis(n_mels: int) -> np.ndarray:
-    import librosa
+    librosa = _audio_module("librosa")
 
     return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=WINDOW, n_mels=n_mels, fmin=20.0, fmax=SAMPLE_RATE / 2)
 
@@ -209,7 +220,7 @@ def _mel_basis(n_mels: int) -> np.ndarray:
 def log_mel(samples: np.ndarray, n_mels: int = 40) -> np.ndarray:
     """(F, M) log-mel energies of 16 kHz samples (N,): 25 ms Hann windows every 10 ms, no centring (frame k reads
     samples [160 k, 160 k + 400) only), F = 1 + (N - 400) // 160 (0 if N < 400)."""
-    import librosa
+    librosa = _audio_module("librosa")
 
     if len(samples) < WINDOW:
         return np.zeros((0, n_mels), dtype=np.float32)
@@ -600,7 +611,7 @@ class SpeechStream:
         cfg = recognizer.config
         self._resampler = None
         if sample_rate != SAMPLE_RATE:
-            import soxr
+            soxr = _audio_module("soxr")
 
             self._resampler = soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32")
         self._samples = np.zeros(0, dtype=np.float32)  # 16 kHz samples not yet consumed by a frame
