@@ -138,6 +138,14 @@ def test_retrace_doubles_and_breaks_strokes_only_when_asked():
     assert lifts(traced) > lifts(plain)
 
 
+def test_distortion_moves_points_smoothly_and_test_fonts_stay_out_of_training():
+    plain = make_samples(["minimum"], ("scripts",), 1, seed=5)[0].points
+    bent = make_samples(["minimum"], ("scripts",), 1, seed=5, distort=0.05)[0].points
+    assert plain.shape != bent.shape or not np.allclose(plain, bent)
+    with pytest.raises(ValueError, match="include the held-out font"):
+        make_dataset(4, 1, 1, test_words=1, validation_words=1, words=["ab", "cd", "ef"], fonts=("scripts", "scriptc"))
+
+
 def test_split_words_is_disjoint_and_the_dataset_round_trips(tmp_path):
     train, val, test = split_words([f"w{i}" for i in range(50)], 10, 5, seed=0)
     assert len(test) == 10 and len(val) == 5 and len(train) == 35

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "MORE_FONTS",
     "SCRIPT_FONTS",
     "TEST_FONTS",
     "TRAIN_FONTS",
@@ -61,6 +62,9 @@ SCRIPT_FONTS = ("scripts", "scriptc")
 # complex, the double-line rendering of the script letters, never seen in training in any form.
 TRAIN_FONTS = ("scripts", "futural", "rowmand", "timesr", "timesi", "timesib")
 TEST_FONTS = ("scriptc",)
+# More letter shapes for training (still no script complex): Futura medium (duplex), Roman triplex and Gothic
+# italic, a calligraphic hand whose letterforms differ most from the others.
+MORE_FONTS = ("futuram", "rowmant", "gothicita")
 FONT_WEIGHTS = {"scripts": 0.5}  # half the training words are written in the script font, the rest share 0.5
 
 
@@ -323,6 +327,25 @@ def _retrace(strokes: list[np.ndarray], rng: np.random.Generator) -> list[np.nda
     return out
 
 
+def _distort(strokes: list[np.ndarray], rng: np.random.Generator, amount: float) -> list[np.ndarray]:
+    """A smooth random displacement of the whole word (elastic distortion, Simard et al. 2003): each axis moves by
+    a sum of three random plane waves (wavelength 0.7-2 word heights) of total amplitude up to ``amount`` heights,
+    so letters bend and bulge a little differently each time while the word stays legible."""
+    height = max(np.ptp(np.concatenate(strokes)[:, 1]), 1.0)
+    waves = []
+    for _ in range(2):  # x, then y
+        k = rng.normal(size=(3, 2))
+        k = k / np.linalg.norm(k, axis=1, keepdims=True) * (2 * math.pi / (rng.uniform(0.7, 2.0, (3, 1)) * height))
+        waves.append((k, rng.uniform(0, 2 * math.pi, 3), rng.uniform(0, amount, 3) * height / 3))
+    out = []
+    for stroke in strokes:
+        moved = stroke.copy()
+        for axis, (k, phase, amp) in enumerate(waves):
+            moved[:, axis] += (amp * np.sin(stroke @ k.T + phase)).sum(axis=1)  # (M,)
+        out.append(moved)
+    return out
+
+
 def _write(strokes: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One random writer's version of rendered strokes: (N, 3) points and (N,) times."""
     pts = np.concatenate(strokes)
@@ -361,10 +384,12 @@ def _write(strokes: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndar
 
 
 def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, seed: int = 0,
-                 weights: dict[str, float] | None = None, retrace: bool = False) -> list[Sample]:  # fmt: skip
+                 weights: dict[str, float] | None = None, retrace: bool = False,
+                 distort: float = 0.0) -> list[Sample]:  # fmt: skip
     """``n`` written words: each a random word of ``words`` in a random font of ``fonts`` (``weights``: the share
     of some fonts; the others share the rest equally) by a random writer, all drawn from ``seed``. ``retrace``:
-    the writer also doubles and breaks strokes (see :func:`_retrace`)."""
+    the writer also doubles and breaks strokes (see :func:`_retrace`); ``distort``: elastic distortion of up to
+    this many word heights (see :func:`_distort`)."""
     if not words or not fonts:
         raise ValueError("make_samples needs at least one word and one font.")
     weights = weights or {}
@@ -378,6 +403,7 @@ def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, s
         word = words[int(rng.integers(len(words)))]
         font = fonts[int(rng.choice(len(fonts), p=p))]
         strokes = render_word(word, font)
+        strokes = _distort(strokes, rng, distort) if distort > 0 else strokes
         points, times = _write(_retrace(strokes, rng) if retrace else strokes, rng)
         samples.append(Sample(word, font, points, times))
     return samples
@@ -390,6 +416,7 @@ SPLITS = ("train", "validation", "test", "test_seen_font")
 def make_dataset(
     n_train: int = 20000, n_validation: int = 500, n_test: int = 1000, *, test_words: int = 1000,
     validation_words: int = 300, seed: int = 0, words: list[str] | None = None,
+    fonts: tuple[str, ...] = TRAIN_FONTS, distort: float = 0.0,
 ) -> dict[str, list[Sample]]:  # fmt: skip
     """The handwriting data set, split by word and by font, all from ``seed``.
 
@@ -399,15 +426,17 @@ def make_dataset(
     - ``test``: the held-out words in the held-out font :data:`TEST_FONTS` (the bar);
     - ``test_seen_font``: the same held-out words in the training script font (for comparison).
 
-    ``words``: the vocabulary (default :func:`word_list`, Shakespeare's words used at least 3 times).
+    ``words``: the vocabulary (default :func:`word_list`, Shakespeare's words used at least 3 times). ``fonts``:
+    the training fonts (never the test font); ``distort``: elastic distortion of training and validation words.
     """
+    if set(fonts) & set(TEST_FONTS):
+        raise ValueError(f"The training fonts {fonts} include the held-out font(s) {TEST_FONTS}; leave them out.")
     words = word_list() if words is None else sorted(set(words))
     train_words, val_words, test_words_ = split_words(words, test_words, validation_words, seed)
+    extra = dict(weights=FONT_WEIGHTS, retrace=True, distort=distort)
     return {
-        "train": make_samples(train_words, TRAIN_FONTS, n_train, seed=seed * 4 + 0, weights=FONT_WEIGHTS, retrace=True),
-        "validation": make_samples(
-            val_words, TRAIN_FONTS, n_validation, seed=seed * 4 + 1, weights=FONT_WEIGHTS, retrace=True
-        ),  # fmt: skip
+        "train": make_samples(train_words, fonts, n_train, seed=seed * 4 + 0, **extra),
+        "validation": make_samples(val_words, fonts, n_validation, seed=seed * 4 + 1, **extra),
         "test": make_samples(test_words_, TEST_FONTS, n_test, seed=seed * 4 + 2),
         "test_seen_font": make_samples(test_words_, ("scripts",), n_test, seed=seed * 4 + 3),
     }
