@@ -66,10 +66,10 @@ def train(
                                                  "normalisation, which can stream.")] = False,  # fmt: skip
     hidden_size: Annotated[int, typer.Option("--hidden-size")] = 128,
     layers: Annotated[int, typer.Option("--layers")] = 2,
-    epochs: Annotated[int, typer.Option("--epochs")] = 30,
+    epochs: Annotated[int, typer.Option("--epochs")] = 8,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Stop training after this long.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
-    lr: Annotated[float, typer.Option("--lr")] = 2e-3,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    lr: Annotated[float, typer.Option("--lr")] = 3e-3,
     beam: Beam = 8,
     lm_weight: Annotated[float | None, typer.Option("--lm-weight", help="Weight of the character n-gram in beam "
                                                     "search (default: chosen on the validation voices).")] = None,
