@@ -3,7 +3,7 @@ in training (bar: at most 10 %), for a bidirectional LSTM with CTC beside a non-
 classifier: 1-D convolutions over stacked log-mel frames, CTC) and a unidirectional LSTM that streams, all on the
 same data set, each decoded greedily, by beam search and by beam search with a character n-gram.
 
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py                 # data + three models, ~70 min, 1 thread
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py                 # data + three models, ~80 min, 1 thread
     OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py --only conv
     SPEECH_RESUME=1 OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py --only bilstm   # after an interruption
 
@@ -38,7 +38,7 @@ SETUPS = {
     "bilstm": dict(architecture="lstm", bidirectional=True, hidden_size=128, num_layers=2, epochs=8, max_minutes=40),
     "unilstm": dict(architecture="lstm", bidirectional=False, normalisation="running", hidden_size=128, num_layers=2,
                     epochs=12, max_minutes=25),
-    "conv": dict(architecture="conv", conv_channels=256, conv_layers=3, conv_kernel=5, epochs=15, max_minutes=8),
+    "conv": dict(architecture="conv", conv_channels=256, conv_layers=3, conv_kernel=5, epochs=8, max_minutes=15),
 }  # fmt: skip
 LABELS = {"bilstm": "bidirectional LSTM 2 x 128, CTC", "unilstm": "unidirectional LSTM 2 x 128, CTC (streams)",
           "conv": "baseline: frame classifier, 3 x Conv1d(256, k=5) over stacked frames, CTC"}  # fmt: skip
