@@ -321,19 +321,23 @@ class _Batches:
     POOL = 50
 
     def __init__(self, feats: list[np.ndarray], labels: list[list[int]], batch_size: int, seed: int,
-                 shuffle: bool = True, with_background: bool = False) -> None:  # fmt: skip
+                 shuffle: bool = True, with_background: bool = False,
+                 masks: tuple[int, int] | None = None) -> None:  # fmt: skip
         self.feats, self.labels, self.batch_size, self.shuffle = feats, labels, batch_size, shuffle
         self.with_background = with_background
+        self.masks = masks  # (n_mels, stack): SpecAugment masks on every batch (see _mask)
         self.generator = torch.Generator().manual_seed(seed)
+        self.mask_generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return -(-len(self.feats) // self.batch_size)
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "mask_generator": self.mask_generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.generator.set_state(state["generator"])
+        self.mask_generator.set_state(state["mask_generator"])
 
     def __iter__(self):
         n = len(self.feats)
@@ -347,6 +351,8 @@ class _Batches:
         for b in picks:
             idx = batches[b]
             x, lengths = _pad([self.feats[i] for i in idx], self.with_background)
+            if self.masks is not None:
+                x = _mask(x, lengths, *self.masks, self.mask_generator)
             targets, target_lengths = pack_targets([self.labels[i] for i in idx])
             yield x, lengths, targets, target_lengths
 
@@ -434,18 +440,16 @@ class SpeechRecognizer:
         self._lm = None
         seed_everything(cfg.seed)
         self.net = SpeechNet(feats[0].shape[1], self.alphabet.num_classes, cfg)
-        data = _Batches(feats, labels, cfg.batch_size, cfg.seed, with_background=True)
+        data = _Batches(feats, labels, cfg.batch_size, cfg.seed, with_background=True,
+                        masks=(cfg.n_mels, cfg.stack) if cfg.augment else None)  # fmt: skip
         val = None
         if validation is not None:
             v_audio, v_texts = validation
             v_feats = [self.features(a) for a in v_audio]
             val = _Batches(v_feats, [self.alphabet.encode(t) for t in v_texts], 64, cfg.seed, shuffle=False)
-        gen = torch.Generator().manual_seed(cfg.seed)
 
         def loss_fn(model: SpeechNet, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
-            x, lengths, targets, target_lengths = batch
-            if model.training and cfg.augment:
-                x = _mask(x, lengths, cfg.n_mels, cfg.stack, gen)
+            x, lengths, targets, target_lengths = batch  # training batches come masked (augment)
             log_probs = model(x, lengths)  # (B, T, C)
             loss = ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths)
             return StepOutput(loss=loss, n_items=len(lengths))
