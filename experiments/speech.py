@@ -3,7 +3,7 @@ in training (bar: at most 10 %), for a bidirectional LSTM with CTC beside a non-
 classifier: 1-D convolutions over stacked log-mel frames, CTC) and a unidirectional LSTM that streams, all on the
 same data set, each decoded greedily, by beam search and by beam search with a character n-gram.
 
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py                 # data + three models, ~80 min, 1 thread
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py     # data ~20 min + three models ~20 min, 1 thread
     OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py --only conv
     SPEECH_RESUME=1 OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py --only bilstm   # after an interruption
 
