@@ -83,3 +83,18 @@ def test_refuses_what_it_does_not_compute() -> None:
         StreamKernel(LSTM(3, 4, layer_norm=True))
     with pytest.raises(ValueError, match="both in_shift and in_scale"):
         StreamKernel(LSTM(3, 4), in_shift=np.zeros(3))
+
+
+def test_large_layers_take_torch_mv_and_give_the_same_numbers(monkeypatch) -> None:
+    import lstmkit.export.kernel as kernel_module
+
+    torch.manual_seed(3)
+    lstm = LSTM(5, 16, num_layers=2, proj_size=6)
+    xs = torch.randn(40, 5)
+    ref_out, _, _ = reference_stream(lstm, xs)
+    monkeypatch.setattr(kernel_module, "_TORCH_MV_FROM", 1)  # every layer counts as large
+    kernel = StreamKernel(lstm)
+    h, c = np.zeros((2, 1, 6), np.float32), np.zeros((2, 1, 16), np.float32)
+    for t, x in enumerate(xs.numpy()):
+        y, h, c = kernel.step(x, h, c)
+        np.testing.assert_allclose(y, ref_out[t].numpy(), atol=2e-5)
