@@ -91,7 +91,9 @@ def test_quick_run_gives_well_formed_rows():
     assert {r["config"] for r in by_suite["streaming"]} == {"H=256", "H=1024"}
     assert any(r["peer"].startswith("torch.addmv") for r in by_suite["streaming"])
     deploy = {r["case"] for r in by_suite["deploy"] if r["peer"].startswith("onnxruntime LSTM")}
-    assert deploy == {f"Predictor.stream ({k})" for k in ("torch", "onnxruntime", "onnxruntime int8", "torch bf16")}
+    assert deploy == {
+        f"Predictor.stream ({k})" for k in ("lstmkit", "torch", "onnxruntime", "onnxruntime int8", "torch bf16")
+    }
     assert result["settings"]["quick"] is True
 
 
