@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from .. import runs
 from ..config import StrictConfig, TrainConfig
+from ..data.buckets import bucketed_batches
 from ..nn import LSTM
 from ..train import StepOutput, Trainer, seed_everything
 from . import ctc
@@ -133,16 +134,8 @@ class _Batches:
         self.generator.set_state(state["generator"])
 
     def __iter__(self):
-        n = len(self.feats)
-        order = torch.randperm(n, generator=self.generator).tolist() if self.shuffle else list(range(n))
-        pool = self.POOL * self.batch_size
-        batches = []
-        for p in range(0, n, pool):
-            chunk = sorted(order[p : p + pool], key=lambda i: len(self.feats[i]))
-            batches += [chunk[s : s + self.batch_size] for s in range(0, len(chunk), self.batch_size)]
-        where = torch.randperm(len(batches), generator=self.generator).tolist() if self.shuffle else range(len(batches))
-        for b in where:
-            idx = batches[b]
+        lengths = [len(f) for f in self.feats]
+        for idx in bucketed_batches(lengths, self.batch_size, self.POOL, self.generator if self.shuffle else None):
             x, lengths = _pad([self.feats[i] for i in idx])
             targets, target_lengths = ctc.pack_targets([self.labels[i] for i in idx])
             yield x, lengths, targets, target_lengths

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from .. import runs
 from ..config import StrictConfig, TrainConfig
+from ..data.buckets import bucketed_batches
 from ..nn import LSTM
 from ..train import StepOutput, Trainer, seed_everything
 from .text_data import TextError, Tokenizer, make_tokenizer, tokenizer_from_dict
@@ -210,14 +211,8 @@ class _Pairs:
         self.generator.set_state(state["generator"])
 
     def __iter__(self):
-        order = torch.randperm(len(self.src), generator=self.generator).tolist()
-        pool = self.POOL * self.batch_size
-        batches = []
-        for p in range(0, len(order), pool):
-            chunk = sorted(order[p : p + pool], key=lambda i: (len(self.tgt[i]), len(self.src[i])))
-            batches += [chunk[s : s + self.batch_size] for s in range(0, len(chunk), self.batch_size)]
-        for b in torch.randperm(len(batches), generator=self.generator).tolist():
-            idx = batches[b]
+        keys = [(len(t), len(s)) for s, t in zip(self.src, self.tgt, strict=True)]
+        for idx in bucketed_batches(keys, self.batch_size, self.POOL, self.generator):
             src, lengths = _pad([self.src[i] for i in idx])
             tgt, _ = _pad([[BOS, *self.tgt[i], EOS] for i in idx])
             yield src, lengths, tgt[:, :-1], tgt[:, 1:]
