@@ -164,6 +164,17 @@ def test_forecaster_stream_refreshes_the_forecast_with_each_reading(tmp_path) ->
     np.testing.assert_allclose(q.stream("s", y[f.window + 3]), p.stream("s", y[f.window + 3]))
     with pytest.raises(ValueError, match="An observation is one reading"):
         p.stream("s", [1.0, 2.0])
+    many = Forecaster(target="y", id="id", horizon=2, season=12, epochs=1, hidden_size=4).fit(
+        pd.concat([df.assign(id="a"), df.assign(id="b")])
+    )
+    m = Predictor.load(many)
+    for v in y[: many.window - 1]:
+        m.stream("a", v)
+    with pytest.raises(ValueError, match="name the stream after one of them"):
+        for v in y[: many.window]:
+            m.stream("c", v)
+    assert len(m.get_state("c")["values"]) == many.window - 1  # the refused reading left the stream as it was
+    assert m.stream("a", y[many.window - 1]).shape == (2, 3)  # a stream named after a training series
     assert "streams on runtime 'torch'" in Predictor.load(tmp_path / "f", runtime="onnxruntime").streaming_blocker()
 
 

@@ -269,8 +269,9 @@ class Predictor:
                     self._states[stream_id] = state
                 return np.array([state.update(value)])
             values = np.append(state, value)[-self.model.window :]
+            out = self._forecast(stream_id, values)  # before the state moves: a refused reading changes nothing
             self._states[stream_id] = values
-            return self._forecast(stream_id, values)
+            return out
         x = np.asarray(observation, dtype=np.float32).reshape(-1)
         n = self.model.input_size_
         if x.shape[0] != n:
