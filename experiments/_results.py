@@ -35,3 +35,28 @@ def run_setups(description: str, setups: list[str], run, results: Path, write_do
         with results.open("a") as f:
             f.write(json.dumps(row, default=str) + "\n")
         write_doc()
+
+
+def lm_seconds_per_step(net, vocab: int, batch_size: int, bptt: int, lr: float, steps: int = 6) -> float:
+    """Seconds per training step of a token language model ``net`` (``net(ids, state) -> (logits, state)``, as
+    LMNet) with Adam on random tokens, (batch_size, bptt) a batch; the first two steps warm up. The experiments
+    size their schedules to a wall-clock budget with it."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(net.parameters(), lr)
+    x = torch.randint(0, vocab, (batch_size, bptt))
+    state, t0 = None, 0.0
+    for i in range(steps):
+        if i == 2:
+            t0 = time.perf_counter()
+        logits, state = net(x, state)
+        state = tuple(s.detach() for s in state)
+        loss = F.cross_entropy(logits.reshape(-1, vocab), x.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t0) / (steps - 2)

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from _results import write_keeping_notes
+from _results import lm_seconds_per_step, write_keeping_notes
 
 from lstmkit.tasks.language import LMNet
 from lstmkit.tasks.music import MusicModel, MusicModelConfig, ngram_baseline, train_run
@@ -49,21 +48,8 @@ CONFIG = dict(hidden_size=256, num_layers=2, embedding_size=64, dropout=0.3, bpt
 
 def seconds_per_step(cfg: MusicModelConfig, vocab: int, steps: int = 6) -> float:
     """Time a few training steps of the same network on random tokens (the first two warm up)."""
-    torch.manual_seed(0)
-    net = LMNet(vocab, cfg.net_config())
-    opt = torch.optim.Adam(net.parameters(), cfg.lr)
-    x = torch.randint(0, vocab, (cfg.batch_size, cfg.bptt))
-    state, t0 = None, 0.0
-    for i in range(steps):
-        if i == 2:
-            t0 = time.perf_counter()
-        logits, state = net(x, state)
-        state = tuple(s.detach() for s in state)
-        loss = F.cross_entropy(logits.reshape(-1, vocab), x.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return (time.perf_counter() - t0) / (steps - 2)
+    torch.manual_seed(0)  # the network's initial weights, as before the probe moved to _results
+    return lm_seconds_per_step(LMNet(vocab, cfg.net_config()), vocab, cfg.batch_size, cfg.bptt, cfg.lr, steps)
 
 
 def main() -> None:

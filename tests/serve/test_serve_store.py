@@ -219,34 +219,42 @@ def test_a_store_belongs_to_one_model(store) -> None:
         store.bind("b" * 64)
 
 
+def increment_concurrently(stores: list, threads: int = 4, each: int = 25) -> int:
+    """``threads`` threads, alternating between ``stores``, each increments stream "c" (created here) ``each`` times
+    through ``store.update``; checks that no increment was lost and returns how many times a step ran (more than
+    the increments when conflicting transactions were retried). Also used by test_redis.py on a real Redis."""
+    stores[0].create("c", max_streams=1)
+    calls = []
+
+    def increment(record):
+        calls.append(1)
+        n = record.state["n"][0] if record.state else 0
+        time.sleep(0.001)  # widen the window between read and write
+        return {"n": np.array([n + 1], np.int64)}, record.observations + 1, None
+
+    def work(store) -> None:
+        for _ in range(each):
+            store.update("c", increment)
+
+    workers = [threading.Thread(target=work, args=(stores[i % len(stores)],)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    final = stores[0].get("c")
+    assert final.observations == threads * each and int(final.state["n"][0]) == threads * each, type(stores[0])
+    return len(calls)
+
+
 def test_concurrent_updates_of_one_stream_lose_nothing(tmp_path) -> None:
     """4 threads x 25 increments of one stream: SQLite through two store objects (two connections per thread, as
     two processes would have), Redis through WATCH / MULTI / EXEC with retries (the fake forces conflicts)."""
     path = f"sqlite:{tmp_path / 's.sqlite3'}"
     fake = FakeRedis()
     for stores in ([open_store(path), open_store(path)], [RedisStore(client=fake), RedisStore(client=fake)]):
-        stores[0].create("c", max_streams=1)
-        calls = []
-
-        def increment(record, calls=calls):
-            calls.append(1)
-            n = record.state["n"][0] if record.state else 0
-            time.sleep(0.001)  # widen the window between read and write
-            return {"n": np.array([n + 1], np.int64)}, record.observations + 1, None
-
-        def work(store) -> None:
-            for _ in range(25):
-                store.update("c", increment)
-
-        threads = [threading.Thread(target=work, args=(stores[i % 2],)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        final = stores[0].get("c")
-        assert final.observations == 100 and int(final.state["n"][0]) == 100, type(stores[0]).__name__
+        calls = increment_concurrently(stores)
         if isinstance(stores[0], RedisStore):
-            assert len(calls) > 100  # conflicts happened and were retried, not lost
+            assert calls > 100  # conflicts happened and were retried, not lost
         for s in stores:
             s.close()
 
