@@ -57,6 +57,20 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     assert "No run directory" in capsys.readouterr().err
     assert main(["handwriting", "train", "--data", str(data), "--out", str(tmp_path / "x"), "--step", "0"]) == 2
     assert "step must be positive" in capsys.readouterr().err
+    for option, message in [(["--fonts", "scripts,comic"], "Unknown Hershey font 'comic'"),
+                            (["--fonts", "scripts,scriptc"], "include the held-out font"),
+                            (["--fonts", " , "], "--fonts names no font"), (["--mix", "2"], "between 0 and 1"),
+                            (["--distort", "-1"], "0 or more")]:  # fmt: skip
+        assert main(["handwriting", "make-data", "--out", str(tmp_path / "bad.npz"), "--words", str(words),
+                     "--train-samples", "2", "--test-words", "2", "--validation-words", "2", *option]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "bad.npz").exists()
+    assert main(["handwriting", "make-data", "--out", str(tmp_path / "mixed.npz"), "--words", str(words),
+                 "--train-samples", "12", "--validation-samples", "2", "--test-samples", "2", "--test-words", "2",
+                 "--validation-words", "2", "--fonts", "scripts,futural", "--distort", "0.05", "--mix", "1",
+                 "--json"]) == 0  # fmt: skip
+    assert set(json.loads(capsys.readouterr().out)["train"]["fonts"]) == {"scripts+mixed", "futural+mixed"}
     words.write_text("on\nOff\n")
     assert main(["handwriting", "make-data", "--out", str(data), "--words", str(words)]) == 2
     assert "outside 'abcdefghijklmnopqrstuvwxyz' (first: 'Off')" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from lstmkit.tasks.handwriting_data import (
     make_dataset,
     make_samples,
     read_strokes,
+    render_mixed,
     render_word,
     save_dataset,
     split_words,
@@ -144,6 +145,36 @@ def test_distortion_moves_points_smoothly_and_test_fonts_stay_out_of_training():
     assert plain.shape != bent.shape or not np.allclose(plain, bent)
     with pytest.raises(ValueError, match="include the held-out font"):
         make_dataset(4, 1, 1, test_words=1, validation_words=1, words=["ab", "cd", "ef"], fonts=("scripts", "scriptc"))
+
+
+def test_mixed_words_borrow_letters_on_the_word_fonts_baseline_and_x_height():
+    rng = np.random.default_rng(0)
+    same = render_mixed("ax", "scripts", ["futural"], 0.0, rng)  # nothing borrowed: the font's own rendering
+    assert all(np.allclose(a, b) for a, b in zip(same, render_word("ax", "scripts"), strict=True))
+    ink = lambda strokes: np.concatenate(strokes)  # noqa: E731
+    script_x, roman_x = ink(render_word("x", "scripts")), ink(render_word("x", "futural"))
+    assert abs(np.ptp(script_x[:, 1]) - np.ptp(roman_x[:, 1])) > 10  # the two fonts' x-heights differ ...
+    borrowed = ink(render_mixed("x", "scripts", ["futural"], 1.0, rng))  # ... the borrowed x takes the word's
+    np.testing.assert_allclose([borrowed[:, 1].min(), np.ptp(borrowed[:, 1])],
+                               [script_x[:, 1].min(), np.ptp(script_x[:, 1])], atol=1e-9)  # fmt: skip
+    word = ink(render_mixed("xx", "scripts", ["futural"], 1.0, rng))  # letters advance left to right
+    assert np.ptp(word[:, 0]) > 1.5 * np.ptp(borrowed[:, 0])
+    samples = make_samples(["minimum", "dial"], ("scripts", "futural", "timesi"), 40, seed=1, mix=0.5)
+    mixed = [s for s in samples if s.font.endswith("+mixed")]
+    assert 5 < len(mixed) < 35 and {s.font.split("+")[0] for s in mixed} <= {"scripts", "futural", "timesi"}
+    assert not any(s.font.endswith("+mixed") for s in make_samples(["dial"], ("scripts", "futural"), 10, seed=1))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        make_samples(["dial"], ("scripts",), 1, mix=1.5)
+
+
+def test_a_stand_in_test_font_is_kept_out_of_training():
+    words = ["cat", "dog", "sun", "hat", "pen", "ink", "map", "cup"]
+    data = make_dataset(6, 2, 3, test_words=2, validation_words=2, words=words, fonts=("scripts", "futural"),
+                        test_fonts=("timesi",), mix=1.0)  # fmt: skip
+    assert {s.font for s in data["test"]} == {"timesi"}
+    assert all(s.font.split("+")[0] in ("scripts", "futural") for s in data["train"] + data["validation"])
+    with pytest.raises(ValueError, match="include the held-out font"):
+        make_dataset(4, 1, 1, test_words=1, validation_words=1, words=words, test_fonts=("timesi",))
 
 
 def test_split_words_is_disjoint_and_the_dataset_round_trips(tmp_path):

@@ -37,16 +37,32 @@ def make_data(
     validation_words: Annotated[int, typer.Option("--validation-words", help="Words held out for validation.")] = 300,
     words: Annotated[Path | None, typer.Option("--words", help="A text file of words, one per line (default: "
                                                "Shakespeare's words used at least 3 times).")] = None,  # fmt: skip
+    fonts: Annotated[str | None, typer.Option("--fonts", help="Training fonts, comma-separated Hershey font names "
+                                              "(default: scripts and five roman / italic fonts; the recipe of "
+                                              "docs/results/handwriting.md adds futuram, rowmant, gothicita)."),
+                     ] = None,  # fmt: skip
+    distort: Annotated[float, typer.Option("--distort", help="Elastic distortion of training words, in word "
+                                           "heights (e.g. 0.05).")] = 0.0,  # fmt: skip
+    mix: Annotated[float, typer.Option("--mix", help="Share of training words whose letters are partly borrowed "
+                                       "from the other training fonts (e.g. 0.5).")] = 0.0,  # fmt: skip
     seed: Seed = 0,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Write words from the Hershey fonts with random slant, scale, drift, jitter and speed, split by word and font."""
-    from ..tasks.handwriting_data import make_dataset, read_words, save_dataset
+    from ..tasks.handwriting_data import TRAIN_FONTS, make_dataset, read_words, save_dataset
 
     try:
         vocabulary = read_words(words) if words is not None else None
+        chosen = tuple(f.strip() for f in fonts.split(",") if f.strip()) if fonts is not None else TRAIN_FONTS
+        if not chosen:
+            raise ValueError(
+                "--fonts names no font; give Hershey font names separated by commas, e.g. scripts,futural."
+            )
+        if distort < 0:
+            raise ValueError(f"--distort is a distance in word heights, 0 or more, not {distort}.")
         dataset = make_dataset(train_samples, validation_samples, test_samples, test_words=test_words,
-                               validation_words=validation_words, seed=seed, words=vocabulary)  # fmt: skip
+                               validation_words=validation_words, seed=seed, words=vocabulary, fonts=chosen,
+                               distort=distort, mix=mix)  # fmt: skip
         save_dataset(out, dataset)
     except USER_ERRORS as e:
         fail(user_message(e))

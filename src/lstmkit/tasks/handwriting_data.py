@@ -50,6 +50,7 @@ __all__ = [
     "make_samples",
     "read_strokes",
     "read_words",
+    "render_mixed",
     "render_word",
     "save_dataset",
     "split_words",
@@ -288,6 +289,42 @@ def render_word(word: str, font: str) -> list[np.ndarray]:
     return [s for s in strokes if len(s)]
 
 
+def _glyph(char: str, font: str) -> tuple[list[np.ndarray], float]:
+    """One letter's strokes in a Hershey font (its left edge at x = 0) and its advance (how far the next starts)."""
+    strokes = render_word(char, font)
+    f = _FONT_CACHE[font]
+    glyphs = list(f.glyphs_for_text(char))  # type: ignore[attr-defined]
+    return strokes, (glyphs[0].char_width * f.render_options.scalex if glyphs else 0.0)  # type: ignore[attr-defined]
+
+
+def _x_band(font: str) -> tuple[float, float]:
+    """The baseline and x-height of a font: where its ``x`` sits (fonts differ in both after normalising)."""
+    y = np.concatenate(render_word("x", font))[:, 1]
+    return float(y.min()), float(np.ptp(y))
+
+
+def render_mixed(word: str, font: str, others: tuple[str, ...] | list[str], share: float,
+                 rng: np.random.Generator) -> list[np.ndarray]:  # fmt: skip
+    """``word`` in ``font`` with about ``share`` of its letters written in a random font of ``others`` instead.
+
+    Each borrowed letter is scaled to the word font's x-height and set on its baseline, so the word stays one line
+    of one size: a writer whose letters take different forms from word to word (a looped or a plain ``l``, a
+    rounded or an angular ``r``). Letter shapes combine freely this way, which whole-word rendering of a few fonts
+    never shows; a word written in one font is always the same sequence of shapes.
+    """
+    base, height = _x_band(font)
+    out: list[np.ndarray] = []
+    x = 0.0
+    for char in word:
+        pick = others[int(rng.integers(len(others)))] if others and rng.random() < share else font
+        strokes, advance = _glyph(char, pick)
+        b, h = _x_band(pick)
+        k = height / h if h > 0 else 1.0
+        out += [np.column_stack([s[:, 0] * k + x, (s[:, 1] - b) * k + base]) for s in strokes]
+        x += advance * k
+    return out
+
+
 def _retrace(strokes: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """A writer who goes over parts of strokes again and lifts the pen mid-stroke.
 
@@ -385,11 +422,14 @@ def _write(strokes: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndar
 
 def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, seed: int = 0,
                  weights: dict[str, float] | None = None, retrace: bool = False,
-                 distort: float = 0.0) -> list[Sample]:  # fmt: skip
+                 distort: float = 0.0, mix: float = 0.0) -> list[Sample]:  # fmt: skip
     """``n`` written words: each a random word of ``words`` in a random font of ``fonts`` (``weights``: the share
     of some fonts; the others share the rest equally) by a random writer, all drawn from ``seed``. ``retrace``:
     the writer also doubles and breaks strokes (see :func:`_retrace`); ``distort``: elastic distortion of up to
-    this many word heights (see :func:`_distort`)."""
+    this many word heights (see :func:`_distort`); ``mix``: the share of words whose letters are partly (20-60 %)
+    borrowed from the other fonts (see :func:`render_mixed`; their font reads ``"<font>+mixed"``)."""
+    if not 0.0 <= mix <= 1.0:
+        raise ValueError(f"mix is the share of words with letters from several fonts, between 0 and 1, not {mix}.")
     if not words or not fonts:
         raise ValueError("make_samples needs at least one word and one font.")
     weights = weights or {}
@@ -402,7 +442,12 @@ def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, s
     for _ in range(n):
         word = words[int(rng.integers(len(words)))]
         font = fonts[int(rng.choice(len(fonts), p=p))]
-        strokes = render_word(word, font)
+        if mix > 0 and len(fonts) > 1 and rng.random() < mix:
+            others = [f for f in fonts if f != font]
+            strokes = render_mixed(word, font, others, rng.uniform(0.2, 0.6), rng)
+            font = f"{font}+mixed"
+        else:
+            strokes = render_word(word, font)
         strokes = _distort(strokes, rng, distort) if distort > 0 else strokes
         points, times = _write(_retrace(strokes, rng) if retrace else strokes, rng)
         samples.append(Sample(word, font, points, times))
@@ -416,7 +461,8 @@ SPLITS = ("train", "validation", "test", "test_seen_font")
 def make_dataset(
     n_train: int = 20000, n_validation: int = 500, n_test: int = 1000, *, test_words: int = 1000,
     validation_words: int = 300, seed: int = 0, words: list[str] | None = None,
-    fonts: tuple[str, ...] = TRAIN_FONTS, distort: float = 0.0,
+    fonts: tuple[str, ...] = TRAIN_FONTS, distort: float = 0.0, mix: float = 0.0,
+    test_fonts: tuple[str, ...] = TEST_FONTS,
 ) -> dict[str, list[Sample]]:  # fmt: skip
     """The handwriting data set, split by word and by font, all from ``seed``.
 
@@ -427,17 +473,20 @@ def make_dataset(
     - ``test_seen_font``: the same held-out words in the training script font (for comparison).
 
     ``words``: the vocabulary (default :func:`word_list`, Shakespeare's words used at least 3 times). ``fonts``:
-    the training fonts (never the test font); ``distort``: elastic distortion of training and validation words.
+    the training fonts (never the test font); ``distort``: elastic distortion of training and validation words;
+    ``mix``: the share of training and validation words with letters from several training fonts (see
+    :func:`make_samples`). ``test_fonts``: the held-out font(s) of ``test`` (another font stands in for the real
+    test font when choosing a recipe without looking at it).
     """
-    if set(fonts) & set(TEST_FONTS):
-        raise ValueError(f"The training fonts {fonts} include the held-out font(s) {TEST_FONTS}; leave them out.")
+    if set(fonts) & set(test_fonts):
+        raise ValueError(f"The training fonts {fonts} include the held-out font(s) {test_fonts}; leave them out.")
     words = word_list() if words is None else sorted(set(words))
     train_words, val_words, test_words_ = split_words(words, test_words, validation_words, seed)
-    extra = dict(weights=FONT_WEIGHTS, retrace=True, distort=distort)
+    extra = dict(weights=FONT_WEIGHTS, retrace=True, distort=distort, mix=mix)
     return {
         "train": make_samples(train_words, fonts, n_train, seed=seed * 4 + 0, **extra),
         "validation": make_samples(val_words, fonts, n_validation, seed=seed * 4 + 1, **extra),
-        "test": make_samples(test_words_, TEST_FONTS, n_test, seed=seed * 4 + 2),
+        "test": make_samples(test_words_, test_fonts, n_test, seed=seed * 4 + 2),
         "test_seen_font": make_samples(test_words_, ("scripts",), n_test, seed=seed * 4 + 3),
     }
 
