@@ -40,7 +40,15 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     assert main(["handwriting", "recognize", str(out), *files, "--beam", "4", "--lm"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
     assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["n"] == 4
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["n"] == 4
+    # the same run twice is an ensemble that reads exactly as the run
+    assert main(["handwriting", "evaluate", str(out), "--with", str(out), "--data", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == alone
+    assert main(["handwriting", "recognize", str(out), *files, "--with", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == outputs
+    assert main(["handwriting", "recognize", str(out), files[0], "--with", str(tmp_path / "nope")]) == 2
+    assert "No run directory" in capsys.readouterr().err
 
     # one sentence each, no traceback
     (tmp_path / "dot.json").write_text(json.dumps({"points": [[1, 1, 0], [1, 1, 1]]}))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lstmkit
-from lstmkit.tasks.handwriting import HandwritingConfig, HandwritingRecognizer, train_run
+from lstmkit.tasks.handwriting import HandwritingConfig, HandwritingEnsemble, HandwritingRecognizer, train_run
 from lstmkit.tasks.handwriting_data import (
     TEST_FONTS,
     TRAIN_FONTS,
@@ -267,6 +267,32 @@ def test_train_run_writes_a_run_directory(tiny_data, tmp_path):
         assert (tmp_path / "run" / name).exists(), name
     with pytest.raises(FileExistsError, match="already holds"):
         train_run(train[:16], val, {"test": test}, cfg, tmp_path / "run")
+
+
+def test_an_ensemble_averages_its_members_probabilities(tiny_data, tmp_path):
+    train, val = tiny_data
+    args = ([s.points for s in train], [s.text for s in train])
+    a = HandwritingRecognizer(**{**TINY, "epochs": 1, "seed": 0}).fit(*args)
+    b = HandwritingRecognizer(**{**TINY, "epochs": 1, "seed": 1}).fit(*args)
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    both = HandwritingEnsemble.load([tmp_path / "a", tmp_path / "b"])
+    points = [s.points for s in val]
+    for lp, pa, pb in zip(both.log_probs(points), a.log_probs(points), b.log_probs(points), strict=True):
+        np.testing.assert_allclose(np.exp(lp), (np.exp(pa) + np.exp(pb)) / 2, atol=1e-12)  # the mean probability
+        np.testing.assert_allclose(np.exp(lp).sum(axis=1), 1.0, atol=1e-6)  # float32 net
+    same = HandwritingEnsemble([a, a])  # two copies of one model read exactly as that model
+    for x, y in zip(same.log_probs(points), a.log_probs(points), strict=True):
+        np.testing.assert_allclose(x, y, atol=1e-12)
+    assert same.recognize(points, beam_width=4, use_lm=True) == a.recognize(points, beam_width=4, use_lm=True)
+    assert both.evaluate(points, [s.text for s in val], beam_width=4, use_lm=True)["n"] == 8
+    coarse = HandwritingRecognizer(**{**TINY, "epochs": 1, "step": 0.6}).fit(*args)
+    with pytest.raises(ValueError, match="must share both"):
+        HandwritingEnsemble([a, coarse])
+    with pytest.raises(ValueError, match="at least two"):
+        HandwritingEnsemble([a])
+    with pytest.raises(TypeError, match="save its members"):
+        both.save(tmp_path / "c")
 
 
 def test_plot_handwriting_checks_its_lists(tmp_path):

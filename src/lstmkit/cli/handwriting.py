@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from . import app
 from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
 from ._options import AsJson, Out, Resume, Seed, Verbose
+
+if TYPE_CHECKING:
+    from ..tasks.handwriting import HandwritingRecognizer
 
 handwriting_app = typer.Typer(help="Online handwriting recognition: pen strokes to text (bidirectional LSTM, CTC).",
                               no_args_is_help=True)  # fmt: skip
@@ -20,6 +23,17 @@ UseLM = Annotated[bool, typer.Option("--lm", help="Beam search with the characte
                                      "words.")]  # fmt: skip
 TrainSamples = Annotated[int, typer.Option("--train-samples", help="Written training words to generate.")]
 TestSamples = Annotated[int, typer.Option("--test-samples", help="Written test words per test set.")]
+
+
+With = Annotated[list[Path] | None, typer.Option("--with", help="Another run directory to read together with "
+                                                 "RUN_DIR (repeat it): their probabilities are averaged.")]  # fmt: skip
+
+
+def _load(run_dir: Path, others: list[Path] | None) -> HandwritingRecognizer:
+    """The run's recogniser, or with ``others`` an ensemble of all of them (a HandwritingRecognizer too)."""
+    from ..tasks.handwriting import HandwritingEnsemble, HandwritingRecognizer
+
+    return HandwritingEnsemble.load([run_dir, *others]) if others else HandwritingRecognizer.load(run_dir)
 
 
 def _summary(dataset: dict) -> dict:
@@ -132,14 +146,14 @@ def recognize(
     lm: UseLM = False,
     y_down: Annotated[bool, typer.Option("--y-down", help="The files use screen coordinates (y grows "
                                          "downward).")] = False,  # fmt: skip
+    with_runs: With = None,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Read the text written in each strokes file, one line per file."""
-    from ..tasks.handwriting import HandwritingRecognizer
     from ..tasks.handwriting_data import read_strokes
 
     try:
-        model = HandwritingRecognizer.load(run_dir)
+        model = _load(run_dir, with_runs)
         trajectories = []
         for f in files:
             try:
@@ -162,14 +176,14 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="train, validation, test or test_seen_font.")] = "test",
     beam: Beam = 1,
     lm: UseLM = False,
+    with_runs: With = None,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """CER and WER on one split of a data set file."""
-    from ..tasks.handwriting import HandwritingRecognizer
     from ..tasks.handwriting_data import load_dataset
 
     try:
-        model = HandwritingRecognizer.load(run_dir)
+        model = _load(run_dir, with_runs)
         dataset = load_dataset(data)
         if split not in dataset:
             raise KeyError(f"{data} has no split {split!r}; it has {', '.join(sorted(dataset))}.")

@@ -36,7 +36,14 @@ from . import ctc
 from .handwriting_data import Sample, StrokeError, features, read_strokes
 from .ngram import WittenBellLM, _Order
 
-__all__ = ["HandwritingConfig", "HandwritingNet", "HandwritingRecognizer", "train_run"]
+__all__ = [
+    "HandwritingConfig",
+    "HandwritingEnsemble",
+    "HandwritingNet",
+    "HandwritingRecognizer",
+    "score_samples",
+    "train_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -363,7 +370,63 @@ class HandwritingRecognizer:
         return model
 
 
-def _scores(model: HandwritingRecognizer, samples: list[Sample], beam_width: int) -> tuple[dict[str, Any], list]:
+class HandwritingEnsemble(HandwritingRecognizer):
+    """Several trained recognisers read as one: their per-point class probabilities are averaged, then decoded
+    like one model's (greedy, beam, beam + the first member's n-gram), with the same ``recognize``, ``evaluate`` and
+    ``tune_lm``.
+
+    Members must share the alphabet and the resampling step, so that point ``t`` is the same pen position for all
+    of them (they differ in seed, data or size). Averaging is what helps most where the members disagree: a letter
+    form none of them was trained on (handwriting in a new style) is read differently by each seed, and their mean
+    is steadier than any one of them. Each member's frames stay aligned because CTC here runs on the input points
+    themselves (no downsampling).
+
+    Example:
+        >>> both = HandwritingEnsemble.load(["runs/hw-seed0", "runs/hw-seed1"])          # doctest: +SKIP
+        >>> both.recognize([points], beam_width=16, use_lm=True)                        # doctest: +SKIP
+    """
+
+    def __init__(self, members: list[HandwritingRecognizer]) -> None:
+        if len(members) < 2:
+            raise ValueError(f"An ensemble needs at least two recognisers, got {len(members)}.")
+        first = members[0]
+        for i, m in enumerate(members[1:], start=1):
+            m._check()
+            if m.config.alphabet != first.config.alphabet or m.config.step != first.config.step:
+                raise ValueError(
+                    f"Member {i} reads alphabet {m.config.alphabet!r} at step {m.config.step}, member 0 "
+                    f"{first.config.alphabet!r} at step {first.config.step}; an ensemble's members must share both "
+                    "(train them with the same alphabet and --step)."
+                )
+        super().__init__(first.config)
+        self.members = list(members)
+        self.net = first._check()  # for _check; log_probs below uses every member
+        self.lm, self.lm_alpha, self.lm_beta = first.lm, first.lm_alpha, first.lm_beta
+
+    def log_probs(self, trajectories: list[np.ndarray], batch_size: int = 64) -> list[np.ndarray]:
+        """Log of the members' mean class probabilities, one (T_i, C) array per trajectory."""
+        each = [m.log_probs(trajectories, batch_size) for m in self.members]  # members x trajectories x (T_i, C)
+        k = np.log(len(self.members))
+        return [np.logaddexp.reduce(np.stack(lps), axis=0) - k for lps in zip(*each, strict=True)]
+
+    def fit(self, *args: Any, **kwargs: Any) -> HandwritingRecognizer:
+        raise TypeError("An ensemble is built from trained recognisers; fit each member, then combine them.")
+
+    def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        raise TypeError("An ensemble is not saved as one run; save its members and load them together with "
+                        "HandwritingEnsemble.load([run_dir, ...]).")  # fmt: skip
+
+    @classmethod
+    def load(cls, run_dirs: list[str | os.PathLike[str]]) -> HandwritingEnsemble:  # type: ignore[override]
+        """The recognisers in ``run_dirs`` (each written by ``lstmkit handwriting train``) as one ensemble."""
+        return cls([HandwritingRecognizer.load(d) for d in run_dirs])
+
+
+def score_samples(
+    model: HandwritingRecognizer, samples: list[Sample], beam_width: int
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """CER / WER of ``samples`` read greedily, by beam search and by beam search with the n-gram (one network pass
+    for all three), and a row per sample: its text, font and the three readings."""
     trajectories, texts = [s.points for s in samples], [s.text for s in samples]
     lps = model.log_probs(trajectories)
     a, b = model.lm_alpha, model.lm_beta
@@ -414,7 +477,7 @@ def train_run(
     for name, samples in tests.items():
         if not samples:
             continue
-        scores, rows = _scores(model, samples, beam_width)
+        scores, rows = score_samples(model, samples, beam_width)
         result[name] = {"fonts": sorted({s.font for s in samples}), **scores}
         tables.append(pd.DataFrame(rows).assign(test_set=name))
         if name == next(iter(tests)):

@@ -18,7 +18,9 @@ the trajectory at equal arc length, which removes the writing speed (the point o
 
 Synthetic data (:func:`make_samples`): words rendered from the Hershey fonts (package ``Hershey-Fonts``), with a
 random slant, rotation, scale, aspect, baseline drift (a slow wave), per-point jitter and writing-speed variation
-(the points are taken at equal time along the strokes while the speed varies), all from one seed. Only two script
+(the points are taken at equal time along the strokes while the speed varies), all from one seed; optionally
+elastic distortion, doubled and broken strokes, and letters borrowed from other fonts within a word
+(:func:`render_mixed`: a few fonts then give many combinations of letter shapes). Only two script
 designs exist among the 32 fonts: ``scripts`` (script simplex, one line; ``cursive`` is the same glyphs) and
 ``scriptc`` (script complex, drawn with double lines). See :data:`TRAIN_FONTS` and :data:`TEST_FONTS`.
 """
