@@ -69,6 +69,8 @@ class HandwritingConfig(StrictConfig):
     batch_size: int = 16
     lr: float = 1e-2
     clip_grad_norm: float = 5.0
+    # a step whose gradient overflows (a rare spike at lr 1e-2): stop with an error ("raise"), or "skip" the step
+    on_nonfinite: str = "raise"
     # Training batches are bucketed by length, so a batch pads only a few points. False: they run padded through
     # PyTorch's fused kernel (1.7x faster on one CPU thread; CTC still reads only the real points, but the backward
     # direction starts on those few zero points). True: the LSTM skips padding exactly (lengths=). Recognition
@@ -85,6 +87,9 @@ class HandwritingConfig(StrictConfig):
             raise ValueError(f"HandwritingConfig.step must be positive (a distance in ink heights), got {self.step}.")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"HandwritingConfig.dropout must lie in [0, 1), got {self.dropout}.")
+        if self.on_nonfinite not in ("raise", "skip", "rollback"):
+            raise ValueError(f"HandwritingConfig.on_nonfinite must be 'raise', 'skip' or 'rollback', got "
+                             f"{self.on_nonfinite!r}.")  # fmt: skip
         if self.lm_order < 0:
             raise ValueError(f"HandwritingConfig.lm_order must be 0 (no language model) or more, got {self.lm_order}.")
         if self.max_minutes is not None and not self.max_minutes > 0:
@@ -260,6 +265,7 @@ class HandwritingRecognizer:
         keep = _KeepBest()
         train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                                 clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress, schedule="cosine",
+                                on_nonfinite=cfg.on_nonfinite,  # type: ignore[arg-type]
                                 max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
