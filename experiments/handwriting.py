@@ -172,17 +172,41 @@ def run_ensemble(setup: str, seeds: list[int], proxy: bool = False) -> dict:
     return row
 
 
+def _name(r: dict) -> str:
+    """A recorded row's name in the page: the setup, its network seed, or the seeds it averages."""
+    if r.get("ensemble"):
+        return f"{r['setup']}-ensemble"
+    return label(r.get("setup", "base"), r["config"]["seed"])
+
+
+def _data_line(r: dict) -> str:
+    d, fonts = r["data"], r.get("fonts", list(TRAIN_FONTS))
+    extras = ["broken strokes (pen lifts at cusps and at random points) and partly retraced strokes (`retrace=True`)"]
+    if r.get("distort"):
+        extras.append(f"elastic distortion up to {r['distort']} word heights")
+    if r.get("mix"):
+        extras.append(f"in {r['mix']:.0%} of the words, 20-60 % of the letters borrowed from another training font")
+    return (
+        f"- Data (`make_dataset`, seed {d['seed']}): {r.get('train', d['n_train']):,} training samples, "
+        f"{r.get('validation', d['n_validation']):,} validation; {d['test_words']:,} test words and "
+        f"{d['validation_words']} validation words held out from training (Shakespeare's words used at least 3 "
+        f"times, a-z, 2-10 letters). Training fonts: {', '.join(fonts)} (scripts: {FONT_WEIGHTS['scripts']:.0%} of "
+        f"the samples); test font: {', '.join(TEST_FONTS)}. Random slant (-15..20 deg), rotation (+-4 deg), scale "
+        "(0.5-2x), aspect (0.8-1.25), baseline wave, jitter and writing speed per word; training and validation "
+        f"words also get {'; '.join(extras)}."
+    )
+
+
 def write_doc() -> None:
     latest: dict[str, dict] = {}
     proxies: dict[str, dict] = {}
     for line in RESULTS.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            seed = r["config"]["seed"]
-            name = f"{r['setup']}-ensemble" if r.get("ensemble") else label(r.get("setup", "base"), seed)
-            (proxies if r.get("proxy") else latest)[name] = r
+            (proxies if r.get("proxy") else latest)[_name(r)] = r
     beam = f"beam_{BEAM}"
-    measured = ", ".join(sorted({r["measured"] for r in latest.values()}))
+    times = sorted({r["measured"] for r in [*latest.values(), *proxies.values()]})
+    measured = times[0] if len(times) == 1 else f"{times[0]} to {times[-1]} (one run at a time, or two side by side)"
     lines = [
         "# Handwriting recognition: held-out words in a font never seen in training",
         "",
@@ -193,82 +217,85 @@ def write_doc() -> None:
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py                  # base",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup varied   # + 3 fonts, elastic",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup wide     # + 6 fonts, elastic",
-        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup varied --proxy  # choosing the recipe",
-        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy",
-        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed    # + letters from several fonts",
-        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --seed 1",
+        "# choosing without scriptc: train without timesi, timesib, gothicita and read those",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup varied --proxy",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy [--seed 1]",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy --ensemble 0 1",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed80 --proxy",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-long --proxy",
+        "# the chosen recipe on scriptc: letters mixed across fonts, two seeds, and the two read together",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed [--seed 1]",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --ensemble 0 1",
         "```",
         "",
     ]
-    for setup, r in latest.items():
+    for name, r in latest.items():
         t = r["test"]
         lines.append(
-            f"**{setup}: CER on held-out words in the unseen font {', '.join(t['fonts'])}: greedy "
+            f"**{name}: CER on held-out words in the unseen font {', '.join(t['fonts'])}: greedy "
             f"{t['greedy']['cer']:.1%}, beam {BEAM} {t[beam]['cer']:.1%}, beam {BEAM} + character "
             f"{r['config']['lm_order']}-gram {t[beam + '_lm']['cer']:.1%} (bar: at most 15 %).**"
         )
         lines.append("")
     lines += ["| setup | test set | words | font | decoding | CER | WER |", "|---|---|---|---|---|---|---|"]
-    for setup, r in latest.items():
-        c = r["config"]
-        for name, what in (
+    for name, r in latest.items():
+        order = r["config"]["lm_order"]
+        for split, what in (
             ("test", "held-out words, **unseen font**"),
             ("test_seen_font", "held-out words, seen font"),
         ):
-            t = r[name]
+            t = r[split]
             for key, how in (("greedy", "greedy (best path)"), (beam, f"prefix beam search, width {BEAM}"),
-                             (beam + "_lm", f"beam {BEAM} + character {c['lm_order']}-gram")):  # fmt: skip
+                             (beam + "_lm", f"beam {BEAM} + character {order}-gram")):  # fmt: skip
                 if key in t:
-                    lines.append(f"| {setup} | {what} | {t[key]['n']:,} | {', '.join(t['fonts'])} | {how} | "
+                    lines.append(f"| {name} | {what} | {t[key]['n']:,} | {', '.join(t['fonts'])} | {how} | "
                                  f"{t[key]['cer']:.2%} | {t[key]['wer']:.2%} |")  # fmt: skip
     if proxies:
         lines += ["", "## Choosing the recipe without the test font", "",
-                  f"Trained without {', '.join(PROXY_HELD_OUT)} and scored on held-out words written in two of "
-                  "them (`--proxy`): the setups compared on fonts they never saw, with scriptc left unread.", "",
-                  "| setup | training fonts | held-out font | greedy CER | beam + n-gram CER | seen font (scripts) |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
-        for setup, r in proxies.items():
-            for name in PROXY_TESTS:
-                t = r[name]
-                lines.append(f"| {setup} | {', '.join(r['fonts'])} | {', '.join(t['fonts'])} | "
+                  f"Trained without {', '.join(PROXY_HELD_OUT)} and scored on held-out words (the test words) "
+                  "written in two of them (`--proxy`): setups compared on fonts they never saw, with scriptc left "
+                  "unread.", "",
+                  "| setup | training fonts | held-out font | greedy CER | beam + n-gram CER | seen font (scripts), "
+                  "beam + n-gram |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, r in proxies.items():
+            for split in PROXY_TESTS:
+                t = r[split]
+                lines.append(f"| {name} | {', '.join(r['fonts'])} | {', '.join(t['fonts'])} | "
                              f"{t['greedy']['cer']:.2%} | {t[beam + '_lm']['cer']:.2%} | "
-                             f"{r['test_seen_font']['greedy']['cer']:.2%} |")  # fmt: skip
-    for setup, r in latest.items():
-        c, d = r["config"], r["data"]
-        tuned = r.get("lm_tuning", {})
-        curve = r.get("curve", [])
-        fonts = r.get("fonts", list(TRAIN_FONTS))
-        lines += [
-            "",
-            f"## Setup {setup}",
-            "",
-            f"- Data (`make_dataset`, seed {d['seed']}): {r['train']:,} training samples, {r['validation']:,} "
-            f"validation; {d['test_words']:,} test words and {d['validation_words']} validation words held out from "
-            "training (Shakespeare's words used at least 3 times, a-z, 2-10 letters). Training fonts: "
-            f"{', '.join(fonts)} (scripts: {FONT_WEIGHTS['scripts']:.0%} of the samples); test font: "
-            f"{', '.join(TEST_FONTS)}. Random slant (-15..20 deg), rotation (+-4 deg), scale (0.5-2x), aspect "
-            "(0.8-1.25), baseline wave, jitter and writing speed per word; training and validation words also get "
-            "broken strokes (pen lifts at cusps and at random points) and partly retraced strokes (`retrace=True`)"
-            + (f" and elastic distortion up to {r.get('distort')} word heights." if r.get("distort") else "."),
-            f"- Features: equal arc length every {c['step']} ink heights, (dx, dy, y, pen_up) per point. Network: "
-            f"bidirectional LSTM, {c['num_layers']} layer(s) x {c['hidden_size']} units per direction, linear to 27 "
-            f"classes (blank + a-z), CTC. Adam lr {c['lr']}, cosine, batch {c['batch_size']}, clip "
-            f"{c['clip_grad_norm']}; {r['epochs_run']} epoch(s) (budget {c['max_minutes']:.0f} min; the epoch with "
-            f"the lowest validation CER kept: {r['best_val_cer']:.2%}); the whole run took {r['seconds'] / 60:.1f} "
-            f"min (data {r['data_seconds'] / 60:.1f} min).",
+                             f"{r['test_seen_font'][beam + '_lm']['cer']:.2%} |")  # fmt: skip
+    for name, r in latest.items():
+        c, tuned = r["config"], r.get("lm_tuning", {})
+        lm_line = (
             f"- Language model: interpolated Witten-Bell character {c['lm_order']}-gram on the training words; weight "
             f"alpha = {tuned.get('alpha')} and bonus beta = {tuned.get('beta')} per character chosen on validation "
-            f"words (CER {tuned.get('cer', float('nan')):.2%} there).",
-            "",
-            "Validation CER (greedy, training fonts, unseen words) by epoch: "
-            + ", ".join(f"{e['epoch']}: {e['val_cer']:.1%}" for e in curve)
-            + ".",
-            "",
-            f"![held-out words in the unseen font, with what was recognised]({picture(setup)})",
-            "",
-            "Held-out words in the unseen font (truth -> greedy / beam / beam + n-gram):",
-            "",
-        ]
+            f"words (CER {tuned.get('cer', float('nan')):.2%} there)."
+        )
+        lines += ["", f"## Setup {name}", "", _data_line(r)]
+        if r.get("ensemble"):
+            lines += [
+                f"- Network: the runs {', '.join(f'`{Path(d).name}`' for d in r['runs'])} (seeds "
+                f"{', '.join(map(str, r['ensemble']))}) read as one `HandwritingEnsemble`: their per-point class "
+                "probabilities averaged, then decoded as one model.",
+                lm_line,
+            ]
+        else:
+            curve = r.get("curve", [])
+            lines += [
+                f"- Features: equal arc length every {c['step']} ink heights, (dx, dy, y, pen_up) per point. Network: "
+                f"bidirectional LSTM, {c['num_layers']} layer(s) x {c['hidden_size']} units per direction, linear to "
+                f"27 classes (blank + a-z), CTC, seed {c['seed']}. Adam lr {c['lr']}, cosine, batch "
+                f"{c['batch_size']}, clip {c['clip_grad_norm']}; {r['epochs_run']} epoch(s) (budget "
+                f"{c['max_minutes']:.0f} min; the epoch with the lowest validation CER kept: {r['best_val_cer']:.2%}); "
+                f"the whole run took {r['seconds'] / 60:.1f} min (data {r['data_seconds'] / 60:.1f} min).",
+                lm_line,
+                "",
+                "Validation CER (greedy, training fonts, unseen words) by epoch: "
+                + ", ".join(f"{e['epoch']}: {e['val_cer']:.1%}" for e in curve)
+                + ".",
+                "",
+                f"![held-out words in the unseen font, with what was recognised]({picture(name)})",
+            ]
+        lines += ["", "Held-out words in the unseen font (truth -> greedy / beam / beam + n-gram):", ""]
         for ex in r.get("examples", []):
             lines.append(f"- {ex['text']} -> {ex['greedy']} / {ex[beam]} / {ex.get(beam + '_lm', '')}")
     write_keeping_notes(DOC, lines)
