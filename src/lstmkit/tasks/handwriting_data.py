@@ -28,6 +28,7 @@ designs exist among the 32 fonts: ``scripts`` (script simplex, one line; ``cursi
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -299,6 +300,7 @@ def _glyph(char: str, font: str) -> tuple[list[np.ndarray], float]:
     return strokes, (glyphs[0].char_width * f.render_options.scalex if glyphs else 0.0)  # type: ignore[attr-defined]
 
 
+@functools.cache
 def _x_band(font: str) -> tuple[float, float]:
     """The baseline and x-height of a font: where its ``x`` sits (fonts differ in both after normalising)."""
     y = np.concatenate(render_word("x", font))[:, 1]
