@@ -251,7 +251,7 @@ def test_recogniser_errors_say_what_to_do(tiny_data):
         HandwritingRecognizer(**TINY).fit([train[0].points, [[0, 0, 1]]], ["on", "no"])
     with pytest.raises(ValueError, match="step must be positive"):
         HandwritingConfig(step=0)
-    with pytest.raises(ValueError, match="'raise', 'skip' or 'rollback'"):
+    with pytest.raises(ValueError, match="expected one of 'raise', 'skip', 'rollback'"):
         HandwritingConfig(on_nonfinite="ignore")
     no_lm = HandwritingRecognizer(**{**TINY, "epochs": 1, "lm_order": 0}).fit([train[0].points], ["on"])
     with pytest.raises(ValueError, match="no language model"):
