@@ -175,7 +175,7 @@ def run_ensemble(setup: str, seeds: list[int], proxy: bool = False) -> dict:
 def _name(r: dict) -> str:
     """A recorded row's name in the page: the setup, its network seed, or the seeds it averages."""
     if r.get("ensemble"):
-        return f"{r['setup']}-ensemble"
+        return f"{r['setup']}-ensemble-{'+'.join(map(str, r['ensemble']))}"
     return label(r.get("setup", "base"), r["config"]["seed"])
 
 
@@ -219,8 +219,8 @@ def write_doc() -> None:
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup wide     # + 6 fonts, elastic",
         "# choosing without scriptc: train without timesi, timesib, gothicita and read those",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup varied --proxy",
-        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy [--seed 1]",
-        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy --ensemble 0 1",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy [--seed 1|2|3]",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy --ensemble 0 1 [2 3]",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed80 --proxy",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-long --proxy",
         "# the chosen recipe on scriptc: letters mixed across fonts, two seeds, and the two read together",

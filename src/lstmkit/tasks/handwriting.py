@@ -380,10 +380,10 @@ class HandwritingEnsemble(HandwritingRecognizer):
 
     Members must share the alphabet and the resampling step, so that point ``t`` is the same pen position for all
     of them (they differ in seed, data or size; CTC here runs on the input points themselves, no downsampling).
-    Two seeds read together were better than either on fonts neither had seen in the one measurement made
-    (docs/results/handwriting.md), but two networks may put a letter's CTC spike on different points: decode an
-    ensemble with beam search, whose sum over alignments absorbs that; its best path (greedy) can double or drop
-    such a letter.
+    Networks may put a letter's CTC spike on different points: decode an ensemble with beam search, whose sum over
+    alignments absorbs that; its best path (greedy) can double or drop such a letter. In docs/results/handwriting.md
+    two seeds read together beat either on fonts neither had seen, and four read worse than those two (the
+    averaged spikes blur): measure before adding members.
 
     Example:
         >>> both = HandwritingEnsemble.load(["runs/hw-seed0", "runs/hw-seed1"])          # doctest: +SKIP
