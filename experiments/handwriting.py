@@ -1,8 +1,9 @@
 """Issue 7's handwriting figure: CER at most 15 % on held-out words written in a font never seen in training.
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py                   # setup "base", ~35 min, 1 thread
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup varied    # 3 more fonts, elastic distortion
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup wide      # 6 more fonts, more distortion
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed     # the recipe chosen on stand-ins
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy --seed 1   # on stand-in fonts
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --ensemble 0 1     # runs read as one
 
 Data (``lstmkit.tasks.handwriting_data.make_dataset``, seed 0): Shakespeare's words used at least 3 times, a-z, 2-10
 letters (about 10,000), split by word: 1,000 test words, 300 validation words, the rest training. Training words
@@ -13,8 +14,10 @@ training script font (for comparison). Every word gets a random slant, rotation,
 jitter and writing speed.
 
 Appends to ``experiments/results/handwriting.jsonl`` and rewrites ``docs/results/handwriting.md`` (keeping its notes);
-the picture of test words with what was recognised goes to ``docs/results/handwriting-samples.png`` (``-varied``).
-Setups: ``base`` trains on :data:`TRAIN_FONTS`; ``varied`` adds :data:`MORE_FONTS` and elastic distortion.
+the picture of test words with what was recognised goes to ``docs/results/handwriting-<setup>-samples.png``.
+Setups (:data:`SETUPS`): ``base`` trains on :data:`TRAIN_FONTS`; ``varied`` adds :data:`MORE_FONTS` and elastic
+distortion; ``mixed`` also borrows letters across fonts; the others are the candidates the doc compares. ``--proxy``
+trains without :data:`PROXY_HELD_OUT` and reads those fonts instead of scriptc (choosing without the test font).
 """
 
 from __future__ import annotations
@@ -97,28 +100,41 @@ def label(setup: str, seed: int) -> str:
     return setup if seed == 0 else f"{setup}-seed{seed}"
 
 
+def run_dir(setup: str, seed: int, proxy: bool) -> Path:
+    name = label(setup, seed)
+    out = ROOT / "runs" / ("handwriting" if name == "base" else f"handwriting-{name}")
+    return out.with_name(out.name + "-proxy") if proxy else out
+
+
+def datasets(setup: str, proxy: bool, n_train: int = DATA["n_train"]) -> tuple[dict, dict]:
+    """The setup's data and its test sets: scriptc and the seen font, or with ``proxy`` the stand-in fonts."""
+    if proxy:
+        return proxy_data(setup, n_train)
+    data = make_dataset(**{**DATA, "n_train": n_train}, **data_spec(setup))
+    return data, {"test": data["test"], "test_seen_font": data["test_seen_font"]}
+
+
+def recipe(setup: str, proxy: bool) -> dict:
+    """What a recorded row says of its data: training fonts, distortion, mixing."""
+    fonts = [f for f in SETUPS[setup]["fonts"] if not (proxy and f in PROXY_HELD_OUT)]
+    return {"setup": setup, "proxy": proxy, "fonts": fonts, "distort": SETUPS[setup]["distort"],
+            "mix": SETUPS[setup].get("mix", 0.0)}  # fmt: skip
+
+
 def picture(name: str) -> str:
     return "handwriting-samples.png" if name == "base" else f"handwriting-{name}-samples.png"
 
 
 def run(setup: str, proxy: bool = False, seed: int = 0) -> dict:
     torch.set_num_threads(1)
-    name = label(setup, seed)
-    out = ROOT / "runs" / ("handwriting" if name == "base" else f"handwriting-{name}")
-    out = out.with_name(out.name + "-proxy") if proxy else out
+    out = run_dir(setup, seed, proxy)
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    if proxy:
-        data, tests = proxy_data(setup)
-    else:
-        data = make_dataset(**DATA, **data_spec(setup))
-        tests = {"test": data["test"], "test_seen_font": data["test_seen_font"]}
+    data, tests = datasets(setup, proxy)
     t_data = time.perf_counter() - t0
     cfg = HandwritingConfig(**{**CONFIG, **SETUPS[setup].get("config", {}), "seed": seed})
     result = train_run(data["train"], data["validation"], tests, cfg, out, beam_width=BEAM)
-    fonts = [f for f in SETUPS[setup]["fonts"] if not (proxy and f in PROXY_HELD_OUT)]
-    row = {"setup": setup, "proxy": proxy, "fonts": fonts, "distort": SETUPS[setup]["distort"],
-           "mix": SETUPS[setup].get("mix", 0.0), "config": cfg.to_dict(), "data": DATA,
+    row = {**recipe(setup, proxy), "config": cfg.to_dict(), "data": DATA,
            "seconds": round(time.perf_counter() - t0, 1),
            "data_seconds": round(t_data, 1), "threads": 1,
            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **result}  # fmt: skip
@@ -129,7 +145,7 @@ def run(setup: str, proxy: bool = False, seed: int = 0) -> dict:
     table = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     row["examples"] = table[table.test_set == next(iter(tests))].head(12).to_dict("records")
     if not proxy:
-        shutil.copyfile(out / "samples.png", DOC.parent / picture(name))
+        shutil.copyfile(out / "samples.png", DOC.parent / picture(label(setup, seed)))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as f:
         f.write(json.dumps(row, default=str) + "\n")
@@ -142,21 +158,11 @@ def run_ensemble(setup: str, seeds: list[int], proxy: bool = False) -> dict:
     model's weight tuned on the validation words as for one model, then every test set scored."""
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    dirs = []
-    for seed in seeds:
-        name = label(setup, seed)
-        out = ROOT / "runs" / ("handwriting" if name == "base" else f"handwriting-{name}")
-        dirs.append(out.with_name(out.name + "-proxy") if proxy else out)
+    dirs = [run_dir(setup, seed, proxy) for seed in seeds]
     model = HandwritingEnsemble.load(dirs)
-    if proxy:  # the same validation and test words as the members' runs; no training words are needed
-        data, tests = proxy_data(setup, n_train=0)
-    else:
-        data = make_dataset(**{**DATA, "n_train": 0}, **data_spec(setup))
-        tests = {"test": data["test"], "test_seen_font": data["test_seen_font"]}
+    data, tests = datasets(setup, proxy, n_train=0)  # the members' validation and test words; no training words
     val = data["validation"][:200]
-    row: dict = {"setup": setup, "proxy": proxy, "ensemble": seeds, "runs": [str(d) for d in dirs],
-                 "fonts": [f for f in SETUPS[setup]["fonts"] if not (proxy and f in PROXY_HELD_OUT)],
-                 "distort": SETUPS[setup]["distort"], "mix": SETUPS[setup].get("mix", 0.0),
+    row: dict = {**recipe(setup, proxy), "ensemble": seeds, "runs": [str(d) for d in dirs],
                  "config": {**model.config.to_dict(), "seed": seeds}, "data": DATA,
                  "lm_tuning": model.tune_lm([v.points for v in val], [v.text for v in val], beam_width=8)}  # fmt: skip
     for name, samples in tests.items():
