@@ -307,6 +307,12 @@ class TrainConfig(StrictConfig):
     # (the batches in between are skipped, as PaLM did for loss spikes).
     on_nonfinite: Literal["raise", "skip", "rollback"] = "raise"
     max_nonfinite_steps: int = 10  # Give up after this many non-finite steps in a row, whatever on_nonfinite says.
+    # Stochastic weight averaging (Izmailov et al., 2018; dense, as SWAD, Cha et al., 2021): from the start of this
+    # epoch (1-based) on, an equal-weight running mean of the weights after every optimizer step is kept
+    # (torch.optim.swa_utils.AveragedModel), and the model ends fit() with it. Flat minima found this way read data
+    # unlike the training data better. Validation after each epoch scores the current (not the averaged) weights.
+    # None: off.
+    average_from_epoch: int | None = None
 
     def validate(self) -> None:
         """Check ranges and combinations.
@@ -405,4 +411,14 @@ class TrainConfig(StrictConfig):
         _require(
             self.max_nonfinite_steps >= 1,
             f"TrainConfig.max_nonfinite_steps must be >= 1, got {self.max_nonfinite_steps}.",
+        )
+        _require(
+            self.average_from_epoch is None or 1 <= self.average_from_epoch <= self.epochs,
+            f"TrainConfig.average_from_epoch must be an epoch from 1 to epochs={self.epochs}, or None (off), got "
+            f"{self.average_from_epoch}.",
+        )
+        _require(
+            self.average_from_epoch is None or self.early_stopping_patience is None,
+            "TrainConfig.average_from_epoch and early_stopping_patience both choose the final weights (the average, "
+            "or the best epoch's); set one of them to None.",
         )

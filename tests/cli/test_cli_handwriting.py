@@ -49,6 +49,14 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == outputs
     assert main(["handwriting", "recognize", str(out), files[0], "--with", str(tmp_path / "nope")]) == 2
     assert "No run directory" in capsys.readouterr().err
+    # each run proposes its readings and both score every proposal: one run twice reads as that run (greedy)
+    assert main(["handwriting", "recognize", str(out), *files, "--with", str(out), "--combine", "sequences",
+                 "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out) == outputs
+    assert main(["handwriting", "recognize", str(out), files[0], "--with", str(out), "--combine", "votes"]) == 2
+    assert "combine must be 'probs'" in capsys.readouterr().err
+    assert main(["handwriting", "recognize", str(out), files[0], "--combine", "sequences"]) == 2
+    assert "give the others with --with" in capsys.readouterr().err
 
     # one sentence each, no traceback
     (tmp_path / "dot.json").write_text(json.dumps({"points": [[1, 1, 0], [1, 1, 1]]}))

@@ -17,9 +17,12 @@ from lstmkit.tasks.ctc import (
     ctc_loss,
     edit_distance,
     greedy_decode,
+    lm_log_prob,
+    log_likelihoods,
     min_frames,
     ngram_hook,
     pack_targets,
+    rescore,
     wer,
 )
 from lstmkit.tasks.language import LanguageModel
@@ -130,6 +133,39 @@ def test_wide_beam_scores_are_exact_label_probabilities():
         assert score == pytest.approx(-loss.item(), abs=1e-9)
         total += math.exp(score)
     assert total == pytest.approx(1.0)  # the labellings partition the paths
+
+
+def test_log_likelihoods_sum_every_frame_path_of_each_labelling():
+    rng = np.random.default_rng(1)
+    lp = np.log(rng.dirichlet(np.ones(3), size=5))  # (T=5, C=3)
+    by_labels: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(3), repeat=5):  # every frame path, summed by what it collapses to
+        labels = tuple(collapse(path))
+        by_labels[labels] = by_labels.get(labels, 0.0) + math.exp(sum(lp[t, k] for t, k in enumerate(path)))
+    candidates = [[], [1], [2, 1], [1, 1], [1, 2, 1, 2]]
+    expected = [math.log(by_labels[tuple(c)]) for c in candidates]
+    np.testing.assert_allclose(log_likelihoods(lp, candidates), expected, rtol=1e-12)
+    assert log_likelihoods(lp, [[1, 1, 1, 1]]) == [-math.inf]  # 1 - 1 - 1 - 1 needs 7 frames: cannot fit
+    with pytest.raises(ValueError, match="must be \\(T, C\\)"):
+        log_likelihoods(lp[None], [[1]])
+
+
+def test_rescore_ranks_by_the_mean_over_readings_plus_the_language_model():
+    a = logp([[0.1, 0.6, 0.3]])  # (T=1, C=3): reading a prefers label 1 ...
+    b = logp([[0.1, 0.2, 0.7]])  # ... reading b label 2, more strongly
+    ranked = rescore([a, b], [[1], [2], [1]])  # duplicates scored once
+    assert [labels for labels, _ in ranked] == [[2], [1]]
+    assert ranked[0][1] == pytest.approx((math.log(0.3) + math.log(0.7)) / 2)
+
+    def prefers_a(prefix):
+        return np.log(np.array([0.5, 0.45, 0.05])) if prefix else np.log(np.array([0.1, 0.8, 0.1]))  # end, a, b
+
+    assert lm_log_prob(prefers_a, [1]) == pytest.approx(math.log(0.8) + math.log(0.5))
+    tipped = rescore([a, b], [[1], [2]], lm=prefers_a, alpha=1.0, beta=0.5)
+    assert tipped[0][0] == [1]
+    assert tipped[0][1] == pytest.approx((math.log(0.6) + math.log(0.2)) / 2 + math.log(0.8 * 0.5) + 0.5)
+    with pytest.raises(ValueError, match="at least one reading and one candidate"):
+        rescore([a], [])
 
 
 def test_language_model_hook_tips_a_close_call_and_beta_rewards_length():

@@ -5,8 +5,10 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import lstmkit
+from lstmkit.tasks import ctc
 from lstmkit.tasks.handwriting import HandwritingConfig, HandwritingEnsemble, HandwritingRecognizer, train_run
 from lstmkit.tasks.handwriting_data import (
     TEST_FONTS,
@@ -239,6 +241,21 @@ def test_exact_padding_trains_on_the_same_batches(tiny_data):
     assert a != b and abs(a - b) < 0.05 * a  # the same data and start; only the few padded points differ
 
 
+def test_weight_averaging_keeps_the_average_and_scores_it_on_validation(tiny_data):
+    train, val = tiny_data
+    args = ([s.points for s in train[:16]], [s.text for s in train[:16]])
+    validation = ([s.points for s in val], [s.text for s in val])
+    best = HandwritingRecognizer(**{**TINY, "epochs": 2}).fit(*args, validation=validation)
+    averaged = HandwritingRecognizer(**{**TINY, "epochs": 2, "average_from_epoch": 2}).fit(*args, validation=validation)
+    # the same training; only the weights kept at the end differ (the best epoch's, or the mean over epoch 2)
+    assert [h["train_loss"] for h in best.history_] == [h["train_loss"] for h in averaged.history_]
+    assert not torch.equal(averaged.net.state_dict()["out.weight"], best.net.state_dict()["out.weight"])
+    scored = averaged.evaluate(*validation)["cer"]
+    assert averaged.best_val_cer_ == pytest.approx(scored)  # the validation CER of the weights it keeps
+    with pytest.raises(ValueError, match="average_from_epoch must be an epoch from 1 to epochs=2"):
+        HandwritingConfig(epochs=2, average_from_epoch=3)
+
+
 def test_recogniser_errors_say_what_to_do(tiny_data):
     train, _ = tiny_data
     with pytest.raises(RuntimeError, match="not fitted"):
@@ -288,6 +305,18 @@ def test_an_ensemble_averages_its_members_probabilities(tiny_data, tmp_path):
         np.testing.assert_allclose(x, y, atol=1e-12)
     assert same.recognize(points, beam_width=4, use_lm=True) == a.recognize(points, beam_width=4, use_lm=True)
     assert both.evaluate(points, [s.text for s in val], beam_width=4, use_lm=True)["n"] == 8
+    # combine="sequences": the winner is the proposal with the best mean log-likelihood over both members (+ LM)
+    rescored = HandwritingEnsemble.load([tmp_path / "a", tmp_path / "b"], combine="sequences")
+    hook, alpha, beta = ctc.ngram_hook(rescored.lm), rescored.lm_alpha, rescored.lm_beta
+    outputs = rescored.recognize(points, beam_width=4, use_lm=True)
+    for text, pa, pb in zip(outputs, a.log_probs(points), b.log_probs(points), strict=True):
+        proposals = [y for lp in (pa, pb) for y, _ in ctc.beam_search(lp, 4, lm=hook, alpha=alpha, beta=beta,
+                                                                       return_beams=True)]  # fmt: skip
+        assert rescored.alphabet.encode(text) == ctc.rescore([pa, pb], proposals, lm=hook, alpha=alpha, beta=beta)[0][0]
+    greedy = rescored.recognize(points)
+    assert all(g in (x, y) for g, x, y in zip(greedy, a.recognize(points), b.recognize(points), strict=True))
+    with pytest.raises(ValueError, match="combine must be 'probs'"):
+        HandwritingEnsemble([a, b], combine="votes")
     coarse = HandwritingRecognizer(**{**TINY, "epochs": 1, "step": 0.6}).fit(*args)
     with pytest.raises(ValueError, match="must share both"):
         HandwritingEnsemble([a, coarse])

@@ -133,6 +133,17 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path: Path, crash_at: int) ->
         assert ra.split(",")[:-2] == rb.split(",")[:-2]
 
 
+@pytest.mark.parametrize("crash_at", [4, 14])  # before averaging starts, and after (the running mean is restored)
+def test_resume_with_weight_averaging_is_bit_identical(tmp_path: Path, crash_at: int) -> None:
+    trainer_a, full = train(tmp_path / "a", config(average_from_epoch=2))
+    with pytest.raises(Crash):
+        train(tmp_path / "b", config(average_from_epoch=2), crash_at=crash_at)
+    trainer_b, resumed = train(tmp_path / "b", config(average_from_epoch=2), resume=True)
+    assert trainer_a.averaged_steps == trainer_b.averaged_steps == 12 and same(full, resumed)
+    _, again = train(tmp_path / "b", config(average_from_epoch=2), resume=True)  # a finished run: the same average
+    assert same(full, again)
+
+
 def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path) -> None:
     _, full = train(tmp_path / "a", config())
     trainer, again = train(tmp_path / "a", config(), resume=True)

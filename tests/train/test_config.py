@@ -85,6 +85,9 @@ def test_int_is_accepted_for_float_and_converted() -> None:
         ({"gamma": 0.0}, r"gamma must be in \(0, 1\]"),
         ({"seed": -1}, r"seed must be in \[0, 2\*\*32\)"),
         ({"monitor": " "}, r"monitor must name a metric"),
+        ({"average_from_epoch": 0}, r"average_from_epoch must be an epoch from 1 to epochs=10"),
+        ({"average_from_epoch": 3, "epochs": 2}, r"average_from_epoch must be an epoch from 1 to epochs=2"),
+        ({"average_from_epoch": 2, "early_stopping_patience": 3}, r"both choose the final weights"),
     ],
 )
 def test_validate_rejects_out_of_range_values(changes: dict[str, object], expected: str) -> None:

@@ -521,3 +521,45 @@ def test_train_does_not_import_nn_or_tasks() -> None:
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             bad = [n for n in names if n.startswith(("lstmkit.nn", "lstmkit.tasks"))]
             assert not bad, f"{path.name} imports {bad}: lstmkit.train must know nothing of LSTMs"
+
+
+# ---------------------------------------------------------------- weight averaging
+
+
+def test_weight_averaging_ends_with_the_mean_of_the_weights_after_every_step_from_its_epoch() -> None:
+    batches = delayed_copy_batches(n_batches=4)
+    seen: list[dict[str, torch.Tensor]] = []  # the weights each step starts from: those after the step before
+
+    def recording_loss(model: nn.Module, batch: tuple[torch.Tensor, ...], state: Any) -> StepOutput:
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return lstm_loss(model, batch, state)
+
+    torch.manual_seed(0)
+    plain = TinyLSTM()
+    Trainer(plain, recording_loss, TrainConfig(epochs=3, lr=0.02, progress=False)).fit(batches)
+    torch.manual_seed(0)
+    averaged = TinyLSTM()
+    trainer = Trainer(averaged, lstm_loss, TrainConfig(epochs=3, lr=0.02, progress=False, average_from_epoch=2))
+    trainer.fit(batches)
+    # epochs 2-3 are steps 5-12; the weights after steps 5..11 are what steps 6..12 started from, then the last ones
+    after = [*seen[5:], plain.state_dict()]
+    assert trainer.averaged_steps == len(after) == 8
+    for name, value in averaged.state_dict().items():
+        expected = torch.stack([w[name] for w in after]).mean(0)
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(averaged.head.weight, plain.head.weight)  # the average is not the last weights
+
+
+def test_weight_averaging_that_never_started_keeps_the_last_weights(caplog: pytest.LogCaptureFixture) -> None:
+    batches = delayed_copy_batches(n_batches=4)
+    torch.manual_seed(0)
+    plain = TinyLSTM()
+    Trainer(plain, lstm_loss, TrainConfig(epochs=3, lr=0.02, progress=False, max_steps=6)).fit(batches)
+    torch.manual_seed(0)
+    model = TinyLSTM()
+    cfg = TrainConfig(epochs=3, lr=0.02, progress=False, max_steps=6, average_from_epoch=3)
+    trainer = Trainer(model, lstm_loss, cfg)
+    with caplog.at_level("WARNING", logger="lstmkit"):
+        trainer.fit(batches)
+    assert trainer.averaged_steps == 0 and "before epoch 3, where weight averaging starts" in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), plain.parameters(), strict=True))

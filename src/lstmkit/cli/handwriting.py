@@ -26,14 +26,21 @@ TestSamples = Annotated[int, typer.Option("--test-samples", help="Written test w
 
 
 With = Annotated[list[Path] | None, typer.Option("--with", help="Another run directory to read together with "
-                                                 "RUN_DIR (repeat it): their probabilities are averaged.")]  # fmt: skip
+                                                 "RUN_DIR (repeat it).")]  # fmt: skip
+Combine = Annotated[str | None, typer.Option("--combine", help="With --with: 'probs' averages the runs' probabilities "
+                                             "per point (the default); 'sequences' lets each run propose readings "
+                                             "and all of them score every proposal.")]  # fmt: skip
 
 
-def _load(run_dir: Path, others: list[Path] | None) -> HandwritingRecognizer:
+def _load(run_dir: Path, others: list[Path] | None, combine: str | None = None) -> HandwritingRecognizer:
     """The run's recogniser, or with ``others`` an ensemble of all of them (a HandwritingRecognizer too)."""
     from ..tasks.handwriting import HandwritingEnsemble, HandwritingRecognizer
 
-    return HandwritingEnsemble.load([run_dir, *others]) if others else HandwritingRecognizer.load(run_dir)
+    if not others:
+        if combine is not None:
+            raise ValueError("--combine says how several runs are read together; give the others with --with.")
+        return HandwritingRecognizer.load(run_dir)
+    return HandwritingEnsemble.load([run_dir, *others], combine=combine or "probs")  # type: ignore[arg-type]
 
 
 def _summary(dataset: dict) -> dict:
@@ -147,13 +154,14 @@ def recognize(
     y_down: Annotated[bool, typer.Option("--y-down", help="The files use screen coordinates (y grows "
                                          "downward).")] = False,  # fmt: skip
     with_runs: With = None,
+    combine: Combine = None,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Read the text written in each strokes file, one line per file."""
     from ..tasks.handwriting_data import read_strokes
 
     try:
-        model = _load(run_dir, with_runs)
+        model = _load(run_dir, with_runs, combine)
         trajectories = []
         for f in files:
             try:
@@ -177,13 +185,14 @@ def evaluate(
     beam: Beam = 1,
     lm: UseLM = False,
     with_runs: With = None,
+    combine: Combine = None,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """CER and WER on one split of a data set file."""
     from ..tasks.handwriting_data import load_dataset
 
     try:
-        model = _load(run_dir, with_runs)
+        model = _load(run_dir, with_runs, combine)
         dataset = load_dataset(data)
         if split not in dataset:
             raise KeyError(f"{data} has no split {split!r}; it has {', '.join(sorted(dataset))}.")

@@ -12,6 +12,9 @@ collapsing repeats and then dropping blanks (``a a - a b`` -> ``a a b`` needs th
   of a prefix, with an optional character language model (``lm``): a prefix is ranked by
   ``log P_ctc(prefix) + alpha * log P_lm(prefix) + beta * len(prefix)``. :func:`ngram_hook` and
   :func:`char_lm_hook` turn lstmkit's Witten-Bell n-gram and character LSTM into such a model.
+- :func:`log_likelihoods` and :func:`rescore`: the exact CTC log-likelihood of given labellings, and labellings
+  ranked by their mean log-likelihood under several readings of one input (several networks: a sequence-level
+  ensemble) plus the language model.
 - :func:`edit_distance`, :func:`cer`, :func:`wer`: Levenshtein distance and the error rates built on it.
 
 Shapes: ``T`` frames, ``B`` batch, ``C`` classes (blank included), ``S`` target length.
@@ -44,9 +47,11 @@ __all__ = [
     "ctc_loss",
     "edit_distance",
     "greedy_decode",
+    "log_likelihoods",
     "min_frames",
     "ngram_hook",
     "pack_targets",
+    "rescore",
     "wer",
 ]
 
@@ -305,6 +310,67 @@ def beam_search(
 
     result = sorted(((list(p), final(p)) for p in beams), key=lambda b: b[1], reverse=True)
     return result if return_beams else result[0][0]
+
+
+def log_likelihoods(log_probs: Tensor | np.ndarray, candidates: Sequence[Sequence[int]]) -> np.ndarray:
+    """``log P(labels | input)`` of each candidate labelling under one sequence's (T, C) log-probabilities: the sum
+    over every frame path that collapses to it (torch's CTC forward pass); ``-inf`` for a labelling that cannot fit
+    T frames. Returns (K,) for K candidates."""
+    scores = torch.as_tensor(_as_numpy(log_probs))  # (T, C) float64
+    if scores.dim() != 2:
+        raise ValueError(f"log_likelihoods scores one sequence: log_probs must be (T, C); got {tuple(scores.shape)}.")
+    if not candidates:
+        return np.zeros(0)
+    K, T = len(candidates), scores.shape[0]
+    targets = torch.zeros(K, max(1, max(len(c) for c in candidates)), dtype=torch.long)  # (K, S)
+    for i, c in enumerate(candidates):
+        targets[i, : len(c)] = torch.as_tensor(list(c), dtype=torch.long)
+    lengths = torch.tensor([len(c) for c in candidates])
+    nll = F.ctc_loss(scores.unsqueeze(1).expand(T, K, -1), targets, torch.full((K,), T), lengths, blank=BLANK,
+                     reduction="none", zero_infinity=False)  # (K,)  # fmt: skip
+    return -nll.numpy()
+
+
+def lm_log_prob(lm: LMHook, labels: Sequence[int]) -> float:
+    """``log P_lm(labels, then the end of the text)`` under a :data:`LMHook`."""
+    total, prefix = 0.0, ()
+    for k in labels:
+        total += float(lm(prefix)[k])
+        prefix = (*prefix, k)
+    return total + float(lm(prefix)[BLANK])
+
+
+def rescore(
+    readings: Sequence[Tensor | np.ndarray],
+    candidates: Iterable[Sequence[int]],
+    *,
+    lm: LMHook | None = None,
+    alpha: float = 0.5,
+    beta: float = 0.0,
+) -> list[tuple[list[int], float]]:
+    """Candidate labellings ranked best first by ``mean over readings of log P_ctc(labels | reading) + alpha *
+    log P_lm(labels) + beta * len(labels)``.
+
+    A sequence-level ensemble: each network proposes its beams (:func:`beam_search` with ``return_beams=True``) and
+    every network scores every proposal exactly. Unlike averaging per-frame probabilities, it needs no agreement on
+    which frame a character's spike falls on, and the readings may even differ in length (a product of experts
+    over whole labellings).
+
+    Args:
+        readings: one or more (T_r, C) log-probability arrays of the same input.
+        candidates: labellings to rank (duplicates are scored once).
+        lm, alpha, beta: as in :func:`beam_search` (``lm`` None: ``alpha`` is ignored).
+    """
+    unique = list(dict.fromkeys(tuple(c) for c in candidates))
+    if not readings or not unique:
+        raise ValueError(f"rescore needs at least one reading and one candidate; got {len(readings)} and "
+                         f"{len(unique)}.")  # fmt: skip
+    ctc_scores = np.mean([log_likelihoods(r, unique) for r in readings], axis=0)  # (K,)
+    ranked = []
+    for labels, score in zip(unique, ctc_scores, strict=True):
+        extra = beta * len(labels) + (alpha * lm_log_prob(lm, labels) if lm is not None else 0.0)
+        ranked.append((list(labels), float(score) + extra))
+    return sorted(ranked, key=lambda b: b[1], reverse=True)
 
 
 def ngram_hook(lm: WittenBellLM) -> LMHook:

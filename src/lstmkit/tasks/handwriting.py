@@ -71,6 +71,10 @@ class HandwritingConfig(StrictConfig):
     clip_grad_norm: float = 5.0
     # a step whose gradient overflows (a rare spike at lr 1e-2): stop with an error, skip the step, or roll back
     on_nonfinite: Literal["raise", "skip", "rollback"] = "raise"
+    # Average the weights over every step from this epoch on (dense stochastic weight averaging, TrainConfig's
+    # average_from_epoch) and keep the average instead of the best epoch; None: keep the epoch with the lowest
+    # validation CER. Measured in docs/results/handwriting.md (setup mixed-swa).
+    average_from_epoch: int | None = None
     # Training batches are bucketed by length, so a batch pads only a few points. False: they run padded through
     # PyTorch's fused kernel (1.7x faster on one CPU thread; CTC still reads only the real points, but the backward
     # direction starts on those few zero points). True: the LSTM skips padding exactly (lengths=). Recognition
@@ -89,6 +93,9 @@ class HandwritingConfig(StrictConfig):
             raise ValueError(f"HandwritingConfig.dropout must lie in [0, 1), got {self.dropout}.")
         if self.lm_order < 0:
             raise ValueError(f"HandwritingConfig.lm_order must be 0 (no language model) or more, got {self.lm_order}.")
+        if self.average_from_epoch is not None and not 1 <= self.average_from_epoch <= self.epochs:
+            raise ValueError(f"HandwritingConfig.average_from_epoch must be an epoch from 1 to epochs={self.epochs} "
+                             f"(or None), got {self.average_from_epoch}.")  # fmt: skip
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"HandwritingConfig.max_minutes must be positive (or None), got {self.max_minutes}.")
         ctc.Alphabet(self.alphabet)  # duplicates / empty
@@ -262,13 +269,18 @@ class HandwritingRecognizer:
         keep = _KeepBest()
         train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                                 clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress, schedule="cosine",
-                                on_nonfinite=cfg.on_nonfinite,
+                                on_nonfinite=cfg.on_nonfinite, average_from_epoch=cfg.average_from_epoch,
                                 max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
                           callbacks=[keep], run_config=run_config, kind=KIND)  # fmt: skip
         self.history_ = trainer.fit(data, val_data=val, resume=resume)
-        if keep.state is not None:
+        if trainer.averaged_steps:  # the net holds the average: score that on the validation words
+            if val:
+                self.net.eval()
+                with torch.no_grad():
+                    self.best_val_cer_ = eval_fn(self.net, val)["val_cer"]
+        elif keep.state is not None:
             self.net.load_state_dict(keep.state)
             self.best_val_cer_ = keep.best
         self.net.eval()
@@ -316,7 +328,11 @@ class HandwritingRecognizer:
             beam_width = max(beam_width, 2)
         alpha = self.lm_alpha if alpha is None else alpha
         beta = self.lm_beta if beta is None else beta
-        return [self._decode(lp, beam_width, hook, alpha, beta) for lp in self.log_probs(list(trajectories))]
+        return [self._decode(lp, beam_width, hook, alpha, beta) for lp in self._readings(list(trajectories))]
+
+    def _readings(self, trajectories: list[np.ndarray]) -> list[np.ndarray]:
+        """What :meth:`_decode` decodes, one per trajectory: here its (T, C) log-probabilities."""
+        return self.log_probs(trajectories)
 
     def _decode(self, lp: np.ndarray, beam_width: int, hook: ctc.LMHook | None, alpha: float, beta: float) -> str:
         if beam_width == 1:
@@ -331,7 +347,7 @@ class HandwritingRecognizer:
         for :meth:`recognize` and returns ``{"alpha", "beta", "cer"}``."""
         if self.lm is None:
             raise ValueError("This recogniser has no language model (lm_order=0); there is nothing to tune.")
-        hook, lps = ctc.ngram_hook(self.lm), self.log_probs(trajectories)
+        hook, lps = ctc.ngram_hook(self.lm), self._readings(trajectories)
         best = {"alpha": self.lm_alpha, "beta": self.lm_beta, "cer": float("inf")}
         for alpha in alphas:
             for beta in betas:
@@ -374,9 +390,14 @@ class HandwritingRecognizer:
 
 
 class HandwritingEnsemble(HandwritingRecognizer):
-    """Several trained recognisers read as one: their per-point class probabilities are averaged, then decoded
-    like one model's (greedy, beam, beam + the first member's n-gram), with the same ``recognize``, ``evaluate`` and
-    ``tune_lm``.
+    """Several trained recognisers read as one, with the same ``recognize``, ``evaluate`` and ``tune_lm`` (the
+    language model is the first member's n-gram).
+
+    ``combine="probs"``: the members' per-point class probabilities are averaged, then decoded like one model's.
+    ``combine="sequences"``: each member proposes its own readings (its best path, or its beams with the language
+    model), and the proposal with the highest mean CTC log-likelihood over the members, plus the language model's
+    score, wins (:func:`lstmkit.tasks.ctc.rescore`): every member scores every proposal exactly, so the members need
+    not put a letter's spike on the same point.
 
     Members must share the alphabet and the resampling step, so that point ``t`` is the same pen position for all
     of them (they differ in seed, data or size; CTC here runs on the input points themselves, no downsampling).
@@ -390,7 +411,10 @@ class HandwritingEnsemble(HandwritingRecognizer):
         >>> both.recognize([points], beam_width=16, use_lm=True)                        # doctest: +SKIP
     """
 
-    def __init__(self, members: list[HandwritingRecognizer]) -> None:
+    def __init__(self, members: list[HandwritingRecognizer], combine: Literal["probs", "sequences"] = "probs") -> None:
+        if combine not in ("probs", "sequences"):
+            raise ValueError(f"combine must be 'probs' (average the members' probabilities per point) or "
+                             f"'sequences' (rescore the members' proposals), got {combine!r}.")  # fmt: skip
         if len(members) < 2:
             raise ValueError(f"An ensemble needs at least two recognisers, got {len(members)}.")
         first = members[0]
@@ -404,6 +428,7 @@ class HandwritingEnsemble(HandwritingRecognizer):
                 )
         super().__init__(first.config)
         self.members = list(members)
+        self.combine = combine
         self.net = first._check()  # for _check; log_probs below uses every member
         self.lm, self.lm_alpha, self.lm_beta = first.lm, first.lm_alpha, first.lm_beta
 
@@ -413,6 +438,26 @@ class HandwritingEnsemble(HandwritingRecognizer):
         k = np.log(len(self.members))
         return [np.logaddexp.reduce(np.stack(lps), axis=0) - k for lps in zip(*each, strict=True)]
 
+    def _readings(self, trajectories: list[np.ndarray]) -> list[np.ndarray]:
+        """``combine="probs"``: the (T, C) log mean probabilities; ``"sequences"``: the members' (M, T, C)."""
+        if self.combine == "probs":
+            return self.log_probs(trajectories)
+        each = [m.log_probs(trajectories) for m in self.members]  # members x trajectories x (T_i, C)
+        return [np.stack(lps) for lps in zip(*each, strict=True)]
+
+    def _decode(self, lp: np.ndarray, beam_width: int, hook: ctc.LMHook | None, alpha: float, beta: float) -> str:
+        if lp.ndim == 2:
+            return super()._decode(lp, beam_width, hook, alpha, beta)
+        alpha, beta = (alpha, beta) if hook else (0.0, 0.0)
+        if beam_width == 1:
+            proposals = [ctc.greedy_decode(member) for member in lp]
+        else:
+            proposals = [labels for member in lp
+                         for labels, _ in ctc.beam_search(member, beam_width, lm=hook, alpha=alpha, beta=beta,
+                                                          return_beams=True)]  # fmt: skip
+        best, _ = ctc.rescore(list(lp), proposals, lm=hook, alpha=alpha, beta=beta)[0]
+        return self.alphabet.decode(best)
+
     def fit(self, *args: Any, **kwargs: Any) -> HandwritingRecognizer:
         raise TypeError("An ensemble is built from trained recognisers; fit each member, then combine them.")
 
@@ -421,9 +466,11 @@ class HandwritingEnsemble(HandwritingRecognizer):
                         "HandwritingEnsemble.load([run_dir, ...]).")  # fmt: skip
 
     @classmethod
-    def load(cls, run_dirs: list[str | os.PathLike[str]]) -> HandwritingEnsemble:  # type: ignore[override]
+    def load(  # type: ignore[override]
+        cls, run_dirs: list[str | os.PathLike[str]], combine: Literal["probs", "sequences"] = "probs"
+    ) -> HandwritingEnsemble:
         """The recognisers in ``run_dirs`` (each written by ``lstmkit handwriting train``) as one ensemble."""
-        return cls([HandwritingRecognizer.load(d) for d in run_dirs])
+        return cls([HandwritingRecognizer.load(d) for d in run_dirs], combine)
 
 
 def score_samples(
@@ -432,7 +479,7 @@ def score_samples(
     """CER / WER of ``samples`` read greedily, by beam search and by beam search with the n-gram (one network pass
     for all three), and a row per sample: its text, font and the three readings."""
     trajectories, texts = [s.points for s in samples], [s.text for s in samples]
-    lps = model.log_probs(trajectories)
+    lps = model._readings(trajectories)
     a, b = model.lm_alpha, model.lm_beta
     outputs: dict[str, list[str]] = {"greedy": [model._decode(lp, 1, None, a, b) for lp in lps]}
     if beam_width > 1:

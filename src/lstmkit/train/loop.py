@@ -334,6 +334,8 @@ class Trainer:
             ``"callback"``) or None.
         last_checkpoint: the directory of the newest checkpoint written or resumed from, or None.
         nonfinite_events: one sentence per non-finite step met (skipped or rolled back).
+        averaged_steps: with ``config.average_from_epoch``, how many optimizer steps' weights the model ended
+            ``fit`` averaged over (0: training stopped before that epoch and the model kept its last weights).
     """
 
     def __init__(
@@ -389,6 +391,8 @@ class Trainer:
         self.stop_reason: str | None = None
         self.last_checkpoint: Path | None = None
         self.nonfinite_events: list[str] = []
+        self.averaged_steps = 0
+        self._averaged: torch.optim.swa_utils.AveragedModel | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._bad_epochs = 0
         self._fit_start = 0.0
@@ -457,6 +461,9 @@ class Trainer:
         self._nonfinite_run = 0
         self._fit_start = time.perf_counter()
         device = self._params[0].device
+        # the running mean of the weights (a copy of the model); it starts empty and is filled from average_from_epoch
+        self._averaged = torch.optim.swa_utils.AveragedModel(self.model) if cfg.average_from_epoch else None
+        self.averaged_steps = 0
         self._dist = distributed.init_from_env(device)
         if self._dist is not None:
             # Broadcasts rank 0's weights to every rank, then averages gradients across ranks in each backward.
@@ -536,7 +543,24 @@ class Trainer:
         if self._best_state is not None and cfg.early_stopping_patience is not None:
             self.model.load_state_dict(self._best_state)
             logger.info("restored the weights of epoch %d (%s=%.5g)", self.best_epoch, cfg.monitor, self.best_value)
+        if self._averaged is not None:
+            self._use_average()
         return self.history
+
+    def _use_average(self) -> None:
+        """End fit() with the averaged weights (or the last ones, with a warning, if no step was averaged)."""
+        assert self._averaged is not None
+        self.averaged_steps = int(self._averaged.n_averaged.item())
+        if self.averaged_steps == 0:
+            logger.warning(
+                "training stopped (%s) before epoch %d, where weight averaging starts: the model keeps its last "
+                "weights", self.stop_reason or "at its last epoch", self.config.average_from_epoch,
+            )  # fmt: skip
+            return
+        with torch.no_grad():
+            for mine, mean in zip(self.model.parameters(), self._averaged.module.parameters(), strict=True):
+                mine.copy_(mean)
+        logger.info("the model ends with the mean of its weights over the last %d steps", self.averaged_steps)
 
     def _run_epoch(
         self,
@@ -823,6 +847,8 @@ class Trainer:
         self.optimizer.step()
         self.global_step += 1
         self._nonfinite_run = 0
+        if self._averaged is not None and epoch >= cfg.average_from_epoch:
+            self._averaged.update_parameters(self.model)
         return out, norm, lr
 
     def _on_nonfinite(self, what: str, chunk: Batch, state: Any, out: StepOutput | None) -> None:
@@ -878,7 +904,8 @@ class Trainer:
         """The checkpoints kept at once: ``keep_checkpoints``, the one being written and the best one, each the model
         and its optimizer state (Adam keeps two moments per parameter), plus 1 MiB for the rest."""
         param_bytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
-        return (self.config.keep_checkpoints + 2) * (3 * param_bytes + (1 << 20))
+        copies = 4 if self.config.average_from_epoch else 3  # weights, Adam's two moments (and the running mean)
+        return (self.config.keep_checkpoints + 2) * (copies * param_bytes + (1 << 20))
 
     def _meta(self) -> dict[str, Any]:
         return {
@@ -934,6 +961,9 @@ class Trainer:
                 "best": {"epoch": self.best_epoch, "value": self.best_value, "bad_epochs": self._bad_epochs},
                 "stop_reason": self.stop_reason,
                 "nonfinite_events": self.nonfinite_events,
+                "average": ckpt.flatten_state(self._averaged.state_dict(), tensors, "average")
+                if self._averaged is not None
+                else None,
                 "callbacks": [
                     ckpt.flatten_state(cb.state_dict(), tensors, f"callback{i}") if _is_stateful(cb) else None
                     for i, cb in enumerate(self.callbacks)
@@ -1001,6 +1031,8 @@ class Trainer:
         self.best_epoch, self.best_value, self._bad_epochs = best["epoch"], best["value"], best["bad_epochs"]
         self.stop_reason = meta["stop_reason"]
         self.nonfinite_events = list(meta.get("nonfinite_events") or [])
+        if self._averaged is not None and meta.get("average") is not None:
+            self._averaged.load_state_dict(ckpt.unflatten_state(meta["average"], tensors))
         if self.best_epoch is not None:
             self._restore_best(path, meta)
         for cb, saved in zip(self.callbacks, meta["callbacks"], strict=False):
