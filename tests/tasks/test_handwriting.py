@@ -9,7 +9,13 @@ import torch
 
 import lstmkit
 from lstmkit.tasks import ctc
-from lstmkit.tasks.handwriting import HandwritingConfig, HandwritingEnsemble, HandwritingRecognizer, train_run
+from lstmkit.tasks.handwriting import (
+    HandwritingConfig,
+    HandwritingEnsemble,
+    HandwritingNet,
+    HandwritingRecognizer,
+    train_run,
+)
 from lstmkit.tasks.handwriting_data import (
     TEST_FONTS,
     TRAIN_FONTS,
@@ -256,6 +262,17 @@ def test_weight_averaging_keeps_the_average_and_scores_it_on_validation(tiny_dat
         HandwritingConfig(epochs=2, average_from_epoch=3)
 
 
+def test_output_dropout_acts_in_training_only():
+    net = HandwritingNet(27, HandwritingConfig(hidden_size=8, output_dropout=0.5))
+    x = torch.randn(2, 7, 4)  # (B, T, 4)
+    torch.manual_seed(0)
+    assert not torch.equal(net(x), net(x))  # two dropout masks
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    plain = HandwritingNet(27, HandwritingConfig(hidden_size=8))
+    assert plain.state_dict().keys() == net.state_dict().keys()  # runs saved without it load the same way
+
+
 def test_recogniser_errors_say_what_to_do(tiny_data):
     train, _ = tiny_data
     with pytest.raises(RuntimeError, match="not fitted"):
@@ -268,6 +285,8 @@ def test_recogniser_errors_say_what_to_do(tiny_data):
         HandwritingRecognizer(**TINY).fit([train[0].points, [[0, 0, 1]]], ["on", "no"])
     with pytest.raises(ValueError, match="step must be positive"):
         HandwritingConfig(step=0)
+    with pytest.raises(ValueError, match=r"output_dropout must lie in \[0, 1\), got 1.0"):
+        HandwritingConfig(output_dropout=1.0)
     with pytest.raises(ValueError, match="expected one of 'raise', 'skip', 'rollback'"):
         HandwritingConfig(on_nonfinite="ignore")
     no_lm = HandwritingRecognizer(**{**TINY, "epochs": 1, "lm_order": 0}).fit([train[0].points], ["on"])

@@ -63,6 +63,9 @@ class HandwritingConfig(StrictConfig):
     hidden_size: int = 192  # per direction
     num_layers: int = 1
     dropout: float = 0.1  # between stacked layers
+    # on the last layer's outputs, before the classifier: dropout on an LSTM's feed-forward connections only, as in
+    # Pham et al. (2014, "Dropout improves recurrent neural networks for handwriting recognition")
+    output_dropout: float = 0.0
     lm_order: int = 4  # the character n-gram used by beam search with a language model (0: none)
     epochs: int = 10
     max_minutes: float | None = None  # and/or stop after this much wall-clock training time
@@ -89,8 +92,9 @@ class HandwritingConfig(StrictConfig):
                 raise ValueError(f"HandwritingConfig.{name} must be at least 1, got {getattr(self, name)}.")
         if not self.step > 0:
             raise ValueError(f"HandwritingConfig.step must be positive (a distance in ink heights), got {self.step}.")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"HandwritingConfig.dropout must lie in [0, 1), got {self.dropout}.")
+        for name in ("dropout", "output_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"HandwritingConfig.{name} must lie in [0, 1), got {getattr(self, name)}.")
         if self.lm_order < 0:
             raise ValueError(f"HandwritingConfig.lm_order must be 0 (no language model) or more, got {self.lm_order}.")
         if self.average_from_epoch is not None and not 1 <= self.average_from_epoch <= self.epochs:
@@ -112,13 +116,14 @@ class HandwritingNet(nn.Module):
         H = cfg.hidden_size
         self.lstm = LSTM(N_FEATURES, H, cfg.num_layers, bidirectional=True,
                          dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)  # fmt: skip
+        self.drop = nn.Dropout(cfg.output_dropout)
         self.out = nn.Linear(2 * H, num_classes)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if lengths is not None and bool((lengths == x.shape[1]).all()):
             lengths = None  # no padding: the plain path
         h, _ = self.lstm(x, None, lengths)  # (B, T, 2H)
-        return torch.log_softmax(self.out(h), dim=-1)  # (B, T, C)
+        return torch.log_softmax(self.out(self.drop(h)), dim=-1)  # (B, T, C)
 
 
 def _pad(feats: list[np.ndarray]) -> tuple[Tensor, Tensor]:
