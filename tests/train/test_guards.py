@@ -193,3 +193,13 @@ def test_gate_statistics_are_named_per_module_when_there_are_several() -> None:
     torch.manual_seed(0)
     history = Trainer(Two(), loss_fn, TrainConfig(epochs=1, progress=False)).fit(batches(2))
     assert {"enc.gate_sat_f", "dec.gate_sat_f"} <= set(history[0])
+
+
+def test_rollback_takes_the_running_mean_of_the_weights_back_too(tmp_path: Path) -> None:
+    net = overflowing_net()
+    cfg = TrainConfig(epochs=1, progress=False, lr=1e-4, on_nonfinite="rollback", checkpoint_every_steps=2,
+                      average_from_epoch=1)  # fmt: skip
+    trainer = Trainer(net, loss_fn, cfg, run_dir=tmp_path)
+    trainer.fit(batches(overflow_at=3))
+    # steps 1, 2 (checkpoint: mean of 2), 3; the overflow goes back to step 2's mean, then steps 3 and 4 join it
+    assert trainer.global_step == 4 and trainer.averaged_steps == 4

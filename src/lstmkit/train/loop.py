@@ -1003,7 +1003,8 @@ class Trainer:
             )
 
     def _restore_weights(self, path: Path) -> dict[str, Any]:
-        """Load weights, optimizer, schedule and step counter from a checkpoint; return its meta and tensors."""
+        """Load weights, optimizer, schedule, step counter (and the running mean of the weights) from a checkpoint;
+        return its meta and tensors."""
         model_state, tensors, meta = ckpt.read_checkpoint(path)
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(ckpt.unflatten_state(meta["optimizer"], tensors))
@@ -1011,6 +1012,8 @@ class Trainer:
         self.schedule.factor, self.schedule._best = s["factor"], s["best"]
         self.schedule._bad_epochs, self.schedule.total_steps = s["bad_epochs"], s["total_steps"]
         self.global_step = meta["global_step"]
+        if self._averaged is not None and meta.get("average") is not None:  # the running mean as it was then
+            self._averaged.load_state_dict(ckpt.unflatten_state(meta["average"], tensors))
         return {"meta": meta, "tensors": tensors}
 
     def _resume(self, device: torch.device) -> dict[str, Any]:
@@ -1031,8 +1034,6 @@ class Trainer:
         self.best_epoch, self.best_value, self._bad_epochs = best["epoch"], best["value"], best["bad_epochs"]
         self.stop_reason = meta["stop_reason"]
         self.nonfinite_events = list(meta.get("nonfinite_events") or [])
-        if self._averaged is not None and meta.get("average") is not None:
-            self._averaged.load_state_dict(ckpt.unflatten_state(meta["average"], tensors))
         if self.best_epoch is not None:
             self._restore_best(path, meta)
         for cb, saved in zip(self.callbacks, meta["callbacks"], strict=False):
