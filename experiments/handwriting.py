@@ -227,7 +227,7 @@ def write_doc() -> None:
             (proxies if r.get("proxy") else latest)[_name(r)] = r
     beam = f"beam_{BEAM}"
     times = sorted({r["measured"] for r in [*latest.values(), *proxies.values()]})
-    measured = times[0] if len(times) == 1 else f"{times[0]} to {times[-1]} (one run at a time, or two side by side)"
+    measured = times[0] if len(times) == 1 else f"{times[0]} to {times[-1]} (one to four runs side by side)"
     lines = [
         "# Handwriting recognition: held-out words in a font never seen in training",
         "",
