@@ -219,6 +219,7 @@ def test_fit_lowers_the_ctc_loss_and_save_load_is_exact(tiny_data, tmp_path):
     losses = [h["train_loss"] for h in model.history_]
     assert losses[-1] < losses[0]
     assert "val_cer" in model.history_[0]
+    assert model.best_val_cer_ == min(h["val_cer"] for h in model.history_)  # the best epoch's weights are kept
     points = [s.points for s in val]
     outputs = model.recognize(points)
     assert len(outputs) == 8 and all(set(o) <= set("abcdefghijklmnopqrstuvwxyz") for o in outputs)

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -162,19 +161,6 @@ class _Batches:
             yield x, lengths, targets, target_lengths
 
 
-class _KeepBest:
-    """Keeps the weights of the epoch with the lowest validation CER (greedy) and puts them back at the end."""
-
-    def __init__(self) -> None:
-        self.best = float("inf")
-        self.state: dict[str, Tensor] | None = None
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
-        score = metrics.get("val_cer")
-        if score is not None and score < self.best:
-            self.best, self.state = score, copy.deepcopy(trainer.model.state_dict())
-
-
 def _lm_tensors(lm: WittenBellLM) -> dict[str, Tensor]:
     out = {}
     for k, o in enumerate(lm.orders, start=1):
@@ -271,23 +257,25 @@ class HandwritingRecognizer:
             as_text = lambda ys: [self.alphabet.decode(y) for y in ys]  # noqa: E731
             return {"val_loss": total / max(n, 1), "val_cer": ctc.cer(as_text(refs), as_text(hyps))}
 
-        keep = _KeepBest()
+        # The epoch with the lowest validation CER is kept by the trainer's early stopping that never stops (patience =
+        # epochs), which a resumed run remembers; with weight averaging the average is kept instead.
+        keep_best = val is not None and cfg.average_from_epoch is None
         train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                                 clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress, schedule="cosine",
                                 on_nonfinite=cfg.on_nonfinite, average_from_epoch=cfg.average_from_epoch,
+                                early_stopping_patience=cfg.epochs if keep_best else None, monitor="val_cer",
                                 max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
-                          callbacks=[keep], run_config=run_config, kind=KIND)  # fmt: skip
+                          run_config=run_config, kind=KIND)  # fmt: skip
         self.history_ = trainer.fit(data, val_data=val, resume=resume)
         if trainer.averaged_steps:  # the net holds the average: score that on the validation words
             if val:
                 self.net.eval()
                 with torch.no_grad():
                     self.best_val_cer_ = eval_fn(self.net, val)["val_cer"]
-        elif keep.state is not None:
-            self.net.load_state_dict(keep.state)
-            self.best_val_cer_ = keep.best
+        elif trainer.best_value is not None:  # the trainer has put the best epoch's weights back
+            self.best_val_cer_ = trainer.best_value
         self.net.eval()
         return self
 
