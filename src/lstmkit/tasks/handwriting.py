@@ -394,10 +394,12 @@ class HandwritingEnsemble(HandwritingRecognizer):
 
     Members must share the alphabet and the resampling step, so that point ``t`` is the same pen position for all
     of them (they differ in seed, data or size; CTC here runs on the input points themselves, no downsampling).
-    Networks may put a letter's CTC spike on different points: decode an ensemble with beam search, whose sum over
-    alignments absorbs that; its best path (greedy) can double or drop such a letter. In docs/results/handwriting.md
-    two seeds read together beat either on fonts neither had seen, and four read worse than those two (the
-    averaged spikes blur): measure before adding members.
+    Networks may put a letter's CTC spike on different points: decode a ``"probs"`` ensemble with beam search, whose
+    sum over alignments absorbs that; its best path (greedy) can double or drop such a letter (``"sequences"`` does
+    not suffer from it). In docs/results/handwriting.md two seeds' probabilities read together read the stand-in
+    fonts better than the two seeds' mean but not always better than the better seed, four read worse than two (the
+    averaged spikes blur), and ``"sequences"`` read them slightly worse than ``"probs"`` with beam search and the
+    n-gram: measure before adding members.
 
     Example:
         >>> both = HandwritingEnsemble.load(["runs/hw-seed0", "runs/hw-seed1"])          # doctest: +SKIP
