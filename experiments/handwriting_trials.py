@@ -1,0 +1,125 @@
+"""Two decoding trials behind docs/results/handwriting.md's notes (items 7 and 8), on the stand-in fonts only.
+
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-order          # seconds
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py views --seed 0    # ~4 min; needs the run of
+    #   experiments/handwriting.py --setup mixed --proxy [--seed 1]
+
+``lm-order``: bits per character of Witten-Bell n-grams of orders 2-8, fitted on 20,000 uniform draws of the training
+words, on the 300 validation words (the order beam search uses is chosen this way, never on test words).
+
+``views``: each of the first 400 held-out words in the stand-in fonts read as written, slanted by -10 / +10 degrees
+and narrowed / widened by 15 %; each view decoded alone (beam 16 + the run's n-gram), and groups of views decoded
+together by rescoring all their beams with every view (:func:`lstmkit.tasks.ctc.rescore`).
+
+Each trial appends one JSON line to ``experiments/results/handwriting_trials.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from handwriting import DATA, datasets, run_dir
+
+from lstmkit.tasks import ctc
+from lstmkit.tasks.handwriting import HandwritingRecognizer
+from lstmkit.tasks.handwriting_data import split_words, word_list
+from lstmkit.tasks.ngram import WittenBellLM
+
+RESULTS = Path(__file__).resolve().parent / "results" / "handwriting_trials.jsonl"
+ALPHABET = ctc.Alphabet("abcdefghijklmnopqrstuvwxyz")
+
+
+def _ids(words: list[str]) -> np.ndarray:
+    """The n-gram's training layout: 0, word, 0, word, ..., 0 (0 = start / end of a word)."""
+    out = [0]
+    for w in words:
+        out += [*ALPHABET.encode(w), 0]
+    return np.array(out, dtype=np.int64)
+
+
+def lm_order(orders: range = range(2, 9)) -> dict:
+    train, validation, _ = split_words(word_list(), DATA["test_words"], DATA["validation_words"], DATA["seed"])
+    draws = [train[i] for i in np.random.default_rng(0).integers(len(train), size=DATA["n_train"])]
+    target = _ids(validation)
+    bits = {}
+    for order in orders:
+        lm = WittenBellLM(order, ALPHABET.num_classes).fit(_ids(draws))
+        padded = np.concatenate([np.zeros(order - 1, dtype=np.int64), target])
+        windows = np.lib.stride_tricks.sliding_window_view(padded, order)[1:]  # (N - 1, order): predict target[1:]
+        log_p = lm.log_probs(windows.reshape(-1)).reshape(-1, order)[:, -1]
+        bits[order] = round(float(-log_p.mean() / math.log(2)), 4)
+    return {"trial": "lm-order", "bits_per_char_on_validation_words": bits}
+
+
+def _shear(degrees: float) -> Callable[[np.ndarray], np.ndarray]:
+    def view(points: np.ndarray) -> np.ndarray:
+        out = points.copy()
+        out[:, 0] += math.tan(math.radians(degrees)) * out[:, 1]
+        return out
+
+    return view
+
+
+def _widen(factor: float) -> Callable[[np.ndarray], np.ndarray]:
+    def view(points: np.ndarray) -> np.ndarray:
+        out = points.copy()
+        out[:, 0] *= factor
+        return out
+
+    return view
+
+
+VIEWS = {"as written": lambda p: p, "slant -10": _shear(-10), "slant +10": _shear(10),
+         "narrow 0.85": _widen(0.85), "wide 1.15": _widen(1.15)}  # fmt: skip
+GROUPS = (("as written", "slant -10", "slant +10"), ("as written", "narrow 0.85", "wide 1.15"), tuple(VIEWS))
+
+
+def views(seed: int, n: int = 400, beam: int = 16) -> dict:
+    model = HandwritingRecognizer.load(run_dir("mixed", seed, proxy=True))
+    _, tests = datasets("mixed", proxy=True, n_train=0)
+    hook, alpha, beta = ctc.ngram_hook(model.lm), model.lm_alpha, model.lm_beta
+    row: dict = {"trial": "views", "run": run_dir("mixed", seed, proxy=True).name, "words": n, "beam": beam}
+    for name in ("proxy_italic", "proxy_calligraphic"):
+        samples = tests[name][:n]
+        texts = [s.text for s in samples]
+        lps = {v: model.log_probs([f(s.points) for s in samples]) for v, f in VIEWS.items()}
+        beams = {v: [ctc.beam_search(lp, beam, lm=hook, alpha=alpha, beta=beta, return_beams=True) for lp in lps[v]]
+                 for v in VIEWS}  # fmt: skip
+        cer = {v: ctc.cer(texts, [model.alphabet.decode(b[0][0]) for b in beams[v]]) for v in VIEWS}
+        for group in GROUPS:
+            outputs = []
+            for i in range(len(samples)):
+                proposals = [labels for v in group for labels, _ in beams[v][i]]
+                best = ctc.rescore([lps[v][i] for v in group], proposals, lm=hook, alpha=alpha, beta=beta)[0][0]
+                outputs.append(model.alphabet.decode(best))
+            cer[" + ".join(group)] = ctc.cer(texts, outputs)
+        row[name] = {"fonts": sorted({s.font for s in samples}), "cer": {k: round(v, 4) for k, v in cer.items()}}
+    return row
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("trial", choices=("lm-order", "views"))
+    parser.add_argument("--seed", type=int, default=0, help="views: the network seed of the stand-in run to read.")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    row = lm_order() if args.trial == "lm-order" else views(args.seed)
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    row["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main()
