@@ -1,8 +1,9 @@
-"""Two decoding trials behind docs/results/handwriting.md's notes (items 7 and 8), on the stand-in fonts only.
+"""Trials behind docs/results/handwriting.md's notes (items 7, 8 and 11), on the stand-in fonts only.
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-order          # seconds
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py views --seed 0    # ~4 min; needs the run of
     #   experiments/handwriting.py --setup mixed --proxy [--seed 1]
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py epochs --seed 0   # ~3 min; the same run
 
 ``lm-order``: bits per character of Witten-Bell n-grams of orders 2-8, fitted on 20,000 uniform draws of the training
 words, on the 300 validation words (the order beam search uses is chosen this way, never on test words).
@@ -10,6 +11,10 @@ words, on the 300 validation words (the order beam search uses is chosen this wa
 ``views``: each of the first 400 held-out words in the stand-in fonts read as written, slanted by -10 / +10 degrees
 and narrowed / widened by 15 %; each view decoded alone (beam 16 + the run's n-gram), and groups of views decoded
 together by rescoring all their beams with every view (:func:`lstmkit.tasks.ctc.rescore`).
+
+``epochs``: the same run's weights after epoch 4 (its checkpoint) and the weights it kept (the epoch with the lowest
+validation CER in the training fonts), each reading the first 400 stand-in words with beam 16 and the run's n-gram:
+does the best epoch for the training fonts come after the best for new fonts?
 
 Each trial appends one JSON line to ``experiments/results/handwriting_trials.jsonl``.
 """
@@ -30,6 +35,7 @@ from lstmkit.tasks import ctc
 from lstmkit.tasks.handwriting import HandwritingRecognizer
 from lstmkit.tasks.handwriting_data import split_words, word_list
 from lstmkit.tasks.ngram import WittenBellLM
+from lstmkit.train import checkpoint as ckpt
 
 RESULTS = Path(__file__).resolve().parent / "results" / "handwriting_trials.jsonl"
 ALPHABET = ctc.Alphabet("abcdefghijklmnopqrstuvwxyz")
@@ -103,16 +109,38 @@ def views(seed: int, n: int = 400, beam: int = 16) -> dict:
     return row
 
 
+def epochs(seed: int, n: int = 400, beam: int = 16) -> dict:
+    run = run_dir("mixed", seed, proxy=True)
+    kept = HandwritingRecognizer.load(run)
+    earlier = HandwritingRecognizer.load(run)
+    checkpoint = run / ckpt.CHECKPOINT_DIR / "step-00005000-end"  # epoch 4 of 5 (1,250 steps an epoch)
+    weights, _, _ = ckpt.read_checkpoint(checkpoint)
+    earlier._check().load_state_dict(weights)
+    history = ckpt.read_checkpoint(ckpt.latest_checkpoint(run))[2]["history"]  # every epoch's validation CER
+    _, tests = datasets("mixed", proxy=True, n_train=0)
+    row: dict = {"trial": "epochs", "run": run.name, "words": n, "beam": beam,
+                 "kept_epoch": min(history, key=lambda h: h["val_cer"])["epoch"],
+                 "validation_cer": {h["epoch"]: round(h["val_cer"], 4) for h in history}}  # fmt: skip
+    for name in ("proxy_italic", "proxy_calligraphic"):
+        samples = tests[name][:n]
+        points, texts = [s.points for s in samples], [s.text for s in samples]
+        row[name] = {
+            label: round(model.evaluate(points, texts, beam_width=beam, use_lm=True)["cer"], 4)
+            for label, model in (("epoch 4", earlier), ("kept", kept))
+        }
+    return row
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("trial", choices=("lm-order", "views"))
-    parser.add_argument("--seed", type=int, default=0, help="views: the network seed of the stand-in run to read.")
+    parser.add_argument("trial", choices=("lm-order", "views", "epochs"))
+    parser.add_argument("--seed", type=int, default=0, help="The network seed of the stand-in run to read.")
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    row = lm_order() if args.trial == "lm-order" else views(args.seed)
+    row = lm_order() if args.trial == "lm-order" else views(args.seed) if args.trial == "views" else epochs(args.seed)
     row["seconds"] = round(time.perf_counter() - t0, 1)
     row["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
