@@ -309,9 +309,9 @@ class TrainConfig(StrictConfig):
     max_nonfinite_steps: int = 10  # Give up after this many non-finite steps in a row, whatever on_nonfinite says.
     # Stochastic weight averaging (Izmailov et al., 2018; dense, as SWAD, Cha et al., 2021): from the start of this
     # epoch (1-based) on, an equal-weight running mean of the weights after every optimizer step is kept
-    # (torch.optim.swa_utils.AveragedModel), and the model ends fit() with it. Flat minima found this way read data
-    # unlike the training data better. Validation after each epoch scores the current (not the averaged) weights.
-    # None: off.
+    # (torch.optim.swa_utils.AveragedModel), and the model ends fit() with it. SWAD reports flatter minima that read
+    # unseen domains better; on lstmkit's handwriting stand-in fonts it did not help (docs/results/handwriting.md).
+    # Validation after each epoch scores the current (not the averaged) weights. None: off.
     average_from_epoch: int | None = None
 
     def validate(self) -> None:

@@ -151,7 +151,13 @@ def pack_targets(labels: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
 
 
 def ctc_loss(
-    log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, reduction: str = "mean"
+    log_probs: Tensor,
+    targets: Tensor,
+    input_lengths: Tensor,
+    target_lengths: Tensor,
+    reduction: str = "mean",
+    *,
+    zero_infinity: bool = True,
 ) -> Tensor:
     """CTC negative log-likelihood of the targets, via ``torch.nn.functional.ctc_loss``, blank = 0.
 
@@ -163,8 +169,9 @@ def ctc_loss(
         reduction: "mean" (each example's loss divided by its target length, then averaged over the batch, torch's
             convention), "sum" or "none" ((B,) losses).
 
-    Examples whose targets cannot fit their frames (see :func:`min_frames`) have infinite loss; it is replaced by 0
-    (``zero_infinity=True``) so one impossible example does not poison a batch. Keep such examples out of the data.
+    Examples whose targets cannot fit their frames (see :func:`min_frames`) have infinite loss; by default it is
+    replaced by 0 (``zero_infinity=True``) so one impossible example does not poison a batch. Keep such examples out
+    of the data. ``zero_infinity=False`` keeps the infinity (scoring labellings, :func:`log_likelihoods`).
     """
     if log_probs.dim() != 3:
         raise ValueError(f"log_probs must be (T, B, C); got shape {tuple(log_probs.shape)}.")
@@ -180,7 +187,13 @@ def ctc_loss(
         raise ValueError(f"targets must be labels 1 .. {C - 1} (0 is the blank); got values {targets.min()} .. "
                          f"{targets.max()}.")  # fmt: skip
     return F.ctc_loss(
-        log_probs, targets, input_lengths, target_lengths, blank=BLANK, reduction=reduction, zero_infinity=True
+        log_probs,
+        targets,
+        input_lengths,
+        target_lengths,
+        blank=BLANK,
+        reduction=reduction,
+        zero_infinity=zero_infinity,
     )
 
 
@@ -322,13 +335,10 @@ def log_likelihoods(log_probs: Tensor | np.ndarray, candidates: Sequence[Sequenc
     if not candidates:
         return np.zeros(0)
     K, T = len(candidates), scores.shape[0]
-    targets = torch.zeros(K, max(1, max(len(c) for c in candidates)), dtype=torch.long)  # (K, S)
-    for i, c in enumerate(candidates):
-        targets[i, : len(c)] = torch.as_tensor(list(c), dtype=torch.long)
-    lengths = torch.tensor([len(c) for c in candidates])
-    nll = F.ctc_loss(scores.unsqueeze(1).expand(T, K, -1), targets, torch.full((K,), T), lengths, blank=BLANK,
-                     reduction="none", zero_infinity=False)  # (K,)  # fmt: skip
-    return -nll.numpy()
+    targets, lengths = pack_targets(candidates)  # (sum S,), (K,)
+    frames = torch.full((K,), T)
+    nll = ctc_loss(scores.unsqueeze(1).expand(T, K, -1), targets, frames, lengths, "none", zero_infinity=False)
+    return -nll.numpy()  # (K,)
 
 
 def lm_log_prob(lm: LMHook, labels: Sequence[int]) -> float:

@@ -269,14 +269,12 @@ class HandwritingRecognizer:
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
                           run_config=run_config, kind=KIND)  # fmt: skip
         self.history_ = trainer.fit(data, val_data=val, resume=resume)
-        if trainer.averaged_steps:  # the net holds the average: score that on the validation words
-            if val:
-                self.net.eval()
-                with torch.no_grad():
-                    self.best_val_cer_ = eval_fn(self.net, val)["val_cer"]
-        elif trainer.best_value is not None:  # the trainer has put the best epoch's weights back
-            self.best_val_cer_ = trainer.best_value
         self.net.eval()
+        if trainer.averaged_steps and val:  # the net holds the average: score that on the validation words
+            with torch.no_grad():
+                self.best_val_cer_ = eval_fn(self.net, val)["val_cer"]
+        elif not trainer.averaged_steps and trainer.best_value is not None:  # the best epoch's weights are back
+            self.best_val_cer_ = trainer.best_value
         return self
 
     def _check(self) -> HandwritingNet:
