@@ -20,9 +20,20 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["test"]["fonts"] == ["scriptc"] and summary["train"]["samples"] == 24
     out = tmp_path / "run"
-    assert main(["handwriting", "train", "--data", str(data), "--out", str(out), *SMALL, "--json"]) == 0
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("one\nnot\nOnto\n")
+    assert main(["handwriting", "train", "--data", str(data), "--out", str(out), *SMALL, "--lm-words",
+                 str(lexicon)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "characters outside 'abcdefghijklmnopqrstuvwxyz' (first: 'Onto')" in err and "Traceback" not in err
+    assert not out.exists()  # refused before training: nothing written
+    lexicon.write_text("one\nnot\nonto\n")
+    assert main(["handwriting", "train", "--data", str(data), "--out", str(out), *SMALL, "--lm-words", str(lexicon),
+                 "--lm-order", "3", "--json"]) == 0  # fmt: skip
     result = json.loads(capsys.readouterr().out)
     assert {"greedy", "beam_2", "beam_2_lm"} <= set(result["test"]) and "test_seen_font" in result
+    assert result["lm_extra_words"] == 3 and json.loads((out / "config.json").read_text())["config"]["handwriting"][
+        "lm_order"] == 3  # fmt: skip
     assert (out / "samples.png").exists() and (out / "report.html").exists()
 
     sample = load_dataset(data)["test"][0]
@@ -76,6 +87,7 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     for option, message in [(["--fonts", "scripts,comic"], "Unknown Hershey font 'comic'"),
                             (["--fonts", "scripts,scriptc"], "include the held-out font"),
                             (["--fonts", " , "], "--fonts names no font"), (["--mix", "2"], "between 0 and 1"),
+                            (["--loops", "2"], "loops is the share"),
                             (["--distort", "-1"], "0 or more")]:  # fmt: skip
         assert main(["handwriting", "make-data", "--out", str(tmp_path / "bad.npz"), "--words", str(words),
                      "--train-samples", "2", "--test-words", "2", "--validation-words", "2", *option]) == 2  # fmt: skip
@@ -85,7 +97,7 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     assert main(["handwriting", "make-data", "--out", str(tmp_path / "mixed.npz"), "--words", str(words),
                  "--train-samples", "12", "--validation-samples", "2", "--test-samples", "2", "--test-words", "2",
                  "--validation-words", "2", "--fonts", "scripts,futural", "--distort", "0.05", "--mix", "1",
-                 "--json"]) == 0  # fmt: skip
+                 "--loops", "0.5", "--json"]) == 0  # fmt: skip
     assert set(json.loads(capsys.readouterr().out)["train"]["fonts"]) == {"scripts+mixed", "futural+mixed"}
     words.write_text("on\nOff\n")
     assert main(["handwriting", "make-data", "--out", str(data), "--words", str(words)]) == 2

@@ -21,6 +21,7 @@ from lstmkit.tasks.handwriting_data import (
     TRAIN_FONTS,
     StrokeError,
     check_points,
+    collapse_loops,
     features,
     load_dataset,
     make_dataset,
@@ -175,6 +176,52 @@ def test_mixed_words_borrow_letters_on_the_word_fonts_baseline_and_x_height():
         make_samples(["dial"], ("scripts",), 1, mix=1.5)
 
 
+def test_collapsing_loops_narrows_ascenders_and_descenders_and_leaves_the_body_alone():
+    from lstmkit.tasks.handwriting_data import _x_band
+
+    base, height = _x_band("scripts")
+    for char, zone in [("l", lambda y: y > base + 1.35 * height), ("g", lambda y: y < base - 0.35 * height)]:
+        loop = render_word(char, "scripts")
+        assert collapse_loops(loop, base, height, 1.0) is loop  # keep 1: as drawn
+        flat = np.concatenate(collapse_loops(loop, base, height, 0.0))  # (M, 2), resampled densely
+        before = np.concatenate([s for s in loop])
+        y, x = flat[zone(flat[:, 1]), 1], flat[zone(flat[:, 1]), 0]
+        fit = np.polyfit(y, x, 1)
+        wide = np.concatenate(collapse_loops(loop, base, height, 0.999))  # the same points, barely moved
+        yw, xw = wide[zone(wide[:, 1]), 1], wide[zone(wide[:, 1]), 0]
+        width = lambda x, y: np.ptp(x - np.polyval(np.polyfit(y, x, 1), y))  # noqa: E731  across the stem
+        assert width(xw, yw) > 10 and width(x, y) < 0.5  # the loop was open; beyond the ramp it is one line
+        assert np.ptp(flat[:, 1]) == pytest.approx(np.ptp(before[:, 1]))  # heights are kept
+        assert abs(np.polyval(fit, base + 2 * height) - np.polyval(fit, base)) > 1 or char == "g"  # slant kept
+        body = (flat[:, 1] > base) & (flat[:, 1] < base + height)  # the body: points stay on the drawn strokes
+        dist = np.min(np.linalg.norm(flat[body, None, :] - _dense(loop)[None], axis=2), axis=1)
+        assert dist.max() < 1.0
+    a = render_mixed("ax", "scripts", [], 0.0, np.random.default_rng(0), loops=0.0)  # no looped letter: as drawn
+    assert all(np.allclose(p, q) for p, q in zip(a, render_word("ax", "scripts"), strict=True))
+    rng = np.random.default_rng(0)
+    narrowed = render_mixed("al", "scripts", [], 0.0, rng, loops=0.0)
+    assert len(narrowed) == len(render_word("al", "scripts"))
+    plain = make_samples(["hello"], ("scripts",), 3, seed=2)
+    assert all(np.array_equal(p.points, q.points) for p, q in zip(plain, make_samples(["hello"], ("scripts",), 3,
+                                                                   seed=2, loops=0.0), strict=True))  # fmt: skip
+    looped = make_samples(["hello"], ("scripts",), 3, seed=2, loops=1.0)
+    assert not any(p.points.shape == q.points.shape and np.allclose(p.points, q.points)
+                   for p, q in zip(plain, looped, strict=True))  # fmt: skip
+    with pytest.raises(ValueError, match="loops is the share"):
+        make_samples(["dial"], ("scripts",), 1, loops=-0.1)
+
+
+def _dense(strokes: list[np.ndarray]) -> np.ndarray:
+    """Points every 0.5 units along strokes (K, 2)."""
+    out = []
+    for s in strokes:
+        seg = np.linalg.norm(np.diff(s, axis=0), axis=1)
+        arc = np.concatenate([[0.0], np.cumsum(seg)])
+        at = np.linspace(0, arc[-1], max(int(arc[-1] / 0.5), 2))
+        out.append(np.stack([np.interp(at, arc, s[:, 0]), np.interp(at, arc, s[:, 1])], axis=1))
+    return np.concatenate(out)
+
+
 def test_a_stand_in_test_font_is_kept_out_of_training():
     words = ["cat", "dog", "sun", "hat", "pen", "ink", "map", "cup"]
     data = make_dataset(6, 2, 3, test_words=2, validation_words=2, words=words, fonts=("scripts", "futural"),
@@ -237,6 +284,46 @@ def test_fit_lowers_the_ctc_loss_and_save_load_is_exact(tiny_data, tmp_path):
     assert back.recognize(points, beam_width=4, use_lm=True) == model.recognize(points, beam_width=4, use_lm=True)
     scores = back.evaluate(points, [s.text for s in val])
     assert set(scores) == {"cer", "wer", "n"} and scores["n"] == 8
+
+
+def _same_lm(a, b) -> bool:
+    names = ("ngrams", "ngram_counts", "contexts", "context_counts", "context_types")
+    return a.order == b.order and all(
+        all(np.array_equal(getattr(x, n), getattr(y, n)) for n in names)
+        for x, y in zip(a.orders, b.orders, strict=True)
+    )
+
+
+def test_the_ngram_learns_from_more_words_and_can_be_refitted(tiny_data, tmp_path):
+    from lstmkit.tasks.ngram import WittenBellLM
+
+    train, val = tiny_data
+    points, texts = [s.points for s in train[:8]], [s.text for s in train[:8]]
+    model = HandwritingRecognizer(**{**TINY, "epochs": 1}).fit(points, texts, lm_texts=["ox", "zoo"])
+    alphabet = model.alphabet
+    ids = [0]
+    for t in [*texts, "ox", "zoo"]:  # the training texts, then the extra words, each start and end marked
+        ids += [*alphabet.encode(t), 0]
+    assert _same_lm(model.lm, WittenBellLM(4, alphabet.num_classes).fit(np.array(ids)))
+    model.fit_lm(["zoo", "no"], order=2)  # replaces the model and its order
+    assert model.config.lm_order == 2
+    assert _same_lm(model.lm, WittenBellLM(2, alphabet.num_classes).fit(np.array([0, 26, 15, 15, 0, 14, 15, 0])))
+    model.save(tmp_path / "refit")
+    back = HandwritingRecognizer.load(tmp_path / "refit")
+    assert back.config.lm_order == 2 and _same_lm(back.lm, model.lm)
+    val_points = [s.points for s in val]
+    assert back.recognize(val_points, beam_width=4, use_lm=True) == model.recognize(val_points, beam_width=4,
+                                                                                    use_lm=True)  # fmt: skip
+    for bad, message in [((["no"], 0), "order must be at least 1"), (([],), "at least one text"),
+                         ((["on", "Ox"],), r"texts\[1\]: 'Ox' has characters outside the alphabet"),
+                         ((["on", ""],), r"texts\[1\] is empty")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            model.fit_lm(*bad)
+    assert _same_lm(model.lm, back.lm) and model.config.lm_order == 2  # a refused word list changes nothing
+    with pytest.raises(ValueError, match=r"lm_texts\[0\]: '1st' has characters outside"):
+        HandwritingRecognizer(**TINY).fit(points, texts, lm_texts=["1st"])
+    with pytest.raises(ValueError, match="lm_order is 0"):
+        HandwritingRecognizer(**{**TINY, "lm_order": 0}).fit(points, texts, lm_texts=["ox"])
 
 
 def test_exact_padding_trains_on_the_same_batches(tiny_data):

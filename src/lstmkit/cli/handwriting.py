@@ -66,6 +66,8 @@ def make_data(
                                            "heights (e.g. 0.05).")] = 0.0,  # fmt: skip
     mix: Annotated[float, typer.Option("--mix", help="Share of training words whose letters are partly borrowed "
                                        "from the other training fonts (e.g. 0.5).")] = 0.0,  # fmt: skip
+    loops: Annotated[float, typer.Option("--loops", help="Share of training words whose ascender and descender "
+                                         "loops are narrowed toward a plain stroke (e.g. 0.5).")] = 0.0,  # fmt: skip
     seed: Seed = 0,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
@@ -83,7 +85,7 @@ def make_data(
             raise ValueError(f"--distort is a distance in word heights, 0 or more, not {distort}.")
         dataset = make_dataset(train_samples, validation_samples, test_samples, test_words=test_words,
                                validation_words=validation_words, seed=seed, words=vocabulary, fonts=chosen,
-                               distort=distort, mix=mix)  # fmt: skip
+                               distort=distort, mix=mix, loops=loops)  # fmt: skip
         save_dataset(out, dataset)
     except USER_ERRORS as e:
         fail(user_message(e))
@@ -111,6 +113,10 @@ def train(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     lr: Annotated[float, typer.Option("--lr")] = 1e-2,
     beam: Beam = 16,
+    lm_words: Annotated[Path | None, typer.Option("--lm-words", help="A word list (one per line, in the alphabet) "
+                                                  "the character n-gram also learns from, besides the training "
+                                                  "texts.")] = None,  # fmt: skip
+    lm_order: Annotated[int, typer.Option("--lm-order", help="Order of the character n-gram (0: none).")] = 4,
     seed: Seed = 0,
     resume: Resume = False,
     as_json: AsJson = False,
@@ -119,13 +125,14 @@ def train(
     """Train on the training fonts; report CER/WER (greedy, beam, beam + n-gram) on held-out words in an unseen font."""
     setup_logging(verbose)
     from ..tasks.handwriting import HandwritingConfig, train_run
-    from ..tasks.handwriting_data import load_dataset, make_dataset
+    from ..tasks.handwriting_data import load_dataset, make_dataset, read_words
     from ..train import CheckpointError, ResumeError
 
     try:
         cfg = HandwritingConfig(hidden_size=hidden_size, num_layers=layers, step=step, epochs=epochs,
                                 max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed,
-                                progress=not as_json)  # fmt: skip
+                                lm_order=lm_order, progress=not as_json)  # fmt: skip
+        extra_words = read_words(lm_words, cfg.alphabet) if lm_words is not None else None
         if data is not None:
             dataset = load_dataset(data)
         else:
@@ -134,7 +141,7 @@ def train(
             raise ValueError(f"The data set has no training samples (splits: {sorted(dataset)}).")
         tests = {k: dataset[k] for k in ("test", "test_seen_font") if k in dataset}
         result = train_run(dataset["train"], dataset.get("validation", []), tests, cfg, out, beam_width=beam,
-                           resume=resume)  # fmt: skip
+                           resume=resume, lm_texts=extra_words)  # fmt: skip
     except (*USER_ERRORS, TypeError, ResumeError, CheckpointError) as e:
         fail(user_message(e))
     if as_json:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -208,10 +208,17 @@ class HandwritingRecognizer:
     # ---- training -----------------------------------------------------------------------------------------------
     def fit(self, trajectories: list[np.ndarray], texts: list[str], run_dir: str | os.PathLike[str] | None = None, *,
             resume: bool = False, validation: tuple[list[np.ndarray], list[str]] | None = None,
-            ) -> HandwritingRecognizer:  # fmt: skip
+            lm_texts: list[str] | None = None) -> HandwritingRecognizer:  # fmt: skip
         """Train on trajectories and their texts (``validation``: held-out trajectories and texts, scored by loss
-        and greedy CER after each epoch; the epoch with the lowest CER is kept)."""
+        and greedy CER after each epoch; the epoch with the lowest CER is kept). The character n-gram is fitted on
+        the training texts and ``lm_texts`` (more words in the alphabet, e.g. a word list of the language; see
+        :meth:`fit_lm`)."""
         cfg = self.config
+        if lm_texts:
+            if not cfg.lm_order:
+                raise ValueError("lm_texts were given but lm_order is 0 (no language model); set lm_order or leave "
+                                 "lm_texts out.")  # fmt: skip
+            self._lm_ids(lm_texts, "lm_texts")  # a bad word list fails before training, not after
         if len(trajectories) != len(texts):
             raise ValueError(f"{len(trajectories)} trajectories but {len(texts)} texts; give one text per trajectory.")
         if not texts:
@@ -233,7 +240,8 @@ class HandwritingRecognizer:
             ids = [0]
             for y in labels:
                 ids += [*y, 0]
-            self.lm = WittenBellLM(cfg.lm_order, self.alphabet.num_classes).fit(np.array(ids))
+            extra = self._lm_ids(lm_texts, "lm_texts")[1:] if lm_texts else np.zeros(0, dtype=np.int64)
+            self.lm = WittenBellLM(cfg.lm_order, self.alphabet.num_classes).fit(np.concatenate([ids, extra]))
         self.net = HandwritingNet(self.alphabet.num_classes, cfg)
         data = _Batches(feats, labels, cfg.batch_size, cfg.seed)
         val = None
@@ -330,6 +338,34 @@ class HandwritingRecognizer:
             return self.alphabet.decode(ctc.greedy_decode(lp))  # type: ignore[arg-type]
         labels = ctc.beam_search(lp, beam_width, lm=hook, alpha=alpha if hook else 0.0, beta=beta if hook else 0.0)
         return self.alphabet.decode(labels)  # type: ignore[arg-type]
+
+    def _lm_ids(self, texts: list[str], what: str = "texts") -> np.ndarray:
+        """The n-gram's training layout: 0, text, 0, text, ..., 0 (0 marks the start and end of each text)."""
+        ids = [0]
+        for i, t in enumerate(texts):
+            if not t:
+                raise ValueError(f"{what}[{i}] is empty; the language model reads words in the alphabet.")
+            try:
+                ids += [*self.alphabet.encode(t), 0]
+            except ValueError as e:
+                raise ValueError(f"{what}[{i}]: {e}") from e
+        return np.array(ids, dtype=np.int64)
+
+    def fit_lm(self, texts: list[str], order: int | None = None) -> HandwritingRecognizer:
+        """Fit the character n-gram that beam search reads (``use_lm``) on ``texts`` instead of the training texts:
+        words (or lines) in the alphabet, each one's start and end marked. ``order``: the n-gram's order (default:
+        the config's ``lm_order``, which this updates, so :meth:`save` writes the new model). A word list of the
+        language gives the n-gram letter sequences the training words lack; call :meth:`tune_lm` afterwards, since
+        the weight and bonus chosen for the old model may not suit the new one."""
+        order = self.config.lm_order if order is None else order
+        if order < 1:
+            raise ValueError(f"The language model's order must be at least 1, got {order}.")
+        if not texts:
+            raise ValueError("fit_lm needs at least one text to fit the language model on.")
+        ids = self._lm_ids(texts)
+        self.config = replace(self.config, lm_order=order)
+        self.lm = WittenBellLM(order, self.alphabet.num_classes).fit(ids)
+        return self
 
     def tune_lm(self, trajectories: list[np.ndarray], texts: list[str], *, beam_width: int = 8,
                 alphas: tuple[float, ...] = (0.25, 0.5, 1.0), betas: tuple[float, ...] = (0.0, 1.0, 2.0),
@@ -488,7 +524,7 @@ def score_samples(
 
 def train_run(
     train: list[Sample], validation: list[Sample], tests: dict[str, list[Sample]], config: HandwritingConfig,
-    out: str | os.PathLike[str], *, beam_width: int = 16, resume: bool = False,
+    out: str | os.PathLike[str], *, beam_width: int = 16, resume: bool = False, lm_texts: list[str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train on ``train`` (``validation`` picks the epoch and the language model's weight and bonus), score every
     test set with greedy, beam and beam + n-gram decoding, and write a run directory: config.json,
@@ -508,11 +544,12 @@ def train_run(
     model = HandwritingRecognizer(config).fit(
         [s.points for s in train], [s.text for s in train], run_dir=out, resume=resume,
         validation=([s.points for s in validation], [s.text for s in validation]) if validation else None,
+        lm_texts=lm_texts,
     )  # fmt: skip
     result: dict[str, Any] = {
         "run_dir": str(out), "train": len(train), "validation": len(validation),
         "train_fonts": sorted({s.font for s in train}), "best_val_cer": getattr(model, "best_val_cer_", None),
-        "epochs_run": len(model.history_),
+        "epochs_run": len(model.history_), "lm_extra_words": len(lm_texts or []),
     }  # fmt: skip
     if model.lm is not None and validation and beam_width > 1:  # on validation words in the training fonts
         result["lm_tuning"] = model.tune_lm([s.points for s in validation[:200]], [s.text for s in validation[:200]],

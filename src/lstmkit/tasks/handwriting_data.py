@@ -19,8 +19,9 @@ the trajectory at equal arc length, which removes the writing speed (the point o
 Synthetic data (:func:`make_samples`): words rendered from the Hershey fonts (package ``Hershey-Fonts``), with a
 random slant, rotation, scale, aspect, baseline drift (a slow wave), per-point jitter and writing-speed variation
 (the points are taken at equal time along the strokes while the speed varies), all from one seed; optionally
-elastic distortion, doubled and broken strokes, and letters borrowed from other fonts within a word
-(:func:`render_mixed`: a few fonts then give many combinations of letter shapes). Only two script
+elastic distortion, doubled and broken strokes, letters borrowed from other fonts within a word
+(:func:`render_mixed`: a few fonts then give many combinations of letter shapes), and ascender and descender loops
+narrowed toward a stroke written up and back down (:func:`collapse_loops`). Only two script
 designs exist among the 32 fonts: ``scripts`` (script simplex, one line; ``cursive`` is the same glyphs) and
 ``scriptc`` (script complex, drawn with double lines). See :data:`TRAIN_FONTS` and :data:`TEST_FONTS`.
 """
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "LOOPED",
     "MORE_FONTS",
     "SCRIPT_FONTS",
     "TEST_FONTS",
@@ -47,6 +49,7 @@ __all__ = [
     "Sample",
     "StrokeError",
     "check_points",
+    "collapse_loops",
     "features",
     "load_dataset",
     "make_dataset",
@@ -307,14 +310,61 @@ def _x_band(font: str) -> tuple[float, float]:
     return float(y.min()), float(np.ptp(y))
 
 
+# Letters whose ascender or descender a cursive hand often writes as a loop (``t`` is left out: its crossbar is what
+# tells it from an unlooped ``l``, and narrowing the ascender would shorten the crossbar).
+LOOPED = frozenset("bdfhklgjpqyz")
+
+
+def _subdivide(stroke: np.ndarray, step: float) -> np.ndarray:
+    """A polyline (M, 2) with points added along its segments at most ``step`` apart; its own vertices (corners,
+    cusps) all kept."""
+    if len(stroke) < 2:
+        return stroke.copy()
+    pieces = [stroke[:1]]
+    for a, b in zip(stroke[:-1], stroke[1:], strict=True):
+        n = max(int(math.ceil(np.linalg.norm(b - a) / step)), 1)
+        pieces.append(a + (b - a) * (np.arange(1, n + 1) / n)[:, None])  # (n, 2), ending on b
+    return np.concatenate(pieces)
+
+
+def collapse_loops(strokes: list[np.ndarray], base: float, height: float, keep: float) -> list[np.ndarray]:
+    """One letter's strokes with its ascender and descender narrowed to ``keep`` of their width (0: a loop becomes
+    a line written up and back down, as many writers write ``l``, ``b``, ``d`` or ``g``; 1: unchanged).
+
+    ``base`` and ``height``: the letter's baseline and x-height. Above the x-height (and below the baseline) points
+    move toward the straight line that best fits the ascender (descender), so a slanted stem stays slanted; the pull
+    grows over the first 0.35 x-heights so the body of the letter is untouched and nothing breaks at the seam.
+    """
+    if keep >= 1.0 or not strokes:
+        return strokes
+    ramp = 0.35 * height
+    zones = (  # how far into the ascender, then the descender, each point is (0 in the body, 1 beyond the ramp)
+        lambda y: np.clip((y - base - height) / ramp, 0, 1),
+        lambda y: np.clip((base - y) / ramp, 0, 1),
+    )
+    out = [_subdivide(s, height / 15) for s in strokes]  # dense, so the pull bends the strokes smoothly
+    pts = np.concatenate(out)  # (M, 2)
+    for depth in zones:
+        inside = depth(pts[:, 1]) > 0.5
+        if inside.sum() < 2:
+            continue
+        y, x = pts[inside, 1], pts[inside, 0]
+        tilt = np.polyfit(y, x, 1) if np.ptp(y) > 0 else np.array([0.0, x.mean()])  # the stem: x = tilt[0]*y + tilt[1]
+        for s in out:
+            axis = tilt[0] * s[:, 1] + tilt[1]
+            s[:, 0] -= depth(s[:, 1]) * (1 - keep) * (s[:, 0] - axis)
+    return out
+
+
 def render_mixed(word: str, font: str, others: tuple[str, ...] | list[str], share: float,
-                 rng: np.random.Generator) -> list[np.ndarray]:  # fmt: skip
+                 rng: np.random.Generator, loops: float = 1.0) -> list[np.ndarray]:  # fmt: skip
     """``word`` in ``font`` with about ``share`` of its letters written in a random font of ``others`` instead.
 
     Each borrowed letter is scaled to the word font's x-height and set on its baseline, so the word stays one line
     of one size: a writer whose letters take different forms from word to word (a looped or a plain ``l``, a
     rounded or an angular ``r``). Letter shapes combine freely this way, which whole-word rendering of a few fonts
-    never shows; a word written in one font is always the same sequence of shapes.
+    never shows; a word written in one font is always the same sequence of shapes. ``loops``: the share of the
+    width kept of the ascender and descender loops of :data:`LOOPED` letters (see :func:`collapse_loops`).
     """
     base, height = _x_band(font)
     out: list[np.ndarray] = []
@@ -323,6 +373,8 @@ def render_mixed(word: str, font: str, others: tuple[str, ...] | list[str], shar
         pick = others[int(rng.integers(len(others)))] if others and rng.random() < share else font
         strokes, advance = _glyph(char, pick)
         b, h = _x_band(pick)
+        if loops < 1.0 and char in LOOPED:
+            strokes = collapse_loops(strokes, b, h, loops)
         k = height / h if h > 0 else 1.0
         out += [np.column_stack([s[:, 0] * k + x, (s[:, 1] - b) * k + base]) for s in strokes]
         x += advance * k
@@ -426,14 +478,18 @@ def _write(strokes: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndar
 
 def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, seed: int = 0,
                  weights: dict[str, float] | None = None, retrace: bool = False,
-                 distort: float = 0.0, mix: float = 0.0) -> list[Sample]:  # fmt: skip
+                 distort: float = 0.0, mix: float = 0.0, loops: float = 0.0) -> list[Sample]:  # fmt: skip
     """``n`` written words: each a random word of ``words`` in a random font of ``fonts`` (``weights``: the share
     of some fonts; the others share the rest equally) by a random writer, all drawn from ``seed``. ``retrace``:
     the writer also doubles and breaks strokes (see :func:`_retrace`); ``distort``: elastic distortion of up to
     this many word heights (see :func:`_distort`); ``mix``: the share of words whose letters are partly (20-60 %)
-    borrowed from the other fonts (see :func:`render_mixed`; their font reads ``"<font>+mixed"``)."""
+    borrowed from the other fonts (see :func:`render_mixed`; their font reads ``"<font>+mixed"``); ``loops``: the
+    share of words whose ascender and descender loops are narrowed to 0-60 % of their width (see
+    :func:`collapse_loops`)."""
     if not 0.0 <= mix <= 1.0:
         raise ValueError(f"mix is the share of words with letters from several fonts, between 0 and 1, not {mix}.")
+    if not 0.0 <= loops <= 1.0:
+        raise ValueError(f"loops is the share of words with narrowed loops, between 0 and 1, not {loops}.")
     if not words or not fonts:
         raise ValueError("make_samples needs at least one word and one font.")
     weights = weights or {}
@@ -446,10 +502,13 @@ def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, s
     for _ in range(n):
         word = words[int(rng.integers(len(words)))]
         font = fonts[int(rng.choice(len(fonts), p=p))]
+        keep = rng.uniform(0.0, 0.6) if loops > 0 and rng.random() < loops else 1.0  # no draw at loops=0: same data
         if mix > 0 and len(fonts) > 1 and rng.random() < mix:
             others = [f for f in fonts if f != font]
-            strokes = render_mixed(word, font, others, rng.uniform(0.2, 0.6), rng)
+            strokes = render_mixed(word, font, others, rng.uniform(0.2, 0.6), rng, loops=keep)
             font = f"{font}+mixed"
+        elif keep < 1.0:
+            strokes = render_mixed(word, font, [], 0.0, rng, loops=keep)
         else:
             strokes = render_word(word, font)
         strokes = _distort(strokes, rng, distort) if distort > 0 else strokes
@@ -465,7 +524,7 @@ SPLITS = ("train", "validation", "test", "test_seen_font")
 def make_dataset(
     n_train: int = 20000, n_validation: int = 500, n_test: int = 1000, *, test_words: int = 1000,
     validation_words: int = 300, seed: int = 0, words: list[str] | None = None,
-    fonts: tuple[str, ...] = TRAIN_FONTS, distort: float = 0.0, mix: float = 0.0,
+    fonts: tuple[str, ...] = TRAIN_FONTS, distort: float = 0.0, mix: float = 0.0, loops: float = 0.0,
     test_fonts: tuple[str, ...] = TEST_FONTS,
 ) -> dict[str, list[Sample]]:  # fmt: skip
     """The handwriting data set, split by word and by font, all from ``seed``.
@@ -479,14 +538,15 @@ def make_dataset(
     ``words``: the vocabulary (default :func:`word_list`, Shakespeare's words used at least 3 times). ``fonts``:
     the training fonts (never the test font); ``distort``: elastic distortion of training and validation words;
     ``mix``: the share of training and validation words with letters from several training fonts (see
-    :func:`make_samples`). ``test_fonts``: the held-out font(s) of ``test`` (another font stands in for the real
+    :func:`make_samples`); ``loops``: the share of training and validation words with narrowed loops.
+    ``test_fonts``: the held-out font(s) of ``test`` (another font stands in for the real
     test font when choosing a recipe without looking at it).
     """
     if set(fonts) & set(test_fonts):
         raise ValueError(f"The training fonts {fonts} include the held-out font(s) {test_fonts}; leave them out.")
     words = word_list() if words is None else sorted(set(words))
     train_words, val_words, test_words_ = split_words(words, test_words, validation_words, seed)
-    extra = dict(weights=FONT_WEIGHTS, retrace=True, distort=distort, mix=mix)
+    extra = dict(weights=FONT_WEIGHTS, retrace=True, distort=distort, mix=mix, loops=loops)
     return {
         "train": make_samples(train_words, fonts, n_train, seed=seed * 4 + 0, **extra),
         "validation": make_samples(val_words, fonts, n_validation, seed=seed * 4 + 1, **extra),
