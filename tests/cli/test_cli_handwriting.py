@@ -50,6 +50,17 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     assert [o["file"] for o in outputs] == files and outputs[0]["text"] == outputs[1]["text"]
     assert main(["handwriting", "recognize", str(out), *files, "--beam", "4", "--lm"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    # the n-gram's weight and bonus given: the same as recognize(alpha=, beta=) in Python
+    assert main(["handwriting", "recognize", str(out), *files, "--beam", "4", "--lm", "--lm-weight", "3",
+                 "--lm-bonus", "0.5", "--json"]) == 0  # fmt: skip
+    from lstmkit.tasks.handwriting import HandwritingRecognizer
+    from lstmkit.tasks.handwriting_data import read_strokes
+
+    expected = HandwritingRecognizer.load(out).recognize([read_strokes(f) for f in files], beam_width=4, use_lm=True,
+                                                         alpha=3.0, beta=0.5)  # fmt: skip
+    assert [o["text"] for o in json.loads(capsys.readouterr().out)] == expected
+    assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--lm-weight", "1"]) == 2
+    assert "add --lm to use it" in capsys.readouterr().err
     assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--json"]) == 0
     alone = json.loads(capsys.readouterr().out)
     assert alone["n"] == 4

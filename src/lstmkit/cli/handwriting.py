@@ -21,6 +21,10 @@ app.add_typer(handwriting_app, name="handwriting")
 Beam = Annotated[int, typer.Option("--beam", help="Beam width (1: greedy, best path).")]
 UseLM = Annotated[bool, typer.Option("--lm", help="Beam search with the character n-gram fitted on the training "
                                      "words.")]  # fmt: skip
+LMWeight = Annotated[float | None, typer.Option("--lm-weight", help="With --lm: the n-gram's weight alpha (default: "
+                                               "the one the run chose on its validation words).")]  # fmt: skip
+LMBonus = Annotated[float | None, typer.Option("--lm-bonus", help="With --lm: the bonus beta per character (default: "
+                                              "the run's).")]  # fmt: skip
 TrainSamples = Annotated[int, typer.Option("--train-samples", help="Written training words to generate.")]
 TestSamples = Annotated[int, typer.Option("--test-samples", help="Written test words per test set.")]
 
@@ -41,6 +45,13 @@ def _load(run_dir: Path, others: list[Path] | None, combine: str | None = None) 
             raise ValueError("--combine says how several runs are read together; give the others with --with.")
         return HandwritingRecognizer.load(run_dir)
     return HandwritingEnsemble.load([run_dir, *others], combine=combine or "probs")  # type: ignore[arg-type]
+
+
+def _lm_args(lm: bool, weight: float | None, bonus: float | None) -> dict:
+    """recognize()'s language-model keywords from the options (weight and bonus only mean something with --lm)."""
+    if not lm and (weight is not None or bonus is not None):
+        raise ValueError("--lm-weight and --lm-bonus set how beam search weighs the n-gram; add --lm to use it.")
+    return {"use_lm": lm, "alpha": weight, "beta": bonus}
 
 
 def _summary(dataset: dict) -> dict:
@@ -158,6 +169,8 @@ def recognize(
     files: Annotated[list[Path], typer.Argument(help="Strokes as .json or .csv (x, y, pen_up, optional t).")],
     beam: Beam = 1,
     lm: UseLM = False,
+    lm_weight: LMWeight = None,
+    lm_bonus: LMBonus = None,
     y_down: Annotated[bool, typer.Option("--y-down", help="The files use screen coordinates (y grows "
                                          "downward).")] = False,  # fmt: skip
     with_runs: With = None,
@@ -175,7 +188,7 @@ def recognize(
                 trajectories.append(read_strokes(f, y_down=y_down))
             except ValueError as e:
                 raise ValueError(f"{f}: {e}") from e
-        outputs = model.recognize(trajectories, beam_width=beam, use_lm=lm)
+        outputs = model.recognize(trajectories, beam_width=beam, **_lm_args(lm, lm_weight, lm_bonus))
     except (*USER_ERRORS, TypeError) as e:
         fail(user_message(e))
     if as_json:
@@ -191,6 +204,8 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="train, validation, test or test_seen_font.")] = "test",
     beam: Beam = 1,
     lm: UseLM = False,
+    lm_weight: LMWeight = None,
+    lm_bonus: LMBonus = None,
     with_runs: With = None,
     combine: Combine = None,
     as_json: AsJson = False,
@@ -199,12 +214,13 @@ def evaluate(
     from ..tasks.handwriting_data import load_dataset
 
     try:
+        lm_args = _lm_args(lm, lm_weight, lm_bonus)
         model = _load(run_dir, with_runs, combine)
         dataset = load_dataset(data)
         if split not in dataset:
             raise KeyError(f"{data} has no split {split!r}; it has {', '.join(sorted(dataset))}.")
         samples = dataset[split]
-        result = model.evaluate([s.points for s in samples], [s.text for s in samples], beam_width=beam, use_lm=lm)
+        result = model.evaluate([s.points for s in samples], [s.text for s in samples], beam_width=beam, **lm_args)
     except (*USER_ERRORS, TypeError) as e:
         fail(user_message(e))
     if as_json:
