@@ -339,9 +339,16 @@ def write_doc() -> None:
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-swa --proxy [--seed 1]",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-loops --proxy [--seed 1]",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-drop --proxy [--seed 1]",
+        "# the finished runs read again: an n-gram with English words, its weight and bonus chosen on the stand-ins",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy [--seed 1|2|3] --lm words "
+        "--lm-weights 1 5",
         "# the chosen recipe on scriptc: letters mixed across fonts, four seeds, and pairs read together",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed [--seed 1|2|3]",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --ensemble 0 1   # and 2 3",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed [--seed 1|2|3] --lm words "
+        "--lm-weights 1 5",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --ensemble 0 1 --lm words "
+        "--lm-weights 1 5   # and 2 3",
         "```",
         "",
     ]

@@ -1,9 +1,15 @@
-"""Trials behind docs/results/handwriting.md's notes (items 7, 8 and 11), on the stand-in fonts only.
+"""Trials behind docs/results/handwriting.md's notes (items 7, 8, 11 and 13), on the stand-in fonts only.
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-order          # seconds
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py views --seed 0    # ~4 min; needs the run of
     #   experiments/handwriting.py --setup mixed --proxy [--seed 1]
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py epochs --seed 0   # ~3 min; the same run
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-words --seed 0   # ~4 min; the same run
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-weights --seed 0 # ~9 min; the same run
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-weights --seed 0 --alphas 0.5 1 2 \
+        --betas 3 4                                                                      # the grid's upper edge
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-weights --seed 0 --alphas 1 2 \
+        --betas 5 6 --lms words                                                          # and beyond it
 
 ``lm-order``: bits per character of Witten-Bell n-grams of orders 2-8, fitted on 20,000 uniform draws of the training
 words, on the 300 validation words (the order beam search uses is chosen this way, never on test words).
@@ -15,6 +21,13 @@ together by rescoring all their beams with every view (:func:`lstmkit.tasks.ctc.
 ``epochs``: the same run's weights after epoch 4 (its checkpoint) and the weights it kept (the epoch with the lowest
 validation CER in the training fonts), each reading the first 400 stand-in words with beam 16 and the run's n-gram:
 does the best epoch for the training fonts come after the best for new fonts?
+
+``lm-words``: the run read with an n-gram refitted on its training words plus English words from two bundled corpora
+(King James Bible, movie reviews), its order by bits per character on the validation words, its weight and bonus
+tuned on validation words in the training fonts as train_run does.
+
+``lm-weights``: the first 300 held-out words in each stand-in font read with beam 16 and either n-gram (the run's own,
+or lm-words') at each weight alpha and bonus beta of a grid: the n-gram's weighting for fonts the network never saw.
 
 Each trial appends one JSON line to ``experiments/results/handwriting_trials.jsonl``.
 """
@@ -163,7 +176,8 @@ def lm_words(seed: int, proxy: bool, beam: int = 16) -> dict:
 ALPHAS, BETAS = (0.25, 0.5, 1.0, 2.0), (0.0, 1.0, 2.0)
 
 
-def lm_weights(seed: int, n: int = 300, beam: int = 16) -> dict:
+def lm_weights(seed: int, n: int = 300, beam: int = 16, alphas: tuple[float, ...] = ALPHAS,
+               betas: tuple[float, ...] = BETAS, lm_names: tuple[str, ...] = ("own", "words")) -> dict:  # fmt: skip
     """The stand-in run of ``seed`` reading the first ``n`` held-out words in each stand-in font with beam search and
     each of two n-grams (its own, fitted on its training texts; and :func:`lm_words`' n-gram on the training words
     plus :func:`external_words`) at every weight ``alpha`` and bonus ``beta`` of a grid: how the language model
@@ -173,6 +187,7 @@ def lm_weights(seed: int, n: int = 300, beam: int = 16) -> dict:
     run = run_dir("mixed", seed, proxy=True)
     model = HandwritingRecognizer.load(run)
     lms = {"own": model.lm, "words": WittenBellLM(order, ALPHABET.num_classes).fit(_ids(words))}
+    lms = {k: v for k, v in lms.items() if k in lm_names}
     _, tests = datasets("mixed", proxy=True, n_train=0)
     row: dict = {"trial": "lm-weights", "run": run.name, "words": n, "beam": beam, "order_words": order,
                  "tuned_on_validation": {"alpha": model.lm_alpha, "beta": model.lm_beta}, "cer": {}}  # fmt: skip
@@ -181,8 +196,8 @@ def lm_weights(seed: int, n: int = 300, beam: int = 16) -> dict:
         texts, lps = [s.text for s in samples], model.log_probs([s.points for s in samples])
         for lm_name, lm in lms.items():
             hook = ctc.ngram_hook(lm)
-            for alpha in ALPHAS:
-                for beta in BETAS:
+            for alpha in alphas:
+                for beta in betas:
                     outputs = [model.alphabet.decode(ctc.beam_search(lp, beam, lm=hook, alpha=alpha, beta=beta))
                                for lp in lps]  # fmt: skip
                     key = f"{lm_name} a={alpha} b={beta}"
@@ -197,13 +212,16 @@ def main() -> None:
     parser.add_argument("trial", choices=("lm-order", "views", "epochs", "lm-words", "lm-weights"))
     parser.add_argument("--seed", type=int, default=0, help="The network seed of the stand-in run to read.")
     parser.add_argument("--scriptc", action="store_true", help="lm-words: read the scriptc run (not the stand-in).")
+    parser.add_argument("--alphas", type=float, nargs="+", default=ALPHAS, help="lm-weights: the n-gram weights.")
+    parser.add_argument("--betas", type=float, nargs="+", default=BETAS, help="lm-weights: the bonuses per character.")
+    parser.add_argument("--lms", nargs="+", default=("own", "words"), help="lm-weights: the n-grams (own, words).")
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     if args.trial == "lm-words":
         row = lm_words(args.seed, proxy=not args.scriptc)
     elif args.trial == "lm-weights":
-        row = lm_weights(args.seed)
+        row = lm_weights(args.seed, alphas=tuple(args.alphas), betas=tuple(args.betas), lm_names=tuple(args.lms))
     elif args.trial == "lm-order":
         row = lm_order()
     else:
