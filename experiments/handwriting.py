@@ -308,6 +308,38 @@ def _data_line(r: dict) -> str:
     )
 
 
+ADOPTED_LM = "-wordlm-lm1,5"  # how the adopted recipe's runs are read (item 13 of the notes)
+
+
+def _summary(latest: dict[str, dict], beam: str) -> list[str]:
+    """The adopted recipe (mixed) on scriptc, run by run: read with its own n-gram and with the adopted one."""
+    pairs = [(n, latest[n + ADOPTED_LM]) for n, r in latest.items()
+             if r.get("setup") == "mixed" and ADOPTED_LM not in n and n + ADOPTED_LM in latest]  # fmt: skip
+    if not pairs:
+        return []
+    out = [
+        "## Summary: the adopted recipe on scriptc",
+        "",
+        f"Held-out words in scriptc, beam {BEAM}: with each run's own character 4-gram on the training words (weight "
+        "and bonus chosen on validation words), and with the adopted n-gram (training words and English words, "
+        "weight 1 and bonus 5 chosen on the stand-in fonts; notes, item 13).",
+        "",
+        "| run | own 4-gram | adopted n-gram |",
+        "|---|---|---|",
+    ]
+    for kind, chosen in (("one network", [p for p in pairs if "ensemble" not in p[0]]),
+                         ("two networks", [p for p in pairs if "ensemble" in p[0]])):  # fmt: skip
+        for name, new in sorted(chosen, key=lambda p: p[0]):
+            out.append(
+                f"| {name} | {latest[name]['test'][beam + '_lm']['cer']:.1%} | {new['test'][beam + '_lm']['cer']:.1%} |"
+            )
+        if chosen:
+            old_mean = sum(latest[n]["test"][beam + "_lm"]["cer"] for n, _ in chosen) / len(chosen)
+            new_mean = sum(r["test"][beam + "_lm"]["cer"] for _, r in chosen) / len(chosen)
+            out.append(f"| **mean, {kind} ({len(chosen)})** | {old_mean:.2%} | **{new_mean:.2%}** |")
+    return out + [""]
+
+
 def write_doc() -> None:
     latest: dict[str, dict] = {}
     proxies: dict[str, dict] = {}
@@ -352,6 +384,7 @@ def write_doc() -> None:
         "```",
         "",
     ]
+    lines += _summary(latest, beam)
     for name, r in latest.items():
         t = r["test"]
         lines.append(
