@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from _results import write_keeping_notes
 
+from lstmkit.tasks import ctc
 from lstmkit.tasks.handwriting import (
     HandwritingConfig,
     HandwritingEnsemble,
@@ -246,10 +247,12 @@ def reread(setup: str, seeds: list[int], proxy: bool = False, combine: str = "pr
     row: dict = {**recipe(setup, proxy), "runs": [str(d) for d in dirs], "data": DATA, "lm": lm}
     if len(dirs) > 1:
         row.update(ensemble=seeds, combine=combine)
+    known: set[str] = set()
     if lm == "words":
         words, order, bits = word_lm()
         model.fit_lm(words, order)
         row["lm_words"] = {"words": len(words), "bits_per_char_on_validation_words": bits}
+        known = set(words)
     if weights is not None:
         model.lm_alpha, model.lm_beta = weights
         row["lm_tuning"] = {"alpha": weights[0], "beta": weights[1], "fixed": True}
@@ -260,6 +263,11 @@ def reread(setup: str, seeds: list[int], proxy: bool = False, combine: str = "pr
     for name, samples in tests.items():
         scores, rows = score_samples(model, samples, BEAM)
         row[name] = {"fonts": sorted({x.font for x in samples}), **scores}
+        if known:  # beam + n-gram on the test words the n-gram's word list holds, and on the others
+            for part, keep in (("in_word_list", True), ("not_in_word_list", False)):
+                chosen = [x for x in rows if (x["text"] in known) == keep]
+                truth, read = [x["text"] for x in chosen], [x[f"beam_{BEAM}_lm"] for x in chosen]
+                row[name][part] = {"n": len(chosen), "cer": ctc.cer(truth, read)}
         if name == next(iter(tests)):
             row["examples"] = rows[:12]
     row["seconds"] = round(time.perf_counter() - t0, 1)
