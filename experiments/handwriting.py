@@ -207,9 +207,9 @@ def external_words(min_count: int = 2) -> list[str]:
 
 def lm_ids(words: list[str]) -> np.ndarray:
     """The n-gram's training layout: 0, word, 0, word, ..., 0 (0 = start / end of a word)."""
-    out = [0]
+    alphabet, out = ctc.Alphabet("abcdefghijklmnopqrstuvwxyz"), [0]
     for w in words:
-        out += [ord(c) - ord("a") + 1 for c in w] + [0]
+        out += [*alphabet.encode(w), 0]
     return np.array(out, dtype=np.int64)
 
 
@@ -325,26 +325,31 @@ def _summary(latest: dict[str, dict], beam: str) -> list[str]:
              if r.get("setup") == "mixed" and ADOPTED_LM not in n and n + ADOPTED_LM in latest]  # fmt: skip
     if not pairs:
         return []
+    new = pairs[0][1]
     out = [
         "## Summary: the adopted recipe on scriptc",
         "",
-        f"Held-out words in scriptc, beam {BEAM}: with each run's own character 4-gram on the training words (weight "
-        "and bonus chosen on validation words), and with the adopted n-gram (training words and English words, "
-        "weight 1 and bonus 5 chosen on the stand-in fonts; notes, item 13).",
+        f"Held-out words in scriptc, beam {BEAM}: with each run's own character "
+        f"{latest[pairs[0][0]]['config']['lm_order']}-gram on the training words (weight and bonus chosen on "
+        f"validation words), and with the adopted {new['config']['lm_order']}-gram (training words and English "
+        f"words, weight {new['lm_tuning']['alpha']:g} and bonus {new['lm_tuning']['beta']:g} chosen on the stand-in "
+        "fonts; notes, item 13).",
         "",
-        "| run | own 4-gram | adopted n-gram |",
-        "|---|---|---|",
+        "| run | own n-gram | adopted n-gram | adopted: test words in its word list / not |",
+        "|---|---|---|---|",
     ]
-    for kind, chosen in (("one network", [p for p in pairs if "ensemble" not in p[0]]),
-                         ("two networks", [p for p in pairs if "ensemble" in p[0]])):  # fmt: skip
-        for name, new in sorted(chosen, key=lambda p: p[0]):
-            out.append(
-                f"| {name} | {latest[name]['test'][beam + '_lm']['cer']:.1%} | {new['test'][beam + '_lm']['cer']:.1%} |"
-            )
+    for kind, chosen in (("one network", [p for p in pairs if not p[1].get("ensemble")]),
+                         ("two networks", [p for p in pairs if p[1].get("ensemble")])):  # fmt: skip
+        for name, r in sorted(chosen, key=lambda p: p[0]):
+            t = r["test"]
+            split = (f"{t['in_word_list']['cer']:.1%} ({t['in_word_list']['n']}) / {t['not_in_word_list']['cer']:.1%} "
+                     f"({t['not_in_word_list']['n']})" if "in_word_list" in t else "")  # fmt: skip
+            out.append(f"| {name} | {latest[name]['test'][beam + '_lm']['cer']:.1%} | {t[beam + '_lm']['cer']:.1%} | "
+                       f"{split} |")  # fmt: skip
         if chosen:
             old_mean = sum(latest[n]["test"][beam + "_lm"]["cer"] for n, _ in chosen) / len(chosen)
             new_mean = sum(r["test"][beam + "_lm"]["cer"] for _, r in chosen) / len(chosen)
-            out.append(f"| **mean, {kind} ({len(chosen)})** | {old_mean:.2%} | **{new_mean:.2%}** |")
+            out.append(f"| **mean, {kind} ({len(chosen)})** | {old_mean:.2%} | **{new_mean:.2%}** | |")
     return out + [""]
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from handwriting import DATA, datasets, external_words, run_dir, word_lm
+from handwriting import DATA, bits_per_char, datasets, external_words, lm_ids, run_dir, word_lm
 
 from lstmkit.tasks import ctc
 from lstmkit.tasks.handwriting import HandwritingRecognizer
@@ -54,25 +54,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "handwriting_trials.json
 ALPHABET = ctc.Alphabet("abcdefghijklmnopqrstuvwxyz")
 
 
-def _ids(words: list[str]) -> np.ndarray:
-    """The n-gram's training layout: 0, word, 0, word, ..., 0 (0 = start / end of a word)."""
-    out = [0]
-    for w in words:
-        out += [*ALPHABET.encode(w), 0]
-    return np.array(out, dtype=np.int64)
-
-
 def lm_order(orders: range = range(2, 9)) -> dict:
     train, validation, _ = split_words(word_list(), DATA["test_words"], DATA["validation_words"], DATA["seed"])
     draws = [train[i] for i in np.random.default_rng(0).integers(len(train), size=DATA["n_train"])]
-    target = _ids(validation)
-    bits = {}
-    for order in orders:
-        lm = WittenBellLM(order, ALPHABET.num_classes).fit(_ids(draws))
-        padded = np.concatenate([np.zeros(order - 1, dtype=np.int64), target])
-        windows = np.lib.stride_tricks.sliding_window_view(padded, order)[1:]  # (N - 1, order): predict target[1:]
-        log_p = lm.log_probs(windows.reshape(-1)).reshape(-1, order)[:, -1]
-        bits[order] = round(float(-log_p.mean() / math.log(2)), 4)
+    bits = {order: round(bits_per_char(draws, order, validation), 4) for order in orders}
     return {"trial": "lm-order", "bits_per_char_on_validation_words": bits}
 
 
@@ -144,22 +129,21 @@ def epochs(seed: int, n: int = 400, beam: int = 16) -> dict:
     return row
 
 
-def lm_words(seed: int, proxy: bool, beam: int = 16) -> dict:
+def lm_words(seed: int, beam: int = 16) -> dict:
     """The mixed run of ``seed`` read with an n-gram fitted on its training words plus :func:`external_words`, its
     order chosen by bits per character on the validation words and its weight and bonus on 200 validation samples
-    (training fonts), as train_run does; then the test sets (stand-in fonts with ``proxy``, else scriptc) with beam
-    search and the new n-gram."""
+    (training fonts), as train_run does; then the stand-in test sets with beam search and the new n-gram."""
     train, validation, test = split_words(word_list(), DATA["test_words"], DATA["validation_words"], DATA["seed"])
     extra = external_words()
     words, order, bits = word_lm()
-    run = run_dir("mixed", seed, proxy=proxy)
+    run = run_dir("mixed", seed, proxy=True)
     model = HandwritingRecognizer.load(run)
     old = (model.config.lm_order, model.lm_alpha, model.lm_beta)
-    data, tests = datasets("mixed", proxy=proxy, n_train=0)
+    data, tests = datasets("mixed", proxy=True, n_train=0)
     model.fit_lm(words, order)
     val = data["validation"][:200]
     tuning = model.tune_lm([s.points for s in val], [s.text for s in val], beam_width=8)
-    row: dict = {"trial": "lm-words", "run": run.name, "proxy": proxy, "beam": beam,
+    row: dict = {"trial": "lm-words", "run": run.name, "proxy": True, "beam": beam,
                  "words": {"training": len(train), "external": len(extra), "together": len(words),
                            "test_words_in_list": round(float(np.mean([w in set(words) for w in test])), 4),
                            "validation_words_in_list": round(float(np.mean([w in set(words) for w in validation])), 4)},
@@ -186,11 +170,12 @@ def lm_weights(seed: int, n: int = 300, beam: int = 16, alphas: tuple[float, ...
     words, order, _ = word_lm()
     run = run_dir("mixed", seed, proxy=True)
     model = HandwritingRecognizer.load(run)
-    lms = {"own": model.lm, "words": WittenBellLM(order, ALPHABET.num_classes).fit(_ids(words))}
+    lms = {"own": model.lm, "words": WittenBellLM(order, ALPHABET.num_classes).fit(lm_ids(words))}
     lms = {k: v for k, v in lms.items() if k in lm_names}
     _, tests = datasets("mixed", proxy=True, n_train=0)
     row: dict = {"trial": "lm-weights", "run": run.name, "words": n, "beam": beam, "order_words": order,
-                 "tuned_on_validation": {"alpha": model.lm_alpha, "beta": model.lm_beta}, "cer": {}}  # fmt: skip
+                 "tuned_on_validation": {"alpha": model.lm_alpha, "beta": model.lm_beta},
+                 "alphas": list(alphas), "betas": list(betas), "lms": list(lms), "cer": {}}  # fmt: skip
     for name in ("proxy_italic", "proxy_calligraphic"):
         samples = tests[name][:n]
         texts, lps = [s.text for s in samples], model.log_probs([s.points for s in samples])
@@ -211,7 +196,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trial", choices=("lm-order", "views", "epochs", "lm-words", "lm-weights"))
     parser.add_argument("--seed", type=int, default=0, help="The network seed of the stand-in run to read.")
-    parser.add_argument("--scriptc", action="store_true", help="lm-words: read the scriptc run (not the stand-in).")
     parser.add_argument("--alphas", type=float, nargs="+", default=ALPHAS, help="lm-weights: the n-gram weights.")
     parser.add_argument("--betas", type=float, nargs="+", default=BETAS, help="lm-weights: the bonuses per character.")
     parser.add_argument("--lms", nargs="+", default=("own", "words"), help="lm-weights: the n-grams (own, words).")
@@ -219,7 +203,7 @@ def main() -> None:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     if args.trial == "lm-words":
-        row = lm_words(args.seed, proxy=not args.scriptc)
+        row = lm_words(args.seed)
     elif args.trial == "lm-weights":
         row = lm_weights(args.seed, alphas=tuple(args.alphas), betas=tuple(args.betas), lm_names=tuple(args.lms))
     elif args.trial == "lm-order":

@@ -29,6 +29,9 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     assert not out.exists()  # refused before training: nothing written
     lexicon.write_text("one\nnot\nonto\n")
     assert main(["handwriting", "train", "--data", str(data), "--out", str(out), *SMALL, "--lm-words", str(lexicon),
+                 "--lm-order", "0"]) == 2  # fmt: skip
+    assert "--lm-order 0 turns the n-gram off" in capsys.readouterr().err and not out.exists()
+    assert main(["handwriting", "train", "--data", str(data), "--out", str(out), *SMALL, "--lm-words", str(lexicon),
                  "--lm-order", "3", "--json"]) == 0  # fmt: skip
     result = json.loads(capsys.readouterr().out)
     assert {"greedy", "beam_2", "beam_2_lm"} <= set(result["test"]) and "test_seen_font" in result

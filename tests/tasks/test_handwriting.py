@@ -176,37 +176,52 @@ def test_mixed_words_borrow_letters_on_the_word_fonts_baseline_and_x_height():
         make_samples(["dial"], ("scripts",), 1, mix=1.5)
 
 
-def test_collapsing_loops_narrows_ascenders_and_descenders_and_leaves_the_body_alone():
+def test_collapsing_loops_narrows_ascenders_and_descenders_and_leaves_the_body_alone(monkeypatch):
+    from lstmkit.tasks import handwriting_data
     from lstmkit.tasks.handwriting_data import _x_band
 
     base, height = _x_band("scripts")
+    width = lambda x, y: np.ptp(x - np.polyval(np.polyfit(y, x, 1), y))  # noqa: E731  across the stem
     for char, zone in [("l", lambda y: y > base + 1.35 * height), ("g", lambda y: y < base - 0.35 * height)]:
         loop = render_word(char, "scripts")
         assert collapse_loops(loop, base, height, 1.0) is loop  # keep 1: as drawn
         flat = np.concatenate(collapse_loops(loop, base, height, 0.0))  # (M, 2), resampled densely
-        before = np.concatenate([s for s in loop])
         y, x = flat[zone(flat[:, 1]), 1], flat[zone(flat[:, 1]), 0]
         fit = np.polyfit(y, x, 1)
         wide = np.concatenate(collapse_loops(loop, base, height, 0.999))  # the same points, barely moved
         yw, xw = wide[zone(wide[:, 1]), 1], wide[zone(wide[:, 1]), 0]
-        width = lambda x, y: np.ptp(x - np.polyval(np.polyfit(y, x, 1), y))  # noqa: E731  across the stem
         assert width(xw, yw) > 10 and width(x, y) < 0.5  # the loop was open; beyond the ramp it is one line
-        assert np.ptp(flat[:, 1]) == pytest.approx(np.ptp(before[:, 1]))  # heights are kept
         assert abs(np.polyval(fit, base + 2 * height) - np.polyval(fit, base)) > 1 or char == "g"  # slant kept
         body = (flat[:, 1] > base) & (flat[:, 1] < base + height)  # the body: points stay on the drawn strokes
         dist = np.min(np.linalg.norm(flat[body, None, :] - _dense(loop)[None], axis=2), axis=1)
         assert dist.max() < 1.0
-    a = render_mixed("ax", "scripts", [], 0.0, np.random.default_rng(0), loops=0.0)  # no looped letter: as drawn
+    # f has both: each zone is narrowed toward its own stem
+    f = np.concatenate(collapse_loops(render_word("f", "scripts"), base, height, 0.0))
+    for zone in (lambda y: y > base + 1.35 * height, lambda y: y < base - 0.35 * height):
+        assert width(f[zone(f[:, 1]), 0], f[zone(f[:, 1]), 1]) < 0.5
+    for keep, message in [(-0.1, "between 0 and 1"), (1.5, "between 0 and 1")]:
+        with pytest.raises(ValueError, match=message):
+            collapse_loops(render_word("l", "scripts"), base, height, keep)
+    with pytest.raises(ValueError, match="positive distance"):
+        collapse_loops(render_word("l", "scripts"), base, 0.0, 0.5)
+    # in a word: only the looped letters change, and the l's ascender is one line
+    a = render_mixed("ax", "scripts", [], 0.0, np.random.default_rng(0), keep_loops=0.0)
     assert all(np.allclose(p, q) for p, q in zip(a, render_word("ax", "scripts"), strict=True))
-    rng = np.random.default_rng(0)
-    narrowed = render_mixed("al", "scripts", [], 0.0, rng, loops=0.0)
-    assert len(narrowed) == len(render_word("al", "scripts"))
+    word = np.concatenate(render_mixed("al", "scripts", [], 0.0, np.random.default_rng(0), keep_loops=0.0))
+    top = word[word[:, 1] > base + 1.35 * height]
+    assert width(top[:, 0], top[:, 1]) < 0.5
+    # make_samples: a share of words, each with its own keep in [0, 0.6]; none at loops=0 (and the same data)
+    calls: list[float] = []
+    real = handwriting_data.collapse_loops
+    monkeypatch.setattr(handwriting_data, "collapse_loops", lambda s, b, h, k: calls.append(k) or real(s, b, h, k))
     plain = make_samples(["hello"], ("scripts",), 3, seed=2)
-    assert all(np.array_equal(p.points, q.points) for p, q in zip(plain, make_samples(["hello"], ("scripts",), 3,
-                                                                   seed=2, loops=0.0), strict=True))  # fmt: skip
-    looped = make_samples(["hello"], ("scripts",), 3, seed=2, loops=1.0)
-    assert not any(p.points.shape == q.points.shape and np.allclose(p.points, q.points)
-                   for p, q in zip(plain, looped, strict=True))  # fmt: skip
+    again = make_samples(["hello"], ("scripts",), 3, seed=2, loops=0.0)
+    assert not calls and all(np.array_equal(p.points, q.points) for p, q in zip(plain, again, strict=True))
+    make_samples(["hello"], ("scripts",), 10, seed=2, loops=1.0)
+    assert len(calls) == 3 * 10 and all(0.0 <= k <= 0.6 for k in calls)  # h, l, l in every word
+    calls.clear()
+    make_samples(["hello"], ("scripts",), 40, seed=2, loops=0.5)
+    assert 3 * 8 <= len(calls) <= 3 * 32
     with pytest.raises(ValueError, match="loops is the share"):
         make_samples(["dial"], ("scripts",), 1, loops=-0.1)
 
@@ -324,6 +339,16 @@ def test_the_ngram_learns_from_more_words_and_can_be_refitted(tiny_data, tmp_pat
         HandwritingRecognizer(**TINY).fit(points, texts, lm_texts=["1st"])
     with pytest.raises(ValueError, match="lm_order is 0"):
         HandwritingRecognizer(**{**TINY, "lm_order": 0}).fit(points, texts, lm_texts=["ox"])
+    # the words are part of the run: resuming with other words is refused, with the same ones it goes on
+    from lstmkit.train import ResumeError
+
+    run = tmp_path / "words-run"
+    HandwritingRecognizer(**{**TINY, "epochs": 1}).fit(points, texts, run, lm_texts=["ox"])
+    with pytest.raises(ResumeError, match="lm_texts"):
+        HandwritingRecognizer(**{**TINY, "epochs": 1}).fit(points, texts, run, resume=True, lm_texts=["zoo"])
+    with pytest.raises(ResumeError, match="lm_texts"):
+        HandwritingRecognizer(**{**TINY, "epochs": 1}).fit(points, texts, run, resume=True)
+    HandwritingRecognizer(**{**TINY, "epochs": 1}).fit(points, texts, run, resume=True, lm_texts=["ox"])
 
 
 def test_exact_padding_trains_on_the_same_batches(tiny_data):

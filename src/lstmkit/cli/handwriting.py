@@ -19,8 +19,8 @@ handwriting_app = typer.Typer(help="Online handwriting recognition: pen strokes 
 app.add_typer(handwriting_app, name="handwriting")
 
 Beam = Annotated[int, typer.Option("--beam", help="Beam width (1: greedy, best path).")]
-UseLM = Annotated[bool, typer.Option("--lm", help="Beam search with the character n-gram fitted on the training "
-                                     "words.")]  # fmt: skip
+UseLM = Annotated[bool, typer.Option("--lm", help="Beam search with the run's character n-gram (fitted on its "
+                                     "training words and any --lm-words).")]  # fmt: skip
 LMWeight = Annotated[float | None, typer.Option("--lm-weight", help="With --lm: the n-gram's weight alpha (default: "
                                                "the one the run chose on its validation words).")]  # fmt: skip
 LMBonus = Annotated[float | None, typer.Option("--lm-bonus", help="With --lm: the bonus beta per character (default: "
@@ -77,8 +77,9 @@ def make_data(
                                            "heights (e.g. 0.05).")] = 0.0,  # fmt: skip
     mix: Annotated[float, typer.Option("--mix", help="Share of training words whose letters are partly borrowed "
                                        "from the other training fonts (e.g. 0.5).")] = 0.0,  # fmt: skip
-    loops: Annotated[float, typer.Option("--loops", help="Share of training words whose ascender and descender "
-                                         "loops are narrowed toward a plain stroke (e.g. 0.5).")] = 0.0,  # fmt: skip
+    loops: Annotated[float, typer.Option("--loops", help="Share of training and validation words whose ascenders "
+                                         "and descenders (loops in script fonts) are narrowed toward a plain stroke "
+                                         "(e.g. 0.5).")] = 0.0,  # fmt: skip
     seed: Seed = 0,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
@@ -124,9 +125,9 @@ def train(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     lr: Annotated[float, typer.Option("--lr")] = 1e-2,
     beam: Beam = 16,
-    lm_words: Annotated[Path | None, typer.Option("--lm-words", help="A word list (one per line, in the alphabet) "
-                                                  "the character n-gram also learns from, besides the training "
-                                                  "texts.")] = None,  # fmt: skip
+    lm_words: Annotated[Path | None, typer.Option("--lm-words", help="A word list (one per line, in the alphabet; "
+                                                  "each distinct word counts once) the character n-gram also learns "
+                                                  "from, besides the training texts.")] = None,  # fmt: skip
     lm_order: Annotated[int, typer.Option("--lm-order", help="Order of the character n-gram (0: none).")] = 4,
     seed: Seed = 0,
     resume: Resume = False,
@@ -140,6 +141,9 @@ def train(
     from ..train import CheckpointError, ResumeError
 
     try:
+        if lm_words is not None and lm_order == 0:
+            raise ValueError("--lm-words gives the n-gram more words but --lm-order 0 turns the n-gram off; set "
+                             "--lm-order 1 or more, or drop --lm-words.")  # fmt: skip
         cfg = HandwritingConfig(hidden_size=hidden_size, num_layers=layers, step=step, epochs=epochs,
                                 max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed,
                                 lm_order=lm_order, progress=not as_json)  # fmt: skip
@@ -181,6 +185,7 @@ def recognize(
     from ..tasks.handwriting_data import read_strokes
 
     try:
+        lm_args = _lm_args(lm, lm_weight, lm_bonus)
         model = _load(run_dir, with_runs, combine)
         trajectories = []
         for f in files:
@@ -188,7 +193,7 @@ def recognize(
                 trajectories.append(read_strokes(f, y_down=y_down))
             except ValueError as e:
                 raise ValueError(f"{f}: {e}") from e
-        outputs = model.recognize(trajectories, beam_width=beam, **_lm_args(lm, lm_weight, lm_bonus))
+        outputs = model.recognize(trajectories, beam_width=beam, **lm_args)
     except (*USER_ERRORS, TypeError) as e:
         fail(user_message(e))
     if as_json:

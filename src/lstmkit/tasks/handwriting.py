@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -214,11 +215,12 @@ class HandwritingRecognizer:
         the training texts and ``lm_texts`` (more words in the alphabet, e.g. a word list of the language; see
         :meth:`fit_lm`)."""
         cfg = self.config
+        extra = np.zeros(1, dtype=np.int64)  # the n-gram layout of lm_texts: just the leading 0 when there are none
         if lm_texts:
             if not cfg.lm_order:
                 raise ValueError("lm_texts were given but lm_order is 0 (no language model); set lm_order or leave "
                                  "lm_texts out.")  # fmt: skip
-            self._lm_ids(lm_texts, "lm_texts")  # a bad word list fails before training, not after
+            extra = self._lm_ids(lm_texts, "lm_texts")  # a bad word list fails before training, not after
         if len(trajectories) != len(texts):
             raise ValueError(f"{len(trajectories)} trajectories but {len(texts)} texts; give one text per trajectory.")
         if not texts:
@@ -240,8 +242,7 @@ class HandwritingRecognizer:
             ids = [0]
             for y in labels:
                 ids += [*y, 0]
-            extra = self._lm_ids(lm_texts, "lm_texts")[1:] if lm_texts else np.zeros(0, dtype=np.int64)
-            self.lm = WittenBellLM(cfg.lm_order, self.alphabet.num_classes).fit(np.concatenate([ids, extra]))
+            self.lm = WittenBellLM(cfg.lm_order, self.alphabet.num_classes).fit(np.concatenate([ids, extra[1:]]))
         self.net = HandwritingNet(self.alphabet.num_classes, cfg)
         data = _Batches(feats, labels, cfg.batch_size, cfg.seed)
         val = None
@@ -274,6 +275,8 @@ class HandwritingRecognizer:
                                 early_stopping_patience=cfg.epochs if keep_best else None, monitor="val_cer",
                                 max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        if lm_texts:  # a resumed run must fit its n-gram on the same words (ResumeError otherwise)
+            run_config["lm_texts"] = {"n": len(lm_texts), "sha256": hashlib.sha256(extra.tobytes()).hexdigest()}
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
                           run_config=run_config, kind=KIND)  # fmt: skip
         self.history_ = trainer.fit(data, val_data=val, resume=resume)
@@ -311,9 +314,9 @@ class HandwritingRecognizer:
 
         Args:
             beam_width: 1: greedy (best path); more: CTC prefix beam search.
-            use_lm: rank beams with the character n-gram fitted on the training texts (``alpha`` its weight,
-                ``beta`` the bonus per character, by default those :meth:`tune_lm` chose; see
-                :func:`lstmkit.tasks.ctc.beam_search`).
+            use_lm: rank beams with the character n-gram (fitted on the training texts and any ``lm_texts``, or
+                by :meth:`fit_lm`): ``alpha`` its weight, ``beta`` the bonus per character, by default those
+                :meth:`tune_lm` chose (see :func:`lstmkit.tasks.ctc.beam_search`).
         """
         if isinstance(trajectories, np.ndarray) and trajectories.ndim == 2:
             trajectories = [trajectories]
@@ -354,8 +357,9 @@ class HandwritingRecognizer:
     def fit_lm(self, texts: list[str], order: int | None = None) -> HandwritingRecognizer:
         """Fit the character n-gram that beam search reads (``use_lm``) on ``texts`` instead of the training texts:
         words (or lines) in the alphabet, each one's start and end marked. ``order``: the n-gram's order (default:
-        the config's ``lm_order``, which this updates, so :meth:`save` writes the new model). A word list of the
-        language gives the n-gram letter sequences the training words lack; call :meth:`tune_lm` afterwards, since
+        the config's ``lm_order``, which this updates, so a recogniser's :meth:`save` writes the new model; an
+        ensemble's n-gram lives only as long as the ensemble). A word list of the language gives the n-gram letter
+        sequences the training words lack; call :meth:`tune_lm` afterwards (or pass ``alpha`` and ``beta``), since
         the weight and bonus chosen for the old model may not suit the new one."""
         order = self.config.lm_order if order is None else order
         if order < 1:
@@ -418,7 +422,7 @@ class HandwritingRecognizer:
 
 class HandwritingEnsemble(HandwritingRecognizer):
     """Several trained recognisers read as one, with the same ``recognize``, ``evaluate`` and ``tune_lm`` (the
-    language model is the first member's n-gram).
+    language model is the first member's n-gram, until :meth:`fit_lm` gives the ensemble its own).
 
     ``combine="probs"``: the members' per-point class probabilities are averaged, then decoded like one model's.
     ``combine="sequences"``: each member proposes its own readings (its best path, or its beams with the language

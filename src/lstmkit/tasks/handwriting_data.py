@@ -311,7 +311,9 @@ def _x_band(font: str) -> tuple[float, float]:
 
 
 # Letters whose ascender or descender a cursive hand often writes as a loop (``t`` is left out: its crossbar is what
-# tells it from an unlooped ``l``, and narrowing the ascender would shorten the crossbar).
+# tells it from an unlooped ``l``, and narrowing the ascender would shorten the crossbar). They are narrowed in every
+# font: in print fonts that also pulls in what sticks out above or below the body (the hook of ``f``, the lower bowl
+# of a two-storey ``g``, serifs), which makes other shapes, not looped ones.
 LOOPED = frozenset("bdfhklgjpqyz")
 
 
@@ -335,7 +337,11 @@ def collapse_loops(strokes: list[np.ndarray], base: float, height: float, keep: 
     move toward the straight line that best fits the ascender (descender), so a slanted stem stays slanted; the pull
     grows over the first 0.35 x-heights so the body of the letter is untouched and nothing breaks at the seam.
     """
-    if keep >= 1.0 or not strokes:
+    if not 0.0 <= keep <= 1.0:
+        raise ValueError(f"keep is the share of a loop's width kept, between 0 and 1, not {keep}.")
+    if not height > 0:
+        raise ValueError(f"height is the letter's x-height, a positive distance, not {height}.")
+    if keep == 1.0 or not strokes:
         return strokes
     ramp = 0.35 * height
     zones = (  # how far into the ascender, then the descender, each point is (0 in the body, 1 beyond the ramp)
@@ -349,7 +355,8 @@ def collapse_loops(strokes: list[np.ndarray], base: float, height: float, keep: 
         if inside.sum() < 2:
             continue
         y, x = pts[inside, 1], pts[inside, 0]
-        tilt = np.polyfit(y, x, 1) if np.ptp(y) > 0 else np.array([0.0, x.mean()])  # the stem: x = tilt[0]*y + tilt[1]
+        # the stem: x = tilt[0] * y + tilt[1]; a zone too flat to show a direction is pulled toward its middle
+        tilt = np.polyfit(y, x, 1) if np.ptp(y) > 0.1 * height else np.array([0.0, x.mean()])
         for s in out:
             axis = tilt[0] * s[:, 1] + tilt[1]
             s[:, 0] -= depth(s[:, 1]) * (1 - keep) * (s[:, 0] - axis)
@@ -357,14 +364,14 @@ def collapse_loops(strokes: list[np.ndarray], base: float, height: float, keep: 
 
 
 def render_mixed(word: str, font: str, others: tuple[str, ...] | list[str], share: float,
-                 rng: np.random.Generator, loops: float = 1.0) -> list[np.ndarray]:  # fmt: skip
+                 rng: np.random.Generator, keep_loops: float = 1.0) -> list[np.ndarray]:  # fmt: skip
     """``word`` in ``font`` with about ``share`` of its letters written in a random font of ``others`` instead.
 
     Each borrowed letter is scaled to the word font's x-height and set on its baseline, so the word stays one line
     of one size: a writer whose letters take different forms from word to word (a looped or a plain ``l``, a
     rounded or an angular ``r``). Letter shapes combine freely this way, which whole-word rendering of a few fonts
-    never shows; a word written in one font is always the same sequence of shapes. ``loops``: the share of the
-    width kept of the ascender and descender loops of :data:`LOOPED` letters (see :func:`collapse_loops`).
+    never shows; a word written in one font is always the same sequence of shapes. ``keep_loops``: the share of the
+    width kept of the ascenders and descenders of :data:`LOOPED` letters (see :func:`collapse_loops`).
     """
     base, height = _x_band(font)
     out: list[np.ndarray] = []
@@ -373,8 +380,8 @@ def render_mixed(word: str, font: str, others: tuple[str, ...] | list[str], shar
         pick = others[int(rng.integers(len(others)))] if others and rng.random() < share else font
         strokes, advance = _glyph(char, pick)
         b, h = _x_band(pick)
-        if loops < 1.0 and char in LOOPED:
-            strokes = collapse_loops(strokes, b, h, loops)
+        if keep_loops < 1.0 and char in LOOPED:
+            strokes = collapse_loops(strokes, b, h, keep_loops)
         k = height / h if h > 0 else 1.0
         out += [np.column_stack([s[:, 0] * k + x, (s[:, 1] - b) * k + base]) for s in strokes]
         x += advance * k
@@ -484,7 +491,7 @@ def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, s
     the writer also doubles and breaks strokes (see :func:`_retrace`); ``distort``: elastic distortion of up to
     this many word heights (see :func:`_distort`); ``mix``: the share of words whose letters are partly (20-60 %)
     borrowed from the other fonts (see :func:`render_mixed`; their font reads ``"<font>+mixed"``); ``loops``: the
-    share of words whose ascender and descender loops are narrowed to 0-60 % of their width (see
+    share of words whose ascenders and descenders (loops in script fonts) are narrowed to 0-60 % of their width (see
     :func:`collapse_loops`)."""
     if not 0.0 <= mix <= 1.0:
         raise ValueError(f"mix is the share of words with letters from several fonts, between 0 and 1, not {mix}.")
@@ -505,10 +512,10 @@ def make_samples(words: list[str], fonts: tuple[str, ...] | list[str], n: int, s
         keep = rng.uniform(0.0, 0.6) if loops > 0 and rng.random() < loops else 1.0  # no draw at loops=0: same data
         if mix > 0 and len(fonts) > 1 and rng.random() < mix:
             others = [f for f in fonts if f != font]
-            strokes = render_mixed(word, font, others, rng.uniform(0.2, 0.6), rng, loops=keep)
+            strokes = render_mixed(word, font, others, rng.uniform(0.2, 0.6), rng, keep_loops=keep)
             font = f"{font}+mixed"
         elif keep < 1.0:
-            strokes = render_mixed(word, font, [], 0.0, rng, loops=keep)
+            strokes = render_mixed(word, font, [], 0.0, rng, keep_loops=keep)
         else:
             strokes = render_word(word, font)
         strokes = _distort(strokes, rng, distort) if distort > 0 else strokes
