@@ -321,16 +321,17 @@ ADOPTED_LM = "-wordlm-lm1,5"  # how the adopted recipe's runs are read (item 13 
 
 def _summary(latest: dict[str, dict], beam: str) -> list[str]:
     """The adopted recipe (mixed) on scriptc, run by run: read with its own n-gram and with the adopted one."""
-    pairs = [(n, latest[n + ADOPTED_LM]) for n, r in latest.items()
-             if r.get("setup") == "mixed" and ADOPTED_LM not in n and n + ADOPTED_LM in latest]  # fmt: skip
+    pairs = [(n.removesuffix(ADOPTED_LM), r) for n, r in latest.items()
+             if r.get("setup") == "mixed" and n.endswith(ADOPTED_LM)]  # fmt: skip
     if not pairs:
         return []
     new = pairs[0][1]
+    own_order = latest["mixed"]["config"]["lm_order"] if "mixed" in latest else new["config"]["lm_order"]
     out = [
         "## Summary: the adopted recipe on scriptc",
         "",
         f"Held-out words in scriptc, beam {BEAM}: with each run's own character "
-        f"{latest[pairs[0][0]]['config']['lm_order']}-gram on the training words (weight and bonus chosen on "
+        f"{own_order}-gram on the training words (weight and bonus chosen on "
         f"validation words), and with the adopted {new['config']['lm_order']}-gram (training words and English "
         f"words, weight {new['lm_tuning']['alpha']:g} and bonus {new['lm_tuning']['beta']:g} chosen on the stand-in "
         "fonts; notes, item 13).",
@@ -344,12 +345,14 @@ def _summary(latest: dict[str, dict], beam: str) -> list[str]:
             t = r["test"]
             split = (f"{t['in_word_list']['cer']:.1%} ({t['in_word_list']['n']}) / {t['not_in_word_list']['cer']:.1%} "
                      f"({t['not_in_word_list']['n']})" if "in_word_list" in t else "")  # fmt: skip
-            out.append(f"| {name} | {latest[name]['test'][beam + '_lm']['cer']:.1%} | {t[beam + '_lm']['cer']:.1%} | "
-                       f"{split} |")  # fmt: skip
+            own = f"{latest[name]['test'][beam + '_lm']['cer']:.1%}" if name in latest else "not read"
+            out.append(f"| {name} | {own} | {t[beam + '_lm']['cer']:.1%} | {split} |")
         if chosen:
-            old_mean = sum(latest[n]["test"][beam + "_lm"]["cer"] for n, _ in chosen) / len(chosen)
+            both = [n for n, _ in chosen if n in latest]
+            old_mean = sum(latest[n]["test"][beam + "_lm"]["cer"] for n in both) / max(len(both), 1)
             new_mean = sum(r["test"][beam + "_lm"]["cer"] for _, r in chosen) / len(chosen)
-            out.append(f"| **mean, {kind} ({len(chosen)})** | {old_mean:.2%} | **{new_mean:.2%}** | |")
+            old = f"{old_mean:.2%}" + ("" if len(both) == len(chosen) else f" (of {len(both)})")
+            out.append(f"| **mean, {kind} ({len(chosen)})** | {old} | **{new_mean:.2%}** | |")
     return out + [""]
 
 
