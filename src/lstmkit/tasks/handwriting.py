@@ -162,6 +162,14 @@ class _Batches:
             yield x, lengths, targets, target_lengths
 
 
+def _ngram_ids(labels: list[list[int]]) -> np.ndarray:
+    """The n-gram's training layout of label sequences: 0, labels, 0, labels, ..., 0 (0 marks each start and end)."""
+    ids = [0]
+    for y in labels:
+        ids += [*y, 0]
+    return np.array(ids, dtype=np.int64)
+
+
 def _lm_tensors(lm: WittenBellLM) -> dict[str, Tensor]:
     out = {}
     for k, o in enumerate(lm.orders, start=1):
@@ -239,10 +247,8 @@ class HandwritingRecognizer:
             if not feats:
                 raise ValueError("No training trajectory has enough points for its text; lower step.")
         if cfg.lm_order:
-            ids = [0]
-            for y in labels:
-                ids += [*y, 0]
-            self.lm = WittenBellLM(cfg.lm_order, self.alphabet.num_classes).fit(np.concatenate([ids, extra[1:]]))
+            ids = np.concatenate([_ngram_ids(labels), extra[1:]])  # the training texts, then lm_texts
+            self.lm = WittenBellLM(cfg.lm_order, self.alphabet.num_classes).fit(ids)
         self.net = HandwritingNet(self.alphabet.num_classes, cfg)
         data = _Batches(feats, labels, cfg.batch_size, cfg.seed)
         val = None
@@ -343,16 +349,16 @@ class HandwritingRecognizer:
         return self.alphabet.decode(labels)  # type: ignore[arg-type]
 
     def _lm_ids(self, texts: list[str], what: str = "texts") -> np.ndarray:
-        """The n-gram's training layout: 0, text, 0, text, ..., 0 (0 marks the start and end of each text)."""
-        ids = [0]
+        """:func:`_ngram_ids` of texts, each checked: not empty, in the alphabet (``what`` names them in errors)."""
+        labels = []
         for i, t in enumerate(texts):
             if not t:
                 raise ValueError(f"{what}[{i}] is empty; the language model reads words in the alphabet.")
             try:
-                ids += [*self.alphabet.encode(t), 0]
+                labels.append(self.alphabet.encode(t))
             except ValueError as e:
                 raise ValueError(f"{what}[{i}]: {e}") from e
-        return np.array(ids, dtype=np.int64)
+        return _ngram_ids(labels)
 
     def fit_lm(self, texts: list[str], order: int | None = None) -> HandwritingRecognizer:
         """Fit the character n-gram that beam search reads (``use_lm``) on ``texts`` instead of the training texts:
