@@ -32,11 +32,11 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
                  "--lm-order", "0"]) == 2  # fmt: skip
     assert "--lm-order 0 turns the n-gram off" in capsys.readouterr().err and not out.exists()
     assert main(["handwriting", "train", "--data", str(data), "--out", str(out), *SMALL, "--lm-words", str(lexicon),
-                 "--lm-order", "3", "--json"]) == 0  # fmt: skip
+                 "--lm-order", "3", "--overlap", "0.1", "--json"]) == 0  # fmt: skip
     result = json.loads(capsys.readouterr().out)
     assert {"greedy", "beam_2", "beam_2_lm"} <= set(result["test"]) and "test_seen_font" in result
-    assert result["lm_extra_words"] == 3 and json.loads((out / "config.json").read_text())["config"]["handwriting"][
-        "lm_order"] == 3  # fmt: skip
+    saved = json.loads((out / "config.json").read_text())["config"]["handwriting"]
+    assert result["lm_extra_words"] == 3 and saved["lm_order"] == 3 and saved["overlap"] == 0.1
     assert (out / "samples.png").exists() and (out / "report.html").exists()
 
     sample = load_dataset(data)["test"][0]
@@ -98,6 +98,9 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     assert "No run directory" in capsys.readouterr().err
     assert main(["handwriting", "train", "--data", str(data), "--out", str(tmp_path / "x"), "--step", "0"]) == 2
     assert "step must be positive" in capsys.readouterr().err
+    assert main(["handwriting", "train", "--data", str(data), "--out", str(tmp_path / "x"), "--overlap", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "overlap is a distance in ink heights" in err and "Traceback" not in err and not (tmp_path / "x").exists()
     for option, message in [(["--fonts", "scripts,comic"], "Unknown Hershey font 'comic'"),
                             (["--fonts", "scripts,scriptc"], "include the held-out font"),
                             (["--fonts", " , "], "--fonts names no font"), (["--mix", "2"], "between 0 and 1"),

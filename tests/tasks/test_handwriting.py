@@ -22,6 +22,7 @@ from lstmkit.tasks.handwriting_data import (
     StrokeError,
     check_points,
     collapse_loops,
+    drop_overlapping,
     features,
     load_dataset,
     make_dataset,
@@ -119,6 +120,43 @@ def test_features_ignore_position_scale_and_writing_speed():
 def test_the_step_sets_the_number_of_points():
     word = make_samples(["minimum"], ("scripts",), 1, seed=0)[0].points
     assert 1.8 < len(features(word, step=0.1)) / len(features(word, step=0.2)) < 2.2
+
+
+def test_strokes_over_earlier_ink_are_dropped_and_the_rest_kept():
+    up = np.c_[np.zeros(21), np.linspace(0, 1, 21)]  # (21, 2) a stem
+    beside = up + [0.04, 0.0]  # the stem's second line, as a complex font draws a thick stroke
+    bar = np.array([[-0.3, 0.7], [0.3, 0.7]])  # a t's bar: crosses the stem
+    joined = np.c_[np.linspace(0, 0.5, 11), np.zeros(11)]  # the next letter, starting where the stem starts
+    far = beside + [0.5, 0.0]  # a second stem elsewhere
+    kept = drop_overlapping([up, beside, bar, joined, far], radius=0.1)
+    assert [k.tolist() for k in kept] == [s.tolist() for s in (up, bar, joined, far)]
+    assert len(drop_overlapping([up, beside], radius=0.03)) == 2  # the lines are 0.04 apart: both stay
+    assert len(drop_overlapping([up, beside], radius=0.0)) == 2  # 0: every stroke kept
+    half = up[:11] + [0.04, 0.0]  # a retraced half stem lies wholly on the stem...
+    assert len(drop_overlapping([up, half], radius=0.1)) == 1
+    # ...while a stroke with only a share of its length on earlier ink under cover stays
+    longer = np.r_[half, np.c_[np.linspace(0.1, 1.0, 10), np.full(10, 0.5)]]
+    assert len(drop_overlapping([up, longer], radius=0.1)) == 2
+    assert len(drop_overlapping([up, longer], radius=0.1, cover=0.3)) == 1
+    with pytest.raises(ValueError, match=r"cover is a share of a stroke's length, in \(0, 1\], not 0"):
+        drop_overlapping([up, beside], radius=0.1, cover=0)
+
+
+def test_features_can_drop_doubled_lines_and_leave_single_line_fonts_alone():
+    def trajectory(strokes):
+        return np.concatenate([np.c_[s, np.r_[np.zeros(len(s) - 1), 1.0]] for s in strokes])  # (N, 3)
+
+    single = trajectory(render_word("little", "scripts"))  # one line per stroke: nothing to drop
+    np.testing.assert_array_equal(features(single, 0.3, overlap=0.1), features(single, 0.3))
+    thick = render_word("little", "scriptc")  # stems drawn with two lines
+    lifts = lambda f: int(f[:, 3].sum())  # noqa: E731
+    assert lifts(features(trajectory(thick), 0.3, overlap=0.1)) < lifts(features(trajectory(thick), 0.3)) == len(thick)
+    # every stroke written twice, the copy 0.02 ink heights away: dropping reads it as written once
+    strokes = render_word("minimum", "scripts")
+    height = np.ptp(np.concatenate(strokes)[:, 1])
+    twice = [t for s in strokes for t in (s, s + [0.0, 0.02 * height])]
+    np.testing.assert_allclose(features(trajectory(twice), 0.3, overlap=0.1), features(trajectory(strokes), 0.3),
+                               atol=0.05)  # fmt: skip
 
 
 # ---- synthetic data ---------------------------------------------------------------------------------------------
@@ -398,6 +436,8 @@ def test_recogniser_errors_say_what_to_do(tiny_data):
         HandwritingRecognizer(**TINY).fit([train[0].points, [[0, 0, 1]]], ["on", "no"])
     with pytest.raises(ValueError, match="step must be positive"):
         HandwritingConfig(step=0)
+    with pytest.raises(ValueError, match="overlap is a distance in ink heights, at least 0"):
+        HandwritingConfig(overlap=-0.1)
     with pytest.raises(ValueError, match=r"output_dropout must lie in \[0, 1\), got 1.0"):
         HandwritingConfig(output_dropout=1.0)
     with pytest.raises(ValueError, match="expected one of 'raise', 'skip', 'rollback'"):
@@ -450,8 +490,16 @@ def test_an_ensemble_averages_its_members_probabilities(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="combine must be 'probs'"):
         HandwritingEnsemble([a, b], combine="votes")
     coarse = HandwritingRecognizer(**{**TINY, "epochs": 1, "step": 0.6}).fit(*args)
-    with pytest.raises(ValueError, match="must share both"):
+    with pytest.raises(ValueError, match="must share all three"):
         HandwritingEnsemble([a, coarse])
+    # a recogniser that drops strokes over earlier ink reads (and saves) that way
+    thin = HandwritingRecognizer(**{**TINY, "epochs": 1, "overlap": 0.1}).fit(*args)
+    thick = np.concatenate([np.c_[s, np.r_[np.zeros(len(s) - 1), 1.0]] for s in render_word("little", "scriptc")])
+    assert len(thin.log_probs([thick])[0]) == len(features(thick, thin.config.step, 0.1)) < len(a.log_probs([thick])[0])
+    thin.save(tmp_path / "thin")
+    assert HandwritingRecognizer.load(tmp_path / "thin").config.overlap == 0.1
+    with pytest.raises(ValueError, match="with overlap 0.1, member 0 .* with overlap 0.0"):
+        HandwritingEnsemble([a, thin])
     with pytest.raises(ValueError, match="at least two"):
         HandwritingEnsemble([a])
     with pytest.raises(TypeError, match="save its members"):

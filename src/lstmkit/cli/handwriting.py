@@ -120,6 +120,9 @@ def train(
     hidden_size: Annotated[int, typer.Option("--hidden-size", help="LSTM units per direction.")] = 192,
     layers: Annotated[int, typer.Option("--layers")] = 1,
     step: Annotated[float, typer.Option("--step", help="Resampling distance in ink heights.")] = 0.3,
+    overlap: Annotated[float, typer.Option("--overlap", help="Drop strokes that go over earlier ink within this "
+                                           "many ink heights (retraced lines, the extra lines of thick strokes); "
+                                           "0 keeps every stroke.")] = 0.0,  # fmt: skip
     epochs: Annotated[int, typer.Option("--epochs")] = 10,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Stop training after this long.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
@@ -144,7 +147,7 @@ def train(
         if lm_words is not None and lm_order == 0:
             raise ValueError("--lm-words gives the n-gram more words but --lm-order 0 turns the n-gram off; set "
                              "--lm-order 1 or more, or drop --lm-words.")  # fmt: skip
-        cfg = HandwritingConfig(hidden_size=hidden_size, num_layers=layers, step=step, epochs=epochs,
+        cfg = HandwritingConfig(hidden_size=hidden_size, num_layers=layers, step=step, overlap=overlap, epochs=epochs,
                                 max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed,
                                 lm_order=lm_order, progress=not as_json)  # fmt: skip
         extra_words = read_words(lm_words, cfg.alphabet) if lm_words is not None else None

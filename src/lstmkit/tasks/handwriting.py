@@ -57,6 +57,10 @@ class HandwritingConfig(StrictConfig):
 
     alphabet: str = "abcdefghijklmnopqrstuvwxyz"  # the characters it can write out; texts outside it are an error
     step: float = 0.3  # resampling distance in ink heights: about 10-15 points per letter
+    # Strokes that go over ink already written, within this many ink heights, are dropped before resampling (a
+    # retraced line, the extra lines of a thick stroke in a "complex" font: handwriting_data.drop_overlapping);
+    # 0 keeps every stroke. Measured in docs/results/handwriting.md (setup mixed-overlap).
+    overlap: float = 0.0
     # One bidirectional layer, as in Graves et al. (2009): in trials on the Hershey words, stacks of 2-3 layers of 128
     # at lr 3e-3 sat on CTC's early plateau (greedy output mostly blank) for over 500 steps; one layer of 192 at
     # lr 1e-2, batch 16, left it after about 400 steps.
@@ -92,6 +96,9 @@ class HandwritingConfig(StrictConfig):
                 raise ValueError(f"HandwritingConfig.{name} must be at least 1, got {getattr(self, name)}.")
         if not self.step > 0:
             raise ValueError(f"HandwritingConfig.step must be positive (a distance in ink heights), got {self.step}.")
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"HandwritingConfig.overlap is a distance in ink heights, at least 0 (0: keep every "
+                             f"stroke) and under 1, got {self.overlap}.")  # fmt: skip
         for name in ("dropout", "output_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"HandwritingConfig.{name} must lie in [0, 1), got {getattr(self, name)}.")
@@ -204,7 +211,7 @@ class HandwritingRecognizer:
         out = []
         for i, points in enumerate(trajectories):
             try:
-                out.append(features(points, self.config.step))
+                out.append(features(points, self.config.step, self.config.overlap))
             except StrokeError as e:
                 if len(trajectories) == 1:
                     raise
@@ -459,11 +466,13 @@ class HandwritingEnsemble(HandwritingRecognizer):
         first = members[0]
         for i, m in enumerate(members[1:], start=1):
             m._check()
-            if m.config.alphabet != first.config.alphabet or m.config.step != first.config.step:
+            mine = (m.config.alphabet, m.config.step, m.config.overlap)
+            if mine != (first.config.alphabet, first.config.step, first.config.overlap):
                 raise ValueError(
-                    f"Member {i} reads alphabet {m.config.alphabet!r} at step {m.config.step}, member 0 "
-                    f"{first.config.alphabet!r} at step {first.config.step}; an ensemble's members must share both "
-                    "(train them with the same alphabet and --step)."
+                    f"Member {i} reads alphabet {m.config.alphabet!r} at step {m.config.step} with overlap "
+                    f"{m.config.overlap}, member 0 {first.config.alphabet!r} at step {first.config.step} with "
+                    f"overlap {first.config.overlap}; an ensemble's members must share all three (train them with "
+                    "the same alphabet, --step and --overlap)."
                 )
         super().__init__(first.config)
         self.members = list(members)
