@@ -394,6 +394,9 @@ def write_doc() -> None:
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-swa --proxy [--seed 1]",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-loops --proxy [--seed 1]",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-drop --proxy [--seed 1]",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-overlap --proxy [--seed 1]",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed-overlap --proxy [--seed 1] "
+        "--lm words --lm-weights 1 5",
         "# the finished runs read again: an n-gram with English words, its weight and bonus chosen on the stand-ins",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy [--seed 1|2|3] --lm words "
         "--lm-weights 1 5",
@@ -484,7 +487,14 @@ def write_doc() -> None:
                 else "the epoch with the lowest validation CER kept"
             )
             lines += [
-                f"- Features: equal arc length every {c['step']} ink heights, (dx, dy, y, pen_up) per point. Network: "
+                f"- Features: equal arc length every {c['step']} ink heights, (dx, dy, y, pen_up) per point"
+                + (
+                    f"; strokes with 80 % of their length within {c['overlap']} ink heights of earlier ink dropped "
+                    "(`overlap`)"
+                    if c.get("overlap")
+                    else ""
+                )  # fmt: skip
+                + ". Network: "
                 f"bidirectional LSTM, {c['num_layers']} layer(s) x {c['hidden_size']} units per direction, linear to "
                 f"27 classes (blank + a-z), CTC, seed {c['seed']}. Adam lr {c['lr']}, cosine, batch "
                 f"{c['batch_size']}, clip {c['clip_grad_norm']}; {r['epochs_run']} epoch(s) (budget "
