@@ -64,6 +64,24 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     assert [o["text"] for o in json.loads(capsys.readouterr().out)] == expected
     assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--lm-weight", "1"]) == 2
     assert "add --lm to use it" in capsys.readouterr().err
+    # a character LSTM run read in place of the n-gram: the same as set_char_lm in Python
+    from lstmkit.tasks.language import LanguageModel
+
+    lstm = LanguageModel(level="char", embedding_size=8, hidden_size=16, num_layers=1, bptt=8, batch_size=4, epochs=1,
+                         val_fraction=0.0, test_fraction=0.0, progress=False)  # fmt: skip
+    lstm.fit("\n".join(["on", "no", "in", "an"] * 8 + ["the quick brown fox jumps over a lazy dog"]) + "\n")
+    lstm.save(tmp_path / "lstm")
+    assert main(["handwriting", "recognize", str(out), *files, "--beam", "4", "--lm", "--lm-run",
+                 str(tmp_path / "lstm"), "--lm-weight", "2", "--lm-bonus", "0", "--json"]) == 0  # fmt: skip
+    expected = HandwritingRecognizer.load(out).set_char_lm(LanguageModel.load(tmp_path / "lstm")).recognize(
+        [read_strokes(f) for f in files], beam_width=4, use_lm=True, alpha=2.0, beta=0.0)  # fmt: skip
+    assert [o["text"] for o in json.loads(capsys.readouterr().out)] == expected
+    assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--lm-run", str(tmp_path / "lstm")]) == 2
+    assert "--lm-run gives beam search a character language model; add --lm" in capsys.readouterr().err
+    assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--beam", "4", "--lm", "--lm-run",
+                 str(tmp_path / "nope")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "nope" in err and "Traceback" not in err
     assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--json"]) == 0
     alone = json.loads(capsys.readouterr().out)
     assert alone["n"] == 4

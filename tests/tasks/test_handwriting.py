@@ -339,6 +339,41 @@ def test_fit_lowers_the_ctc_loss_and_save_load_is_exact(tiny_data, tmp_path):
     assert set(scores) == {"cer", "wer", "n"} and scores["n"] == 8
 
 
+def _char_lm(text: str):
+    from lstmkit.tasks.language import LanguageModel
+
+    return LanguageModel(level="char", embedding_size=8, hidden_size=16, num_layers=1, bptt=8, batch_size=4, epochs=2,
+                         val_fraction=0.0, test_fraction=0.0, progress=False).fit(text)  # fmt: skip
+
+
+def test_a_character_lstm_can_take_the_ngrams_place(tiny_data):
+    from lstmkit.tasks.language import LanguageModel
+
+    train, val = tiny_data
+    points, texts = [s.points for s in train[:8]], [s.text for s in train[:8]]
+    model = HandwritingRecognizer(**{**TINY, "epochs": 1, "lm_order": 0}).fit(points, texts)
+    words = "\n".join(["on", "no", "in", "an"] * 8 + ["the quick brown fox jumps over a lazy dog"]) + "\n"
+    lstm = _char_lm(words)
+    with pytest.raises(ValueError, match="no language model"):  # no n-gram and no LSTM yet
+        model.recognize([s.points for s in val], beam_width=4, use_lm=True)
+    val_points = [s.points for s in val]
+    read = model.set_char_lm(lstm).recognize(val_points, beam_width=4, use_lm=True, alpha=2.0, beta=0.5)
+    hook = ctc.char_lm_hook(lstm, model.alphabet, end="\n")
+    lps = model.log_probs(val_points)
+    by_hand = [model.alphabet.decode(ctc.beam_search(lp, 4, lm=hook, alpha=2.0, beta=0.5)) for lp in lps]
+    assert read == by_hand
+    assert read != model.recognize(val_points, beam_width=4)  # the LSTM changes what is read
+    tuned = model.tune_lm(val_points, [s.text for s in val], beam_width=2, alphas=(0.5, 2.0), betas=(0.0,))
+    assert tuned["alpha"] in (0.5, 2.0)
+    assert model.set_char_lm(None).char_lm is None
+    with pytest.raises(ValueError, match=r"never saw 'c', 'k', 'q', 'x', 'z'"):  # letters the recogniser writes
+        model.set_char_lm(_char_lm("\n".join(["on", "no", "in", "an"] * 40 + ["the brown fo jumps over a lay dog"])))
+    with pytest.raises(ValueError, match="needs a character-level language model; this one is word-level"):
+        word_level = LanguageModel(level="word", embedding_size=8, hidden_size=8, num_layers=1, bptt=4, batch_size=2,
+                                   epochs=1, progress=False)  # fmt: skip
+        model.set_char_lm(word_level.fit(" ".join(["on no in an"] * 30)))
+
+
 def _same_lm(a, b) -> bool:
     names = ("ngrams", "ngram_counts", "contexts", "context_counts", "context_types")
     return a.order == b.order and all(

@@ -31,6 +31,9 @@ TestSamples = Annotated[int, typer.Option("--test-samples", help="Written test w
 
 With = Annotated[list[Path] | None, typer.Option("--with", help="Another run directory to read together with "
                                                  "RUN_DIR (repeat it).")]  # fmt: skip
+LMRun = Annotated[Path | None, typer.Option("--lm-run", help="With --lm: a character language model run (`lstmkit "
+                                            "text train --level char` on words one per line) read in place of the "
+                                            "n-gram.")]  # fmt: skip
 Combine = Annotated[str | None, typer.Option("--combine", help="With --with: 'probs' averages the runs' probabilities "
                                              "per point (the default); 'sequences' lets each run propose readings "
                                              "and all of them score every proposal.")]  # fmt: skip
@@ -47,11 +50,22 @@ def _load(run_dir: Path, others: list[Path] | None, combine: str | None = None) 
     return HandwritingEnsemble.load([run_dir, *others], combine=combine or "probs")  # type: ignore[arg-type]
 
 
-def _lm_args(lm: bool, weight: float | None, bonus: float | None) -> dict:
-    """recognize()'s language-model keywords from the options (weight and bonus only mean something with --lm)."""
+def _lm_args(lm: bool, weight: float | None, bonus: float | None, lm_run: Path | None = None) -> dict:
+    """recognize()'s language-model keywords from the options (weight, bonus and --lm-run only mean something with
+    --lm)."""
     if not lm and (weight is not None or bonus is not None):
         raise ValueError("--lm-weight and --lm-bonus set how beam search weighs the n-gram; add --lm to use it.")
+    if not lm and lm_run is not None:
+        raise ValueError("--lm-run gives beam search a character language model; add --lm to use it.")
     return {"use_lm": lm, "alpha": weight, "beta": bonus}
+
+
+def _char_lm(model: HandwritingRecognizer, lm_run: Path | None) -> None:
+    """With ``--lm-run``: beam search with ``--lm`` reads that character language model instead of the n-gram."""
+    if lm_run is not None:
+        from ..tasks.language import LanguageModel
+
+        model.set_char_lm(LanguageModel.load(lm_run))
 
 
 def _summary(dataset: dict) -> dict:
@@ -178,6 +192,7 @@ def recognize(
     lm: UseLM = False,
     lm_weight: LMWeight = None,
     lm_bonus: LMBonus = None,
+    lm_run: LMRun = None,
     y_down: Annotated[bool, typer.Option("--y-down", help="The files use screen coordinates (y grows "
                                          "downward).")] = False,  # fmt: skip
     with_runs: With = None,
@@ -188,8 +203,9 @@ def recognize(
     from ..tasks.handwriting_data import read_strokes
 
     try:
-        lm_args = _lm_args(lm, lm_weight, lm_bonus)
+        lm_args = _lm_args(lm, lm_weight, lm_bonus, lm_run)
         model = _load(run_dir, with_runs, combine)
+        _char_lm(model, lm_run)
         trajectories = []
         for f in files:
             try:
@@ -214,6 +230,7 @@ def evaluate(
     lm: UseLM = False,
     lm_weight: LMWeight = None,
     lm_bonus: LMBonus = None,
+    lm_run: LMRun = None,
     with_runs: With = None,
     combine: Combine = None,
     as_json: AsJson = False,
@@ -222,8 +239,9 @@ def evaluate(
     from ..tasks.handwriting_data import load_dataset
 
     try:
-        lm_args = _lm_args(lm, lm_weight, lm_bonus)
+        lm_args = _lm_args(lm, lm_weight, lm_bonus, lm_run)
         model = _load(run_dir, with_runs, combine)
+        _char_lm(model, lm_run)
         dataset = load_dataset(data)
         if split not in dataset:
             raise KeyError(f"{data} has no split {split!r}; it has {', '.join(sorted(dataset))}.")

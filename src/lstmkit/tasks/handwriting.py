@@ -202,6 +202,8 @@ class HandwritingRecognizer:
         self.alphabet = ctc.Alphabet(self.config.alphabet)
         self.net: HandwritingNet | None = None
         self.lm: WittenBellLM | None = None
+        # a character LanguageModel that beam search with use_lm reads instead of the n-gram (set_char_lm)
+        self.char_lm: Any = None
         # beam search with the language model: its weight and the bonus per character (tune_lm sets them)
         self.lm_alpha, self.lm_beta = 0.5, 1.0
         self.history_: list[dict[str, Any]] = []
@@ -328,8 +330,9 @@ class HandwritingRecognizer:
         Args:
             beam_width: 1: greedy (best path); more: CTC prefix beam search.
             use_lm: rank beams with the character n-gram (fitted on the training texts and any ``lm_texts``, or
-                by :meth:`fit_lm`): ``alpha`` its weight, ``beta`` the bonus per character, by default those
-                :meth:`tune_lm` chose (see :func:`lstmkit.tasks.ctc.beam_search`).
+                by :meth:`fit_lm`), or with the character LSTM given to :meth:`set_char_lm`: ``alpha`` its
+                weight, ``beta`` the bonus per character, by default those :meth:`tune_lm` chose (see
+                :func:`lstmkit.tasks.ctc.beam_search`).
         """
         if isinstance(trajectories, np.ndarray) and trajectories.ndim == 2:
             trajectories = [trajectories]
@@ -337,9 +340,7 @@ class HandwritingRecognizer:
             raise ValueError(f"beam_width must be at least 1, got {beam_width}.")
         hook = None
         if use_lm:
-            if self.lm is None:
-                raise ValueError("This recogniser has no language model (lm_order=0); recognise without use_lm.")
-            hook = ctc.ngram_hook(self.lm)
+            hook = self._lm_hook("recognise without use_lm")
             beam_width = max(beam_width, 2)
         alpha = self.lm_alpha if alpha is None else alpha
         beta = self.lm_beta if beta is None else beta
@@ -348,6 +349,35 @@ class HandwritingRecognizer:
     def _readings(self, trajectories: list[np.ndarray]) -> list[np.ndarray]:
         """What :meth:`_decode` decodes, one per trajectory: here its (T, C) log-probabilities."""
         return self.log_probs(trajectories)
+
+    def _lm_hook(self, instead: str) -> ctc.LMHook:
+        """What beam search with the language model reads: the character LSTM if one is set, else the n-gram (a
+        fresh hook: the LSTM's cache of prefix states lives as long as it). ``instead``: the way out, if neither."""
+        if self.char_lm is not None:
+            return ctc.char_lm_hook(self.char_lm, self.alphabet, end="\n")
+        if self.lm is None:
+            raise ValueError(f"This recogniser has no language model (lm_order=0 and no set_char_lm); {instead}.")
+        return ctc.ngram_hook(self.lm)
+
+    def set_char_lm(self, model: Any) -> HandwritingRecognizer:
+        """Beam search with ``use_lm`` (and :meth:`tune_lm`) reads ``model``, a character-level
+        :class:`lstmkit.LanguageModel` trained on words one per line (its ``"\\n"`` starts and ends a word), instead
+        of the n-gram; ``None`` goes back to the n-gram. The model is not saved with the recogniser (it is a run
+        of its own); choose its weight and bonus with :meth:`tune_lm` or pass ``alpha`` and ``beta``."""
+        if model is not None:
+            net, tok = model._check()
+            level = getattr(tok, "level", None)
+            if level != "character":
+                raise ValueError(f"set_char_lm needs a character-level language model; this one is {level}-level "
+                                 "(train one with `lstmkit text train --level char`).")  # fmt: skip
+            known = set(tok.stoi)  # type: ignore[attr-defined]
+            missing = [c for c in [*self.alphabet.chars, "\n"] if c not in known]
+            if missing:
+                raise ValueError(f"The language model never saw {', '.join(map(repr, missing))}, which the "
+                                 "recogniser needs (its alphabet, and '\\n' for the start and end of a word); train it "
+                                 "on text with one word per line.")  # fmt: skip
+        self.char_lm = model
+        return self
 
     def _decode(self, lp: np.ndarray, beam_width: int, hook: ctc.LMHook | None, alpha: float, beta: float) -> str:
         if beam_width == 1:
@@ -389,9 +419,7 @@ class HandwritingRecognizer:
                 ) -> dict[str, float]:  # fmt: skip
         """Choose the language model's weight and character bonus by CER on held-out (validation) data; keeps them
         for :meth:`recognize` and returns ``{"alpha", "beta", "cer"}``."""
-        if self.lm is None:
-            raise ValueError("This recogniser has no language model (lm_order=0); there is nothing to tune.")
-        hook, lps = ctc.ngram_hook(self.lm), self._readings(trajectories)
+        hook, lps = self._lm_hook("there is nothing to tune"), self._readings(trajectories)
         best = {"alpha": self.lm_alpha, "beta": self.lm_beta, "cer": float("inf")}
         for alpha in alphas:
             for beta in betas:
@@ -532,8 +560,8 @@ def score_samples(
     outputs: dict[str, list[str]] = {"greedy": [model._decode(lp, 1, None, a, b) for lp in lps]}
     if beam_width > 1:
         outputs[f"beam_{beam_width}"] = [model._decode(lp, beam_width, None, a, b) for lp in lps]
-        if model.lm is not None:
-            hook = ctc.ngram_hook(model.lm)
+        if model.lm is not None or model.char_lm is not None:
+            hook = model._lm_hook("")
             outputs[f"beam_{beam_width}_lm"] = [model._decode(lp, beam_width, hook, a, b) for lp in lps]
     scores = {k: {"cer": ctc.cer(texts, v), "wer": ctc.wer(texts, v), "n": len(texts)} for k, v in outputs.items()}
     rows = [{"text": t, "font": s.font, **{k: v[i] for k, v in outputs.items()}}
