@@ -56,6 +56,7 @@ from lstmkit.tasks.handwriting_data import (
     split_words,
     word_list,
 )
+from lstmkit.tasks.language import LanguageModel
 from lstmkit.tasks.ngram import WittenBellLM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,6 +238,48 @@ def word_lm() -> tuple[list[str], int, dict[int, float]]:
     return words, min(bits, key=bits.__getitem__), bits
 
 
+# the --lm lstm model, and its share when mixed with the n-gram: chosen by bits per character on the validation words
+# (notes, item 17)
+WORD_LSTM = dict(hidden_size=512, shuffles=4, epochs=4)
+WORD_LSTM_SHARE = 0.5
+
+
+def word_lstm(hidden_size: int = WORD_LSTM["hidden_size"], shuffles: int = WORD_LSTM["shuffles"],
+              epochs: int = WORD_LSTM["epochs"]) -> tuple[LanguageModel, float, float]:  # fmt: skip
+    """A character LSTM on :func:`word_lm`'s words, one per line: ``shuffles`` orders of the list end to end, read
+    ``epochs`` times (one layer of ``hidden_size``; trained once, then loaded from ``runs/``). Returns it, its bits
+    per character on the validation words (as :func:`bits_per_char` scores the n-gram: every symbol after the
+    first, the end of a word included) and the training minutes (0 when loaded)."""
+    import random
+
+    import torch.nn.functional as F
+
+    out = ROOT / "runs" / f"handwriting-word-lstm-{hidden_size}-s{shuffles}-e{epochs}"
+    words, _, _ = word_lm()
+    minutes = 0.0
+    if (out / "config.json").exists():
+        lm = LanguageModel.load(out)
+    else:
+        rng, parts = random.Random(0), []
+        for _ in range(shuffles):
+            order = list(words)
+            rng.shuffle(order)
+            parts.append("\n".join(order))
+        t0 = time.perf_counter()
+        lm = LanguageModel(level="char", embedding_size=32, hidden_size=hidden_size, num_layers=1, dropout=0.1,
+                           bptt=64, batch_size=64, epochs=epochs, lr=3e-3, val_fraction=0.0, test_fraction=0.0,
+                           seed=0, progress=False).fit("\n" + "\n".join(parts) + "\n")  # fmt: skip
+        minutes = (time.perf_counter() - t0) / 60
+        lm.save(out)
+    _, validation, _ = split_words(word_list(), DATA["test_words"], DATA["validation_words"], DATA["seed"])
+    net, tok = lm._check()
+    ids = torch.as_tensor(tok.encode("\n" + "\n".join(validation) + "\n"))
+    with torch.no_grad():
+        logits, _ = net(ids[None, :-1])  # (1, N - 1, V)
+    bits = float(F.cross_entropy(logits[0], ids[1:])) / math.log(2)
+    return lm, bits, minutes
+
+
 def reread(setup: str, seeds: list[int], proxy: bool = False, combine: str = "probs", lm: str = "own",
            weights: tuple[float, float] | None = None) -> dict:  # fmt: skip
     """Finished runs of ``setup`` read again, no training: one run, or several as one (HandwritingEnsemble,
@@ -255,11 +298,19 @@ def reread(setup: str, seeds: list[int], proxy: bool = False, combine: str = "pr
     if len(dirs) > 1:
         row.update(ensemble=seeds, combine=combine)
     known: set[str] = set()
-    if lm == "words":
+    if lm in ("words", "lstm"):
         words, order, bits = word_lm()
         model.fit_lm(words, order)
         row["lm_words"] = {"words": len(words), "bits_per_char_on_validation_words": bits}
         known = set(words)
+    if lm == "lstm":  # a character LSTM on the same words reads in the n-gram's place
+        lstm, lstm_bits, _ = word_lstm()
+        model.set_char_lm(lstm, WORD_LSTM_SHARE)
+        row["lm_lstm"] = {
+            **WORD_LSTM,
+            "share": WORD_LSTM_SHARE,
+            "bits_per_char_on_validation_words": round(lstm_bits, 4),
+        }
     if weights is not None:
         model.lm_alpha, model.lm_beta = weights
         row["lm_tuning"] = {"alpha": weights[0], "beta": weights[1], "fixed": True}
@@ -295,6 +346,8 @@ def _name(r: dict) -> str:
         name = label(r.get("setup", "base"), r["config"]["seed"])
     if r.get("lm") == "words":
         name += "-wordlm"
+    elif r.get("lm") == "lstm":
+        name += "-wordlstm"
     if r.get("lm_tuning", {}).get("fixed"):
         name += f"-lm{r['lm_tuning']['alpha']:g},{r['lm_tuning']['beta']:g}"
     return name
@@ -463,6 +516,16 @@ def write_doc() -> None:
             f"- Language model: interpolated Witten-Bell character {c['lm_order']}-gram on {source}; weight "
             f"alpha = {tuned.get('alpha')} and bonus beta = {tuned.get('beta')} per character {chosen}."
         )
+        if r.get("lm_lstm"):
+            x = r["lm_lstm"]
+            lm_line = (
+                f"- Language model: a character LSTM (one layer of {x['hidden_size']}; `word_lstm`) on the words of "
+                f"`--lm words`, one per line, {x['shuffles']} shuffled copies read {x['epochs']} times "
+                f"({x['bits_per_char_on_validation_words']:.2f} bits per character on the validation words), its "
+                f"probabilities mixed {x['share']:g} : {1 - x['share']:g} with the {c['lm_order']}-gram of "
+                f"`--lm words`; weight "
+                f"alpha = {tuned.get('alpha')} and bonus beta = {tuned.get('beta')} per character {chosen}."
+            )
         lines += ["", f"## Setup {name}", "", _data_line(r)]
         if r.get("ensemble"):
             lines += [
@@ -540,10 +603,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--lm",
-        choices=("own", "words"),
+        choices=("own", "words", "lstm"),
         default="own",
         help="Read finished runs again (no training) with the n-gram refitted on the training words and a word list "
-        "of English from two bundled corpora (words), or with their own (own).",
+        "of English from two bundled corpora (words), with a character LSTM on the same words in the n-gram's place "
+        "(lstm, word_lstm), or with their own (own).",
     )
     parser.add_argument(
         "--lm-weights",

@@ -42,7 +42,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from handwriting import DATA, bits_per_char, datasets, external_words, lm_ids, run_dir, word_lm
+from handwriting import (
+    DATA,
+    WORD_LSTM_SHARE,
+    bits_per_char,
+    datasets,
+    external_words,
+    lm_ids,
+    run_dir,
+    word_lm,
+    word_lstm,
+)
 
 from lstmkit.tasks import ctc
 from lstmkit.tasks.handwriting import HandwritingRecognizer
@@ -170,7 +180,10 @@ def lm_weights(seed: int, n: int = 300, beam: int = 16, alphas: tuple[float, ...
     words, order, _ = word_lm()
     run = run_dir("mixed", seed, proxy=True)
     model = HandwritingRecognizer.load(run)
-    lms = {"own": model.lm, "words": WittenBellLM(order, ALPHABET.num_classes).fit(lm_ids(words))}
+    lms: dict = {"own": model.lm, "words": WittenBellLM(order, ALPHABET.num_classes).fit(lm_ids(words))}
+    lms_words = lms["words"]
+    if "lstm" in lm_names:
+        lms["lstm"] = word_lstm()[0]
     lms = {k: v for k, v in lms.items() if k in lm_names}
     _, tests = datasets("mixed", proxy=True, n_train=0)
     row: dict = {"trial": "lm-weights", "run": run.name, "words": n, "beam": beam, "order_words": order,
@@ -180,7 +193,11 @@ def lm_weights(seed: int, n: int = 300, beam: int = 16, alphas: tuple[float, ...
         samples = tests[name][:n]
         texts, lps = [s.text for s in samples], model.log_probs([s.points for s in samples])
         for lm_name, lm in lms.items():
+            # one hook per font and model: the LSTM's prefix states are cached across the grid
             hook = ctc.ngram_hook(lm)
+            if lm_name == "lstm":  # mixed with the word-list n-gram, as experiments/handwriting.py --lm lstm reads
+                lstm = ctc.char_lm_hook(lm, ALPHABET, end="\n")
+                hook = ctc.mix_hooks([lstm, ctc.ngram_hook(lms_words)], [WORD_LSTM_SHARE, 1 - WORD_LSTM_SHARE])
             for alpha in alphas:
                 for beta in betas:
                     outputs = [model.alphabet.decode(ctc.beam_search(lp, beam, lm=hook, alpha=alpha, beta=beta))
@@ -198,7 +215,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="The network seed of the stand-in run to read.")
     parser.add_argument("--alphas", type=float, nargs="+", default=ALPHAS, help="lm-weights: the n-gram weights.")
     parser.add_argument("--betas", type=float, nargs="+", default=BETAS, help="lm-weights: the bonuses per character.")
-    parser.add_argument("--lms", nargs="+", default=("own", "words"), help="lm-weights: the n-grams (own, words).")
+    parser.add_argument(
+        "--lms",
+        nargs="+",
+        default=("own", "words"),
+        help="lm-weights: the language models (own, words: n-grams; lstm: experiments/handwriting.py's word_lstm).",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()

@@ -20,6 +20,7 @@ from lstmkit.tasks.ctc import (
     lm_log_prob,
     log_likelihoods,
     min_frames,
+    mix_hooks,
     ngram_hook,
     pack_targets,
     rescore,
@@ -228,6 +229,19 @@ def test_char_lm_hook_matches_the_language_model_run_on_the_whole_text():
     scores = hook((1, 2))
     assert scores[1:4] == pytest.approx(full[[tok.stoi[c] for c in "abc"]], abs=1e-6)
     assert scores[4] == -20.0 and scores[BLANK] == pytest.approx(full[tok.stoi[" "]], abs=1e-6)
+
+
+def test_mix_hooks_interpolates_probabilities():
+    flat = lambda prefix: np.log(np.full(3, 1 / 3))  # noqa: E731
+    sharp = lambda prefix: np.log(np.array([0.1, 0.8, 0.1]) if prefix else np.array([0.0, 0.5, 0.5]) + 1e-300)  # noqa: E731
+    mixed = mix_hooks([flat, sharp], [0.25, 0.75])
+    np.testing.assert_allclose(np.exp(mixed((1,))), 0.25 / 3 + 0.75 * np.array([0.1, 0.8, 0.1]))
+    np.testing.assert_allclose(np.exp(mixed(())), [0.25 / 3, 0.25 / 3 + 0.375, 0.25 / 3 + 0.375])
+    assert np.exp(mixed((1, 2))).sum() == pytest.approx(1.0)  # a mix of distributions is one
+    for hooks, shares, message in [([flat], [0.5, 0.5], "one share per hook"), ([flat, sharp], [0.5, 0.6], "sum to 1"),
+                                   ([flat, sharp], [1.0, 0.0], "positive")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            mix_hooks(hooks, shares)
 
 
 # ---- error rates ------------------------------------------------------------------------------------------------

@@ -366,6 +366,18 @@ def test_a_character_lstm_can_take_the_ngrams_place(tiny_data):
     tuned = model.tune_lm(val_points, [s.text for s in val], beam_width=2, alphas=(0.5, 2.0), betas=(0.0,))
     assert tuned["alpha"] in (0.5, 2.0)
     assert model.set_char_lm(None).char_lm is None
+    # mixed with the n-gram: the probabilities are share : 1 - share of the two models'
+    with pytest.raises(ValueError, match="has none"):  # this recogniser has no n-gram to mix with
+        model.set_char_lm(lstm, share=0.5)
+    model.fit_lm(["on", "no", "in", "an"], order=2)
+    ngram = ctc.ngram_hook(model.lm)
+    mixed = ctc.mix_hooks([hook, ngram], [0.3, 0.7])
+    by_hand = [model.alphabet.decode(ctc.beam_search(lp, 4, lm=mixed, alpha=1.0, beta=0.5)) for lp in lps]
+    assert model.set_char_lm(lstm, share=0.3).recognize(val_points, beam_width=4, use_lm=True, alpha=1.0,
+                                                        beta=0.5) == by_hand  # fmt: skip
+    with pytest.raises(ValueError, match=r"share is the LSTM's part of the mixed probability, in \(0, 1\], got 0"):
+        model.set_char_lm(lstm, share=0)
+    model.set_char_lm(None)
     with pytest.raises(ValueError, match=r"never saw 'c', 'k', 'q', 'x', 'z'"):  # letters the recogniser writes
         model.set_char_lm(_char_lm("\n".join(["on", "no", "in", "an"] * 40 + ["the brown fo jumps over a lay dog"])))
     with pytest.raises(ValueError, match="needs a character-level language model; this one is word-level"):

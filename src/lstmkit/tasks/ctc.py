@@ -47,6 +47,7 @@ __all__ = [
     "ctc_loss",
     "edit_distance",
     "greedy_decode",
+    "mix_hooks",
     "log_likelihoods",
     "min_frames",
     "ngram_hook",
@@ -442,6 +443,22 @@ def char_lm_hook(model: LanguageModel, alphabet: Alphabet, *, context: str = "",
         out[1:][known] = logp[to_lm[known]]
         out[BLANK] = logp[end_id] if end_id >= 0 else 0.0
         return out
+
+    return hook
+
+
+def mix_hooks(hooks: Sequence[LMHook], shares: Sequence[float]) -> LMHook:
+    """A :data:`LMHook` whose probabilities are ``shares``-weighted sums of the ``hooks``' (linear interpolation of
+    language models, e.g. a character LSTM and an n-gram: ``log(sum_k share_k * exp(hook_k(prefix)))``). ``shares``
+    are positive and sum to 1; every hook must give the end of the text a probability (entry 0)."""
+    if len(hooks) != len(shares) or not hooks:
+        raise ValueError(f"mix_hooks needs one share per hook, got {len(hooks)} hooks and {len(shares)} shares.")
+    if any(not w > 0 for w in shares) or abs(sum(shares) - 1.0) > 1e-9:
+        raise ValueError(f"The shares of a mix are positive and sum to 1, got {list(shares)}.")
+    log_shares = np.log(np.asarray(shares, dtype=np.float64))[:, None]  # (K, 1)
+
+    def hook(prefix: tuple[int, ...]) -> np.ndarray:
+        return np.logaddexp.reduce(log_shares + np.stack([h(prefix) for h in hooks]), axis=0)  # (C,)
 
     return hook
 

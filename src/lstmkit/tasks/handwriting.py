@@ -202,8 +202,10 @@ class HandwritingRecognizer:
         self.alphabet = ctc.Alphabet(self.config.alphabet)
         self.net: HandwritingNet | None = None
         self.lm: WittenBellLM | None = None
-        # a character LanguageModel that beam search with use_lm reads instead of the n-gram (set_char_lm)
+        # a character LanguageModel that beam search with use_lm reads instead of the n-gram, or mixed with it at
+        # this share of the probability (set_char_lm)
         self.char_lm: Any = None
+        self.char_lm_share = 1.0
         # beam search with the language model: its weight and the bonus per character (tune_lm sets them)
         self.lm_alpha, self.lm_beta = 0.5, 1.0
         self.history_: list[dict[str, Any]] = []
@@ -354,17 +356,29 @@ class HandwritingRecognizer:
         """What beam search with the language model reads: the character LSTM if one is set, else the n-gram (a
         fresh hook: the LSTM's cache of prefix states lives as long as it). ``instead``: the way out, if neither."""
         if self.char_lm is not None:
-            return ctc.char_lm_hook(self.char_lm, self.alphabet, end="\n")
+            lstm = ctc.char_lm_hook(self.char_lm, self.alphabet, end="\n")
+            if self.char_lm_share == 1.0:
+                return lstm
+            assert self.lm is not None  # set_char_lm checked it
+            share = self.char_lm_share
+            return ctc.mix_hooks([lstm, ctc.ngram_hook(self.lm)], [share, 1.0 - share])
         if self.lm is None:
             raise ValueError(f"This recogniser has no language model (lm_order=0 and no set_char_lm); {instead}.")
         return ctc.ngram_hook(self.lm)
 
-    def set_char_lm(self, model: Any) -> HandwritingRecognizer:
+    def set_char_lm(self, model: Any, share: float = 1.0) -> HandwritingRecognizer:
         """Beam search with ``use_lm`` (and :meth:`tune_lm`) reads ``model``, a character-level
-        :class:`lstmkit.LanguageModel` trained on words one per line (its ``"\\n"`` starts and ends a word), instead
-        of the n-gram; ``None`` goes back to the n-gram. The model is not saved with the recogniser (it is a run
-        of its own); choose its weight and bonus with :meth:`tune_lm` or pass ``alpha`` and ``beta``."""
+        :class:`lstmkit.LanguageModel` trained on words one per line (its ``"\\n"`` starts and ends a word): alone
+        (``share=1``) or mixed with the n-gram, the next character's probability being ``share`` times the LSTM's
+        plus ``1 - share`` times the n-gram's (:func:`lstmkit.tasks.ctc.mix_hooks`). ``None`` goes back to the
+        n-gram. The model is not saved with the recogniser (it is a run of its own); choose the weight and bonus
+        with :meth:`tune_lm` or pass ``alpha`` and ``beta``."""
         if model is not None:
+            if not 0.0 < share <= 1.0:
+                raise ValueError(f"share is the LSTM's part of the mixed probability, in (0, 1], got {share}.")
+            if share < 1.0 and self.lm is None:
+                raise ValueError(f"share={share} mixes the LSTM with the n-gram, and this recogniser has none "
+                                 "(lm_order=0); use share=1 or fit_lm first.")  # fmt: skip
             net, tok = model._check()
             level = getattr(tok, "level", None)
             if level != "character":
@@ -376,7 +390,7 @@ class HandwritingRecognizer:
                 raise ValueError(f"The language model never saw {', '.join(map(repr, missing))}, which the "
                                  "recogniser needs (its alphabet, and '\\n' for the start and end of a word); train it "
                                  "on text with one word per line.")  # fmt: skip
-        self.char_lm = model
+        self.char_lm, self.char_lm_share = model, share if model is not None else 1.0
         return self
 
     def _decode(self, lp: np.ndarray, beam_width: int, hook: ctc.LMHook | None, alpha: float, beta: float) -> str:
