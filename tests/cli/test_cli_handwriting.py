@@ -76,6 +76,13 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     expected = HandwritingRecognizer.load(out).set_char_lm(LanguageModel.load(tmp_path / "lstm")).recognize(
         [read_strokes(f) for f in files], beam_width=4, use_lm=True, alpha=2.0, beta=0.0)  # fmt: skip
     assert [o["text"] for o in json.loads(capsys.readouterr().out)] == expected
+    assert main(["handwriting", "recognize", str(out), *files, "--beam", "4", "--lm", "--lm-run",
+                 str(tmp_path / "lstm"), "--lm-share", "0.4", "--lm-weight", "2", "--json"]) == 0  # fmt: skip
+    expected = HandwritingRecognizer.load(out).set_char_lm(LanguageModel.load(tmp_path / "lstm"), 0.4).recognize(
+        [read_strokes(f) for f in files], beam_width=4, use_lm=True, alpha=2.0)  # fmt: skip
+    assert [o["text"] for o in json.loads(capsys.readouterr().out)] == expected
+    assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--lm", "--lm-share", "0.5"]) == 2
+    assert "give the LSTM with --lm-run" in capsys.readouterr().err
     assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--lm-run", str(tmp_path / "lstm")]) == 2
     assert "--lm-run gives beam search a character language model; add --lm" in capsys.readouterr().err
     assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--beam", "4", "--lm", "--lm-run",

@@ -34,6 +34,9 @@ With = Annotated[list[Path] | None, typer.Option("--with", help="Another run dir
 LMRun = Annotated[Path | None, typer.Option("--lm-run", help="With --lm: a character language model run (`lstmkit "
                                             "text train --level char` on words one per line) read in place of the "
                                             "n-gram.")]  # fmt: skip
+LMShare = Annotated[float | None, typer.Option("--lm-share", help="With --lm-run: the LSTM's share of the "
+                                                "next-character probability, the rest the run's n-gram's (default "
+                                                "1: the LSTM alone).")]  # fmt: skip
 Combine = Annotated[str | None, typer.Option("--combine", help="With --with: 'probs' averages the runs' probabilities "
                                              "per point (the default); 'sequences' lets each run propose readings "
                                              "and all of them score every proposal.")]  # fmt: skip
@@ -60,12 +63,15 @@ def _lm_args(lm: bool, weight: float | None, bonus: float | None, lm_run: Path |
     return {"use_lm": lm, "alpha": weight, "beta": bonus}
 
 
-def _char_lm(model: HandwritingRecognizer, lm_run: Path | None) -> None:
-    """With ``--lm-run``: beam search with ``--lm`` reads that character language model instead of the n-gram."""
+def _char_lm(model: HandwritingRecognizer, lm_run: Path | None, share: float | None) -> None:
+    """With ``--lm-run``: beam search with ``--lm`` reads that character language model, alone or mixed with the
+    run's n-gram (``--lm-share``)."""
+    if lm_run is None and share is not None:
+        raise ValueError("--lm-share mixes a character LSTM with the n-gram; give the LSTM with --lm-run.")
     if lm_run is not None:
         from ..tasks.language import LanguageModel
 
-        model.set_char_lm(LanguageModel.load(lm_run))
+        model.set_char_lm(LanguageModel.load(lm_run), 1.0 if share is None else share)
 
 
 def _summary(dataset: dict) -> dict:
@@ -193,6 +199,7 @@ def recognize(
     lm_weight: LMWeight = None,
     lm_bonus: LMBonus = None,
     lm_run: LMRun = None,
+    lm_share: LMShare = None,
     y_down: Annotated[bool, typer.Option("--y-down", help="The files use screen coordinates (y grows "
                                          "downward).")] = False,  # fmt: skip
     with_runs: With = None,
@@ -205,7 +212,7 @@ def recognize(
     try:
         lm_args = _lm_args(lm, lm_weight, lm_bonus, lm_run)
         model = _load(run_dir, with_runs, combine)
-        _char_lm(model, lm_run)
+        _char_lm(model, lm_run, lm_share)
         trajectories = []
         for f in files:
             try:
@@ -231,6 +238,7 @@ def evaluate(
     lm_weight: LMWeight = None,
     lm_bonus: LMBonus = None,
     lm_run: LMRun = None,
+    lm_share: LMShare = None,
     with_runs: With = None,
     combine: Combine = None,
     as_json: AsJson = False,
@@ -241,7 +249,7 @@ def evaluate(
     try:
         lm_args = _lm_args(lm, lm_weight, lm_bonus, lm_run)
         model = _load(run_dir, with_runs, combine)
-        _char_lm(model, lm_run)
+        _char_lm(model, lm_run, lm_share)
         dataset = load_dataset(data)
         if split not in dataset:
             raise KeyError(f"{data} has no split {split!r}; it has {', '.join(sorted(dataset))}.")
