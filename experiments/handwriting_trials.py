@@ -194,10 +194,11 @@ def lm_weights(seed: int, n: int = 300, beam: int = 16, alphas: tuple[float, ...
         texts, lps = [s.text for s in samples], model.log_probs([s.points for s in samples])
         for lm_name, lm in lms.items():
             # one hook per font and model: the LSTM's prefix states are cached across the grid
-            hook = ctc.ngram_hook(lm)
             if lm_name == "lstm":  # mixed with the word-list n-gram, as experiments/handwriting.py --lm lstm reads
                 lstm = ctc.char_lm_hook(lm, ALPHABET, end="\n")
                 hook = ctc.mix_hooks([lstm, ctc.ngram_hook(lms_words)], [WORD_LSTM_SHARE, 1 - WORD_LSTM_SHARE])
+            else:
+                hook = ctc.ngram_hook(lm)
             for alpha in alphas:
                 for beta in betas:
                     outputs = [model.alphabet.decode(ctc.beam_search(lp, beam, lm=hook, alpha=alpha, beta=beta))
