@@ -377,6 +377,7 @@ def _data_line(r: dict) -> str:
 
 
 ADOPTED_LM = "-wordlm-lm1,5"  # how the adopted recipe's runs are read (item 13 of the notes)
+LSTM_READ = "-wordlstm-lm"  # the same runs read with the character LSTM beside the n-gram (item 17), any weights
 
 
 def _summary(latest: dict[str, dict], beam: str) -> list[str]:
@@ -395,9 +396,18 @@ def _summary(latest: dict[str, dict], beam: str) -> list[str]:
         f"validation words), and with the adopted {new['config']['lm_order']}-gram (training words and English "
         f"words, weight {new['lm_tuning']['alpha']:g} and bonus {new['lm_tuning']['beta']:g} chosen on the stand-in "
         "fonts; notes, item 13).",
+    ]
+    lstm = {n.split(LSTM_READ)[0]: (n.split(LSTM_READ)[1], r) for n, r in latest.items() if LSTM_READ in n}
+    if lstm:
+        out[-1] = out[-1].removesuffix(".") + (
+            f"; and with a character LSTM mixed with that n-gram (weight and bonus "
+            f"{', '.join(sorted({w for w, _ in lstm.values()}))}; notes, item 17)."
+        )
+    out += [
         "",
-        "| run | own n-gram | adopted n-gram | adopted: test words in its word list / not |",
-        "|---|---|---|---|",
+        "| run | own n-gram | adopted n-gram | adopted: test words in its word list / not |"
+        + (" n-gram + LSTM |" if lstm else ""),
+        "|---|---|---|---|" + ("---|" if lstm else ""),
     ]
     for kind, chosen in (("one network", [p for p in pairs if not p[1].get("ensemble")]),
                          ("two networks", [p for p in pairs if p[1].get("ensemble")])):  # fmt: skip
@@ -406,13 +416,19 @@ def _summary(latest: dict[str, dict], beam: str) -> list[str]:
             split = (f"{t['in_word_list']['cer']:.1%} ({t['in_word_list']['n']}) / {t['not_in_word_list']['cer']:.1%} "
                      f"({t['not_in_word_list']['n']})" if "in_word_list" in t else "")  # fmt: skip
             own = f"{latest[name]['test'][beam + '_lm']['cer']:.1%}" if name in latest else "not read"
-            out.append(f"| {name} | {own} | {t[beam + '_lm']['cer']:.1%} | {split} |")
+            with_lstm = f" {lstm[name][1]['test'][beam + '_lm']['cer']:.1%} |" if name in lstm else " |" if lstm else ""
+            out.append(f"| {name} | {own} | {t[beam + '_lm']['cer']:.1%} | {split} |{with_lstm}")
         if chosen:
             both = [n for n, _ in chosen if n in latest]
             old_mean = sum(latest[n]["test"][beam + "_lm"]["cer"] for n in both) / max(len(both), 1)
             new_mean = sum(r["test"][beam + "_lm"]["cer"] for _, r in chosen) / len(chosen)
             old = f"{old_mean:.2%}" + ("" if len(both) == len(chosen) else f" (of {len(both)})")
-            out.append(f"| **mean, {kind} ({len(chosen)})** | {old} | **{new_mean:.2%}** | |")
+            read = [lstm[n][1]["test"][beam + "_lm"]["cer"] for n, _ in chosen if n in lstm]
+            lstm_mean = " |" if lstm else ""
+            if read:
+                of = "" if len(read) == len(chosen) else f" (of {len(read)})"
+                lstm_mean = f" **{sum(read) / len(read):.2%}**{of} |"
+            out.append(f"| **mean, {kind} ({len(chosen)})** | {old} | **{new_mean:.2%}** | |{lstm_mean}")
     return out + [""]
 
 
