@@ -380,6 +380,12 @@ ADOPTED_LM = "-wordlm-lm1,5"  # how the adopted recipe's runs are read (item 13 
 LSTM_READ = "-wordlstm-lm"  # the same runs read with the character LSTM beside the n-gram (item 17), any weights
 
 
+def _lm_label(r: dict) -> str:
+    """How a row's beam search was helped: the character n-gram, or a character LSTM mixed with it."""
+    ngram = f"character {r['config']['lm_order']}-gram"
+    return f"character LSTM and {ngram} mixed" if r.get("lm_lstm") else ngram
+
+
 def _summary(latest: dict[str, dict], beam: str) -> list[str]:
     """The adopted recipe (mixed) on scriptc, run by run: read with its own n-gram and with the adopted one."""
     pairs = [(n.removesuffix(ADOPTED_LM), r) for n, r in latest.items()
@@ -400,8 +406,9 @@ def _summary(latest: dict[str, dict], beam: str) -> list[str]:
     lstm = {n.split(LSTM_READ)[0]: (n.split(LSTM_READ)[1], r) for n, r in latest.items() if LSTM_READ in n}
     if lstm:
         out[-1] = out[-1].removesuffix(".") + (
-            f"; and with a character LSTM mixed with that n-gram (weight and bonus "
-            f"{', '.join(sorted({w for w, _ in lstm.values()}))}; notes, item 17)."
+            "; and with a character LSTM mixed with that n-gram (weight "
+            + " / ".join("{} and bonus {}".format(*w.split(",")) for w in sorted({w for w, _ in lstm.values()}))
+            + " chosen on the stand-in fonts; notes, item 17)."
         )
     out += [
         "",
@@ -476,6 +483,15 @@ def write_doc() -> None:
         "--lm-weights 1 5",
         "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --ensemble 0 1 --lm words "
         "--lm-weights 1 5   # and 2 3",
+        "# the same runs read with a character LSTM mixed with that n-gram (item 17): stand-ins first, then scriptc",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-weights --seed 0 --alphas 0.5 1 1.5 2 "
+        "--betas 3 4 5 6 --lms lstm   # seeds 0-3",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy [--seed 1|2|3] --lm lstm "
+        "--lm-weights 2 6",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed [--seed 1..5] --lm lstm "
+        "--lm-weights 2 6",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --ensemble 0 1 --lm lstm "
+        "--lm-weights 2 6   # and 2 3, 4 5",
         "```",
         "",
     ]
@@ -484,20 +500,19 @@ def write_doc() -> None:
         t = r["test"]
         lines.append(
             f"**{name}: CER on held-out words in the unseen font {', '.join(t['fonts'])}: greedy "
-            f"{t['greedy']['cer']:.1%}, beam {BEAM} {t[beam]['cer']:.1%}, beam {BEAM} + character "
-            f"{r['config']['lm_order']}-gram {t[beam + '_lm']['cer']:.1%} (bar: at most 15 %).**"
+            f"{t['greedy']['cer']:.1%}, beam {BEAM} {t[beam]['cer']:.1%}, beam {BEAM} + {_lm_label(r)} "
+            f"{t[beam + '_lm']['cer']:.1%} (bar: at most 15 %).**"
         )
         lines.append("")
     lines += ["| setup | test set | words | font | decoding | CER | WER |", "|---|---|---|---|---|---|---|"]
     for name, r in latest.items():
-        order = r["config"]["lm_order"]
         for split, what in (
             ("test", "held-out words, **unseen font**"),
             ("test_seen_font", "held-out words, seen font"),
         ):
             t = r[split]
             for key, how in (("greedy", "greedy (best path)"), (beam, f"prefix beam search, width {BEAM}"),
-                             (beam + "_lm", f"beam {BEAM} + character {order}-gram")):  # fmt: skip
+                             (beam + "_lm", f"beam {BEAM} + {_lm_label(r)}")):  # fmt: skip
                 if key in t:
                     lines.append(f"| {name} | {what} | {t[key]['n']:,} | {', '.join(t['fonts'])} | {how} | "
                                  f"{t[key]['cer']:.2%} | {t[key]['wer']:.2%} |")  # fmt: skip
