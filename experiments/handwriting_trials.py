@@ -1,4 +1,4 @@
-"""Trials behind docs/results/handwriting.md's notes (items 7, 8, 11 and 13), on the stand-in fonts only.
+"""Trials behind docs/results/handwriting.md's notes (items 7, 8, 11, 13 and 17), on the stand-in fonts only.
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-order          # seconds
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py views --seed 0    # ~4 min; needs the run of
@@ -10,6 +10,8 @@
         --betas 3 4                                                                      # the grid's upper edge
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-weights --seed 0 --alphas 1 2 \
         --betas 5 6 --lms words                                                          # and beyond it
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-weights --seed 0 --alphas 0.5 1 1.5 2 \
+        --betas 3 4 5 6 --lms lstm                  # ~12 min; the character LSTM mixed with the word-list n-gram
 
 ``lm-order``: bits per character of Witten-Bell n-grams of orders 2-8, fitted on 20,000 uniform draws of the training
 words, on the 300 validation words (the order beam search uses is chosen this way, never on test words).
@@ -27,7 +29,8 @@ does the best epoch for the training fonts come after the best for new fonts?
 tuned on validation words in the training fonts as train_run does.
 
 ``lm-weights``: the first 300 held-out words in each stand-in font read with beam 16 and either n-gram (the run's own,
-or lm-words') at each weight alpha and bonus beta of a grid: the n-gram's weighting for fonts the network never saw.
+or lm-words'), or the character LSTM of ``experiments/handwriting.py``'s ``word_lstm`` mixed half and half with
+lm-words' n-gram, at each weight alpha and bonus beta of a grid: the weighting for fonts the network never saw.
 
 Each trial appends one JSON line to ``experiments/results/handwriting_trials.jsonl``.
 """
