@@ -10,6 +10,7 @@
         --betas 3 4                                                                      # the grid's upper edge
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-weights --seed 0 --alphas 1 2 \
         --betas 5 6 --lms words                                                          # and beyond it
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-lstm   # ~25 min the first time (training)
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting_trials.py lm-weights --seed 0 --alphas 0.5 1 1.5 2 \
         --betas 3 4 5 6 --lms lstm                  # ~12 min; the character LSTM mixed with the word-list n-gram
 
@@ -27,6 +28,9 @@ does the best epoch for the training fonts come after the best for new fonts?
 ``lm-words``: the run read with an n-gram refitted on its training words plus English words from two bundled corpora
 (King James Bible, movie reviews), its order by bits per character on the validation words, its weight and bonus
 tuned on validation words in the training fonts as train_run does.
+
+``lm-lstm``: character LSTMs on lm-words' word list, scored by bits per character on the validation words alone and
+mixed with lm-words' n-gram at shares 0.3 / 0.5 / 0.7 (how ``--lm lstm``'s model and share were chosen).
 
 ``lm-weights``: the first 300 held-out words in each stand-in font read with beam 16 and either n-gram (the run's own,
 or lm-words'), or the character LSTM of ``experiments/handwriting.py``'s ``word_lstm`` mixed half and half with
@@ -170,6 +174,32 @@ def lm_words(seed: int, beam: int = 16) -> dict:
     return row
 
 
+def lm_lstm(specs: tuple[tuple[int, int, int], ...] = ((256, 4, 10), (512, 4, 4)),
+            shares: tuple[float, ...] = (0.3, 0.5, 0.7)) -> dict:  # fmt: skip
+    """Bits per character on the validation words of character LSTMs on the word list (``word_lstm(hidden_size,
+    shuffles, epochs)``, trained if not in ``runs/``), alone and mixed with the word-list n-gram at each ``share``
+    (the LSTM's part of the probability): how ``--lm lstm``'s model and share were chosen."""
+    words, order, ngram_bits = word_lm()
+    _, validation, _ = split_words(word_list(), DATA["test_words"], DATA["validation_words"], DATA["seed"])
+    lm = WittenBellLM(order, ALPHABET.num_classes).fit(lm_ids(words))
+    padded = np.concatenate([np.zeros(order - 1, dtype=np.int64), lm_ids(validation)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, order)[1:]  # (N - 1, order)
+    ngram = lm.log_probs(windows.reshape(-1)).reshape(-1, order)[:, -1]  # (N - 1,) natural log
+    row: dict = {"trial": "lm-lstm", "ngram_order": order, "ngram_bits": round(ngram_bits[order], 4), "lstms": {}}
+    for hidden, shuffles, epochs in specs:
+        model, bits, minutes = word_lstm(hidden, shuffles, epochs)
+        net, tok = model._check()
+        ids = torch.as_tensor(tok.encode("\n" + "\n".join(validation) + "\n"))  # the same symbols as the n-gram's
+        with torch.no_grad():
+            logits, _ = net(ids[None, :-1])  # (1, N - 1, V)
+        lstm = torch.log_softmax(logits[0].double(), dim=-1)[torch.arange(len(ids) - 1), ids[1:]].numpy()  # (N - 1,)
+        mix = {w: np.logaddexp(math.log(w) + lstm, math.log(1 - w) + ngram) for w in shares}  # (N - 1,) each
+        mixed = {f"{w:g}": round(float(-m.mean() / math.log(2)), 4) for w, m in mix.items()}
+        row["lstms"][f"{hidden}-s{shuffles}-e{epochs}"] = {"alone": round(bits, 4), "mixed": mixed,
+                                                           "train_minutes": round(minutes, 1)}  # fmt: skip
+    return row
+
+
 ALPHAS, BETAS = (0.25, 0.5, 1.0, 2.0), (0.0, 1.0, 2.0)
 
 
@@ -215,7 +245,7 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("trial", choices=("lm-order", "views", "epochs", "lm-words", "lm-weights"))
+    parser.add_argument("trial", choices=("lm-order", "views", "epochs", "lm-words", "lm-weights", "lm-lstm"))
     parser.add_argument("--seed", type=int, default=0, help="The network seed of the stand-in run to read.")
     parser.add_argument("--alphas", type=float, nargs="+", default=ALPHAS, help="lm-weights: the n-gram weights.")
     parser.add_argument("--betas", type=float, nargs="+", default=BETAS, help="lm-weights: the bonuses per character.")
@@ -234,6 +264,8 @@ def main() -> None:
         row = lm_weights(args.seed, alphas=tuple(args.alphas), betas=tuple(args.betas), lm_names=tuple(args.lms))
     elif args.trial == "lm-order":
         row = lm_order()
+    elif args.trial == "lm-lstm":
+        row = lm_lstm()
     else:
         row = views(args.seed) if args.trial == "views" else epochs(args.seed)
     row["seconds"] = round(time.perf_counter() - t0, 1)
