@@ -49,6 +49,7 @@ from lstmkit.tasks.handwriting import (
 from lstmkit.tasks.handwriting_data import (
     FONT_WEIGHTS,
     MORE_FONTS,
+    OVERLAP_COVER,
     TEST_FONTS,
     TRAIN_FONTS,
     make_dataset,
@@ -250,14 +251,18 @@ def word_lstm(hidden_size: int = WORD_LSTM["hidden_size"], shuffles: int = WORD_
     ``epochs`` times (one layer of ``hidden_size``; trained once, then loaded from ``runs/``). Returns it, its bits
     per character on the validation words (as :func:`bits_per_char` scores the n-gram: every symbol after the
     first, the end of a word included) and the training minutes (0 when loaded)."""
+    import hashlib
     import random
 
     import torch.nn.functional as F
 
     out = ROOT / "runs" / f"handwriting-word-lstm-{hidden_size}-s{shuffles}-e{epochs}"
     words, _, _ = word_lm()
+    stamp, digest = out / "words.sha256", hashlib.sha256("\n".join(words).encode()).hexdigest()
     minutes = 0.0
     if (out / "config.json").exists():
+        if stamp.exists() and stamp.read_text().strip() != digest:
+            raise RuntimeError(f"{out} was trained on other words than word_lm() gives now; delete it to retrain.")
         lm = LanguageModel.load(out)
     else:
         rng, parts = random.Random(0), []
@@ -271,6 +276,8 @@ def word_lstm(hidden_size: int = WORD_LSTM["hidden_size"], shuffles: int = WORD_
                            seed=0, progress=False).fit("\n" + "\n".join(parts) + "\n")  # fmt: skip
         minutes = (time.perf_counter() - t0) / 60
         lm.save(out)
+    if not stamp.exists():
+        stamp.write_text(digest + "\n")
     _, validation, _ = split_words(word_list(), DATA["test_words"], DATA["validation_words"], DATA["seed"])
     net, tok = lm._check()
     ids = torch.as_tensor(tok.encode("\n" + "\n".join(validation) + "\n"))
@@ -284,8 +291,9 @@ def reread(setup: str, seeds: list[int], proxy: bool = False, combine: str = "pr
            weights: tuple[float, float] | None = None) -> dict:  # fmt: skip
     """Finished runs of ``setup`` read again, no training: one run, or several as one (HandwritingEnsemble,
     combining their probabilities per point or rescoring their proposals). ``lm="words"``: the n-gram refitted on
-    :func:`word_lm`'s words; ``weights``: the n-gram's weight and bonus fixed (else tuned on the validation words as
-    train_run does). Then every test set is scored."""
+    :func:`word_lm`'s words; ``lm="lstm"``: that n-gram mixed with :func:`word_lstm`'s character LSTM (the LSTM's
+    share :data:`WORD_LSTM_SHARE`); ``weights``: the language model's weight and bonus fixed (else tuned on the
+    validation words as train_run does). Then every test set is scored."""
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     dirs = [run_dir(setup, seed, proxy) for seed in seeds]
@@ -303,7 +311,7 @@ def reread(setup: str, seeds: list[int], proxy: bool = False, combine: str = "pr
         model.fit_lm(words, order)
         row["lm_words"] = {"words": len(words), "bits_per_char_on_validation_words": bits}
         known = set(words)
-    if lm == "lstm":  # a character LSTM on the same words reads in the n-gram's place
+    if lm == "lstm":  # a character LSTM on the same words, its probabilities mixed with the n-gram's
         lstm, lstm_bits, _ = word_lstm()
         model.set_char_lm(lstm, WORD_LSTM_SHARE)
         row["lm_lstm"] = {
@@ -583,7 +591,8 @@ def write_doc() -> None:
             lines += [
                 f"- Features: equal arc length every {c['step']} ink heights, (dx, dy, y, pen_up) per point"
                 + (
-                    f"; strokes with 80 % of their length within {c['overlap']} ink heights of earlier ink dropped "
+                    f"; strokes with {OVERLAP_COVER:.0%} of their length within {c['overlap']} ink heights of earlier "
+                    "ink dropped "
                     "(`overlap`)"
                     if c.get("overlap")
                     else ""
@@ -637,8 +646,8 @@ def main() -> None:
         choices=("own", "words", "lstm"),
         default="own",
         help="Read finished runs again (no training) with the n-gram refitted on the training words and a word list "
-        "of English from two bundled corpora (words), with a character LSTM on the same words in the n-gram's place "
-        "(lstm, word_lstm), or with their own (own).",
+        "of English from two bundled corpora (words), with that n-gram mixed with a character LSTM on the same words "
+        "(lstm: word_lstm, WORD_LSTM_SHARE), or with their own (own).",
     )
     parser.add_argument(
         "--lm-weights",

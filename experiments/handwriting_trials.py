@@ -253,6 +253,7 @@ def main() -> None:
         "--lms",
         nargs="+",
         default=("own", "words"),
+        choices=("own", "words", "lstm"),
         help="lm-weights: the language models (own, words: n-grams; lstm: experiments/handwriting.py's word_lstm).",
     )
     args = parser.parse_args()

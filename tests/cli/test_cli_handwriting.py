@@ -83,6 +83,12 @@ def test_make_data_train_recognize_evaluate(tmp_path, capsys):
     assert [o["text"] for o in json.loads(capsys.readouterr().out)] == expected
     assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--lm", "--lm-share", "0.5"]) == 2
     assert "give the LSTM with --lm-run" in capsys.readouterr().err
+    assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--beam", "2", "--lm", "--lm-run",
+                 str(tmp_path / "lstm"), "--lm-share", "2"]) == 2  # fmt: skip
+    assert "--lm-share is the LSTM's part of the next-character probability" in capsys.readouterr().err
+    assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--beam", "2", "--lm", "--lm-run",
+                 str(tmp_path / "lstm"), "--lm-share", "0.5", "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["n"] == 4
     assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--lm-run", str(tmp_path / "lstm")]) == 2
     assert "--lm-run gives beam search a character language model; add --lm" in capsys.readouterr().err
     assert main(["handwriting", "evaluate", str(out), "--data", str(data), "--beam", "4", "--lm", "--lm-run",

@@ -364,8 +364,21 @@ def test_a_character_lstm_can_take_the_ngrams_place(tiny_data):
     assert read == by_hand
     assert read != model.recognize(val_points, beam_width=4)  # the LSTM changes what is read
     tuned = model.tune_lm(val_points, [s.text for s in val], beam_width=2, alphas=(0.5, 2.0), betas=(0.0,))
-    assert tuned["alpha"] in (0.5, 2.0)
+    read = [model.alphabet.decode(ctc.beam_search(lp, 2, lm=ctc.char_lm_hook(lstm, model.alphabet, end="\n"),
+                                                  alpha=tuned["alpha"], beta=0.0)) for lp in lps]  # fmt: skip
+    assert tuned["cer"] == ctc.cer([s.text for s in val], read)  # tune_lm read with the LSTM
+    # an ensemble reads with it too, also when its members' proposals are rescored
+    both = HandwritingEnsemble([model, model], combine="sequences").set_char_lm(lstm)
+    proposals = [[y for y, _ in ctc.beam_search(lp, 4, lm=hook, alpha=2.0, beta=0.5, return_beams=True)] * 2
+                 for lp in lps]  # fmt: skip
+    expected = [model.alphabet.decode(ctc.rescore([lp, lp], p, lm=hook, alpha=2.0, beta=0.5)[0][0])
+                for lp, p in zip(lps, proposals, strict=True)]  # fmt: skip
+    assert both.recognize(val_points, beam_width=4, use_lm=True, alpha=2.0, beta=0.5) == expected
     assert model.set_char_lm(None).char_lm is None
+    with pytest.raises(ValueError, match="no language model"):  # back to no language model at all
+        model.recognize(val_points, beam_width=4, use_lm=True)
+    with pytest.raises(ValueError, match="no model was given"):
+        model.set_char_lm(None, share=0.3)
     # mixed with the n-gram: the probabilities are share : 1 - share of the two models'
     with pytest.raises(ValueError, match="has none"):  # this recogniser has no n-gram to mix with
         model.set_char_lm(lstm, share=0.5)

@@ -33,7 +33,8 @@ With = Annotated[list[Path] | None, typer.Option("--with", help="Another run dir
                                                  "RUN_DIR (repeat it).")]  # fmt: skip
 LMRun = Annotated[Path | None, typer.Option("--lm-run", help="With --lm: a character language model run (`lstmkit "
                                             "text train --level char` on words one per line) read in place of the "
-                                            "n-gram.")]  # fmt: skip
+                                            "n-gram (see --lm-share); set its weight and bonus with --lm-weight and "
+                                            "--lm-bonus (else the n-gram's are used).")]  # fmt: skip
 LMShare = Annotated[float | None, typer.Option("--lm-share", help="With --lm-run: the LSTM's share of the "
                                                 "next-character probability, the rest the run's n-gram's (default "
                                                 "1: the LSTM alone).")]  # fmt: skip
@@ -68,6 +69,12 @@ def _char_lm(model: HandwritingRecognizer, lm_run: Path | None, share: float | N
     run's n-gram (``--lm-share``)."""
     if lm_run is None and share is not None:
         raise ValueError("--lm-share mixes a character LSTM with the n-gram; give the LSTM with --lm-run.")
+    if share is not None and not 0.0 < share <= 1.0:
+        raise ValueError(f"--lm-share is the LSTM's part of the next-character probability, above 0 and at most 1; "
+                         f"got {share}.")  # fmt: skip
+    if share is not None and share < 1.0 and model.lm is None:
+        raise ValueError(f"--lm-share {share} mixes the LSTM with the run's n-gram, and this run has none (trained "
+                         "with --lm-order 0); drop --lm-share to read with the LSTM alone.")  # fmt: skip
     if lm_run is not None:
         from ..tasks.language import LanguageModel
 

@@ -340,13 +340,14 @@ class HandwritingRecognizer:
             trajectories = [trajectories]
         if beam_width < 1:
             raise ValueError(f"beam_width must be at least 1, got {beam_width}.")
-        hook = None
         if use_lm:
-            hook = self._lm_hook("recognise without use_lm")
+            self._lm_hook("recognise without use_lm")  # the error, before any reading
             beam_width = max(beam_width, 2)
         alpha = self.lm_alpha if alpha is None else alpha
         beta = self.lm_beta if beta is None else beta
-        return [self._decode(lp, beam_width, hook, alpha, beta) for lp in self._readings(list(trajectories))]
+        # a fresh hook per trajectory: an LSTM's cache of prefix states lasts one word, not the whole call
+        return [self._decode(lp, beam_width, self._lm_hook("") if use_lm else None, alpha, beta)
+                for lp in self._readings(list(trajectories))]  # fmt: skip
 
     def _readings(self, trajectories: list[np.ndarray]) -> list[np.ndarray]:
         """What :meth:`_decode` decodes, one per trajectory: here its (T, C) log-probabilities."""
@@ -371,8 +372,13 @@ class HandwritingRecognizer:
         :class:`lstmkit.LanguageModel` trained on words one per line (its ``"\\n"`` starts and ends a word): alone
         (``share=1``) or mixed with the n-gram, the next character's probability being ``share`` times the LSTM's
         plus ``1 - share`` times the n-gram's (:func:`lstmkit.tasks.ctc.mix_hooks`). ``None`` goes back to the
-        n-gram. The model is not saved with the recogniser (it is a run of its own); choose the weight and bonus
-        with :meth:`tune_lm` or pass ``alpha`` and ``beta``."""
+        n-gram. The model is not saved with the recogniser (it is a run of its own). The weight and bonus stay those
+        chosen for the n-gram until :meth:`tune_lm` chooses new ones (which :meth:`save` then writes) or ``alpha``
+        and ``beta`` are passed. A model of running prose is accepted but reads ``"\\n"`` as a line's end, not a
+        word's, and its probability of spaces and punctuation is lost: train it on words, one per line."""
+        if model is None and share != 1.0:
+            raise ValueError(f"share={share} is the part of a character LSTM, and no model was given; give one, or "
+                             "leave share at 1 to go back to the n-gram.")  # fmt: skip
         if model is not None:
             if not 0.0 < share <= 1.0:
                 raise ValueError(f"share is the LSTM's part of the mixed probability, in (0, 1], got {share}.")
@@ -433,11 +439,14 @@ class HandwritingRecognizer:
                 ) -> dict[str, float]:  # fmt: skip
         """Choose the language model's weight and character bonus by CER on held-out (validation) data; keeps them
         for :meth:`recognize` and returns ``{"alpha", "beta", "cer"}``."""
-        hook, lps = self._lm_hook("there is nothing to tune"), self._readings(trajectories)
+        self._lm_hook("there is nothing to tune")  # the error, before any reading
+        lps = self._readings(trajectories)
+        hooks = [self._lm_hook("") for _ in lps]  # one per trajectory, kept over the grid (an LSTM's cached states)
         best = {"alpha": self.lm_alpha, "beta": self.lm_beta, "cer": float("inf")}
         for alpha in alphas:
             for beta in betas:
-                score = ctc.cer(texts, [self._decode(lp, beam_width, hook, alpha, beta) for lp in lps])
+                read = [self._decode(lp, beam_width, h, alpha, beta) for lp, h in zip(lps, hooks, strict=True)]
+                score = ctc.cer(texts, read)
                 if score < best["cer"]:
                     best = {"alpha": alpha, "beta": beta, "cer": score}
         self.lm_alpha, self.lm_beta = best["alpha"], best["beta"]
@@ -485,8 +494,9 @@ class HandwritingEnsemble(HandwritingRecognizer):
     score, wins (:func:`lstmkit.tasks.ctc.rescore`): every member scores every proposal exactly, so the members need
     not put a letter's spike on the same point.
 
-    Members must share the alphabet and the resampling step, so that point ``t`` is the same pen position for all
-    of them (they differ in seed, data or size; CTC here runs on the input points themselves, no downsampling).
+    Members must share the alphabet, the resampling step and ``overlap``, so that point ``t`` is the same pen
+    position for all of them (they differ in seed, data or size; CTC here runs on the input points themselves, no
+    downsampling).
     Networks may put a letter's CTC spike on different points: decode a ``"probs"`` ensemble with beam search, whose
     sum over alignments absorbs that; its best path (greedy) can double or drop such a letter (``"sequences"`` does
     not suffer from it). In docs/results/handwriting.md two seeds' probabilities read together read the stand-in
@@ -566,7 +576,8 @@ class HandwritingEnsemble(HandwritingRecognizer):
 def score_samples(
     model: HandwritingRecognizer, samples: list[Sample], beam_width: int
 ) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """CER / WER of ``samples`` read greedily, by beam search and by beam search with the n-gram (one network pass
+    """CER / WER of ``samples`` read greedily, by beam search and by beam search with the language model (the n-gram,
+    or the character LSTM of :meth:`HandwritingRecognizer.set_char_lm`; one network pass
     for all three), and a row per sample: its text, font and the three readings."""
     trajectories, texts = [s.points for s in samples], [s.text for s in samples]
     lps = model._readings(trajectories)
@@ -575,8 +586,7 @@ def score_samples(
     if beam_width > 1:
         outputs[f"beam_{beam_width}"] = [model._decode(lp, beam_width, None, a, b) for lp in lps]
         if model.lm is not None or model.char_lm is not None:
-            hook = model._lm_hook("")
-            outputs[f"beam_{beam_width}_lm"] = [model._decode(lp, beam_width, hook, a, b) for lp in lps]
+            outputs[f"beam_{beam_width}_lm"] = [model._decode(lp, beam_width, model._lm_hook(""), a, b) for lp in lps]
     scores = {k: {"cer": ctc.cer(texts, v), "wer": ctc.wer(texts, v), "n": len(texts)} for k, v in outputs.items()}
     rows = [{"text": t, "font": s.font, **{k: v[i] for k, v in outputs.items()}}
             for i, (t, s) in enumerate(zip(texts, samples, strict=True))]  # fmt: skip

@@ -43,6 +43,7 @@ import numpy as np
 __all__ = [
     "LOOPED",
     "MORE_FONTS",
+    "OVERLAP_COVER",
     "SCRIPT_FONTS",
     "TEST_FONTS",
     "TRAIN_FONTS",
@@ -228,8 +229,9 @@ def drop_overlapping(strokes: list[np.ndarray], radius: float, cover: float = OV
     again, or the second and third lines with which "complex" fonts (scriptc, timesi, gothicita) draw a thick
     stroke. Without them a doubled stem reads like one line, instead of a line followed by a pen lift and another
     line (the pattern of a crossed ``t``). A stroke crossing earlier ink (a ``t``'s bar, an ``x``) or touching it at
-    one end (the next letter of joined writing) keeps most of its length away from it and stays. ``radius <= 0``:
-    every stroke is kept.
+    one end (the next letter of joined writing) keeps most of its length away from it and stays, if it is longer
+    than about 2.5 radii (a straight crossing stroke shorter than that lies wholly within the radius of the line it
+    crosses). ``radius <= 0``: every stroke is kept.
     """
     if not 0.0 < cover <= 1.0:
         raise ValueError(f"cover is a share of a stroke's length, in (0, 1], not {cover}.")
