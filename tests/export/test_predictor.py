@@ -195,6 +195,6 @@ def test_anomaly_stream_scores_equal_the_batch_and_survive_a_state_round_trip(me
         online.append(p.stream("s", v)[0])
     online = np.asarray(online)[det.delay :]
     batch = det.score(test)[: len(test) - det.delay]
-    np.testing.assert_allclose(online, batch, rtol=1e-4, atol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(online, batch, rtol=1e-9, atol=1e-12, equal_nan=True)
     with pytest.raises(ValueError, match="does not belong to a"):
         p.set_state("t", {"t": np.array(3)})

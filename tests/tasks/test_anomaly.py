@@ -129,7 +129,8 @@ def test_prediction_streaming_equals_batch(detector: AnomalyDetector, gap: bool)
     online = np.array([stream.update(v) for v in series])
     assert stream.finish().size == 0
     batch = detector.score(series)
-    np.testing.assert_allclose(online, batch, rtol=1e-5, atol=1e-6, equal_nan=True)
+    # Scored in float64 (SCORE_DTYPE): one window per step and hundreds per batch agree whatever kernels the CPU picks.
+    np.testing.assert_allclose(online, batch, rtol=1e-9, atol=1e-12, equal_nan=True)
     if gap:
         assert np.isnan(batch[75:139]).all() and np.isfinite(batch[139:]).all()  # 4 origins after the gap
 
@@ -232,7 +233,7 @@ def test_reconstruction_streaming_equals_batch(recon: AnomalyDetector) -> None:
     online = np.concatenate([online[stream.delay :], stream.finish()])
     batch = recon.score(series)
     assert online.shape == batch.shape and np.isnan(batch[60]) and np.isfinite(batch[:60]).all()
-    np.testing.assert_allclose(online, batch, rtol=1e-4, atol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(online, batch, rtol=1e-9, atol=1e-12, equal_nan=True)
 
 
 def test_scaling_and_threshold_come_from_normal_training_data_only(recon: AnomalyDetector) -> None:

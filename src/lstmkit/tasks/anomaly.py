@@ -48,6 +48,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -84,6 +85,12 @@ __all__ = [
 
 KIND = "anomaly_detector"
 _CHUNK = 4096  # windows per forward pass when scoring
+# Scores are computed by float64 copies of the networks. In float32 a forecast (or reconstruction) depends on how many
+# windows share its batch: the matrix kernels sum in a blocking order chosen per batch size and per CPU (oneDNN and
+# MKL pick differently on AMD and Intel), which moves an output by ~1e-6, and the Mahalanobis distance multiplies that
+# by the inverse error variance (1e3-1e4 for a well-predicted series). In float64 the same reordering moves a score by
+# ~1e-12, so the stream (one window per step) and the batch (thousands per pass) agree to rtol 1e-9 on any CPU.
+SCORE_DTYPE = torch.float64
 
 
 class NotFittedError(RuntimeError):
@@ -431,6 +438,14 @@ class AnomalyDetector:
             return self.config.window
         return self.forecaster.window + self.config.steps_ahead
 
+    def _scoring_net(self) -> EncDecNet:
+        """Reconstruction: the encoder-decoder in SCORE_DTYPE (a copy, kept until the network is replaced)."""
+        assert self.model is not None
+        cached = getattr(self, "_scoring", None)
+        if cached is None or cached[0] is not self.model:
+            cached = self._scoring = (self.model, copy.deepcopy(self.model).to(SCORE_DTYPE).eval())
+        return cached[1]
+
     def _check_fitted(self) -> None:
         if self.threshold is None:
             raise NotFittedError("This AnomalyDetector is not fitted yet: call fit(normal_data) first.")
@@ -441,7 +456,8 @@ class AnomalyDetector:
         if self.config.method == "reconstruction":
             return self._reconstruction_errors(values)[:, None]
         cfg = self.config
-        medians = next(iter(self.forecaster.rolling_medians(_as_table(values, cfg.target, cfg.time)).values()))
+        table = _as_table(values, cfg.target, cfg.time)
+        medians = next(iter(self.forecaster.rolling_medians(table, dtype=SCORE_DTYPE).values()))
         T, l = medians.shape  # (T, l): row o holds the forecast of steps o .. o + l - 1
         # No forecast from a window missing everywhere (the forecaster would give its guess from nothing): its steps
         # get no error from that origin, as in AnomalyStream.
@@ -457,16 +473,17 @@ class AnomalyDetector:
     def _reconstruction_errors(self, values: np.ndarray) -> np.ndarray:
         """(T,) the smallest absolute reconstruction error (scaled units) of each step over the full windows holding
         it (see :func:`_combine`); NaN for a missing value or a step in no full window without a gap."""
-        assert self.model is not None and self.scale is not None
+        assert self.scale is not None
+        net = self._scoring_net()
         L = self.config.window
         z = (values - self.scale[0]) / self.scale[1]
         x, whole = _windows(z, L)  # (N, L), (N,)
         errors = np.full(x.shape, np.nan)
         for s in range(0, len(x), _CHUNK):
-            xb = torch.tensor(x[s : s + _CHUNK], dtype=torch.float32)[..., None]  # (B, L, 1)
+            xb = torch.tensor(x[s : s + _CHUNK], dtype=SCORE_DTYPE)[..., None]  # (B, L, 1)
             with torch.no_grad():
-                _, state = self.model.encoder(xb)  # (1, B, H) each
-                recon = self.model.reconstruct(state, L).numpy()  # (B, L)
+                _, state = net.encoder(xb)  # (1, B, H) each
+                recon = net.reconstruct(state, L).numpy()  # (B, L)
             errors[s : s + _CHUNK] = np.abs(recon - x[s : s + _CHUNK])
         errors[~whole] = np.nan
         out = _combine(errors, len(z))
@@ -673,7 +690,7 @@ class AnomalyDetector:
 class AnomalyStream:
     """Score a series one value at a time: ``update(value)`` returns the score of the step ``delay`` steps back (NaN
     before it exists), ``finish()`` the scores of the last ``delay`` steps. Together they equal
-    :meth:`AnomalyDetector.score` of the whole series (to float32 round-off; tested).
+    :meth:`AnomalyDetector.score` of the whole series (to float64 round-off on any CPU: see SCORE_DTYPE; tested).
 
     What is carried between calls:
 
@@ -736,7 +753,8 @@ class AnomalyStream:
             if self.det.config.method == "reconstruction":
                 z, best = [float(v) for v in state["z"]], [float(v) for v in state["best"]]
                 broken = [bool(v) for v in state["broken"]]
-                hc = (torch.as_tensor(state["h"]), torch.as_tensor(state["c"])) if "h" in state else None
+                hc = ((torch.as_tensor(state["h"], dtype=SCORE_DTYPE), torch.as_tensor(state["c"], dtype=SCORE_DTYPE))
+                      if "h" in state else None)  # fmt: skip
                 H = self.det.model.encoder.hidden_size  # type: ignore[union-attr]
                 if len(z) != len(best) or (hc is not None and (hc[0].shape != (1, len(broken), H) or hc[0].shape
                                                                 != hc[1].shape)):  # fmt: skip
@@ -774,11 +792,12 @@ class AnomalyStream:
 
     def _update_reconstruction(self, value: float) -> float:
         det, L = self.det, self.det.config.window
-        assert det.model is not None and det.scale is not None
+        assert det.scale is not None
+        net = det._scoring_net()
         z = (value - det.scale[0]) / det.scale[1]
         self._z.append(z)
         self._best.append(math.inf)
-        zero = torch.zeros(1, 1, det.model.encoder.hidden_size)  # (1, 1, H)
+        zero = torch.zeros(1, 1, net.encoder.hidden_size, dtype=SCORE_DTYPE)  # (1, 1, H)
         if self._state is None:
             self._state = (zero, zero.clone())
         else:  # open the window that starts at this step with a fresh (zero) encoder state
@@ -786,15 +805,15 @@ class AnomalyStream:
         missing = math.isnan(z)
         self._broken = [b or missing for b in self._broken + [False]]
         A = self._state[0].shape[1]
-        x = torch.full((A, 1), 0.0 if missing else z, dtype=torch.float32)  # (A, 1): this value, to every window
+        x = torch.full((A, 1), 0.0 if missing else z, dtype=SCORE_DTYPE)  # (A, 1): this value, to every window
         with torch.no_grad():
-            _, self._state = det.model.encoder.step(x, self._state)  # (1, A, H) each
+            _, self._state = net.encoder.step(x, self._state)  # (1, A, H) each
         if self.t < L - 1:
             return math.nan
         # The oldest open window (steps t - L + 1 .. t) has read its L values: decode it and close it.
         h, c = self._state
         if not self._broken[0]:
-            recon = det.model.reconstruct((h[:, :1], c[:, :1]), L)[0].numpy()  # (L,)
+            recon = net.reconstruct((h[:, :1], c[:, :1]), L)[0].numpy()  # (L,)
             err = np.abs(recon - np.asarray(self._z))  # (L,)
             self._best = [min(b, float(e)) for b, e in zip(self._best, err, strict=True)]
         self._state = (h[:, 1:], c[:, 1:])
@@ -818,7 +837,8 @@ class AnomalyStream:
         # score(), where that origin's forecast is NaN).
         if len(self._recent) == W and not np.isnan(self._recent).all():
             window = np.asarray(self._recent + [np.nan])  # a placeholder row: rolling_medians forecasts origin W
-            medians = next(iter(det.forecaster.rolling_medians(_as_table(window, cfg.target, cfg.time)).values()))
+            table = _as_table(window, cfg.target, cfg.time)
+            medians = next(iter(det.forecaster.rolling_medians(table, dtype=SCORE_DTYPE).values()))
             self._pending[t + 1] = medians[W]
         return float(self._score(e[None])[0])
 

@@ -18,6 +18,7 @@ Scaling (per series, optionally after a log) is fitted on the training part only
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -541,11 +542,27 @@ class Forecaster:
         out = values * std[0] + mean[0]
         return np.exp(out) if self.config.transform == "log" else out
 
-    def rolling_medians(self, data: Any) -> dict[str, np.ndarray]:
+    def _model_in(self, dtype: torch.dtype) -> ForecastNet | RecurrentForecastNet:
+        """The fitted network in ``dtype``: itself for float32, else a copy kept until the network is replaced."""
+        model = self._check_fitted()
+        if dtype == torch.float32:
+            return model
+        cached = getattr(self, "_copies", {}).get(dtype)
+        if cached is None or cached[0] is not model:
+            cached = (model, copy.deepcopy(model).to(dtype).eval())
+            self._copies = {**getattr(self, "_copies", {}), dtype: cached}
+        return cached[1]
+
+    def rolling_medians(self, data: Any, *, dtype: torch.dtype = torch.float32) -> dict[str, np.ndarray]:
         """The median forecast from every origin of every series: ``{key: (T, horizon)}``, row ``t`` holding the
         forecast of steps ``t .. t + horizon - 1`` made from the ``input_window`` steps before ``t`` (NaN where there
-        is no full window before ``t``). For models without future covariates; used by anomaly detection."""
-        model = self._check_fitted()
+        is no full window before ``t``). For models without future covariates; used by anomaly detection.
+
+        ``dtype=torch.float64`` runs a float64 copy of the network: the forecast of an origin then no longer depends
+        on how many origins share its batch (float32 matrix kernels sum in a blocking order chosen per batch size and
+        per CPU, which moves a forecast by ~1e-6); the anomaly detector scores this way so that its stream and its
+        batch scores agree on every CPU."""
+        model = self._model_in(dtype)
         if self.config.future_covariates:
             raise ValueError("rolling_medians reads no future covariates; use a model trained without them.")
         median = list(self.config.quantiles).index(0.5)
@@ -554,14 +571,14 @@ class Forecaster:
             if s.key not in self.scales:
                 raise ValueError(f"Series {s.key!r} was not in the training data: no scaling is known for it.")
             inp = self._inputs(self._scaled(s))
-            static = torch.tensor(self._static_vector(s), dtype=torch.float32)  # (S,), empty without statics
+            static = torch.tensor(self._static_vector(s), dtype=dtype)  # (S,), empty without statics
             W, T = self._window, len(s.y)
             result = np.full((T, self.config.horizon), np.nan)
             origins = list(range(W, T + 1))
             for chunk in range(0, len(origins), 512):
                 batch = origins[chunk : chunk + 512]
                 rel = [self._relative(inp[o - W : o]) for o in batch]
-                x = torch.tensor(np.stack([r[0] for r in rel]), dtype=torch.float32)
+                x = torch.tensor(np.stack([r[0] for r in rel]), dtype=dtype)
                 levels = np.array([r[1] for r in rel])[:, None]
                 with torch.no_grad():
                     fut = static.expand(len(batch), self.config.horizon, -1)  # (n, H, S)
