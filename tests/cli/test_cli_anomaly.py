@@ -203,3 +203,28 @@ def test_score_and_evaluate_read_renamed_columns_and_refuse_other_runs(tmp_path,
     assert main(["anomaly", "score", str(tmp_path / "lm"), "--csv", str(csv), "--out", str(tmp_path / "u")]) == 2
     err = capsys.readouterr().err
     assert "holds a 'language_model' run, not a 'anomaly_detector' one" in err and "Traceback" not in err
+
+
+def test_score_keeps_the_training_runs_own_files(tmp_path, capsys):
+    """Issue 18: `anomaly score RUN` wrote over the run's scores.csv and anomaly.png; now it writes beside them."""
+    csv = labelled_csv(tmp_path / "hr.csv")
+    out = tmp_path / "run"
+    base = ["--csv", str(csv), "--time", "t", "--label", "anomaly"]
+    args = ["anomaly", "train", *base, "--target", "hr", "--method", "reconstruction", "--window", "12"]
+    assert main([*args, "--epochs", "2", "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    kept = {name: (out / name).read_bytes() for name in ("scores.csv", "anomaly.png", "result.json", "report.html")}
+    rows = pd.read_csv(csv)
+    rows.loc[rows["split"] == "test", "hr"] += 0.5  # other readings: other scores
+    rows.to_csv(tmp_path / "later.csv", index=False)
+    later = ["--csv", str(tmp_path / "later.csv"), "--time", "t", "--label", "anomaly"]
+    for expected in ("later", "later-2"):  # a second scoring keeps the first
+        assert main(["anomaly", "score", str(out), *later, "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["run_dir"] == str(out / "scored" / expected)
+        assert {p.name for p in (out / "scored" / expected).iterdir()} >= {"scores.csv", "anomaly.png", "result.json"}
+    assert {name: (out / name).read_bytes() for name in kept} == kept
+    assert main(["anomaly", "score", str(out), *later, "--out", str(out)]) == 2
+    message = capsys.readouterr().err
+    assert "is a run directory" in message and "--out" in message and "Traceback" not in message
+    assert {name: (out / name).read_bytes() for name in kept} == kept

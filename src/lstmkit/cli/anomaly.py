@@ -49,6 +49,15 @@ def _table(data: str | None, csv: Path | None, time: str | None, label: str | No
     return table, {**roles, **{k: v for k, v in given.items() if v is not None}}
 
 
+def _fresh_dir(parent: Path, name: str) -> Path:
+    """``parent/name``, or ``name-2``, ``name-3``, ... : the first that does not exist yet."""
+    candidate, n = parent / name, 1
+    while candidate.exists():
+        n += 1
+        candidate = parent / f"{name}-{n}"
+    return candidate
+
+
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(summary)
@@ -105,8 +114,9 @@ def train(
 def score(
     run_dir: RunDir, data: Data = None, csv: Csv = None, time: ScoreTime = None, target: ScoreTarget = None,
     label: Label = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Where scores.csv and anomaly.png go (default RUN_DIR).")]
-    = None,
+    out: Annotated[Path | None, typer.Option("--out", help="The directory for scores.csv, anomaly.png and, with "
+                                             "labels, result.json (default RUN_DIR/scored/NAME, NAME the CSV's or "
+                                             "dataset's, numbered so an earlier scoring is kept).")] = None,
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Score a series (a dataset's test split, the rows before it read as context; else the whole CSV): scores.csv,
@@ -116,11 +126,9 @@ def score(
     try:
         det = AnomalyDetector.load(run_dir)
         table, roles = _table(data, csv, time, label)
-        summary = score_run(det, table, out or run_dir, roles.get("label"), target=target, time=roles.get("time"))
-        if out is None or Path(out) == Path(run_dir):
-            from ..report import write_report
-
-            write_report(run_dir)
+        if out is None:  # never over the training run's own scores.csv, anomaly.png or result.json
+            out = _fresh_dir(Path(run_dir) / "scored", Path(csv).stem if csv is not None else str(data))
+        summary = score_run(det, table, out, roles.get("label"), target=target, time=roles.get("time"))
     except _user_errors() as e:
         fail(user_message(e))
     _print_summary(summary, as_json)

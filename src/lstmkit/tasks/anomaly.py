@@ -1056,7 +1056,8 @@ def score_run(
     target: str | None = None, time: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Score ``table``'s ``test`` rows (every row without a ``split`` column), the rows before them read as context;
-    write ``scores.csv``, ``anomaly.png`` and, with labels, ``result.json`` (the detection metrics) in ``out``.
+    write ``scores.csv``, ``anomaly.png`` and, with labels, ``result.json`` (the detection metrics) in ``out``, which
+    must not be a run directory (its own files from training would be overwritten: FileExistsError).
 
     Args:
         target, time: the table's value and time columns when they are not named as in training.
@@ -1064,8 +1065,14 @@ def score_run(
     Returns:
         A summary: ``steps`` scored, ``context_steps`` read before the first, threshold, flags, metrics.
     """
+    out = Path(out)
+    if (out / runs.CONFIG_FILE).exists():
+        raise FileExistsError(
+            f"{out} is a run directory: its scores.csv, anomaly.png and result.json come from its training and would "
+            "be overwritten. Write the scores to another directory (--out)."
+        )
     target, time = target or det.config.target, time or det.config.time
-    return _write_scores(det, _score_table(det, table, target, time, label), target, time, Path(out))
+    return _write_scores(det, _score_table(det, table, target, time, label), target, time, out)
 
 
 def evaluate_table(
