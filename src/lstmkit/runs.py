@@ -170,13 +170,13 @@ def read_run_config(run_dir: str | os.PathLike[str], expected_kind: str | None =
     """
     run_dir = _resolve_run_dir(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"No run directory at {run_dir}. Pass the directory that save_run wrote.")
+        raise FileNotFoundError(f"No run directory at {run_dir}. Pass the --out directory of a training run.")
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         present = sorted(p.name for p in run_dir.iterdir())
         raise FileNotFoundError(
             f"{run_dir} has no {CONFIG_FILE}, so it is not a saved run (or saving did not finish); it contains "
-            f"{present or 'nothing'}. Pass the directory that save_run wrote."
+            f"{present or 'nothing'}. Pass the --out directory of a finished training run."
         )
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
@@ -188,7 +188,7 @@ def read_run_config(run_dir: str | os.PathLike[str], expected_kind: str | None =
     if missing:
         raise ValueError(
             f"{path} lacks the key(s) {missing}; a run config has 'kind', 'lstmkit_version' and 'config'. "
-            "Re-save the run with lstmkit.runs.save_run."
+            "Train or save the run again."
         )
     if not isinstance(payload["kind"], str) or not isinstance(payload["config"], dict):
         raise ValueError(
@@ -199,7 +199,7 @@ def read_run_config(run_dir: str | os.PathLike[str], expected_kind: str | None =
     if expected_kind is not None and payload["kind"] != expected_kind:
         raise ValueError(
             f"{run_dir} holds a {payload['kind']!r} run, not a {expected_kind!r} one; pass a run directory of that "
-            "kind (lstmkit.load(path) opens any kind)."
+            "kind (in Python, lstmkit.load opens a run of any kind)."
         )
     return payload
 

@@ -40,6 +40,12 @@ def _register() -> None:
         pass
 
 
+def _interrupted() -> None:
+    from ._console import err
+
+    err.print("interrupted: what was saved is kept; a train command continues with --resume.", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (tests call it in-process)."""
     _register()
@@ -48,17 +54,30 @@ def main(argv: list[str] | None = None) -> int:
     _launch.set_argv(list(argv) if argv is not None else sys.argv[1:])
     try:
         code = app(args=argv, standalone_mode=False)  # click returns the exit code instead of raising here
+        if code == 130:  # typer's answer to Ctrl-C (KeyboardInterrupt becomes Exit(130), returned here)
+            _interrupted()
         return code if isinstance(code, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
         return 1
+    except KeyboardInterrupt:
+        _interrupted()
+        return 130
     except Exception as exc:  # click usage errors carry their own exit code and message
         # typer vendors its own click (typer._click) in recent versions, so recognise the exception by its interface
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             return exc.exit_code
-        raise
+        # The one error handler: a mistake a user can fix that a command did not catch itself becomes one sentence
+        # and exit code 2; anything else is a bug and keeps its traceback.
+        from ._console import err, user_error_message
+
+        message = user_error_message(exc)
+        if message is None:
+            raise
+        err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False, markup=True)
+        return 2
 
 
 if __name__ == "__main__":

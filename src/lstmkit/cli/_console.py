@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 err = Console(stderr=True)
 
@@ -26,11 +27,23 @@ def print_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+MAX_MESSAGE = 1000
+"""The most characters of an error message printed: a message that quotes the user's data (a cell, a line) is cut
+there, so a 52 MB cell is not echoed back whole."""
+
+
+def capped(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message``, cut to ``limit`` characters with a note of how much was left out."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message) - limit:,} more characters)"
+
+
 def fail(message: str, code: int = 2) -> None:
     """One clear sentence on stderr and a non-zero exit, never a traceback, for a user's mistake."""
     import typer
 
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(capped(message))}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -42,3 +55,23 @@ one sentence and exit code 2 in the CLI, never a traceback."""
 def user_message(e: Exception) -> str:
     """The sentence of a user error (a KeyError's own text, without the quotes ``str`` would add)."""
     return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The sentence for an exception a user can act on (bad input, a missing file or extra, a finished or unknown run,
+    a checkpoint that cannot be resumed, a model too large for memory), capped; None for anything else (a bug)."""
+    from ..train import CheckpointError, ResumeError
+
+    if isinstance(exc, (*USER_ERRORS, CheckpointError, ResumeError, NotADirectoryError, IsADirectoryError)):
+        return escape(capped(user_message(exc)))  # type: ignore[arg-type]
+    if type(exc).__name__ in ("NotFittedError", "ExportMismatchError", "UnknownKindError"):
+        return escape(capped(user_message(exc)))  # type: ignore[arg-type]
+    text = str(exc)
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "can't allocate memory" in text):
+        return escape(capped(
+            f"Not enough memory for this model or batch ({text.strip() or 'MemoryError'}). Choose a smaller "
+            "--hidden-size, --layers or --batch-size."
+        ))  # fmt: skip
+    if isinstance(exc, PermissionError):
+        return escape(capped(f"{exc.strerror or 'Permission denied'}: {exc.filename}. Choose a path you may write."))
+    return None
