@@ -179,3 +179,27 @@ def test_cli_exports_a_run_directory_and_says_why_it_cannot(tmp_path, capsys) ->
     assert "Traceback" not in capsys.readouterr().err
     assert main(["export", "onnx", str(tmp_path / "run"), "--tolerance", "0"]) == 2
     assert "--tolerance must be positive" in capsys.readouterr().err
+
+
+def test_export_never_replaces_a_file_that_is_not_an_earlier_export(tmp_path) -> None:
+    """Issue 18: the Python API refuses as the CLI does (the same sentence); force=True replaces."""
+    X, y = series()
+    run = SequenceClassifier(hidden_size=8, epochs=1).fit(X, y).save(tmp_path / "run")
+    data = tmp_path / "sensors.csv"
+    data.write_bytes(b"time,value\n1,2.5\n")
+    sentence = f"{data} already exists and is not an earlier ONNX export of this run; pass --force to replace it or "
+    with pytest.raises(FileExistsError, match=sentence + "choose another --out."):
+        export_onnx(run, data)
+    assert data.read_bytes() == b"time,value\n1,2.5\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "run", "sensors.csv"]  # fmt: skip
+    export_onnx(run, data, force=True)
+    meta = {p.key: p.value for p in onnx.load(str(data)).metadata_props}
+    assert meta["lstmkit_run"] == str(run.resolve()) and meta["lstmkit_kind"] == "sequence_classifier"
+    export_onnx(run, data)  # now an earlier export of this run
+    # a model object: an earlier lstmkit export of the same kind that records no run is its own
+    torch.manual_seed(0)
+    export_onnx(LSTM(3, 4), tmp_path / "lstm.onnx")
+    assert "lstmkit_run" not in {p.key for p in onnx.load(str(tmp_path / "lstm.onnx")).metadata_props}
+    export_onnx(LSTM(3, 4), tmp_path / "lstm.onnx")
+    with pytest.raises(FileExistsError, match="not an earlier ONNX export of this model"):
+        export_onnx(LSTM(3, 4), data)

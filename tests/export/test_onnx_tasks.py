@@ -187,6 +187,15 @@ def test_cli_exports_a_seq2seq_run_as_two_files_and_refuses_a_mismatch(tmp_path,
         str(tmp_path / "run" / "model.onnx"), str(tmp_path / "run" / "model-decoder-step.onnx")]  # fmt: skip
     assert main(["export", "onnx", str(tmp_path / "run"), "--streaming"]) == 2
     assert "without --streaming" in capsys.readouterr().err
+    # --out naming a directory: both files inside it (issue 18); a foreign file at either name: nothing written
+    (tmp_path / "exports").mkdir()
+    assert main(["export", "onnx", str(tmp_path / "run"), "--out", str(tmp_path / "exports"), "--json"]) == 0
+    assert [f["path"] for f in json.loads(capsys.readouterr().out)["files"]] == [
+        str(tmp_path / "exports" / "model.onnx"), str(tmp_path / "exports" / "model-decoder-step.onnx")]  # fmt: skip
+    (tmp_path / "mine-decoder-step.onnx").write_bytes(b"notes")
+    assert main(["export", "onnx", str(tmp_path / "run"), "--out", str(tmp_path / "mine.onnx")]) == 2
+    assert "mine-decoder-step.onnx already exists" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "mine.onnx").exists() and (tmp_path / "mine-decoder-step.onnx").read_bytes() == b"notes"
     with pytest.raises(ExportMismatchError, match="were not written"):
         export_onnx(tmp_path / "run", tmp_path / "x.onnx", tolerance=1e-12)
     assert not list(tmp_path.glob("x*.onnx"))

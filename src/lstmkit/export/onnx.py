@@ -2,7 +2,9 @@
 
 Every export builds the graph (:mod:`lstmkit.export.onnx_graph`), runs the source model (torch, eval mode) and the
 exported one (onnxruntime) on sample inputs, and writes the file only when the largest absolute difference is within
-``tolerance``; otherwise it raises :class:`ExportMismatchError` and writes nothing. The file is written atomically.
+``tolerance``; otherwise it raises :class:`ExportMismatchError` and writes nothing. The file is written atomically,
+records lstmkit's version, the kind and the run directory in its ``metadata_props``, and replaces an existing file
+only when that file is an earlier export of the same run (or with ``force``): nothing else is ever overwritten.
 
 What each kind of model becomes (B batch, T steps; names are the graph's input and output names):
 
@@ -59,7 +61,7 @@ from torch import nn
 from ..nn import GRU, LSTM, RNN
 from .onnx_graph import OPSET, Graph, lstm_sequence, lstm_step
 
-__all__ = ["ExportMismatchError", "ExportReport", "export_onnx"]
+__all__ = ["EXPORTABLE_KINDS", "ExportMismatchError", "ExportReport", "export_onnx"]
 
 FLOAT_TOLERANCE = 1e-4  # largest absolute difference accepted between torch and onnxruntime (float32)
 DECODER_STEP_SUFFIX = "-decoder-step"  # Seq2Seq's second file: model.onnx -> model-decoder-step.onnx
@@ -747,36 +749,139 @@ def _builder(obj: Any) -> tuple[str, Any]:
     )
 
 
+EXPORTABLE_KINDS = ("sequence_classifier", "sequence_regressor", "language_model", "text_classifier", "forecaster",
+                    "anomaly_detector", "seq2seq")  # fmt: skip
+"""The run kinds (``config.json``'s ``kind``) that :func:`export_onnx` can write as ONNX."""
+
+_PARTS = {"seq2seq": ("", DECODER_STEP_SUFFIX)}  # kinds with more than one file: each file's name suffix
+_MAX_ONNX_BYTES = 2**31  # protobuf's limit: a larger file cannot be a ModelProto, so it is no earlier export
+
+
+def _default_name(streaming: bool) -> str:
+    return "model-streaming.onnx" if streaming else "model.onnx"
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    """``model.onnx`` and ``-decoder-step`` -> ``model-decoder-step.onnx``."""
+    return path.with_name(path.stem + suffix + path.suffix) if suffix else path
+
+
+def _recorded(path: Path) -> dict[str, str] | None:
+    """The metadata an earlier lstmkit export recorded in ``path``, or None when ``path`` is not one (not ONNX at
+    all, or an ONNX model that lstmkit did not write)."""
+    try:
+        import onnx
+
+        if path.stat().st_size >= _MAX_ONNX_BYTES:
+            return None
+        model = onnx.load_model(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 (any file at all: whatever cannot be read as ONNX is not an earlier export)
+        return None
+    props = {p.key: p.value for p in model.metadata_props}
+    return props if props.get("lstmkit_kind") else None
+
+
+def _check_targets(targets: list[Path], *, run_dir: Path | None, kind: str, force: bool) -> None:
+    """Refuse, before anything is written, to put an export where it would lose something: over a file that is not
+    an earlier export of this run (unless ``force``), over the run's own files or a directory (even with ``force``),
+    or under a path whose parent is a file."""
+    from ..runs import CONFIG_FILE, EXTRA_FILE, WEIGHTS_FILE
+
+    run_id = str(run_dir.resolve()) if run_dir is not None else None
+    what = "run" if run_dir is not None else "model"
+    ours: set[Path] = set()  # the run directory's default files are its exports, with or without metadata
+    own: set[Path] = set()
+    if run_dir is not None:
+        ours = {_sibling(run_dir / _default_name(mode), s).resolve() for mode in (False, True)
+                for s in _PARTS.get(kind, ("",))}  # fmt: skip
+        own = {(run_dir / name).resolve() for name in (CONFIG_FILE, WEIGHTS_FILE, EXTRA_FILE)}
+    for target in targets:
+        parent = next(p for p in target.parents if os.path.lexists(p) or p == p.parent)
+        if os.path.lexists(parent) and not parent.is_dir():
+            raise NotADirectoryError(f"--out {target} cannot be written: {parent} is a file, not a directory; "
+                                     "choose another --out.")  # fmt: skip
+        if not os.path.lexists(target):
+            continue
+        resolved = target.resolve()
+        if resolved in own:
+            raise FileExistsError(f"{target} is a file of the run itself ({target.name}), which an export never "
+                                  "replaces, not even with --force; choose another --out.")  # fmt: skip
+        if target.is_dir():
+            raise IsADirectoryError(f"{target} is a directory, so the ONNX file cannot be written there; remove it "
+                                    "or choose another --out.")  # fmt: skip
+        if force or resolved in ours:
+            continue
+        recorded = _recorded(target) or {}
+        if run_id is not None:
+            earlier = recorded.get("lstmkit_run") == run_id
+        else:  # a model object has no run: an lstmkit export of its kind that records none is its own
+            earlier = recorded.get("lstmkit_kind") == kind and "lstmkit_run" not in recorded
+        if not earlier:
+            raise FileExistsError(f"{target} already exists and is not an earlier ONNX export of this {what}; pass "
+                                  "--force to replace it or choose another --out.")  # fmt: skip
+
+
 def export_onnx(source: Any, path: str | os.PathLike[str] | None = None, *, streaming: bool = False,
-                tolerance: float = FLOAT_TOLERANCE, seed: int = 0) -> ExportReport:  # fmt: skip
+                tolerance: float = FLOAT_TOLERANCE, seed: int = 0, force: bool = False) -> ExportReport:  # fmt: skip
     """Export ``source`` (a run directory or a loaded model) to ONNX at ``path`` (default: ``model.onnx``, or
     ``model-streaming.onnx`` with ``streaming``, inside the run directory), after checking the graph against the
     source model on sample inputs. A Seq2Seq model also writes its decoder step beside ``path``
-    (``<stem>-decoder-step.onnx``). Raises :class:`ExportMismatchError` (nothing written) above ``tolerance``."""
+    (``<stem>-decoder-step.onnx``). Raises :class:`ExportMismatchError` (nothing written) above ``tolerance``.
+
+    ``path`` naming a directory (an existing one, or a string ending in ``/``) writes the default file name inside
+    it; missing parent directories are created once the export has passed its check. Every file records in its
+    ``metadata_props`` ``lstmkit_version``, ``lstmkit_kind``, ``lstmkit_streaming`` and, from a run directory,
+    ``lstmkit_run`` (the run directory's absolute path).
+
+    Nothing is lost: an existing file is replaced only when it is an earlier export of this run (the run directory's
+    default files, or an ONNX file whose ``lstmkit_run`` is this run; from a model object, an lstmkit export of the
+    same kind that records no run) or ``force`` is True; otherwise :class:`FileExistsError`, before any work. The
+    run's own files (``config.json``, the weights) and directories are never replaced.
+
+    Raises:
+        ValueError: a run directory of a kind that cannot be exported (see :data:`EXPORTABLE_KINDS`).
+        FileExistsError, IsADirectoryError, NotADirectoryError: ``path`` would replace something (see above)."""
     try:
         import onnxruntime as ort
     except ImportError as e:
         raise ImportError("Checking an export needs onnxruntime: pip install 'lstmkit[export]'.") from e
-    from .. import runs
+    from .. import __version__, runs
     from .._atomic import atomic_write_bytes
 
     run_dir = None
     if isinstance(source, str | os.PathLike):
         run_dir = Path(source)
+        if run_dir.name == runs.CONFIG_FILE and run_dir.is_file():  # the run's config.json names its run
+            run_dir = run_dir.parent
+        run_kind = runs.read_run_config(run_dir)["kind"]
+        if run_kind not in EXPORTABLE_KINDS:
+            raise ValueError(
+                f"{run_dir} holds a {run_kind!r} run, which cannot be exported to ONNX; the kinds that can are "
+                f"{', '.join(EXPORTABLE_KINDS[:-1])} and {EXPORTABLE_KINDS[-1]}, so pass a run directory of one of "
+                "those."
+            )
         source = runs.load(run_dir)
     kind, build = _builder(source)
     if path is None:
         if run_dir is None:
             raise ValueError("Give a path for the ONNX file (the source is a model object, not a run directory).")
-        path = run_dir / ("model-streaming.onnx" if streaming else "model.onnx")
+        path = run_dir / _default_name(streaming)
+    elif os.path.isdir(path) or (isinstance(path, str) and path.endswith(("/", os.sep))):
+        path = Path(path) / _default_name(streaming)
     path = Path(path)
+    refusals = dict(run_dir=run_dir, kind=kind, force=force)
+    _check_targets([_sibling(path, s) for s in _PARTS.get(kind, ("",))], **refusals)  # before the work
     rng = np.random.default_rng(seed)
     built = build(source, streaming, rng)
     parts = built if isinstance(built, list) else [("", *built)]  # (file name suffix, graph, samples, reference)
     checks, files, written = [], [], []
+    metadata = {"lstmkit_version": __version__, "lstmkit_kind": kind, "lstmkit_streaming": str(streaming).lower()}
+    if run_dir is not None:
+        metadata["lstmkit_run"] = str(run_dir.resolve())
     for suffix, g, samples, reference in parts:
-        target = path.with_name(path.stem + suffix + path.suffix) if suffix else path
-        model = g.model(doc=f"lstmkit {kind}{suffix.replace('-', ' ')}{' (streaming step)' if streaming else ''}")
+        target = _sibling(path, suffix)
+        model = g.model(doc=f"lstmkit {kind}{suffix.replace('-', ' ')}{' (streaming step)' if streaming else ''}",
+                        metadata=metadata)  # fmt: skip
         data = model.SerializeToString()
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
@@ -800,9 +905,13 @@ def export_onnx(source: Any, path: str | os.PathLike[str] | None = None, *, stre
             f"{' and '.join(str(t) for t, _ in written)} {'was' if len(written) == 1 else 'were'} not written. Per "
             f"sample batch: {detail}. Report this with the model's config.json."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_targets([t for t, _ in written], **refusals)  # again: nothing may have appeared there meanwhile
     for target, data in written:
-        atomic_write_bytes(target, data)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, data)
+        except OSError as e:  # named after the file asked for, not atomic_write_bytes' temporary one
+            raise type(e)(e.errno, e.strerror, str(target)) from e
     main = files[0]
     return ExportReport(path=main["path"], kind=kind, streaming=streaming, opset=OPSET, inputs=main["inputs"],
                         outputs=main["outputs"], max_abs_diff=worst, tolerance=tolerance, checks=checks,

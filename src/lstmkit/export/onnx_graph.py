@@ -80,13 +80,17 @@ class Graph:
     def graph(self) -> Any:
         return self.onnx.helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.initializers)
 
-    def model(self, doc: str = "") -> Any:
+    def model(self, doc: str = "", metadata: dict[str, str] | None = None) -> Any:
+        """The checked ModelProto; ``metadata`` becomes its ``metadata_props`` (what the export records about itself:
+        lstmkit's version, the kind, the run it came from)."""
         onnx = self.onnx
         model = onnx.helper.make_model(
             self.graph(), opset_imports=[onnx.helper.make_opsetid("", OPSET)], producer_name="lstmkit",
             doc_string=doc,
         )  # fmt: skip
         model.ir_version = min(model.ir_version, 9)  # readable by onnxruntime releases of the last two years
+        if metadata:
+            onnx.helper.set_model_props(model, metadata)
         onnx.checker.check_model(model)
         return model
 
