@@ -377,3 +377,18 @@ def test_plot_anomaly_writes_a_png(tmp_path) -> None:
         plot_anomaly(np.arange(100), x, x, 1.0, tmp_path / "c.png", flags=np.zeros(99, dtype=bool))
     with pytest.raises(ValueError, match="labels must hold one value per step"):
         plot_anomaly(np.arange(100), x, x, 1.0, tmp_path / "d.png", labels=labels[:50])
+
+
+def test_a_prediction_run_keeps_the_real_weights_at_its_top(detector: AnomalyDetector, tmp_path) -> None:
+    """Issue 18: model.safetensors at the top of a prediction run held an empty module (80 bytes); it now holds the
+    forecaster's network, and loading reads it."""
+    import safetensors.torch
+
+    detector.save(tmp_path / "det")
+    top = safetensors.torch.load_file(tmp_path / "det" / "model.safetensors")
+    own = detector.forecaster.model.state_dict()
+    assert top.keys() == own.keys() and all(np.array_equal(top[k], own[k]) for k in own)
+    nudged = {k: v + 0.01 for k, v in top.items()}
+    safetensors.torch.save_file(nudged, tmp_path / "det" / "model.safetensors")
+    again = AnomalyDetector.load(tmp_path / "det")
+    assert all(np.array_equal(again.forecaster.model.state_dict()[k], nudged[k]) for k in nudged)

@@ -652,15 +652,16 @@ class AnomalyDetector:
 
     # ---- persistence ---------------------------------------------------------------------------------------------
     def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """config.json (the config, threshold, scaling) + model.safetensors + the error Gaussian in extra tensors;
-        the prediction method's forecaster in ``run_dir/forecaster``."""
+        """config.json (the config, threshold, scaling) + model.safetensors (the network's weights: the forecaster's
+        or the encoder-decoder's) + the error Gaussian in extra tensors; the prediction method's forecaster also in
+        ``run_dir/forecaster`` (its config and scaling, and the run it trained in)."""
         self._check_fitted()
         run_dir = Path(run_dir)
         extra = {"mean": torch.tensor(self.mean), "precision": torch.tensor(self.precision)}
         saved: dict[str, Any] = {"anomaly": self.config.to_dict(), "threshold": self.threshold}
         if self.config.method == "prediction":
             self.forecaster.save(run_dir / "forecaster", overwrite=overwrite)
-            model: nn.Module = torch.nn.Module()
+            model: nn.Module = self.forecaster.model
         else:
             assert self.model is not None
             saved["scale"] = list(self.scale)  # type: ignore[arg-type]
@@ -677,6 +678,9 @@ class AnomalyDetector:
             from .forecasting import Forecaster
 
             det.forecaster = Forecaster.load(Path(run_dir) / "forecaster")
+            weights = runs.read_state_dict(run_dir)
+            if weights:  # the run's own weights rule (runs saved before they were kept here have none)
+                det.forecaster.model.load_state_dict(weights)
         else:
             det.scale = tuple(saved["scale"])  # type: ignore[assignment]
             det.model = EncDecNet(det.config.hidden_size)
