@@ -166,3 +166,13 @@ def test_dimension_shuffle_flag_is_saved_and_ragged_series_get_one_sentence(tmp_
     assert saved["data"]["dimension_shuffle"] is True and saved["data"]["pooled_dropout"] == 0.8
     assert main(["classify", "evaluate", str(out), "--csv", str(equal), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])
+
+
+def test_a_diverging_training_is_one_sentence_naming_the_learning_rate(tmp_path, capsys):
+    """Issue 18: --lr 1e9 trained to a loss of 1e10 and exited 0 without a word."""
+    csv, _ = _csv(tmp_path)
+    args = ["--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split", "part"]
+    assert main(["classify", "train", *args, "--out", str(tmp_path / "run"), "--epochs", "3", "--hidden-size", "8",
+                 "--lr", "1e9"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "Training diverged at step" in err and "learning rate 1e9" in err and "Traceback" not in err

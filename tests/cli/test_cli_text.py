@@ -77,3 +77,16 @@ def test_classify_train_predict_evaluate_on_a_csv(tmp_path, capsys):
     assert "Unknown column(s) ['text', 'label']" in capsys.readouterr().err
     assert main(["text", "classify", "train", *args, "--out", str(tmp_path / "y"), "--pooling", "median"]) == 2
     assert "Unknown pooling 'median'" in capsys.readouterr().err
+
+
+SMALL = ["--hidden-size", "24", "--embedding-size", "8", "--layers", "1", "--batch-size", "4", "--bptt", "16"]
+
+
+def test_a_diverging_training_is_one_sentence_naming_the_learning_rate(tmp_path, capsys):
+    """Issue 18: --lr 1e9 ended in an OverflowError traceback."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 20)
+    assert main(["text", "train", "--text", str(corpus), "--out", str(tmp_path / "lm"), *SMALL, "--lr", "1e9"]) == 2
+    err = capsys.readouterr().err
+    assert "Training diverged at step" in err and "learning rate 1e9" in err and "(1e7 to 1e8)" in err
+    assert "Traceback" not in err

@@ -217,3 +217,12 @@ def test_weight_decay_reaches_the_optimizer_and_shrinks_the_weights():
     assert norm(5.0) < 0.8 * norm(0.0)
     with pytest.raises(ValueError, match="weight_decay must be finite and >= 0"):
         lstmkit.SequenceClassifier(weight_decay=-1.0)
+
+
+def test_a_diverging_fit_stops_with_one_sentence_naming_the_learning_rate():
+    """Issue 18: lr=1e9 gave a loss of 1.2e10 and predictions of -2.4e9 without a word."""
+    from lstmkit.train import DivergenceError
+
+    X = np.random.default_rng(0).normal(size=(64, 10, 1)).astype(np.float32)
+    with pytest.raises(DivergenceError, match=r"Training diverged at step \d+ .* with learning rate 1e9\. Try a learn"):
+        lstmkit.SequenceRegressor(hidden_size=8, epochs=3, lr=1e9, progress=False).fit(X, X.sum(1)[:, 0])

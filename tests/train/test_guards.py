@@ -12,7 +12,7 @@ from torch import nn
 from lstmkit.nn import LSTM
 from lstmkit.train import StepOutput, TrainConfig, Trainer
 from lstmkit.train import checkpoint as ckpt
-from lstmkit.train.guards import locate_nonfinite
+from lstmkit.train.guards import DivergenceError, has_diverged, locate_nonfinite
 
 T, BAD_STEP = 12, 5
 
@@ -203,3 +203,42 @@ def test_rollback_takes_the_running_mean_of_the_weights_back_too(tmp_path: Path)
     trainer.fit(batches(overflow_at=3))
     # steps 1, 2 (checkpoint: mean of 2), 3; the overflow goes back to step 2's mean, then steps 3 and 4 join it
     assert trainer.global_step == 4 and trainer.averaged_steps == 4
+
+
+def _regression(n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    return [(x, x.sum(1, keepdim=True)) for x in (torch.randn(16, 3, generator=g) for _ in range(n))]
+
+
+def _mse(model, batch, state):
+    x, y = batch
+    return StepOutput(loss=nn.functional.mse_loss(model(x), y))
+
+
+def test_a_loss_rising_orders_of_magnitude_stops_naming_the_learning_rate(tmp_path: Path) -> None:
+    """Issue 18: lr 1e9 gave a loss of 1e10 and finished without a word."""
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(3, 1), _mse, TrainConfig(epochs=3, lr=1e9, progress=False), run_dir=tmp_path)
+    with pytest.raises(DivergenceError) as info:
+        trainer.fit(_regression())
+    message = str(info.value)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, FloatingPointError)
+    assert message.startswith("Training diverged at step 2 (epoch 1): the loss rose from ")
+    assert "with learning rate 1e9. Try a learning rate 10 to 100 times smaller (1e7 to 1e8)." in message
+    assert trainer.global_step == 1  # the diverged step was not taken
+    # a healthy run with the same data is left alone
+    torch.manual_seed(0)
+    assert len(Trainer(nn.Linear(3, 1), _mse, TrainConfig(epochs=3, lr=1e-2, progress=False)).fit(_regression())) == 3
+
+
+def test_the_divergence_rule_is_relative_to_the_first_step_above_a_floor() -> None:
+    assert has_diverged(1.2e10, 0.52) and has_diverged(1e5, 3.0)
+    assert not has_diverged(5e3, 3.0)  # a thousandfold spike: noisy, not diverged
+    assert not has_diverged(50.0, 1e-6)  # below the absolute floor
+    assert not has_diverged(1e9, 1e6)  # unscaled targets: a large loss that did not grow 1e4-fold
+
+
+def test_the_nonfinite_stop_is_a_divergence_error_naming_the_learning_rate() -> None:
+    trainer = Trainer(overflowing_net(), loss_fn, TrainConfig(epochs=1, progress=False, lr=1e-4))
+    with pytest.raises(DivergenceError, match=r"Lower the learning rate \(now 0.0001; try 10 to 100 times smaller\)"):
+        trainer.fit(batches(overflow_at=2))

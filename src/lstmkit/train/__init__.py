@@ -7,6 +7,7 @@ supplies ``loss_fn(model, batch, state) -> StepOutput``; see :class:`Trainer`.
 
 from lstmkit.config import TrainConfig
 from lstmkit.train.checkpoint import CheckpointError, ResumeError
+from lstmkit.train.guards import DivergenceError
 from lstmkit.train.loop import Callback, EvalFn, LossFn, StepOutput, Trainer, detach_state, seed_everything, split_time
 from lstmkit.train.metrics import MetricsLogger
 from lstmkit.train.optim import LRSchedule, build_optimizer, build_schedule
@@ -15,6 +16,7 @@ from lstmkit.train.resume import register_resumer, resume
 __all__ = [
     "Callback",
     "CheckpointError",
+    "DivergenceError",
     "EvalFn",
     "LRSchedule",
     "LossFn",

@@ -17,7 +17,46 @@ from typing import Any
 
 import torch
 
-__all__ = ["all_finite", "iter_tensors", "locate_nonfinite", "nonfinite_grads"]
+__all__ = [
+    "DIVERGENCE_FACTOR",
+    "DIVERGENCE_FLOOR",
+    "DivergenceError",
+    "all_finite",
+    "format_lr",
+    "has_diverged",
+    "iter_tensors",
+    "locate_nonfinite",
+    "nonfinite_grads",
+]
+
+# A finite loss has diverged when it exceeds DIVERGENCE_FACTOR times the loss of the run's first step (the untrained
+# model's) and DIVERGENCE_FLOOR. Four orders of magnitude: the noise and the spikes of a healthy run stay within one
+# or two (a batch harder than the first, a learning-rate warm-up), while an update that overshoots grows the loss
+# geometrically, so a diverging run crosses the line within a few steps of leaving the healthy range. The floor keeps
+# a run that starts near zero (a loss of 1e-6, say) from being stopped at a harmless absolute value; 100 is above any
+# sane cross-entropy (log of the vocabulary) or mean squared error of standardised targets.
+DIVERGENCE_FACTOR = 1e4
+DIVERGENCE_FLOOR = 100.0
+
+
+class DivergenceError(ValueError, FloatingPointError):
+    """Training stopped because the loss diverged: it became NaN or infinite (and the non-finite policy says stop),
+    or it rose orders of magnitude above where it started (see :func:`has_diverged`). A ``ValueError`` so that the
+    command line prints its message as one sentence; a ``FloatingPointError`` as the non-finite guard always raised.
+    """
+
+
+def has_diverged(loss: float, first_loss: float) -> bool:
+    """True when the finite ``loss`` is more than ``DIVERGENCE_FACTOR`` times ``first_loss`` (the run's first step)
+    and more than ``DIVERGENCE_FLOOR``."""
+    return loss > DIVERGENCE_FLOOR and loss > DIVERGENCE_FACTOR * abs(first_loss)
+
+
+def format_lr(lr: float) -> str:
+    """A learning rate as people write it: 0.002, 1e-05 -> 1e-5, 1e+09 -> 1e9."""
+    text = f"{lr:.3g}"
+    mantissa, _, exponent = text.partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else text
 
 
 def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:

@@ -42,7 +42,14 @@ from lstmkit._atomic import atomic_write_bytes
 from lstmkit.config import TrainConfig
 from lstmkit.train import checkpoint as ckpt
 from lstmkit.train import distributed
-from lstmkit.train.guards import all_finite, locate_nonfinite, nonfinite_grads
+from lstmkit.train.guards import (
+    DivergenceError,
+    all_finite,
+    format_lr,
+    has_diverged,
+    locate_nonfinite,
+    nonfinite_grads,
+)
 from lstmkit.train.metrics import MetricsLogger
 from lstmkit.train.optim import build_optimizer, build_schedule
 from lstmkit.train.progress import ProgressBar
@@ -397,6 +404,8 @@ class Trainer:
         self._bad_epochs = 0
         self._fit_start = 0.0
         self._nonfinite_run = 0  # non-finite steps in a row
+        self._first_loss: float | None = None  # the run's first finite step loss: where divergence is measured from
+        self._lowest_loss: float | None = None  # the lowest step loss so far (named when the run diverges)
         self._epoch_start: dict[str, Any] | None = None  # RNG and data state when the current epoch began
         self._wrote_checkpoints = False
         self._tb: TensorBoardLogger | None = None
@@ -436,8 +445,10 @@ class Trainer:
 
         Raises:
             ValueError: if ``train_data`` (or ``val_data``) yields no batches, or the monitored metric is missing.
-            FloatingPointError: if the loss or a gradient is NaN or infinite (with ``on_nonfinite="raise"``, or too
-                many in a row); the message says where it arose.
+            lstmkit.train.guards.DivergenceError: (a ``ValueError`` and a ``FloatingPointError``) if the loss or a
+                gradient is NaN or infinite (with ``on_nonfinite="raise"``, or too many in a row; the message says
+                where it arose), or if the loss rose orders of magnitude above the first step's (see
+                :func:`lstmkit.train.guards.has_diverged`); the message names the learning rate.
             lstmkit.train.checkpoint.ResumeError: ``resume=True`` without a usable checkpoint, or a checkpoint from a
                 different config or lstmkit version; ``resume=False`` over another run's checkpoints.
             lstmkit.train.checkpoint.CheckpointError: the run directory cannot hold checkpoints (checked before
@@ -459,6 +470,7 @@ class Trainer:
         self.best_epoch, self.best_value, self._best_state = None, None, None
         self._bad_epochs = 0
         self._nonfinite_run = 0
+        self._first_loss = self._lowest_loss = None
         self._fit_start = time.perf_counter()
         device = self._params[0].device
         # the running mean of the weights (a copy of the model); it starts empty and is filled from average_from_epoch
@@ -825,12 +837,20 @@ class Trainer:
         )
         loss_value = float(out.loss.detach().item())
         bad = not math.isfinite(loss_value)
-        if self._dist is not None:  # every rank must skip backward together, or DDP's all-reduce would hang
-            bad = distributed.any_flag(bad)
+        diverged = not bad and self._first_loss is not None and has_diverged(loss_value, self._first_loss)
+        if self._dist is not None:  # every rank must skip backward (or stop) together, or DDP's all-reduce would hang
+            n_bad, n_diverged = distributed.all_reduce_sum([float(bad), float(diverged)])
+            bad, diverged = n_bad > 0, n_bad == 0 and n_diverged > 0
         if bad:
             finite_here = math.isfinite(loss_value)
             what = "Non-finite loss on another rank" if finite_here else f"Non-finite loss ({loss_value})"
             return self._on_nonfinite(f"{what} at {where}", chunk, state, None), math.nan, lr
+        if diverged:
+            self.optimizer.zero_grad(set_to_none=True)
+            raise self._divergence_error(loss_value, epoch)
+        if self._first_loss is None:
+            self._first_loss = loss_value
+        self._lowest_loss = loss_value if self._lowest_loss is None else min(self._lowest_loss, loss_value)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         out.loss.backward()
@@ -850,6 +870,17 @@ class Trainer:
         if self._averaged is not None and epoch >= cfg.average_from_epoch:
             self._averaged.update_parameters(self.model)
         return out, norm, lr
+
+    def _divergence_error(self, loss: float, epoch: int) -> DivergenceError:
+        """The sentence for a loss that rose orders of magnitude: where, from what to what, and which lr to try."""
+        lr = self.config.lr
+        lowest = self._lowest_loss if self._lowest_loss is not None else self._first_loss
+        here = f"{loss:.3g}" if self._dist is None or has_diverged(loss, self._first_loss or 0.0) else "(another rank)"
+        return DivergenceError(
+            f"Training diverged at step {self.global_step + 1} (epoch {epoch}): the loss rose from {lowest:.3g} to "
+            f"{here} with learning rate {format_lr(lr)}. Try a learning rate 10 to 100 times smaller "
+            f"({format_lr(lr / 100)} to {format_lr(lr / 10)})."
+        )
 
     def _on_nonfinite(self, what: str, chunk: Batch, state: Any, out: StepOutput | None) -> None:
         """Diagnose a non-finite step, then raise, skip it or roll back, as ``config.on_nonfinite`` says."""
@@ -875,14 +906,15 @@ class Trainer:
         if cfg.on_nonfinite == "raise" or self._nonfinite_run > cfg.max_nonfinite_steps:
             if cfg.on_nonfinite != "raise":
                 message += f" That is {self._nonfinite_run} non-finite steps in a row (max_nonfinite_steps), so stop."
-            raise FloatingPointError(
-                message + " Lower lr, keep clip_grad_norm on, check the data for NaN or huge values, or set "
-                "on_nonfinite='skip' / 'rollback' to train through rare spikes."
+            raise DivergenceError(
+                message + f" Lower the learning rate (now {format_lr(cfg.lr)}; try 10 to 100 times smaller), keep "
+                "clip_grad_norm on, check the data for NaN or huge values, or set on_nonfinite='skip' / 'rollback' to "
+                "train through rare spikes."
             )
         if cfg.on_nonfinite == "rollback":
             last = ckpt.latest_checkpoint(self.run_dir) if self.checkpointing else None
             if last is None:
-                raise FloatingPointError(
+                raise DivergenceError(
                     message + " on_nonfinite='rollback' needs a checkpoint to go back to: give the Trainer a run_dir "
                     "(with checkpoint=True), or use on_nonfinite='skip'."
                 )
@@ -961,6 +993,7 @@ class Trainer:
                 "best": {"epoch": self.best_epoch, "value": self.best_value, "bad_epochs": self._bad_epochs},
                 "stop_reason": self.stop_reason,
                 "nonfinite_events": self.nonfinite_events,
+                "losses": {"first": self._first_loss, "lowest": self._lowest_loss},
                 "average": ckpt.flatten_state(self._averaged.state_dict(), tensors, "average")
                 if self._averaged is not None
                 else None,
@@ -1034,6 +1067,8 @@ class Trainer:
         self.best_epoch, self.best_value, self._bad_epochs = best["epoch"], best["value"], best["bad_epochs"]
         self.stop_reason = meta["stop_reason"]
         self.nonfinite_events = list(meta.get("nonfinite_events") or [])
+        losses = meta.get("losses") or {}
+        self._first_loss, self._lowest_loss = losses.get("first"), losses.get("lowest")
         if self.best_epoch is not None:
             self._restore_best(path, meta)
         for cb, saved in zip(self.callbacks, meta["callbacks"], strict=False):
