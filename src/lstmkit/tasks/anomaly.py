@@ -1028,7 +1028,8 @@ def _score_table(det: Any, table: Any, target: str, time: str, label: str | None
 
 
 def _write_scores(det: AnomalyDetector, scored: _Scored, target: str, time: str, out: Path) -> dict[str, Any]:
-    """``scores.csv``, ``anomaly.png`` and, with labels, ``result.json`` in ``out``; returns the summary."""
+    """``scores.csv``, ``anomaly.png`` and ``result.json`` (the detection metrics with labels, else the counts) in
+    ``out``; returns the summary."""
     import pandas as pd
 
     from ..viz.plots import plot_anomaly
@@ -1052,6 +1053,9 @@ def _write_scores(det: AnomalyDetector, scored: _Scored, target: str, time: str,
     if scored.labels is not None:
         summary["metrics"] = {**detection_metrics(scored.labels, scored.flags), "threshold": det.threshold}
         _write_json(out / "result.json", summary["metrics"])
+    else:  # what there is to say without labels
+        _write_json(out / "result.json", {k: summary[k] for k in ("method", "steps", "context_steps", "threshold",
+                                                                  "flagged_points")})  # fmt: skip
     return summary
 
 

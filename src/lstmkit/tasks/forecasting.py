@@ -19,6 +19,7 @@ Scaling (per series, optionally after a log) is fitted on the training part only
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import runs
+from .._atomic import atomic_write_bytes
 from ..config import StrictConfig, TrainConfig
 from ..nn import LSTM
 from ..train import StepOutput, Trainer, seed_everything
@@ -917,7 +919,7 @@ def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *,
 
     The run directory gets ``config.json``, ``model.safetensors``, ``metrics.csv``, checkpoints, ``forecast.csv``
     and ``forecast.png`` (without future covariates; with them, ``lstmkit forecast predict`` takes the future rows),
-    and ``report.html``.
+    ``result.json`` (the summary returned) and ``report.html``.
     """
     from ..report import write_report
     from ..viz.plots import plot_forecast
@@ -947,5 +949,6 @@ def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *,
                 interval_label=f"{lo:g}-{hi:g} quantiles",
             )  # fmt: skip
         summary["forecast"] = str(out / "forecast.csv")
+    atomic_write_bytes(out / "result.json", (json.dumps(summary, indent=2) + "\n").encode())
     write_report(out)
     return summary
