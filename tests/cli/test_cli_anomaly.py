@@ -228,3 +228,56 @@ def test_score_keeps_the_training_runs_own_files(tmp_path, capsys):
     message = capsys.readouterr().err
     assert "is a run directory" in message and "--out" in message and "Traceback" not in message
     assert {name: (out / name).read_bytes() for name in kept} == kept
+
+
+# ---- issue 18: nothing lost, nothing raw: each refusal is exit code 2 and one short sentence, nothing written
+
+
+def _refused(capsys, argv) -> str:
+    """The one sentence of a refused command: exit code 2, no traceback, no result on stdout, under 300 characters."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    message = " ".join(captured.err.split())  # rich wraps long lines on a narrow console
+    assert "Traceback" not in message and captured.out == "" and len(message) < 300, message
+    return message
+
+
+def test_bad_tables_are_refused_by_train_and_score_alike(tmp_path, capsys):
+    """Duplicate timestamps (as forecast refuses them), a header alone, inf: one sentence each, in train and score."""
+    csv = labelled_csv(tmp_path / "hr.csv")
+    run = tmp_path / "run"
+    args = ["--time", "t", "--target", "hr", "--method", "reconstruction", "--window", "8", "--epochs", "1"]
+    assert main(["anomaly", "train", "--csv", str(csv), *args, "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    table = pd.read_csv(csv)
+    dup, empty, inf = tmp_path / "dup.csv", tmp_path / "empty.csv", tmp_path / "inf.csv"
+    table.assign(t=table["t"].where(table.index != 5, 4)).to_csv(dup, index=False)  # row 7 repeats row 6's time
+    table.iloc[:0].to_csv(empty, index=False)
+    table.assign(hr=table["hr"].where(table.index != 350, np.inf)).to_csv(inf, index=False)
+    expected = {dup: "The table has duplicate timestamps: 4 at rows 6 and 7 of dup.csv",
+                empty: "empty.csv has no data rows, only the header",
+                inf: "Column 'hr' holds an infinite value (inf) at row 352 of inf.csv (time 350)"}  # fmt: skip
+    for path, message in expected.items():
+        before = path.read_bytes()
+        train = ["anomaly", "train", "--csv", str(path), *args, "--out", str(tmp_path / "r")]
+        assert message in _refused(capsys, train)
+        assert message in _refused(capsys, ["anomaly", "score", str(run), "--csv", str(path), "--time", "t",
+                                            "--out", str(tmp_path / "s")])  # fmt: skip
+        assert path.read_bytes() == before
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
+
+
+def test_a_season_longer_than_the_normal_rows_support_is_refused(tmp_path, capsys):
+    csv = labelled_csv(tmp_path / "hr.csv", n_train=100, n_test=20)
+    out = tmp_path / "run"
+    argv = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--target", "hr", "--season", "100000", "--epochs",
+            "1", "--out", str(out)]  # fmt: skip
+    message = _refused(capsys, argv)
+    assert "The season (100000 steps, --season) is longer than the series can support: 100 normal rows" in message
+    assert "of which 70 train the model, hold two seasons of at most 32 steps" in message  # (70 - 5 - 1) // 2
+    assert not out.exists()
+
+
+def test_no_data_given_names_both_options(tmp_path, capsys):
+    message = _refused(capsys, ["anomaly", "train", "--target", "hr", "--out", str(tmp_path / "r")])
+    assert "give one of --data NAME or --csv FILE" in message and "not both" not in message

@@ -95,7 +95,11 @@ def _error(capsys, argv):
     [
         ({}, ["--id", "serie"], "no column 'serie' (the series id, --id)"),
         ({}, ["--features", "a", "--features", "speed"], "no column 'speed'"),
-        ({"b": "high"}, ["--features", "a", "--features", "b"], "Feature column 'b' is not numeric (it holds 'high')"),
+        (
+            {"b": "high"},
+            ["--features", "a", "--features", "b"],
+            "Feature column 'b' must be numeric, but row 2 of series.csv holds 'high'",
+        ),
         ({"cls": "rise"}, [], "single class ('rise')"),
         ({"a": np.nan}, [], "Series 0 has a missing or non-finite value in 'a' at step 0"),
         ({"cls": None}, [], "Series 0 has no label"),
@@ -176,3 +180,49 @@ def test_a_diverging_training_is_one_sentence_naming_the_learning_rate(tmp_path,
                  "--lr", "1e9"]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert "Training diverged at step" in err and "learning rate 1e9" in err and "Traceback" not in err
+
+
+# ---- issue 18: nothing lost, nothing raw: each refusal is exit code 2 and one short sentence, nothing written
+
+
+def _refused(capsys, argv) -> str:
+    """The one sentence of a refused command: exit code 2, no traceback, no result on stdout, under 300 characters."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    message = " ".join(captured.err.split())  # rich wraps long lines on a narrow console
+    assert "Traceback" not in message and captured.out == "" and len(message) < 300, message
+    return message
+
+
+def test_one_text_cell_in_a_feature_column_is_refused_naming_the_cell(tmp_path, capsys):
+    """Before: the column was left out in silence and the classifier trained on the rest."""
+    _, table = _csv(tmp_path)
+    table["b"] = table["b"].astype(object)
+    table.loc[7, "b"] = "oops"  # the file's row 9: the header is row 1
+    csv = tmp_path / "series.csv"
+    table.to_csv(csv, index=False)
+    before = csv.read_bytes()
+    out = tmp_path / "run"
+    argv = ["classify", "train", "--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split",
+            "part", "--epochs", "1", "--out", str(out)]  # fmt: skip
+    message = _refused(capsys, argv)
+    assert "Feature column 'b' must be numeric, but row 9 of series.csv holds 'oops'" in message
+    assert "--features" in message and csv.read_bytes() == before and not out.exists()
+    table.loc[7, "b"] = "y" * 100_000  # a huge cell is quoted capped
+    table.to_csv(csv, index=False)
+    assert "holds 'yyyy" in (message := _refused(capsys, argv)) and "y..." in message
+    table.assign(name="s" + table["series"].astype(str)).drop(columns="b").to_csv(csv, index=False)
+    assert main([*argv, "--json"]) == 0  # a column of text is still no feature, as before
+    assert json.loads(capsys.readouterr().out)["n_train"] == 12
+
+
+def test_a_csv_with_only_a_header_says_it_has_no_data_rows(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("series,tick,a,cls\n")
+    message = _refused(capsys, ["classify", "train", "--csv", str(empty), "--out", str(tmp_path / "r")])
+    assert "empty.csv has no data rows, only the header" in message and not (tmp_path / "r").exists()
+
+
+def test_no_data_given_names_both_options(tmp_path, capsys):
+    message = _refused(capsys, ["classify", "train", "--out", str(tmp_path / "r")])
+    assert "give one of --data NAME or --csv FILE" in message and "not both" not in message

@@ -81,3 +81,103 @@ def test_many_series_with_static_covariates_from_a_csv_and_a_dataset(tmp_path, c
     assert "A column can play one role only" in capsys.readouterr().err
     assert main(["forecast", "train", "--data", "gunpoint", "--horizon", "3", "--out", str(tmp_path / "g")]) == 2
     assert "'gunpoint' is a classification dataset, not a forecasting one" in capsys.readouterr().err
+
+
+# ---- issue 18: nothing lost, nothing raw: each refusal is exit code 2 and one short sentence, nothing written
+
+
+def _refused(capsys, argv) -> str:
+    """The one sentence of a refused command: exit code 2, no traceback, no result on stdout, under 300 characters."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    message = " ".join(captured.err.split())  # rich wraps long lines on a narrow console
+    assert "Traceback" not in message and captured.out == "" and len(message) < 300, message
+    return message
+
+
+def _series_csv(path, n=60, **cells):
+    """A daily series (day, sales) with the given cells changed: {"sales": {row index: value}}."""
+    table = pd.DataFrame({"day": pd.date_range("2020-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+                          "sales": [float(i % 7) for i in range(n)]})  # fmt: skip
+    for column, changes in cells.items():
+        table[column] = table[column].astype(object)
+        for row, value in changes.items():
+            table.loc[row, column] = value
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_inf_in_the_history_window_is_refused_naming_its_row(tmp_path, capsys):
+    run = tmp_path / "run"
+    good = _series_csv(tmp_path / "good.csv")
+    args = ["--csv", str(good), "--time", "day", "--target", "sales", "--horizon", "3", "--epochs", "1"]
+    assert main(["forecast", "train", *args, "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    history = _series_csv(tmp_path / "history.csv", sales={58: "inf"})  # the window's last steps
+    before = history.read_bytes()
+    message = _refused(capsys, ["forecast", "predict", str(run), "--csv", str(history)])
+    assert "Column 'sales' holds an infinite value (inf) at row 60 of history.csv (time 2020-02-28)" in message
+    assert history.read_bytes() == before
+
+
+def test_inf_in_the_target_during_training_is_one_sentence_in_cli_words(tmp_path, capsys):
+    csv = _series_csv(tmp_path / "sales.csv", sales={10: "-inf"})
+    out = tmp_path / "run"
+    argv = ["forecast", "train", "--csv", str(csv), "--time", "day", "--target", "sales", "--horizon", "3",
+            "--epochs", "1", "--out", str(out)]  # fmt: skip
+    message = _refused(capsys, argv)
+    assert "holds an infinite value (-inf) at row 12 of sales.csv (time 2020-01-11)" in message
+    assert "remove the row, or leave the cell empty" in message and "on_nonfinite" not in message
+    assert not out.exists()
+
+
+def test_a_season_longer_than_the_series_supports_is_refused(tmp_path, capsys):
+    csv = _series_csv(tmp_path / "sales.csv", n=120)
+    base = ["--csv", str(csv), "--time", "day", "--target", "sales", "--horizon", "12", "--epochs", "1"]
+    out = tmp_path / "run"
+    message = _refused(capsys, ["forecast", "train", *base, "--season", "100000", "--out", str(out)])
+    assert "The season (100000 steps, --season) is longer than the series can support" in message
+    assert "the shortest series has 120 points" in message and "Give a season of at most 53" in message
+    assert not out.exists()
+    assert "Give a season of at most 53" in _refused(capsys, ["forecast", "backtest", *base, "--season", "54"])
+
+
+def test_a_csv_with_only_a_header_says_it_has_no_data_rows(tmp_path, capsys):
+    good, empty = _series_csv(tmp_path / "good.csv"), tmp_path / "empty.csv"
+    empty.write_text("day,sales\n")
+    run = tmp_path / "run"
+    args = ["--time", "day", "--target", "sales", "--horizon", "3", "--epochs", "1"]
+    assert main(["forecast", "train", "--csv", str(good), *args, "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    for argv in (["forecast", "train", "--csv", str(empty), *args, "--out", str(tmp_path / "r")],
+                 ["forecast", "backtest", "--csv", str(empty), *args],
+                 ["forecast", "predict", str(run), "--csv", str(empty)],
+                 ["forecast", "evaluate", str(run), "--csv", str(empty)]):  # fmt: skip
+        assert "empty.csv has no data rows, only the header" in _refused(capsys, argv)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_huge_cell_is_quoted_capped(tmp_path, capsys):
+    csv = _series_csv(tmp_path / "sales.csv", sales={0: "x" * 100_000})
+    argv = ["forecast", "train", "--csv", str(csv), "--time", "day", "--target", "sales", "--horizon", "3",
+            "--out", str(tmp_path / "r")]  # fmt: skip
+    message = _refused(capsys, argv)
+    assert "Column 'sales' must be numeric, but row 2 of sales.csv holds 'xxxx" in message and "x..." in message
+
+
+def test_no_data_given_names_both_options_and_not_both_only_when_both(tmp_path, capsys):
+    neither = _refused(capsys, ["forecast", "train", "--horizon", "3", "--out", str(tmp_path / "r")])
+    assert "give one of --data NAME or --csv FILE" in neither and "not both" not in neither
+    csv = _series_csv(tmp_path / "sales.csv")
+    both = _refused(capsys, ["forecast", "backtest", "--data", "airline", "--csv", str(csv), "--horizon", "3"])
+    assert "not both" in both
+
+
+def test_a_model_with_future_covariates_asks_for_them_in_cli_words(tmp_path, capsys):
+    csv = _series_csv(tmp_path / "sales.csv")
+    pd.read_csv(csv).assign(promo=[i % 2 for i in range(60)]).to_csv(csv, index=False)
+    run = tmp_path / "run"
+    args = ["--csv", str(csv), "--time", "day", "--target", "sales", "--future", "promo", "--horizon", "3"]
+    assert main(["forecast", "train", *args, "--epochs", "1", "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    assert "--future-csv FILE" in _refused(capsys, ["forecast", "predict", str(run), "--csv", str(csv)])

@@ -155,8 +155,11 @@ def test_text_times_are_put_in_time_order_not_text_order() -> None:
     np.testing.assert_array_equal(_values(numbers, "v", "t"), [1.0, 2.0, 3.0])
     ordered = _in_time_order(numbers, "t")
     assert ordered["t"].tolist() == [8, 9, 10]
-    ties = pd.DataFrame({"t": [2, 1, 2, 1], "v": [3.0, 1.0, 4.0, 2.0]})
-    np.testing.assert_array_equal(_values(ties, "v", "t"), [1.0, 2.0, 3.0, 4.0])  # stable: equal times keep order
+    ties = pd.DataFrame({"t": [2, 1, 2, 1], "v": [3.0, 1.0, 4.0, 2.0]})  # refused, as forecasting refuses them
+    with pytest.raises(ValueError, match="The table has duplicate timestamps: 2 at rows 0 and 2; each time needs one"):
+        _values(ties, "v", "t")
+    with pytest.raises(ValueError, match="The normal data has duplicate timestamps: 2 at rows 0 and 2"):
+        RollingZScore(window=2, target="v", time="t").fit(ties)
     with pytest.raises(ValueError, match="neither numbers nor dates \\(e.g. 'soon'\\)"):
         _values(pd.DataFrame({"t": ["1", "soon"], "v": [1.0, 2.0]}), "v", "t")
     with pytest.raises(

@@ -241,7 +241,7 @@ def _broken(kind):
     [
         ("ok", {"id": "series"}, "no column 'series' \\(the series id, --id\\)"),
         ("ok", {"features": ("v", "speed")}, "no column 'speed'"),
-        ("text feature", {"features": ("v",)}, "Feature column 'v' is not numeric \\(it holds 'n/a'\\)"),
+        ("text feature", {"features": ("v",)}, "Feature column 'v' must be numeric, but row 4 holds 'n/a'"),
         ("nan", {}, "Series 's0' has a missing or non-finite value in 'v' at step 5"),
         ("no label", {}, "Series 's3' has no label"),
         ("two labels", {}, "Series 's2' has more than one label"),

@@ -75,7 +75,7 @@ def test_bad_input_gets_one_clear_sentence(tmp_path) -> None:
     with pytest.raises(ValueError, match="must be shorter than the history"):
         quick(horizon=40).fit(df)
     with pytest.raises(ValueError, match="Too few points for one training window"):
-        quick(horizon=6, input_window=36).fit(df.iloc[:20])
+        quick(horizon=6, input_window=36, season=1).fit(df.iloc[:20])
     with pytest.raises(FileNotFoundError, match="No CSV file"):
         prepare_series(tmp_path / "none.csv", cfg)
     with pytest.raises(ValueError, match="include 0.5"):
@@ -126,7 +126,7 @@ def test_many_series_future_covariates_save_and_load(tmp_path) -> None:
     f = quick(id="id", future_covariates=("promo",)).fit(hist)
     pred = f.predict(hist, future=ahead)
     assert pred["id"].tolist() == ["a"] * 6 + ["b"] * 6
-    with pytest.raises(ValueError, match="pass future="):
+    with pytest.raises(ValueError, match="a table with those columns \\(future=, --future-csv FILE\\)"):
         f.predict(hist)
     f.save(tmp_path / "run")
     again = lstmkit.load(tmp_path / "run")
@@ -290,3 +290,29 @@ def test_evaluate_scores_the_last_horizon_forecast_from_the_history_before_it() 
     assert f.evaluate(data.iloc[46:76])["mean"]["mae"] == result["mean"]["mae"]  # exactly window + horizon points
     with pytest.raises(ValueError, match="inside the data the model was trained on .* would not be out of sample"):
         f.evaluate(data.iloc[:70])  # its last horizon was training data
+
+
+# ---------------------------------------------------------------- issue 18: the checks name the cell, the row, the time
+
+
+def test_inf_duplicate_times_and_empty_tables_name_the_row(tmp_path) -> None:
+    df = seasonal_frame(40)
+    cfg = ForecastConfig(target="y", horizon=6)
+    with pytest.raises(ValueError, match=r"holds an infinite value \(inf\) at row 4 \(time 2000-05-01 00:00:00\)"):
+        prepare_series(df.assign(y=np.where(df.index == 4, np.inf, df["y"])), cfg)
+    path = tmp_path / "dup.csv"
+    pd.concat([df.iloc[:3], df.iloc[2:3], df.iloc[3:]]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="The table has duplicate timestamps: 2000-03-01 at rows 4 and 5 of dup.csv"):
+        prepare_series(path, cfg)
+    with pytest.raises(ValueError, match="The table has no data rows"):
+        prepare_series(df.iloc[:0], cfg)
+    with pytest.raises(ValueError, match="'y' must be numeric, but row 3 holds 'x'"):
+        prepare_series(df.assign(y=df["y"].astype(object).where(df.index != 3, "x")), cfg)
+
+
+def test_a_season_needs_two_of_itself_before_the_horizon() -> None:
+    df = seasonal_frame(40)  # 34 points before a horizon of 6: two seasons of at most 16 (and one more point)
+    with pytest.raises(ValueError, match="the shortest series has 40 points, 34 before a horizon of 6, which hold two "
+                                         "seasons of at most 16 steps"):  # fmt: skip
+        quick(season=17, epochs=1).fit(df)
+    assert quick(season=16, epochs=1).fit(df).window == 17  # min(2 * 16, (40 - 6) // 2)

@@ -96,3 +96,25 @@ def test_bag_of_words_baseline_separates_the_sentences() -> None:
     texts, labels = sentences(200)
     test_texts, test_labels = sentences(100, seed=5)
     assert bag_of_words_baseline(texts, labels, test_texts, test_labels)["accuracy"] > 0.9
+
+
+def test_reading_a_csv_refuses_a_header_alone_and_names_the_row_without_a_label(tmp_path, capsys) -> None:
+    """Issue 18: the CSV rules every entry point shares (lstmkit.tasks._tables), in the API and the CLI alike."""
+    from lstmkit.cli import main
+    from lstmkit.tasks.text_classification import read_labelled
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n")
+    with pytest.raises(ValueError, match="empty.csv has no data rows, only the header"):
+        read_labelled(None, empty)
+    assert main(["text", "classify", "train", "--csv", str(empty), "--out", str(tmp_path / "r")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "empty.csv has no data rows, only the header" in err and not (tmp_path / "r").exists()
+    unlabelled = tmp_path / "texts.csv"
+    unlabelled.write_text("text,label\ngood,1\nbad,\n")
+    with pytest.raises(ValueError, match="Row 3 of texts.csv has no label"):
+        read_labelled(None, unlabelled)
+    with pytest.raises(ValueError, match="give one of --data imdb\\|rotten_tomatoes or --csv FILE"):
+        read_labelled(None, None)
+    with pytest.raises(ValueError, match="not both"):
+        read_labelled("imdb", unlabelled)

@@ -88,14 +88,13 @@ def predict(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Forecast the horizon after the end of the given history (CSV on stdout, or JSON)."""
-    import pandas as pd
-
+    from ..tasks._tables import read_csv
     from ..tasks.forecasting import Forecaster, resolve_data
 
     try:
         forecaster = Forecaster.load(run_dir)
         table, _ = resolve_data(data, csv)
-        future = pd.read_csv(future_csv) if future_csv is not None else None
+        future = read_csv(future_csv) if future_csv is not None else None
         pred = forecaster.predict(table, future=future)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))

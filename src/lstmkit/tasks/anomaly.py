@@ -67,6 +67,17 @@ from .._atomic import atomic_write_bytes
 from ..config import StrictConfig, TrainConfig
 from ..nn import LSTM
 from ..train import StepOutput, Trainer, seed_everything
+from ._tables import (
+    check_finite,
+    check_numeric,
+    check_rows,
+    check_unique_times,
+    one_source,
+    read_csv,
+    row_of,
+    shown,
+    shown_list,
+)
 from .anomaly_metrics import event_scores, nab_score, nab_windows, point_scores
 
 __all__ = [
@@ -145,14 +156,16 @@ class AnomalyConfig(StrictConfig):
 
 
 def _in_time_order(table: Any, time: str, what: str = "data") -> Any:
-    """The table's rows in ``time`` order (a stable sort: equal times keep their order), with the time column as
-    numbers when every value is one, else as datetimes; the table itself when it has no such column.
+    """The table's rows in ``time`` order, with the time column as numbers when every value is one, else as
+    datetimes; the table itself when it has no such column. The rows keep their index labels (so that a message can
+    name a row of the file).
 
     ``pd.read_csv`` leaves dates (and numbers, in a column holding any text) as strings, which sort as text:
     ``10/1/2020`` before ``9/1/2020``, ``10`` before ``8``. Converting first puts the rows in time order.
 
     Raises:
-        ValueError: with one sentence for missing times or times that are neither numbers nor dates.
+        ValueError: with one sentence for missing times, times that are neither numbers nor dates, or a time that
+            appears twice (as forecasting refuses it: :func:`lstmkit.tasks._tables.check_unique_times`).
     """
     import pandas as pd
 
@@ -160,9 +173,10 @@ def _in_time_order(table: Any, time: str, what: str = "data") -> Any:
         return table
     col = table[time]
     if col.isna().any():
+        first = table.index[int(np.flatnonzero(col.isna().to_numpy())[0])]
         raise ValueError(
-            f"The time column {time!r} of the {what} is missing at {int(col.isna().sum())} rows (the first is row "
-            f"{int(np.flatnonzero(col.isna().to_numpy())[0])}); fill in or drop those rows."
+            f"The time column {shown(time)} of the {what} is missing at {int(col.isna().sum())} rows (the first is "
+            f"{row_of(table, first)}); fill in or drop those rows."
         )
     if pd.api.types.is_bool_dtype(col) or not (
         pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col)
@@ -179,13 +193,14 @@ def _in_time_order(table: Any, time: str, what: str = "data") -> Any:
                 bad = col[as_numbers.isna()]
                 example = bad.iloc[0] if len(bad) else col.iloc[0]
                 raise ValueError(
-                    f"The time column {time!r} of the {what} holds values that are neither numbers nor dates (e.g. "
-                    f"{example!r}), so the rows cannot be put in time order; convert them, or name the time column "
-                    "with time= (--time)."
+                    f"The time column {shown(time)} of the {what} holds values that are neither numbers nor dates "
+                    f"(e.g. {shown(example)}), so the rows cannot be put in time order; convert them, or name the "
+                    "time column with time= (--time)."
                 ) from None
-    table = table.copy()
+    written, table = table[time], table.copy()
     table[time] = col
-    return table.sort_values(time, kind="stable").reset_index(drop=True)
+    check_unique_times(table, time, whose="The table" if what == "data" else f"The {what}", written=written)
+    return table.sort_values(time, kind="stable")
 
 
 def _values(data: Any, target: str, time: str, what: str = "data") -> np.ndarray:
@@ -197,16 +212,14 @@ def _values(data: Any, target: str, time: str, what: str = "data") -> np.ndarray
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
+        check_rows(data)
         if target not in data.columns:
             raise ValueError(
-                f"Unknown column {target!r} in the {what}; the table has {list(data.columns)}. Name the column to "
-                "watch with target= (--target)."
+                f"Unknown column {shown(target)} in the {what}; the table has {shown_list(data.columns)}. Name the "
+                "column to watch with target= (--target)."
             )
-        if not pd.api.types.is_numeric_dtype(data[target]) or pd.api.types.is_bool_dtype(data[target]):
-            raise ValueError(
-                f"Column {target!r} must be numeric, but it holds {data[target].dtype} values (e.g. "
-                f"{data[target].iloc[0]!r}). Convert it to numbers or watch another column."
-            )
+        check_numeric(data, target, advice="give a number or an empty cell (a missing value), or watch another column.")
+        check_finite(data, target, time=time)
         values = _in_time_order(data, time, what)[target].to_numpy(dtype=float)
     elif isinstance(data, pd.Series):
         values = data.to_numpy(dtype=float)
@@ -218,7 +231,7 @@ def _values(data: Any, target: str, time: str, what: str = "data") -> np.ndarray
         if values.ndim != 1:
             raise ValueError(f"Pass a DataFrame or a 1-D array of values, got an array of shape {values.shape}.")
     if values.size == 0 or np.isnan(values).all():
-        raise ValueError(f"The {what} has no values: {target!r} is empty or missing (NaN) everywhere.")
+        raise ValueError(f"The {what} has no values: {shown(target)} is empty or missing (NaN) everywhere.")
     if np.isinf(values).any():
         raise ValueError(f"The {what} holds infinite values at steps {np.flatnonzero(np.isinf(values))[:3].tolist()}.")
     return values
@@ -236,7 +249,9 @@ def _labels(labels: Any, n: int, what: str = "labels") -> np.ndarray:
     if y.ndim != 1 or y.size != n:
         raise ValueError(f"The {what} must be one 0/1 value per step: got shape {y.shape} for {n} steps.")
     if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
-        raise ValueError(f"The {what} must be 0 (normal) or 1 (anomaly), got values like {np.unique(y)[:5].tolist()}.")
+        raise ValueError(
+            f"The {what} must be 0 (normal) or 1 (anomaly), got values like {shown_list(np.unique(y)[:5].tolist())}."
+        )
     return y.astype(bool)
 
 
@@ -252,7 +267,8 @@ def _labels_of(data: Any, labels: Any, n: int, time: str, what: str = "labels") 
             )
         if labels not in data.columns:
             raise ValueError(
-                f"Unknown label column {labels!r}; the table has {list(data.columns)}. Name the 0/1 column of labels."
+                f"Unknown label column {shown(labels)}; the table has {shown_list(data.columns)}. Name the 0/1 column "
+                "of labels."
             )
         labels = _in_time_order(data, time, what)[labels].to_numpy()
     return _labels(labels, n, what)
@@ -529,7 +545,7 @@ class AnomalyDetector:
         if n_val < need:
             raise ValueError(
                 f"{n} normal points leave {n_val} for validation; at least {need} are needed to fit the error "
-                "distribution and the threshold. Give more normal data or a larger validation_fraction."
+                "distribution and the threshold. Give more normal data (or a larger validation_fraction=)."
             )
         n_train = n - n_val
         if cfg.method == "prediction":
@@ -571,7 +587,7 @@ class AnomalyDetector:
         if n_train < L + 7 or not _windows(z[:n_train], L)[1].any():
             raise ValueError(
                 f"{n_train} normal training points hold too few windows of {L} steps (at least {L + 7} points "
-                "without gaps are needed). Give more normal data or a shorter input_window."
+                "without gaps are needed). Give more normal data or a shorter window (input_window=, --window)."
             )
         x, whole = _windows(z[:n_train], L)
         x_train = torch.tensor(x[whole], dtype=torch.float32)[..., None]  # (N, L, 1)
@@ -599,7 +615,7 @@ class AnomalyDetector:
             raise ValueError(
                 f"The series has {len(values)} points; this detector needs at least {self.min_points} to score any "
                 f"(its window{' plus the forecast steps' if self.config.method == 'prediction' else ''}). Give a "
-                "longer series, or the steps before it as context=."
+                "longer series (or the steps before it as context=)."
             )
         assert self.mean is not None and self.precision is not None
         return _mahalanobis(self._errors(values), self.mean, self.precision)
@@ -958,10 +974,7 @@ def load_table(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple
     Raises:
         ValueError: both or neither given, or a dataset that is not an anomaly one; FileNotFoundError: no such CSV.
     """
-    import pandas as pd
-
-    if (dataset is None) == (csv is None):
-        raise ValueError("Give the data one way: a bundled dataset name (--data) or a CSV file (--csv), not both.")
+    one_source(dataset, csv)
     if dataset is not None:
         from ..datasets import get_info, load_dataset
 
@@ -969,10 +982,7 @@ def load_table(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple
         if info.task != "anomaly":
             raise ValueError(f"{dataset!r} is a {info.task} dataset, not an anomaly one; see lstmkit datasets list.")
         return load_dataset(dataset), {"target": info.targets[0], "time": "time", "label": "label"}
-    path = Path(csv)  # type: ignore[arg-type]
-    if not path.is_file():
-        raise FileNotFoundError(f"No CSV file at {path}.")
-    return pd.read_csv(path), {}
+    return read_csv(csv), {}
 
 
 def _split(table: Any, part: str) -> Any:
@@ -992,7 +1002,28 @@ def _split_mask(table: Any, part: str) -> np.ndarray:
 def _check_columns(table: Any, names: list[str | None]) -> None:
     missing = [c for c in names if c is not None and c not in table.columns]
     if missing:
-        raise ValueError(f"Unknown column(s) {missing}; the table has {list(table.columns)}. Check the column names.")
+        raise ValueError(
+            f"Unknown column(s) {shown_list(missing)}; the table has {shown_list(table.columns)}. Check the column "
+            "names."
+        )
+
+
+def _check_season(config: AnomalyConfig, normal: int) -> None:
+    """The normal rows that train the model (those before the held-out tail) hold two seasons and one more point
+    before the forecast steps (prediction), or two seasons plus the few extra points a window needs (reconstruction).
+
+    Raises:
+        ValueError: naming the number of normal rows and the largest season they support.
+    """
+    fit = normal - int(normal * config.validation_fraction)
+    points = fit - (config.steps_ahead if config.method == "prediction" else 6)
+    largest = max((points - 1) // 2, 1)
+    if config.season > 1 and config.season > largest:
+        raise ValueError(
+            f"The season ({config.season} steps, --season) is longer than the series can support: {normal} normal "
+            f"rows, of which {fit} train the model, hold two seasons of at most {largest} steps. Give a season of at "
+            f"most {largest} (1: none), or more normal data."
+        )
 
 
 def _write_json(path: Path, document: Any) -> None:
@@ -1020,7 +1051,7 @@ def _score_table(det: Any, table: Any, target: str, time: str, label: str | None
     keep = _split_mask(table, "test")
     labels = None
     if label is not None:
-        labels = _labels(table[label].to_numpy()[keep], int(keep.sum()), f"label column {label!r}")
+        labels = _labels(table[label].to_numpy()[keep], int(keep.sum()), f"label column {shown(label)}")
     values = _values(table, target, time)
     scores = det.score(values)[keep]  # the whole series: every row is context for the ones after it
     times = table[time].to_numpy() if time in table.columns else np.arange(len(table))
@@ -1121,8 +1152,9 @@ def train_run(
     _check_columns(table, [config.target, label])
     _values(table, config.target, config.time)
     train = _split(table, "train")
+    _check_season(config, len(train))
     if label is not None:
-        y = _labels(table[label].to_numpy(), len(table), f"label column {label!r}")
+        y = _labels(table[label].to_numpy(), len(table), f"label column {shown(label)}")
         in_train = int(y[_split_mask(table, "train")].sum())
         if in_train:
             raise ValueError(

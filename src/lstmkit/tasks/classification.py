@@ -34,6 +34,7 @@ import numpy as np
 from .. import runs
 from .._atomic import atomic_write_bytes
 from ..config import StrictConfig
+from ._tables import cap, check_numeric, check_rows, one_source, read_csv, row_of, shown
 from .estimators import SequenceClassifier, classification_scores
 
 __all__ = ["ClassifyConfig", "Series", "evaluate_table", "one_nn_euclidean", "predict_table", "read_series",
@@ -143,11 +144,6 @@ def _stack_if_equal(seqs: list[np.ndarray]) -> Any:
     return np.stack(seqs) if seqs and len({len(s) for s in seqs}) == 1 else seqs
 
 
-def _show(value: Any) -> str:
-    """``repr`` of a cell value as Python writes it (``3``, ``'s1'``), not as numpy does (``np.int64(3)``)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
 def _label_text(value: Any) -> str:
     """One label as text: 1.0 (a pandas integer column with gaps) reads as "1", like the rows without gaps."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -157,14 +153,30 @@ def _label_text(value: Any) -> str:
 
 def _check_column(table: Any, name: str, role: str) -> None:
     if name not in table.columns:
-        shown = ", ".join(map(str, table.columns[:20])) + (", ..." if len(table.columns) > 20 else "")
-        raise ValueError(f"The table has no column {name!r} (the {role}); its columns are: {shown}.")
+        columns = ", ".join(cap(str(c)) for c in table.columns[:20]) + (", ..." if len(table.columns) > 20 else "")
+        raise ValueError(f"The table has no column {shown(name)} (the {role}); its columns are: {columns}.")
 
 
 def _infer_features(table: Any, roles: set[str]) -> list[str]:
+    """Every numeric column but the roles'. A column of numbers with a few cells that are not (``oops``, ``n/a``),
+    which pandas reads as text, is refused naming the first such cell: leaving it out would train on the rest in
+    silence. A column of mostly text is not a feature."""
     pd = _pd()
-    return [c for c in table.columns if c not in roles and pd.api.types.is_numeric_dtype(table[c])
-            and not pd.api.types.is_bool_dtype(table[c])]  # fmt: skip
+    out = []
+    for c in table.columns:
+        col = table[c]
+        if c in roles or pd.api.types.is_bool_dtype(col):
+            continue
+        if not pd.api.types.is_numeric_dtype(col):
+            numbers = pd.to_numeric(col, errors="coerce").notna()
+            if numbers.sum() < (col.notna() & ~numbers).sum():
+                continue  # text: not a feature
+            check_numeric(
+                table, c, name="Feature column",
+                advice="fix or empty that cell, or name the feature columns with --features (features=).",
+            )  # fmt: skip
+        out.append(c)
+    return out
 
 
 def read_series(
@@ -186,8 +198,7 @@ def read_series(
     pd = _pd()
     if not isinstance(table, pd.DataFrame):
         raise ValueError(f"Expected a table (pandas DataFrame) of series in long form, got {type(table).__name__}.")
-    if len(table) == 0:
-        raise ValueError("The table has no rows.")
+    check_rows(table)
     _check_column(table, cfg.id, "series id, --id")
     has_labels = cfg.label in table.columns
     if need_labels:
@@ -201,7 +212,7 @@ def read_series(
             _check_column(table, c, "feature, --features")
             if c in roles:
                 role = _role_of(c, cfg)
-                raise ValueError(f"Column {c!r} is both a feature and the series' {role}; give it one role.")
+                raise ValueError(f"Column {shown(c)} is both a feature and the series' {role}; give it one role.")
         chosen = list(cfg.features)
     else:
         chosen = _infer_features(table, roles)
@@ -211,13 +222,7 @@ def read_series(
                 "channels with --features."
             )
     for c in chosen:
-        if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c]):
-            bad = pd.to_numeric(table[c], errors="coerce").isna() & table[c].notna()
-            example = table[c][bad].iloc[0] if bad.any() else table[c].iloc[0]
-            raise ValueError(
-                f"Feature column {c!r} is not numeric (it holds {_show(example)}); give only numeric columns as "
-                "features."
-            )
+        check_numeric(table, c, name="Feature column", advice="fix or empty that cell, or give only numeric features.")
     if features is not None and chosen != list(features):
         missing = [c for c in features if c not in table.columns]
         detail = f"it lacks {', '.join(missing)}" if missing else f"it has {', '.join(map(str, chosen))}"
@@ -226,8 +231,8 @@ def read_series(
             f"channels differ ({detail}); give a table with the training channels."
         )
     if table[cfg.id].isna().any():
-        row = int(np.flatnonzero(table[cfg.id].isna().to_numpy())[0])
-        raise ValueError(f"Row {row} has no series id (column {cfg.id!r} is empty); every row needs one.")
+        row = row_of(table, table.index[int(np.flatnonzero(table[cfg.id].isna().to_numpy())[0])])
+        raise ValueError(f"{row.capitalize()} has no series id (column {shown(cfg.id)} is empty); every row needs one.")
 
     ids, seqs, labels, splits = [], [], [], []
     for key, rows in table.groupby(cfg.id, sort=False):
@@ -235,37 +240,38 @@ def read_series(
             if rows[cfg.step].duplicated().any():
                 step = rows[cfg.step][rows[cfg.step].duplicated()].iloc[0]
                 raise ValueError(
-                    f"Series {_show(key)} has step {_show(step)} twice; each step of a series needs one row."
+                    f"Series {shown(key)} has step {shown(step)} twice; each step of a series needs one row."
                 )
             rows = rows.sort_values(cfg.step, kind="stable")
         values = rows[chosen].to_numpy(dtype=np.float32)  # (T_i, C)
         if not np.isfinite(values).all():
             t, c = np.argwhere(~np.isfinite(values))[0]
-            where = f"step {_show(rows[cfg.step].iloc[t])}" if cfg.step is not None else f"row {t} of the series"
+            where = row_of(table, rows.index[t])
+            where = f"step {shown(rows[cfg.step].iloc[t])} ({where})" if cfg.step is not None else where
             raise ValueError(
-                f"Series {_show(key)} has a missing or non-finite value in {chosen[c]!r} at {where}; impute or drop "
-                "it before training."
+                f"Series {shown(key)} has a missing or non-finite value in {shown(chosen[c])} at {where}; impute or "
+                "drop it before training."
             )
         if has_labels:
             present = rows[cfg.label].dropna().unique()
             if len(present) == 0 and need_labels:
                 raise ValueError(
-                    f"Series {_show(key)} has no label (column {cfg.label!r} is empty on all its rows); label every "
-                    "series or drop it."
+                    f"Series {shown(key)} has no label (column {shown(cfg.label)} is empty on all its rows); label "
+                    "every series or drop it."
                 )
             if len(present) > 1:
-                shown = ", ".join(_label_text(v) for v in present[:3])
+                listed = ", ".join(cap(_label_text(v)) for v in present[:3])
                 raise ValueError(
-                    f"Series {_show(key)} has more than one label ({shown}); a series needs one label on all its rows."
+                    f"Series {shown(key)} has more than one label ({listed}); a series needs one label on all its rows."
                 )
             labels.append(_label_text(present[0]) if len(present) else None)
         if cfg.split is not None:
             parts = rows[cfg.split].dropna().astype(str).unique()
             if len(parts) != 1 or parts[0] not in SPLITS:
-                shown = ", ".join(parts[:3]) if len(parts) else "nothing"
+                listed = ", ".join(cap(p) for p in parts[:3]) if len(parts) else "nothing"
                 raise ValueError(
-                    f"Series {_show(key)} has the split value(s) {shown} in column {cfg.split!r}; each series needs "
-                    "exactly one of train or test on all its rows."
+                    f"Series {shown(key)} has the split value(s) {listed} in column {shown(cfg.split)}; each series "
+                    "needs exactly one of train or test on all its rows."
                 )
             splits.append(parts[0])
         ids.append(key)
@@ -287,8 +293,7 @@ def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tup
         ValueError: if both or neither of ``dataset`` and ``csv`` are given, or the dataset is not a classification
             one; FileNotFoundError: for a missing CSV; KeyError: for an unknown dataset name.
     """
-    if (dataset is None) == (csv is None):
-        raise ValueError("Give the data one way: a bundled dataset name (--data) or a CSV file (--csv), not both.")
+    one_source(dataset, csv)
     if dataset is not None:
         from ..datasets import get_info, load_dataset
 
@@ -299,14 +304,8 @@ def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tup
                 "--task classification."
             )
         return load_dataset(dataset), {"id": "id", "label": "label", "step": "step", "split": "split"}
-    path = Path(csv)
-    if not path.is_file():
-        raise FileNotFoundError(f"No CSV file at {path}.")
-    pd = _pd()
-    try:
-        return pd.read_csv(path), {}
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} could not be read as CSV: {str(e).strip().splitlines()[0]}") from None
+    _pd()
+    return read_csv(csv), {}
 
 
 def _resample(x: np.ndarray, length: int) -> np.ndarray:
@@ -397,13 +396,15 @@ def train_run(
     train = series.subset(split == "train") if split is not None else series
     test = series.subset(split == "test") if split is not None else None
     if len(train) == 0:
-        raise ValueError(f"No series is marked train in column {config.split!r}; the classifier needs some to learn.")
+        raise ValueError(
+            f"No series is marked train in column {shown(config.split)}; the classifier needs some to learn."
+        )
     if test is not None and len(test) == 0:
         test = None
     classes = np.unique(train.y)
     if len(classes) < 2:
         raise ValueError(
-            f"The training series hold a single class ({_show(classes[0])}); a classifier needs at least two."
+            f"The training series hold a single class ({shown(classes[0])}); a classifier needs at least two."
         )
     if test is not None:
         unseen = sorted(set(test.y.tolist()) - set(classes.tolist()))

@@ -9,10 +9,12 @@ Static covariates (one value per series: a region, a product category, a store s
 (numbers standardised, text one-hot over the categories seen in training) and fed with the future covariates: to the
 encoder at every step and to the head over the horizon. They let one model of many series tell them apart.
 
-Data rules, checked with one clear sentence each: the time column parses as timestamps; no duplicate timestamps (per
-series); a static covariate is constant within each series; the target is numeric and not all missing; the horizon
-is shorter than the history; there are enough points for one training window. Missing timestamps on a regular grid
-are inserted as missing values; missing values are masked (flagged in the input, left out of the loss), never filled.
+Data rules, checked with one clear sentence each: the table has data rows; the time column parses as timestamps; no
+duplicate timestamps (per series); a static covariate is constant within each series; the target and the covariates
+are numbers (an empty cell is a missing value) and never infinite; the target is not all missing; the horizon is
+shorter than the history; the history before it holds two seasons; there are enough points for one training window.
+Missing timestamps on a regular grid are inserted as missing values; missing values are masked (flagged in the input,
+left out of the loss), never filled.
 Scaling (per series, optionally after a log) is fitted on the training part only.
 """
 
@@ -38,6 +40,17 @@ from ..config import StrictConfig, TrainConfig
 from ..nn import LSTM
 from ..train import StepOutput, Trainer, seed_everything
 from ..train.checkpoint import latest_checkpoint
+from ._tables import (
+    cap,
+    check_finite,
+    check_numeric,
+    check_rows,
+    check_unique_times,
+    one_source,
+    read_csv,
+    shown,
+    shown_list,
+)
 
 __all__ = ["ForecastConfig", "Forecaster", "backtest", "prepare_series"]
 
@@ -90,9 +103,9 @@ class ForecastConfig(StrictConfig):
 
     def validate(self) -> None:
         if self.horizon < 1:
-            raise ValueError(f"ForecastConfig.horizon must be at least 1 step, got {self.horizon}.")
+            raise ValueError(f"The horizon (horizon=, --horizon) must be at least 1 step, got {self.horizon}.")
         if self.season < 1:
-            raise ValueError(f"ForecastConfig.season must be at least 1, got {self.season}.")
+            raise ValueError(f"The season (season=, --season) must be at least 1 step, got {self.season}.")
         if self.input_window is not None and self.input_window < 1:
             raise ValueError(f"ForecastConfig.input_window must be at least 1, got {self.input_window}.")
         if 0.5 not in self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
@@ -118,7 +131,7 @@ class ForecastConfig(StrictConfig):
         if self.static_covariates and self.id is None:
             raise ValueError(
                 f"Static covariates {list(self.static_covariates)} describe each of many series: name the column "
-                "that tells the series apart with id=, or pass them as future covariates."
+                "that tells the series apart with id= (--id), or pass them as future covariates."
             )
 
 
@@ -151,39 +164,31 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
         ValueError: unknown column, non-numeric target, unparseable time, duplicate timestamps, all-missing target.
     """
     pd = _pd()
-    if isinstance(df, (str, os.PathLike)):
-        path = Path(df)
-        if not path.is_file():
-            raise FileNotFoundError(f"No CSV file at {path}. Pass a DataFrame or the path of a CSV file.")
-        df = pd.read_csv(path)
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"Forecasting needs a pandas DataFrame or a CSV path, got {type(df).__name__}.")
+    df = _table(df)
+    check_rows(df)
     wanted = [cfg.time, cfg.target, *cfg.past_covariates, *cfg.future_covariates, *cfg.static_covariates]
     wanted += [cfg.id] if cfg.id else []
     missing = [c for c in wanted if c not in df.columns]
     if missing:
-        raise ValueError(f"Unknown column(s) {missing}; the table has {list(df.columns)}. Check the column names.")
+        raise ValueError(
+            f"Unknown column(s) {shown_list(missing)}; the table has {shown_list(df.columns)}. Check the column names."
+        )
     for col in [cfg.target, *cfg.past_covariates, *cfg.future_covariates]:
-        if not pd.api.types.is_numeric_dtype(df[col]):
-            raise ValueError(
-                f"Column {col!r} must be numeric, but it holds {df[col].dtype} values (e.g. {df[col].iloc[0]!r}). "
-                "Convert it to numbers or leave it out."
-            )
+        check_numeric(df, col, advice="give a number or an empty cell (a missing value), or leave the column out.")
+        check_finite(df, col, time=cfg.time)
     try:
         times = pd.to_datetime(df[cfg.time])
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"The time column {cfg.time!r} does not parse as timestamps ({e}).") from e
-    df = df.assign(**{cfg.time: times})
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ValueError(
+            f"The time column {shown(cfg.time)} does not parse as timestamps ({cap(str(e), 200)})."
+        ) from None
+    written, df = df[cfg.time], df.assign(**{cfg.time: times})
     groups = df.groupby(cfg.id, sort=True) if cfg.id else [("series", df)]
     out = []
     for key, g in groups:
+        whose = f"Series {shown(key)}" if cfg.id else "The table"
+        check_unique_times(g, cfg.time, whose=whose, written=written.loc[g.index] if df.index.is_unique else None)
         g = g.sort_values(cfg.time)
-        dup = g[cfg.time].duplicated()
-        if dup.any():
-            raise ValueError(
-                f"Series {key!r} has duplicate timestamps (first: {g[cfg.time][dup].iloc[0]}). Aggregate or drop "
-                "the duplicates first."
-            )
         static = {}
         for col in cfg.static_covariates:
             values = g[col].dropna().unique()
@@ -191,11 +196,11 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
                 what = (
                     "is missing everywhere"
                     if len(values) == 0
-                    else f"takes {len(values)} values ({', '.join(map(str, values[:3]))})"
+                    else f"takes {len(values)} values ({', '.join(cap(str(v)) for v in values[:3])})"
                 )
                 raise ValueError(
-                    f"Static covariate {col!r} {what} in series {key!r}; a static covariate holds one value per series "
-                    "(use a past or future covariate for values that change over time)."
+                    f"Static covariate {shown(col)} {what} in series {shown(key)}; a static covariate holds one value "
+                    "per series (use a past or future covariate for values that change over time)."
                 )
             static[col] = values[0].item() if hasattr(values[0], "item") else values[0]
         g = g.set_index(cfg.time)
@@ -209,7 +214,7 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
                 freq = None  # irregular observations (trading days, say): kept in their order, one step each
         y = g[cfg.target].to_numpy(dtype=float)
         if np.isnan(y).all():
-            raise ValueError(f"The target {cfg.target!r} of series {key!r} is missing everywhere.")
+            raise ValueError(f"The target {shown(cfg.target)} of series {shown(key)} is missing everywhere.")
         out.append(Series(
             str(key), g.index, y,
             g[list(cfg.past_covariates)].to_numpy(dtype=float).reshape(len(g), -1),
@@ -217,6 +222,31 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
             inserted, freq, static,
         ))  # fmt: skip
     return out
+
+
+def _table(data: Any) -> Any:
+    """A DataFrame, or the CSV file at a path read as one (:func:`lstmkit.tasks._tables.read_csv`)."""
+    pd = _pd()
+    if isinstance(data, (str, os.PathLike)):
+        data = read_csv(data)
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"Forecasting needs a pandas DataFrame or a CSV path, got {type(data).__name__}.")
+    return data
+
+
+def _check_season(season: int, shortest: int, horizon: int) -> None:
+    """The history before a horizon holds two seasons and one more point (as the backtest's first origin must).
+
+    Raises:
+        ValueError: naming the series length and the largest season it supports.
+    """
+    largest = (shortest - horizon - 1) // 2
+    if season > 1 and season > largest:
+        raise ValueError(
+            f"The season ({season} steps, --season) is longer than the series can support: the shortest series has "
+            f"{shortest} points, {shortest - horizon} before a horizon of {horizon}, which hold two seasons of at "
+            f"most {max(largest, 1)} steps. Give a season of at most {max(largest, 1)} (1: none), or more data."
+        )
 
 
 def _infer_freq(index: Any) -> str | None:
@@ -360,7 +390,10 @@ class Forecaster:
         y = s.y
         if self.config.transform == "log":
             if np.nanmin(y) <= 0:
-                raise ValueError(f"transform='log' needs a positive target; series {s.key!r} has values <= 0.")
+                raise ValueError(
+                    f"The log transform (transform='log', --transform log) needs a positive target; series "
+                    f"{shown(s.key)} has values <= 0. Use no transform, or shift the values above 0."
+                )
             y = np.log(y)
         return np.column_stack([y, s.past, s.future])
 
@@ -391,13 +424,13 @@ class Forecaster:
                 try:
                     parts.append([(float(value) - enc[1]) / enc[2]])
                 except (TypeError, ValueError):
-                    raise ValueError(f"Static covariate {col!r} of series {s.key!r} is {value!r}, not a number as in "
-                                     "training.") from None  # fmt: skip
+                    raise ValueError(f"Static covariate {shown(col)} of series {shown(s.key)} is {shown(value)}, not "
+                                     "a number as in training.") from None  # fmt: skip
             else:
                 if str(value) not in enc[1:]:
                     raise ValueError(
-                        f"Static covariate {col!r} of series {s.key!r} is {value!r}, a category not seen in training "
-                        f"(known: {enc[1:]}). Train with it, or drop the static covariate."
+                        f"Static covariate {shown(col)} of series {shown(s.key)} is {shown(value)}, a category not "
+                        f"seen in training (known: {shown_list(enc[1:])}). Train with it, or drop the static covariate."
                     )
                 parts.append([float(str(value) == c) for c in enc[1:]])
         return np.asarray([x for p in parts for x in p], dtype=float)
@@ -448,7 +481,9 @@ class Forecaster:
             starts = [end - H - W] if last_only else range(0, end - W - H + 1)
             for start in starts:
                 if start < 0:
-                    raise ValueError(f"Series {s.key!r} is too short for a window of {W} steps before its last {H}.")
+                    raise ValueError(
+                        f"Series {shown(s.key)} is too short for a window of {W} steps before its last {H}."
+                    )
                 target = z[start + W : start + W + H, 0]
                 if not last_only and np.isnan(target).all():
                     continue
@@ -459,7 +494,8 @@ class Forecaster:
         if not xs:
             raise ValueError(
                 f"Too few points for one training window of {W} input steps plus a horizon of {H}: the shortest "
-                f"series has {min(ends)} training points. Lower input_window or the horizon, or give more history."
+                f"series has {min(ends)} training points. Lower the input window (input_window=) or the horizon, or "
+                "give more history."
             )
         return tuple(torch.tensor(np.stack(a), dtype=torch.float32) for a in (xs, fs, ys))  # type: ignore[return-value]
 
@@ -474,6 +510,7 @@ class Forecaster:
                 f"The horizon ({cfg.horizon} steps) must be shorter than the history; the shortest series has "
                 f"{shortest} points."
             )
+        _check_season(cfg.season, shortest, cfg.horizon)
         self._window = cfg.input_window or min(max(2 * cfg.season, cfg.horizon), max(1, (shortest - cfg.horizon) // 2))
         self._fit_static_encoding(series)
         self.trained_until = {s.key: str(s.time[-1]) for s in series}
@@ -611,14 +648,19 @@ class Forecaster:
         rows = []
         for s in prepare_series(history, cfg):
             if s.key not in self.scales:
-                raise ValueError(f"Series {s.key!r} was not in the training data: no scaling is known for it.")
+                raise ValueError(f"Series {shown(s.key)} was not in the training data: no scaling is known for it.")
             if len(s.y) < self._window:
-                raise ValueError(f"Series {s.key!r} has {len(s.y)} points; the model reads the last {self._window}.")
+                raise ValueError(
+                    f"Series {shown(s.key)} has {len(s.y)} points; the model reads the last {self._window}."
+                )
             inp, level = self._relative(self._inputs(self._scaled(s))[-self._window :])  # (W, n_inputs)
             fcov = np.zeros((cfg.horizon, 0))
             if n_f:
                 if s.key not in ahead:
-                    raise ValueError(f"future= has no rows for series {s.key!r}; it needs {cfg.horizon} of them.")
+                    raise ValueError(
+                        f"The future covariates' table (future=, --future-csv) has no rows for series {shown(s.key)}; "
+                        f"it needs {cfg.horizon} of them."
+                    )
                 mean, std = self.scales[s.key]
                 fcov = np.nan_to_num((ahead[s.key] - mean[-n_f:]) / std[-n_f:])
             if self.static_encoding:  # (H, F + S): the static covariates ride with the future ones
@@ -665,7 +707,7 @@ class Forecaster:
                                  f"{sorted(self.scales)[:5]}...).")  # fmt: skip
             series = next(iter(self.scales))
         if series not in self.scales:
-            raise ValueError(f"Series {series!r} was not in the training data: no scaling is known for it.")
+            raise ValueError(f"Series {shown(series)} was not in the training data: no scaling is known for it.")
         y = np.asarray(values, dtype=float).reshape(-1)
         if len(y) < self._window:
             raise ValueError(f"{len(y)} values given; the model reads the last {self._window}.")
@@ -688,10 +730,9 @@ class Forecaster:
         """
         from . import ts_metrics as M
 
-        pd = _pd()
         self._check_fitted()
         cfg = self.config
-        table = pd.read_csv(data) if isinstance(data, (str, os.PathLike)) else data
+        table = _table(data)
         series = prepare_series(table, cfg)
         short = [s.key for s in series if len(s.y) < cfg.horizon + self._window]
         if short:
@@ -705,9 +746,9 @@ class Forecaster:
         if seen:
             k = seen[0]
             raise ValueError(
-                f"The held-out horizon of series {k!r} starts at {origins[k]}, inside the data the model was trained "
-                f"on (up to {self.trained_until[k]}): scores there would not be out of sample. Evaluate on a table "
-                "that runs past the training data, or use backtest (lstmkit forecast backtest), which refits."
+                f"The held-out horizon of series {shown(k)} starts at {origins[k]}, inside the data the model was "
+                f"trained on (up to {self.trained_until[k]}): scores there would not be out of sample. Evaluate on a "
+                "table that runs past the training data, or use backtest (lstmkit forecast backtest), which refits."
             )
         history = _slice_table(table, cfg, origins)
         future = _future_rows(table, cfg, origins) if cfg.future_covariates else None
@@ -739,18 +780,24 @@ class Forecaster:
         cfg = self.config
         if future is None:
             raise ValueError(
-                f"This model reads future covariates {list(cfg.future_covariates)}: pass future=, a table of the next "
-                f"{cfg.horizon} rows per series with those columns."
+                f"This model reads future covariates {shown_list(cfg.future_covariates)}: give their values over the "
+                f"next {cfg.horizon} rows per series, a table with those columns (future=, --future-csv FILE)."
             )
         missing = [c for c in [cfg.time, *cfg.future_covariates, *([cfg.id] if cfg.id else [])] if c not in future]
         if missing:
-            raise ValueError(f"future= lacks column(s) {missing}.")
+            raise ValueError(
+                f"The future covariates' table (future=, --future-csv) lacks column(s) {shown_list(missing)}; it has "
+                f"{shown_list(future.columns)}."
+            )
         groups = future.groupby(cfg.id, sort=True) if cfg.id else [("series", future)]
         out = {}
         for key, g in groups:
             g = g.assign(**{cfg.time: pd.to_datetime(g[cfg.time])}).sort_values(cfg.time)
             if len(g) < cfg.horizon:
-                raise ValueError(f"future= holds {len(g)} rows for series {key!r}; the horizon needs {cfg.horizon}.")
+                raise ValueError(
+                    f"The future covariates' table (future=, --future-csv) holds {len(g)} rows for series "
+                    f"{shown(key)}; the horizon needs {cfg.horizon}."
+                )
             out[str(key)] = g[list(cfg.future_covariates)].to_numpy(dtype=float)[: cfg.horizon]
         return out
 
@@ -812,18 +859,24 @@ def backtest(
     """
     from . import ts_metrics as M
 
-    pd = _pd()
     if folds < 1:
         raise ValueError(f"folds must be at least 1, got {folds}.")
     stride = stride or config.horizon
-    table = pd.read_csv(data) if isinstance(data, (str, os.PathLike)) else data
+    table = _table(data)
     series = prepare_series(table, config)
     shortest = min(len(s.y) for s in series)
+    if config.horizon >= shortest:
+        raise ValueError(
+            f"The horizon ({config.horizon} steps) must be shorter than the history; the shortest series has "
+            f"{shortest} points."
+        )
+    _check_season(config.season, shortest, config.horizon)
     first_origin = shortest - config.horizon - (folds - 1) * stride
     if first_origin <= 2 * config.season:
         raise ValueError(
             f"{folds} folds of {config.horizon} steps (stride {stride}) leave {first_origin} points before the first "
-            "origin; use fewer folds or a shorter horizon."
+            f"origin, and a season of {config.season} needs more than {2 * config.season}; use fewer folds (--folds) "
+            "or a shorter horizon."
         )
     lo, hi = (min(config.quantiles), max(config.quantiles))
     results = []
@@ -893,9 +946,7 @@ def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tup
     Raises:
         ValueError: if both or neither of ``dataset`` and ``csv`` are given.
     """
-    pd = _pd()
-    if (dataset is None) == (csv is None):
-        raise ValueError("Give the data one way: a bundled dataset name (--data) or a CSV file (--csv), not both.")
+    one_source(dataset, csv)
     if dataset is not None:
         from ..datasets import get_info, load_dataset
 
@@ -908,10 +959,7 @@ def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tup
             "static_covariates": info.static_covariates, "id": info.id,
         }  # fmt: skip
         return load_dataset(dataset), defaults
-    path = Path(csv)
-    if not path.is_file():
-        raise FileNotFoundError(f"No CSV file at {path}.")
-    return pd.read_csv(path), {}
+    return read_csv(csv), {}
 
 
 def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *, resume: bool = False) -> dict:

@@ -350,26 +350,28 @@ def bag_of_words_baseline(
 def read_labelled(
     dataset: str | None, csv: str | os.PathLike[str] | None, text_column: str = "text", label_column: str = "label"
 ) -> tuple[list[str], np.ndarray]:
-    """Texts and labels from a bundled source (``imdb``, ``rotten_tomatoes``) or a CSV file with two named columns."""
-    if (dataset is None) == (csv is None):
-        raise ValueError("Give the texts one way: a bundled set (--data imdb|rotten_tomatoes) or a CSV file (--csv).")
+    """Texts and labels from a bundled source (``imdb``, ``rotten_tomatoes``) or a CSV file with two named columns.
+
+    Raises:
+        ValueError: neither or both sources, a CSV file without data rows or without the columns, a row without a
+            label (one sentence each, as every CSV entry point: :mod:`lstmkit.tasks._tables`).
+    """
+    from ._tables import cap, one_source, read_csv, row_of, shown_list
+
+    one_source(dataset, csv, data="--data imdb|rotten_tomatoes")
     if dataset is not None:
         return load_reviews(dataset)  # type: ignore[arg-type]
-    import pandas as pd
-
-    path = Path(csv)  # type: ignore[arg-type]
-    if not path.is_file():
-        raise FileNotFoundError(f"No CSV file at {path}.")
-    df = pd.read_csv(path)
+    df = read_csv(csv)  # type: ignore[arg-type]
+    name = cap(Path(csv).name)  # type: ignore[arg-type]
     missing = [c for c in (text_column, label_column) if c not in df.columns]
     if missing:
         raise ValueError(
-            f"Unknown column(s) {missing}; {path.name} has {list(df.columns)}. Name them with --text-column and "
-            "--label-column."
+            f"Unknown column(s) {shown_list(missing)}; {name} has {shown_list(df.columns)}. Name them with "
+            "--text-column and --label-column."
         )
     if df[label_column].isna().any():
-        row = int(df[label_column].isna().to_numpy().argmax())
-        raise ValueError(f"Row {row} of {path.name} has no label; label every row or drop the unlabelled ones.")
+        row = row_of(df, df.index[int(df[label_column].isna().to_numpy().argmax())])
+        raise ValueError(f"{row.capitalize()} has no label; label every row or drop the unlabelled ones.")
     return df[text_column].fillna("").astype(str).tolist(), df[label_column].to_numpy()
 
 
