@@ -1,7 +1,8 @@
 """The Redis stream store against a real ``redis-server`` (Debian's, installed by scripts/install-system-deps.sh, which
 ``make test`` runs), started here on a free loopback port without persistence: the store contract, concurrent
-updates from two store objects, and two ``lstmkit serve`` processes sharing one stream (issue 6: "several server
-processes share the streams"). test_serve_store.py checks the same logic against an in-process fake."""
+updates from two store objects, idempotency keys (issue 18), and two ``lstmkit serve`` processes sharing one stream
+(issue 6: "several server processes share the streams"). test_serve_store.py checks the same logic against an
+in-process fake."""
 
 from __future__ import annotations
 
@@ -94,6 +95,14 @@ def test_concurrent_updates_from_two_clients_lose_nothing(fresh) -> None:
     assert increment_concurrently(stores) >= 100
     for s in stores:
         s.close()
+
+
+def test_a_keyed_update_is_applied_once_on_a_real_redis(fresh) -> None:
+    from test_idempotency import check_update_once  # the same check as on SQLite and the fake
+
+    store = open_store(fresh)
+    check_update_once(store)
+    store.close()
 
 
 def test_two_server_processes_share_streams_through_redis(fresh, tmp_path) -> None:

@@ -2,9 +2,10 @@
 ``FakeRedis`` below.
 
 FakeRedis is a FAKE: a few dozen lines imitating the handful of redis-py calls RedisStore makes (GET/SET NX, HSET,
-HGETALL, EXISTS, DEL, SADD/SREM/SCARD, PING, and pipelines with WATCH / MULTI / EXEC raising WatchError when a watched
-key changed). It checks RedisStore's logic (keys, encoding, optimistic retries, forced conflicts), not Redis itself;
-tests/serve/test_redis.py runs the store and two server processes against a real redis-server.
+HGET, HGETALL, HDEL, EXISTS, DEL, SADD/SREM/SCARD, RPUSH/LLEN/LRANGE/LTRIM, PING, and pipelines with WATCH / MULTI /
+EXEC raising WatchError when a watched key changed). It checks RedisStore's logic (keys, encoding, optimistic
+retries, forced conflicts), not Redis itself; tests/serve/test_redis.py runs the store and two server processes
+against a real redis-server.
 """
 
 from __future__ import annotations
@@ -76,6 +77,45 @@ class FakeRedis:
     def hgetall(self, key: str) -> dict[bytes, bytes]:
         with self.lock:
             return dict(self.data.get(key, {}))
+
+    def hget(self, key: str, field: str) -> bytes | None:
+        with self.lock:
+            return self.data.get(key, {}).get(self._bytes(field))
+
+    def hdel(self, key: str, *fields: str | bytes) -> int:
+        with self.lock:
+            values = self.data.get(key, {})
+            removed = sum(values.pop(self._bytes(f), None) is not None for f in fields)
+            if not values:
+                self.data.pop(key, None)  # Redis drops an emptied hash
+            self._touch(key)
+            return removed
+
+    def rpush(self, key: str, *values: object) -> int:
+        with self.lock:
+            items = self.data.setdefault(key, [])
+            items.extend(self._bytes(v) for v in values)
+            self._touch(key)
+            return len(items)
+
+    def llen(self, key: str) -> int:
+        with self.lock:
+            return len(self.data.get(key, []))
+
+    def lrange(self, key: str, start: int, stop: int) -> list[bytes]:
+        with self.lock:  # Redis's stop is inclusive, and -1 is the last item
+            items = self.data.get(key, [])
+            return list(items[start : (None if stop == -1 else stop + 1)])
+
+    def ltrim(self, key: str, start: int, stop: int) -> bool:
+        with self.lock:
+            kept = self.lrange(key, start, stop)
+            if kept:
+                self.data[key] = kept
+            else:
+                self.data.pop(key, None)
+            self._touch(key)
+            return True
 
     def delete(self, key: str) -> int:
         with self.lock:

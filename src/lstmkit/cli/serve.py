@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from . import app
 from ._console import err, fail, setup_logging
@@ -18,8 +17,8 @@ from ._options import Verbose
 
 @app.command("serve")
 def serve(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory: a sequence classifier, regressor or language "
-                                            "model.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run directory: a sequence classifier or regressor, a language "
+                                            "model, a forecaster or an anomaly detector.")],
     host: Annotated[str, typer.Option("--host", help="The address to listen on (0.0.0.0: every interface).")]
         = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="The TCP port.")] = 8000,
@@ -46,7 +45,7 @@ def serve(
     setup_logging(verbose)
     missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
     if missing:
-        fail(escape(f"Serving needs {' and '.join(missing)}, not installed here: pip install 'lstmkit[serve]'."))
+        fail(f"Serving needs {' and '.join(missing)}, not installed here: pip install 'lstmkit[serve]'.")
     if not 0 <= port <= 65535:
         fail(f"--port must lie in 0..65535, got {port}.")
     from ..serve.app import create_app
@@ -61,7 +60,7 @@ def serve(
                                      max_streams=max_streams, max_body_bytes=max_body_bytes)  # fmt: skip
             api = create_app(run_dir, settings)
         except (ValueError, FileNotFoundError, StoreError) as e:
-            fail(escape(str(e)))  # escaped: rich would read "[serve]" in a message as markup
+            fail(str(e))  # fail() escapes rich markup: "[serve]" in a message is printed as written
         if write_openapi is not None:
             text = json.dumps(api.openapi(), indent=2) + "\n"
             write_openapi.write_text(text, encoding="utf-8")

@@ -20,6 +20,20 @@ A stream's state lives in the store (``store.py``), not in this process: each ob
 and writes it back in one store transaction, and is acknowledged only after the commit. The Predictor's own stream
 table serves as a scratch pad for that one request. Everything the server reads from disk (the run, the store) is
 fixed at start-up; no request names a file.
+
+Retries: an observation request may carry an ``Idempotency-Key`` header (1 to 255 visible ASCII characters, a UUID
+say: a new key per request, the same key when retrying it). The store commits the key and the answer together with
+the stream's new state, so a request whose answer was lost (a timeout, a dropped connection, a server killed between
+its commit and its answer) can be sent again: with the same key and the same body it changes nothing and gets the
+first answer again (status 200, the same body, and the header ``Idempotent-Replayed: true``); with the same key and
+another body it is refused (422). Keys belong to their stream, which remembers its latest 1,000 (``REMEMBERED_KEYS``
+in store.py; a forgotten key's request would be applied again); reset keeps them, delete forgets them. Refusals are
+not remembered: they changed nothing, and the same key may then carry the corrected request. This is the one
+mechanism (there are no client sequence numbers): it needs no state in the client beyond the key of the request in
+flight.
+
+Numbers are strict: an observation or a sequence holds JSON numbers (ints or floats); ``true``/``false`` and numbers
+in quotes are refused with a 422 naming the element, not read as 1, 0 or 2.5.
 """
 
 from __future__ import annotations
@@ -35,15 +49,16 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Body, FastAPI, Path, Request
+from fastapi import Body, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .. import __version__, runs
 from ..export.predictor import Predictor
 from .settings import (
+    IDEMPOTENCY_KEY_PATTERN,
     MAX_FEATURES,
     MAX_OBSERVATIONS,
     MAX_SEQUENCES,
@@ -53,7 +68,16 @@ from .settings import (
     STREAM_ID_PATTERN,
     ServeSettings,
 )
-from .store import StoreError, StreamExists, StreamNotFound, StreamStore, TooManyStreams, open_store
+from .store import (
+    REMEMBERED_KEYS,
+    KeyReused,
+    StoreError,
+    StreamExists,
+    StreamNotFound,
+    StreamStore,
+    TooManyStreams,
+    open_store,
+)
 
 __all__ = ["create_app"]
 
@@ -70,7 +94,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Number = Annotated[float, Field(allow_inf_nan=False)]
+# strict: an int or a float; true/false and numbers in quotes are refused (lax pydantic would read them as 1, 0, 2.5)
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Step = Annotated[list[Number], Field(min_length=1, max_length=MAX_FEATURES)]  # one time step: F numbers
 Sequence = Annotated[list[Step], Field(min_length=1, max_length=MAX_STEPS)]  # (T, F)
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
@@ -80,6 +105,22 @@ Observation = Number | Step | Text
 StreamId = Annotated[str, Field(pattern=STREAM_ID_PATTERN)]
 Label = int | float | str | bool
 PathId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="The stream's id.")]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN,
+    description="Makes a retry safe: a new key (1 to 255 visible ASCII characters, a UUID say) per request, the same "
+                "key and body when retrying it; a retry changes nothing and gets the first answer again.")]  # fmt: skip
+OBSERVE_DESCRIPTION = f"""Feed one observation (or several, in order); the answer comes after the new state is \
+committed.
+
+Retries: send an `Idempotency-Key` header (1 to 255 visible ASCII characters, a UUID say: a new key per request, \
+the same key when retrying it). The store commits the key and this answer together with the new state, so a request \
+whose answer was lost (a timeout, a dropped connection, a server killed before answering) can be sent again: with \
+the same key and body it changes nothing and gets the first answer again (200, the same body, and the header \
+`Idempotent-Replayed: true`); with the same key and another body it is refused (422). Keys belong to their stream, \
+which remembers its latest {REMEMBERED_KEYS:,} (an older key's request would be applied again); reset keeps them, \
+delete forgets them. Refused requests are not remembered: they changed nothing.
+
+Numbers are JSON numbers: `true`, `false` and numbers in quotes are refused (422)."""
 
 
 class ErrorBody(BaseModel):
@@ -133,7 +174,9 @@ class ObservationsRequest(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ObservationsRequest:
-        if (self.observation is None) == (self.observations is None):
+        if self.observation is None and self.observations is None:
+            raise ValueError('send one of "observation" (one) or "observations" (a list, in order); it has neither')
+        if self.observation is not None and self.observations is not None:
             raise ValueError('send either "observation" (one) or "observations" (a list, in order), not both')
         return self
 
@@ -248,16 +291,31 @@ async def _send_error(send: Any, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _validation_sentence(exc: RequestValidationError) -> str:
-    """The first complaint of pydantic's list, as one sentence naming the field: ``sequences[0][2][1]: ...``."""
+def _validation_sentence(exc: RequestValidationError, kind: str | None = None) -> str:
+    """The first complaint of pydantic's list, as one sentence naming the field: ``sequences[0][2][1]: ...``.
+    ``kind``, the served run's: a language model's observations are spoken of as text."""
     errors = exc.errors()
     first = errors[0]
     # A union (an observation: a number, a list of numbers or a text) fails once per member: speak of the member that
-    # came furthest into the input (the longest location), not of the first member tried.
+    # came furthest into the input (the longest location), not of the first member tried; for a language model, of
+    # the text member.
     same_field = [e for e in errors if tuple(e.get("loc", ()))[:2] == tuple(first.get("loc", ()))[:2]]
     first = max(same_field, key=lambda e: len(e.get("loc", ())))
+    as_text = [e for e in same_field if e.get("loc") and str(e["loc"][-1]).endswith("str")]  # str, constrained-str
+    if kind == "language_model" and as_text and as_text[0]["loc"][1] in ("observation", "observations"):
+        first = as_text[0]
+        if first.get("type") == "string_type":
+            path = "".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"][1:-1])
+            value = first.get("input")
+            got = {list: "a list", dict: "an object"}.get(type(value), "a number")
+            if isinstance(value, bool) or value is None:
+                got = json.dumps(value)
+            return f"{path} is {got}, not a text piece; a language model takes text: send a JSON string."
     if first.get("type") == "json_invalid":
         return "The request body is not valid JSON; send a JSON object."
+    if tuple(first.get("loc", ()))[:1] == ("header",):  # the one header the API reads: Idempotency-Key
+        return (f"The {first['loc'][1]} header must be 1 to 255 visible ASCII characters without spaces (a UUID, "
+                "say); send a new one per request and the same one when retrying it.")  # fmt: skip
     loc = [p for p in first.get("loc", ()) if p not in ("body", "path", "query")]
     if not loc and first.get("type") in ("model_attributes_type", "dict_type"):
         return "The request body must be a JSON object, sent with Content-Type: application/json."
@@ -269,6 +327,12 @@ def _validation_sentence(exc: RequestValidationError) -> str:
             where = str(part)
         elif str(part).isidentifier() and part not in ("float", "int", "str", "bool"):  # not a union member's tag
             where += f".{part}"
+    value = first.get("input")
+    if first.get("type") == "float_type" and isinstance(value, bool | str) and where:  # strict numbers
+        if isinstance(value, bool):
+            return f"{where} is {json.dumps(value)}, not a number; send a number there (1 or 0 for true or false)."
+        shown = json.dumps(value if len(value) <= 20 else value[:20] + "...")
+        return f"{where} is {shown}, text in quotes, not a number; send a number there, without quotes."
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if not where:
         return f"The request body is invalid: {message[:1].lower()}{message[1:]}."
@@ -302,13 +366,14 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
     """
     settings = settings or ServeSettings()
     run_dir = FilePath(run_dir)
+    found = runs.read_run_config(run_dir)["kind"]  # before loading: a kind not served may not load at all
+    if found not in SERVED_KINDS:
+        raise ValueError(
+            f"{run_dir} holds a run of kind {found!r}, which lstmkit serve cannot serve; it serves runs of kind "
+            f"{', '.join(SERVED_KINDS[:-1])} or {SERVED_KINDS[-1]}: pass the directory of such a run instead."
+        )
     # a large in-memory limit: the Predictor only holds the streams of requests in flight; the store enforces ours
     predictor = Predictor.load(run_dir, runtime=settings.runtime, weights=settings.weights, max_streams=1 << 30)
-    if predictor.kind not in SERVED_KINDS:
-        raise ValueError(
-            f"lstmkit serve serves sequence classifiers and regressors, language models, forecasters and anomaly "
-            f"detectors; {run_dir} holds a {predictor.kind} run."
-        )
     api_key = settings.api_key()
     store = store if store is not None else open_store(settings.store_url(run_dir))
     store.bind(_model_fingerprint(run_dir))
@@ -340,7 +405,7 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _validation_sentence(exc)}, status_code=422)
+        return JSONResponse({"error": _validation_sentence(exc, kind)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -456,10 +521,12 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
         return stream_info(_found(store.get, stream_id))
 
     @app.post("/v1/streams/{stream_id}/observations", response_model=ObservationsResponse,
-              response_model_exclude_none=True, tags=["streams"],
+              response_model_exclude_none=True, tags=["streams"], description=OBSERVE_DESCRIPTION,
               responses=_errors(400, 401, 404, 413, 422))  # fmt: skip
-    def observe(stream_id: PathId, request: ObservationsRequest) -> dict[str, Any]:
-        """Feed one observation (or several, in order); the answer comes after the new state is committed."""
+    def observe(stream_id: PathId, request: ObservationsRequest, response: Response,
+                idempotency_key: IdempotencyKey = None) -> dict[str, Any]:  # fmt: skip
+        """Feed one observation (or several, in order); the answer comes after the new state is committed (and,
+        with an Idempotency-Key, is committed with it: see OBSERVE_DESCRIPTION)."""
         need_streaming()
         if request.observations is None:
             observations = [request.observation]
@@ -483,11 +550,23 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
                 except KeyError:  # the first observation failed before the stream existed
                     pass
 
+        def answer(record: Any, out: np.ndarray) -> dict[str, Any]:
+            return {**stream_info(record), "output": _output(kind, info, model, out, record.observations)}
+
         try:
-            record, out = _found(store.update, stream_id, step)
+            if idempotency_key is None:
+                return answer(*_found(store.update, stream_id, step))
+            fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()  # the body as parsed
+            reply, replayed = _found(store.update_once, stream_id, idempotency_key, fingerprint, step, answer)
         except ValueError as exc:
             raise ApiError(422, str(exc)) from None
-        return {**stream_info(record), "output": _output(kind, info, model, out, record.observations)}
+        except KeyReused:
+            message = (f"Idempotency-Key {idempotency_key!r} was used on stream {stream_id!r} for another body; a "
+                       "retry must send the same body, and a new observation needs a new key.")  # fmt: skip
+            raise ApiError(422, message) from None
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return reply
 
     @app.post("/v1/streams/{stream_id}/reset", response_model=StreamInfo, tags=["streams"],
               responses=_errors(401, 404, 422))  # fmt: skip

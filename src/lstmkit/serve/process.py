@@ -21,10 +21,12 @@ __all__ = ["ServerProcess"]
 class ServerProcess:
     """``python -m lstmkit serve RUN_DIR *args`` on ``127.0.0.1`` and a free port, with one intra-op thread
     (``OMP_NUM_THREADS=1``, as docs/deploy.md advises for one process per core) unless ``env`` says otherwise.
-    The child's output goes to ``log``; ``url`` is its base address."""
+    The child's output goes to ``log``; ``url`` is its base address. ``preamble``, Python code, runs in the child
+    before the command starts: tests use it to inject faults (tests/serve/test_idempotency.py kills the server
+    between the commit of an observation and its answer)."""
 
     def __init__(self, run_dir: str | os.PathLike[str], *args: str, log: str | os.PathLike[str],
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, preamble: str | None = None) -> None:  # fmt: skip
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -33,7 +35,10 @@ class ServerProcess:
         src = str(Path(__file__).resolve().parents[2])  # this lstmkit, installed or not
         path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
         environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **(env or {})}
-        command = [sys.executable, "-m", "lstmkit", "serve", str(run_dir), "--port", str(self.port), *args]
+        start = ["-m", "lstmkit"]
+        if preamble is not None:
+            start = ["-c", f"{preamble}\nimport sys\nfrom lstmkit.cli import main\nsys.exit(main(sys.argv[1:]))"]
+        command = [sys.executable, *start, "serve", str(run_dir), "--port", str(self.port), *args]
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
 

@@ -19,6 +19,7 @@ MAX_OBSERVATIONS = 1000  # observations in one /v1/streams/{id}/observations req
 MAX_TEXT_CHARS = 10_000  # characters in a prompt or in one language-model observation
 MAX_TOKENS = 2000  # tokens one /v1/generate request may ask for
 STREAM_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"  # what a stream id may hold (it becomes a key in the store)
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"  # an Idempotency-Key header: 1 to 255 visible ASCII characters
 
 
 @dataclass(frozen=True)

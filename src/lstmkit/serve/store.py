@@ -12,12 +12,22 @@ Every change is a read-modify-write under a per-stream lock, committed before th
 - Redis: ``WATCH`` on the stream's key, then ``MULTI``/``EXEC``; a concurrent change aborts the ``EXEC`` and the step
   is recomputed from the new state. So the step function may run more than once: it must not have side effects.
 
+Idempotency keys (:meth:`update_once`): an update can come with a key (the ``Idempotency-Key`` header of an
+observation) and a fingerprint of the request. The store commits the key, the fingerprint and the answer the update
+produced in the same transaction as the stream's new state, so a key is remembered if and only if its update was
+applied, even when the server dies before answering. The same key again on that stream gets the stored answer and
+changes nothing; the same key with another fingerprint raises :class:`KeyReused`. A stream remembers its latest
+``remembered_keys`` keys (1,000 by default; older ones are forgotten, and sending one of them again applies it
+again). Keys belong to one stream: reset keeps them (a retry of an observation sent before the reset answers what
+it answered then and does not feed the reset stream), delete forgets them with the stream.
+
 The store also remembers which model its states belong to (:meth:`bind`), so a server started on another model's
 store refuses to start instead of feeding it states of the wrong shape.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -32,14 +42,18 @@ from safetensors.numpy import load as _load_arrays
 from safetensors.numpy import save as _save_arrays
 
 __all__ = [
-    "RedisStore", "SQLiteStore", "StoreError", "StreamExists", "StreamNotFound", "StreamRecord", "StreamStore",
-    "TooManyStreams", "open_store",
+    "REMEMBERED_KEYS", "KeyReused", "RedisStore", "SQLiteStore", "StoreError", "StreamExists", "StreamNotFound",
+    "StreamRecord", "StreamStore", "TooManyStreams", "open_store",
 ]  # fmt: skip
 
 T = TypeVar("T")
 State = dict[str, np.ndarray]
 # a step gets the stream as stored and returns its new state, its new observation count and what the caller wants
 Step = Callable[["StreamRecord"], tuple[State, int, T]]
+# an update remembered under a key: the stream as committed and the step's result -> the answer kept with the key
+# (JSON: dicts, lists, strings, numbers, booleans, None)
+Answer = Callable[["StreamRecord", T], Any]
+REMEMBERED_KEYS = 1000  # idempotency keys a stream remembers, its latest
 
 
 class StoreError(Exception):
@@ -52,6 +66,14 @@ class StreamNotFound(KeyError):
 
 class StreamExists(Exception):
     pass
+
+
+class KeyReused(Exception):
+    """An idempotency key came again on its stream with another request (another fingerprint)."""
+
+    def __init__(self, stream_id: str, key: str) -> None:
+        super().__init__(stream_id, key)
+        self.stream_id, self.key = stream_id, key
 
 
 class TooManyStreams(Exception):
@@ -85,6 +107,8 @@ class StreamStore(Protocol):
     def create(self, stream_id: str, max_streams: int) -> StreamRecord: ...
     def get(self, stream_id: str) -> StreamRecord: ...
     def update(self, stream_id: str, step: Step[T]) -> tuple[StreamRecord, T]: ...
+    def update_once(self, stream_id: str, key: str, fingerprint: str, step: Step[T],
+                    answer: Answer[T]) -> tuple[Any, bool]: ...  # fmt: skip
     def delete(self, stream_id: str) -> None: ...
     def count(self) -> int: ...
     def close(self) -> None: ...
@@ -108,12 +132,15 @@ def _bind_message(kind: str, found: str, model_id: str) -> str:
 
 # ---- SQLite ---------------------------------------------------------------------------------------------------------
 class SQLiteStore:
-    """One SQLite file in WAL mode; one connection per thread (uvicorn runs request handlers on a thread pool)."""
+    """One SQLite file in WAL mode; one connection per thread (uvicorn runs request handlers on a thread pool).
+
+    Tables: ``meta`` (the model fingerprint), ``streams`` (one row per stream) and ``answers`` (one row per
+    remembered idempotency key: stream, key, fingerprint, answer as JSON; their rowids give their order)."""
 
     kind = "sqlite"
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path, *, remembered_keys: int = REMEMBERED_KEYS) -> None:
+        self.path, self.remembered_keys = Path(path), remembered_keys
         if not self.path.parent.is_dir():
             raise StoreError(f"The folder of the SQLite store {self.path} does not exist; create it or pick another.")
         self._local = threading.local()
@@ -126,6 +153,11 @@ class SQLiteStore:
                 "CREATE TABLE IF NOT EXISTS streams (id TEXT PRIMARY KEY, state BLOB NOT NULL, "
                 "observations INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)"
             )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS answers (stream TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT "
+                "NULL, answer TEXT NOT NULL, PRIMARY KEY (stream, key))"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS answers_by_stream ON answers (stream)")  # (stream, rowid) order
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -188,7 +220,8 @@ class SQLiteStore:
             db.execute("INSERT INTO streams VALUES (?, ?, 0, ?, ?)", (stream_id, encode_state({}), now, now))
         return StreamRecord(stream_id, {}, 0, now, now)
 
-    def _read(self, db: sqlite3.Connection, stream_id: str) -> StreamRecord:
+    @staticmethod
+    def _read(db: sqlite3.Connection, stream_id: str) -> StreamRecord:
         row = db.execute(
             "SELECT state, observations, created, updated FROM streams WHERE id = ?", (stream_id,)
         ).fetchone()
@@ -200,21 +233,53 @@ class SQLiteStore:
         with self._failures():
             return self._read(self._db(), stream_id)
 
+    @staticmethod
+    def _step(db: sqlite3.Connection, stream_id: str, step: Step[T]) -> tuple[StreamRecord, T]:
+        record = SQLiteStore._read(db, stream_id)
+        state, observations, result = step(record)
+        now = time.time()
+        db.execute(
+            "UPDATE streams SET state = ?, observations = ?, updated = ? WHERE id = ?",
+            (encode_state(state), observations, now, stream_id),
+        )
+        return StreamRecord(stream_id, state, observations, record.created, now), result
+
     def update(self, stream_id: str, step: Step[T]) -> tuple[StreamRecord, T]:
         with self._transaction() as db:
-            record = self._read(db, stream_id)
-            state, observations, result = step(record)
-            now = time.time()
-            db.execute(
-                "UPDATE streams SET state = ?, observations = ?, updated = ? WHERE id = ?",
-                (encode_state(state), observations, now, stream_id),
+            return self._step(db, stream_id, step)
+
+    def update_once(self, stream_id: str, key: str, fingerprint: str, step: Step[T],
+                    answer: Answer[T]) -> tuple[Any, bool]:  # fmt: skip
+        """:meth:`update` remembered under ``key`` (see the module docstring): the first time, step, commit the new
+        state together with the key, ``fingerprint`` and ``answer(record, result)``, and return ``(answer, False)``;
+        later, with the same fingerprint, return ``(the stored answer, True)`` and change nothing.
+
+        Raises:
+            KeyReused: the key was remembered with another fingerprint.
+            StreamNotFound: no such stream.
+        """
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT fingerprint, answer FROM answers WHERE stream = ? AND key = ?", (stream_id, key)
+            ).fetchone()
+            if row is not None:
+                if row[0] != fingerprint:
+                    raise KeyReused(stream_id, key)
+                return json.loads(row[1]), True
+            reply = answer(*self._step(db, stream_id, step))
+            db.execute("INSERT INTO answers VALUES (?, ?, ?, ?)", (stream_id, key, fingerprint, json.dumps(reply)))
+            db.execute(  # forget all but the latest remembered_keys keys of this stream
+                "DELETE FROM answers WHERE stream = ?1 AND rowid <= (SELECT rowid FROM answers WHERE stream = ?1 "
+                "ORDER BY rowid DESC LIMIT 1 OFFSET ?2)",
+                (stream_id, self.remembered_keys),
             )
-        return StreamRecord(stream_id, state, observations, record.created, now), result
+        return reply, False
 
     def delete(self, stream_id: str) -> None:
         with self._transaction() as db:
             if db.execute("DELETE FROM streams WHERE id = ?", (stream_id,)).rowcount == 0:
                 raise StreamNotFound(stream_id)
+            db.execute("DELETE FROM answers WHERE stream = ?", (stream_id,))
 
     def count(self) -> int:
         with self._failures():
@@ -231,7 +296,9 @@ class SQLiteStore:
 # ---- Redis ----------------------------------------------------------------------------------------------------------
 class RedisStore:
     """Streams as Redis hashes ``{prefix}stream:{id}`` (fields state, observations, created, updated), their ids in
-    the set ``{prefix}streams`` (its size is the stream count), the model fingerprint at ``{prefix}model``.
+    the set ``{prefix}streams`` (its size is the stream count), the model fingerprint at ``{prefix}model``. A
+    stream's remembered idempotency keys: the hash ``{prefix}answers:{id}`` (key -> JSON of its fingerprint and
+    answer) and the list ``{prefix}keys:{id}`` (the keys, oldest first).
 
     Several server processes share one Redis; each change is WATCH / MULTI / EXEC on the keys it reads, retried when
     another process changed them first. ``client`` is any object with redis-py's interface (tests pass a fake)."""
@@ -239,18 +306,25 @@ class RedisStore:
     kind = "redis"
     MAX_ATTEMPTS = 100  # optimistic retries before a busy stream is reported
 
-    def __init__(self, url: str = "redis://localhost:6379/0", *, client: Any = None, prefix: str = "lstmkit:") -> None:
+    def __init__(self, url: str = "redis://localhost:6379/0", *, client: Any = None, prefix: str = "lstmkit:",
+                 remembered_keys: int = REMEMBERED_KEYS) -> None:  # fmt: skip
         if client is None:
             try:
                 import redis
             except ImportError:
                 raise StoreError("A Redis store needs the redis package: pip install 'lstmkit[serve]'.") from None
             client = redis.Redis.from_url(url, socket_timeout=10)
-        self.client, self.prefix = client, prefix
+        self.client, self.prefix, self.remembered_keys = client, prefix, remembered_keys
         self._ids = f"{prefix}streams"
 
     def _key(self, stream_id: str) -> str:
         return f"{self.prefix}stream:{stream_id}"
+
+    def _answers_key(self, stream_id: str) -> str:
+        return f"{self.prefix}answers:{stream_id}"
+
+    def _order_key(self, stream_id: str) -> str:
+        return f"{self.prefix}keys:{stream_id}"
 
     @staticmethod
     def _watch_error() -> type[Exception]:
@@ -311,19 +385,46 @@ class RedisStore:
             return self._record(stream_id, self.client.hgetall(self._key(stream_id)))
 
     def update(self, stream_id: str, step: Step[T]) -> tuple[StreamRecord, T]:
-        key = self._key(stream_id)
+        return self._update(stream_id, step, None)
+
+    def update_once(self, stream_id: str, key: str, fingerprint: str, step: Step[T],
+                    answer: Answer[T]) -> tuple[Any, bool]:  # fmt: skip
+        """As :meth:`SQLiteStore.update_once`: the key, its fingerprint and answer are written in the ``MULTI`` that
+        writes the new state, so both or neither are committed."""
+        return self._update(stream_id, step, (key, fingerprint, answer))
+
+    def _update(self, stream_id: str, step: Step[T], once: tuple[str, str, Answer[T]] | None) -> Any:
+        key, answers, order = self._key(stream_id), self._answers_key(stream_id), self._order_key(stream_id)
         with self._failures(), self.client.pipeline() as pipe:
             for _ in range(self.MAX_ATTEMPTS):
                 try:
-                    pipe.watch(key)
+                    pipe.watch(*((key, answers, order) if once else (key,)))  # immediate mode until multi()
+                    if once:
+                        stored = pipe.hget(answers, once[0])
+                        if stored is not None:
+                            remembered = json.loads(stored)
+                            if remembered["fingerprint"] != once[1]:
+                                raise KeyReused(stream_id, once[0])
+                            return remembered["answer"], True
                     record = self._record(stream_id, pipe.hgetall(key))
                     state, observations, result = step(record)  # may run again if another process wins the race
                     now = time.time()
+                    record = StreamRecord(stream_id, state, observations, record.created, now)
+                    if once:
+                        reply = once[2](record, result)
+                        forget = max(0, int(pipe.llen(order)) + 1 - self.remembered_keys)
+                        oldest = pipe.lrange(order, 0, forget - 1) if forget else []
                     pipe.multi()
                     pipe.hset(key, mapping={"state": encode_state(state), "observations": observations,
                                             "updated": repr(now)})  # fmt: skip
+                    if once:
+                        pipe.hset(answers, mapping={once[0]: json.dumps({"fingerprint": once[1], "answer": reply})})
+                        pipe.rpush(order, once[0])
+                        if forget:
+                            pipe.ltrim(order, forget, -1)
+                            pipe.hdel(answers, *oldest)
                     pipe.execute()
-                    return StreamRecord(stream_id, state, observations, record.created, now), result
+                    return (reply, False) if once else (record, result)
                 except self._watch_error():
                     continue
         raise StoreError(f"Stream {stream_id!r} is too busy (other requests kept changing it); try again.")
@@ -331,8 +432,10 @@ class RedisStore:
     def delete(self, stream_id: str) -> None:
         with self._failures(), self.client.pipeline(transaction=True) as pipe:
             pipe.delete(self._key(stream_id))
+            pipe.delete(self._answers_key(stream_id))
+            pipe.delete(self._order_key(stream_id))
             pipe.srem(self._ids, stream_id)
-            deleted, _ = pipe.execute()
+            deleted, *_ = pipe.execute()
         if not deleted:
             raise StreamNotFound(stream_id)
 
