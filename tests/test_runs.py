@@ -203,3 +203,26 @@ def test_no_pickle_in_runs_or_train() -> None:
         text = path.read_text()
         found = re.findall(r"import pickle|(?<!safetensors\.)\btorch\.(?:save|load)\(", text)
         assert not found, f"{path.name} uses {found}; lstmkit stores tensors with safetensors only"
+
+
+def test_a_started_run_has_a_config_json_but_is_neither_finished_nor_loadable(tmp_path: Path) -> None:
+    """Issue 18: config.json is written as training starts (lstmkit report, lstmkit resume), then replaced."""
+    _register_dummy()
+    with runs.recording_command(["text", "train", "--out", "lm"], cwd="/work"):
+        assert runs.start_run(tmp_path, "dummy", {"hidden": 4}) == tmp_path / "config.json"
+    started = json.loads((tmp_path / "config.json").read_text())
+    assert started["status"] == "training" and started["kind"] == "dummy" and started["config"] == {"hidden": 4}
+    assert started["command"] == {"argv": ["text", "train", "--out", "lm"], "cwd": "/work"}
+    assert not runs.is_finished(tmp_path) and read_run_config(tmp_path)["config"] == {"hidden": 4}
+    with pytest.raises(runs.UnfinishedRunError, match="has not finished training.*lstmkit resume"):
+        load(tmp_path)
+    with pytest.raises(runs.UnfinishedRunError):
+        read_run_config(tmp_path, "dummy")  # a caller that rebuilds the model
+    runs.start_run(tmp_path, "dummy", {"hidden": 3})  # a resume from Python keeps the recorded command
+    assert json.loads((tmp_path / "config.json").read_text())["command"]["cwd"] == "/work"
+
+    save_run(tmp_path, "dummy", {"hidden": 3}, Dummy())  # replaces the started config.json without overwrite=True
+    assert runs.is_finished(tmp_path) and isinstance(load(tmp_path), Dummy)
+    assert runs.start_run(tmp_path, "dummy", {"hidden": 5}) is None  # a finished run is never touched
+    assert "status" not in json.loads((tmp_path / "config.json").read_text())
+    assert not runs.is_finished(tmp_path / "none")

@@ -8,8 +8,15 @@ A run directory holds everything needed to rebuild a trained model without pickl
 - ``extra.safetensors`` (optional): other tensors the class needs (normalisation statistics, say).
 - ``metrics.csv`` / ``steps.csv`` (optional): written by :class:`lstmkit.train.Trainer`.
 
+A run's ``config.json`` is written twice. When training starts (:func:`start_run`, called by the Trainer of every
+task) it says ``"status": "training"`` and holds the training config and the command line that started the run, so
+that ``lstmkit report`` can draw a run in progress and ``lstmkit resume`` can continue one that was cut short; such a
+run is not loadable yet (:class:`UnfinishedRunError`). When the model is saved (:func:`save_run`) it is replaced by the
+model's config, without a status: :func:`is_finished` tells the two apart.
+
 Every file is written atomically (temporary file in the same directory, flush, fsync, ``os.replace``), weights first and
-``config.json`` last, so a directory with a ``config.json`` is always complete and no file is ever half written.
+the final ``config.json`` last, so a directory whose ``config.json`` has no ``"status": "training"`` is always complete
+and no file is ever half written.
 
 Example:
     >>> import tempfile, torch
@@ -28,10 +35,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,14 +54,19 @@ __all__ = [
     "CONFIG_FILE",
     "EXTRA_FILE",
     "WEIGHTS_FILE",
+    "STATUS_TRAINING",
+    "UnfinishedRunError",
     "UnknownKindError",
+    "is_finished",
     "load",
     "read_extra_tensors",
     "read_run_config",
     "read_state_dict",
+    "recording_command",
     "register_kind",
     "registered_kinds",
     "save_run",
+    "start_run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,6 +74,7 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 EXTRA_FILE = "extra.safetensors"
+STATUS_TRAINING = "training"  # config.json's "status" from the start of training until the model is saved
 
 T = TypeVar("T", bound=type)
 
@@ -71,6 +86,25 @@ class UnknownKindError(KeyError):
 
     def __str__(self) -> str:  # KeyError would show the repr of the message, quotes and escapes included
         return str(self.args[0]) if self.args else ""
+
+
+class UnfinishedRunError(ValueError):
+    """A run directory whose training started but whose model was never saved (still training, or cut short)."""
+
+
+_COMMAND: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("lstmkit_command", default=None)
+
+
+@contextlib.contextmanager
+def recording_command(argv: Sequence[str], cwd: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """While this is open, a run that starts training records ``argv`` (and the working directory) in its
+    ``config.json``, so that ``lstmkit resume RUN`` can run the same command again with ``--resume``. The command line
+    opens it around each command."""
+    token = _COMMAND.set({"argv": [str(a) for a in argv], "cwd": str(cwd if cwd is not None else os.getcwd())})
+    try:
+        yield
+    finally:
+        _COMMAND.reset(token)
 
 
 def _version() -> str:
@@ -103,7 +137,8 @@ def save_run(
         ``run_dir`` as a ``Path``.
 
     Raises:
-        FileExistsError: if ``run_dir`` already holds a ``config.json`` and ``overwrite`` is False.
+        FileExistsError: if ``run_dir`` already holds a saved run (see :func:`is_finished`) and ``overwrite`` is
+            False; the ``config.json`` that :func:`start_run` wrote is replaced.
         TypeError: if ``config`` is not JSON-serialisable or a state_dict entry is not a tensor.
     """
     run_dir = Path(run_dir)
@@ -116,7 +151,7 @@ def save_run(
     if not isinstance(config, Mapping):
         raise TypeError(f"save_run needs config as a dict (or an object with to_dict()), got {type(config).__name__}.")
     config_path = run_dir / CONFIG_FILE
-    if config_path.exists() and not overwrite:
+    if config_path.exists() and not overwrite and is_finished(run_dir):
         raise FileExistsError(
             f"{config_path} already exists: {run_dir} holds a saved run. Choose a new run directory, delete the old "
             "run, or pass overwrite=True to replace it."
@@ -145,6 +180,60 @@ def save_run(
     return run_dir
 
 
+def _read_payload(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def is_finished(run_dir: str | os.PathLike[str]) -> bool:
+    """True if ``run_dir`` holds a saved run: a ``config.json`` that is not the one :func:`start_run` writes (an
+    unreadable one counts as finished, so that nothing overwrites it)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        return False
+    payload = _read_payload(path)
+    return not (isinstance(payload, dict) and payload.get("status") == STATUS_TRAINING)
+
+
+def start_run(
+    run_dir: str | os.PathLike[str], kind: str, config: Mapping[str, Any] | Any, *, replace: bool = True
+) -> Path | None:
+    """Write the ``config.json`` of a run whose training starts: ``{"kind", "lstmkit_version", "status": "training",
+    "config", "command"}`` (``command``: the command line running now, see :func:`recording_command`, or the one
+    recorded by an earlier start of this run). Atomic; the :class:`lstmkit.train.Trainer` of every task calls it.
+
+    Args:
+        run_dir: the run directory; created if missing.
+        kind: the task's run kind. config: its resolved config (a dict, or an object with ``to_dict()``).
+        replace: replace the config.json of an earlier start of this run (a re-run or a resume after a failure);
+            with False it is kept.
+
+    Returns:
+        The path written, or None when ``run_dir`` holds a finished run (its config.json is never touched) or an
+        earlier start was kept.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if is_finished(run_dir):
+        return None
+    earlier = _read_payload(path) if path.is_file() else None
+    if earlier is not None and not replace:
+        return None
+    if hasattr(config, "to_dict") and callable(config.to_dict):
+        config = config.to_dict()
+    payload: dict[str, Any] = {"kind": kind, "lstmkit_version": _version(), "status": STATUS_TRAINING}
+    payload["config"] = dict(config) if isinstance(config, Mapping) else {}
+    command = _COMMAND.get() or (earlier.get("command") if isinstance(earlier, dict) else None)
+    if command is not None:
+        payload["command"] = command
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(payload, indent=2, default=str)  # a path or a tuple in a config is written as text
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+    return path
+
+
 def _resolve_run_dir(path: str | os.PathLike[str]) -> Path:
     """Accept a run directory or the path of its ``config.json``."""
     path = Path(path)
@@ -167,6 +256,8 @@ def read_run_config(run_dir: str | os.PathLike[str], expected_kind: str | None =
         FileNotFoundError: if the directory or its ``config.json`` is missing.
         ValueError: if ``config.json`` is not valid JSON or lacks ``kind`` / ``config``, or holds another kind
             than ``expected_kind``.
+        UnfinishedRunError: (a ``ValueError``) with ``expected_kind`` (a caller that rebuilds the model), if the run's
+            training started but its model was never saved.
     """
     run_dir = _resolve_run_dir(run_dir)
     if not run_dir.is_dir():
@@ -196,12 +287,22 @@ def read_run_config(run_dir: str | os.PathLike[str], expected_kind: str | None =
             f"{type(payload['config']).__name__}. Re-save the run."
         )
     payload.setdefault("lstmkit_version", "unknown")
+    if expected_kind is not None:
+        _check_finished(run_dir, payload)
     if expected_kind is not None and payload["kind"] != expected_kind:
         raise ValueError(
             f"{run_dir} holds a {payload['kind']!r} run, not a {expected_kind!r} one; pass a run directory of that "
             "kind (in Python, lstmkit.load opens a run of any kind)."
         )
     return payload
+
+
+def _check_finished(run_dir: Path, payload: Mapping[str, Any]) -> None:
+    if payload.get("status") == STATUS_TRAINING:
+        raise UnfinishedRunError(
+            f"{run_dir} holds a {payload.get('kind')!r} run that has not finished training: its model is saved when "
+            f"training ends. Wait for it to end, or continue a run that was cut short with `lstmkit resume {run_dir}`."
+        )
 
 
 def _read_safetensors(path: Path, what: str) -> dict[str, torch.Tensor]:
@@ -281,11 +382,14 @@ def load(path: str | os.PathLike[str]) -> Any:
 
     Raises:
         FileNotFoundError, ValueError: see :func:`read_run_config`.
+        UnfinishedRunError: (a ``ValueError``) if the run's training started but its model was never saved.
         UnknownKindError: (a ``KeyError``) if no class is registered for the saved kind; the message lists the
             known kinds.
     """
     run_dir = _resolve_run_dir(path)
-    kind = read_run_config(run_dir)["kind"]
+    payload = read_run_config(run_dir)
+    _check_finished(run_dir, payload)
+    kind = payload["kind"]
     cls = _KINDS.get(kind)
     if cls is None:
         raise UnknownKindError(

@@ -146,6 +146,7 @@ def test_text_dates_are_read_in_time_order(tmp_path, capsys):
 
 
 def test_a_scoring_error_leaves_no_finished_run_and_resume_continues(tmp_path, capsys, monkeypatch):
+    from lstmkit import runs
     from lstmkit.tasks import anomaly
 
     csv = labelled_csv(tmp_path / "hr.csv")
@@ -156,7 +157,7 @@ def test_a_scoring_error_leaves_no_finished_run_and_resume_continues(tmp_path, c
         m.setattr(anomaly, "_score_table", lambda *a: (_ for _ in ()).throw(ValueError("Scoring broke.")))
         assert main(args) == 2
     assert "Scoring broke." in capsys.readouterr().err
-    assert not (out / "config.json").exists() and (out / "checkpoints").is_dir()  # trained, not saved
+    assert not runs.is_finished(out) and (out / "checkpoints").is_dir()  # trained, not saved
     assert main(args) == 2  # a plain re-run is told how to continue
     assert "--resume" in capsys.readouterr().err
     assert main([*args, "--resume", "--json"]) == 0

@@ -64,7 +64,7 @@ def test_resume_continues_an_interrupted_experiment_exactly(tmp_path, capsys, mo
         _interrupt_in_epoch(m, epoch=2, batch=10)
         assert main([*args, "--out", str(tmp_path / "cut")]) == 130  # Ctrl-C
     capsys.readouterr()
-    assert not (tmp_path / "cut" / "config.json").exists()
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["status"] == "training"  # started, not saved
     assert main(["resume", str(tmp_path / "cut"), "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out)
     differ = {"seconds", "run_dir"}

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from lstmkit.cli import main
 
 TEXT = "".join(
@@ -90,3 +92,125 @@ def test_a_diverging_training_is_one_sentence_naming_the_learning_rate(tmp_path,
     err = capsys.readouterr().err
     assert "Training diverged at step" in err and "learning rate 1e9" in err and "(1e7 to 1e8)" in err
     assert "Traceback" not in err
+
+
+def test_a_text_without_line_breaks_trains_saves_and_generates(tmp_path, capsys):
+    """Issue 18: training ended, then sampling after '\\n' failed and nothing was saved."""
+    corpus = tmp_path / "one_line.txt"
+    corpus.write_text(TEXT.replace("\n", " ") * 20)
+    out = tmp_path / "lm"
+    assert main(["text", "train", "--text", str(corpus), "--out", str(out), *SMALL, "--epochs", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "warnings" not in result and result["test"]["nats_per_char"] > 0
+    for name in ("config.json", "model.safetensors", "result.json", "samples.txt", "report.html"):
+        assert (out / name).exists(), name
+    assert "'\\n'" not in (out / "samples.txt").read_text()  # prompted with what the model knows
+    assert main(["text", "generate", str(out), "--max-tokens", "10", "--seed", "1", "--json"]) == 0  # empty prompt
+    assert len(json.loads(capsys.readouterr().out)["text"]) == 10
+
+
+def test_a_failure_after_training_is_a_warning_and_the_model_is_kept(tmp_path, capsys, monkeypatch):
+    import lstmkit.report
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 20)
+    out = tmp_path / "lm"
+    monkeypatch.setattr(lstmkit.report, "write_report", lambda run: (_ for _ in ()).throw(OSError("Disk full.")))
+    assert main(["text", "train", "--text", str(corpus), "--out", str(out), *SMALL, "--epochs", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "Writing report.html failed: Disk full. The model is saved in" in captured.err
+    assert json.loads(captured.out)["warnings"] == json.loads((out / "result.json").read_text())["warnings"]
+    assert main(["text", "generate", str(out), "--prompt", "BEN:", "--max-tokens", "5"]) == 0  # the model is there
+    capsys.readouterr()
+    assert main(["text", "train", "--text", str(corpus), "--out", str(out), *SMALL]) == 2
+    assert "already holds a finished language model" in capsys.readouterr().err
+
+
+def _interrupt_in_epoch_2(monkeypatch):
+    from lstmkit.train.loop import Trainer
+
+    real = Trainer._optimizer_step
+
+    def step(self, *args, **kwargs):
+        if self.history:  # epoch 1 is done (and checkpointed)
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_optimizer_step", step)
+
+
+def test_an_interrupted_run_has_a_config_a_report_and_resumes(tmp_path, capsys, monkeypatch):
+    """Issue 18: a killed `text train` left no config.json, and `lstmkit resume` knew no 'language_model' kind."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 20)
+    out = tmp_path / "lm"
+    args = ["text", "train", "--text", str(corpus), "--out", str(out), *SMALL, "--epochs", "2"]
+    with monkeypatch.context() as m:
+        _interrupt_in_epoch_2(m)
+        assert main(args) == 130
+    capsys.readouterr()
+    started = json.loads((out / "config.json").read_text())  # written as training started
+    assert started["status"] == "training" and started["kind"] == "language_model"
+    assert started["config"]["hidden_size"] == 24 and started["command"]["argv"] == args
+    assert not (out / "model.safetensors").exists()
+    assert main(["report", str(out)]) == 0 and (out / "report.html").exists()  # a run in progress has a report
+    assert main(["text", "generate", str(out)]) == 2
+    assert "has not finished training" in capsys.readouterr().err
+    assert main(args) == 2  # a plain re-run is told how to continue
+    assert "--resume" in capsys.readouterr().err
+
+    assert main(["resume", str(out), "--json"]) == 0  # the recorded command, again, with --resume
+    result = json.loads(capsys.readouterr().out)
+    assert result["run_dir"] == str(out.resolve()) and result["test"]["nats_per_char"] > 0
+    saved = json.loads((out / "config.json").read_text())
+    assert "status" not in saved and "tokenizer" in saved["config"]
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3  # both epochs, once each
+    assert main(["resume", str(out)]) == 2
+    assert "finished run" in capsys.readouterr().err
+
+
+def test_a_diverged_run_is_understood_by_report_and_by_a_rerun(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 20)
+    out = tmp_path / "lm"
+    args = ["text", "train", "--text", str(corpus), "--out", str(out), *SMALL, "--epochs", "1"]
+    assert main([*args, "--lr", "1e9"]) == 2
+    assert "Training diverged at step 2" in capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["status"] == "training"
+    assert main(["report", str(out)]) == 0
+    assert main([*args, "--lr", "1e9", "--resume"]) == 2  # from its last good checkpoint it diverges again
+    assert "Training diverged" in capsys.readouterr().err
+    assert main([*args, "--lr", "1e-3", "--json"]) == 0  # nothing past step 0 was kept: a re-run starts afresh
+    assert json.loads(capsys.readouterr().out)["test"]["nats_per_char"] > 0
+    assert "status" not in json.loads((out / "config.json").read_text())
+
+
+def test_text_classify_train_resumes_too(tmp_path, capsys, monkeypatch):
+    csv = tmp_path / "reviews.csv"
+    rows = [f"the film was {w} {f},{int(w == 'great')}" for w in ("great", "dull") for f in ("today", "again")] * 6
+    csv.write_text("text,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "clf"
+    args = ["text", "classify", "train", "--csv", str(csv), "--out", str(out), "--epochs", "2", "--hidden-size", "8",
+            "--embedding-size", "8", "--no-baseline", "--json"]  # fmt: skip
+    with monkeypatch.context() as m:
+        _interrupt_in_epoch_2(m)
+        assert main(args) == 130
+    capsys.readouterr()
+    assert json.loads((out / "config.json").read_text())["status"] == "training"
+    assert main(["resume", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["train"] > 0 and (out / "model.safetensors").exists()
+
+
+def test_resume_of_a_run_started_from_python_says_how_to_continue_it(tmp_path, capsys, monkeypatch):
+    from lstmkit.tasks.language import LanguageModel
+
+    out = tmp_path / "lm"
+    lm = LanguageModel(hidden_size=8, embedding_size=8, num_layers=1, batch_size=4, bptt=16, epochs=2, progress=False)
+    with monkeypatch.context() as m:
+        _interrupt_in_epoch_2(m)
+        with pytest.raises(KeyboardInterrupt):
+            lm.fit(TEXT * 20, run_dir=out)
+    assert "command" not in json.loads((out / "config.json").read_text())
+    assert main(["resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "kind 'language_model'" in err and "fit(..., run_dir=..., resume=True)" in err and "Traceback" not in err

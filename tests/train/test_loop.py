@@ -563,3 +563,23 @@ def test_weight_averaging_that_never_started_keeps_the_last_weights(caplog: pyte
         trainer.fit(batches)
     assert trainer.averaged_steps == 0 and "before epoch 3, where weight averaging starts" in caplog.text
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), plain.parameters(), strict=True))
+
+
+def test_a_task_trainer_writes_config_json_as_training_starts(tmp_path: Path) -> None:
+    """Issue 18: `lstmkit report` and `lstmkit resume` need config.json while a run trains, and after it fails."""
+    import json
+
+    seen: list[dict[str, Any]] = []
+
+    def loss_fn(model, batch, state):
+        if not seen:
+            seen.append(json.loads((tmp_path / "run" / "config.json").read_text()))
+        x, y = batch
+        return StepOutput(loss=nn.functional.mse_loss(model(x), y))
+
+    data = [(torch.randn(4, 3), torch.randn(4, 1)) for _ in range(2)]
+    cfg = TrainConfig(epochs=1, progress=False)
+    Trainer(nn.Linear(3, 1), loss_fn, cfg, run_dir=tmp_path / "run", run_config={"width": 3}, kind="demo").fit(data)
+    assert seen[0]["status"] == "training" and seen[0]["kind"] == "demo" and seen[0]["config"] == {"width": 3}
+    Trainer(nn.Linear(3, 1), loss_fn, cfg, run_dir=tmp_path / "direct").fit(data)  # no kind: no config.json
+    assert not (tmp_path / "direct" / "config.json").exists()

@@ -52,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from . import _launch
 
     _launch.set_argv(list(argv) if argv is not None else sys.argv[1:])
+    from ..runs import recording_command
+
     try:
-        code = app(args=argv, standalone_mode=False)  # click returns the exit code instead of raising here
+        with recording_command(_launch.argv()):  # a run started by this command records it (`lstmkit resume`)
+            code = app(args=argv, standalone_mode=False)  # click returns the exit code instead of raising here
         if code == 130:  # typer's answer to Ctrl-C (KeyboardInterrupt becomes Exit(130), returned here)
             _interrupted()
         return code if isinstance(code, int) else 0

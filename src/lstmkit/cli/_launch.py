@@ -14,6 +14,11 @@ def set_argv(argv: list[str]) -> None:
     _ARGV[:] = list(argv)
 
 
+def argv() -> list[str]:
+    """The command line the CLI is running (without the program name)."""
+    return list(_ARGV)
+
+
 def under_torchrun() -> bool:
     """True inside a process that torchrun started."""
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ

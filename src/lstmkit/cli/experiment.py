@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -58,7 +59,9 @@ def experiment(
         fail(f"--model must be lstm, gru or rnn, got {model!r}.")
     if task not in long_lag_data.TASKS:
         fail(f"unknown task {task!r}; choose one of {', '.join(sorted(long_lag_data.TASKS))}.")
-    if out is not None and (out / "config.json").exists():
+    from .. import runs
+
+    if out is not None and runs.is_finished(out):
         fail(f"{out} already holds a finished run; choose another --out or delete that directory.")
     if resume and out is None:
         fail("--resume needs --out: the run directory that holds the checkpoints.")
@@ -86,20 +89,85 @@ def resume_run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary last on stdout.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Continue an interrupted training run from its newest checkpoint, whatever task started it."""
+    """Continue an interrupted training run from its newest checkpoint, whatever task started it.
+
+    A task that rebuilds its run from the checkpoint alone (the long-time-lag experiments) resumes in place; any
+    other run is continued by the command that started it (recorded in its config.json as training started), run
+    again with --resume and the same data.
+    """
     setup_logging(verbose)
     import lstmkit  # noqa: F401  (imports every task, registering how each resumes)
 
+    from .. import runs
     from ..train import CheckpointError, ResumeError, resume
+    from ..train.checkpoint import latest_checkpoint, read_checkpoint
+    from ..train.resume import resumable_kinds
 
-    if (run_dir / "config.json").exists():
+    if runs.is_finished(run_dir):
         fail(f"{run_dir} holds a finished run: there is nothing to resume.")
     try:
+        last = latest_checkpoint(run_dir) if run_dir.is_dir() else None
+        kind = read_checkpoint(last)[2].get("kind") if last is not None else None
+        command = _recorded_command(run_dir)
+        if command is not None and kind not in resumable_kinds():
+            _replay(run_dir, command, resume=last is not None, as_json=as_json, verbose=verbose)
+            return
         result = resume(run_dir)
     except (ResumeError, CheckpointError) as exc:
         fail(str(exc))
     summary = result.summary()
     _report(summary, summary["task"], summary["model"], as_json)
+
+
+def _recorded_command(run_dir: Path) -> dict[str, Any] | None:
+    """The command line that started the run, from the config.json written as its training started."""
+    import json
+
+    try:
+        payload = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    command = payload.get("command") if isinstance(payload, dict) else None
+    return command if isinstance(command, dict) and isinstance(command.get("argv"), list) else None
+
+
+def _replay(run_dir: Path, command: dict[str, Any], *, resume: bool, as_json: bool, verbose: bool) -> None:
+    """Run the recorded command again (in its working directory, on ``run_dir``) with --resume; exit with its code.
+
+    Without a checkpoint yet (the run stopped before its first step) the command starts the run again instead.
+    """
+    from .. import runs
+    from . import _launch
+
+    argv = [str(a) for a in command["argv"]]
+    at = next((i for i, a in enumerate(argv) if a == "--out" or a.startswith("--out=")), None)
+    if at is None or (argv[at] == "--out" and at + 1 >= len(argv)):
+        fail(f"The command recorded in {run_dir / 'config.json'} has no --out; run it again yourself with --resume.")
+    if argv[at] == "--out":
+        argv[at + 1] = str(run_dir.resolve())
+    else:
+        argv[at] = f"--out={run_dir.resolve()}"
+    wanted = {"--resume": resume, "--json": as_json, "--verbose": verbose}
+    given = set(argv) | ({"--verbose"} if "-v" in argv else set())
+    argv += [flag for flag, on in wanted.items() if on and flag not in given]
+    if not resume:
+        argv = [a for a in argv if a != "--resume"]
+        err.print(f"{run_dir} has no checkpoint yet: starting its training again.", highlight=False)
+    cwd = command.get("cwd")
+    here = os.getcwd()
+    if isinstance(cwd, str) and os.path.isdir(cwd):
+        os.chdir(cwd)  # the command's relative paths (--csv, --text, ...) are relative to where it was run
+    try:
+        _launch.set_argv(argv)
+        with runs.recording_command(argv, cwd if isinstance(cwd, str) else here):
+            try:
+                code = app(args=argv, standalone_mode=False)
+            except typer.Exit as exc:
+                code = exc.exit_code
+    finally:
+        os.chdir(here)
+    if isinstance(code, int) and code != 0:
+        raise typer.Exit(code)
 
 
 def _report(summary: dict, task: str, model: str, as_json: bool) -> None:

@@ -51,7 +51,7 @@ def train(
     from ..tasks.language import LanguageModelConfig, resolve_text, train_run
     from ..train import CheckpointError, ResumeError
 
-    try:
+    try:  # a diverging run (DivergenceError) is a ValueError: one sentence naming the learning rate
         corpus = resolve_text(data, text, errors)
         cfg = LanguageModelConfig(
             level=level, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=layers,
@@ -71,6 +71,8 @@ def train(
             + (f", {ngram['order']}-gram {ngram['nats_per_char']:.3f}" if ngram else "")
             + f"; model in {result['run_dir']}"
         )
+    else:  # no test part to measure (or measuring it failed: the warning was printed)
+        err.print(f"trained in {result['train_seconds']} s; model in {result['run_dir']}")
 
 
 @text_app.command("generate")
@@ -160,10 +162,14 @@ def classify_train(
     epochs: Annotated[int, typer.Option("--epochs")] = 5,
     seed: Seed = 0,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Bag-of-words baseline too.")] = True,
+    resume: Resume = False,
     as_json: AsJson = False,
+    verbose: Verbose = False,
 ) -> None:  # fmt: skip
     """Train on all but a held-out share; report its accuracy beside a bag-of-words logistic regression."""
+    setup_logging(verbose)
     from ..tasks.text_classification import read_labelled, train_run
+    from ..train import CheckpointError
 
     if pooling not in ("max", "mean", "attention", "last"):
         fail(f"Unknown pooling {pooling!r}; choose max, mean, attention or last.")
@@ -176,9 +182,9 @@ def classify_train(
         result = train_run(
             texts, labels, out, holdout=holdout, baseline=baseline, pooling=pooling, vocab_size=vocab_size,
             max_length=max_length, hidden_size=hidden_size, embedding_size=embedding_size, class_weight=class_weight,
-            epochs=epochs, seed=seed, progress=not as_json,
+            epochs=epochs, seed=seed, progress=not as_json, resume=resume,
         )  # fmt: skip
-    except USER_ERRORS as e:
+    except (*USER_ERRORS, CheckpointError) as e:
         fail(user_message(e))
     if as_json:
         print_json(result)

@@ -1145,7 +1145,7 @@ def train_run(
     from ..report import write_report
 
     out = Path(out)
-    if (out / runs.CONFIG_FILE).exists():
+    if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished detector; choose another --out or delete it.")
     # Everything that scoring reads is checked before training, so a mistake costs no training time.
     table = _in_time_order(table, config.time)

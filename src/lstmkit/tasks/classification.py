@@ -386,7 +386,7 @@ def train_run(
     from ..viz.plots import plot_attention, plot_confusion
 
     out = Path(out)
-    if (out / runs.CONFIG_FILE).exists():
+    if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished classifier; choose another --out or delete it.")
     series = read_series(table, config)
     split = series.split
@@ -418,6 +418,7 @@ def train_run(
     clf = config.classifier().fit(train.X, train.y, run_dir=out, resume=resume)
     seconds = time.perf_counter() - t0
     clf.data_config_ = {**config.to_dict(), "resolved_features": series.features, "source": source}
+    clf.save(out)  # the model first: a failure in a step after training cannot lose it
 
     scored, scored_on = (test, "test") if test is not None else (train, "train")
     scores = clf.evaluate(scored.X, scored.y)
@@ -449,7 +450,6 @@ def train_run(
                 part.ids, part.y, clf.predict(part.X), strict=True)],
         )  # fmt: skip
     _write_json(out / "result.json", result)
-    clf.save(out)
     write_report(out)
     summary = {
         "run_dir": str(out), "scored_on": scored_on, "n_train": len(train), "n_test": result["n_test"],

@@ -338,7 +338,7 @@ class _SequenceEstimator(abc.ABC):
             return StepOutput(loss=self._loss(pred, yb), metrics=self._metrics(pred, yb), n_items=xb.shape[0])
 
         run_config = {k: v for k, v in self._jsonable_params().items() if k != "progress"}
-        trainer = Trainer(self.model_, loss_fn, cfg, run_dir=run_dir, run_config=run_config)
+        trainer = Trainer(self.model_, loss_fn, cfg, run_dir=run_dir, run_config=run_config, kind=self._kind)
         self.history_ = trainer.fit(loader, val_data=val, resume=resume)
         self.model_.eval()
         return self

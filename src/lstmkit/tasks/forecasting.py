@@ -973,7 +973,7 @@ def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *,
     from ..viz.plots import plot_forecast
 
     out = Path(out)
-    if (out / runs.CONFIG_FILE).exists():
+    if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished forecaster; choose another --out or delete it.")
     forecaster = Forecaster(config).fit(data, run_dir=out, resume=resume)
     forecaster.save(out)

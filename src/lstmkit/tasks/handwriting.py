@@ -600,7 +600,7 @@ def train_run(
     """Train on ``train`` (``validation`` picks the epoch and the language model's weight and bonus), score every
     test set with greedy, beam and beam + n-gram decoding, and write a run directory: config.json,
     model.safetensors, extra.safetensors (the n-gram), metrics.csv, result.json, predictions.csv, samples.png (test
-    words with what was recognised) and report.html. config.json is written last."""
+    words with what was recognised) and report.html. The model is saved before the scoring."""
     import json
 
     import pandas as pd
@@ -610,7 +610,7 @@ def train_run(
     from ..viz.handwriting import plot_handwriting
 
     out = Path(out)
-    if (out / runs.CONFIG_FILE).exists():
+    if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished model; choose another --out or delete it.")
     model = HandwritingRecognizer(config).fit(
         [s.points for s in train], [s.text for s in train], run_dir=out, resume=resume,
@@ -625,6 +625,7 @@ def train_run(
     if model.lm is not None and validation and beam_width > 1:  # on validation words in the training fonts
         result["lm_tuning"] = model.tune_lm([s.points for s in validation[:200]], [s.text for s in validation[:200]],
                                             beam_width=min(beam_width, 8))  # fmt: skip
+    model.save(out)  # trained and tuned, saved first: a failure in scoring or plotting cannot lose it
     tables = []
     for name, samples in tests.items():
         if not samples:
@@ -640,6 +641,5 @@ def train_run(
     if tables:
         atomic_write_bytes(out / "predictions.csv", pd.concat(tables).to_csv(index=False).encode())
     atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
-    model.save(out)
     write_report(out)
     return result

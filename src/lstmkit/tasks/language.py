@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import secrets
@@ -49,6 +50,8 @@ from .text_data import (
 __all__ = ["LanguageModel", "LanguageModelConfig"]
 
 KIND = "language_model"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,14 @@ class _Tokens(SeriesStream):
     def iter_from(self, batch: int) -> Iterator[tuple[Tensor, Tensor]]:
         for x, y in super().iter_from(batch):
             yield x[..., 0], y[..., 0]
+
+
+def _knows(tok: Tokenizer, text: str) -> bool:
+    """Whether ``text`` gives tokens the model saw in training (and at least one)."""
+    try:
+        return bool(tok.encode(text, strict=True))
+    except TextError:
+        return False
 
 
 def _sample(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator) -> int:
@@ -247,15 +258,15 @@ class LanguageModel:
         per_char = total / max(len(text) * n / len(ids), 1)  # the characters the scored tokens cover
         unknown = 0 if isinstance(tok, BPETokenizer) else int((ids == 0).sum())  # id 0 is <unk> (BPE has none)
         return {
-            "nats_per_token": total / n, "perplexity": math.exp(total / n), "nats_per_char": per_char,
+            "nats_per_token": total / n, "perplexity": math.exp(min(total / n, 709.0)), "nats_per_char": per_char,
             "bits_per_char": per_char / math.log(2), "tokens": n, "chars": len(text), "unknown": unknown,
         }  # fmt: skip
 
     # ---- generation -------------------------------------------------------------------------------------------
     def _prompt_ids(self, prompt: str) -> list[int]:
         _, tok = self._check()
-        if prompt == "":
-            prompt = "\n"  # start as after a line break
+        if prompt == "":  # start as after a line break (after a space, or the first token, in a text without any)
+            return next((tok.encode(p) for p in ("\n", " ") if _knows(tok, p)), [1])
         ids = tok.encode(prompt, strict=True, what="prompt")
         if not ids:
             raise TextError(f"The prompt {prompt!r} gives no tokens at the {self.config.level} level; give some text.")
@@ -377,7 +388,12 @@ def train_run(
 ) -> dict[str, Any]:
     """Train on ``text`` and write a run directory: config.json (with the vocabulary), model.safetensors,
     metrics.csv / steps.csv, checkpoints, ``result.json`` (held-out test measures beside a Witten-Bell n-gram model
-    fitted on the same training part, in the same run), ``samples.txt`` and ``report.html``."""
+    fitted on the same training part, in the same run), ``samples.txt`` and ``report.html``.
+
+    config.json is written as training starts (``"status": "training"``), so a failure before the end leaves a run
+    that ``--resume`` (or ``lstmkit resume``) continues; the model and its config are saved as soon as training ends,
+    before anything else, and a step after that which fails (measures, samples, report) is a warning, logged and
+    listed in the result's ``warnings``, never an error that loses the trained model."""
     import json
     import time
 
@@ -386,18 +402,31 @@ def train_run(
     from .ngram import WittenBellLM
 
     out = Path(out)
-    if (out / runs.CONFIG_FILE).exists():
+    if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished language model; choose another --out or delete it.")
     t0 = time.perf_counter()
-    lm = LanguageModel(config).fit(text, run_dir=out, resume=resume)
+    lm = LanguageModel(config).fit(text, run_dir=out, resume=resume)  # config.json (status training) as it starts
     seconds = time.perf_counter() - t0
     tok = lm.tokenizer
     assert tok is not None and lm.net is not None
-    train, _, test = split_text(text, config.val_fraction, config.test_fraction)
+    lm.save(out)  # the model and its config first: no step after training can lose them
     result: dict[str, Any] = {"run_dir": str(out), "level": config.level, "train_seconds": round(seconds, 1)}
     result["parameters"] = sum(p.numel() for p in lm.net.parameters())
-    opening = "\n"
-    if len(test) > 1:
+    warnings: list[str] = []
+
+    def attempt(what: str, step: Any) -> None:
+        """One step after training; its failure is a warning (in the log and in result.json), never an error."""
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001  (the trained model is saved; nothing here may lose the run)
+            warnings.append(f"{what} failed: {e} The model is saved in {out}.")
+            logger.warning("%s", warnings[-1])
+
+    train, _, test = split_text(text, config.val_fraction, config.test_fraction)
+
+    def measure() -> None:
+        if len(test) <= 1:
+            return
         result["test"] = lm.evaluate(test)
         order = ngram_order if config.level == "char" else min(ngram_order, 3)
         if tok.vocab_size**order < 2**62:
@@ -409,13 +438,27 @@ def train_run(
             )
             result["ngram"] = {"order": order, "smoothing": "interpolated Witten-Bell", "nats_per_token": nats,
                                "nats_per_char": nats * len(test_ids) / len(test)}  # fmt: skip
-        # the test part's opening as a prompt, rebuilt from the tokens the model knows (never a cut word)
+
+    def sample() -> None:
+        # prompts the model knows: a line break (unless the text has none), and the test part's opening rebuilt from
+        # the tokens the model knows (never a cut word)
         known = [i for i in tok.encode(test[:200]) if i != 0 or isinstance(tok, BPETokenizer)]
-        opening = tok.decode(known[: {"char": 40, "word": 8, "bpe": 12}[config.level]]) or "\n"
-    samples = [f"--- prompt {p!r}, temperature {t}, seed 0\n{p}{lm.generate(p, 300, temperature=t, seed=0)}\n"
-               for p in ("\n", opening) for t in (0.5, 1.0)]  # fmt: skip
-    atomic_write_bytes(out / "samples.txt", "\n".join(samples).encode())
-    atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
-    lm.save(out)  # config.json last: a run directory that has it is complete
-    write_report(out)
+        opening = tok.decode(known[: {"char": 40, "word": 8, "bpe": 12}[config.level]]) if len(test) > 1 else ""
+        starts = [p for p in ("\n", opening) if _knows(tok, p)] or [""]
+        samples = [f"--- prompt {p!r}, temperature {t}, seed 0\n{p}{lm.generate(p, 300, temperature=t, seed=0)}\n"
+                   for p in dict.fromkeys(starts) for t in (0.5, 1.0)]  # fmt: skip
+        atomic_write_bytes(out / "samples.txt", "\n".join(samples).encode())
+
+    def write_result() -> None:
+        if warnings:
+            result["warnings"] = list(warnings)
+        atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
+
+    attempt("Measuring the test part", measure)
+    attempt("Writing samples.txt", sample)
+    attempt("Writing result.json", write_result)
+    n_warnings = len(warnings)
+    attempt("Writing report.html", lambda: write_report(out))
+    if len(warnings) > n_warnings:  # result.json names the report's failure too
+        attempt("Writing result.json", write_result)
     return result

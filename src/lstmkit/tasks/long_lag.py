@@ -232,7 +232,7 @@ def run(
     model = SequenceModel(_model_config(cfg)).to(device)
     out = Path(run_dir) if run_dir is not None else None
     if out is not None:
-        if (out / "config.json").exists():
+        if runs.is_finished(out):
             raise FileExistsError(
                 f"{out} already holds a finished run (config.json exists); choose another --out or delete that "
                 "directory."
@@ -291,6 +291,8 @@ def _write_run(out: Path, cfg, model: SequenceModel, result: ExperimentResult, s
     from ..viz.plots import plot_gates, plot_gradient_flow
 
     norms_trained = gradient_flow(model, spec, length, cfg.seed + 7)
+    extra = {"gradient_norms_init": norms_init, "gradient_norms_trained": norms_trained}
+    runs.save_run(out, KIND, {"experiment": cfg.to_dict(), "model": _model_config(cfg).to_dict()}, model, extra)
     lags = torch.arange(norms_init.shape[0]).numpy()
     plot_gradient_flow(
         lags, {f"{cfg.cell} (init)": norms_init.numpy(), f"{cfg.cell} (trained)": norms_trained.numpy()},
@@ -307,8 +309,6 @@ def _write_run(out: Path, cfg, model: SequenceModel, result: ExperimentResult, s
             trace.gates[-1][0][0].cpu().numpy(), trace.cells[-1][0][0].cpu().numpy(), out / "gates.png",
             inputs=batch["x"][0].numpy(),
         )  # fmt: skip
-    extra = {"gradient_norms_init": norms_init, "gradient_norms_trained": norms_trained}
-    runs.save_run(out, KIND, {"experiment": cfg.to_dict(), "model": _model_config(cfg).to_dict()}, model, extra)
     tmp = out / "result.json.tmp"
     tmp.write_text(json.dumps(result.summary(), indent=2) + "\n")
     os.replace(tmp, out / "result.json")

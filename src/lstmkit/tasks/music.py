@@ -398,7 +398,7 @@ def train_run(
     from .music_data import compare_statistics, corpus_statistics, split_pieces, write_piece
 
     out = Path(out)
-    if (out / runs.CONFIG_FILE).exists():
+    if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished music model; choose another --out or delete it.")
     train, val, test = split_pieces(pieces, config.val_fraction, config.test_fraction, config.seed)
     if not test:
@@ -407,6 +407,7 @@ def train_run(
     model = MusicModel(config).fit(train, val, run_dir=out, resume=resume)
     seconds = time.perf_counter() - t0
     assert model.net is not None
+    model.save(out)  # the model first: a failure in a step after training cannot lose it
     result: dict[str, Any] = {
         "run_dir": str(out), "train_seconds": round(seconds, 1), "pieces": {"train": len(train), "val": len(val),
         "test": len(test)}, "parameters": sum(p.numel() for p in model.net.parameters()),
@@ -439,6 +440,5 @@ def train_run(
             written[name] = write_piece(piece, out / "samples" / name)
         result["samples"] = written
     atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
-    model.save(out)  # config.json last: a run directory that has it is complete
     write_report(out)
     return result

@@ -484,7 +484,7 @@ def train_run(
     write a run directory: config.json, model.safetensors, metrics.csv, result.json (exact match, BLEU and chrF of
     greedy and beam decoding on the held-out pairs, beside copying the source and, with ``word_by_word``, beside a
     word-by-word dictionary learned from the training pairs), predictions.csv, alignment.png (the attention of the
-    first held-out pair) and report.html. config.json is written last.
+    first held-out pair) and report.html. The model is saved before the scoring.
 
     ``groups`` (one label per pair, e.g. the chapter of a verse) makes the split by group: whole groups are held out
     or validate, so near-duplicate neighbours never straddle the split; the shares then count groups."""
@@ -495,7 +495,7 @@ def train_run(
     from ..viz.plots import plot_alignment
 
     out = Path(out)
-    if (out / runs.CONFIG_FILE).exists():
+    if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished model; choose another --out or delete it.")
     if len(sources) != len(targets):
         raise ValueError(f"{len(sources)} sources but {len(targets)} targets; give one target per source.")
@@ -520,6 +520,7 @@ def train_run(
     pick = lambda idx, xs: [xs[i] for i in idx]  # noqa: E731
     model = Seq2Seq(config).fit(pick(train, sources), pick(train, targets), run_dir=out, resume=resume,
                                 validation=(pick(val, sources), pick(val, targets)) if n_val else None)  # fmt: skip
+    model.save(out)  # the model first: a failure in a step after training cannot lose it
     result: dict[str, Any] = {"run_dir": str(out), "train": len(train), "validation": n_val, "held_out": n_test}
     if n_test:
         test_src, test_tgt = pick(test, sources), pick(test, targets)
@@ -546,6 +547,5 @@ def train_run(
                 plot_alignment(weights, src_tokens, out_tokens, out / "alignment.png",
                                title=f"{config.attention} attention")  # fmt: skip
     atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
-    model.save(out)
     write_report(out)
     return result

@@ -728,7 +728,7 @@ def train_run(
 ) -> dict[str, Any]:  # fmt: skip
     """Train on a data set from :func:`lstmkit.tasks.speech_data.make_dataset` (its train split, validating on its
     validation voices) and write a run directory: config.json, model.safetensors, extra.safetensors, metrics.csv,
-    result.json, predictions.csv and report.html (config.json last).
+    result.json, predictions.csv and report.html (the model is saved before the scoring).
 
     result.json holds CER / WER on the test voices (never heard in training) for digit strings, commands, digit
     strings in the held-out accent, and all: greedy, beam search, and beam search with the training transcripts'
@@ -746,7 +746,7 @@ def train_run(
     from .speech_data import read_manifest
 
     out = Path(out)
-    if (out / runs.CONFIG_FILE).exists():
+    if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished recogniser; choose another --out or delete it.")
     if lm_weight is not None and lm_weight < 0:
         raise ValueError(f"lm_weight must be >= 0 (or None: chosen on the validation voices), got {lm_weight}.")
@@ -762,6 +762,7 @@ def train_run(
         [path(u) for u in split["train"]], [u.text for u in split["train"]], run_dir=out, resume=resume,
         validation=([path(u) for u in validation], [u.text for u in validation]) if validation else None,
     )  # fmt: skip
+    rec.save(out)  # the model first: a failure in a step after training cannot lose it
     result: dict[str, Any] = {"run_dir": str(out), "data": str(data_dir), "train_seconds": round(time.perf_counter()
                               - t0, 1), "utterances": {s: len(v) for s, v in split.items()}}  # fmt: skip
     result["parameters"] = sum(p.numel() for p in rec.net.parameters())  # type: ignore[union-attr]
@@ -796,6 +797,5 @@ def train_run(
                                    "seconds_per_audio_second": seconds_per_second}  # fmt: skip
         atomic_write_bytes(out / "predictions.csv", table.to_csv(index=False).encode())
     atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
-    rec.save(out)
     write_report(out)
     return result

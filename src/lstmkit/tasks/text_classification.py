@@ -388,7 +388,7 @@ def train_run(
     from ..report import write_report
 
     out = Path(out)
-    if (out / runs.CONFIG_FILE).exists():
+    if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished classifier; choose another --out or delete it.")
     labels = np.asarray(labels)
     train_idx, test_idx = holdout_split(len(texts), holdout, params.get("seed", 0))

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from lstmkit import runs
 from lstmkit._atomic import atomic_write_bytes
 from lstmkit.config import TrainConfig
 from lstmkit.train import checkpoint as ckpt
@@ -322,6 +323,8 @@ class Trainer:
         run_config: the task's resolved config (a dict or an object with ``to_dict()``), saved in every checkpoint;
             resuming with a different one is refused.
         kind: the task's name, saved in checkpoints so :func:`lstmkit.train.resume` can find who rebuilds the run.
+            With a ``run_dir``, ``fit`` also writes the run's ``config.json`` as training starts (kind, ``run_config``
+            and ``"status": "training"``, see :func:`lstmkit.runs.start_run`); the task replaces it when it saves.
 
     Exact resume: a resumed run ends with the same weights, bit for bit on CPU, as an uninterrupted one, provided
     the training data repeats given the same RNG states: a list or tensor dataset, a ``DataLoader`` (it draws its
@@ -499,6 +502,9 @@ class Trainer:
             if existing and self.is_main:  # an earlier start that failed before its first step: nothing to keep
                 ckpt.remove_checkpoints(self.run_dir)
         distributed.barrier()  # every rank has read the run directory before rank 0 writes to it
+        if self.run_dir is not None and self.kind is not None and self.is_main:
+            # config.json as training starts: `lstmkit report` draws the run in progress, `lstmkit resume` continues it
+            runs.start_run(self.run_dir, self.kind, self.run_config or {})
         if self.checkpointing:
             if self.is_main:
                 ckpt.check_writable(self.run_dir, self._checkpoint_bytes_estimate())

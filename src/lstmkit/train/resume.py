@@ -33,6 +33,12 @@ def resumable_kinds() -> list[str]:
     return sorted(_RESUMERS)
 
 
+def _known_kinds() -> list[str]:
+    from lstmkit.runs import registered_kinds  # at call time: lstmkit.runs is imported by the package after train
+
+    return registered_kinds()
+
+
 def resume(run_dir: str | os.PathLike[str]) -> Any:
     """Continue the run in ``run_dir`` from its newest checkpoint, to the end; returns what the task returns.
 
@@ -55,6 +61,13 @@ def resume(run_dir: str | os.PathLike[str]) -> Any:
             "the model and data. Build them as before and call Trainer.fit(train_data, resume=True)."
         )
     fn = _RESUMERS.get(kind)
+    if fn is None and kind in _known_kinds():
+        raise ResumeError(
+            f"{run_dir} holds a run of kind {kind!r}, whose training data is not in its checkpoints, so it cannot "
+            "be resumed from them alone. Continue it the way it started, with the same data: a run started by an "
+            f"lstmkit command with `lstmkit resume {run_dir}` (it runs the command recorded in config.json again "
+            "with --resume), a run started from Python with the task's fit(..., run_dir=..., resume=True)."
+        )
     if fn is None:
         raise ResumeError(
             f"{run_dir} holds a run of kind {kind!r}, which no loaded task resumes (known: "
