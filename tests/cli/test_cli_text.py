@@ -214,3 +214,14 @@ def test_resume_of_a_run_started_from_python_says_how_to_continue_it(tmp_path, c
     assert main(["resume", str(out)]) == 2
     err = capsys.readouterr().err
     assert "kind 'language_model'" in err and "fit(..., run_dir=..., resume=True)" in err and "Traceback" not in err
+
+
+def test_a_network_too_large_for_the_machine_is_refused_before_allocating(tmp_path, capsys):
+    """Issue 18: --hidden-size 100000000 was an allocator error for 1.6e17 bytes."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 20)
+    small = [a if a != "24" else "100000000" for a in SMALL]
+    assert main(["text", "train", "--text", str(corpus), "--out", str(tmp_path / "lm"), *small]) == 2
+    err = capsys.readouterr().err
+    assert "LSTM: 1 layer(s) of hidden size 100,000,000 would hold" in err and "(1.6e+17 bytes)" in err
+    assert "more than this machine's memory" in err and "Traceback" not in err

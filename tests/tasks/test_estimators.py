@@ -226,3 +226,10 @@ def test_a_diverging_fit_stops_with_one_sentence_naming_the_learning_rate():
     X = np.random.default_rng(0).normal(size=(64, 10, 1)).astype(np.float32)
     with pytest.raises(DivergenceError, match=r"Training diverged at step \d+ .* with learning rate 1e9\. Try a learn"):
         lstmkit.SequenceRegressor(hidden_size=8, epochs=3, lr=1e9, progress=False).fit(X, X.sum(1)[:, 0])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_network_too_large_for_the_machine_is_refused_naming_its_size(cell):
+    X = np.zeros((8, 5, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"hidden size 100,000,000 would hold .* more than this machine's memory"):
+        lstmkit.SequenceRegressor(hidden_size=10**8, cell=cell, epochs=1, progress=False).fit(X, X.sum((1, 2)))

@@ -2,8 +2,39 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import Tensor
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # unreachable
+
+
+def check_parameter_memory(name: str, n_params: int, what: str) -> None:
+    """Refuse, before anything is allocated, parameters that alone exceed this machine's memory (an allocator error
+    for 1.6e17 bytes says nothing of the hidden size that asked for it)."""
+    need = n_params * torch.empty((), dtype=torch.get_default_dtype()).element_size()
+    total = physical_memory()
+    if total is not None and need > total:
+        raise ValueError(
+            f"{name}: {what} would hold {n_params:,} parameters, about {_bytes(need)} ({need:.2g} bytes) before any "
+            f"training state, more than this machine's memory ({_bytes(total)}). Choose a smaller hidden size or "
+            "fewer layers."
+        )
 
 
 def check_input(name: str, x: Tensor, input_size: int, batch_first: bool, params_dtype: torch.dtype) -> None:

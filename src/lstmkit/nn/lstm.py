@@ -26,6 +26,7 @@ on one core, 2048^3), and the LSTM trained at 0.7-0.9x its float32 speed (``lstm
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -170,6 +171,7 @@ class LSTM(nn.Module):
 
         H, S, D = hidden_size, self.state_size, self.num_directions
         self._flat_weights_names: list[str] = []
+        params: list[tuple[str, tuple[int, ...]]] = []  # every parameter's name and shape, checked before allocating
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else S * D
             for direction in range(D):
@@ -189,8 +191,12 @@ class LSTM(nn.Module):
                         f"layer_norm_cell_weight{sfx}": (H,),
                         f"layer_norm_cell_bias{sfx}": (H,),
                     }
-                for name, shape in shapes.items():
-                    self.register_parameter(name, nn.Parameter(torch.empty(shape)))
+                params.extend(shapes.items())
+        _common.check_parameter_memory(
+            "LSTM", sum(math.prod(shape) for _, shape in params), f"{num_layers} layer(s) of hidden size {H:,}"
+        )
+        for name, shape in params:
+            self.register_parameter(name, nn.Parameter(torch.empty(shape)))
         self._per_direction = 2 + 2 * bias + (proj_size > 0)  # flat weights per layer and direction, torch's order
         self.reset_parameters()
 

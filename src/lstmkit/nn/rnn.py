@@ -57,6 +57,9 @@ class _SingleStateRNN(nn.Module):
         self.bidirectional, self.backend = bidirectional, backend
         D, G = self.num_directions, self._gates
         self._flat_weights_names: list[str] = []
+        n_params = sum(G * hidden_size * ((input_size if layer == 0 else hidden_size * D) + hidden_size + 2 * bias)
+                       for layer in range(num_layers)) * D  # fmt: skip
+        _common.check_parameter_memory(self._name, n_params, f"{num_layers} layer(s) of hidden size {hidden_size:,}")
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * D
             for direction in range(D):
