@@ -111,3 +111,39 @@ def test_device_errors_and_click_usage_errors(capsys):
     assert "expected one of 'cpu', 'cuda', 'auto'" in capsys.readouterr().err
     assert main(["experiment", "adding", "--bogus"]) == 2  # click's own usage error, shown without a traceback
     assert "No such option" in capsys.readouterr().err
+
+
+def test_resume_replays_the_recorded_command_of_any_task_even_one_training_in_a_subdirectory(
+    tmp_path, capsys, monkeypatch
+):
+    """Issue 18: `lstmkit resume` knew only the long-lag kind. An anomaly detector trains its forecaster in a
+    subdirectory, whose config.json records the command that started the run."""
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from lstmkit import runs
+    from lstmkit.train.loop import Trainer
+
+    values = np.sin(2 * np.pi * np.arange(400) / 24)
+    table = pd.DataFrame({"t": np.arange(400), "hr": values, "split": ["train"] * 200 + ["test"] * 200})
+    table.to_csv(tmp_path / "hr.csv", index=False)
+    out = tmp_path / "run"
+    args = ["anomaly", "train", "--csv", str(tmp_path / "hr.csv"), "--time", "t", "--target", "hr", "--method",
+            "prediction", "--season", "24", "--steps-ahead", "2", "--epochs", "2", "--out", str(out)]  # fmt: skip
+    real = Trainer._optimizer_step
+
+    def interrupt_in_epoch_2(self, *a, **k):
+        if self.history:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_optimizer_step", interrupt_in_epoch_2)
+        assert main(args) == 130
+    capsys.readouterr()
+    assert json.loads((out / "forecaster" / "config.json").read_text())["command"]["argv"] == args
+    assert main(["resume", str(out / "forecaster"), "--json"]) == 0  # trains in the recorded --out, not forecaster/
+    assert Path(json.loads(capsys.readouterr().out)["run_dir"]) == out.resolve()
+    assert runs.is_finished(out) and (out / "scores.csv").exists() and not (out / "forecaster" / "forecaster").exists()

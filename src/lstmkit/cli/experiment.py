@@ -106,11 +106,12 @@ def resume_run(
     if runs.is_finished(run_dir):
         fail(f"{run_dir} holds a finished run: there is nothing to resume.")
     try:
-        last = latest_checkpoint(run_dir) if run_dir.is_dir() else None
+        recorded = _recorded_command(run_dir)
+        trained_in = recorded[1] if recorded is not None else run_dir  # a task may train in a subdirectory
+        last = latest_checkpoint(trained_in) if trained_in.is_dir() else None
         kind = read_checkpoint(last)[2].get("kind") if last is not None else None
-        command = _recorded_command(run_dir)
-        if command is not None and kind not in resumable_kinds():
-            _replay(run_dir, command, resume=last is not None, as_json=as_json, verbose=verbose)
+        if recorded is not None and kind not in resumable_kinds():
+            _replay(run_dir, recorded[0], resume=last is not None, as_json=as_json, verbose=verbose)
             return
         result = resume(run_dir)
     except (ResumeError, CheckpointError) as exc:
@@ -119,16 +120,20 @@ def resume_run(
     _report(summary, summary["task"], summary["model"], as_json)
 
 
-def _recorded_command(run_dir: Path) -> dict[str, Any] | None:
-    """The command line that started the run, from the config.json written as its training started."""
+def _recorded_command(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """The command line that started the run, from the config.json written as its training started, and the
+    directory that holds it: ``run_dir``, or a subdirectory a task trains in (an anomaly detector's forecaster)."""
     import json
 
-    try:
-        payload = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    command = payload.get("command") if isinstance(payload, dict) else None
-    return command if isinstance(command, dict) and isinstance(command.get("argv"), list) else None
+    for path in [run_dir / "config.json", *sorted(run_dir.glob("*/config.json"))]:
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        command = payload.get("command") if isinstance(payload, dict) else None
+        if isinstance(command, dict) and isinstance(command.get("argv"), list) and payload.get("status") == "training":
+            return command, path.parent
+    return None
 
 
 def _replay(run_dir: Path, command: dict[str, Any], *, resume: bool, as_json: bool, verbose: bool) -> None:
@@ -143,17 +148,22 @@ def _replay(run_dir: Path, command: dict[str, Any], *, resume: bool, as_json: bo
     at = next((i for i, a in enumerate(argv) if a == "--out" or a.startswith("--out=")), None)
     if at is None or (argv[at] == "--out" and at + 1 >= len(argv)):
         fail(f"The command recorded in {run_dir / 'config.json'} has no --out; run it again yourself with --resume.")
+    value = argv[at + 1] if argv[at] == "--out" else argv[at].partition("=")[2]
+    cwd = command.get("cwd")
+    out = (Path(cwd) / value if isinstance(cwd, str) else Path(value)).resolve()
+    target = run_dir.resolve()
+    if out != target and out not in target.parents:  # the run was moved since: train where it is now
+        out = target
     if argv[at] == "--out":
-        argv[at + 1] = str(run_dir.resolve())
+        argv[at + 1] = str(out)
     else:
-        argv[at] = f"--out={run_dir.resolve()}"
+        argv[at] = f"--out={out}"
     wanted = {"--resume": resume, "--json": as_json, "--verbose": verbose}
     given = set(argv) | ({"--verbose"} if "-v" in argv else set())
     argv += [flag for flag, on in wanted.items() if on and flag not in given]
     if not resume:
         argv = [a for a in argv if a != "--resume"]
         err.print(f"{run_dir} has no checkpoint yet: starting its training again.", highlight=False)
-    cwd = command.get("cwd")
     here = os.getcwd()
     if isinstance(cwd, str) and os.path.isdir(cwd):
         os.chdir(cwd)  # the command's relative paths (--csv, --text, ...) are relative to where it was run
