@@ -214,7 +214,7 @@ def test_a_started_run_has_a_config_json_but_is_neither_finished_nor_loadable(tm
     assert started["status"] == "training" and started["kind"] == "dummy" and started["config"] == {"hidden": 4}
     assert started["command"] == {"argv": ["text", "train", "--out", "lm"], "cwd": "/work"}
     assert not runs.is_finished(tmp_path) and read_run_config(tmp_path)["config"] == {"hidden": 4}
-    with pytest.raises(runs.UnfinishedRunError, match="has not finished training.*lstmkit resume"):
+    with pytest.raises(runs.UnfinishedRunError, match="whose model has not been saved.*lstmkit resume"):
         load(tmp_path)
     with pytest.raises(runs.UnfinishedRunError):
         read_run_config(tmp_path, "dummy")  # a caller that rebuilds the model

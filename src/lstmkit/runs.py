@@ -300,8 +300,9 @@ def read_run_config(run_dir: str | os.PathLike[str], expected_kind: str | None =
 def _check_finished(run_dir: Path, payload: Mapping[str, Any]) -> None:
     if payload.get("status") == STATUS_TRAINING:
         raise UnfinishedRunError(
-            f"{run_dir} holds a {payload.get('kind')!r} run that has not finished training: its model is saved when "
-            f"training ends. Wait for it to end, or continue a run that was cut short with `lstmkit resume {run_dir}`."
+            f"{run_dir} holds a {payload.get('kind')!r} run whose model has not been saved: its config.json was "
+            "written when training started and is replaced when the model is saved. Wait for the training to end, "
+            f"continue a run that was cut short with `lstmkit resume {run_dir}`, or save the fitted model there."
         )
 
 

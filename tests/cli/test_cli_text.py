@@ -155,7 +155,7 @@ def test_an_interrupted_run_has_a_config_a_report_and_resumes(tmp_path, capsys, 
     assert not (out / "model.safetensors").exists()
     assert main(["report", str(out)]) == 0 and (out / "report.html").exists()  # a run in progress has a report
     assert main(["text", "generate", str(out)]) == 2
-    assert "has not finished training" in capsys.readouterr().err
+    assert "whose model has not been saved" in capsys.readouterr().err
     assert main(args) == 2  # a plain re-run is told how to continue
     assert "--resume" in capsys.readouterr().err
 
