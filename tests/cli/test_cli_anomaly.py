@@ -145,7 +145,9 @@ def test_text_dates_are_read_in_time_order(tmp_path, capsys):
     np.testing.assert_allclose(scores["hr"], pd.read_csv(labelled_csv(tmp_path / "plain.csv"))["hr"][300:])
 
 
-def test_a_scoring_error_leaves_no_finished_run_and_resume_continues(tmp_path, capsys, monkeypatch):
+def test_a_scoring_error_keeps_the_saved_detector(tmp_path, capsys, monkeypatch):
+    """Issue 18's rule: the model and its config are saved before any step after training; a failure there loses
+    nothing, and the message says how to score again."""
     from lstmkit import runs
     from lstmkit.tasks import anomaly
 
@@ -156,13 +158,11 @@ def test_a_scoring_error_leaves_no_finished_run_and_resume_continues(tmp_path, c
     with monkeypatch.context() as m:
         m.setattr(anomaly, "_score_table", lambda *a: (_ for _ in ()).throw(ValueError("Scoring broke.")))
         assert main(args) == 2
-    assert "Scoring broke." in capsys.readouterr().err
-    assert not runs.is_finished(out) and (out / "checkpoints").is_dir()  # trained, not saved
-    assert main(args) == 2  # a plain re-run is told how to continue
-    assert "--resume" in capsys.readouterr().err
-    assert main([*args, "--resume", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert (out / "config.json").exists() and summary["epochs"] == 2 and summary["metrics"]["found"] == 1
+    err = capsys.readouterr().err
+    assert "Scoring broke." in err and "lstmkit anomaly score" in err
+    assert runs.is_finished(out) and (out / "model.safetensors").is_file()  # trained and saved
+    assert main(["anomaly", "score", str(out), "--csv", str(csv), "--time", "t", "--label", "anomaly", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["found"] == 1
 
 
 def test_a_test_split_shorter_than_the_window_is_scored_with_context(tmp_path, capsys):

@@ -1128,12 +1128,14 @@ def evaluate_table(
 def train_run(
     table: Any, config: AnomalyConfig, out: str | os.PathLike[str], label: str | None = None, *, resume: bool = False
 ) -> dict[str, Any]:
-    """Fit on the table's normal rows (its ``train`` split when it has a ``split`` column, else every row), score the
-    ``test`` rows (or every row) with the rows before them as context, write the scores and the report, then save.
+    """Fit on the table's normal rows (its ``train`` split when it has a ``split`` column, else every row), save the
+    detector, then score the ``test`` rows (or every row) with the rows before them as context and write the scores
+    and the report.
 
-    The run directory gets ``metrics.csv`` (the training curve) and checkpoints while training, then ``scores.csv``,
-    ``anomaly.png``, ``result.json`` (with labels), ``model.safetensors``, ``config.json`` (so a run that fails before
-    the end has none and can be resumed) and ``report.html``.
+    The run directory gets ``config.json`` (status "training" until the detector is saved), ``metrics.csv`` (the
+    training curve) and checkpoints while training, then ``model.safetensors`` and the finished ``config.json``, then
+    ``scores.csv``, ``anomaly.png``, ``result.json`` and ``report.html``. A run that stops while training continues
+    with ``resume``; one that fails while scoring keeps its saved detector (``lstmkit anomaly score`` scores again).
 
     Args:
         resume: continue an interrupted training in ``out`` from its newest checkpoint.
@@ -1164,12 +1166,16 @@ def train_run(
     det = AnomalyDetector(config)
     fit_dir = out / "forecaster" if config.method == "prediction" else out
     det.fit(train, run_dir=fit_dir, resume=resume)
-    # Scored before saving: an error here leaves no config.json, and the run can be resumed (--resume).
-    scored = _score_table(det, table, config.target, config.time, label)
-    summary = _write_scores(det, scored, config.target, config.time, out)
     if config.method == "prediction" and (fit_dir / "metrics.csv").is_file():  # the training curve at the top
         atomic_write_bytes(out / "metrics.csv", (fit_dir / "metrics.csv").read_bytes())
-    det.save(out, overwrite=resume)  # config.json last (resume: a save cut short may have left forecaster/config.json)
+    det.save(out, overwrite=resume)  # the detector first: a failure while scoring loses nothing
+    try:
+        scored = _score_table(det, table, config.target, config.time, label)
+        summary = _write_scores(det, scored, config.target, config.time, out)
+    except ValueError as e:
+        raise ValueError(
+            f"{e} The trained detector is saved in {out}; score the data again with `lstmkit anomaly score {out}`."
+        ) from e
     summary["epochs"] = len(det.history_)
     if det.history_:
         summary["train_loss"] = det.history_[-1]["train_loss"]
