@@ -240,5 +240,5 @@ def test_the_divergence_rule_is_relative_to_the_first_step_above_a_floor() -> No
 
 def test_the_nonfinite_stop_is_a_divergence_error_naming_the_learning_rate() -> None:
     trainer = Trainer(overflowing_net(), loss_fn, TrainConfig(epochs=1, progress=False, lr=1e-4))
-    with pytest.raises(DivergenceError, match=r"Lower the learning rate \(now 0.0001; try 10 to 100 times smaller\)"):
+    with pytest.raises(DivergenceError, match=r"Lower the learning rate \(now 0.0001; try 10 to 100 times smaller"):
         trainer.fit(batches(overflow_at=2))

@@ -405,7 +405,10 @@ class _SequenceEstimator(abc.ABC):
         """Rebuild a fitted estimator from a directory written by :meth:`save`."""
         saved = runs.read_run_config(path)
         if saved["kind"] != cls._kind:
-            raise ValueError(f"{path} holds a {saved['kind']!r} run, not a {cls._kind!r}; load it with lstmkit.load.")
+            raise ValueError(
+                f"{path} holds a {saved['kind']!r} run, not a {cls._kind!r} one; pass a run of that kind (in Python, "
+                "lstmkit.load opens a run of any kind)."
+            )
         config = saved["config"]
         params = dict(config["estimator"])
         params.setdefault("normalize", "normalization" in config)  # runs saved before normalisation existed: none

@@ -913,9 +913,9 @@ class Trainer:
             if cfg.on_nonfinite != "raise":
                 message += f" That is {self._nonfinite_run} non-finite steps in a row (max_nonfinite_steps), so stop."
             raise DivergenceError(
-                message + f" Lower the learning rate (now {format_lr(cfg.lr)}; try 10 to 100 times smaller), keep "
-                "clip_grad_norm on, check the data for NaN or huge values, or set on_nonfinite='skip' / 'rollback' to "
-                "train through rare spikes."
+                message + f" Lower the learning rate (now {format_lr(cfg.lr)}; try 10 to 100 times smaller, --lr), "
+                "keep gradient clipping on and check the data for NaN or huge values; from Python, "
+                "TrainConfig(on_nonfinite='skip' or 'rollback') trains through rare spikes."
             )
         if cfg.on_nonfinite == "rollback":
             last = ckpt.latest_checkpoint(self.run_dir) if self.checkpointing else None
