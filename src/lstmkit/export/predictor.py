@@ -52,6 +52,14 @@ WINDOW_KINDS = ("anomaly_detector", "forecaster")  # a stream carries the task's
 STREAMING_KINDS = (*RECURRENT_KINDS, *WINDOW_KINDS)
 
 
+def run_kind(run_dir: str | os.PathLike[str]) -> str:
+    """The kind of the run in ``run_dir``, read from its ``config.json`` without loading the model (a kind that
+    cannot be served may not load at all)."""
+    from .. import runs
+
+    return runs.read_run_config(run_dir)["kind"]
+
+
 class Predictor:
     """See the module docstring. Build with :meth:`load`."""
 

@@ -55,8 +55,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__, runs
-from ..export.predictor import Predictor
+from .. import __version__
+from ..export.predictor import Predictor, run_kind
 from .settings import (
     IDEMPOTENCY_KEY_PATTERN,
     MAX_FEATURES,
@@ -366,7 +366,7 @@ def create_app(run_dir: str | FilePath, settings: ServeSettings | None = None, *
     """
     settings = settings or ServeSettings()
     run_dir = FilePath(run_dir)
-    found = runs.read_run_config(run_dir)["kind"]  # before loading: a kind not served may not load at all
+    found = run_kind(run_dir)  # before loading: a kind not served may not load at all
     if found not in SERVED_KINDS:
         raise ValueError(
             f"{run_dir} holds a run of kind {found!r}, which lstmkit serve cannot serve; it serves runs of kind "
