@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import nn as lnn
+from .. import nn as lnn
 
 SUITES: tuple[str, ...] = ("plain", "variants", "streaming", "precision", "text", "jax", "keras", "deploy")
 THREADS = 2
@@ -934,7 +934,7 @@ def suite_text(settings: Settings, progress: Callable[[str], None]) -> list[Row]
     """Char-LM training step: lstmkit.LanguageModel's network vs the same from torch.nn modules, same weights."""
     import torch.nn.functional as F
 
-    from .tasks.language import LanguageModelConfig, LMNet
+    from ..tasks.language import LanguageModelConfig, LMNet
 
     B, T, V, E, H, L = (4, 8, 20, 8, 16, 2) if settings.quick else (64, 100, 85, 128, 512, 2)
     torch.manual_seed(0)
@@ -973,9 +973,9 @@ def suite_deploy(settings: Settings, progress: Callable[[str], None]) -> list[Ro
         import onnxruntime as ort
     except ImportError as exc:
         raise Skip("onnxruntime is not installed (pip install -e .[export])") from exc
-    from .export.onnx import export_onnx
-    from .export.predictor import Predictor
-    from .tasks.estimators import SequenceRegressor
+    from ..export.onnx import export_onnx
+    from ..export.predictor import Predictor
+    from ..tasks.estimators import SequenceRegressor
 
     rows = []
     for name, (I, H) in settings.stream_configs.items():
