@@ -5,7 +5,9 @@
 - ``lstmkit.train`` imports nothing from ``lstmkit.nn`` or ``lstmkit.tasks``: the loop knows nothing of LSTMs;
 - nothing imports ``lstmkit.cli`` except ``lstmkit/__main__.py`` and the cli package itself;
 - ``lstmkit.data`` imports only numpy, torch, the standard library and itself;
-- ``lstmkit.viz`` imports nothing from lstmkit but itself (it takes numpy arrays; tasks call it, never the reverse).
+- ``lstmkit.viz`` imports nothing from lstmkit but itself (it takes numpy arrays; tasks call it, never the reverse),
+  and never ``matplotlib.pyplot`` (no global figure state);
+- ``lstmkit.tasks.long_lag_data`` (the long-lag generators) imports nothing from lstmkit: torch tensors only.
 - ``lstmkit.serve`` reaches the model only through ``lstmkit.export.predictor`` (and reads ``lstmkit.__version__``);
   nothing imports ``lstmkit.serve`` but the cli.
 
@@ -41,6 +43,7 @@ def imported_names(source: str, module: str, is_package: bool) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
+                assert node.level <= len(base), f"{module}: a relative import climbs above the top package"
                 base = base[: len(base) - (node.level - 1)]
                 if node.module:
                     base.append(node.module)
@@ -127,6 +130,23 @@ def test_viz_imports_nothing_from_lstmkit():
     assert not offenders, "\n".join(offenders)
 
 
+def test_viz_never_imports_pyplot():
+    offenders = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in source_files(PACKAGE / "viz")
+        for name in sorted(imports_of(path))
+        if is_within(name, "matplotlib.pyplot")
+    ]
+    assert not offenders, "viz draws on Figure objects, never through pyplot's global state:\n" + "\n".join(offenders)
+
+
+def test_long_lag_generators_import_nothing_from_lstmkit():
+    path = PACKAGE / "tasks" / "long_lag_data.py"
+    names = imports_of(path)
+    assert "torch" in names, "long_lag_data.py imports torch; finding nothing means the parse is broken"
+    assert not [n for n in sorted(names) if is_within(n, "lstmkit")], names
+
+
 # ---- the checker itself: each rule would catch a violation ----------------------------------------------------------
 @pytest.mark.parametrize(
     "source, module, is_package, expected",
@@ -163,6 +183,33 @@ def test_the_rules_flag_violations():
 def test_module_names():
     assert module_name(PACKAGE / "nn" / "fused" / "stream.py") == "lstmkit.nn.fused.stream"
     assert module_name(PACKAGE / "nn" / "__init__.py") == "lstmkit.nn"
+
+
+def test_imports_of_resolves_relative_imports_in_files(tmp_path, monkeypatch):
+    """imports_of on a synthetic tree: the file's place decides what ``.`` means (a package's __init__ is its own
+    package), and the rules then see a relative import exactly as its absolute spelling."""
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path)
+    sources = {
+        "lstmkit/nn/__init__.py": "from .cell import LSTMCell\nfrom .. import runs\n",
+        "lstmkit/train/loop.py": "import torch\nfrom .. import nn\nfrom ..tasks import forecasting\n",
+        "lstmkit/viz/plots.py": "from . import handwriting\nfrom matplotlib import pyplot\nimport lstmkit.cli.main\n",
+    }
+    for name, text in sources.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    package = tmp_path / "lstmkit"
+    assert imports_of(package / "nn" / "__init__.py") == {"lstmkit.nn.cell", "lstmkit.nn.cell.LSTMCell", "lstmkit",
+                                                         "lstmkit.runs"}  # fmt: skip
+    loop = imports_of(package / "train" / "loop.py")
+    assert loop == {"torch", "lstmkit", "lstmkit.nn", "lstmkit.tasks", "lstmkit.tasks.forecasting"}
+    assert [n for n in sorted(loop) if is_within(n, "lstmkit.nn") or is_within(n, "lstmkit.tasks")] == [
+        "lstmkit.nn", "lstmkit.tasks", "lstmkit.tasks.forecasting"]  # fmt: skip
+    plots = imports_of(package / "viz" / "plots.py")
+    assert {"lstmkit.viz", "lstmkit.viz.handwriting", "matplotlib.pyplot", "lstmkit.cli.main"} <= plots
+    assert any(is_within(n, "lstmkit.cli") for n in plots) and any(is_within(n, "matplotlib.pyplot") for n in plots)
+    (package / "runs.py").write_text("from ... import elsewhere\n")
+    with pytest.raises(AssertionError, match="climbs above the top package"):
+        imports_of(package / "runs.py")
 
 
 def test_export_sits_above_the_tasks_nothing_below_imports_it():

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -170,13 +168,6 @@ def test_invalid_batch_size_and_options():
         adding(2, 10, seeded(), form="uRNN")
     with pytest.raises(ValueError, match="`num_positions` must be 2"):
         temporal_order(2, 100, seeded(), num_positions=4)
-
-
-def test_module_does_not_import_lstmkit_nn():
-    tree = ast.parse(Path(lld.__file__).read_text())
-    modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-    assert not [m for m in modules if m.startswith("lstmkit")], modules
 
 
 # --- adding ---------------------------------------------------------------------------------------------------------

@@ -510,19 +510,6 @@ def test_bad_loss_fn_outputs_are_clear_errors() -> None:
         Trainer(nn.Linear(3, 1), linear_loss, {"epochs": 1})  # type: ignore[arg-type]
 
 
-def test_train_does_not_import_nn_or_tasks() -> None:
-    import ast
-
-    import lstmkit.train
-
-    for path in Path(lstmkit.train.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            bad = [n for n in names if n.startswith(("lstmkit.nn", "lstmkit.tasks"))]
-            assert not bad, f"{path.name} imports {bad}: lstmkit.train must know nothing of LSTMs"
-
-
 # ---------------------------------------------------------------- weight averaging
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
 
-from lstmkit.viz import plots
 from lstmkit.viz.plots import plot_gates, plot_gradient_flow, plot_learning_curves
 
 
@@ -114,10 +112,3 @@ def test_learning_curves_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"history\[1\]\['train_loss'\] = 'high' is not a number"):
         plot_learning_curves([{"train_loss": 0.5}, {"train_loss": "high"}], tmp_path / "c.png")
     assert list(tmp_path.iterdir()) == []
-
-
-def test_module_does_not_import_lstmkit_nn_or_pyplot():
-    tree = ast.parse(Path(plots.__file__).read_text())
-    modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-    assert not [m for m in modules if m.startswith("lstmkit") or m == "matplotlib.pyplot"], modules
