@@ -10,6 +10,7 @@
 - ``lstmkit.tasks.long_lag_data`` (the long-lag generators) imports nothing from lstmkit: torch tensors only.
 - ``lstmkit.serve`` reaches the model only through ``lstmkit.export.predictor`` (and reads ``lstmkit.__version__``);
   nothing imports ``lstmkit.serve`` but the cli.
+- ``lstmkit.bench`` (the speed benchmark) is not library code: nothing imports it but itself and ``cli/bench.py``.
 
 Every import statement counts, including those inside functions and ``if TYPE_CHECKING:`` blocks. Relative imports
 are resolved to absolute names; ``from pkg import name`` counts as importing both ``pkg`` and ``pkg.name``.
@@ -239,3 +240,16 @@ def test_serve_goes_through_the_predictor_and_nothing_but_the_cli_imports_it():
         if is_within(name, "lstmkit.serve")
     ]
     assert not offenders, "serve -> export.predictor -> tasks; nothing imports serve:\n" + "\n".join(offenders)
+
+
+def test_nothing_imports_the_benchmark_but_its_command():
+    bench, command = PACKAGE / "bench", PACKAGE / "cli" / "bench.py"
+    assert "lstmkit.bench" in imports_of(command), "the command imports the benchmark: the rule must see that"
+    offenders = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in source_files(PACKAGE)
+        if bench not in path.parents and path != command
+        for name in sorted(imports_of(path))
+        if is_within(name, "lstmkit.bench")
+    ]
+    assert not offenders, "lstmkit.bench is loaded by `lstmkit bench` only:\n" + "\n".join(offenders)

@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from lstmkit import bench
+from lstmkit.bench import jax as jax_suite
+from lstmkit.bench import keras as keras_suite
 
 ROW_KEYS = {
     "suite", "config", "case", "shape", "unit", "lstmkit_s", "lstmkit_min_s", "lstmkit_max_s", "peer", "peer_s",
@@ -135,9 +137,16 @@ def test_missing_optional_peers_skip_with_a_note(monkeypatch):
     def no_regressor():
         raise bench.Skip("lstmkit.SequenceRegressor is not available (test)")
 
-    monkeypatch.setattr(bench, "_import_jax", no_jax)
-    monkeypatch.setattr(bench, "_find_regressor", no_regressor)
+    monkeypatch.setattr(jax_suite, "import_jax", no_jax)  # where the suite looks it up
+    monkeypatch.setattr(keras_suite, "find_regressor", no_regressor)
     result = bench.run(["jax", "keras"], quick=True, threads=1)
     assert result["rows"] == []
     assert "JAX is not installed" in result["skipped"]["jax"]
     assert "SequenceRegressor" in result["skipped"]["keras"]
+
+
+def test_import_lstmkit_does_not_import_the_benchmark():
+    code = "import sys, lstmkit; print(sorted(m for m in sys.modules if m.startswith('lstmkit.bench')))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
