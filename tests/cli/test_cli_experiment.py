@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from lstmkit.cli import main
 
 
@@ -30,6 +32,7 @@ def test_experiment_errors_are_one_sentence(tmp_path, capsys):
     assert "already holds a finished run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_runs_small(tmp_path, capsys):
     code = main(["demo", "--out", str(tmp_path / "demo"), "--length", "10", "--max-seconds", "3", "--json"])
     assert code == 0
@@ -82,6 +85,7 @@ def test_resume_errors_are_one_sentence(tmp_path, capsys):
     assert "Nothing to resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_nproc_relaunches_under_torchrun_and_rank_0_reports(tmp_path, capsys):
     import subprocess
     import sys

@@ -15,6 +15,7 @@ needs_programs = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.
                                     reason="needs Debian's espeak-ng and sox")  # fmt: skip
 
 
+@pytest.mark.slow
 @needs_programs
 def test_make_data_train_transcribe_stream(tmp_path, capsys):
     data = tmp_path / "data"

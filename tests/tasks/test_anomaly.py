@@ -42,6 +42,7 @@ def detector() -> AnomalyDetector:
     return AnomalyDetector(steps_ahead=4, season=SEASON, epochs=60, hidden_size=16).fit(normal_series(600, 0))
 
 
+@pytest.mark.slow
 def test_finds_an_injected_anomaly_with_few_false_alarms(detector: AnomalyDetector) -> None:
     test = normal_series(300, 1)
     labels = np.zeros(300, dtype=bool)
@@ -61,6 +62,7 @@ def test_finds_an_injected_anomaly_with_few_false_alarms(detector: AnomalyDetect
     assert np.nanmean(detector.score(normal_series(600, 5)) > detector.threshold) <= 0.05  # fresh normal data
 
 
+@pytest.mark.slow
 def test_threshold_comes_from_normal_data_only(detector: AnomalyDetector) -> None:
     before = detector.threshold
     detector.score(normal_series(300, 2) + 5.0)  # scoring anything leaves the fitted threshold alone
@@ -95,6 +97,7 @@ def test_train_run_learns_nothing_from_the_test_rows(tmp_path) -> None:
     assert from_run.threshold == alone.threshold
 
 
+@pytest.mark.slow
 def test_save_load_and_bad_input(detector: AnomalyDetector, tmp_path) -> None:
     detector.save(tmp_path / "det")
     again = lstmkit.load(tmp_path / "det")
@@ -116,6 +119,7 @@ def test_load_refuses_another_tasks_run(tmp_path) -> None:
         AnomalyDetector.load(tmp_path / "lm")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gap", [False, True])
 def test_prediction_streaming_equals_batch(detector: AnomalyDetector, gap: bool) -> None:
     series = normal_series(160 if gap else 90, 4)
@@ -135,6 +139,7 @@ def test_prediction_streaming_equals_batch(detector: AnomalyDetector, gap: bool)
         assert np.isnan(batch[75:139]).all() and np.isfinite(batch[139:]).all()  # 4 origins after the gap
 
 
+@pytest.mark.slow
 def test_context_scores_as_one_longer_series(detector: AnomalyDetector) -> None:
     before, test = normal_series(100, 8), normal_series(60, 9)
     joined = detector.score(np.r_[before, test])
@@ -382,6 +387,7 @@ def test_plot_anomaly_writes_a_png(tmp_path) -> None:
         plot_anomaly(np.arange(100), x, x, 1.0, tmp_path / "d.png", labels=labels[:50])
 
 
+@pytest.mark.slow
 def test_a_prediction_run_keeps_the_real_weights_at_its_top(detector: AnomalyDetector, tmp_path) -> None:
     """Issue 18: model.safetensors at the top of a prediction run held an empty module (80 bytes); it now holds the
     forecaster's network, and loading reads it."""

@@ -91,6 +91,7 @@ def test_missing_timestamps_are_inserted_and_masked_not_filled() -> None:
 # ---------------------------------------------------------------- the forecaster
 
 
+@pytest.mark.slow
 def test_forecaster_learns_a_seasonal_series_and_beats_seasonal_naive() -> None:
     df = seasonal_frame(120)
     train, test = df.iloc[:-12], df.iloc[-12:]
@@ -164,6 +165,7 @@ def test_fit_resumes_exactly(tmp_path, monkeypatch, crash_epoch) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a) and resumed.interval_shift == clean.interval_shift
 
 
+@pytest.mark.slow
 def test_conformal_calibration_widens_an_over_confident_interval() -> None:
     df = seasonal_frame(120)
     raw = quick(horizon=12, epochs=60, calibrate_intervals=False).fit(df)

@@ -8,6 +8,7 @@ import lstmkit
 from lstmkit.tasks import long_lag
 
 
+@pytest.mark.slow
 def test_lstm_solves_short_adding_and_writes_run(tmp_path):
     cfg = long_lag.ExperimentConfig(task="adding", length=20, max_seconds=60, max_sequences=60_000, seed=0)
     result = long_lag.run(cfg, tmp_path / "run")

@@ -24,6 +24,7 @@ def numbers_model() -> Seq2Seq:
     return small(attention="bahdanau", epochs=40, batch_size=32).fit(src, tgt)
 
 
+@pytest.mark.slow
 def test_bahdanau_attention_learns_number_words_it_never_saw(numbers_model: Seq2Seq) -> None:
     src, tgt = number_phrases(NUMBERS[360:])
     result = numbers_model.evaluate(src, tgt)
@@ -38,6 +39,7 @@ def test_other_attentions_train(attention: str) -> None:
     assert all(isinstance(o, str) for o in model.translate(src[:3], beam_size=2))
 
 
+@pytest.mark.slow
 def test_padding_is_masked_out_of_attention_and_outputs(numbers_model: Seq2Seq) -> None:
     src, _ = number_phrases(NUMBERS[360:370])
     together = numbers_model.translate(src, batch_size=64)
@@ -48,6 +50,7 @@ def test_padding_is_masked_out_of_attention_and_outputs(numbers_model: Seq2Seq) 
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_beam_search_scores_at_least_greedy_under_its_own_objective(numbers_model: Seq2Seq) -> None:
     net = numbers_model.net
 
@@ -81,6 +84,7 @@ def test_scheduled_sampling_feeds_back_model_tokens() -> None:
     assert torch.allclose(sampled[0, 0], forced[0, 0])  # both start from BOS
 
 
+@pytest.mark.slow
 def test_scores_save_load_and_errors(numbers_model: Seq2Seq, tmp_path) -> None:
     scores = corpus_scores(["trois cent", "deux"], ["trois cent", "deux cent"])
     assert scores["exact_match"] == 0.5 and 0 < scores["chrf"] < 100

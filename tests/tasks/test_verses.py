@@ -54,6 +54,7 @@ def test_missing_diatheke_is_one_clear_sentence(monkeypatch, tmp_path) -> None:
         load_verse_pairs()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("diatheke") is None, reason="needs Debian's diatheke and sword-text-sparv")
 def test_real_verse_pairs_align_31084_verses() -> None:
     pairs = load_verse_pairs()
