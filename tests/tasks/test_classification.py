@@ -85,8 +85,9 @@ def test_pooling_config_defaults_and_validation():
     assert ModelConfig.from_dict(old).pooling == "last"
     with pytest.raises(ValueError, match="readout='all'"):
         ModelConfig(input_size=1, output_size=1, readout="all", pooling="mean")
-    with pytest.raises(ValueError, match="pooling must be one of"):
-        lstmkit.SequenceClassifier(pooling="sum")
+    X, y = _ragged(8)
+    with pytest.raises(ValueError, match="pooling must be one of"):  # checked at fit, as scikit-learn does
+        lstmkit.SequenceClassifier(pooling="sum").fit(X, y)
 
 
 def test_class_weights_change_the_loss_as_defined():
@@ -107,7 +108,7 @@ def test_class_weights_change_the_loss_as_defined():
     with pytest.raises(ValueError, match="missing \\['b'\\]"):
         lstmkit.SequenceClassifier(hidden_size=4, epochs=1, class_weight={"a": 1.0}, progress=False).fit(X, y)
     with pytest.raises(ValueError, match="class_weight must be None"):
-        lstmkit.SequenceClassifier(class_weight="auto")
+        lstmkit.SequenceClassifier(class_weight="auto").fit(X, y)
 
 
 def test_normalisation_is_fitted_on_training_data_only(tmp_path):
@@ -281,6 +282,19 @@ def test_train_run_writes_the_run_directory(tmp_path):
     assert len(predictions) == 4 and set(predictions.columns) >= {"id", "label", "predicted", "p_up", "p_down"}
     with pytest.raises(FileExistsError, match="already holds a finished classifier"):
         train_run(_table(), cfg, tmp_path / "run")
+
+
+def test_one_default_number_of_epochs_in_python_config_and_cli():
+    import inspect
+
+    from lstmkit.cli.classify import train
+
+    default = inspect.signature(lstmkit.SequenceClassifier).parameters["epochs"].default
+    assert default == ClassifyConfig().epochs == inspect.signature(train).parameters["epochs"].default == 100
+    assert ClassifyConfig().classifier().get_params() == {
+        **lstmkit.SequenceClassifier().get_params(),
+        "clip_grad_norm": 1.0,
+    }  # the config adds its own clipping, nothing else
 
 
 def test_classify_config_passes_head_dropout_and_weight_decay_through():

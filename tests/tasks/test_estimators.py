@@ -78,13 +78,16 @@ def test_regressor_bad_input(X, y, match):
 
 
 def test_predict_before_fit_and_wrong_features():
-    with pytest.raises(RuntimeError, match="not fitted"):
-        lstmkit.SequenceRegressor().predict(np.zeros((2, 3, 1)))
+    from sklearn.exceptions import NotFittedError
+
+    for method in ("predict", "score"):  # scikit-learn's error class (a ValueError and an AttributeError)
+        with pytest.raises(NotFittedError, match="not fitted"):
+            getattr(lstmkit.SequenceRegressor(), method)(*[np.zeros((2, 3, 1)), np.zeros(2)][: 1 + (method == "score")])
     X, y = _sine(32)
     model = lstmkit.SequenceRegressor(hidden_size=4, epochs=1, progress=False).fit(X, y)
     with pytest.raises(ValueError, match="fitted on 1"):
         model.predict(np.zeros((2, 10, 3)))
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(ValueError, match="one class only"):
         lstmkit.SequenceClassifier(progress=False).fit(X, np.zeros(32))
 
 
@@ -200,8 +203,8 @@ def test_head_dropout_acts_on_the_pooled_vector_in_training_only():
     torch.testing.assert_close(dropped, by_hand)
     with pytest.raises(ValueError, match="head_dropout must be in"):
         ModelConfig(input_size=1, output_size=1, head_dropout=1.0)
-    with pytest.raises(ValueError, match="head_dropout must be in"):
-        lstmkit.SequenceClassifier(head_dropout=-0.1)
+    with pytest.raises(ValueError, match="head_dropout must be in"):  # checked at fit, as scikit-learn does
+        lstmkit.SequenceClassifier(head_dropout=-0.1).fit(np.zeros((4, 3, 1)), ["a", "b"] * 2)
 
 
 def test_weight_decay_reaches_the_optimizer_and_shrinks_the_weights():
@@ -216,7 +219,7 @@ def test_weight_decay_reaches_the_optimizer_and_shrinks_the_weights():
 
     assert norm(5.0) < 0.8 * norm(0.0)
     with pytest.raises(ValueError, match="weight_decay must be finite and >= 0"):
-        lstmkit.SequenceClassifier(weight_decay=-1.0)
+        lstmkit.SequenceClassifier(weight_decay=-1.0).fit(X, labels)
 
 
 def test_a_diverging_fit_stops_with_one_sentence_naming_the_learning_rate():

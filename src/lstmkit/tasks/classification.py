@@ -35,7 +35,7 @@ from .. import runs
 from .._atomic import atomic_write_bytes
 from ..config import StrictConfig
 from ._tables import cap, check_numeric, check_rows, one_source, read_csv, row_of, shown
-from .estimators import SequenceClassifier, classification_scores
+from .estimators import CLASSIFIER_EPOCHS, SequenceClassifier, classification_scores
 
 __all__ = ["ClassifyConfig", "Series", "evaluate_table", "one_nn_euclidean", "predict_table", "read_series",
            "resolve_data", "train_run"]  # fmt: skip
@@ -70,7 +70,7 @@ class ClassifyConfig(StrictConfig):
     # equal-length series. False: the LSTM reads step by step, as runs were trained before
     dimension_shuffle: bool = False
     pooled_dropout: float = 0.0  # on the LSTM's vector alone, before the convolutional one joins it (LSTM-FCN: 0.8)
-    epochs: int = 100
+    epochs: int = CLASSIFIER_EPOCHS  # the estimator's default, declared once (the CLI's --epochs takes it from here)
     batch_size: int = 32
     lr: float = 1e-3
     optimizer: Literal["adam", "adamw"] = "adam"
@@ -100,15 +100,10 @@ class ClassifyConfig(StrictConfig):
             )
 
     def classifier(self) -> SequenceClassifier:
-        return SequenceClassifier(
-            self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
-            pooling=self.pooling, head_dropout=self.head_dropout, conv_branch=self.conv_branch,
-            dimension_shuffle=self.dimension_shuffle, pooled_dropout=self.pooled_dropout, normalize=self.normalize,
-            class_weight=None if self.class_weight == "none" else self.class_weight, epochs=self.epochs,
-            batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
-            clip_grad_norm=self.clip_grad_norm, validation_split=self.validation_split,
-            early_stopping_patience=self.early_stopping_patience, seed=self.seed, progress=self.progress,
-        )  # fmt: skip
+        """The estimator this config trains: every field named like one of its parameters, passed as is."""
+        params = {name: getattr(self, name) for name in SequenceClassifier().get_params() if hasattr(self, name)}
+        params["class_weight"] = None if self.class_weight == "none" else self.class_weight
+        return SequenceClassifier(**params)
 
 
 @dataclass

@@ -16,13 +16,19 @@ Series classification (the classifier's defaults): each channel is standardised 
 of the *training* sequences' valid steps (``normalize=True``; saved with the model and reused at predict time, never
 refitted on new data), a sequence is summarised by ``pooling`` ("last", "mean", "max" or "attention", see
 :mod:`lstmkit.tasks.sequence_model`), and ``class_weight="balanced"`` weights the cross-entropy against imbalance.
+
+Both follow scikit-learn's estimator contract (``get_params`` / ``set_params``, ``sklearn.base.clone``, ``fit``
+returns self, :class:`NotFittedError` before ``fit``, fitted attributes ending in ``_``; checked against
+``sklearn.utils.estimator_checks`` by tests/tasks/test_sklearn_checks.py) without importing scikit-learn.
 """
 
 from __future__ import annotations
 
 import abc
+import inspect
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,16 +44,42 @@ from .sequence_model import ModelConfig, SequenceModel, predict_batches
 
 REGRESSOR_KIND = "sequence_regressor"
 CLASSIFIER_KIND = "sequence_classifier"
+# The classifier's default training length, declared once: SequenceClassifier's signature, ClassifyConfig and so
+# `lstmkit classify train --epochs` use this constant. 100 epochs is the recorded recipe of the classification
+# results; 10 (the regressor's, after the Keras example) leaves a few dozen series far from fitting their training data.
+CLASSIFIER_EPOCHS = 100
+
+
+def _float32(X: Any, name: str, shape: str) -> np.ndarray:
+    """``X`` as a float32 array; refuses what the conversion would misread (a sparse matrix; complex numbers, whose
+    imaginary part it drops) and, with numpy's error class, what it cannot read (TypeError for a cell that is no
+    number)."""
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a sparse matrix; sparse input is not supported: pass a dense array ({name}.toarray())."
+        )
+    try:
+        arr = np.asarray(X)
+        if arr.dtype.kind == "c":
+            raise ValueError("Complex data not supported")
+        arr = arr.astype(np.float32, copy=False)
+    except (TypeError, ValueError) as exc:
+        error = TypeError if isinstance(exc, TypeError) else ValueError
+        raise error(f"{name} must be real numbers, shaped {shape}; it could not be read: {exc}.") from None
+    return arr if arr.flags.writeable else arr.copy()  # torch.from_numpy shares memory and refuses to own read-only
 
 
 def _as_sequences(X: Any, name: str = "X") -> np.ndarray:
     """(N, T, F) float32 from an array-like; (N, T) becomes (N, T, 1)."""
-    try:
-        arr = np.asarray(X, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric, shaped (N, T, F) or (N, T); it could not be read: {exc}") from None
+    arr = _float32(X, name, "(N, T, F) or (N, T)")
     if arr.ndim == 2:
         arr = arr[:, :, None]
+    if arr.ndim == 1:
+        raise ValueError(
+            f"{name} must be shaped (samples N, time steps T, features F) or (N, T), got one dimension with shape "
+            f"{arr.shape}. Reshape your data: {name}[None] is one sequence of {arr.shape[0]} steps, {name}[:, None] "
+            f"{arr.shape[0]} sequences of one step."
+        )
     if arr.ndim != 3:
         raise ValueError(
             f"{name} must be shaped (samples N, time steps T, features F) or (N, T), got {arr.ndim} dimensions "
@@ -76,12 +108,7 @@ def _as_ragged(X: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray | None]:
         return _as_sequences(X, name), None  # equal lengths: one array
     seqs = []
     for i, x in enumerate(X):
-        try:
-            arr = np.asarray(x, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name}[{i}] must be numeric, shaped (T, F) or (T,); it could not be read: {exc}"
-            ) from None
+        arr = _float32(x, f"{name}[{i}]", "(T, F) or (T,)")
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[0] == 0:
@@ -188,11 +215,51 @@ def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: np.nd
     }
 
 
+def _same(a: Any, b: Any) -> bool:
+    """``a == b`` as one bool (False where comparing raises or gives an array)."""
+    try:
+        return bool(a == b) if type(a) is type(b) else False
+    except (TypeError, ValueError):
+        return False
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used (predict, score, save, ...) before ``fit``: a ValueError and an AttributeError, as
+    scikit-learn's ``sklearn.exceptions.NotFittedError``. When scikit-learn is loaded the error raised is also an
+    instance of its class (see :func:`_not_fitted`), so ``except sklearn.exceptions.NotFittedError`` catches it."""
+
+
+_SKLEARN_NOT_FITTED: dict[type, type] = {}
+
+
+def _not_fitted(message: str) -> NotFittedError:
+    """A :class:`NotFittedError`, also of scikit-learn's class when scikit-learn is already imported (code that
+    catches scikit-learn's class has imported it; importing it here would cost a second at ``import lstmkit``)."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    base = getattr(sklearn_exceptions, "NotFittedError", None)
+    if base is None:
+        return NotFittedError(message)
+    if base not in _SKLEARN_NOT_FITTED:
+        _SKLEARN_NOT_FITTED[base] = type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
+    return _SKLEARN_NOT_FITTED[base](message)
+
+
 class _SequenceEstimator(abc.ABC):
-    """Shared fit / predict / save / load plumbing. Subclasses name the loss, the targets and the score."""
+    """Shared fit / predict / save / load plumbing and the parameters every estimator has. Subclasses name the loss,
+    the targets and the score.
+
+    The scikit-learn estimator contract without importing scikit-learn (an optional dependency that takes a second
+    to import): ``__init__`` only stores its arguments (they are checked in ``fit``), ``get_params`` / ``set_params``
+    read the constructor's signature as ``sklearn.base.BaseEstimator`` does (so ``sklearn.base.clone`` works),
+    fitted attributes end in ``_``, and use before ``fit`` raises :class:`NotFittedError`.
+
+    A subclass declares only what differs: its own parameters and the defaults it changes, keyword-only, and
+    ``**shared`` for the rest; :meth:`__init_subclass__` gives its ``__init__`` the merged signature (what ``help``,
+    ``inspect.signature`` and ``get_params`` read).
+    """
 
     _kind: str
-    _extra_params: tuple[str, ...] = ()  # constructor arguments of the subclass beyond the shared ones
+    _estimator_type: str  # "classifier" / "regressor": scikit-learn < 1.6 reads it (is_classifier)
 
     def __init__(
         self,
@@ -219,16 +286,6 @@ class _SequenceEstimator(abc.ABC):
         seed: int = 0,
         progress: bool = True,
     ) -> None:
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
-        if pooling not in _POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(_POOLINGS)}, got {pooling!r}.")
-        if not 0.0 <= head_dropout < 1.0:
-            raise ValueError(f"head_dropout must be in [0, 1), got {head_dropout}. Use 0.0 to turn it off.")
-        if not 0.0 <= pooled_dropout < 1.0:
-            raise ValueError(f"pooled_dropout must be in [0, 1), got {pooled_dropout}. Use 0.0 to turn it off.")
-        if not (np.isfinite(weight_decay) and weight_decay >= 0.0):
-            raise ValueError(f"weight_decay must be finite and >= 0, got {weight_decay}. Use 0.0 to turn it off.")
         self.hidden_size, self.num_layers, self.cell = hidden_size, num_layers, cell
         self.bidirectional, self.dropout, self.pooling, self.normalize = bidirectional, dropout, pooling, normalize
         self.epochs, self.batch_size, self.lr, self.optimizer = epochs, batch_size, lr, optimizer
@@ -236,10 +293,80 @@ class _SequenceEstimator(abc.ABC):
         self.dimension_shuffle, self.pooled_dropout = dimension_shuffle, pooled_dropout
         self.clip_grad_norm, self.validation_split = clip_grad_norm, validation_split
         self.early_stopping_patience, self.seed, self.progress = early_stopping_patience, seed, progress
-        self.model_: SequenceModel | None = None
-        self.history_: list[dict[str, Any]] = []
-        self.scaler_: tuple[np.ndarray, np.ndarray] | None = None  # per-channel (mean, std) from the training data
-        self.data_config_: dict[str, Any] | None = None  # how a table maps to sequences, saved when set (tasks)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass ``__init__(self, ..., *, own=..., **shared)`` gets the signature of its parent's with its own
+        keyword-only parameters added or their defaults replaced (one declaration of the shared parameters)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        own = inspect.signature(init).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in own.values()):
+            return
+        parent = inspect.signature(super(cls, cls).__init__).parameters  # already merged for a deeper subclass
+        merged = [own.get(name, p) for name, p in parent.items() if p.kind is not p.VAR_KEYWORD]
+        for name, p in own.items():
+            if name in parent or p.kind is p.VAR_KEYWORD:
+                continue
+            if p.kind is not p.KEYWORD_ONLY:
+                raise TypeError(f"{cls.__name__}.__init__: a parameter added beside **shared must be keyword-only.")
+            merged.append(p)
+        init.__signature__ = inspect.Signature(merged, return_annotation=inspect.signature(init).return_annotation)
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The constructor's parameter names, in signature order."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in params if p.name != "self" and p.kind is not p.VAR_KEYWORD]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments (scikit-learn convention; no parameter is itself an estimator, so ``deep``
+        changes nothing)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> _SequenceEstimator:
+        """Set constructor arguments (scikit-learn convention); they take effect at the next ``fit``. Returns self."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for {type(self).__name__}; valid parameters are: {', '.join(valid)}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags (read by scikit-learn >= 1.6 only, which is then imported)."""
+        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+
+        classifier = self._estimator_type == "classifier"
+        return Tags(
+            estimator_type=self._estimator_type, target_tags=TargetTags(required=True, multi_output=not classifier),
+            classifier_tags=ClassifierTags() if classifier else None,
+            regressor_tags=None if classifier else RegressorTags(),
+        )  # fmt: skip
+
+    def _more_tags(self) -> dict[str, Any]:
+        """The same for scikit-learn < 1.6."""
+        return {"requires_y": True, "multioutput": self._estimator_type == "regressor"}
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return getattr(self, "model_", None) is not None
+
+    def _validate_params(self) -> None:
+        """Check the constructor arguments (at ``fit``, as scikit-learn does, so ``set_params`` and ``clone`` see the
+        same checks; the sizes, cell, learning rate and optimizer are checked by the model and training configs)."""
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}.")
+        if self.pooling not in _POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(_POOLINGS)}, got {self.pooling!r}.")
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}. Use 0.0 to turn it off.")
+        if not 0.0 <= self.pooled_dropout < 1.0:
+            raise ValueError(f"pooled_dropout must be in [0, 1), got {self.pooled_dropout}. Use 0.0 to turn it off.")
+        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0.0):
+            raise ValueError(f"weight_decay must be finite and >= 0, got {self.weight_decay}. Use 0.0 to turn it off.")
 
     # ---- hooks for subclasses ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -272,16 +399,6 @@ class _SequenceEstimator(abc.ABC):
         return {}
 
     # ---- public API --------------------------------------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (scikit-learn convention)."""
-        names = (
-            "hidden_size", "num_layers", "cell", "bidirectional", "dropout", "pooling", "head_dropout", "conv_branch",
-            "dimension_shuffle", "pooled_dropout", "normalize", "epochs", "batch_size", "lr", "optimizer",
-            "weight_decay", "clip_grad_norm", "validation_split", "early_stopping_patience", "seed", "progress",
-            *self._extra_params,
-        )  # fmt: skip
-        return {name: getattr(self, name) for name in names}
-
     def fit(self, X: Any, y: Any, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False):
         """Train on ``X`` (N, T, F), or a list of (T_i, F) sequences, and ``y``; returns ``self``.
 
@@ -289,7 +406,14 @@ class _SequenceEstimator(abc.ABC):
         resume=True)`` with the same data and parameters continues to the weights an uninterrupted fit gives.
         With ``validation_split``, that fraction of the sequences is held out (stratified by class for the
         classifier) and the normalisation is fitted on the rest only.
+
+        Fitted attributes (scikit-learn convention): ``model_``, ``model_config_``, ``n_features_in_`` (channels per
+        step, F), ``scaler_`` (per-channel mean and std, or None), ``history_`` (one row per epoch), and the
+        subclass's (``classes_``, ``class_weights_``; ``output_ndim_``).
         """
+        self._validate_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         x_np, lengths_np = _as_ragged(X)
         if self.dimension_shuffle and lengths_np is not None:
             raise ValueError(
@@ -299,7 +423,8 @@ class _SequenceEstimator(abc.ABC):
             )
         targets, out_size = self._prepare_targets(y, x_np.shape[0])
         seed_everything(self.seed)
-        self.input_size_ = x_np.shape[2]
+        self.input_size_ = self.n_features_in_ = x_np.shape[2]
+        self.data_config_: dict[str, Any] | None = None  # how a table maps to sequences, saved when set (tasks)
         n_val = int(round(x_np.shape[0] * self.validation_split))
         val_idx, train_idx = self._split(targets, n_val)
         self._prepare_loss(targets[train_idx])
@@ -351,9 +476,10 @@ class _SequenceEstimator(abc.ABC):
         return ((x - mean) / std * _valid_mask(x, lengths)).astype(np.float32)
 
     def _check_fitted(self) -> SequenceModel:
-        if self.model_ is None:
-            raise RuntimeError(f"This {type(self).__name__} is not fitted yet: call fit(X, y) before predict or save.")
-        return self.model_
+        model = getattr(self, "model_", None)
+        if model is None:
+            raise _not_fitted(f"This {type(self).__name__} is not fitted yet: call fit(X, y) before predict or save.")
+        return model
 
     def _inputs(self, X: Any) -> tuple[Tensor, Tensor | None]:
         """The model's input for ``X``: checked against the training features, scaled, with lengths."""
@@ -414,19 +540,22 @@ class _SequenceEstimator(abc.ABC):
         params.setdefault("normalize", "normalization" in config)  # runs saved before normalisation existed: none
         est = cls(**params)
         est.model_config_ = ModelConfig.from_dict(config["model"])
-        est.input_size_ = est.model_config_.input_size
+        est.input_size_ = est.n_features_in_ = est.model_config_.input_size
         est.model_ = SequenceModel(est.model_config_)
         est.model_.load_state_dict(runs.read_state_dict(path))
         est.model_.eval()
+        est.scaler_ = None
         if "normalization" in config:
             norm = config["normalization"]
             est.scaler_ = (np.asarray(norm["mean"], dtype=np.float32), np.asarray(norm["std"], dtype=np.float32))
+        est.history_ = []  # the training history stays in the run's metrics.csv
         est.data_config_ = config.get("data")
         est._restore_extra(config)
         return est
 
     def __repr__(self) -> str:
-        changed = {k: v for k, v in self.get_params().items() if v != type(self)().get_params()[k]}
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = {k: v for k, v in self.get_params().items() if not _same(v, defaults[k].default)}
         return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
 
 
@@ -435,6 +564,7 @@ class SequenceRegressor(_SequenceEstimator):
     """Predict one or more numbers per sequence (MSE loss), from its last step by default. ``score`` is R^2."""
 
     _kind = REGRESSOR_KIND
+    _estimator_type = "regressor"
 
     def _prepare_targets(self, y: Any, n: int) -> tuple[Tensor, int]:
         arr = np.asarray(y, dtype=np.float32)
@@ -463,8 +593,8 @@ class SequenceRegressor(_SequenceEstimator):
 
     def score(self, X: Any, y: Any) -> float:
         """Coefficient of determination R^2 (1 is perfect, 0 is predicting the mean)."""
-        y_true = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
         y_pred = np.asarray(self.predict(X), dtype=np.float64).reshape(len(X), -1)
+        y_true = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
         ss_res = ((y_true - y_pred) ** 2).sum()
         ss_tot = ((y_true - y_true.mean(axis=0)) ** 2).sum()
         return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else 0.0
@@ -496,6 +626,11 @@ class SequenceClassifier(_SequenceEstimator):
         class_weight: None (every sample counts the same), "balanced" (class k weighs N / (K * N_k) over the
             training rows, scikit-learn's rule) or a dict label -> weight covering every class. The loss is then
             ``sum_i w[y_i] * CE_i / sum_i w[y_i]`` over a batch (``torch.nn.functional.cross_entropy`` with weight).
+        epochs: passes over the training series; 100 by default (:data:`CLASSIFIER_EPOCHS`, also the CLI's; the
+            regressor's is 10).
+
+    The defaults that differ from the regressor's (``normalize``, ``epochs``) and ``class_weight`` are the only
+    parameters this class declares; the rest are :class:`SequenceRegressor`'s, in one signature.
 
     Example:
         >>> import numpy as np, lstmkit
@@ -506,55 +641,42 @@ class SequenceClassifier(_SequenceEstimator):
     """
 
     _kind = CLASSIFIER_KIND
-    _extra_params = ("class_weight",)
+    _estimator_type = "classifier"
 
     def __init__(
         self,
         hidden_size: int = 64,
         *,
-        num_layers: int = 1,
-        cell: Literal["lstm", "gru", "rnn"] = "lstm",
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        pooling: Literal["last", "mean", "max", "attention"] = "last",
-        head_dropout: float = 0.0,
-        conv_branch: bool = False,
-        dimension_shuffle: bool = False,
-        pooled_dropout: float = 0.0,
         normalize: bool = True,
         class_weight: None | Literal["balanced"] | dict[Any, float] = None,
-        epochs: int = 10,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam",
-        weight_decay: float = 0.0,
-        clip_grad_norm: float | None = None,
-        validation_split: float = 0.0,
-        early_stopping_patience: int | None = None,
-        seed: int = 0,
-        progress: bool = True,
+        epochs: int = CLASSIFIER_EPOCHS,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            hidden_size, num_layers=num_layers, cell=cell, bidirectional=bidirectional, dropout=dropout,
-            pooling=pooling, head_dropout=head_dropout, conv_branch=conv_branch,
-            dimension_shuffle=dimension_shuffle, pooled_dropout=pooled_dropout, normalize=normalize, epochs=epochs,
-            batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-            clip_grad_norm=clip_grad_norm, validation_split=validation_split,
-            early_stopping_patience=early_stopping_patience, seed=seed, progress=progress,
-        )  # fmt: skip
-        if not (class_weight is None or class_weight == "balanced" or isinstance(class_weight, dict)):
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict label -> weight, got {class_weight!r}.")
+        # only what differs from the shared parameters (see _SequenceEstimator); the signature users see is merged
+        super().__init__(hidden_size, normalize=normalize, epochs=epochs, **shared)
         self.class_weight = class_weight
-        self.class_weights_: np.ndarray | None = None  # (K,) the weights used in training, in the order of classes_
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a dict label -> weight, got {self.class_weight!r}."
+            )
 
     def _prepare_targets(self, y: Any, n: int) -> tuple[Tensor, int]:
         labels = np.asarray(y)
         if labels.ndim != 1 or labels.shape[0] != n:
             raise ValueError(f"y must be a 1-D array of N = {n} class labels, got shape {labels.shape}.")
+        if labels.dtype.kind == "f" and np.isfinite(labels).all() and (labels != np.round(labels)).any():
+            example = labels[labels != np.round(labels)][0].item()
+            raise ValueError(
+                f"y holds continuous values (such as {example!r}), not class labels; predict numbers with "
+                "SequenceRegressor, or turn them into classes first."
+            )
         self.classes_, codes = np.unique(labels, return_inverse=True)
         if len(self.classes_) < 2:
             only = self.classes_[:1].tolist()[0]
-            raise ValueError(f"y holds a single class ({only!r}); a classifier needs at least two.")
+            raise ValueError(f"y holds one class only ({only!r}); a classifier needs at least two.")
         return torch.from_numpy(codes.astype(np.int64)), len(self.classes_)
 
     def _split(self, targets: Tensor, n_val: int) -> tuple[Tensor, Tensor]:
@@ -621,7 +743,8 @@ class SequenceClassifier(_SequenceEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """(N,) predicted labels."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: before fit, it raises NotFittedError
+        return self.classes_[proba.argmax(axis=1)]
 
     def predict_attention(self, X: Any) -> np.ndarray:
         """(N, T_max) attention weights of pooling="attention": each row sums to 1 over its sequence's steps and is
