@@ -19,6 +19,7 @@ def _register() -> None:
     # each module adds its commands to ``app``
     from . import (  # noqa: F401
         anomaly,
+        bench,
         classify,
         datasets,
         demo,
@@ -33,11 +34,6 @@ def _register() -> None:
         text,
         translate,
     )
-
-    try:
-        from . import bench  # noqa: F401
-    except ImportError:  # the benchmark module is optional while it is being written
-        pass
 
 
 def _interrupted() -> None:
