@@ -11,6 +11,9 @@
 - ``lstmkit.serve`` reaches the model only through ``lstmkit.export.predictor`` (and reads ``lstmkit.__version__``);
   nothing imports ``lstmkit.serve`` but the cli.
 - ``lstmkit.bench`` (the speed benchmark) is not library code: nothing imports it but itself and ``cli/bench.py``.
+- ``lstmkit/__init__.py`` (the package face) imports only ``lstmkit._version`` and the standard library at run time: its
+  public names sit under ``if TYPE_CHECKING:`` and are imported on first use (PEP 562); ``lstmkit.runs`` imports
+  neither the face nor any task (``load`` finds a kind's class through ``runs.BUILTIN_KINDS``).
 
 Every import statement counts, including those inside functions and ``if TYPE_CHECKING:`` blocks. Relative imports
 are resolved to absolute names; ``from pkg import name`` counts as importing both ``pkg`` and ``pkg.name``.
@@ -253,3 +256,16 @@ def test_nothing_imports_the_benchmark_but_its_command():
         if is_within(name, "lstmkit.bench")
     ]
     assert not offenders, "lstmkit.bench is loaded by `lstmkit bench` only:\n" + "\n".join(offenders)
+
+
+def test_the_package_face_is_lazy_and_runs_imports_no_task():
+    face = PACKAGE / "__init__.py"
+    tree = ast.parse(face.read_text(encoding="utf-8"))
+    eager = [node for node in tree.body if not (isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")]
+    names = imported_names(ast.unparse(ast.Module(body=eager, type_ignores=[])), "lstmkit", True)
+    assert "lstmkit._version" in names, "the face reads its version: finding nothing means the parse is broken"
+    offenders = [f"lstmkit/__init__.py imports {n}" for n in sorted(names)
+                 if is_within(n, "lstmkit") and not is_within(n, "lstmkit._version")]  # fmt: skip
+    offenders += [f"lstmkit/runs.py imports {n}" for n in sorted(imports_of(PACKAGE / "runs.py"))
+                  if n == "lstmkit" or is_within(n, "lstmkit.tasks")]  # fmt: skip
+    assert not offenders, "import lstmkit loads no task; runs finds kinds by their table:\n" + "\n".join(offenders)

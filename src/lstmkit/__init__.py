@@ -3,25 +3,68 @@
 >>> import lstmkit
 >>> lstm = lstmkit.nn.LSTM(8, 16)
 >>> model = lstmkit.SequenceRegressor(hidden_size=50, epochs=10, batch_size=16)   # .fit(X, y) on (N, T, F)
+
+``import lstmkit`` is lazy (PEP 562): it imports no task, not even torch, until a name is first used; then only the
+module that defines that name is imported. ``lstmkit.load(path)`` imports only the task of the run it reads.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from . import nn
-from .export.predictor import Predictor
-from .runs import load
-from .tasks import long_lag as _long_lag  # noqa: F401  (registers the "long_lag" run kind for lstmkit.load)
-from .tasks.anomaly import AnomalyDetector
-from .tasks.estimators import SequenceClassifier, SequenceRegressor
-from .tasks.forecasting import Forecaster
-from .tasks.handwriting import HandwritingRecognizer
-from .tasks.language import LanguageModel
-from .tasks.music import MusicModel
-from .tasks.seq2seq import Seq2Seq
-from .tasks.speech import SpeechRecognizer
-from .tasks.text_classification import TextClassifier
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports each on first use
+    from . import nn
+    from .export.predictor import Predictor
+    from .runs import load
+    from .tasks.anomaly import AnomalyDetector
+    from .tasks.estimators import SequenceClassifier, SequenceRegressor
+    from .tasks.forecasting import Forecaster
+    from .tasks.handwriting import HandwritingRecognizer
+    from .tasks.language import LanguageModel
+    from .tasks.music import MusicModel
+    from .tasks.seq2seq import Seq2Seq
+    from .tasks.speech import SpeechRecognizer
+    from .tasks.text_classification import TextClassifier
 
 __all__ = [
     "AnomalyDetector", "Forecaster", "HandwritingRecognizer", "LanguageModel", "MusicModel", "Predictor", "Seq2Seq",
     "SequenceClassifier", "SequenceRegressor", "SpeechRecognizer", "TextClassifier", "__version__", "load", "nn",
 ]  # fmt: skip
+
+# public name -> the module that defines it (the same names as the TYPE_CHECKING block above; a test keeps them equal)
+_LAZY: dict[str, str] = {
+    "AnomalyDetector": "lstmkit.tasks.anomaly",
+    "Forecaster": "lstmkit.tasks.forecasting",
+    "HandwritingRecognizer": "lstmkit.tasks.handwriting",
+    "LanguageModel": "lstmkit.tasks.language",
+    "MusicModel": "lstmkit.tasks.music",
+    "Predictor": "lstmkit.export.predictor",
+    "Seq2Seq": "lstmkit.tasks.seq2seq",
+    "SequenceClassifier": "lstmkit.tasks.estimators",
+    "SequenceRegressor": "lstmkit.tasks.estimators",
+    "SpeechRecognizer": "lstmkit.tasks.speech",
+    "TextClassifier": "lstmkit.tasks.text_classification",
+    "load": "lstmkit.runs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name, or a subpackage (``lstmkit.nn``, ``lstmkit.train``, ...), on first access."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later accesses skip __getattr__
+        return value
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")  # the import sets it as an attribute of the package
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":  # the submodule exists but something it imports is missing
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -3,7 +3,8 @@
 A run directory holds everything needed to rebuild a trained model without pickle:
 
 - ``config.json``: ``{"kind": ..., "lstmkit_version": ..., "config": {...}}``; ``kind`` names the class that rebuilds
-  the model (see :func:`register_kind`), ``config`` is that class's resolved config.
+  the model (lstmkit's own kinds are listed in :data:`BUILTIN_KINDS`, others come from :func:`register_kind`),
+  ``config`` is that class's resolved config.
 - ``model.safetensors``: the model's ``state_dict``.
 - ``extra.safetensors`` (optional): other tensors the class needs (normalisation statistics, say).
 - ``metrics.csv`` / ``steps.csv`` (optional): written by :class:`lstmkit.train.Trainer`.
@@ -37,11 +38,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import safetensors
@@ -49,8 +52,10 @@ import safetensors.torch
 import torch
 
 from lstmkit._atomic import atomic_write_bytes, tensors_for_saving
+from lstmkit._version import __version__
 
 __all__ = [
+    "BUILTIN_KINDS",
     "CONFIG_FILE",
     "EXTRA_FILE",
     "WEIGHTS_FILE",
@@ -65,6 +70,7 @@ __all__ = [
     "recording_command",
     "register_kind",
     "registered_kinds",
+    "resolve_kind",
     "save_run",
     "start_run",
 ]
@@ -78,7 +84,26 @@ STATUS_TRAINING = "training"  # config.json's "status" from the start of trainin
 
 T = TypeVar("T", bound=type)
 
-_KINDS: dict[str, type] = {}
+# lstmkit's own kinds: kind name -> "module:Class". load() imports only the module of the kind it reads, so that
+# neither `import lstmkit` nor this module imports a task; tests/test_lazy_import.py checks that this table and the
+# @register_kind decorators of lstmkit.tasks agree.
+BUILTIN_KINDS: Mapping[str, str] = MappingProxyType(
+    {
+        "anomaly_detector": "lstmkit.tasks.anomaly:AnomalyDetector",
+        "forecaster": "lstmkit.tasks.forecasting:Forecaster",
+        "handwriting": "lstmkit.tasks.handwriting:HandwritingRecognizer",
+        "language_model": "lstmkit.tasks.language:LanguageModel",
+        "long_lag": "lstmkit.tasks.long_lag:LongLagRun",
+        "music": "lstmkit.tasks.music:MusicModel",
+        "seq2seq": "lstmkit.tasks.seq2seq:Seq2Seq",
+        "sequence_classifier": "lstmkit.tasks.estimators:SequenceClassifier",
+        "sequence_regressor": "lstmkit.tasks.estimators:SequenceRegressor",
+        "speech_recognizer": "lstmkit.tasks.speech:SpeechRecognizer",
+        "text_classifier": "lstmkit.tasks.text_classification:TextClassifier",
+    }
+)
+
+_KINDS: dict[str, type] = {}  # filled by @register_kind: lstmkit's own classes once their module is imported, and yours
 
 
 class UnknownKindError(KeyError):
@@ -105,12 +130,6 @@ def recording_command(argv: Sequence[str], cwd: str | os.PathLike[str] | None = 
         yield
     finally:
         _COMMAND.reset(token)
-
-
-def _version() -> str:
-    import lstmkit  # at call time: lstmkit/__init__ re-exports this module, so a top-level import would be circular
-
-    return str(lstmkit.__version__)
 
 
 def save_run(
@@ -156,7 +175,7 @@ def save_run(
             f"{config_path} already exists: {run_dir} holds a saved run. Choose a new run directory, delete the old "
             "run, or pass overwrite=True to replace it."
         )
-    payload = {"kind": kind, "lstmkit_version": _version(), "config": dict(config)}
+    payload = {"kind": kind, "lstmkit_version": __version__, "config": dict(config)}
     try:
         config_bytes = (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8")
     except (TypeError, ValueError) as e:
@@ -223,7 +242,7 @@ def start_run(
         return None
     if hasattr(config, "to_dict") and callable(config.to_dict):
         config = config.to_dict()
-    payload: dict[str, Any] = {"kind": kind, "lstmkit_version": _version(), "status": STATUS_TRAINING}
+    payload: dict[str, Any] = {"kind": kind, "lstmkit_version": __version__, "status": STATUS_TRAINING}
     payload["config"] = dict(config) if isinstance(config, Mapping) else {}
     command = _COMMAND.get() or (earlier.get("command") if isinstance(earlier, dict) else None)
     if command is not None:
@@ -341,9 +360,12 @@ def register_kind(name: str) -> Callable[[T], T]:
 
     The class must have a ``load(path)`` classmethod (or staticmethod) that rebuilds the object from a run directory.
 
+    A name of :data:`BUILTIN_KINDS` belongs to its lstmkit class, imported or not: registering another class under it
+    is refused, as if that class were registered already.
+
     Raises:
         TypeError: if the class has no ``load``.
-        ValueError: if ``name`` is already registered to a different class.
+        ValueError: if ``name`` is already registered to a different class (or is a built-in kind's name).
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"register_kind needs a non-empty string name, got {name!r}.")
@@ -355,10 +377,13 @@ def register_kind(name: str) -> Callable[[T], T]:
                 "Add one that rebuilds the object from a run directory."
             )
         existing = _KINDS.get(name)
+        owner = (existing.__module__, existing.__qualname__) if existing is not None else None
+        if owner is None and name in BUILTIN_KINDS:
+            owner = tuple(BUILTIN_KINDS[name].split(":"))
         # Re-registering the same class (a module reloaded, e.g. by autoreload) replaces the entry silently.
-        if existing is not None and (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
+        if owner is not None and owner != (cls.__module__, cls.__qualname__):
             raise ValueError(
-                f"Kind {name!r} is already registered to {existing.__module__}.{existing.__qualname__}; cannot "
+                f"Kind {name!r} is already registered to {'.'.join(owner)}; cannot "
                 f"register {cls.__module__}.{cls.__qualname__} under the same name. Pick another kind name."
             )
         _KINDS[name] = cls
@@ -368,8 +393,39 @@ def register_kind(name: str) -> Callable[[T], T]:
 
 
 def registered_kinds() -> list[str]:
-    """The kind names known to :func:`load`, sorted."""
-    return sorted(_KINDS)
+    """The kind names known to :func:`load`, sorted: :data:`BUILTIN_KINDS` and those of :func:`register_kind`."""
+    return sorted({*BUILTIN_KINDS, *_KINDS})
+
+
+def _find_kind(kind: str) -> type | None:
+    """The class registered for ``kind``; for a built-in kind not imported yet, import its one module first."""
+    cls = _KINDS.get(kind)
+    if cls is None and kind in BUILTIN_KINDS:
+        module_name, _, class_name = BUILTIN_KINDS[kind].partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)  # its @register_kind fills _KINDS too
+    return cls
+
+
+def resolve_kind(kind: str) -> type:
+    """The class that loads runs of ``kind``, importing only the module that defines it (for lstmkit's own kinds).
+
+    Importing a task module also registers what else it provides for its kind (how :func:`lstmkit.train.resume`
+    resumes it, say).
+
+    Raises:
+        UnknownKindError: (a ``KeyError``) if no class is known for ``kind``; the message lists the known kinds.
+    """
+    cls = _find_kind(kind)
+    if cls is None:
+        raise UnknownKindError(f"No class is registered for kind {kind!r}. {_known_kinds_sentence()}")
+    return cls
+
+
+def _known_kinds_sentence() -> str:
+    return (
+        f"Known kinds: {registered_kinds()}. If the class is your own, import the module that defines it so that its "
+        "@register_kind decorator runs, then try again."
+    )
 
 
 def load(path: str | os.PathLike[str]) -> Any:
@@ -377,6 +433,9 @@ def load(path: str | os.PathLike[str]) -> Any:
 
     Args:
         path: the run directory (or the path of its ``config.json``).
+
+    Only the module that defines the run's kind is imported (see :data:`BUILTIN_KINDS`); nothing needs importing
+    first, except the module of a kind of your own.
 
     Returns:
         Whatever the registered class's ``load`` returns (usually a ready-to-use model or estimator).
@@ -391,11 +450,9 @@ def load(path: str | os.PathLike[str]) -> Any:
     payload = read_run_config(run_dir)
     _check_finished(run_dir, payload)
     kind = payload["kind"]
-    cls = _KINDS.get(kind)
+    cls = _find_kind(kind)
     if cls is None:
         raise UnknownKindError(
-            f"{run_dir} holds a run of kind {kind!r}, but no class is registered for it. Known kinds: "
-            f"{registered_kinds() or 'none'}. Import the module that defines it (e.g. `import lstmkit.tasks`) "
-            "so that its @register_kind decorator runs, then load again."
+            f"{run_dir} holds a run of kind {kind!r}, but no class is registered for it. {_known_kinds_sentence()}"
         )
     return cls.load(run_dir)

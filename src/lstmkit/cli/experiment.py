@@ -96,8 +96,6 @@ def resume_run(
     again with --resume and the same data.
     """
     setup_logging(verbose)
-    import lstmkit  # noqa: F401  (imports every task, registering how each resumes)
-
     from .. import runs
     from ..train import CheckpointError, ResumeError, resume
     from ..train.checkpoint import latest_checkpoint, read_checkpoint
@@ -110,6 +108,8 @@ def resume_run(
         trained_in = recorded[1] if recorded is not None else run_dir  # a task may train in a subdirectory
         last = latest_checkpoint(trained_in) if trained_in.is_dir() else None
         kind = read_checkpoint(last)[2].get("kind") if last is not None else None
+        if kind in runs.BUILTIN_KINDS:
+            runs.resolve_kind(kind)  # imports that one task, which registers how it resumes (if it does)
         if recorded is not None and kind not in resumable_kinds():
             _replay(run_dir, recorded[0], resume=last is not None, as_json=as_json, verbose=verbose)
             return

@@ -2,8 +2,8 @@
 
 The Trainer's checkpoints name the task (``kind``) and hold its resolved config. Each task registers a function that
 rebuilds its model, data and loss from that config and calls ``Trainer.fit(..., resume=True)``; :func:`resume` finds
-it. The loop itself knows no task: tasks register themselves when their module is imported (``import lstmkit`` imports
-them all).
+it. The loop itself knows no task: tasks register themselves when their module is imported, and :func:`resume` has
+:func:`lstmkit.runs.resolve_kind` import the module of the checkpoint's kind (one of lstmkit's own) first.
 """
 
 from __future__ import annotations
@@ -34,9 +34,19 @@ def resumable_kinds() -> list[str]:
 
 
 def _known_kinds() -> list[str]:
-    from lstmkit.runs import registered_kinds  # at call time: lstmkit.runs is imported by the package after train
+    from lstmkit.runs import registered_kinds
 
     return registered_kinds()
+
+
+def _import_kind(kind: str) -> None:
+    """Import the module of one of lstmkit's own kinds, which registers how it resumes (if it does)."""
+    from lstmkit.runs import UnknownKindError, resolve_kind
+
+    try:
+        resolve_kind(kind)
+    except UnknownKindError:  # a kind of the user's own whose module is not imported: the error below says so
+        pass
 
 
 def resume(run_dir: str | os.PathLike[str]) -> Any:
@@ -60,6 +70,8 @@ def resume(run_dir: str | os.PathLike[str]) -> Any:
             f"The checkpoints in {run_dir} come from a Trainer used directly (no task kind), so lstmkit cannot rebuild "
             "the model and data. Build them as before and call Trainer.fit(train_data, resume=True)."
         )
+    if kind not in _RESUMERS:
+        _import_kind(kind)
     fn = _RESUMERS.get(kind)
     if fn is None and kind in _known_kinds():
         raise ResumeError(
@@ -71,7 +83,7 @@ def resume(run_dir: str | os.PathLike[str]) -> Any:
     if fn is None:
         raise ResumeError(
             f"{run_dir} holds a run of kind {kind!r}, which no loaded task resumes (known: "
-            f"{', '.join(resumable_kinds()) or 'none'}). Import the module that defines it (import lstmkit does for "
-            "lstmkit's own tasks)."
+            f"{', '.join(resumable_kinds()) or 'none'}). Import the module that defines it and registers "
+            "its resumer, then resume again."
         )
     return fn(run_dir, dict(meta.get("run_config") or {}))
