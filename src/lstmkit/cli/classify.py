@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..tasks.classification import ClassifyConfig  # --epochs takes its default from here (declared once)
+from ..config import CLASSIFIER_EPOCHS  # --epochs takes its default from here (declared once, no torch)
 from . import app
 from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
 
@@ -79,7 +79,7 @@ def train(
         float, typer.Option("--pooled-dropout", help="Dropout on the LSTM's vector alone, before the "
                             "convolutional branch's joins it (LSTM-FCN: 0.8).")
     ] = 0.0,
-    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training series.")] = ClassifyConfig.epochs,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training series.")] = CLASSIFIER_EPOCHS,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
     optimizer: Annotated[str, typer.Option("--optimizer", help="adam or adamw (decoupled weight decay).")] = "adam",
@@ -96,7 +96,7 @@ def train(
     """Train on the training series, score the test series beside 1-NN Euclidean, write the run and its report."""
     setup_logging(verbose)
     from ..config import ConfigError
-    from ..tasks.classification import resolve_data, train_run
+    from ..tasks.classification import ClassifyConfig, resolve_data, train_run
     from ..train import CheckpointError, ResumeError
 
     try:

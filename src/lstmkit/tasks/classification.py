@@ -33,9 +33,9 @@ import numpy as np
 
 from .. import runs
 from .._atomic import atomic_write_bytes
-from ..config import StrictConfig
-from ._tables import cap, check_numeric, check_rows, one_source, read_csv, row_of, shown
-from .estimators import CLASSIFIER_EPOCHS, SequenceClassifier, classification_scores
+from ..config import CLASSIFIER_EPOCHS, StrictConfig
+from ._tables import cap, check_finite, check_numeric, check_rows, one_source, read_csv, row_of, shown
+from .estimators import SequenceClassifier, classification_scores
 
 __all__ = ["ClassifyConfig", "Series", "evaluate_table", "one_nn_euclidean", "predict_table", "read_series",
            "resolve_data", "train_run"]  # fmt: skip

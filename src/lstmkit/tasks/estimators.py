@@ -38,16 +38,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import runs
-from ..config import TrainConfig
+from ..config import CLASSIFIER_EPOCHS, TrainConfig
 from ..train import StepOutput, Trainer, seed_everything
 from .sequence_model import ModelConfig, SequenceModel, predict_batches
 
 REGRESSOR_KIND = "sequence_regressor"
 CLASSIFIER_KIND = "sequence_classifier"
-# The classifier's default training length, declared once: SequenceClassifier's signature, ClassifyConfig and so
-# `lstmkit classify train --epochs` use this constant. 100 epochs is the recorded recipe of the classification
-# results; 10 (the regressor's, after the Keras example) leaves a few dozen series far from fitting their training data.
-CLASSIFIER_EPOCHS = 100
 
 
 def _float32(X: Any, name: str, shape: str) -> np.ndarray:
