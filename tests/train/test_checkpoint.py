@@ -150,6 +150,7 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path) -> None:
     assert same(full, again) and len(trainer.history) == 3
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path: Path) -> None:
     """The issue's test: a seeded CPU run in a subprocess, SIGKILL mid-epoch, resume, compare with a clean run."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -47,6 +47,7 @@ def losses(run: Path) -> list[float]:
         return [float(row["train_loss"]) for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_two_processes_take_the_same_first_step_as_one(runs: dict[str, Path]) -> None:
     before_one, before_two = weights_at(runs["one"], 0), weights_at(runs["two"], 0)
     assert all(torch.equal(before_one[k], before_two[k]) for k in before_one)
@@ -56,6 +57,7 @@ def test_two_processes_take_the_same_first_step_as_one(runs: dict[str, Path]) ->
         torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{k} differs after one step")
 
 
+@pytest.mark.slow
 def test_the_two_process_loss_curve_tracks_the_single_process_one(runs: dict[str, Path]) -> None:
     one, two = losses(runs["one"]), losses(runs["two"])
     assert len(one) == len(two) == 6 and one[-1] < 0.3 * one[0]  # it learns
@@ -63,6 +65,7 @@ def test_the_two_process_loss_curve_tracks_the_single_process_one(runs: dict[str
         assert abs(a - b) <= 1e-4 * abs(a), f"epoch {epoch}: 1 process {a}, 2 processes {b}"
 
 
+@pytest.mark.slow
 def test_a_crashed_two_process_run_resumes_exactly(runs: dict[str, Path]) -> None:
     cut = runs["root"] / "cut"
     crashed = launch(cut, 2, "--crash-at", "21", check=False)  # mid-epoch 3 (8 steps an epoch)
