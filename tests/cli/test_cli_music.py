@@ -3,6 +3,7 @@
 Trains a tiny model on the first six chorales of music21's corpus (read directly, not cached: a second or two)."""
 
 import json
+import math
 
 import pytest
 
@@ -19,28 +20,39 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_train_writes_a_run_with_the_baseline_and_samples(run_dir, capsys):
+def test_train_writes_a_run_with_the_baseline_and_samples(run_dir, capsys, assert_png):
     for name in ("config.json", "model.safetensors", "metrics.csv", "result.json", "report.html"):
         assert (run_dir / name).exists(), name
     result = json.loads((run_dir / "result.json").read_text())
     assert result["pieces"] == {"train": 4, "val": 1, "test": 1}
-    assert result["test"]["nats_per_token"] > 0 and result["ngram"]["order"] in range(2, 9)
-    assert 0 <= result["statistics"]["generated_vs_held_out"]["pitch_class_tv"] <= 1
+    test, ngram = result["test"], result["ngram"]
+    vocabulary = len(json.loads((run_dir / "config.json").read_text())["config"]["tokens"])  # 150
+    assert test["nats_per_token"] < math.log(vocabulary) and ngram["order"] in range(2, 9)  # one epoch: 4.77 < 5.01
+    per_step = test["tokens"] / test["steps"]  # the n-gram is scored on the same tokens
+    assert test["nats_per_step"] / test["nats_per_token"] == pytest.approx(per_step)
+    assert ngram["nats_per_step"] / ngram["nats_per_token"] == pytest.approx(per_step)
+    statistics = result["statistics"]  # total variation distance: half the L1 distance of the two histograms
+    generated, held_out = statistics["generated"]["pitch_classes"], statistics["held_out"]["pitch_classes"]
+    assert statistics["generated_vs_held_out"]["pitch_class_tv"] == pytest.approx(
+        sum(abs(g - h) for g, h in zip(generated, held_out, strict=True)) / 2, abs=1e-6
+    )
     for stem in ("unprimed-major", "primed"):
         for suffix in (".mid", ".musicxml", ".png"):
             assert (run_dir / "samples" / f"{stem}{suffix}").exists(), stem + suffix
+        assert_png(run_dir / "samples" / f"{stem}.png")
     assert main(["music", "train", "--limit", "6", "--out", str(run_dir), *TINY]) == 2
     assert "already holds a finished music model" in capsys.readouterr().err
 
 
-def test_generate_and_evaluate(run_dir, tmp_path, capsys):
+def test_generate_and_evaluate(run_dir, tmp_path, capsys, assert_png):
     out = tmp_path / "new"
     assert main(["music", "generate", str(run_dir), "--out", str(out), "--key", "Eb major", "--bars", "2",
                  "--seed", "3", "--json"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert summary["key"] == "Eb major" and summary["metre"] == "4/4" and summary["bars"] == 2
     first = (tmp_path / "new.mid").read_bytes()
-    assert (tmp_path / "new.musicxml").exists() and (tmp_path / "new.png").exists()
+    assert (tmp_path / "new.musicxml").exists()
+    assert_png(tmp_path / "new.png")
     assert main(["music", "generate", str(run_dir), "--out", str(out), "--key", "Eb major", "--bars", "2",
                  "--seed", "3"]) == 0  # fmt: skip
     assert (tmp_path / "new.mid").read_bytes() == first  # same seed, same piece

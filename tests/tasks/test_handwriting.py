@@ -566,7 +566,9 @@ def test_an_ensemble_averages_its_members_probabilities(tiny_data, tmp_path):
         both.save(tmp_path / "c")
 
 
-def test_plot_handwriting_checks_its_lists(tmp_path):
-    assert plot_handwriting([LINE, LINE], ["ab", "cd"], ["ab", ""], tmp_path / "p.png").exists()
+def test_plot_handwriting_checks_its_lists(tmp_path, assert_png):
+    one = assert_png(plot_handwriting([LINE], ["ab"], ["ab"], tmp_path / "one.png"))
+    two = assert_png(plot_handwriting([LINE, LINE], ["ab", "cd"], ["ab", ""], tmp_path / "p.png"))
+    assert not np.array_equal(one, two)  # the second line is drawn
     with pytest.raises(ValueError, match="as many truths"):
         plot_handwriting([LINE], ["ab", "cd"], ["ab"], tmp_path / "q.png")
