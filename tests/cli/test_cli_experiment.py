@@ -33,13 +33,13 @@ def test_experiment_errors_are_one_sentence(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_runs_small(tmp_path, capsys):
+def test_demo_runs_small(tmp_path, capsys, assert_png):
     code = main(["demo", "--out", str(tmp_path / "demo"), "--length", "10", "--max-seconds", "3", "--json"])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["results"]) == {"lstm", "rnn"}
-    assert (tmp_path / "demo" / "gradient_flow.png").stat().st_size > 0
-    assert (tmp_path / "demo" / "lstm" / "gates.png").exists()
+    assert_png(tmp_path / "demo" / "gradient_flow.png")
+    assert_png(tmp_path / "demo" / "lstm" / "gates.png")
 
 
 def _interrupt_in_epoch(monkeypatch, epoch: int, batch: int) -> None:
