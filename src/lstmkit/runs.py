@@ -341,7 +341,10 @@ def read_state_dict(run_dir: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """
     path = _resolve_run_dir(run_dir) / WEIGHTS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the run has no saved weights. Save it with save_run first.")
+        raise FileNotFoundError(
+            f"{path} is missing: the run has no saved weights (was the file moved or deleted?). Train the run again "
+            "or restore the file."
+        )
     return _read_safetensors(path, "weights")
 
 

@@ -145,6 +145,11 @@ def _replay(run_dir: Path, command: dict[str, Any], *, resume: bool, as_json: bo
     from . import _launch
 
     argv = [str(a) for a in command["argv"]]
+    if argv[:1] != ["experiment"] and "train" not in argv[:3]:  # never replay another verb (serve, export --force)
+        fail(
+            f"The command recorded in {run_dir / 'config.json'} ({' '.join(argv[:3])} ...) is not a training "
+            "command, so lstmkit resume will not run it; resume runs `lstmkit TASK train` and `lstmkit experiment`."
+        )
     at = next((i for i, a in enumerate(argv) if a == "--out" or a.startswith("--out=")), None)
     if at is None or (argv[at] == "--out" and at + 1 >= len(argv)):
         fail(f"The command recorded in {run_dir / 'config.json'} has no --out; run it again yourself with --resume.")

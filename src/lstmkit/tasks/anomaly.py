@@ -190,12 +190,15 @@ def _in_time_order(table: Any, time: str, what: str = "data") -> Any:
                     warnings.simplefilter("ignore", UserWarning)  # "could not infer format": parsed one by one
                     col = pd.to_datetime(col)
             except (ValueError, TypeError, OverflowError):
+                name = f"The time column {shown(time)} of the {what}"
+                check_time_zones(table, time, name=name)
                 bad = col[as_numbers.isna()]
-                example = bad.iloc[0] if len(bad) else col.iloc[0]
+                at = first_non_time(bad)
+                example = bad.iloc[at if at is not None else 0] if len(bad) else col.iloc[0]
                 raise ValueError(
-                    f"The time column {shown(time)} of the {what} holds values that are neither numbers nor dates "
+                    f"{name} holds values that are neither numbers nor dates "
                     f"(e.g. {shown(example)}), so the rows cannot be put in time order; convert them, or name the "
-                    "time column with time= (--time)."
+                    "time column with --time."
                 ) from None
     written, table = table[time], table.copy()
     table[time] = col
@@ -545,7 +548,7 @@ class AnomalyDetector:
         if n_val < need:
             raise ValueError(
                 f"{n} normal points leave {n_val} for validation; at least {need} are needed to fit the error "
-                "distribution and the threshold. Give more normal data (or a larger validation_fraction=)."
+                "distribution and the threshold. Give more normal data."
             )
         n_train = n - n_val
         if cfg.method == "prediction":
@@ -1105,6 +1108,8 @@ def score_run(
         A summary: ``steps`` scored, ``context_steps`` read before the first, threshold, flags, metrics.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a directory; give --out a directory for the scores.")
     if (out / runs.CONFIG_FILE).exists():
         raise FileExistsError(
             f"{out} is a run directory: its scores.csv, anomaly.png and result.json come from its training and would "
@@ -1165,6 +1170,8 @@ def train_run(
             )
     det = AnomalyDetector(config)
     fit_dir = out / "forecaster" if config.method == "prediction" else out
+    if fit_dir != out:  # the forecaster's Trainer starts its own run in fit_dir; the detector's starts here
+        runs.start_run(out, KIND, {"anomaly": config.to_dict()})
     det.fit(train, run_dir=fit_dir, resume=resume)
     if config.method == "prediction" and (fit_dir / "metrics.csv").is_file():  # the training curve at the top
         atomic_write_bytes(out / "metrics.csv", (fit_dir / "metrics.csv").read_bytes())

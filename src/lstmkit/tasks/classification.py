@@ -168,7 +168,7 @@ def _infer_features(table: Any, roles: set[str]) -> list[str]:
                 continue  # text: not a feature
             check_numeric(
                 table, c, name="Feature column",
-                advice="fix or empty that cell, or name the feature columns with --features (features=).",
+                advice="fix or empty that cell, or name the feature columns with --features.",
             )  # fmt: skip
         out.append(c)
     return out

@@ -46,6 +46,54 @@ class DivergenceError(ValueError, FloatingPointError):
     """
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this process can still use: the smaller of the kernel's MemAvailable and the cgroup's limit
+    minus its use; None where neither can be read (not Linux)."""
+    found = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current", encoding="ascii") as f:
+                found.append(int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def check_training_memory(model: torch.nn.Module, copies: int) -> None:
+    """Refuse, before the first step, a model whose training state alone cannot fit in the memory left: the weights,
+    their gradients and the optimizer's state (``copies`` of the parameters in all; Adam: 4), activations not counted.
+
+    Raises:
+        ValueError: naming the estimate, the memory left and the fix.
+    """
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    need, left = copies * param_bytes, available_memory()
+    if left is not None and need > left:
+        raise ValueError(
+            f"Training this model needs at least {_size(need)} ({_size(param_bytes)} of weights, with their gradients "
+            f"and the optimizer's state), more than the {_size(left)} of memory left here. Choose a smaller "
+            "--hidden-size or fewer --layers."
+        )
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
 def has_diverged(loss: float, first_loss: float) -> bool:
     """True when the finite ``loss`` is more than ``DIVERGENCE_FACTOR`` times ``first_loss`` (the run's first step)
     and more than ``DIVERGENCE_FLOOR``."""

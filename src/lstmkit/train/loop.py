@@ -46,6 +46,7 @@ from lstmkit.train import distributed
 from lstmkit.train.guards import (
     DivergenceError,
     all_finite,
+    check_training_memory,
     format_lr,
     has_diverged,
     locate_nonfinite,
@@ -467,6 +468,9 @@ class Trainer:
             )
         if resume and self.run_dir is None:
             raise ckpt.ResumeError("fit(resume=True) needs the Trainer's run_dir: that is where checkpoints are.")
+        # weights, gradients, the optimizer's moments (Adam and AdamW keep two, SGD with momentum one) and the average
+        moments = 2 if cfg.optimizer in ("adam", "adamw") else 1
+        check_training_memory(self.model, 2 + moments + (1 if cfg.average_from_epoch else 0))
         seed_everything(cfg.seed)
         self.history = []
         self.stop_reason = None

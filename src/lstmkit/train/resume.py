@@ -75,10 +75,9 @@ def resume(run_dir: str | os.PathLike[str]) -> Any:
     fn = _RESUMERS.get(kind)
     if fn is None and kind in _known_kinds():
         raise ResumeError(
-            f"{run_dir} holds a run of kind {kind!r}, whose training data is not in its checkpoints, so it cannot "
-            "be resumed from them alone. Continue it the way it started, with the same data: a run started by an "
-            f"lstmkit command with `lstmkit resume {run_dir}` (it runs the command recorded in config.json again "
-            "with --resume), a run started from Python with the task's fit(..., run_dir=..., resume=True)."
+            f"{run_dir} holds a {kind!r} run whose data is not in its checkpoints and whose config.json records no "
+            "command line, so it was started from Python: continue it there, with the same data and the task's fit "
+            "given run_dir and resume=True."
         )
     if fn is None:
         raise ResumeError(
