@@ -109,8 +109,27 @@ def handwriting_data(tmp_path_factory):
     return data
 
 
+def _text_classify(path):
+    rows = [{"text": f"{w} {x} film", "label": "pos" if w in ("good", "fine") else "neg"}
+            for w in ("good", "fine", "bad", "dull") for x in ("a", "the", "this", "that", "one", "my")]  # fmt: skip
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return ["--csv", str(path), "--text-column", "text", "--label-column", "label", "--hidden-size", "8",
+            "--epochs", "1"]  # fmt: skip
+
+
 NEEDS = {"speech": "speech_data", "handwriting": "handwriting_data"}
 TASKS = {
+    "text-classify": lambda tmp: ["text", "classify", "train", *_text_classify(tmp / "reviews.csv")],
+    "experiment": lambda tmp: [
+        "experiment",
+        "adding",
+        "--length",
+        "10",
+        "--max-sequences",
+        "2000",
+        "--hidden-size",
+        "8",
+    ],
     "anomaly-unlabelled": lambda tmp: ["anomaly", "train", *_anomaly(tmp / "a.csv", "reconstruction", False)],
     "translate": lambda tmp: ["translate", "train", *_translate(tmp / "pairs.csv")],
     "speech": lambda data: [
@@ -180,6 +199,7 @@ def test_every_train_command_leaves_the_promised_run_directory(task, tmp_path, c
     assert {"config.json", "model.safetensors", "metrics.csv", "result.json", "report.html"} <= present, present
     config = json.loads((out / "config.json").read_text())
     assert isinstance(config["kind"], str) and isinstance(config["config"], dict)
+    assert "status" not in config  # the finished config replaced the one written as training started
     with safetensors.safe_open(out / "model.safetensors", "np") as f:
         sizes = [f.get_slice(k).get_shape() for k in f.keys()]
     assert sizes and sum(int(np.prod(s)) for s in sizes) > 100  # the network's weights, not a placeholder

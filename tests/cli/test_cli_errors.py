@@ -70,3 +70,13 @@ def test_user_errors_map_to_sentences(exc, words):
 @pytest.mark.parametrize("exc", [RuntimeError("shape mismatch in a kernel"), TypeError("bad call"), AssertionError()])
 def test_bugs_map_to_none(exc):
     assert user_error_message(exc) is None
+
+
+def test_lstmkit_traceback_shows_where_a_sentence_came_from(tmp_path, monkeypatch):
+    def broken(run_dir):
+        raise IsADirectoryError(21, "Is a directory", str(run_dir))
+
+    monkeypatch.setattr(lstmkit.report, "write_report", broken)
+    monkeypatch.setenv("LSTMKIT_TRACEBACK", "1")
+    with pytest.raises(IsADirectoryError):
+        main(["report", str(tmp_path)])

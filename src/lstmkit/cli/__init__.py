@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         from ._console import err, user_error_message
 
         message = user_error_message(exc)
-        if message is None:
+        if message is None or os.environ.get("LSTMKIT_TRACEBACK"):  # set it to see where a sentence came from
             raise
         err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False, markup=True)
         return 2
