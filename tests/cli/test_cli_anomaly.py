@@ -282,3 +282,29 @@ def test_a_season_longer_than_the_normal_rows_support_is_refused(tmp_path, capsy
 def test_no_data_given_names_both_options(tmp_path, capsys):
     message = _refused(capsys, ["anomaly", "train", "--target", "hr", "--out", str(tmp_path / "r")])
     assert "give one of --data NAME or --csv FILE" in message and "not both" not in message
+
+
+def test_mixed_time_zones_and_a_text_label_are_one_sentence(tmp_path, capsys):
+    """Found by tests/test_csv_properties.py: times with a mix of UTC offsets were "neither numbers nor dates", and a
+    label column holding one word ended in a TypeError (numpy cannot sort text with numbers) instead of a sentence."""
+    csv = labelled_csv(tmp_path / "hr.csv")
+    args = ["--time", "t", "--target", "hr", "--label", "anomaly", "--epochs", "1", "--out", str(tmp_path / "r")]
+    zones = tmp_path / "zones.csv"
+    table = pd.read_csv(csv)
+    times = pd.date_range("2020-01-01", periods=len(table), freq="h")
+    table.assign(t=[f"{t.isoformat()}{'Z' if i == 3 else '+01:00'}" for i, t in enumerate(times)]).to_csv(
+        zones, index=False
+    )
+    message = _refused(capsys, ["anomaly", "train", "--csv", str(zones), *args])
+    assert message == (
+        "error: The time column 't' of the data mixes time zones: row 2 of zones.csv is at UTC+01:00, row 5 of "
+        "zones.csv at UTC+00:00; convert the times to one offset (UTC, say) or write them without one."
+    )
+    word = tmp_path / "word.csv"
+    table = pd.read_csv(csv)
+    table["anomaly"] = table["anomaly"].astype(object)
+    table.loc[7, "anomaly"] = "yes"
+    table.to_csv(word, index=False)
+    message = _refused(capsys, ["anomaly", "train", "--csv", str(word), *args])
+    assert message == "error: The label column 'anomaly' must be 0 (normal) or 1 (anomaly), got values like ['yes']."
+    assert not (tmp_path / "r").exists()

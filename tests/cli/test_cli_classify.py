@@ -228,3 +228,15 @@ def test_a_csv_with_only_a_header_says_it_has_no_data_rows(tmp_path, capsys):
 def test_no_data_given_names_both_options(tmp_path, capsys):
     message = _refused(capsys, ["classify", "train", "--out", str(tmp_path / "r")])
     assert "give one of --data NAME or --csv FILE" in message and "not both" not in message
+
+
+def test_a_feature_value_beyond_float32_is_refused_naming_its_row(tmp_path, capsys):
+    """Found by tests/test_csv_properties.py: 1e308 became inf in float32 and was called "missing or non-finite"."""
+    csv, table = _csv(tmp_path)
+    table.loc[3, "a"] = 1e308
+    table.to_csv(csv, index=False)
+    argv = ["classify", "train", "--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split",
+            "part", "--epochs", "1", "--out", str(tmp_path / "r")]  # fmt: skip
+    message = _refused(capsys, argv)
+    assert "Column 'a' holds 1e+308 at row 5 of series.csv, beyond the 3.4e+38 a model computes with" in message
+    assert not (tmp_path / "r").exists()

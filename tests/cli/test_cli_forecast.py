@@ -185,3 +185,56 @@ def test_a_model_with_future_covariates_asks_for_them_in_cli_words(tmp_path, cap
     assert main(["forecast", "train", *args, "--epochs", "1", "--out", str(run), "--json"]) == 0
     capsys.readouterr()
     assert "--future-csv FILE" in _refused(capsys, ["forecast", "predict", str(run), "--csv", str(csv)])
+
+
+# ---- issue 18, found by tests/test_csv_properties.py
+
+
+def _one_line(capsys, argv) -> str:
+    """Exit code 2 and stderr exactly one line (not re-joined: the sentence itself must not span lines)."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and len(lines[0]) < 300, captured.err
+    return lines[0]
+
+
+def test_times_that_do_not_parse_are_one_line_naming_the_cell(tmp_path, capsys):
+    """pandas' reason came with two more lines of advice ("You might want to try: ..."): a three-line message."""
+    base = ["forecast", "train", "--time", "day", "--target", "sales", "--horizon", "3", "--epochs", "1"]
+    word = _series_csv(tmp_path / "word.csv", day={4: "yesterday"})
+    line = _one_line(capsys, [*base, "--csv", str(word), "--out", str(tmp_path / "r")])
+    assert line == (
+        "error: The time column 'day' does not parse as timestamps: row 6 of word.csv holds 'yesterday'; fix or drop "
+        "that row."
+    )
+    formats = _series_csv(tmp_path / "formats.csv", day={4: "01/05/2020"})  # a date, but in another format
+    line = _one_line(capsys, [*base, "--csv", str(formats), "--out", str(tmp_path / "r")])
+    assert 'does not parse as timestamps (time data "01/05/2020" doesn\'t match format "%Y-%m-%d")' in line
+    assert "You might want to try" not in line and line.endswith("write every time in one format.")
+    assert not (tmp_path / "r").exists()
+
+
+def test_times_in_different_time_zones_are_one_sentence(tmp_path, capsys):
+    csv = _series_csv(tmp_path / "zones.csv")
+    table = pd.read_csv(csv)
+    table["day"] = [f"{day}T00:00:00{'Z' if i == 3 else '+01:00'}" for i, day in enumerate(table["day"])]
+    table.to_csv(csv, index=False)
+    argv = ["forecast", "train", "--csv", str(csv), "--time", "day", "--target", "sales", "--horizon", "3",
+            "--epochs", "1", "--out", str(tmp_path / "r")]  # fmt: skip
+    assert _one_line(capsys, argv) == (
+        "error: The time column 'day' mixes time zones: row 2 of zones.csv is at UTC+01:00, row 5 of zones.csv at "
+        "UTC+00:00; convert the times to one offset (UTC, say) or write them without one."
+    )
+
+
+def test_a_value_beyond_float32_is_refused_before_training(tmp_path, capsys):
+    """1e308 is finite, so it passed the check for infinite values, and training stopped on a non-finite loss with
+    advice about on_nonfinite='skip'."""
+    csv = _series_csv(tmp_path / "sales.csv", sales={10: "1e308"})
+    out = tmp_path / "run"
+    argv = ["forecast", "train", "--csv", str(csv), "--time", "day", "--target", "sales", "--horizon", "3",
+            "--epochs", "1", "--out", str(out)]  # fmt: skip
+    line = _one_line(capsys, argv)
+    assert "Column 'sales' holds 1e+308 at row 12 of sales.csv (time 2020-01-11), beyond the 3.4e+38" in line
+    assert "on_nonfinite" not in line and not out.exists()

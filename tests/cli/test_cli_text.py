@@ -243,3 +243,63 @@ def test_a_network_too_large_for_the_machine_is_refused_before_allocating(tmp_pa
     err = capsys.readouterr().err
     assert "LSTM: 1 layer(s) of hidden size 100,000,000 would hold" in err and "(1.6e+17 bytes)" in err
     assert "more than this machine's memory" in err and "Traceback" not in err
+
+
+# ---- issue 18, found by tests/test_csv_properties.py
+
+
+def _text_csv(path, labels, texts=None):
+    import pandas as pd
+
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron".split()
+    texts = texts or [f"{words[i % len(words)]}" for i in range(len(labels))]
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    return path
+
+
+def _refused_line(capsys, argv) -> str:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 300 and captured.out == "", captured.err
+    return lines[0]
+
+
+def test_text_classify_keeps_a_run_whose_texts_leave_the_baseline_no_words(tmp_path, capsys):
+    """No word in two training texts: the bag-of-words baseline raised ("After pruning, no terms remain") after the
+    model was saved, so the command failed with model.safetensors written, no result.json, and a re-run was refused
+    as a finished run. Now the run is kept without a baseline. And predict read its CSV with pandas directly, so a
+    header alone printed nothing and exited 0."""
+    csv = _text_csv(tmp_path / "words.csv", ["pos", "neg"] * 5)
+    out = tmp_path / "clf"
+    small = ["--epochs", "1", "--hidden-size", "4", "--embedding-size", "4", "--json"]
+    assert main(["text", "classify", "train", "--csv", str(csv), *small, "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["baseline"] is None and "test" in result
+    assert (out / "model.safetensors").is_file() and (out / "result.json").is_file()
+    header = tmp_path / "header.csv"
+    header.write_text("text\n")
+    line = _refused_line(capsys, ["text", "classify", "predict", str(out), "--csv", str(header)])
+    assert line == "error: header.csv has no data rows, only the header; give a file with data under its header."
+    line = _refused_line(capsys, ["text", "classify", "predict", str(out), "--csv", str(csv), "--text-column", "x"])
+    assert (
+        line == "error: Unknown column 'x'; words.csv has ['text', 'label']. Name the text column with --text-column."
+    )
+
+
+def test_text_classify_refuses_held_out_classes_before_training(tmp_path, capsys):
+    """A class only the held-out texts have made the held-out evaluation raise after the model was saved (a run that
+    looked finished but had no result.json), quoting the label uncapped (a 100,000-character label)."""
+    from lstmkit.tasks.text_classification import holdout_split
+
+    labels = ["pos", "neg"] * 5
+    labels[holdout_split(10, 0.2, 0)[1][0]] = "r" * 100_000
+    csv = _text_csv(tmp_path / "rare.csv", labels)
+    out = tmp_path / "clf"
+    line = _refused_line(capsys, ["text", "classify", "train", "--csv", str(csv), "--epochs", "1", "--out", str(out)])
+    assert line.startswith("error: The held-out texts (--holdout 0.2) include the class(es) ['rrrr")
+    assert "which no training text has" in line and not out.exists()
+    one = _text_csv(tmp_path / "one.csv", ["x" * 100_000] * 6)
+    line = _refused_line(capsys, ["text", "classify", "train", "--csv", str(one), "--epochs", "1", "--out", str(out)])
+    assert line.startswith("error: All labels are 'xxxx") and "a classifier needs at least two classes" in line
+    assert not out.exists()

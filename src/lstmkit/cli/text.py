@@ -168,7 +168,7 @@ def classify_train(
 ) -> None:  # fmt: skip
     """Train on all but a held-out share; report its accuracy beside a bag-of-words logistic regression."""
     setup_logging(verbose)
-    from ..tasks.text_classification import read_labelled, train_run
+    from ..tasks.text_classification import check_held_out_classes, read_labelled, train_run
     from ..train import CheckpointError
 
     if pooling not in ("max", "mean", "attention", "last"):
@@ -179,6 +179,7 @@ def classify_train(
         fail(f"--holdout must lie between 0 and 1, got {holdout}.")
     try:
         texts, labels = read_labelled(data, csv, text_column, label_column)
+        check_held_out_classes(labels, holdout, seed)  # before training: the held-out figures come after the save
         result = train_run(
             texts, labels, out, holdout=holdout, baseline=baseline, pooling=pooling, vocab_size=vocab_size,
             max_length=max_length, hidden_size=hidden_size, embedding_size=embedding_size, class_weight=class_weight,
@@ -204,15 +205,17 @@ def classify_predict(
     """Predict a label (and its probability) for each text of a CSV file."""
     import pandas as pd
 
+    from ..tasks._tables import cap, read_csv, shown, shown_list
     from ..tasks.text_classification import TextClassifier
 
     try:
         clf = TextClassifier.load(run_dir)
-        if not csv.is_file():
-            raise FileNotFoundError(f"No CSV file at {csv}.")
-        df = pd.read_csv(csv)
+        df = read_csv(csv)  # a header alone, an empty or unreadable file: one sentence, as training says it
         if text_column not in df.columns:
-            raise ValueError(f"Unknown column {text_column!r}; {csv.name} has {list(df.columns)}.")
+            raise ValueError(
+                f"Unknown column {shown(text_column)}; {cap(csv.name)} has {shown_list(df.columns)}. Name the text "
+                "column with --text-column."
+            )
         texts = df[text_column].fillna("").astype(str).tolist()
         proba = clf.predict_proba(texts)
     except (*USER_ERRORS, TypeError) as e:

@@ -6,13 +6,17 @@ entry point refuses the same input with the same sentence.
 - :func:`row_of`: the row a cell is on, as the user sees it: ``row 9 of sales.csv`` (the header is row 1) for a table
   read by :func:`read_csv`, else ``row 7``, the DataFrame's index label.
 - :func:`check_numeric`, :func:`check_finite`, :func:`check_unique_times`: a column of numbers (naming the first cell
-  that is not one), without infinite values, and times that each appear once.
+  that is not one), without infinite values or values beyond float32, and times that each appear once.
+- :func:`parse_times`, :func:`check_time_zones`: a time column read as datetimes, naming the first cell that is not a
+  time or the first two rows in different time zones.
+- :func:`reason`: an exception's text on one line (pandas appends lines of advice), for a message to quote.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,18 @@ _SOURCE = "lstmkit_source"  # the key in DataFrame.attrs naming the file a table
 def cap(text: str, limit: int = CELL_CHARS) -> str:
     """``text`` cut to ``limit`` characters plus ``...`` when longer."""
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def reason(error: BaseException, limit: int = 200) -> str:
+    """An exception's text as a message quotes it: its first line (pandas adds lines of advice), capped; the type's
+    name when it has no text."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    line = lines[0]
+    if line.endswith(":") and ". " in line:  # "... . You might want to try:", a list of advice on the next lines
+        line = line[: line.rindex(". ") + 1].rstrip(".")
+    return cap(line, limit)
 
 
 def shown(value: Any, limit: int = CELL_CHARS) -> str:
@@ -80,8 +96,7 @@ def read_csv(path: str | os.PathLike[str]) -> Any:
     except pd.errors.EmptyDataError:
         raise ValueError(f"{cap(path.name)} is empty: it has no header and no data rows.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{cap(path.name)} could not be read as CSV: {cap(first, 200)}") from None
+        raise ValueError(f"{cap(path.name)} could not be read as CSV: {reason(e)}") from None
     if len(table) == 0:
         raise ValueError(f"{cap(path.name)} has no data rows, only the header; give a file with data under its header.")
     table.attrs[_SOURCE] = cap(path.name)
@@ -140,25 +155,38 @@ def check_numeric(table: Any, column: str, *, name: str = "Column", advice: str 
     )
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest magnitude a model computes with (about 3.4e38): a larger number in the data would become infinite."""
+
+
 def check_finite(table: Any, column: str, *, time: str | None = None) -> None:
-    """No infinite number in the numeric ``column``.
+    """No infinite number in the numeric ``column``, and none larger in magnitude than :data:`FLOAT32_MAX` (the
+    models compute in float32, where such a number becomes infinite and training stops on a non-finite loss).
 
     Raises:
         ValueError: naming the first row (and its time) that holds one, and what to do: remove the row, or leave the
-            cell empty to mark the value missing.
+            cell empty to mark the value missing (an infinite value), or rescale the column (a huge one).
     """
     values = table[column].to_numpy(dtype=float)
-    inf = np.isinf(values)
-    if not inf.any():
-        return
-    i = int(np.flatnonzero(inf)[0])
-    label = table.index[i]
-    when = f" (time {shown_time(table[time].iloc[i])})" if time is not None and time in table.columns else ""
-    more = f", and {int(inf.sum()) - 1} more row(s) do" if inf.sum() > 1 else ""
-    raise ValueError(
-        f"Column {shown(column)} holds an infinite value ({shown(values[i])}) at {row_of(table, label)}{when}{more}; "
-        "remove the row, or leave the cell empty to mark the value missing."
-    )
+    with np.errstate(invalid="ignore"):
+        inf, huge = np.isinf(values), np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+    for bad in (inf, huge):
+        if not bad.any():
+            continue
+        i = int(np.flatnonzero(bad)[0])
+        label = table.index[i]
+        when = f" (time {shown_time(table[time].iloc[i])})" if time is not None and time in table.columns else ""
+        more = f", and {int(bad.sum()) - 1} more row(s) do" if bad.sum() > 1 else ""
+        if bad is inf:
+            raise ValueError(
+                f"Column {shown(column)} holds an infinite value ({shown(values[i])}) at {row_of(table, label)}{when}"
+                f"{more}; remove the row, or leave the cell empty to mark the value missing."
+            )
+        raise ValueError(
+            f"Column {shown(column)} holds {values[i]:.3g} at {row_of(table, label)}{when}{more}, beyond the "
+            f"{FLOAT32_MAX:.3g} a model computes with; rescale the column (divide it by a power of ten) or remove "
+            "the row."
+        )
 
 
 def check_unique_times(table: Any, time: str, *, whose: str = "The table", written: Any = None) -> None:
@@ -181,3 +209,87 @@ def check_unique_times(table: Any, time: str, *, whose: str = "The table", writt
         f"{whose} has duplicate timestamps: {shown_time(text)} at {row_of(table, *table.index[rows])}; each time "
         "needs one row, so aggregate or drop the duplicates first."
     )
+
+
+def _time_of(value: Any) -> Any:
+    """One cell read as pandas reads a time column (a string in any format it knows, a number as nanoseconds); raises
+    ValueError, TypeError or OverflowError when it is not one."""
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return pd.to_datetime(value)
+
+
+def first_non_time(column: Any) -> int | None:
+    """The position of the first filled cell of ``column`` that is not a time on its own, or None."""
+    import pandas as pd
+
+    for i, value in enumerate(column):
+        if not pd.isna(value):
+            try:
+                _time_of(value)
+            except (ValueError, TypeError, OverflowError):
+                return i
+    return None
+
+
+def _zone(offset: Any) -> str:
+    if offset is None:
+        return "no time zone"
+    minutes = int(offset.total_seconds() // 60)
+    return f"UTC{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def check_time_zones(table: Any, column: str, *, name: str) -> None:
+    """The times of ``column`` (those that are times) all have the same UTC offset, or none.
+
+    Raises:
+        ValueError: ``{name} mixes time zones: row 2 of f.csv is at UTC+00:00, row 3 at UTC+01:00; ...``.
+    """
+    import pandas as pd
+
+    first: tuple[Any, int] | None = None
+    for i, value in enumerate(table[column]):
+        if pd.isna(value):
+            continue
+        try:
+            offset = _time_of(value).utcoffset()
+        except (ValueError, TypeError, OverflowError, AttributeError):
+            continue
+        if first is None:
+            first = (offset, i)
+        elif offset != first[0]:
+            raise ValueError(
+                f"{name} mixes time zones: {row_of(table, table.index[first[1]])} is at {_zone(first[0])}, "
+                f"{row_of(table, table.index[i])} at {_zone(offset)}; convert the times to one offset (UTC, say) or "
+                "write them without one."
+            )
+
+
+def parse_times(table: Any, column: str, *, name: str, advice: str = "fix or drop that row") -> Any:
+    """``table[column]`` as datetimes (pandas' rules: one format of date strings, numbers as nanoseconds).
+
+    Raises:
+        ValueError: one sentence naming the first cell that is not a time (its row and value), or the first two rows
+            in different time zones, or pandas' reason (its first line) for any other failure.
+    """
+    import pandas as pd
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "could not infer format": each cell parsed on its own
+            times = pd.to_datetime(table[column])
+        if pd.api.types.is_datetime64_any_dtype(times):
+            return times
+        error: BaseException = ValueError("the times are not of one kind")  # pandas 2: mixed offsets as objects
+    except (ValueError, TypeError, OverflowError) as e:
+        error = e
+    check_time_zones(table, column, name=name)
+    i = first_non_time(table[column])
+    if i is not None:
+        raise ValueError(
+            f"{name} does not parse as timestamps: {row_of(table, table.index[i])} holds {shown(table[column].iloc[i])}"
+            f"; {advice}."
+        )
+    raise ValueError(f"{name} does not parse as timestamps ({reason(error)}); write every time in one format.")

@@ -71,7 +71,9 @@ from ._tables import (
     check_finite,
     check_numeric,
     check_rows,
+    check_time_zones,
     check_unique_times,
+    first_non_time,
     one_source,
     read_csv,
     row_of,
@@ -252,9 +254,13 @@ def _labels(labels: Any, n: int, what: str = "labels") -> np.ndarray:
     if y.ndim != 1 or y.size != n:
         raise ValueError(f"The {what} must be one 0/1 value per step: got shape {y.shape} for {n} steps.")
     if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
-        raise ValueError(
-            f"The {what} must be 0 (normal) or 1 (anomaly), got values like {shown_list(np.unique(y)[:5].tolist())}."
-        )
+        import pandas as pd
+
+        # the values that are not 0 or 1 even as numbers, in their order (a column with one text cell is all text,
+        # and text and numbers do not sort together)
+        bad = y[~pd.to_numeric(pd.Series(y), errors="coerce").isin((0, 1)).to_numpy()] if y.size else y
+        examples = list(dict.fromkeys(shown(v) for v in (bad if bad.size else y).tolist()))
+        raise ValueError(f"The {what} must be 0 (normal) or 1 (anomaly), got values like [{', '.join(examples[:5])}].")
     return y.astype(bool)
 
 

@@ -218,6 +218,7 @@ def read_series(
             )
     for c in chosen:
         check_numeric(table, c, name="Feature column", advice="fix or empty that cell, or give only numeric features.")
+        check_finite(table, c)
     if features is not None and chosen != list(features):
         missing = [c for c in features if c not in table.columns]
         detail = f"it lacks {', '.join(missing)}" if missing else f"it has {', '.join(map(str, chosen))}"

@@ -47,6 +47,7 @@ from ._tables import (
     check_rows,
     check_unique_times,
     one_source,
+    parse_times,
     read_csv,
     shown,
     shown_list,
@@ -176,12 +177,7 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
     for col in [cfg.target, *cfg.past_covariates, *cfg.future_covariates]:
         check_numeric(df, col, advice="give a number or an empty cell (a missing value), or leave the column out.")
         check_finite(df, col, time=cfg.time)
-    try:
-        times = pd.to_datetime(df[cfg.time])
-    except (ValueError, TypeError, OverflowError) as e:
-        raise ValueError(
-            f"The time column {shown(cfg.time)} does not parse as timestamps ({cap(str(e), 200)})."
-        ) from None
+    times = parse_times(df, cfg.time, name=f"The time column {shown(cfg.time)}", advice="fix or drop that row")
     written, df = df[cfg.time], df.assign(**{cfg.time: times})
     groups = df.groupby(cfg.id, sort=True) if cfg.id else [("series", df)]
     out = []

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from .. import runs
 from ..train import StepOutput, Trainer, seed_everything
+from ._tables import shown, shown_list
 from .sequence_model import ModelConfig, SequenceModel
 from .text_data import TextError, Tokenizer, WordTokenizer, make_tokenizer, tokenizer_from_dict
 
@@ -185,7 +186,7 @@ class TextClassifier:
             raise ValueError("Give at least two labelled texts to train on.")
         self.classes_, codes = np.unique(labels, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"All labels are {self.classes_[0]!r}; a classifier needs at least two classes.")
+            raise ValueError(f"All labels are {shown(self.classes_[0])}; a classifier needs at least two classes.")
         seed_everything(p["seed"])
         train_idx, val_idx = holdout_split(len(texts), p["validation_fraction"], p["seed"])
         train_texts = [texts[i] for i in train_idx]
@@ -279,7 +280,9 @@ class TextClassifier:
         index = {c: i for i, c in enumerate(classes)}
         unknown = sorted({str(v) for v in labels.tolist() if v not in index})
         if unknown:
-            raise ValueError(f"Labels {unknown[:5]} were not seen in training (classes: {classes}).")
+            raise ValueError(
+                f"Labels {shown_list(unknown, 5)} were not seen in training (classes: {shown_list(classes, 10)})."
+            )
         confusion = np.zeros((len(classes), len(classes)), dtype=int)
         for t, q in zip(labels.tolist(), pred.tolist(), strict=True):
             confusion[index[t], index[q]] += 1
@@ -333,18 +336,40 @@ class TextClassifier:
 
 def bag_of_words_baseline(
     train_texts: list[str], train_labels: np.ndarray, test_texts: list[str], test_labels: np.ndarray
-) -> dict[str, Any]:
-    """Logistic regression on TF-IDF word unigrams and bigrams (scikit-learn), fitted on the training texts only."""
+) -> dict[str, Any] | None:
+    """Logistic regression on TF-IDF word unigrams and bigrams (scikit-learn), fitted on the training texts only; None
+    when no word appears in two training texts (no vocabulary to fit on: the run is kept, without a baseline)."""
     try:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
     except ImportError as e:
         raise ImportError("The bag-of-words baseline needs scikit-learn: pip install 'lstmkit[text]'.") from e
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    features = vectorizer.fit_transform(train_texts)
+    try:
+        features = vectorizer.fit_transform(train_texts)
+    except ValueError:  # "empty vocabulary" / "After pruning, no terms remain": too few or too short texts
+        return None
     model = LogisticRegression(max_iter=2000).fit(features, train_labels)
     accuracy = float((model.predict(vectorizer.transform(test_texts)) == test_labels).mean())
     return {"model": "TF-IDF unigrams+bigrams, logistic regression (scikit-learn)", "accuracy": accuracy}
+
+
+def check_held_out_classes(labels: Any, holdout: float, seed: int = 0) -> None:
+    """Every class of the texts that :func:`train_run` holds out (``holdout``, ``seed``) has training texts too, so
+    that the held-out figures can be computed once the model is trained and saved.
+
+    Raises:
+        ValueError: naming the classes only held-out texts have, and what to do.
+    """
+    labels = np.asarray(labels)
+    train_idx, test_idx = holdout_split(len(labels), holdout, seed)
+    seen = set(labels[train_idx].tolist())
+    unseen = sorted({str(v) for v in labels[test_idx].tolist() if v not in seen})
+    if unseen:
+        raise ValueError(
+            f"The held-out texts (--holdout {holdout:g}) include the class(es) {shown_list(unseen, 5)}, which no "
+            "training text has; give every class a few more texts, or hold out a smaller share."
+        )
 
 
 def read_labelled(
