@@ -231,7 +231,8 @@ def test_resume_of_a_run_started_from_python_says_how_to_continue_it(tmp_path, c
     assert "command" not in json.loads((out / "config.json").read_text())
     assert main(["resume", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "kind 'language_model'" in err and "fit(..., run_dir=..., resume=True)" in err and "Traceback" not in err
+    assert "'language_model' run" in err and "started from Python" in err and "resume=True" in err
+    assert "Traceback" not in err and f"lstmkit resume {out}" not in err  # not the command the user just ran
 
 
 def test_a_network_too_large_for_the_machine_is_refused_before_allocating(tmp_path, capsys):
