@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lstmkit.nn import LSTM
-from lstmkit.train import CheckpointError, ResumeError, StepOutput, TrainConfig, Trainer
+from lstmkit.train import CheckpointError, GateStatistics, ResumeError, StepOutput, TrainConfig, Trainer
 from lstmkit.train import checkpoint as ckpt
 
 JOB = Path(__file__).with_name("resume_job.py")
@@ -342,7 +342,7 @@ def _early_stopping_run(run_dir, resume=False, eval_crash_at=None):
         return {"val_loss": float(nn.functional.mse_loss(pred, y[:8])) + (0.5 if epoch == 3 else 0.0)}
 
     cfg = config(epochs=5, early_stopping_patience=1, schedule="constant")
-    trainer = Trainer(model, make_loss(), cfg, run_dir=run_dir, eval_fn=eval_fn)
+    trainer = Trainer(model, make_loss(), cfg, run_dir=run_dir, eval_fn=eval_fn, callbacks=[GateStatistics()])
     trainer.fit(DataLoader(TensorDataset(x, y), batch_size=8), val_data=[0], resume=resume)
     return trainer, model.state_dict()
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lstmkit.nn import LSTM
-from lstmkit.train import StepOutput, TrainConfig, Trainer
+from lstmkit.train import GateStatistics, StepOutput, TrainConfig, Trainer
 from lstmkit.train import checkpoint as ckpt
 from lstmkit.train.guards import DivergenceError, has_diverged, locate_nonfinite
 
@@ -168,7 +168,9 @@ def test_a_nan_checkpoint_is_never_written(tmp_path: Path) -> None:
 def test_gate_saturation_and_gradient_norms_are_logged_per_epoch(tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = Net()
-    Trainer(net, loss_fn, TrainConfig(epochs=2, progress=False), run_dir=tmp_path).fit(batches(3))
+    Trainer(net, loss_fn, TrainConfig(epochs=2, progress=False), run_dir=tmp_path, callbacks=[GateStatistics()]).fit(
+        batches(3)
+    )
     import csv
 
     with (tmp_path / "metrics.csv").open() as f:
@@ -192,7 +194,8 @@ def test_gate_statistics_are_named_per_module_when_there_are_several() -> None:
             return self.head(self.dec(self.enc(x)[0])[0][:, -1])
 
     torch.manual_seed(0)
-    history = Trainer(Two(), loss_fn, TrainConfig(epochs=1, progress=False)).fit(batches(2))
+    trainer = Trainer(Two(), loss_fn, TrainConfig(epochs=1, progress=False), callbacks=[GateStatistics()])
+    history = trainer.fit(batches(2))
     assert {"enc.gate_sat_f", "dec.gate_sat_f"} <= set(history[0])
 
 

@@ -53,7 +53,6 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -65,8 +64,9 @@ from torch import Tensor, nn
 from .. import runs
 from .._atomic import atomic_write_bytes
 from ..config import StrictConfig, TrainConfig
+from ..data import SeededBatches
 from ..nn import LSTM
-from ..train import StepOutput, Trainer, seed_everything
+from ..train import GateStatistics, StepOutput, Trainer, seed_everything
 from ._tables import (
     check_finite,
     check_numeric,
@@ -384,26 +384,11 @@ class EncDecNet(nn.Module):
         return torch.cat(outputs[::-1], dim=1)  # (B, L)
 
 
-class _Windows:
-    """Training windows (N, L, 1), reshuffled each epoch from the source's own generator (exact resume)."""
+class _Windows(SeededBatches):
+    """Training windows ``(x,)`` (N, L, 1), reshuffled each epoch from the source's own generator (exact resume)."""
 
     def __init__(self, x: Tensor, batch_size: int, seed: int) -> None:
-        self.x, self.batch_size = x, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return -(-self.x.shape[0] // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[Tensor]]:
-        order = torch.randperm(self.x.shape[0], generator=self.generator)
-        for s in range(0, len(order), self.batch_size):
-            yield (self.x[order[s : s + self.batch_size]],)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.generator.set_state(state["generator"])
+        super().__init__(x, batch_size=batch_size, seed=seed)
 
 
 def _windows(z: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -614,7 +599,15 @@ class AnomalyDetector:
         train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                                 progress=cfg.progress)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
-        trainer = Trainer(self.model, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
+        trainer = Trainer(
+            self.model,
+            loss_fn,
+            train_cfg,
+            run_dir=run_dir,
+            callbacks=[GateStatistics()],
+            run_config=run_config,
+            kind=KIND,
+        )
         self.history_ = trainer.fit(_Windows(x_train, cfg.batch_size, cfg.seed), val_data=val, resume=resume)
         self.model.eval()
 

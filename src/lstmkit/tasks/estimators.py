@@ -39,7 +39,8 @@ from torch import Tensor
 
 from .. import runs
 from ..config import CLASSIFIER_EPOCHS, TrainConfig
-from ..train import StepOutput, Trainer, seed_everything
+from ..data import SeededBatches
+from ..train import GateStatistics, StepOutput, Trainer, seed_everything
 from .sequence_model import ModelConfig, SequenceModel, predict_batches
 
 REGRESSOR_KIND = "sequence_regressor"
@@ -132,33 +133,20 @@ def _as_ragged(X: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray | None]:
     return x, lengths
 
 
-class _ShuffledBatches:
+class _ShuffledBatches(SeededBatches):
     """Shuffled mini-batches by slicing whole tensors: no per-sample indexing and collation as in a DataLoader,
-    which costs as much as the model itself at the estimators' small sizes. Re-iterable, one pass per epoch."""
+    which costs as much as the model itself at the estimators' small sizes. Re-iterable, one pass per epoch, with
+    its own generator (exact resume)."""
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int, lengths: Tensor | None = None) -> None:
-        self.x, self.y, self.batch_size, self.lengths = x, y, batch_size, lengths
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(x, y, batch_size=batch_size, seed=seed)
+        self.x, self.y, self.lengths = x, y, lengths
 
-    def __len__(self) -> int:
-        return -(-self.x.shape[0] // self.batch_size)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        """The shuffling generator's state: checkpointed at each epoch start so a resumed fit shuffles the same."""
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.generator.set_state(state["generator"])
-
-    def __iter__(self):
-        order = torch.randperm(self.x.shape[0], generator=self.generator)
-        for start in range(0, self.x.shape[0], self.batch_size):
-            index = order[start : start + self.batch_size]
-            if self.lengths is None:
-                yield self.x[index], self.y[index]
-            else:  # ragged: cut the batch to its longest sequence, so short batches do not run over padding
-                lengths = self.lengths[index]
-                yield self.x[index, : int(lengths.max())], self.y[index], lengths
+    def collate(self, index: Tensor) -> tuple[Tensor, ...]:
+        if self.lengths is None:
+            return self.x[index], self.y[index]
+        lengths = self.lengths[index]  # ragged: cut the batch to its longest sequence, so it runs over less padding
+        return self.x[index, : int(lengths.max())], self.y[index], lengths
 
 
 _POOLINGS = ("last", "mean", "max", "attention")
@@ -459,7 +447,15 @@ class _SequenceEstimator(abc.ABC):
             return StepOutput(loss=self._loss(pred, yb), metrics=self._metrics(pred, yb), n_items=xb.shape[0])
 
         run_config = {k: v for k, v in self._jsonable_params().items() if k != "progress"}
-        trainer = Trainer(self.model_, loss_fn, cfg, run_dir=run_dir, run_config=run_config, kind=self._kind)
+        trainer = Trainer(
+            self.model_,
+            loss_fn,
+            cfg,
+            run_dir=run_dir,
+            callbacks=[GateStatistics()],
+            run_config=run_config,
+            kind=self._kind,
+        )
         self.history_ = trainer.fit(loader, val_data=val, resume=resume)
         self.model_.eval()
         return self

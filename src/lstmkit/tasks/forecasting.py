@@ -37,8 +37,9 @@ from torch import Tensor, nn
 from .. import runs
 from .._atomic import atomic_write_bytes
 from ..config import StrictConfig, TrainConfig
+from ..data import SeededBatches
 from ..nn import LSTM
-from ..train import StepOutput, Trainer, seed_everything
+from ..train import GateStatistics, StepOutput, Trainer, seed_everything
 from ..train.checkpoint import latest_checkpoint
 from ._tables import (
     cap,
@@ -334,27 +335,11 @@ def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
     return (loss * weight).sum() / (weight.sum() * len(quantiles)).clamp_min(1)
 
 
-class _Windows:
-    """Training windows, reshuffled each epoch from the source's own generator (so a resumed fit sees the same)."""
+class _Windows(SeededBatches):
+    """Training windows ``(x, fut, y)``, reshuffled each epoch from the source's own generator (exact resume)."""
 
     def __init__(self, x: Tensor, fut: Tensor, y: Tensor, batch_size: int, seed: int) -> None:
-        self.x, self.fut, self.y, self.batch_size = x, fut, y, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return -(-self.x.shape[0] // self.batch_size)
-
-    def __iter__(self):
-        order = torch.randperm(self.x.shape[0], generator=self.generator)
-        for s in range(0, len(order), self.batch_size):
-            i = order[s : s + self.batch_size]
-            yield self.x[i], self.fut[i], self.y[i]
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.generator.set_state(state["generator"])
+        super().__init__(x, fut, y, batch_size=batch_size, seed=seed)
 
 
 @runs.register_kind(KIND)
@@ -548,7 +533,15 @@ class Forecaster:
             early_stopping_patience=cfg.early_stopping_patience if use_val else None, monitor="val_loss",
         )  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
-        trainer = Trainer(self.model, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
+        trainer = Trainer(
+            self.model,
+            loss_fn,
+            train_cfg,
+            run_dir=run_dir,
+            callbacks=[GateStatistics()],
+            run_config=run_config,
+            kind=KIND,
+        )
         self.history_ = trainer.fit(_Windows(x, fut, y, cfg.batch_size, cfg.seed), val_data=val, resume=resume)
         self.model.eval()
 

@@ -29,9 +29,9 @@ from torch import Tensor, nn
 
 from .. import runs
 from ..config import StrictConfig, TrainConfig
-from ..data.buckets import bucketed_batches
+from ..data import SeededBatches, bucketed
 from ..nn import LSTM
-from ..train import StepOutput, Trainer, seed_everything
+from ..train import GateStatistics, StepOutput, Trainer, seed_everything
 from . import ctc
 from .handwriting_data import Sample, StrokeError, features, read_strokes
 from .ngram import WittenBellLM, _Order
@@ -141,7 +141,7 @@ def _pad(feats: list[np.ndarray]) -> tuple[Tensor, Tensor]:
     return x, lengths
 
 
-class _Batches:
+class _Batches(SeededBatches):
     """Shuffled batches (x (B, T, 4), lengths (B,), targets (sum S,), target_lengths (B,)), bucketed by length so a
     batch pads little; re-iterable, with its own generator (exact resume)."""
 
@@ -149,24 +149,14 @@ class _Batches:
 
     def __init__(self, feats: list[np.ndarray], labels: list[list[int]], batch_size: int, seed: int,
                  shuffle: bool = True) -> None:  # fmt: skip
-        self.feats, self.labels, self.batch_size, self.shuffle = feats, labels, batch_size, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
+        order = bucketed([len(f) for f in feats], self.POOL)
+        super().__init__(feats, labels, batch_size=batch_size, seed=seed, shuffle=shuffle, order=order)
+        self.feats, self.labels = feats, labels
 
-    def __len__(self) -> int:
-        return -(-len(self.feats) // self.batch_size)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.generator.set_state(state["generator"])
-
-    def __iter__(self):
-        lengths = [len(f) for f in self.feats]
-        for idx in bucketed_batches(lengths, self.batch_size, self.POOL, self.generator if self.shuffle else None):
-            x, lengths = _pad([self.feats[i] for i in idx])
-            targets, target_lengths = ctc.pack_targets([self.labels[i] for i in idx])
-            yield x, lengths, targets, target_lengths
+    def collate(self, index: list[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        x, lengths = _pad([self.feats[i] for i in index])
+        targets, target_lengths = ctc.pack_targets([self.labels[i] for i in index])
+        return x, lengths, targets, target_lengths
 
 
 def _ngram_ids(labels: list[list[int]]) -> np.ndarray:
@@ -295,7 +285,7 @@ class HandwritingRecognizer:
         if lm_texts:  # a resumed run must fit its n-gram on the same words (ResumeError otherwise)
             run_config["lm_texts"] = {"n": len(lm_texts), "sha256": hashlib.sha256(extra.tobytes()).hexdigest()}
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
-                          run_config=run_config, kind=KIND)  # fmt: skip
+                          callbacks=[GateStatistics()], run_config=run_config, kind=KIND)  # fmt: skip
         self.history_ = trainer.fit(data, val_data=val, resume=resume)
         self.net.eval()
         if trainer.averaged_steps and val:  # the net holds the average: score that on the validation words

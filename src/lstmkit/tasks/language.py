@@ -36,7 +36,7 @@ from .. import runs
 from ..config import StrictConfig, TrainConfig
 from ..data import SeriesStream
 from ..nn import LSTM
-from ..train import StepOutput, Trainer, seed_everything
+from ..train import GateStatistics, StepOutput, Trainer, seed_everything
 from .text_data import (
     BPETokenizer,
     StreamDecoder,
@@ -222,7 +222,15 @@ class LanguageModel:
             progress=cfg.progress, log_every_steps=100,
         )  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
-        trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
+        trainer = Trainer(
+            self.net,
+            loss_fn,
+            train_cfg,
+            run_dir=run_dir,
+            callbacks=[GateStatistics()],
+            run_config=run_config,
+            kind=KIND,
+        )
         data = _Tokens(train_ids, cfg.batch_size, cfg.bptt, dtype=torch.long)
         self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
         self.net.eval()

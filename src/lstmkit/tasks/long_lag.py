@@ -26,8 +26,9 @@ from torch import Tensor
 
 from .. import runs
 from ..config import StrictConfig, TrainConfig
+from ..data import SeededDraws
 from ..nn import hidden_grad_norms
-from ..train import StepOutput, Trainer, register_resumer, seed_everything
+from ..train import GateStatistics, StepOutput, Trainer, register_resumer, seed_everything
 from ..train.distributed import is_main_process
 from . import long_lag_data as data
 from .sequence_model import ModelConfig, SequenceModel
@@ -190,26 +191,13 @@ def gradient_flow(model: SequenceModel, spec: data.TaskSpec, length: int, seed: 
     return norms.flip(0).cpu()
 
 
-class _TrainBatches:
+class _TrainBatches(SeededDraws):
     """``eval_every`` fresh training batches per epoch from the task's generator, which it owns: its state is the
     data's state, checkpointed at each epoch start so a resumed run sees the same sequences."""
 
     def __init__(self, spec: data.TaskSpec, cfg: ExperimentConfig, length: int, seed: int) -> None:
+        super().__init__(lambda g: _as_tuple(spec.make_batch(cfg.batch_size, length, g)), cfg.eval_every, seed)
         self.spec, self.cfg, self.length = spec, cfg, length
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return self.cfg.eval_every
-
-    def __iter__(self):
-        for _ in range(self.cfg.eval_every):
-            yield _as_tuple(self.spec.make_batch(self.cfg.batch_size, self.length, self.generator))
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.generator.set_state(state["generator"])
 
 
 def _run_config(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -264,8 +252,8 @@ def run(
         progress=cfg.progress, monitor="val_loss",
     )  # fmt: skip
     trainer = Trainer(
-        model, loss_fn, train_cfg, run_dir=out, eval_fn=eval_fn, callbacks=[check], run_config=_run_config(cfg),
-        kind=KIND,
+        model, loss_fn, train_cfg, run_dir=out, eval_fn=eval_fn, callbacks=[check, GateStatistics()],
+        run_config=_run_config(cfg), kind=KIND,
     )  # fmt: skip
     trainer.fit(train_data, val_data=[val_batch], resume=resume)
     seconds = time.perf_counter() - started

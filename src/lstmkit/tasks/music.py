@@ -43,7 +43,7 @@ from torch import Tensor
 
 from .. import runs
 from ..config import StrictConfig, TrainConfig
-from ..train import StepOutput, Trainer, seed_everything
+from ..train import GateStatistics, StepOutput, Trainer, seed_everything
 from .language import LanguageModelConfig, LMNet, _sample, _Tokens
 from .music_data import (
     MusicError,
@@ -160,7 +160,15 @@ class MusicModel:
             early_stopping_patience=cfg.early_stopping_patience if val_data is not None else None,
         )  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
-        trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
+        trainer = Trainer(
+            self.net,
+            loss_fn,
+            train_cfg,
+            run_dir=run_dir,
+            callbacks=[GateStatistics()],
+            run_config=run_config,
+            kind=KIND,
+        )
         data = _Tokens(train_ids, cfg.batch_size, cfg.bptt, dtype=torch.long)
         self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
         self.net.eval()

@@ -36,9 +36,9 @@ from torch import Tensor, nn
 
 from .. import runs
 from ..config import StrictConfig, TrainConfig
-from ..data.buckets import bucketed_batches
+from ..data import SeededBatches, bucketed
 from ..nn import LSTM
-from ..train import StepOutput, Trainer, seed_everything
+from ..train import GateStatistics, StepOutput, Trainer, seed_everything
 from .text_data import TextError, Tokenizer, make_tokenizer, tokenizer_from_dict
 
 __all__ = ["Seq2Seq", "Seq2SeqConfig", "corpus_scores", "number_phrases", "read_pairs", "train_run"]
@@ -188,7 +188,7 @@ def _pad(seqs: list[list[int]]) -> tuple[Tensor, Tensor]:
     return out, lengths
 
 
-class _Pairs:
+class _Pairs(SeededBatches):
     """Shuffled batches of (source, lengths, target_in, target_out), re-iterable, with its own generator.
 
     Batches are bucketed: the shuffled pairs are cut into pools of ``POOL`` batches, each pool sorted by length and
@@ -198,24 +198,14 @@ class _Pairs:
     POOL = 50
 
     def __init__(self, src: list[list[int]], tgt: list[list[int]], batch_size: int, seed: int) -> None:
-        self.src, self.tgt, self.batch_size = src, tgt, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
+        order = bucketed([(len(t), len(s)) for s, t in zip(src, tgt, strict=True)], self.POOL)
+        super().__init__(src, tgt, batch_size=batch_size, seed=seed, order=order)
+        self.src, self.tgt = src, tgt
 
-    def __len__(self) -> int:
-        return -(-len(self.src) // self.batch_size)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.generator.set_state(state["generator"])
-
-    def __iter__(self):
-        keys = [(len(t), len(s)) for s, t in zip(self.src, self.tgt, strict=True)]
-        for idx in bucketed_batches(keys, self.batch_size, self.POOL, self.generator):
-            src, lengths = _pad([self.src[i] for i in idx])
-            tgt, _ = _pad([[BOS, *self.tgt[i], EOS] for i in idx])
-            yield src, lengths, tgt[:, :-1], tgt[:, 1:]
+    def collate(self, index: list[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        src, lengths = _pad([self.src[i] for i in index])
+        tgt, _ = _pad([[BOS, *self.tgt[i], EOS] for i in index])
+        return src, lengths, tgt[:, :-1], tgt[:, 1:]
 
 
 @runs.register_kind(KIND)
@@ -273,7 +263,15 @@ class Seq2Seq:
                                 clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress,
                                 max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
-        trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
+        trainer = Trainer(
+            self.net,
+            loss_fn,
+            train_cfg,
+            run_dir=run_dir,
+            callbacks=[GateStatistics()],
+            run_config=run_config,
+            kind=KIND,
+        )
         trainer_ref["t"] = trainer
         self.history_ = trainer.fit(data, val_data=val, resume=resume)
         self.net.eval()

@@ -50,9 +50,9 @@ from torch import Tensor, nn
 
 from .. import runs
 from ..config import StrictConfig, TrainConfig
-from ..data.buckets import bucketed_batches
+from ..data import SeededBatches, bucketed
 from ..nn import LSTM
-from ..train import StepOutput, Trainer, seed_everything
+from ..train import GateStatistics, StepOutput, Trainer, seed_everything
 from .ctc import (
     Alphabet,
     beam_search,
@@ -311,9 +311,9 @@ def _pad(feats: list[np.ndarray], with_background: bool = False) -> tuple[Tensor
     return x, torch.full_like(lengths, x.shape[1]) if with_background else lengths
 
 
-class _Batches:
+class _Batches(SeededBatches):
     """Shuffled batches ``(x, lengths, targets, target_lengths)``, bucketed by length like seq2seq's, re-iterable,
-    with its own generator (saved in checkpoints for an exact resume).
+    with its own generators (the order's and the masks', saved in checkpoints for an exact resume).
 
     Training batches (``with_background``) are padded with each utterance's own background (see :func:`_pad`), not
     masked: bucketing keeps the padding to a step or two, and an unmasked batch takes PyTorch's fused LSTM kernel,
@@ -324,30 +324,20 @@ class _Batches:
     def __init__(self, feats: list[np.ndarray], labels: list[list[int]], batch_size: int, seed: int,
                  shuffle: bool = True, with_background: bool = False,
                  masks: tuple[int, int] | None = None) -> None:  # fmt: skip
-        self.feats, self.labels, self.batch_size, self.shuffle = feats, labels, batch_size, shuffle
+        order = bucketed([len(f) for f in feats], self.POOL)
+        super().__init__(feats, labels, batch_size=batch_size, seed=seed, shuffle=shuffle, order=order,
+                         generators=("mask_generator",))  # fmt: skip
+        self.feats, self.labels = feats, labels
         self.with_background = with_background
         self.masks = masks  # (n_mels, stack): SpecAugment masks on every batch (see _mask)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.mask_generator = torch.Generator().manual_seed(seed)
+        self.mask_generator = self.generators["mask_generator"]
 
-    def __len__(self) -> int:
-        return -(-len(self.feats) // self.batch_size)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state(), "mask_generator": self.mask_generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.generator.set_state(state["generator"])
-        self.mask_generator.set_state(state["mask_generator"])
-
-    def __iter__(self):
-        lengths = [len(f) for f in self.feats]
-        for idx in bucketed_batches(lengths, self.batch_size, self.POOL, self.generator if self.shuffle else None):
-            x, lengths = _pad([self.feats[i] for i in idx], self.with_background)
-            if self.masks is not None:
-                x = _mask(x, lengths, *self.masks, self.mask_generator)
-            targets, target_lengths = pack_targets([self.labels[i] for i in idx])
-            yield x, lengths, targets, target_lengths
+    def collate(self, index: list[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        x, lengths = _pad([self.feats[i] for i in index], self.with_background)
+        if self.masks is not None:
+            x = _mask(x, lengths, *self.masks, self.mask_generator)
+        targets, target_lengths = pack_targets([self.labels[i] for i in index])
+        return x, lengths, targets, target_lengths
 
 
 def _mask(x: Tensor, lengths: Tensor, n_mels: int, stack: int, gen: torch.Generator) -> Tensor:
@@ -465,7 +455,7 @@ class SpeechRecognizer:
         )  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
-                          run_config=run_config, kind=KIND)  # fmt: skip
+                          callbacks=[GateStatistics()], run_config=run_config, kind=KIND)  # fmt: skip
         self.history_ = trainer.fit(data, val_data=val, resume=resume)
         self.net.eval()
         return self

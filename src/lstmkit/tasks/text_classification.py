@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import runs
-from ..train import StepOutput, Trainer, seed_everything
+from ..data import SeededBatches, bucketed
+from ..train import GateStatistics, StepOutput, Trainer, seed_everything
 from ._tables import shown, shown_list
 from .sequence_model import ModelConfig, SequenceModel
 from .text_data import TextError, Tokenizer, WordTokenizer, make_tokenizer, tokenizer_from_dict
@@ -81,31 +82,17 @@ class TextNet(nn.Module):
         return self.body(x, lengths=lengths)[0]  # (B, K)
 
 
-class _Buckets:
-    """Mini-batches of similar length: sort by length within shuffled pools of 50 batches, shuffle the batches."""
+class _Buckets(SeededBatches):
+    """Mini-batches (ids, lengths, labels) of similar length: sort by length within shuffled pools of 50 batches,
+    shuffle the batches; re-iterable, with its own generator (exact resume)."""
 
     def __init__(self, ids: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int) -> None:
-        self.ids, self.labels, self.batch_size = ids, labels, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
+        order = bucketed([len(i) for i in ids], pool=50)
+        super().__init__(ids, labels, batch_size=batch_size, seed=seed, order=order)
+        self.ids, self.labels = ids, labels
 
-    def __len__(self) -> int:
-        return -(-len(self.ids) // self.batch_size)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.generator.set_state(state["generator"])
-
-    def __iter__(self):
-        order = torch.randperm(len(self.ids), generator=self.generator).numpy()
-        pool = 50 * self.batch_size
-        batches = []
-        for s in range(0, len(order), pool):
-            chunk = sorted(order[s : s + pool], key=lambda i: len(self.ids[i]))
-            batches += [chunk[b : b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
-        for k in torch.randperm(len(batches), generator=self.generator).tolist():
-            yield _pad([self.ids[i] for i in batches[k]]) + (torch.as_tensor(self.labels[batches[k]]),)
+    def collate(self, index: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+        return _pad([self.ids[i] for i in index]) + (torch.as_tensor(self.labels[index]),)
 
 
 def _pad(seqs: list[np.ndarray]) -> tuple[Tensor, Tensor]:
@@ -227,7 +214,9 @@ class TextClassifier:
         )  # fmt: skip
         run_config = {k: v for k, v in p.items() if k != "progress"}
         run_config["class_weight"] = str(p["class_weight"])
-        trainer = Trainer(self.net, loss_fn, cfg, run_dir=run_dir, run_config=run_config, kind=KIND)
+        trainer = Trainer(
+            self.net, loss_fn, cfg, run_dir=run_dir, callbacks=[GateStatistics()], run_config=run_config, kind=KIND
+        )
         self.history_ = trainer.fit(train, val_data=val, resume=resume)
         self.net.eval()
         return self

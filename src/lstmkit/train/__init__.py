@@ -6,18 +6,21 @@ supplies ``loss_fn(model, batch, state) -> StepOutput``; see :class:`Trainer`.
 """
 
 from lstmkit.config import TrainConfig
+from lstmkit.train.callbacks import Callback, GateStatistics
 from lstmkit.train.checkpoint import CheckpointError, ResumeError
 from lstmkit.train.guards import DivergenceError
-from lstmkit.train.loop import Callback, EvalFn, LossFn, StepOutput, Trainer, detach_state, seed_everything, split_time
+from lstmkit.train.loop import EvalFn, LossFn, StepOutput, Trainer, seed_everything, split_time
 from lstmkit.train.metrics import MetricsLogger
 from lstmkit.train.optim import LRSchedule, build_optimizer, build_schedule
 from lstmkit.train.resume import register_resumer, resume
+from lstmkit.train.tensors import detach_state
 
 __all__ = [
     "Callback",
     "CheckpointError",
     "DivergenceError",
     "EvalFn",
+    "GateStatistics",
     "LRSchedule",
     "LossFn",
     "MetricsLogger",

@@ -33,7 +33,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ from lstmkit._atomic import atomic_write_bytes
 from lstmkit.config import TrainConfig
 from lstmkit.train import checkpoint as ckpt
 from lstmkit.train import distributed
+from lstmkit.train.callbacks import Callback
 from lstmkit.train.guards import (
     DivergenceError,
     all_finite,
@@ -56,6 +57,7 @@ from lstmkit.train.metrics import MetricsLogger
 from lstmkit.train.optim import build_optimizer, build_schedule
 from lstmkit.train.progress import ProgressBar
 from lstmkit.train.tensorboard import TensorBoardLogger, tensorboard_available
+from lstmkit.train.tensors import detach_state, to_device
 
 __all__ = [
     "Callback",
@@ -100,44 +102,11 @@ EvalFn = Callable[[torch.nn.Module, Any], Mapping[str, float | torch.Tensor]]
 """``eval_fn(model, val_data) -> {"val_loss": ..., ...}``; called in eval mode under ``torch.no_grad()``."""
 
 
-class Callback(Protocol):
-    """A training callback. Every method is optional; the loop only calls the ones an object has."""
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> bool | None:
-        """Called after each epoch with its metrics row (``epoch`` is 1-based); return True to stop training."""
-        ...
-
-
 def seed_everything(seed: int) -> None:
     """Seed ``random``, ``numpy`` and ``torch`` (all devices) with ``seed``."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def detach_state(state: Any) -> Any:
-    """Detach every tensor in ``state`` from the graph, keeping the nesting (tuples, lists, dicts, named tuples).
-
-    Raises:
-        TypeError: for anything that is not None, a tensor, or a tuple/list/dict of those.
-    """
-
-    def check(obj: Any) -> None:
-        if isinstance(obj, (tuple, list)):
-            for v in obj:
-                check(v)
-        elif isinstance(obj, dict):
-            for v in obj.values():
-                check(v)
-        elif obj is not None and not isinstance(obj, torch.Tensor):
-            raise TypeError(
-                f"Cannot detach a recurrent state of type {type(obj).__name__}. StepOutput.state must be None, a "
-                "tensor, or a tuple/list/dict of tensors (e.g. (h_n, c_n)). Return the state in one of those forms "
-                "from loss_fn."
-            )
-
-    check(state)
-    return _map_tensors(state, torch.Tensor.detach)
 
 
 def split_time(batch: Batch, chunk_steps: int) -> list[Batch]:
@@ -319,7 +288,8 @@ class Trainer:
         eval_fn: ``eval_fn(model, val_data) -> dict`` of validation metrics, called in eval mode under
             ``torch.no_grad()``. None: the mean of ``loss_fn`` over ``val_data`` as ``val_loss`` (plus ``val_<name>``
             for each ``StepOutput.metrics`` entry).
-        callbacks: objects with an optional ``on_epoch_end(trainer, epoch, metrics) -> bool | None``; True stops.
+        callbacks: objects with any of the hooks of :mod:`lstmkit.train.callbacks` (``on_epoch_end(trainer, epoch,
+            metrics) -> bool | None``: True stops; ``epoch_metrics`` adds columns, e.g. :class:`GateStatistics`).
             A callback with ``state_dict()`` / ``load_state_dict()`` has its state checkpointed.
         run_config: the task's resolved config (a dict or an object with ``to_dict()``), saved in every checkpoint;
             resuming with a different one is refused.
@@ -414,7 +384,6 @@ class Trainer:
         self._wrote_checkpoints = False
         self._tb: TensorBoardLogger | None = None
         self._dist: distributed.DistInfo | None = None
-        self._gate_inputs: dict[str, tuple[Any, Any]] = {}  # first training input of each gate-reporting module
         self._train_model: torch.nn.Module = model  # the model loss_fn gets: DistributedDataParallel(model) or model
 
     @property
@@ -519,7 +488,7 @@ class Trainer:
         epoch_log = MetricsLogger(self.run_dir / "metrics.csv") if writes else None
         step_log = MetricsLogger(self.run_dir / "steps.csv") if writes and cfg.log_every_steps is not None else None
         self._tb = TensorBoardLogger(self.run_dir) if writes and tensorboard_available() else None
-        probes = self._install_gate_probes()
+        self._call("on_fit_start")
         finished = position is not None and bool(position.get("finished"))
         try:
             with ProgressBar(enabled=cfg.progress and self.is_main and not finished) as bar:
@@ -560,14 +529,20 @@ class Trainer:
             for log in (epoch_log, step_log, self._tb):
                 if log is not None:
                     log.close()
-            for handle in probes:
-                handle.remove()
+            self._call("on_fit_end")
         if self._best_state is not None and cfg.early_stopping_patience is not None:
             self.model.load_state_dict(self._best_state)
             logger.info("restored the weights of epoch %d (%s=%.5g)", self.best_epoch, cfg.monitor, self.best_value)
         if self._averaged is not None:
             self._use_average()
         return self.history
+
+    def _call(self, hook: str, *args: Any) -> None:
+        """Call ``hook(self, *args)`` on every callback that has it."""
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, *args)
 
     def _use_average(self) -> None:
         """End fit() with the averaged weights (or the last ones, with a warning, if no step was averaged)."""
@@ -621,7 +596,7 @@ class Trainer:
             self._snapshot_epoch_start(train_data)
             acc = _EpochAcc()
         t0 = time.perf_counter() - acc.seconds_before
-        self._gate_inputs = {}
+        self._call("on_epoch_start", epoch)
         bar.start_epoch(epoch, cfg.epochs, total_batches)
         stop = False
         pending: list[Any] = []
@@ -748,7 +723,10 @@ class Trainer:
                         "Rename it in eval_fn (validation metrics usually start with 'val_')."
                     )
                 row[k] = v
-        row.update(self._gate_statistics())
+        for callback in self.callbacks:  # extra columns (gate statistics ...), between validation and lr
+            extra = getattr(callback, "epoch_metrics", None)
+            if extra is not None:
+                row.update(extra(self, epoch))
         row.update(
             {
                 "lr": acc.lr,
@@ -766,48 +744,6 @@ class Trainer:
         if self.config.precision != "bf16":
             return contextlib.nullcontext()
         return torch.autocast(self._params[0].device.type, dtype=torch.bfloat16)
-
-    def _gate_modules(self) -> list[tuple[str, torch.nn.Module]]:
-        """Submodules that can report gate saturation (lstmkit's LSTM has ``gate_saturation(*inputs)``)."""
-        return [(n, m) for n, m in self.model.named_modules() if callable(getattr(m, "gate_saturation", None))]
-
-    def _install_gate_probes(self) -> list[Any]:
-        """Forward pre-hooks that keep each gate-reporting module's first training input of the epoch."""
-
-        def probe(name: str):
-            def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-                if module.training and name not in self._gate_inputs:
-                    self._gate_inputs[name] = (_detached(args), _detached(kwargs))
-
-            return hook
-
-        return [m.register_forward_pre_hook(probe(n), with_kwargs=True) for n, m in self._gate_modules()]
-
-    def _gate_statistics(self) -> dict[str, float]:
-        """Per gate, the fraction of saturated activations on the epoch's first batch, for each LSTM in the model:
-        ``gate_sat_i`` ... (``<module>.gate_sat_i`` when the model has several)."""
-        modules = dict(self._gate_modules())
-        out: dict[str, float] = {}
-        for name in modules:  # every column every epoch (NaN when unknown): the CSV header is fixed by the first row
-            prefix = "gate_sat" if len(modules) == 1 else f"{name}.gate_sat"
-            out.update({f"{prefix}_{gate}": math.nan for gate in "ifgo"})
-        rng = ckpt.capture_rng()
-        for name, (args, kwargs) in self._gate_inputs.items():
-            module = modules[name]
-            was_training = module.training
-            module.eval()
-            try:
-                with torch.no_grad():
-                    stats = module.gate_saturation(*args, **kwargs)
-            except Exception as e:  # noqa: BLE001  (statistics must never stop training)
-                logger.debug("gate statistics of %s skipped: %s", name, e)
-                continue
-            finally:
-                module.train(was_training)
-            prefix = "gate_sat" if len(modules) == 1 else f"{name}.gate_sat"
-            out.update({f"{prefix}_{gate}": float(v) for gate, v in stats.items() if f"{prefix}_{gate}" in out})
-        ckpt.restore_rng(rng)
-        return out
 
     def _snapshot_epoch_start(self, train_data: Any) -> None:
         """Remember the RNG states and the data's state as an epoch starts: a resume replays the epoch from here."""
@@ -975,7 +911,7 @@ class Trainer:
         # and its GPU); the checkpoint keeps every rank's.
         local = {
             "acc": acc.state_dict() if acc is not None else None,
-            "carried": _to_device(state, torch.device("cpu")),
+            "carried": to_device(state, torch.device("cpu")),
             "prev_batch_size": position.get("prev_batch_size"),
             "rng": ckpt.capture_rng(),
             "epoch_start": self._epoch_start,
@@ -1101,7 +1037,7 @@ class Trainer:
         mine = ranks[rank] if rank < len(ranks) else ranks[0]
         position["rng"], position["epoch_start"] = mine["rng"], mine["epoch_start"]
         position["acc"], position["prev_batch_size"] = mine["acc"], mine["prev_batch_size"]
-        position["carried_state"] = _to_device(mine["carried"], device)
+        position["carried_state"] = to_device(mine["carried"], device)
         if position.get("finished"):
             ckpt.restore_rng(position["rng"])
         logger.info("resumed from %s (step %d, epoch %d)", path, self.global_step, position["epoch"])
@@ -1239,28 +1175,6 @@ class Trainer:
                 self.stop_reason = self.stop_reason or "callback"
                 stop = True
         return stop, improved
-
-
-def _map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    """``obj`` with ``fn`` applied to every tensor inside it, keeping the nesting (tuples, named tuples, lists,
-    dicts); other values (flags, numbers, None) are kept as they are."""
-    if isinstance(obj, torch.Tensor):
-        return fn(obj)
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # named tuple
-        return type(obj)(*(_map_tensors(v, fn) for v in obj))
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_map_tensors(v, fn) for v in obj)
-    if isinstance(obj, dict):
-        return {k: _map_tensors(v, fn) for k, v in obj.items()}
-    return obj
-
-
-def _detached(obj: Any) -> Any:
-    return _map_tensors(obj, torch.Tensor.detach)
-
-
-def _to_device(obj: Any, device: torch.device) -> Any:
-    return _map_tensors(obj, lambda t: t.to(device))
 
 
 def _rewrite_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> None:
