@@ -229,7 +229,7 @@ def test_resume_refuses_a_different_config_naming_the_difference(tmp_path: Path)
 def test_resume_refuses_another_lstmkit_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(Crash):
         train(tmp_path / "r", config(), crash_at=5)
-    monkeypatch.setattr("lstmkit.train.loop._package_version", lambda: "9.9.9")
+    monkeypatch.setattr("lstmkit.train.state.package_version", lambda: "9.9.9")
     with pytest.raises(ResumeError, match="lstmkit 9.9.9"):
         train(tmp_path / "r", config(), resume=True)
 

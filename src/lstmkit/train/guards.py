@@ -12,22 +12,31 @@ The loop knows nothing of LSTMs: everything here works on any ``torch.nn.Module`
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
+from lstmkit.config import TrainConfig
+from lstmkit.train import checkpoint as ckpt
+from lstmkit.train import distributed
+
 __all__ = [
     "DIVERGENCE_FACTOR",
     "DIVERGENCE_FLOOR",
     "DivergenceError",
+    "NonfinitePolicy",
     "all_finite",
+    "divergence_error",
     "format_lr",
     "has_diverged",
     "iter_tensors",
     "locate_nonfinite",
     "nonfinite_grads",
 ]
+
+logger = logging.getLogger(__name__)
 
 # A finite loss has diverged when it exceeds DIVERGENCE_FACTOR times the loss of the run's first step (the untrained
 # model's) and DIVERGENCE_FLOOR. Four orders of magnitude: the noise and the spikes of a healthy run stay within one
@@ -207,3 +216,85 @@ def locate_nonfinite(model: torch.nn.Module, forward: Callable[[], Any], batch: 
     if found:
         return "first non-finite value in " + found[0]
     return "the forward pass is finite on this batch, so the overflow is in the backward pass"
+
+
+def divergence_error(
+    loss: float, first: float | None, lowest: float | None, lr: float, step: int, epoch: int, distributed_run: bool
+) -> DivergenceError:
+    """The sentence for a loss that rose orders of magnitude: where (``step`` is the one that diverged), from what
+    to what, and which learning rate to try."""
+    lowest = lowest if lowest is not None else first
+    here = f"{loss:.3g}" if not distributed_run or has_diverged(loss, first or 0.0) else "(another rank)"
+    return DivergenceError(
+        f"Training diverged at step {step} (epoch {epoch}): the loss rose from {lowest:.3g} to "
+        f"{here} with learning rate {format_lr(lr)}. Try a learning rate 10 to 100 times smaller "
+        f"({format_lr(lr / 100)} to {format_lr(lr / 10)})."
+    )
+
+
+class NonfinitePolicy:
+    """What to do with a non-finite step, as ``config.on_nonfinite`` says: diagnose it, then raise, skip it or roll
+    back to the last checkpoint; more than ``max_nonfinite_steps`` in a row raise.
+
+    Attributes:
+        in_a_row: non-finite steps in a row (reset by :meth:`step_ok`).
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.in_a_row = 0
+
+    def step_ok(self) -> None:
+        self.in_a_row = 0
+
+    def handle(
+        self,
+        what: str,
+        model: torch.nn.Module,
+        forward: Callable[[], Any],
+        batch: Any,
+        autocast: Callable[[], Any],
+        dist: distributed.DistInfo | None,
+        rollback: Callable[[], str | None],
+    ) -> str:
+        """Diagnose the step (``forward()`` re-runs it; ``batch`` names the time step), then raise
+        :class:`DivergenceError` or skip / roll back (``rollback()`` restores the last checkpoint and returns its
+        name, or None when there is none). Returns the sentence logged for the event."""
+        cfg = self.config
+        # The diagnosis re-runs the forward pass; it must move neither the RNGs nor running statistics (BatchNorm).
+        rng = ckpt.capture_rng()
+        buffers = {k: v.clone() for k, v in model.named_buffers()}
+        try:
+            with autocast():
+                cause = locate_nonfinite(model, forward, batch)
+        finally:
+            ckpt.restore_rng(rng)
+            with torch.no_grad():
+                for k, v in model.named_buffers():
+                    v.copy_(buffers[k])
+        message = f"{what}: {cause}."
+        if dist is not None:  # report the rank whose rows went wrong (rank 0 logs and keeps the events)
+            reports = distributed.gather_objects((what.startswith("Non-finite loss ("), message))
+            culprit = next((r for r, (own, _) in enumerate(reports) if own), 0)
+            message = f"{reports[culprit][1][:-1]} (on rank {culprit})."
+        self.in_a_row += 1
+        if cfg.on_nonfinite == "raise" or self.in_a_row > cfg.max_nonfinite_steps:
+            if cfg.on_nonfinite != "raise":
+                message += f" That is {self.in_a_row} non-finite steps in a row (max_nonfinite_steps), so stop."
+            raise DivergenceError(
+                message + f" Lower the learning rate (now {format_lr(cfg.lr)}; try 10 to 100 times smaller, --lr), "
+                "keep gradient clipping on and check the data for NaN or huge values; from Python, "
+                "TrainConfig(on_nonfinite='skip' or 'rollback') trains through rare spikes."
+            )
+        if cfg.on_nonfinite == "rollback":
+            name = rollback()
+            if name is None:
+                raise DivergenceError(
+                    message + " on_nonfinite='rollback' needs a checkpoint to go back to: give the Trainer a run_dir "
+                    "(with checkpoint=True), or use on_nonfinite='skip'."
+                )
+            message += f" Rolled back to {name} and went on with the next batch."
+        else:
+            message += " Skipped this update."
+        logger.warning("%s", message)
+        return message

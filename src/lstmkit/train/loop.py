@@ -20,10 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import importlib.metadata
-import io
 import itertools
 import json
 import logging
@@ -39,25 +36,17 @@ import numpy as np
 import torch
 
 from lstmkit import runs
-from lstmkit._atomic import atomic_write_bytes
 from lstmkit.config import TrainConfig
 from lstmkit.train import checkpoint as ckpt
 from lstmkit.train import distributed
+from lstmkit.train import state as run_state
+from lstmkit.train.averaging import WeightAverage
 from lstmkit.train.callbacks import Callback
-from lstmkit.train.guards import (
-    DivergenceError,
-    all_finite,
-    check_training_memory,
-    format_lr,
-    has_diverged,
-    locate_nonfinite,
-    nonfinite_grads,
-)
-from lstmkit.train.metrics import MetricsLogger
+from lstmkit.train.guards import NonfinitePolicy, check_training_memory, divergence_error, has_diverged, nonfinite_grads
+from lstmkit.train.metrics import EpochSums, RunLogs, WeightedMeans
 from lstmkit.train.optim import build_optimizer, build_schedule
 from lstmkit.train.progress import ProgressBar
-from lstmkit.train.tensorboard import TensorBoardLogger, tensorboard_available
-from lstmkit.train.tensors import detach_state, to_device
+from lstmkit.train.tensors import detach_state
 
 __all__ = [
     "Callback",
@@ -201,77 +190,6 @@ def _to_float(value: Any, what: str) -> float:
         raise TypeError(f"{what} must be a number or a scalar tensor, got {type(value).__name__} {value!r}.") from None
 
 
-class _Mean:
-    """Weighted running means of named values."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.weight = 0.0
-
-    def add(self, values: Mapping[str, float], weight: float) -> None:
-        for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v * weight
-        self.weight += weight
-
-    def means(self) -> dict[str, float]:
-        return {k: (s / self.weight if self.weight > 0 else math.nan) for k, s in self.sums.items()}
-
-
-class _EpochAcc:
-    """Running sums of one epoch, kept across a resume so the epoch's row comes out the same."""
-
-    def __init__(self) -> None:
-        self.means = _Mean()
-        self.grad_norm_sum, self.grad_norm_count, self.grad_norm_max = 0.0, 0, math.nan
-        self.items = 0
-        self.lr = math.nan
-        self.n_batches = 0
-        self.nonfinite = 0
-        self.seconds_before = 0.0  # training seconds of this epoch spent before a resume
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "sums": dict(self.means.sums), "weight": self.means.weight,
-            "grad_norm": [self.grad_norm_sum, self.grad_norm_count, self.grad_norm_max],
-            "items": self.items, "lr": self.lr, "n_batches": self.n_batches, "nonfinite": self.nonfinite,
-            "seconds": self.seconds_before,
-        }  # fmt: skip
-
-    @classmethod
-    def from_state(cls, s: Mapping[str, Any]) -> _EpochAcc:
-        acc = cls()
-        acc.means.sums, acc.means.weight = dict(s["sums"]), s["weight"]
-        acc.grad_norm_sum, acc.grad_norm_count, acc.grad_norm_max = s["grad_norm"]
-        acc.items, acc.lr = s["items"], s["lr"]
-        acc.n_batches, acc.nonfinite, acc.seconds_before = s["n_batches"], s["nonfinite"], s["seconds"]
-        return acc
-
-
-def _data_generators(data: Any) -> list[torch.Generator]:
-    """The ``torch.Generator`` objects a DataLoader (or a sampler) draws its order from, if it was given its own."""
-    found: list[torch.Generator] = []
-    for obj in (data, getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None)):
-        g = getattr(obj, "generator", None)
-        if isinstance(g, torch.Generator) and all(g is not f for f in found):
-            found.append(g)
-    return found
-
-
-def _is_stateful(data: Any) -> bool:
-    return callable(getattr(data, "state_dict", None)) and callable(getattr(data, "load_state_dict", None))
-
-
-def _package_version() -> str:
-    try:
-        return importlib.metadata.version("lstmkit")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-# Fields that may change between a run and its resume without changing what is computed.
-_RESUME_FREE_FIELDS = frozenset({"progress", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"})
-
-
 class Trainer:
     """Trains ``model`` by minimising ``loss_fn`` over batches.
 
@@ -370,19 +288,17 @@ class Trainer:
         self.best_epoch: int | None = None
         self.best_value: float | None = None
         self.stop_reason: str | None = None
-        self.last_checkpoint: Path | None = None
         self.nonfinite_events: list[str] = []
         self.averaged_steps = 0
-        self._averaged: torch.optim.swa_utils.AveragedModel | None = None
+        self._average: WeightAverage | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._bad_epochs = 0
         self._fit_start = 0.0
-        self._nonfinite_run = 0  # non-finite steps in a row
+        self._nonfinite = NonfinitePolicy(config)
         self._first_loss: float | None = None  # the run's first finite step loss: where divergence is measured from
         self._lowest_loss: float | None = None  # the lowest step loss so far (named when the run diverges)
-        self._epoch_start: dict[str, Any] | None = None  # RNG and data state when the current epoch began
-        self._wrote_checkpoints = False
-        self._tb: TensorBoardLogger | None = None
+        self._checkpoints = run_state.RunCheckpoints(self.run_dir, config, self.run_config, kind)
+        self._logs = RunLogs(None, steps=False)
         self._dist: distributed.DistInfo | None = None
         self._train_model: torch.nn.Module = model  # the model loss_fn gets: DistributedDataParallel(model) or model
 
@@ -390,6 +306,11 @@ class Trainer:
     def checkpointing(self) -> bool:
         """Whether this run keeps checkpoints (it has a run_dir and ``config.checkpoint`` is on)."""
         return self.run_dir is not None and self.config.checkpoint
+
+    @property
+    def last_checkpoint(self) -> Path | None:
+        """The directory of the newest checkpoint written or resumed from, or None."""
+        return self._checkpoints.last
 
     @property
     def is_main(self) -> bool:
@@ -445,12 +366,11 @@ class Trainer:
         self.stop_reason = None
         self.best_epoch, self.best_value, self._best_state = None, None, None
         self._bad_epochs = 0
-        self._nonfinite_run = 0
+        self._nonfinite.step_ok()
         self._first_loss = self._lowest_loss = None
         self._fit_start = time.perf_counter()
         device = self._params[0].device
-        # the running mean of the weights (a copy of the model); it starts empty and is filled from average_from_epoch
-        self._averaged = torch.optim.swa_utils.AveragedModel(self.model) if cfg.average_from_epoch else None
+        self._average = WeightAverage(self.model, cfg.average_from_epoch) if cfg.average_from_epoch else None
         self.averaged_steps = 0
         self._dist = distributed.init_from_env(device)
         if self._dist is not None:
@@ -464,7 +384,7 @@ class Trainer:
         if resume:
             position = self._resume(device)
             start_epoch = position["epoch"]
-        elif self.checkpointing and not self._wrote_checkpoints:
+        elif self.checkpointing and not self._checkpoints.wrote:
             existing = ckpt.list_checkpoints(self.run_dir)
             if any(ckpt.step_of(p) > 0 for p in existing):
                 raise ckpt.ResumeError(
@@ -480,29 +400,23 @@ class Trainer:
             runs.start_run(self.run_dir, self.kind, self.run_config or {})
         if self.checkpointing:
             if self.is_main:
-                ckpt.check_writable(self.run_dir, self._checkpoint_bytes_estimate())
+                ckpt.check_writable(self.run_dir, self._checkpoints.bytes_estimate(self.model))
             if position is None:  # a step-0 checkpoint: something to roll back to from the first step on
-                self._snapshot_epoch_start(train_data)
+                self._checkpoints.snapshot_epoch_start(train_data)
                 self._save_checkpoint({"epoch": start_epoch, "batches_done": 0, "chunks_done": 0}, None, None)
-        writes = self.run_dir is not None and self.is_main
-        epoch_log = MetricsLogger(self.run_dir / "metrics.csv") if writes else None
-        step_log = MetricsLogger(self.run_dir / "steps.csv") if writes and cfg.log_every_steps is not None else None
-        self._tb = TensorBoardLogger(self.run_dir) if writes and tensorboard_available() else None
+        self._logs = RunLogs(self.run_dir if self.is_main else None, steps=cfg.log_every_steps is not None)
         self._call("on_fit_start")
         finished = position is not None and bool(position.get("finished"))
         try:
             with ProgressBar(enabled=cfg.progress and self.is_main and not finished) as bar:
                 for epoch in range(start_epoch, cfg.epochs + 1) if not finished else ():
                     row, epoch_stop = self._run_epoch(
-                        epoch, train_data, val_data, device, bar, step_log, position if epoch == start_epoch else None
+                        epoch, train_data, val_data, device, bar, position if epoch == start_epoch else None
                     )
                     if self._dist is not None:  # early stopping and the schedule decide from rank 0's numbers
                         row = distributed.broadcast_object(row)
                     self.history.append(row)
-                    if epoch_log is not None:
-                        epoch_log.log(row)
-                    if self._tb is not None:
-                        self._tb.log_epoch(row)
+                    self._logs.log_epoch(row)
                     logger.info(
                         "epoch %d/%d: %s",
                         epoch,
@@ -515,7 +429,7 @@ class Trainer:
                         stop = distributed.any_flag(stop)
                     if self.checkpointing:
                         finished = stop or epoch == cfg.epochs
-                        self._snapshot_epoch_start(train_data)  # the next epoch starts from here
+                        self._checkpoints.snapshot_epoch_start(train_data)  # the next epoch starts from here
                         self._save_checkpoint(
                             {"epoch": epoch + 1, "batches_done": 0, "chunks_done": 0, "finished": finished},
                             None,
@@ -526,15 +440,13 @@ class Trainer:
                     if stop:
                         break
         finally:
-            for log in (epoch_log, step_log, self._tb):
-                if log is not None:
-                    log.close()
+            self._logs.close()
             self._call("on_fit_end")
         if self._best_state is not None and cfg.early_stopping_patience is not None:
             self.model.load_state_dict(self._best_state)
             logger.info("restored the weights of epoch %d (%s=%.5g)", self.best_epoch, cfg.monitor, self.best_value)
-        if self._averaged is not None:
-            self._use_average()
+        if self._average is not None:
+            self.averaged_steps = self._average.apply(self.model, self.stop_reason)
         return self.history
 
     def _call(self, hook: str, *args: Any) -> None:
@@ -544,21 +456,6 @@ class Trainer:
             if method is not None:
                 method(self, *args)
 
-    def _use_average(self) -> None:
-        """End fit() with the averaged weights (or the last ones, with a warning, if no step was averaged)."""
-        assert self._averaged is not None
-        self.averaged_steps = int(self._averaged.n_averaged.item())
-        if self.averaged_steps == 0:
-            logger.warning(
-                "training stopped (%s) before epoch %d, where weight averaging starts: the model keeps its last "
-                "weights", self.stop_reason or "at its last epoch", self.config.average_from_epoch,
-            )  # fmt: skip
-            return
-        with torch.no_grad():
-            for mine, mean in zip(self.model.parameters(), self._averaged.module.parameters(), strict=True):
-                mine.copy_(mean)
-        logger.info("the model ends with the mean of its weights over the last %d steps", self.averaged_steps)
-
     def _run_epoch(
         self,
         epoch: int,
@@ -566,7 +463,6 @@ class Trainer:
         val_data: Any,
         device: torch.device,
         bar: ProgressBar,
-        step_log: MetricsLogger | None,
         position: dict[str, Any] | None,
     ) -> tuple[dict[str, Any], bool]:
         """One pass over ``train_data`` and the validation after it. Returns the metrics row and whether to stop.
@@ -577,46 +473,25 @@ class Trainer:
         cfg = self.config
         self.model.train()
         total_batches = _length(train_data)
-        stateful = _is_stateful(train_data)
         skip_batches = skip_chunks = 0
         state: Any = None  # reset at every epoch, carried or not
         prev_batch_size: int | None = None
         if position is not None:  # resuming into this epoch: replay its start, then skip what was done
-            self._epoch_start = position["epoch_start"]
-            ckpt.restore_rng(self._epoch_start["rng"])
-            if stateful and self._epoch_start.get("data") is not None:
-                train_data.load_state_dict(self._epoch_start["data"])
-            saved_generators = self._epoch_start.get("generators") or []
-            for generator, saved in zip(_data_generators(train_data), saved_generators, strict=False):
-                generator.set_state(saved)
+            self._checkpoints.epoch_start = position["epoch_start"]
+            run_state.restore_epoch_start(train_data, position["epoch_start"])
             skip_batches, skip_chunks = position["batches_done"], position["chunks_done"]
-            acc = _EpochAcc.from_state(position["acc"]) if position["acc"] is not None else _EpochAcc()
+            acc = EpochSums.from_state(position["acc"]) if position["acc"] is not None else EpochSums()
             state, prev_batch_size = position["carried_state"], position["prev_batch_size"]
         else:
-            self._snapshot_epoch_start(train_data)
-            acc = _EpochAcc()
+            self._checkpoints.snapshot_epoch_start(train_data)
+            acc = EpochSums()
         t0 = time.perf_counter() - acc.seconds_before
         self._call("on_epoch_start", epoch)
         bar.start_epoch(epoch, cfg.epochs, total_batches)
         stop = False
-        pending: list[Any] = []
-        to_read = skip_batches + (1 if skip_chunks else 0)  # batches to read again (the last one is half done)
-        if skip_batches and callable(getattr(train_data, "iter_from", None)):
-            iterator = iter(train_data.iter_from(skip_batches))  # the source can start mid-epoch without re-reading
-            to_read -= skip_batches
-        else:
-            iterator = _iterate(train_data, "train_data")
-        for i in range(to_read):
-            try:
-                raw = next(iterator)
-            except StopIteration:
-                raise ckpt.ResumeError(
-                    f"The training data yields {i} batches in epoch {epoch}, but the checkpoint was taken after "
-                    f"{skip_batches} batches of it: the data is not the data the run was trained on. Resume with "
-                    "the same data, or start a new run."
-                ) from None
-        if skip_chunks:
-            pending.append(raw)
+        iterator, pending = run_state.skip_done_batches(
+            lambda: _iterate(train_data, "train_data"), train_data, epoch, skip_batches, skip_chunks
+        )
         if position is not None and (skip_batches or skip_chunks):
             ckpt.restore_rng(position["rng"])  # the RNGs as they were when the checkpoint was taken
         for raw in itertools.chain(pending, iterator):
@@ -652,7 +527,7 @@ class Trainer:
                     acc.grad_norm_max = grad_norm if acc.grad_norm_count == 1 else max(acc.grad_norm_max, grad_norm)
                     acc.items += n
                     acc.lr = lr
-                    if step_log is not None and self.global_step % cfg.log_every_steps == 0:
+                    if self._logs.steps is not None and self.global_step % cfg.log_every_steps == 0:
                         step_row = {
                             "epoch": epoch,
                             "step": self.global_step,
@@ -661,9 +536,7 @@ class Trainer:
                             "grad_norm": grad_norm,
                             "seconds": time.perf_counter() - self._fit_start,
                         }
-                        step_log.log(step_row)
-                        if self._tb is not None:
-                            self._tb.log_step(step_row)
+                        self._logs.log_step(step_row)
                 if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
                     self.stop_reason, stop = "max_steps", True
                 elif cfg.max_seconds is not None and time.perf_counter() - self._fit_start >= cfg.max_seconds:
@@ -745,12 +618,6 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self._params[0].device.type, dtype=torch.bfloat16)
 
-    def _snapshot_epoch_start(self, train_data: Any) -> None:
-        """Remember the RNG states and the data's state as an epoch starts: a resume replays the epoch from here."""
-        data_state = train_data.state_dict() if _is_stateful(train_data) else None
-        generators = [g.get_state() for g in _data_generators(train_data)]
-        self._epoch_start = {"rng": ckpt.capture_rng(), "data": data_state, "generators": generators}
-
     def _infer_total_steps(self, total_batches: int | None, chunks_per_batch: int) -> None:
         """Fill in the run length for the cosine schedule once the first batch shows the chunks per batch."""
         cfg = self.config
@@ -790,10 +657,18 @@ class Trainer:
         if bad:
             finite_here = math.isfinite(loss_value)
             what = "Non-finite loss on another rank" if finite_here else f"Non-finite loss ({loss_value})"
-            return self._on_nonfinite(f"{what} at {where}", chunk, state, None), math.nan, lr
+            return self._on_nonfinite(f"{what} at {where}", chunk, state), math.nan, lr
         if diverged:
             self.optimizer.zero_grad(set_to_none=True)
-            raise self._divergence_error(loss_value, epoch)
+            raise divergence_error(
+                loss_value,
+                self._first_loss,
+                self._lowest_loss,
+                cfg.lr,
+                self.global_step + 1,
+                epoch,
+                self._dist is not None,
+            )
         if self._first_loss is None:
             self._first_loss = loss_value
         self._lowest_loss = loss_value if self._lowest_loss is None else min(self._lowest_loss, loss_value)
@@ -809,68 +684,35 @@ class Trainer:
         if not math.isfinite(norm):
             bad = nonfinite_grads(self.model)
             what = f"Non-finite gradient (global norm {norm}) at {where}, in {', '.join(bad) or 'a parameter'}"
-            return self._on_nonfinite(what, chunk, state, out), math.nan, lr
+            return self._on_nonfinite(what, chunk, state), math.nan, lr
         self.optimizer.step()
         self.global_step += 1
-        self._nonfinite_run = 0
-        if self._averaged is not None and epoch >= cfg.average_from_epoch:
-            self._averaged.update_parameters(self.model)
+        self._nonfinite.step_ok()
+        if self._average is not None:
+            self._average.update(self.model, epoch)
         return out, norm, lr
 
-    def _divergence_error(self, loss: float, epoch: int) -> DivergenceError:
-        """The sentence for a loss that rose orders of magnitude: where, from what to what, and which lr to try."""
-        lr = self.config.lr
-        lowest = self._lowest_loss if self._lowest_loss is not None else self._first_loss
-        here = f"{loss:.3g}" if self._dist is None or has_diverged(loss, self._first_loss or 0.0) else "(another rank)"
-        return DivergenceError(
-            f"Training diverged at step {self.global_step + 1} (epoch {epoch}): the loss rose from {lowest:.3g} to "
-            f"{here} with learning rate {format_lr(lr)}. Try a learning rate 10 to 100 times smaller "
-            f"({format_lr(lr / 100)} to {format_lr(lr / 10)})."
-        )
-
-    def _on_nonfinite(self, what: str, chunk: Batch, state: Any, out: StepOutput | None) -> None:
+    def _on_nonfinite(self, what: str, chunk: Batch, state: Any) -> None:
         """Diagnose a non-finite step, then raise, skip it or roll back, as ``config.on_nonfinite`` says."""
-        cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
-        # The diagnosis re-runs the forward pass; it must move neither the RNGs nor running statistics (BatchNorm).
-        rng = ckpt.capture_rng()
-        buffers = {k: v.clone() for k, v in self.model.named_buffers()}
-        try:
-            with self._autocast():
-                cause = locate_nonfinite(self.model, lambda: self.loss_fn(self.model, chunk, state), chunk)
-        finally:
-            ckpt.restore_rng(rng)
-            with torch.no_grad():
-                for k, v in self.model.named_buffers():
-                    v.copy_(buffers[k])
-        message = f"{what}: {cause}."
-        if self._dist is not None:  # report the rank whose rows went wrong (rank 0 logs and keeps the events)
-            reports = distributed.gather_objects((what.startswith("Non-finite loss ("), message))
-            culprit = next((r for r, (own, _) in enumerate(reports) if own), 0)
-            message = f"{reports[culprit][1][:-1]} (on rank {culprit})."
-        self._nonfinite_run += 1
-        if cfg.on_nonfinite == "raise" or self._nonfinite_run > cfg.max_nonfinite_steps:
-            if cfg.on_nonfinite != "raise":
-                message += f" That is {self._nonfinite_run} non-finite steps in a row (max_nonfinite_steps), so stop."
-            raise DivergenceError(
-                message + f" Lower the learning rate (now {format_lr(cfg.lr)}; try 10 to 100 times smaller, --lr), "
-                "keep gradient clipping on and check the data for NaN or huge values; from Python, "
-                "TrainConfig(on_nonfinite='skip' or 'rollback') trains through rare spikes."
-            )
-        if cfg.on_nonfinite == "rollback":
+
+        def rollback() -> str | None:
             last = ckpt.latest_checkpoint(self.run_dir) if self.checkpointing else None
             if last is None:
-                raise DivergenceError(
-                    message + " on_nonfinite='rollback' needs a checkpoint to go back to: give the Trainer a run_dir "
-                    "(with checkpoint=True), or use on_nonfinite='skip'."
-                )
+                return None
             self._restore_weights(last)
-            message += f" Rolled back to {last.name} and went on with the next batch."
-        else:
-            message += " Skipped this update."
-        logger.warning("%s", message)
+            return last.name
+
+        message = self._nonfinite.handle(
+            what,
+            self.model,
+            lambda: self.loss_fn(self.model, chunk, state),
+            chunk,
+            self._autocast,
+            self._dist,
+            rollback,
+        )
         self.nonfinite_events.append(message)
-        return None
 
     @staticmethod
     def _read_metrics(out: StepOutput) -> dict[str, float]:
@@ -878,122 +720,46 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _checkpoint_bytes_estimate(self) -> int:
-        """The checkpoints kept at once: ``keep_checkpoints``, the one being written and the best one, each the model
-        and its optimizer state (Adam keeps two moments per parameter), plus 1 MiB for the rest."""
-        param_bytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
-        copies = 4 if self.config.average_from_epoch else 3  # weights, Adam's two moments (and the running mean)
-        return (self.config.keep_checkpoints + 2) * (copies * param_bytes + (1 << 20))
-
-    def _meta(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "lstmkit_version": _package_version(),
-            "torch_version": torch.__version__,
-            "train_config": self.config.to_dict(),
-            "run_config": self.run_config,
-        }
+    # ------------------------------------------------------------------ checkpoints (see lstmkit.train.state)
 
     def _save_checkpoint(
         self,
         position: dict[str, Any],
-        acc: _EpochAcc | None,
+        acc: EpochSums | None,
         state: Any,
         *,
         best: bool = False,
         epoch_end: bool = False,
     ) -> Path | None:
         """Write a checkpoint after ``self.global_step``; refuses (with a warning) to write non-finite weights."""
-        if not all_finite(dict(self.model.state_dict())):
-            logger.warning("not writing a checkpoint at step %d: the weights hold NaN or inf", self.global_step)
-            return None
-        # Each rank has its own running sums, carried state (its rows), batch size and RNG states (its dropout draws
-        # and its GPU); the checkpoint keeps every rank's.
-        local = {
-            "acc": acc.state_dict() if acc is not None else None,
-            "carried": to_device(state, torch.device("cpu")),
-            "prev_batch_size": position.get("prev_batch_size"),
-            "rng": ckpt.capture_rng(),
-            "epoch_start": self._epoch_start,
-        }
-        per_rank = distributed.gather_objects(local) if self._dist is not None else [local]
-        if not self.is_main:
-            self._wrote_checkpoints = True
-            return None
-        tensors: dict[str, torch.Tensor] = {}
-        meta = self._meta()
-        meta.update(
-            {
-                "global_step": self.global_step,
-                "world_size": len(per_rank),
-                "position": {k: v for k, v in position.items() if k != "prev_batch_size"},
-                "ranks": [ckpt.flatten_state(r, tensors, f"rank{i}") for i, r in enumerate(per_rank)],
+
+        def progress(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+            average = self._average.state_dict() if self._average is not None else None
+            return {
                 "optimizer": ckpt.flatten_state(self.optimizer.state_dict(), tensors, "optimizer"),
-                "schedule": {
-                    "factor": self.schedule.factor,
-                    "best": self.schedule._best,
-                    "bad_epochs": self.schedule._bad_epochs,
-                    "total_steps": self.schedule.total_steps,
-                },
+                "schedule": self.schedule.state_dict(),
                 "history": self.history,
                 "best": {"epoch": self.best_epoch, "value": self.best_value, "bad_epochs": self._bad_epochs},
                 "stop_reason": self.stop_reason,
                 "nonfinite_events": self.nonfinite_events,
                 "losses": {"first": self._first_loss, "lowest": self._lowest_loss},
-                "average": ckpt.flatten_state(self._averaged.state_dict(), tensors, "average")
-                if self._averaged is not None
-                else None,
+                "average": ckpt.flatten_state(average, tensors, "average") if average is not None else None,
                 "callbacks": [
-                    ckpt.flatten_state(cb.state_dict(), tensors, f"callback{i}") if _is_stateful(cb) else None
+                    ckpt.flatten_state(cb.state_dict(), tensors, f"callback{i}") if run_state.is_stateful(cb) else None
                     for i, cb in enumerate(self.callbacks)
                 ],
             }
+
+        return self._checkpoints.save(
+            self.model, self.global_step, position, acc, state, progress, self._dist, best=best, epoch_end=epoch_end
         )
-        path = ckpt.write_checkpoint(
-            self.run_dir, self.global_step, self.model.state_dict(), tensors, meta,
-            keep=self.config.keep_checkpoints, best=best, epoch_end=epoch_end,
-        )  # fmt: skip
-        self._wrote_checkpoints = True
-        self.last_checkpoint = path
-        return path
 
-    def _check_compatible(self, path: Path, meta: Mapping[str, Any]) -> None:
-        """Refuse a checkpoint from another lstmkit version or another config, naming the difference."""
-        version = _package_version()
-        if meta.get("lstmkit_version") != version:
-            raise ckpt.ResumeError(
-                f"Checkpoint {path} was written by lstmkit {meta.get('lstmkit_version')}, this is lstmkit {version}: "
-                "an exact resume needs the same version. Install that version to resume, or start a new run."
-            )
-        if meta.get("torch_version") != torch.__version__:
-            logger.warning(
-                "checkpoint %s was written with torch %s, this is torch %s: a resumed run may differ in its last bits",
-                path, meta.get("torch_version"), torch.__version__,
-            )  # fmt: skip
-        saved = {k: v for k, v in (meta.get("train_config") or {}).items() if k not in _RESUME_FREE_FIELDS}
-        current = {k: v for k, v in self.config.to_dict().items() if k not in _RESUME_FREE_FIELDS}
-        diffs = ckpt.config_differences(saved, current)
-        diffs += ckpt.config_differences(meta.get("run_config"), self.run_config, "run config")
-        if diffs:
-            shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
-            raise ckpt.ResumeError(
-                f"Checkpoint {path} was written with a different config ({shown}). Resume with the config the run "
-                "started with, or start a new run in another directory."
-            )
-
-    def _restore_weights(self, path: Path) -> dict[str, Any]:
+    def _restore_weights(self, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """Load weights, optimizer, schedule, step counter (and the running mean of the weights) from a checkpoint;
         return its meta and tensors."""
-        model_state, tensors, meta = ckpt.read_checkpoint(path)
-        self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(ckpt.unflatten_state(meta["optimizer"], tensors))
-        s = meta["schedule"]
-        self.schedule.factor, self.schedule._best = s["factor"], s["best"]
-        self.schedule._bad_epochs, self.schedule.total_steps = s["bad_epochs"], s["total_steps"]
+        meta, tensors = run_state.restore_weights(path, self.model, self.optimizer, self.schedule, self._average)
         self.global_step = meta["global_step"]
-        if self._averaged is not None and meta.get("average") is not None:  # the running mean as it was then
-            self._averaged.load_state_dict(ckpt.unflatten_state(meta["average"], tensors))
-        return {"meta": meta, "tensors": tensors}
+        return meta, tensors
 
     def _resume(self, device: torch.device) -> dict[str, Any]:
         """Restore everything from the newest checkpoint; return the position to continue from."""
@@ -1005,9 +771,8 @@ class Trainer:
                 f"{self.run_dir / ckpt.CHECKPOINT_DIR}. Start the run without resume."
             )
         _, _, meta = ckpt.read_checkpoint(path)
-        self._check_compatible(path, meta)
-        loaded = self._restore_weights(path)
-        tensors = loaded["tensors"]
+        self._checkpoints.check_compatible(path, meta)
+        meta, tensors = self._restore_weights(path)
         self.history = list(meta["history"])
         best = meta["best"]
         self.best_epoch, self.best_value, self._bad_epochs = best["epoch"], best["value"], best["bad_epochs"]
@@ -1016,66 +781,18 @@ class Trainer:
         losses = meta.get("losses") or {}
         self._first_loss, self._lowest_loss = losses.get("first"), losses.get("lowest")
         if self.best_epoch is not None:
-            self._restore_best(path, meta)
+            marked = self._checkpoints.find_best(path, meta, self.best_epoch, self.is_main)
+            if marked is not None and self.config.early_stopping_patience is not None:
+                self._best_state, _, _ = ckpt.read_checkpoint(marked)
         for cb, saved in zip(self.callbacks, meta["callbacks"], strict=False):
-            if saved is not None and _is_stateful(cb):
+            if saved is not None and run_state.is_stateful(cb):
                 cb.load_state_dict(ckpt.unflatten_state(saved, tensors))
         if self.is_main:
-            self._rewrite_logs()
-        self.last_checkpoint = path
-        self._wrote_checkpoints = True
-        position = dict(meta["position"])
-        ranks = [ckpt.unflatten_state(r, tensors) for r in meta["ranks"]]
-        world, rank = (self._dist.world_size, self._dist.rank) if self._dist is not None else (1, 0)
-        mid_epoch = any(r["acc"] is not None for r in ranks)
-        if len(ranks) != world and mid_epoch:
-            raise ckpt.ResumeError(
-                f"Checkpoint {path} was taken mid-epoch by {len(ranks)} process(es); this run has {world}. Each "
-                "process carries its own rows' state within an epoch, so resume it with the same number of processes "
-                "(checkpoints taken at an epoch's end can be resumed with any number)."
-            )
-        mine = ranks[rank] if rank < len(ranks) else ranks[0]
-        position["rng"], position["epoch_start"] = mine["rng"], mine["epoch_start"]
-        position["acc"], position["prev_batch_size"] = mine["acc"], mine["prev_batch_size"]
-        position["carried_state"] = to_device(mine["carried"], device)
-        if position.get("finished"):
-            ckpt.restore_rng(position["rng"])
+            self._checkpoints.rewrite_logs(len(self.history), self.global_step)
+        self._checkpoints.last, self._checkpoints.wrote = path, True
+        position = run_state.rank_position(path, meta, tensors, self._dist, device)
         logger.info("resumed from %s (step %d, epoch %d)", path, self.global_step, position["epoch"])
         return position
-
-    def _restore_best(self, path: Path, meta: Mapping[str, Any]) -> None:
-        """Find the best epoch's weights after a resume (for early stopping), mending a stale best marker.
-
-        A crash between writing an epoch's checkpoint and marking it the best leaves the marker on an older one.
-        """
-        assert self.run_dir is not None
-        best_dirs = ckpt.list_checkpoints(self.run_dir, best=True)
-        marked = None
-        if best_dirs:
-            _, _, best_meta = ckpt.read_checkpoint(best_dirs[-1])
-            if len(best_meta.get("history") or []) == self.best_epoch:
-                marked = best_dirs[-1]
-        if marked is None and len(meta["history"]) == self.best_epoch and meta["position"]["batches_done"] == 0:
-            marked = path  # the resumed checkpoint closes the best epoch itself
-            if self.is_main:
-                ckpt.mark_best(self.run_dir, path)
-        if marked is None:
-            logger.warning(
-                "the best checkpoint (epoch %s) is missing: early stopping keeps the last weights", self.best_epoch
-            )
-            return
-        if self.config.early_stopping_patience is not None:
-            self._best_state, _, _ = ckpt.read_checkpoint(marked)
-
-    def _rewrite_logs(self) -> None:
-        """Make metrics.csv / steps.csv agree with the checkpoint: drop rows written after it (they will be redone)."""
-        assert self.run_dir is not None
-        metrics = self.run_dir / "metrics.csv"
-        if metrics.exists():
-            _rewrite_csv(metrics, lambda row: int(float(row["epoch"])) <= len(self.history))
-        steps = self.run_dir / "steps.csv"
-        if steps.exists():
-            _rewrite_csv(steps, lambda row: int(float(row["step"])) <= self.global_step)
 
     # ------------------------------------------------------------------ evaluation and stopping
 
@@ -1103,7 +820,7 @@ class Trainer:
 
     def _default_eval(self, val_data: Any, device: torch.device) -> dict[str, float]:
         """Mean ``loss_fn`` over ``val_data``: whole sequences; state carried only with carry_state_across_batches."""
-        means = _Mean()
+        means = WeightedMeans()
         state: Any = None
         prev_batch_size: int | None = None
         n_batches = 0
@@ -1175,18 +892,3 @@ class Trainer:
                 self.stop_reason = self.stop_reason or "callback"
                 stop = True
         return stop, improved
-
-
-def _rewrite_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> None:
-    """Atomically rewrite a CSV keeping the header and the rows ``keep`` accepts."""
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        fields = reader.fieldnames
-        rows = [row for row in reader if keep(row)]
-    if fields is None:
-        return
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))

@@ -7,14 +7,18 @@ header: new rows must fit it.
 from __future__ import annotations
 
 import csv
+import io
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from lstmkit._atomic import atomic_write_bytes
 from lstmkit.train._closing import ClosesOnExit
+from lstmkit.train.tensorboard import TensorBoardLogger, tensorboard_available
 
-__all__ = ["MetricsLogger"]
+__all__ = ["EpochSums", "MetricsLogger", "RunLogs", "WeightedMeans", "rewrite_csv"]
 
 
 def _cell(value: Any) -> Any:
@@ -93,3 +97,91 @@ class MetricsLogger(ClosesOnExit):
             self._file.close()
         self._file = None
         self._writer = None
+
+
+class RunLogs:
+    """A run directory's logs: ``metrics.csv`` (one row per epoch), ``steps.csv`` (with ``steps``) and TensorBoard
+    (when it is installed). Without a ``run_dir`` every method does nothing."""
+
+    def __init__(self, run_dir: Path | None, *, steps: bool) -> None:
+        self.epochs = MetricsLogger(run_dir / "metrics.csv") if run_dir is not None else None
+        self.steps = MetricsLogger(run_dir / "steps.csv") if run_dir is not None and steps else None
+        self.tensorboard = TensorBoardLogger(run_dir) if run_dir is not None and tensorboard_available() else None
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        if self.epochs is not None:
+            self.epochs.log(row)
+        if self.tensorboard is not None:
+            self.tensorboard.log_epoch(row)
+
+    def log_step(self, row: Mapping[str, Any]) -> None:
+        if self.steps is not None:
+            self.steps.log(row)
+            if self.tensorboard is not None:
+                self.tensorboard.log_step(row)
+
+    def close(self) -> None:
+        for log in (self.epochs, self.steps, self.tensorboard):
+            if log is not None:
+                log.close()
+
+
+def rewrite_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> None:
+    """Atomically rewrite a CSV keeping the header and the rows ``keep`` accepts."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames
+        rows = [row for row in reader if keep(row)]
+    if fields is None:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
+
+class WeightedMeans:
+    """Weighted running means of named values."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.weight = 0.0
+
+    def add(self, values: Mapping[str, float], weight: float) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v * weight
+        self.weight += weight
+
+    def means(self) -> dict[str, float]:
+        return {k: (s / self.weight if self.weight > 0 else math.nan) for k, s in self.sums.items()}
+
+
+class EpochSums:
+    """Running sums of one epoch, kept across a resume so the epoch's row comes out the same."""
+
+    def __init__(self) -> None:
+        self.means = WeightedMeans()
+        self.grad_norm_sum, self.grad_norm_count, self.grad_norm_max = 0.0, 0, math.nan
+        self.items = 0
+        self.lr = math.nan
+        self.n_batches = 0
+        self.nonfinite = 0
+        self.seconds_before = 0.0  # training seconds of this epoch spent before a resume
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "sums": dict(self.means.sums), "weight": self.means.weight,
+            "grad_norm": [self.grad_norm_sum, self.grad_norm_count, self.grad_norm_max],
+            "items": self.items, "lr": self.lr, "n_batches": self.n_batches, "nonfinite": self.nonfinite,
+            "seconds": self.seconds_before,
+        }  # fmt: skip
+
+    @classmethod
+    def from_state(cls, s: Mapping[str, Any]) -> EpochSums:
+        acc = cls()
+        acc.means.sums, acc.means.weight = dict(s["sums"]), s["weight"]
+        acc.grad_norm_sum, acc.grad_norm_count, acc.grad_norm_max = s["grad_norm"]
+        acc.items, acc.lr = s["items"], s["lr"]
+        acc.n_batches, acc.nonfinite, acc.seconds_before = s["n_batches"], s["nonfinite"], s["seconds"]
+        return acc

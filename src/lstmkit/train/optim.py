@@ -16,7 +16,8 @@ Schedules (``step`` counts optimizer steps from 0; ``W = warmup_steps``; ``s = s
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 
@@ -129,6 +130,19 @@ class LRSchedule:
         if self._bad_epochs > self.config.plateau_patience:
             self.factor *= self.config.gamma
             self._bad_epochs = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the plateau factor and its bookkeeping, and the run length."""
+        return {
+            "factor": self.factor,
+            "best": self._best,
+            "bad_epochs": self._bad_epochs,
+            "total_steps": self.total_steps,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.factor, self._best = state["factor"], state["best"]
+        self._bad_epochs, self.total_steps = state["bad_epochs"], state["total_steps"]
 
 
 def build_schedule(config: TrainConfig, total_steps: int | None = None) -> LRSchedule:
