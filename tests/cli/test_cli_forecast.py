@@ -238,3 +238,14 @@ def test_a_value_beyond_float32_is_refused_before_training(tmp_path, capsys):
     line = _one_line(capsys, argv)
     assert "Column 'sales' holds 1e+308 at row 12 of sales.csv (time 2020-01-11), beyond the 3.4e+38" in line
     assert "on_nonfinite" not in line and not out.exists()
+
+
+def test_text_late_in_a_large_file_is_one_line_without_a_pandas_warning(tmp_path, capsys, recwarn):
+    """pandas typed a large file in chunks and warned (DtypeWarning, two more lines on stderr) when a column's type
+    changed between them; the file is now typed whole."""
+    csv = tmp_path / "big.csv"
+    csv.write_text("day,sales\n" + "".join(f"{i},{i % 7}\n" for i in range(300_000)) + "300000,oops\n")
+    argv = ["forecast", "train", "--csv", str(csv), "--time", "day", "--target", "sales", "--horizon", "3",
+            "--epochs", "1", "--out", str(tmp_path / "r")]  # fmt: skip
+    assert "Column 'sales' must be numeric, but row 300002 of big.csv holds 'oops'" in _one_line(capsys, argv)
+    assert not [w for w in recwarn if w.category.__name__ == "DtypeWarning"]

@@ -304,3 +304,18 @@ def test_text_classify_refuses_held_out_classes_before_training(tmp_path, capsys
     line = _refused_line(capsys, ["text", "classify", "train", "--csv", str(one), "--epochs", "1", "--out", str(out)])
     assert line.startswith("error: All labels are 'xxxx") and "a classifier needs at least two classes" in line
     assert not out.exists()
+
+
+def test_a_first_row_with_an_extra_field_is_refused_not_read_shifted(tmp_path, capsys):
+    """pandas took the first column as the index when the first data row had one field more than the header: every
+    column moved one place (the texts became row names, the labels texts, 'extra' a label), and the refusal named
+    "Row 'bad film'" (a file whose rows all had the extra field trained on the shifted columns)."""
+    csv = tmp_path / "ragged.csv"
+    csv.write_text("text,label\ngood film,pos,extra\n" + "bad film,neg\ngreat plot,pos\n" * 4)
+    out = tmp_path / "clf"
+    line = _refused_line(capsys, ["text", "classify", "train", "--csv", str(csv), "--epochs", "1", "--out", str(out)])
+    assert line == (
+        "error: ragged.csv could not be read as CSV: a row has more fields than the header names; remove the extra "
+        "fields, or name every column in the header."
+    )
+    assert not out.exists()

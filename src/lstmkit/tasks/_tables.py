@@ -92,7 +92,16 @@ def read_csv(path: str | os.PathLike[str]) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"No CSV file at {cap(str(path), 200)}.")
     try:
-        table = pd.read_csv(path)
+        # low_memory=False: whole columns typed at once (no DtypeWarning on stderr). index_col=False: a first data row
+        # with one field more than the header is not taken as an index column, which shifted every column one place
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # "... leads to a loss of data": refused
+            table = pd.read_csv(path, low_memory=False, index_col=False)
+    except pd.errors.ParserWarning:
+        raise ValueError(
+            f"{cap(path.name)} could not be read as CSV: a row has more fields than the header names; remove the "
+            "extra fields, or name every column in the header."
+        ) from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"{cap(path.name)} is empty: it has no header and no data rows.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
