@@ -67,7 +67,11 @@ def test_user_errors_map_to_sentences(exc, words):
     assert message is not None and words in message
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("shape mismatch in a kernel"), TypeError("bad call"), AssertionError()])
+@pytest.mark.parametrize(
+    "exc",
+    [RuntimeError("shape mismatch in a kernel"), TypeError("bad call"), AssertionError(),
+     ImportError("cannot import name 'x' from 'lstmkit.tasks' (unknown location)")],
+)  # fmt: skip
 def test_bugs_map_to_none(exc):
     assert user_error_message(exc) is None
 

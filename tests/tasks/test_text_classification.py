@@ -118,3 +118,16 @@ def test_reading_a_csv_refuses_a_header_alone_and_names_the_row_without_a_label(
         read_labelled(None, None)
     with pytest.raises(ValueError, match="not both"):
         read_labelled("imdb", unlabelled)
+
+
+def test_train_run_refuses_a_class_only_held_out_before_training(tmp_path) -> None:
+    """Issue 18: from Python too, a class that only held-out texts have is refused before any training or save."""
+    from lstmkit.tasks.text_classification import train_run
+
+    texts = [f"text number {i}" for i in range(20)]
+    labels = np.array(["a", "b"] * 10, dtype=object)
+    _, test_idx = holdout_split(20, 0.2, 0)
+    labels[test_idx[0]] = "only-held-out"
+    with pytest.raises(ValueError, match="only-held-out"):
+        train_run(texts, labels, tmp_path / "run", holdout=0.2, hidden_size=4, epochs=1)
+    assert not (tmp_path / "run" / "model.safetensors").exists()

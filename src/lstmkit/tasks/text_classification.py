@@ -405,6 +405,7 @@ def train_run(
     if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished classifier; choose another --out or delete it.")
     labels = np.asarray(labels)
+    check_held_out_classes(labels, holdout, params.get("seed", 0))  # before training: its figures come after the save
     train_idx, test_idx = holdout_split(len(texts), holdout, params.get("seed", 0))
     train_t, test_t = [texts[i] for i in train_idx], [texts[i] for i in test_idx]
     clf = TextClassifier(**params).fit(train_t, labels[train_idx], run_dir=out, resume=resume)
