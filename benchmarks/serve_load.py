@@ -54,7 +54,7 @@ ATOL = 1e-5
 # ---- the run and the servers ----------------------------------------------------------------------------------------
 def train_run(run_dir: Path, *, hidden_size: int = 64, epochs: int = 3, seed: int = 0) -> Path:
     """A SequenceClassifier on 3 features (3 classes: which feature has the largest mean), saved to ``run_dir``."""
-    from lstmkit.tasks.estimators import SequenceClassifier
+    from lstmkit.tasks.sequence.estimators import SequenceClassifier
 
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((240, 30, FEATURES)).astype(np.float32)

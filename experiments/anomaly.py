@@ -28,7 +28,7 @@ import torch
 from _results import write_keeping_notes
 
 from lstmkit.datasets import load_dataset
-from lstmkit.tasks.anomaly import AnomalyDetector, RollingZScore, detection_metrics
+from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector, RollingZScore, detection_metrics
 from lstmkit.viz.plots import plot_anomaly
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,8 +29,8 @@ import torch
 from _results import write_keeping_notes
 
 from lstmkit.datasets import load_dataset
-from lstmkit.tasks import ts_metrics as M
-from lstmkit.tasks.forecasting import ForecastConfig, backtest
+from lstmkit.tasks.timeseries import metrics as M
+from lstmkit.tasks.timeseries.forecasting import ForecastConfig, backtest
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "forecasting.jsonl"

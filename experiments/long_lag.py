@@ -93,7 +93,7 @@ def write_doc(rows: list[dict]) -> None:
         "test sequences. Reproduce the whole table with `.venv/bin/python experiments/long_lag.py --jobs 2`.",
         "",
         "Our learner is not the 1997 one (forget gate, Adam, mini-batches of 64, H = 64 unless noted), so sequence",
-        "counts are comparable only in order of magnitude. Criteria (from `lstmkit.tasks.long_lag_data`): adding",
+        "counts are comparable only in order of magnitude. Criteria (from `lstmkit.tasks.long_lag.problems`): adding",
         "test MSE <= 0.1 x 1/6; copy cross-entropy < 0.9 x 10 ln 8 / (T + 20); temporal order and adding_1997 at",
         "most 1 of 2,560 wrong (the paper's abs error thresholds 0.3 / 0.04); embedded Reber every next symbol legal",
         "in every string; noise-free lag max abs error < 0.25.",

@@ -5,7 +5,7 @@ tokens, and musical statistics of generated pieces against the held-out chorales
     .venv/bin/python experiments/music.py --minutes 2      # a quick look
     .venv/bin/python experiments/music.py --doc-only       # rewrite the page from the last recorded run
 
-The chorales are encoded on a sixteenth-note grid in C major / A minor (``lstmkit.tasks.music_data``); the first run
+The chorales are encoded on a sixteenth-note grid in C major / A minor (``lstmkit.tasks.music.data``); the first run
 parses all 371 (two or three minutes) and caches them. Split by chorale, seeded: 80 % train, 10 % validation, 10 %
 test. A short timing probe sets ``max_steps`` so that the cosine schedule ends as the time budget does. Writes the
 run to ``runs/music/``, appends to ``experiments/results/music.jsonl``, copies the example pieces (piano roll PNG
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from _results import lm_seconds_per_step, write_keeping_notes
 
-from lstmkit.tasks.language import LMNet
-from lstmkit.tasks.music import MusicModel, MusicModelConfig, ngram_baseline, train_run
-from lstmkit.tasks.music_data import (
+from lstmkit.tasks.text.language import LMNet
+from lstmkit.tasks.music.model import MusicModel, MusicModelConfig, ngram_baseline, train_run
+from lstmkit.tasks.music.data import (
     compare_statistics,
     corpus_statistics,
     load_chorales,
@@ -138,7 +138,7 @@ def write_doc(r: dict) -> None:
         f"shuffle: {res['pieces']['train']} train, {res['pieces']['val']} validation, {res['pieces']['test']} test. "
         "Never split by note: no bar of a test chorale is seen in training.",
         "",
-        "Encoding (`lstmkit.tasks.music_data`): every chorale transposed to C major or A minor and read on a "
+        "Encoding (`lstmkit.tasks.music.data`): every chorale transposed to C major or A minor and read on a "
         "sixteenth-note grid, five tokens per step: a separator (`|` bar line, `.` otherwise, each with a fermata "
         "variant) and soprano, alto, tenor, bass as `on:P` (a note of MIDI pitch P starts), `hold:P` or `rest`; each "
         "chorale begins `<start> <mode> <metre>` and ends `<end>`. 150 tokens in all. A grid rather than note events "

@@ -30,7 +30,7 @@ import torch
 from _results import write_keeping_notes
 
 from lstmkit import Predictor, SequenceClassifier, datasets, load
-from lstmkit.tasks.text_data import load_corpus, split_text
+from lstmkit.tasks.text.data import load_corpus, split_text
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "quantisation.jsonl"

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from _results import run_setups, write_keeping_notes
 
-from lstmkit.tasks.text_classification import load_reviews, train_run
+from lstmkit.tasks.text.classification import load_reviews, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "sentiment.jsonl"

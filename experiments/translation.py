@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from _results import run_setups, write_keeping_notes
 
-from lstmkit.tasks.seq2seq import Seq2SeqConfig, read_pairs, train_run
-from lstmkit.tasks.verses import load_verse_pairs
+from lstmkit.tasks.text.seq2seq import Seq2SeqConfig, read_pairs, train_run
+from lstmkit.tasks.text.verses import load_verse_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "translation.jsonl"
@@ -128,7 +128,7 @@ def write_doc() -> None:
             f"decoder LSTM {v['hidden_size']} with {v['attention']} attention, embeddings {v['embedding_size']}, "
             f"dropout {v['dropout']}; {r['epochs_run']} epochs in {r['seconds'] / 60:.0f} min (training stops at "
             f"{v['max_minutes']:.0f} min) on {r['threads']} thread(s). The word-by-word baseline is IBM Model 1 "
-            "(`lstmkit.tasks.word_alignment`) fitted on the same training pairs in the same run: each word replaced "
+            "(`lstmkit.tasks.text.word_alignment`) fitted on the same training pairs in the same run: each word replaced "
             "by its most probable translation.",
             "",
             "| system | BLEU | chrF |",

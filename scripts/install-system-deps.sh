@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs the system packages lstmkit's tests need that pip cannot: Debian's `chromium`, the headless browser that
 # tests/test_report.py opens the HTML run report in, and `sword-text-sparv` with its reader `diatheke`, the Spanish
-# side of the verse pairs (lstmkit.tasks.verses), and `espeak-ng` and `sox`, which speak and degrade the synthetic
-# speech-recognition data (lstmkit.tasks.speech), and `redis-server`, the shared stream store that the serve tests start
+# side of the verse pairs (lstmkit.tasks.text.verses), and `espeak-ng` and `sox`, which speak and degrade the synthetic
+# speech-recognition data (lstmkit.tasks.recognition.speech.recognizer), and `redis-server`, the shared stream store that the serve tests start
 # on a loopback port (tests/serve/test_redis.py; only the binary is needed, its system service is not used). Idempotent: installs only what is missing, exits 0 at once when
 # everything is there (so `make test` can run it every time). Runs apt-get as root, or through sudo otherwise.
 #

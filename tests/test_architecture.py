@@ -7,7 +7,7 @@
 - ``lstmkit.data`` imports only numpy, torch, the standard library and itself;
 - ``lstmkit.viz`` imports nothing from lstmkit but itself (it takes numpy arrays; tasks call it, never the reverse),
   and never ``matplotlib.pyplot`` (no global figure state);
-- ``lstmkit.tasks.long_lag_data`` (the long-lag generators) imports nothing from lstmkit: torch tensors only.
+- ``lstmkit.tasks.long_lag.problems`` (the long-lag generators) imports nothing from lstmkit: torch tensors only.
 - ``lstmkit.serve`` reaches the model only through ``lstmkit.export.predictor`` (and reads ``lstmkit.__version__``);
   nothing imports ``lstmkit.serve`` but the cli.
 - ``lstmkit.bench`` (the speed benchmark) is not library code: nothing imports it but itself and ``cli/bench.py``.
@@ -102,14 +102,20 @@ def test_train_knows_nothing_of_the_engine_or_the_tasks():
 
 
 def test_data_imports_only_numpy_torch_the_standard_library_and_itself():
+    """data/ stands alone; only ``tables.py`` (reading the user's CSV) may use pandas, and the package face never
+    imports it, so ``import lstmkit.data`` stays as light as numpy and torch."""
     offenders = []
     for path in source_files(PACKAGE / "data"):
+        allowed = {"numpy", "torch"} | ({"pandas"} if path.name == "tables.py" else set())
         for name in sorted(imports_of(path)):
             top = name.split(".")[0]
-            if is_within(name, "lstmkit.data") or top in {"numpy", "torch"} or top in sys.stdlib_module_names:
+            if is_within(name, "lstmkit.data") or top in allowed or top in sys.stdlib_module_names:
                 continue
             offenders.append(f"{path.relative_to(SRC)} imports {name}")
     assert not offenders, "lstmkit.data must stand alone (numpy, torch):\n" + "\n".join(offenders)
+    face = imports_of(PACKAGE / "data" / "__init__.py")
+    assert "lstmkit.data.batches" in face, "the parse of data/__init__.py found nothing"
+    assert not [n for n in face if is_within(n, "lstmkit.data.tables")], "data/__init__.py must not import tables (pandas)"
 
 
 def test_nothing_imports_the_cli_but_main():
@@ -145,9 +151,9 @@ def test_viz_never_imports_pyplot():
 
 
 def test_long_lag_generators_import_nothing_from_lstmkit():
-    path = PACKAGE / "tasks" / "long_lag_data.py"
+    path = PACKAGE / "tasks" / "long_lag" / "problems.py"
     names = imports_of(path)
-    assert "torch" in names, "long_lag_data.py imports torch; finding nothing means the parse is broken"
+    assert "torch" in names, "long_lag/problems.py imports torch; finding nothing means the parse is broken"
     assert not [n for n in sorted(names) if is_within(n, "lstmkit")], names
 
 
@@ -161,7 +167,7 @@ def test_long_lag_generators_import_nothing_from_lstmkit():
         ("from ..functional import LN_EPS", "lstmkit.nn.fused.lstm_layer", False,
          {"lstmkit.nn.functional", "lstmkit.nn.functional.LN_EPS"}),
         ("from .cell import LSTMCell", "lstmkit.nn", True, {"lstmkit.nn.cell", "lstmkit.nn.cell.LSTMCell"}),
-        ("from .. import runs", "lstmkit.tasks.long_lag", False, {"lstmkit", "lstmkit.runs"}),
+        ("from ... import runs", "lstmkit.tasks.long_lag.experiment", False, {"lstmkit", "lstmkit.runs"}),
         ("def f():\n    from lstmkit import cli\n", "lstmkit.runs", False, {"lstmkit", "lstmkit.cli"}),
         ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import lstmkit.nn.lstm\n", "lstmkit.train.loop",
          False, {"typing", "typing.TYPE_CHECKING", "lstmkit.nn.lstm"}),
@@ -195,7 +201,7 @@ def test_imports_of_resolves_relative_imports_in_files(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path)
     sources = {
         "lstmkit/nn/__init__.py": "from .cell import LSTMCell\nfrom .. import runs\n",
-        "lstmkit/train/loop.py": "import torch\nfrom .. import nn\nfrom ..tasks import forecasting\n",
+        "lstmkit/train/loop.py": "import torch\nfrom .. import nn\nfrom ..tasks.timeseries import forecasting\n",
         "lstmkit/viz/plots.py": "from . import handwriting\nfrom matplotlib import pyplot\nimport lstmkit.cli.main\n",
     }
     for name, text in sources.items():
@@ -205,9 +211,9 @@ def test_imports_of_resolves_relative_imports_in_files(tmp_path, monkeypatch):
     assert imports_of(package / "nn" / "__init__.py") == {"lstmkit.nn.cell", "lstmkit.nn.cell.LSTMCell", "lstmkit",
                                                          "lstmkit.runs"}  # fmt: skip
     loop = imports_of(package / "train" / "loop.py")
-    assert loop == {"torch", "lstmkit", "lstmkit.nn", "lstmkit.tasks", "lstmkit.tasks.forecasting"}
+    assert loop == {"torch", "lstmkit", "lstmkit.nn", "lstmkit.tasks.timeseries", "lstmkit.tasks.timeseries.forecasting"}
     assert [n for n in sorted(loop) if is_within(n, "lstmkit.nn") or is_within(n, "lstmkit.tasks")] == [
-        "lstmkit.nn", "lstmkit.tasks", "lstmkit.tasks.forecasting"]  # fmt: skip
+        "lstmkit.nn", "lstmkit.tasks.timeseries", "lstmkit.tasks.timeseries.forecasting"]  # fmt: skip
     plots = imports_of(package / "viz" / "plots.py")
     assert {"lstmkit.viz", "lstmkit.viz.handwriting", "matplotlib.pyplot", "lstmkit.cli.main"} <= plots
     assert any(is_within(n, "lstmkit.cli") for n in plots) and any(is_within(n, "matplotlib.pyplot") for n in plots)

@@ -61,7 +61,7 @@ def _text(path):
 
 
 def _translate(path):
-    from lstmkit.tasks.seq2seq import number_phrases
+    from lstmkit.tasks.text.seq2seq import number_phrases
 
     src, tgt = number_phrases(np.arange(120))
     pd.DataFrame({"en": src, "fr": tgt}).to_csv(path, index=False)

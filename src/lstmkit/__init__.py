@@ -19,15 +19,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from . import nn
     from .export.predictor import Predictor
     from .runs import load
-    from .tasks.anomaly import AnomalyDetector
-    from .tasks.estimators import SequenceClassifier, SequenceRegressor
-    from .tasks.forecasting import Forecaster
-    from .tasks.handwriting import HandwritingRecognizer
-    from .tasks.language import LanguageModel
-    from .tasks.music import MusicModel
-    from .tasks.seq2seq import Seq2Seq
-    from .tasks.speech import SpeechRecognizer
-    from .tasks.text_classification import TextClassifier
+    from .tasks.timeseries.anomaly.detector import AnomalyDetector
+    from .tasks.sequence.estimators import SequenceClassifier, SequenceRegressor
+    from .tasks.timeseries.forecasting import Forecaster
+    from .tasks.recognition.handwriting.recognizer import HandwritingRecognizer
+    from .tasks.text.language import LanguageModel
+    from .tasks.music.model import MusicModel
+    from .tasks.text.seq2seq import Seq2Seq
+    from .tasks.recognition.speech.recognizer import SpeechRecognizer
+    from .tasks.text.classification import TextClassifier
 
 __all__ = [
     "AnomalyDetector", "Forecaster", "HandwritingRecognizer", "LanguageModel", "MusicModel", "Predictor", "Seq2Seq",
@@ -36,17 +36,17 @@ __all__ = [
 
 # public name -> the module that defines it (the same names as the TYPE_CHECKING block above; a test keeps them equal)
 _LAZY: dict[str, str] = {
-    "AnomalyDetector": "lstmkit.tasks.anomaly",
-    "Forecaster": "lstmkit.tasks.forecasting",
-    "HandwritingRecognizer": "lstmkit.tasks.handwriting",
-    "LanguageModel": "lstmkit.tasks.language",
-    "MusicModel": "lstmkit.tasks.music",
+    "AnomalyDetector": "lstmkit.tasks.timeseries.anomaly.detector",
+    "Forecaster": "lstmkit.tasks.timeseries.forecasting",
+    "HandwritingRecognizer": "lstmkit.tasks.recognition.handwriting.recognizer",
+    "LanguageModel": "lstmkit.tasks.text.language",
+    "MusicModel": "lstmkit.tasks.music.model",
     "Predictor": "lstmkit.export.predictor",
-    "Seq2Seq": "lstmkit.tasks.seq2seq",
-    "SequenceClassifier": "lstmkit.tasks.estimators",
-    "SequenceRegressor": "lstmkit.tasks.estimators",
-    "SpeechRecognizer": "lstmkit.tasks.speech",
-    "TextClassifier": "lstmkit.tasks.text_classification",
+    "Seq2Seq": "lstmkit.tasks.text.seq2seq",
+    "SequenceClassifier": "lstmkit.tasks.sequence.estimators",
+    "SequenceRegressor": "lstmkit.tasks.sequence.estimators",
+    "SpeechRecognizer": "lstmkit.tasks.recognition.speech.recognizer",
+    "TextClassifier": "lstmkit.tasks.text.classification",
     "load": "lstmkit.runs",
 }
 

@@ -89,17 +89,17 @@ T = TypeVar("T", bound=type)
 # @register_kind decorators of lstmkit.tasks agree.
 BUILTIN_KINDS: Mapping[str, str] = MappingProxyType(
     {
-        "anomaly_detector": "lstmkit.tasks.anomaly:AnomalyDetector",
-        "forecaster": "lstmkit.tasks.forecasting:Forecaster",
-        "handwriting": "lstmkit.tasks.handwriting:HandwritingRecognizer",
-        "language_model": "lstmkit.tasks.language:LanguageModel",
-        "long_lag": "lstmkit.tasks.long_lag:LongLagRun",
-        "music": "lstmkit.tasks.music:MusicModel",
-        "seq2seq": "lstmkit.tasks.seq2seq:Seq2Seq",
-        "sequence_classifier": "lstmkit.tasks.estimators:SequenceClassifier",
-        "sequence_regressor": "lstmkit.tasks.estimators:SequenceRegressor",
-        "speech_recognizer": "lstmkit.tasks.speech:SpeechRecognizer",
-        "text_classifier": "lstmkit.tasks.text_classification:TextClassifier",
+        "anomaly_detector": "lstmkit.tasks.timeseries.anomaly.detector:AnomalyDetector",
+        "forecaster": "lstmkit.tasks.timeseries.forecasting:Forecaster",
+        "handwriting": "lstmkit.tasks.recognition.handwriting.recognizer:HandwritingRecognizer",
+        "language_model": "lstmkit.tasks.text.language:LanguageModel",
+        "long_lag": "lstmkit.tasks.long_lag.experiment:LongLagRun",
+        "music": "lstmkit.tasks.music.model:MusicModel",
+        "seq2seq": "lstmkit.tasks.text.seq2seq:Seq2Seq",
+        "sequence_classifier": "lstmkit.tasks.sequence.estimators:SequenceClassifier",
+        "sequence_regressor": "lstmkit.tasks.sequence.estimators:SequenceRegressor",
+        "speech_recognizer": "lstmkit.tasks.recognition.speech.recognizer:SpeechRecognizer",
+        "text_classifier": "lstmkit.tasks.text.classification:TextClassifier",
     }
 )
 

@@ -149,7 +149,7 @@ def test_a_scoring_error_keeps_the_saved_detector(tmp_path, capsys, monkeypatch)
     """Issue 18's rule: the model and its config are saved before any step after training; a failure there loses
     nothing, and the message says how to score again."""
     from lstmkit import runs
-    from lstmkit.tasks import anomaly
+    from lstmkit.tasks.timeseries.anomaly import detector as anomaly
 
     csv = labelled_csv(tmp_path / "hr.csv")
     out = tmp_path / "run"

@@ -44,7 +44,7 @@ def test_demo_runs_small(tmp_path, capsys, assert_png):
 
 def _interrupt_in_epoch(monkeypatch, epoch: int, batch: int) -> None:
     """Make the long-lag training data raise mid-epoch, as a crash would."""
-    from lstmkit.tasks import long_lag
+    from lstmkit.tasks.long_lag import experiment as long_lag
 
     real_iter = long_lag._TrainBatches.__iter__
     seen = {"epochs": 0}

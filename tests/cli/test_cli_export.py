@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime")
 import onnx  # noqa: E402
 
 from lstmkit.cli import main  # noqa: E402
-from lstmkit.tasks.estimators import SequenceClassifier  # noqa: E402
+from lstmkit.tasks.sequence.estimators import SequenceClassifier  # noqa: E402
 
 CSV = b"time,value\n2024-01-01,1.5\n2024-01-02,2.5\n"
 

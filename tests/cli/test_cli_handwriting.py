@@ -11,7 +11,7 @@ import pytest
 
 import lstmkit.cli.handwriting  # noqa: F401  (registers the command group whatever cli/__init__ lists)
 from lstmkit.cli import main
-from lstmkit.tasks.handwriting_data import load_dataset
+from lstmkit.tasks.recognition.handwriting.data import load_dataset
 
 SMALL = ["--hidden-size", "8", "--layers", "1", "--epochs", "1", "--step", "0.5", "--beam", "2"]
 WORDS = "on\nno\nin\nan\nit\nat\nto\n\nme\n"
@@ -79,7 +79,7 @@ def greedy(run, files):
 @pytest.fixture(scope="module")
 def char_lm(tmp_path_factory):
     """A tiny character LSTM run, read by --lm-run in place of the n-gram."""
-    from lstmkit.tasks.language import LanguageModel
+    from lstmkit.tasks.text.language import LanguageModel
 
     out = tmp_path_factory.mktemp("hw-lstm") / "lstm"
     lstm = LanguageModel(level="char", embedding_size=8, hidden_size=16, num_layers=1, bptt=8, batch_size=4, epochs=1,
@@ -90,9 +90,9 @@ def char_lm(tmp_path_factory):
 
 
 def _python_reading(run_dir, files, char_lm=None, share=None, **kwargs) -> list[str]:
-    from lstmkit.tasks.handwriting import HandwritingRecognizer
-    from lstmkit.tasks.handwriting_data import read_strokes
-    from lstmkit.tasks.language import LanguageModel
+    from lstmkit.tasks.recognition.handwriting.recognizer import HandwritingRecognizer
+    from lstmkit.tasks.recognition.handwriting.data import read_strokes
+    from lstmkit.tasks.text.language import LanguageModel
 
     recognizer = HandwritingRecognizer.load(run_dir)
     if char_lm is not None:

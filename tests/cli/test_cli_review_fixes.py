@@ -25,7 +25,7 @@ def _series_csv(path):
 
 
 def test_an_anomaly_prediction_run_has_config_json_while_it_trains(tmp_path, capsys, monkeypatch):
-    from lstmkit.tasks import anomaly
+    from lstmkit.tasks.timeseries.anomaly import detector as anomaly
 
     out = tmp_path / "run"
     seen = {}

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from lstmkit.cli import main
-from lstmkit.tasks.speech_data import read_manifest
+from lstmkit.tasks.recognition.speech.data import read_manifest
 
 needs_programs = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
                                     reason="needs Debian's espeak-ng and sox")  # fmt: skip
@@ -53,7 +53,7 @@ def test_make_data_train_transcribe_stream(tmp_path, capsys):
 
 
 def test_bad_audio_and_missing_programs_are_one_sentence(tmp_path, capsys, monkeypatch):
-    from lstmkit.tasks.speech import SpeechConfig, SpeechRecognizer
+    from lstmkit.tasks.recognition.speech.recognizer import SpeechConfig, SpeechRecognizer
 
     rng = np.random.default_rng(0)
     tone = (0.3 * np.sin(np.arange(16000) * 0.2) + 0.01 * rng.standard_normal(16000)).astype(np.float32)

@@ -220,7 +220,7 @@ def test_text_classify_train_resumes_too(tmp_path, capsys, monkeypatch):
 
 
 def test_resume_of_a_run_started_from_python_says_how_to_continue_it(tmp_path, capsys, monkeypatch):
-    from lstmkit.tasks.language import LanguageModel
+    from lstmkit.tasks.text.language import LanguageModel
 
     out = tmp_path / "lm"
     lm = LanguageModel(hidden_size=8, embedding_size=8, num_layers=1, batch_size=4, bptt=16, epochs=2, progress=False)
@@ -291,7 +291,7 @@ def test_text_classify_keeps_a_run_whose_texts_leave_the_baseline_no_words(tmp_p
 def test_text_classify_refuses_held_out_classes_before_training(tmp_path, capsys):
     """A class only the held-out texts have made the held-out evaluation raise after the model was saved (a run that
     looked finished but had no result.json), quoting the label uncapped (a 100,000-character label)."""
-    from lstmkit.tasks.text_classification import holdout_split
+    from lstmkit.tasks.text.classification import holdout_split
 
     labels = ["pos", "neg"] * 5
     labels[holdout_split(10, 0.2, 0)[1][0]] = "r" * 100_000

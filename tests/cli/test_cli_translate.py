@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from lstmkit.cli import main
-from lstmkit.tasks.seq2seq import number_phrases
+from lstmkit.tasks.text.seq2seq import number_phrases
 
 
 def test_train_text_evaluate_on_a_csv(tmp_path, capsys, assert_png):

@@ -30,7 +30,7 @@ from lstmkit import Predictor  # noqa: E402
 from lstmkit.serve.app import create_app  # noqa: E402
 from lstmkit.serve.process import ServerProcess  # noqa: E402
 from lstmkit.serve.store import KeyReused, RedisStore, SQLiteStore, StreamNotFound, open_store  # noqa: E402
-from lstmkit.tasks.estimators import SequenceRegressor  # noqa: E402
+from lstmkit.tasks.sequence.estimators import SequenceRegressor  # noqa: E402
 
 OBSERVATIONS = "/v1/streams/s/observations"
 

@@ -20,7 +20,7 @@ httpx = pytest.importorskip("httpx")
 
 from lstmkit.serve.process import ServerProcess  # noqa: E402
 from lstmkit.serve.store import RedisStore, StreamExists, TooManyStreams, open_store  # noqa: E402
-from lstmkit.tasks.estimators import SequenceClassifier  # noqa: E402
+from lstmkit.tasks.sequence.estimators import SequenceClassifier  # noqa: E402
 
 SERVER = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(SERVER is None, reason="redis-server is not installed (scripts/install-system-deps.sh)")

@@ -22,8 +22,8 @@ import lstmkit  # noqa: E402
 from lstmkit import runs as saved_runs  # noqa: E402
 from lstmkit.cli import main  # noqa: E402
 from lstmkit.serve.app import SERVED_KINDS, create_app  # noqa: E402
-from lstmkit.tasks.estimators import SequenceRegressor  # noqa: E402
-from lstmkit.tasks.language import LanguageModel  # noqa: E402
+from lstmkit.tasks.sequence.estimators import SequenceRegressor  # noqa: E402
+from lstmkit.tasks.text.language import LanguageModel  # noqa: E402
 
 TEXT = "".join(f"{w} the {x}.\n" for w in ("ANNA", "BEN") for x in ("sea", "sky")) * 30
 
@@ -98,7 +98,7 @@ def test_neither_observation_nor_observations_is_told_to_send_one(apps) -> None:
 
 
 def test_serve_refuses_a_run_of_a_kind_it_cannot_serve_in_one_sentence(tmp_path, capsys) -> None:
-    from lstmkit.tasks.long_lag import ExperimentConfig, SequenceModel, _model_config
+    from lstmkit.tasks.long_lag.experiment import ExperimentConfig, SequenceModel, _model_config
 
     cfg = ExperimentConfig(task="adding", length=10, hidden_size=4)
     model_config = _model_config(cfg)

@@ -326,7 +326,7 @@ def test_the_app_on_a_redis_store_streams_like_the_model_and_refuses_what_cannot
     from fastapi.testclient import TestClient
 
     from lstmkit.serve.app import create_app
-    from lstmkit.tasks.estimators import SequenceRegressor
+    from lstmkit.tasks.sequence.estimators import SequenceRegressor
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 6, 2)).astype(np.float32)

@@ -12,7 +12,7 @@ import pytest
 
 import lstmkit
 from lstmkit import runs
-from lstmkit.tasks.anomaly import (
+from lstmkit.tasks.timeseries.anomaly.detector import (
     AnomalyConfig,
     AnomalyDetector,
     NotFittedError,
@@ -26,7 +26,7 @@ from lstmkit.tasks.anomaly import (
     tail_quantile,
     train_run,
 )
-from lstmkit.tasks.anomaly_metrics import event_scores
+from lstmkit.tasks.timeseries.anomaly.metrics import event_scores
 
 SEASON = 24
 
@@ -179,7 +179,7 @@ def test_text_times_are_put_in_time_order_not_text_order() -> None:
 
 
 def test_fit_resumes_exactly(tmp_path, monkeypatch) -> None:
-    from lstmkit.tasks import anomaly
+    from lstmkit.tasks.timeseries.anomaly import detector as anomaly
 
     cfg = dict(method="reconstruction", input_window=12, epochs=4, hidden_size=4, batch_size=64)
     normal = normal_series(300, 0)

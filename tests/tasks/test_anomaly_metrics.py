@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lstmkit.tasks.anomaly_metrics import NabProfile, event_scores, nab_score, nab_windows, point_scores
+from lstmkit.tasks.timeseries.anomaly.metrics import NabProfile, event_scores, nab_score, nab_windows, point_scores
 
 N = 100  # probation: the first 15 steps are not scored
 WINDOW = [(40, 49)]  # width 10

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstmkit.tasks.ctc import (
+from lstmkit.tasks.recognition.ctc import (
     BLANK,
     Alphabet,
     beam_search,
@@ -26,8 +26,8 @@ from lstmkit.tasks.ctc import (
     rescore,
     wer,
 )
-from lstmkit.tasks.language import LanguageModel
-from lstmkit.tasks.ngram import WittenBellLM
+from lstmkit.tasks.text.language import LanguageModel
+from lstmkit.tasks.text.ngram import WittenBellLM
 
 
 def logp(rows: list[list[float]]) -> np.ndarray:

@@ -94,7 +94,7 @@ def test_predict_before_fit_and_wrong_features():
 def test_fit_resumes_after_a_crash_to_the_same_weights(tmp_path, monkeypatch):
     import torch
 
-    from lstmkit.tasks import estimators
+    from lstmkit.tasks.sequence import estimators
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 8, 2)).astype(np.float32)
@@ -184,7 +184,7 @@ def test_head_dropout_and_weight_decay_default_off_are_saved_and_old_runs_load(t
 def test_head_dropout_acts_on_the_pooled_vector_in_training_only():
     import torch
 
-    from lstmkit.tasks.sequence_model import ModelConfig, SequenceModel
+    from lstmkit.tasks.sequence.model import ModelConfig, SequenceModel
 
     torch.manual_seed(0)
     model = SequenceModel(ModelConfig(input_size=2, output_size=3, hidden_size=8, head_dropout=0.5))

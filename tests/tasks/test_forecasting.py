@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.tasks import ts_metrics as M
-from lstmkit.tasks.forecasting import ForecastConfig, Forecaster, pinball_loss, prepare_series
+from lstmkit.tasks.timeseries import metrics as M
+from lstmkit.tasks.timeseries.forecasting import ForecastConfig, Forecaster, pinball_loss, prepare_series
 
 
 def seasonal_frame(n: int = 120, season: int = 12, key: str | None = None, seed: int = 0) -> pd.DataFrame:
@@ -143,7 +143,7 @@ def test_pinball_loss_masks_missing_targets() -> None:
 
 @pytest.mark.parametrize("crash_epoch", [3, 7])  # during the calibration fit (4 epochs), during the final fit
 def test_fit_resumes_exactly(tmp_path, monkeypatch, crash_epoch) -> None:
-    from lstmkit.tasks import forecasting
+    from lstmkit.tasks.timeseries import forecasting
 
     df = seasonal_frame(60)
     clean = quick(epochs=4).fit(df, run_dir=tmp_path / "clean")
@@ -179,7 +179,7 @@ def test_conformal_calibration_widens_an_over_confident_interval() -> None:
 
 
 def test_backtest_rolls_origins_and_scores_baselines_on_the_same_splits() -> None:
-    from lstmkit.tasks.forecasting import backtest
+    from lstmkit.tasks.timeseries.forecasting import backtest
 
     df = seasonal_frame(96)
     cfg = ForecastConfig(target="y", horizon=6, season=12, epochs=20, hidden_size=16)
@@ -205,7 +205,7 @@ def test_recurrent_model_feeds_its_median_back_and_round_trips(tmp_path) -> None
 
 
 def test_recurrent_training_uses_teacher_forcing_and_prediction_does_not() -> None:
-    from lstmkit.tasks.forecasting import RecurrentForecastNet
+    from lstmkit.tasks.timeseries.forecasting import RecurrentForecastNet
 
     torch.manual_seed(0)
     net = RecurrentForecastNet(2, 0, ForecastConfig(target="y", horizon=4, model="recurrent", hidden_size=8))

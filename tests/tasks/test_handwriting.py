@@ -8,15 +8,15 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.tasks import ctc
-from lstmkit.tasks.handwriting import (
+from lstmkit.tasks.recognition import ctc
+from lstmkit.tasks.recognition.handwriting.recognizer import (
     HandwritingConfig,
     HandwritingEnsemble,
     HandwritingNet,
     HandwritingRecognizer,
     train_run,
 )
-from lstmkit.tasks.handwriting_data import (
+from lstmkit.tasks.recognition.handwriting.data import (
     TEST_FONTS,
     TRAIN_FONTS,
     StrokeError,
@@ -215,8 +215,8 @@ def test_mixed_words_borrow_letters_on_the_word_fonts_baseline_and_x_height():
 
 
 def test_collapsing_loops_narrows_ascenders_and_descenders_and_leaves_the_body_alone(monkeypatch):
-    from lstmkit.tasks import handwriting_data
-    from lstmkit.tasks.handwriting_data import _x_band
+    from lstmkit.tasks.recognition.handwriting import data as handwriting_data
+    from lstmkit.tasks.recognition.handwriting.data import _x_band
 
     base, height = _x_band("scripts")
     width = lambda x, y: np.ptp(x - np.polyval(np.polyfit(y, x, 1), y))  # noqa: E731  across the stem
@@ -340,14 +340,14 @@ def test_fit_lowers_the_ctc_loss_and_save_load_is_exact(tiny_data, tmp_path):
 
 
 def _char_lm(text: str):
-    from lstmkit.tasks.language import LanguageModel
+    from lstmkit.tasks.text.language import LanguageModel
 
     return LanguageModel(level="char", embedding_size=8, hidden_size=16, num_layers=1, bptt=8, batch_size=4, epochs=2,
                          val_fraction=0.0, test_fraction=0.0, progress=False).fit(text)  # fmt: skip
 
 
 def test_a_character_lstm_can_take_the_ngrams_place(tiny_data):
-    from lstmkit.tasks.language import LanguageModel
+    from lstmkit.tasks.text.language import LanguageModel
 
     train, val = tiny_data
     points, texts = [s.points for s in train[:8]], [s.text for s in train[:8]]
@@ -408,7 +408,7 @@ def _same_lm(a, b) -> bool:
 
 
 def test_the_ngram_learns_from_more_words_and_can_be_refitted(tiny_data, tmp_path):
-    from lstmkit.tasks.ngram import WittenBellLM
+    from lstmkit.tasks.text.ngram import WittenBellLM
 
     train, val = tiny_data
     points, texts = [s.points for s in train[:8]], [s.text for s in train[:8]]

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.tasks.language import LanguageModel, LanguageModelConfig, _sample, train_run
-from lstmkit.tasks.ngram import WittenBellLM
-from lstmkit.tasks.text_data import (
+from lstmkit.tasks.text.language import LanguageModel, LanguageModelConfig, _sample, train_run
+from lstmkit.tasks.text.ngram import WittenBellLM
+from lstmkit.tasks.text.data import (
     BPETokenizer,
     CharTokenizer,
     StreamDecoder,

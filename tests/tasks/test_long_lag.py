@@ -5,7 +5,7 @@ import json
 import pytest
 
 import lstmkit
-from lstmkit.tasks import long_lag
+from lstmkit.tasks.long_lag import experiment as long_lag
 
 
 @pytest.mark.slow
@@ -48,8 +48,8 @@ def test_every_task_trains_one_round(task):
 
 
 def test_gradient_flow_vanishes_for_rnn_not_for_trained_lstm_shape():
-    from lstmkit.tasks.long_lag_data import get_task
-    from lstmkit.tasks.sequence_model import ModelConfig, SequenceModel
+    from lstmkit.tasks.long_lag.problems import get_task
+    from lstmkit.tasks.sequence.model import ModelConfig, SequenceModel
 
     spec = get_task("adding")
     rnn = SequenceModel(ModelConfig(input_size=2, output_size=1, cell="rnn", hidden_size=32))

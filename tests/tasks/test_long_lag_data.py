@@ -1,4 +1,4 @@
-"""Tests for the long-time-lag task generators, their baselines and success criteria (lstmkit.tasks.long_lag_data)."""
+"""Tests for the long-time-lag task generators, their baselines and success criteria (lstmkit.tasks.long_lag.problems)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lstmkit.tasks import long_lag_data as lld
-from lstmkit.tasks.long_lag_data import (
+from lstmkit.tasks.long_lag import problems as lld
+from lstmkit.tasks.long_lag.problems import (
     IGNORE_INDEX,
     REBER_SYMBOLS,
     TASKS,

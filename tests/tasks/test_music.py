@@ -1,4 +1,4 @@
-"""lstmkit.tasks.music / music_data: the grid encoding, scores in and out, the model, and one-sentence errors.
+"""lstmkit.tasks.music.model / music_data: the grid encoding, scores in and out, the model, and one-sentence errors.
 
 Pieces are small synthetic chorales (quarter-note triads in C major / A minor) so that nothing here parses the
 corpus; one real chorale (bwv66.6, a fraction of a second) checks the music21 path.
@@ -7,8 +7,8 @@ corpus; one real chorale (bwv66.6, a fraction of a second) checks the music21 pa
 import numpy as np
 import pytest
 
-from lstmkit.tasks.music import MusicModel, ngram_baseline
-from lstmkit.tasks.music_data import (
+from lstmkit.tasks.music.model import MusicModel, ngram_baseline
+from lstmkit.tasks.music.data import (
     MusicError,
     Piece,
     Vocabulary,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.tasks.seq2seq import BOS, Seq2Seq, Seq2SeqNet, _pad, corpus_scores, number_phrases, read_pairs, train_run
+from lstmkit.tasks.text.seq2seq import BOS, Seq2Seq, Seq2SeqNet, _pad, corpus_scores, number_phrases, read_pairs, train_run
 
 NUMBERS = np.random.default_rng(0).choice(1000, 400, replace=False)  # the last 40 held out
 
@@ -128,7 +128,7 @@ def test_train_run_splits_by_group_so_no_group_straddles(tmp_path) -> None:
 
 
 def test_batches_are_bucketed_by_length_and_cover_every_pair_once() -> None:
-    from lstmkit.tasks.seq2seq import _Pairs
+    from lstmkit.tasks.text.seq2seq import _Pairs
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 40, 500)

@@ -86,7 +86,7 @@ def test_the_classifier_declares_only_what_differs():
     import inspect
 
     from lstmkit.config import CLASSIFIER_EPOCHS
-    from lstmkit.tasks.estimators import SequenceClassifier, SequenceRegressor
+    from lstmkit.tasks.sequence.estimators import SequenceClassifier, SequenceRegressor
 
     code = SequenceClassifier.__init__.__code__  # what the class itself writes, not the merged signature
     assert code.co_argcount + code.co_kwonlyargcount == 5  # self, hidden_size, normalize, class_weight, epochs

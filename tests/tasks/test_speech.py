@@ -10,7 +10,7 @@ import pytest
 import soundfile
 import torch
 
-from lstmkit.tasks.speech import (
+from lstmkit.tasks.recognition.speech.recognizer import (
     SpeechConfig,
     SpeechRecognizer,
     _normalise,
@@ -20,7 +20,7 @@ from lstmkit.tasks.speech import (
     load_audio,
     log_mel,
 )  # fmt: skip
-from lstmkit.tasks.speech_data import (
+from lstmkit.tasks.recognition.speech.data import (
     ACCENTS,
     HELD_OUT_ACCENT,
     TEST_VARIANTS,
@@ -81,7 +81,7 @@ def test_two_processes_making_the_same_data_set_both_get_it(tmp_path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from lstmkit.tasks.speech_data import make_dataset; "
+    code = ("import sys; from lstmkit.tasks.recognition.speech.data import make_dataset; "
             "print(make_dataset(sys.argv[1], train=3, validation=0, test=1, seed=5, workers=1))")  # fmt: skip
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "d")], stdout=subprocess.PIPE, text=True)
              for _ in range(2)]  # fmt: skip
@@ -209,7 +209,7 @@ def test_fit_decode_evaluate_save_load_both_architectures(data_dir, tmp_path) ->
 
 
 def test_a_padded_batch_gives_each_utterance_its_own_numbers() -> None:
-    from lstmkit.tasks.speech import SpeechNet
+    from lstmkit.tasks.recognition.speech.recognizer import SpeechNet
 
     torch.manual_seed(0)
     feats = [np.random.default_rng(i).standard_normal((n, 12)).astype(np.float32) for i, n in enumerate((9, 4))]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.tasks.text_classification import TextClassifier, _pad, bag_of_words_baseline, holdout_split
+from lstmkit.tasks.text.classification import TextClassifier, _pad, bag_of_words_baseline, holdout_split
 
 GOOD, BAD, FILL = ["great", "lovely", "superb", "fine"], ["awful", "dull", "poor", "bad"], ["the", "film", "was", "a"]
 
@@ -99,9 +99,9 @@ def test_bag_of_words_baseline_separates_the_sentences() -> None:
 
 
 def test_reading_a_csv_refuses_a_header_alone_and_names_the_row_without_a_label(tmp_path, capsys) -> None:
-    """Issue 18: the CSV rules every entry point shares (lstmkit.tasks._tables), in the API and the CLI alike."""
+    """Issue 18: the CSV rules every entry point shares (lstmkit.data.tables), in the API and the CLI alike."""
     from lstmkit.cli import main
-    from lstmkit.tasks.text_classification import read_labelled
+    from lstmkit.tasks.text.classification import read_labelled
 
     empty = tmp_path / "empty.csv"
     empty.write_text("text,label\n")
@@ -122,7 +122,7 @@ def test_reading_a_csv_refuses_a_header_alone_and_names_the_row_without_a_label(
 
 def test_train_run_refuses_a_class_only_held_out_before_training(tmp_path) -> None:
     """Issue 18: from Python too, a class that only held-out texts have is refused before any training or save."""
-    from lstmkit.tasks.text_classification import train_run
+    from lstmkit.tasks.text.classification import train_run
 
     texts = [f"text number {i}" for i in range(20)]
     labels = np.array(["a", "b"] * 10, dtype=object)

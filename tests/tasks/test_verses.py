@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from lstmkit.tasks.verses import load_verse_pairs, parse_diatheke
-from lstmkit.tasks.word_alignment import WordByWordTranslator, words
+from lstmkit.tasks.text.verses import load_verse_pairs, parse_diatheke
+from lstmkit.tasks.text.word_alignment import WordByWordTranslator, words
 
 DIATHEKE = """Genesis 1:1: EN el principio crió Dios <H0430> los cielos y la tierra.
 Genesis 1:2: Y la tierra estaba desordenada

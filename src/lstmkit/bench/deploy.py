@@ -22,7 +22,7 @@ def suite_deploy(settings: Settings, progress: Callable[[str], None]) -> list[Ro
         raise Skip("onnxruntime is not installed (pip install -e .[export])") from exc
     from ..export.onnx import export_onnx
     from ..export.predictor import Predictor
-    from ..tasks.estimators import SequenceRegressor
+    from ..tasks.sequence.estimators import SequenceRegressor
 
     rows = []
     for name, (I, H) in settings.stream_configs.items():

@@ -73,7 +73,7 @@ def find_regressor():
         lstmkit = importlib.import_module("lstmkit")
         cls = getattr(lstmkit, "SequenceRegressor", None)
         if cls is None:
-            cls = importlib.import_module("lstmkit.tasks.estimators").SequenceRegressor
+            cls = importlib.import_module("lstmkit.tasks.sequence.estimators").SequenceRegressor
     except (ImportError, AttributeError) as exc:
         raise Skip(f"lstmkit.SequenceRegressor is not available ({exc})") from None
     return cls

@@ -28,7 +28,7 @@ def suite_text(settings: Settings, progress: Callable[[str], None]) -> list[Row]
     """Char-LM training step: lstmkit.LanguageModel's network vs the same from torch.nn modules, same weights."""
     import torch.nn.functional as F
 
-    from ..tasks.language import LanguageModelConfig, LMNet
+    from ..tasks.text.language import LanguageModelConfig, LMNet
 
     B, T, V, E, H, L = (4, 8, 20, 8, 16, 2) if settings.quick else (64, 100, 85, 128, 512, 2)
     torch.manual_seed(0)

@@ -39,7 +39,7 @@ def _roles(id_: str | None, label: str | None, step: str | None, split: str | No
 
 
 def _load(run_dir: Path) -> Any:
-    from ..tasks.estimators import SequenceClassifier
+    from ..tasks.sequence.estimators import SequenceClassifier
 
     return SequenceClassifier.load(run_dir)
 
@@ -96,7 +96,7 @@ def train(
     """Train on the training series, score the test series beside 1-NN Euclidean, write the run and its report."""
     setup_logging(verbose)
     from ..config import ConfigError
-    from ..tasks.classification import ClassifyConfig, resolve_data, train_run
+    from ..tasks.timeseries.classification import ClassifyConfig, resolve_data, train_run
     from ..train import CheckpointError, ResumeError
 
     try:
@@ -130,7 +130,7 @@ def predict(
 ) -> None:  # fmt: skip
     """Predict the class of every series in the table (CSV on stdout: id, predicted, one probability per class)."""
     from ..config import ConfigError
-    from ..tasks.classification import predict_table, resolve_data
+    from ..tasks.timeseries.classification import predict_table, resolve_data
 
     try:
         clf = _load(run_dir)
@@ -151,7 +151,7 @@ def evaluate(
 ) -> None:  # fmt: skip
     """Score a trained classifier on the table's test series (all series without a split column)."""
     from ..config import ConfigError
-    from ..tasks.classification import evaluate_table, resolve_data
+    from ..tasks.timeseries.classification import evaluate_table, resolve_data
 
     try:
         clf = _load(run_dir)

@@ -35,7 +35,7 @@ def demo(
     setup_logging()
     import torch
 
-    from ..tasks import long_lag
+    from ..tasks.long_lag import experiment as long_lag
     from ..viz.plots import plot_gradient_flow
 
     torch.set_num_threads(min(2, torch.get_num_threads()))

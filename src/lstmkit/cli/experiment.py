@@ -53,7 +53,8 @@ def experiment(
         fail(f"--nproc must be at least 1, got {nproc}.")
     if nproc > 1 and not _launch.under_torchrun():
         raise typer.Exit(_launch.relaunch(nproc))
-    from ..tasks import long_lag, long_lag_data
+    from ..tasks.long_lag import experiment as long_lag
+    from ..tasks.long_lag import problems as long_lag_data
 
     if model not in ("lstm", "gru", "rnn"):
         fail(f"--model must be lstm, gru or rnn, got {model!r}.")

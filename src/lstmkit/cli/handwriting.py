@@ -12,7 +12,7 @@ from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_me
 from ._options import AsJson, Out, Resume, Seed, Verbose
 
 if TYPE_CHECKING:
-    from ..tasks.handwriting import HandwritingRecognizer
+    from ..tasks.recognition.handwriting.recognizer import HandwritingRecognizer
 
 handwriting_app = typer.Typer(help="Online handwriting recognition: pen strokes to text (bidirectional LSTM, CTC).",
                               no_args_is_help=True)  # fmt: skip
@@ -45,7 +45,7 @@ Combine = Annotated[str | None, typer.Option("--combine", help="With --with: 'pr
 
 def _load(run_dir: Path, others: list[Path] | None, combine: str | None = None) -> HandwritingRecognizer:
     """The run's recogniser, or with ``others`` an ensemble of all of them (a HandwritingRecognizer too)."""
-    from ..tasks.handwriting import HandwritingEnsemble, HandwritingRecognizer
+    from ..tasks.recognition.handwriting.recognizer import HandwritingEnsemble, HandwritingRecognizer
 
     if not others:
         if combine is not None:
@@ -76,7 +76,7 @@ def _char_lm(model: HandwritingRecognizer, lm_run: Path | None, share: float | N
         raise ValueError(f"--lm-share {share} mixes the LSTM with the run's n-gram, and this run has none (trained "
                          "with --lm-order 0); drop --lm-share to read with the LSTM alone.")  # fmt: skip
     if lm_run is not None:
-        from ..tasks.language import LanguageModel
+        from ..tasks.text.language import LanguageModel
 
         model.set_char_lm(LanguageModel.load(lm_run), 1.0 if share is None else share)
 
@@ -111,7 +111,7 @@ def make_data(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Write words from the Hershey fonts with random slant, scale, drift, jitter and speed, split by word and font."""
-    from ..tasks.handwriting_data import TRAIN_FONTS, make_dataset, read_words, save_dataset
+    from ..tasks.recognition.handwriting.data import TRAIN_FONTS, make_dataset, read_words, save_dataset
 
     try:
         vocabulary = read_words(words) if words is not None else None
@@ -166,8 +166,8 @@ def train(
 ) -> None:  # fmt: skip
     """Train on the training fonts; report CER/WER (greedy, beam, beam + n-gram) on held-out words in an unseen font."""
     setup_logging(verbose)
-    from ..tasks.handwriting import HandwritingConfig, train_run
-    from ..tasks.handwriting_data import load_dataset, make_dataset, read_words
+    from ..tasks.recognition.handwriting.recognizer import HandwritingConfig, train_run
+    from ..tasks.recognition.handwriting.data import load_dataset, make_dataset, read_words
     from ..train import CheckpointError, ResumeError
 
     try:
@@ -214,7 +214,7 @@ def recognize(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Read the text written in each strokes file, one line per file."""
-    from ..tasks.handwriting_data import read_strokes
+    from ..tasks.recognition.handwriting.data import read_strokes
 
     try:
         lm_args = _lm_args(lm, lm_weight, lm_bonus, lm_run)
@@ -251,7 +251,7 @@ def evaluate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """CER and WER on one split of a data set file."""
-    from ..tasks.handwriting_data import load_dataset
+    from ..tasks.recognition.handwriting.data import load_dataset
 
     try:
         lm_args = _lm_args(lm, lm_weight, lm_bonus, lm_run)

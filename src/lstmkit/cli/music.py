@@ -44,7 +44,7 @@ def train(
 ) -> None:  # fmt: skip
     """Train on the chorales (split by piece); held-out NLL beside an n-gram model, musical statistics, samples."""
     setup_logging(verbose)
-    from ..tasks.music import MusicModelConfig, resolve_pieces, train_run
+    from ..tasks.music.model import MusicModelConfig, resolve_pieces, train_run
     from ..train import CheckpointError, ResumeError
 
     if limit is not None and limit < 1:
@@ -84,8 +84,8 @@ def generate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Write a new chorale-like piece as MIDI, MusicXML and a piano-roll PNG."""
-    from ..tasks.music import MusicModel
-    from ..tasks.music_data import write_piece
+    from ..tasks.music.model import MusicModel
+    from ..tasks.music.data import write_piece
 
     try:
         model = MusicModel.load(run_dir)
@@ -109,8 +109,8 @@ def evaluate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Negative log-likelihood of four-part scores under the model (nats per token and per sixteenth)."""
-    from ..tasks.music import MusicModel
-    from ..tasks.music_data import read_score
+    from ..tasks.music.model import MusicModel
+    from ..tasks.music.data import read_score
 
     try:
         model = MusicModel.load(run_dir)

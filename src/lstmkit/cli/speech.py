@@ -36,7 +36,7 @@ def make_data(
     """Synthesise digit strings and commands with espeak-ng's English voices, add noise and reverberation (sox),
     and write WAVs + manifest.csv, split by voice."""
     setup_logging(verbose)
-    from ..tasks.speech_data import make_dataset, read_manifest
+    from ..tasks.recognition.speech.data import make_dataset, read_manifest
 
     if not 0 <= command_share <= 1:
         fail(f"--command-share must lie in [0, 1], got {command_share}.")
@@ -81,7 +81,7 @@ def train(
     """Train on the data set's training voices; report CER and WER on its unseen test voices (greedy, beam, beam +
     character n-gram)."""
     setup_logging(verbose)
-    from ..tasks.speech import SpeechConfig, train_run
+    from ..tasks.recognition.speech.recognizer import SpeechConfig, train_run
     from ..train import CheckpointError, ResumeError
 
     try:
@@ -115,7 +115,7 @@ def transcribe(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Print the text of each WAV file, one line each (--stream: the partial results as they change, on stderr)."""
-    from ..tasks.speech import SpeechRecognizer, load_audio
+    from ..tasks.recognition.speech.recognizer import SpeechRecognizer, load_audio
 
     if chunk_ms < 1:
         fail(f"--chunk-ms must be at least 1, got {chunk_ms}.")
@@ -124,7 +124,7 @@ def transcribe(
         rec = SpeechRecognizer.load(run_dir)
         language_model = None
         if lm_run is not None:
-            from ..tasks.language import LanguageModel
+            from ..tasks.text.language import LanguageModel
 
             language_model = LanguageModel.load(lm_run)
             if lm_weight == 0:

@@ -48,7 +48,7 @@ def train(
 ) -> None:  # fmt: skip
     """Train a language model; held-out test measures beside a Witten-Bell n-gram model, samples and a report."""
     setup_logging(verbose)
-    from ..tasks.language import LanguageModelConfig, resolve_text, train_run
+    from ..tasks.text.language import LanguageModelConfig, resolve_text, train_run
     from ..train import CheckpointError, ResumeError
 
     try:  # a diverging run (DivergenceError) is a ValueError: one sentence naming the learning rate
@@ -89,7 +89,7 @@ def generate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Continue a prompt, printing tokens as they are produced (state carried: the prefix is never recomputed)."""
-    from ..tasks.language import LanguageModel
+    from ..tasks.text.language import LanguageModel
 
     if beam < 1:
         fail(f"--beam must be at least 1 (1: no beam search), got {beam}.")
@@ -124,8 +124,8 @@ def evaluate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Score a text: nats and bits per character, perplexity, unknown tokens."""
-    from ..tasks.language import LanguageModel
-    from ..tasks.text_data import read_text
+    from ..tasks.text.language import LanguageModel
+    from ..tasks.text.data import read_text
 
     try:
         lm = LanguageModel.load(run_dir)
@@ -168,7 +168,7 @@ def classify_train(
 ) -> None:  # fmt: skip
     """Train on all but a held-out share; report its accuracy beside a bag-of-words logistic regression."""
     setup_logging(verbose)
-    from ..tasks.text_classification import check_held_out_classes, read_labelled, train_run
+    from ..tasks.text.classification import check_held_out_classes, read_labelled, train_run
     from ..train import CheckpointError
 
     if pooling not in ("max", "mean", "attention", "last"):
@@ -205,8 +205,8 @@ def classify_predict(
     """Predict a label (and its probability) for each text of a CSV file."""
     import pandas as pd
 
-    from ..tasks._tables import cap, read_csv, shown, shown_list
-    from ..tasks.text_classification import TextClassifier
+    from ..data.tables import cap, read_csv, shown, shown_list
+    from ..tasks.text.classification import TextClassifier
 
     try:
         clf = TextClassifier.load(run_dir)
@@ -236,7 +236,7 @@ def classify_evaluate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Accuracy, macro-F1 and the confusion matrix on a labelled CSV file."""
-    from ..tasks.text_classification import TextClassifier, read_labelled
+    from ..tasks.text.classification import TextClassifier, read_labelled
 
     try:
         clf = TextClassifier.load(run_dir)

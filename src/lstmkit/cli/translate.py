@@ -45,7 +45,7 @@ def train(
 ) -> None:  # fmt: skip
     """Train on all but a held-out share; report exact match, BLEU and chrF beside copying the source."""
     setup_logging(verbose)
-    from ..tasks.seq2seq import Seq2SeqConfig, read_pairs, train_run
+    from ..tasks.text.seq2seq import Seq2SeqConfig, read_pairs, train_run
     from ..train import CheckpointError, ResumeError
 
     if not 0 <= holdout < 1:
@@ -53,7 +53,7 @@ def train(
     try:
         groups = None
         if data == "verses":  # split by chapter: neighbouring verses are near-duplicates
-            from ..tasks.verses import load_verse_pairs
+            from ..tasks.text.verses import load_verse_pairs
 
             verse_pairs = load_verse_pairs()
             sources, targets, groups = verse_pairs.english, verse_pairs.spanish, verse_pairs.chapters
@@ -85,7 +85,7 @@ def text(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Translate the given texts, one output per line."""
-    from ..tasks.seq2seq import Seq2Seq
+    from ..tasks.text.seq2seq import Seq2Seq
 
     try:
         outputs = Seq2Seq.load(run_dir).translate(list(sources), beam_size=beam)
@@ -106,7 +106,7 @@ def evaluate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Exact match, BLEU and chrF on a CSV file of sources and references."""
-    from ..tasks.seq2seq import Seq2Seq, read_pairs
+    from ..tasks.text.seq2seq import Seq2Seq, read_pairs
 
     try:
         model = Seq2Seq.load(run_dir)

@@ -288,7 +288,7 @@ def _standardise(g: Graph, est: Any, x: str) -> str:
 def _estimator_outputs(g: Graph, est: Any, out: str, K: int) -> bool:
     """A classifier's ``logits`` and ``probabilities`` (B, K), or a regressor's ``prediction`` (B, K); returns
     whether it is a classifier."""
-    from ..tasks.estimators import SequenceClassifier
+    from ..tasks.sequence.estimators import SequenceClassifier
 
     if isinstance(est, SequenceClassifier):
         g.output(out, "logits", _F, ["B", K])
@@ -456,7 +456,7 @@ def _build_text_classifier(clf: Any, streaming: bool, rng: np.random.Generator) 
 def _forecast_network(g: Graph, net: nn.Module, x: str, future: str | None, W: int) -> str:
     """``ForecastNet`` / ``RecurrentForecastNet`` at inference (no target): x (B, W, n_inputs), future (B, H, F) or
     None when F = 0 -> quantiles (B, H, Q). The recurrent horizon loop is unrolled (H is fixed by the config)."""
-    from ..tasks.forecasting import RecurrentForecastNet
+    from ..tasks.timeseries.forecasting import RecurrentForecastNet
 
     H, Q = net.horizon, net.n_q
     if isinstance(net, RecurrentForecastNet):
@@ -505,7 +505,7 @@ def _forecast_samples(rng: np.random.Generator, W: int, n_in: int, H: int, F: in
 
 
 def _build_forecaster(f: Any, streaming: bool, rng: np.random.Generator) -> tuple[Graph, list[dict], Any]:
-    from ..tasks.forecasting import RecurrentForecastNet
+    from ..tasks.timeseries.forecasting import RecurrentForecastNet
 
     net = f._check_fitted().eval()
     cfg, W, F = f.config, f.window, f._n_future
@@ -606,7 +606,7 @@ def _build_anomaly_detector(det: Any, streaming: bool, rng: np.random.Generator)
 
 
 def _build_seq2seq(model: Any, streaming: bool, rng: np.random.Generator) -> list[tuple[str, Graph, list[dict], Any]]:
-    from ..tasks.seq2seq import BOS, PAD, SPECIALS
+    from ..tasks.text.seq2seq import BOS, PAD, SPECIALS
 
     if streaming:
         raise ValueError(
@@ -722,12 +722,12 @@ def _build_seq2seq(model: Any, streaming: bool, rng: np.random.Generator) -> lis
 
 
 def _builder(obj: Any) -> tuple[str, Any]:
-    from ..tasks.anomaly import AnomalyDetector
-    from ..tasks.estimators import _SequenceEstimator
-    from ..tasks.forecasting import Forecaster
-    from ..tasks.language import LanguageModel
-    from ..tasks.seq2seq import Seq2Seq
-    from ..tasks.text_classification import TextClassifier
+    from ..tasks.timeseries.anomaly.detector import AnomalyDetector
+    from ..tasks.sequence.estimators import _SequenceEstimator
+    from ..tasks.timeseries.forecasting import Forecaster
+    from ..tasks.text.language import LanguageModel
+    from ..tasks.text.seq2seq import Seq2Seq
+    from ..tasks.text.classification import TextClassifier
 
     if isinstance(obj, LSTM):
         return "lstm", _build_lstm

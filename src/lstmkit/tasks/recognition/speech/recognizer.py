@@ -19,7 +19,7 @@ Networks (``architecture``):
 - ``"conv"``: the non-recurrent baseline, a frame classifier: 1-D convolutions over the stacked frames (ReLU), each
   output seeing a fixed window of ``conv_layers * (conv_kernel - 1) + 1`` steps, then the same linear layer.
 
-Both train with CTC (:mod:`lstmkit.tasks.ctc`) and decode greedily or by prefix beam search, optionally with a
+Both train with CTC (:mod:`lstmkit.tasks.recognition.ctc`) and decode greedily or by prefix beam search, optionally with a
 character n-gram (interpolated Witten-Bell) fitted on the training transcripts. A unidirectional LSTM with running
 normalisation also streams: :meth:`SpeechRecognizer.stream` takes chunks of samples as they arrive and returns the
 partial transcript after each, carrying the resampler, the frame buffer, the normaliser's sums and the LSTM state.
@@ -48,12 +48,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .. import runs
-from ..config import StrictConfig, TrainConfig
-from ..data import SeededBatches, bucketed
-from ..nn import LSTM
-from ..train import GateStatistics, StepOutput, Trainer, seed_everything
-from .ctc import (
+from .... import runs
+from ....config import StrictConfig, TrainConfig
+from ....data import SeededBatches, bucketed
+from ....nn import LSTM
+from ....train import GateStatistics, StepOutput, Trainer, seed_everything
+from ..ctc import (
     Alphabet,
     beam_search,
     cer,
@@ -470,7 +470,7 @@ class SpeechRecognizer:
         if self.lm_labels is None:
             raise ValueError("This recogniser has no language model data; lm_weight needs a fitted recogniser.")
         if self._lm is None:
-            from .ngram import WittenBellLM
+            from ...text.ngram import WittenBellLM
 
             _, alphabet = self._check()
             hook = ngram_hook(WittenBellLM(self.config.lm_order, alphabet.num_classes).fit(self.lm_labels))
@@ -642,7 +642,7 @@ class SpeechStream:
             self.steps += 1
 
     def _text(self) -> str:
-        from .ctc import collapse
+        from ..ctc import collapse
 
         return self.recognizer.alphabet.decode(collapse(self._path))  # type: ignore[union-attr]
 
@@ -680,7 +680,7 @@ LENGTH_BONUSES = (0.0, 1.0, 2.0)
 
 def _scores(utts: list[Any], hyps: list[str]) -> dict[str, Any]:
     """CER / WER of digit strings, commands, digit strings in the accent never heard in training, and all."""
-    from .speech_data import HELD_OUT_ACCENT
+    from .data import HELD_OUT_ACCENT
 
     scores = {}
     groups = {"digits": lambda u: u.kind == "digits", "command": lambda u: u.kind == "command",
@@ -716,7 +716,7 @@ def train_run(
     data_dir: str | os.PathLike[str], config: SpeechConfig, out: str | os.PathLike[str], *, beam_size: int = 8,
     lm_weight: float | None = None, length_bonus: float = 1.0, resume: bool = False, stream_chunk_ms: int = 100,
 ) -> dict[str, Any]:  # fmt: skip
-    """Train on a data set from :func:`lstmkit.tasks.speech_data.make_dataset` (its train split, validating on its
+    """Train on a data set from :func:`lstmkit.tasks.recognition.speech.data.make_dataset` (its train split, validating on its
     validation voices) and write a run directory: config.json, model.safetensors, extra.safetensors, metrics.csv,
     result.json, predictions.csv and report.html (the model is saved before the scoring).
 
@@ -731,9 +731,9 @@ def train_run(
 
     import pandas as pd
 
-    from .._atomic import atomic_write_bytes
-    from ..report import write_report
-    from .speech_data import read_manifest
+    from ...._atomic import atomic_write_bytes
+    from ....report import write_report
+    from .data import read_manifest
 
     out = Path(out)
     if runs.is_finished(out):

@@ -1,10 +1,10 @@
 """Online handwriting recognition: ``lstmkit.HandwritingRecognizer`` (pen trajectories to text).
 
-Input: pen trajectories (N, 3) ``x, y, pen_up`` (see :mod:`lstmkit.tasks.handwriting_data`), turned into
+Input: pen trajectories (N, 3) ``x, y, pen_up`` (see :mod:`lstmkit.tasks.recognition.handwriting.data`), turned into
 ``(dx, dy, y, pen_up)`` points at equal arc length, normalised by the ink's height. Network: a stacked bidirectional
 :class:`lstmkit.nn.LSTM` over the points and a linear layer to ``C`` classes (the blank and each character) at every
 point, trained with CTC (Graves et al. 2006; online handwriting: Graves et al. 2009, "A novel connectionist system
-for unconstrained handwriting recognition"). Decoding (:mod:`lstmkit.tasks.ctc`): greedy (best path), prefix beam
+for unconstrained handwriting recognition"). Decoding (:mod:`lstmkit.tasks.recognition.ctc`): greedy (best path), prefix beam
 search, and beam search with a character n-gram language model (interpolated Witten-Bell, fitted on the training
 texts and saved with the run). Scores: CER and WER.
 
@@ -27,14 +27,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .. import runs
-from ..config import StrictConfig, TrainConfig
-from ..data import SeededBatches, bucketed
-from ..nn import LSTM
-from ..train import GateStatistics, StepOutput, Trainer, seed_everything
-from . import ctc
-from .handwriting_data import Sample, StrokeError, features, read_strokes
-from .ngram import WittenBellLM, _Order
+from .... import runs
+from ....config import StrictConfig, TrainConfig
+from ....data import SeededBatches, bucketed
+from ....nn import LSTM
+from ....train import GateStatistics, StepOutput, Trainer, seed_everything
+from .. import ctc
+from .data import Sample, StrokeError, features, read_strokes
+from ...text.ngram import WittenBellLM, _Order
 
 __all__ = [
     "HandwritingConfig",
@@ -324,7 +324,7 @@ class HandwritingRecognizer:
             use_lm: rank beams with the character n-gram (fitted on the training texts and any ``lm_texts``, or
                 by :meth:`fit_lm`), or with the character LSTM given to :meth:`set_char_lm`: ``alpha`` its
                 weight, ``beta`` the bonus per character, by default those :meth:`tune_lm` chose (see
-                :func:`lstmkit.tasks.ctc.beam_search`).
+                :func:`lstmkit.tasks.recognition.ctc.beam_search`).
         """
         if isinstance(trajectories, np.ndarray) and trajectories.ndim == 2:
             trajectories = [trajectories]
@@ -361,7 +361,7 @@ class HandwritingRecognizer:
         """Beam search with ``use_lm`` (and :meth:`tune_lm`) reads ``model``, a character-level
         :class:`lstmkit.LanguageModel` trained on words one per line (its ``"\\n"`` starts and ends a word): alone
         (``share=1``) or mixed with the n-gram, the next character's probability being ``share`` times the LSTM's
-        plus ``1 - share`` times the n-gram's (:func:`lstmkit.tasks.ctc.mix_hooks`). ``None`` goes back to the
+        plus ``1 - share`` times the n-gram's (:func:`lstmkit.tasks.recognition.ctc.mix_hooks`). ``None`` goes back to the
         n-gram. The model is not saved with the recogniser (it is a run of its own). The weight and bonus stay those
         chosen for the n-gram until :meth:`tune_lm` chooses new ones (which :meth:`save` then writes) or ``alpha``
         and ``beta`` are passed. A model of running prose is accepted but reads ``"\\n"`` as a line's end, not a
@@ -443,7 +443,7 @@ class HandwritingRecognizer:
         return best
 
     def recognize_file(self, path: str | os.PathLike[str], *, y_down: bool = False, **kwargs: Any) -> str:
-        """The text of the strokes in a JSON or CSV file (see :func:`lstmkit.tasks.handwriting_data.read_strokes`)."""
+        """The text of the strokes in a JSON or CSV file (see :func:`lstmkit.tasks.recognition.handwriting.data.read_strokes`)."""
         return self.recognize([read_strokes(path, y_down=y_down)], **kwargs)[0]
 
     def evaluate(self, trajectories: list[np.ndarray], texts: list[str], **kwargs: Any) -> dict[str, float]:
@@ -481,7 +481,7 @@ class HandwritingEnsemble(HandwritingRecognizer):
     ``combine="probs"``: the members' per-point class probabilities are averaged, then decoded like one model's.
     ``combine="sequences"``: each member proposes its own readings (its best path, or its beams with the language
     model), and the proposal with the highest mean CTC log-likelihood over the members, plus the language model's
-    score, wins (:func:`lstmkit.tasks.ctc.rescore`): every member scores every proposal exactly, so the members need
+    score, wins (:func:`lstmkit.tasks.recognition.ctc.rescore`): every member scores every proposal exactly, so the members need
     not put a letter's spike on the same point.
 
     Members must share the alphabet, the resampling step and ``overlap``, so that point ``t`` is the same pen
@@ -595,9 +595,9 @@ def train_run(
 
     import pandas as pd
 
-    from .._atomic import atomic_write_bytes
-    from ..report import write_report
-    from ..viz.handwriting import plot_handwriting
+    from ...._atomic import atomic_write_bytes
+    from ....report import write_report
+    from ....viz.handwriting import plot_handwriting
 
     out = Path(out)
     if runs.is_finished(out):

@@ -5,9 +5,9 @@ five tokens per step (a bar / beat separator, then soprano, alto, tenor and bass
 ``rest``), after a header ``<start> <mode> <metre>``. A grid rather than note events because the four voices then
 stay aligned for free and each step's tokens are the whole chord, predicted top voice first, so the network sees
 the harmony being built as well as each voice's line; see the module docstring of
-:mod:`lstmkit.tasks.music_data` for the full reasoning.
+:mod:`lstmkit.tasks.music.data` for the full reasoning.
 
-The network is the language model's (:class:`lstmkit.tasks.language.LMNet`: embedding, stacked
+The network is the language model's (:class:`lstmkit.tasks.text.language.LMNet`: embedding, stacked
 :class:`lstmkit.nn.LSTM`, linear decoder), trained the char-rnn way on the training chorales joined into one token
 stream, with truncated BPTT and the state carried from batch to batch. Held-out chorales are scored one by one from
 a zero state, as generation starts, in nats per token and per sixteenth-note step.
@@ -16,11 +16,11 @@ Generation conditions on the mode and metre tokens (a key given by the user pick
 transposed to its tonic, an exact operation), or continues the opening bars of a chorale (the prime). Sampling is
 restricted to what the grammar allows at each position, so every sample is a well-formed score: the separator's
 bar / beat choice follows the metre (the model only chooses the fermata), a voice may only ``hold`` the pitch it
-already sounds. Output: a :class:`~lstmkit.tasks.music_data.Piece`, written as MIDI, MusicXML and a piano roll by
-:func:`~lstmkit.tasks.music_data.write_piece`.
+already sounds. Output: a :class:`~lstmkit.tasks.music.data.Piece`, written as MIDI, MusicXML and a piano roll by
+:func:`~lstmkit.tasks.music.data.write_piece`.
 
 Example:
-    >>> from lstmkit.tasks.music_data import load_chorales, split_pieces                  # doctest: +SKIP
+    >>> from lstmkit.tasks.music.data import load_chorales, split_pieces                  # doctest: +SKIP
     >>> train, val, test = split_pieces(load_chorales())                                  # doctest: +SKIP
     >>> model = MusicModel(hidden_size=256, epochs=20).fit(train, val)                    # doctest: +SKIP
     >>> piece = model.generate(key="D minor", metre="3/4", bars=8, seed=1)                # doctest: +SKIP
@@ -41,11 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import runs
-from ..config import StrictConfig, TrainConfig
-from ..train import GateStatistics, StepOutput, Trainer, seed_everything
-from .language import LanguageModelConfig, LMNet, _sample, _Tokens
-from .music_data import (
+from ... import runs
+from ...config import StrictConfig, TrainConfig
+from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ..text.language import LanguageModelConfig, LMNet, _sample, _Tokens
+from .data import (
     MusicError,
     Piece,
     Vocabulary,
@@ -64,7 +64,7 @@ MAX_PRIME_BARS = 16  # bars of a chorale's opening a prime may take
 
 @dataclass(frozen=True)
 class MusicModelConfig(StrictConfig):
-    """Network and training of a chorale model (the encoding is fixed: see :mod:`lstmkit.tasks.music_data`)."""
+    """Network and training of a chorale model (the encoding is fixed: see :mod:`lstmkit.tasks.music.data`)."""
 
     embedding_size: int = 64  # about 150 tokens: a small embedding is plenty
     hidden_size: int = 256
@@ -339,7 +339,7 @@ def ngram_baseline(
     """Interpolated Witten-Bell n-gram models on the same tokens, fitted on ``train``; the order with the lowest
     validation loss is the baseline's test figure. Each held-out piece is scored on its own from ``<start>`` (the
     first tokens use the history they have), over the same tokens as :meth:`MusicModel.evaluate`."""
-    from .ngram import WittenBellLM
+    from ..text.ngram import WittenBellLM
 
     vocab = Vocabulary()
     stream = np.asarray([i for p in train for i in vocab.encode(p)], dtype=np.int64)
@@ -373,7 +373,7 @@ def resolve_pieces(
 ) -> list[Piece]:
     """The training pieces: music21's Bach chorales (cached after the first read; ``limit``: only the first N, not
     cached), or every score file in a folder (``scores``)."""
-    from .music_data import load_chorales
+    from .data import load_chorales
 
     if scores is None:
         return load_chorales(cache_dir, limit=limit)
@@ -401,9 +401,9 @@ def train_run(
     import json
     import time
 
-    from .._atomic import atomic_write_bytes
-    from ..report import write_report
-    from .music_data import compare_statistics, corpus_statistics, split_pieces, write_piece
+    from ..._atomic import atomic_write_bytes
+    from ...report import write_report
+    from .data import compare_statistics, corpus_statistics, split_pieces, write_piece
 
     out = Path(out)
     if runs.is_finished(out):

@@ -34,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import runs
-from ..config import StrictConfig, TrainConfig
-from ..data import SeededBatches, bucketed
-from ..nn import LSTM
-from ..train import GateStatistics, StepOutput, Trainer, seed_everything
-from .text_data import TextError, Tokenizer, make_tokenizer, tokenizer_from_dict
+from ... import runs
+from ...config import StrictConfig, TrainConfig
+from ...data import SeededBatches, bucketed
+from ...nn import LSTM
+from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from .data import TextError, Tokenizer, make_tokenizer, tokenizer_from_dict
 
 __all__ = ["Seq2Seq", "Seq2SeqConfig", "corpus_scores", "number_phrases", "read_pairs", "train_run"]
 
@@ -442,7 +442,7 @@ def read_pairs(
 ) -> tuple[list[str], list[str]]:  # fmt: skip
     """Parallel texts: ``numbers`` (``n`` distinct random numbers below a million, English words -> French words),
     ``verses`` (all 31,084 English-Spanish Bible verse pairs, KJV and Reina-Valera 1909; ``n`` is ignored; see
-    ``lstmkit.tasks.verses``) or a CSV file with a source and a target column."""
+    ``lstmkit.tasks.text.verses``) or a CSV file with a source and a target column."""
     if (dataset is None) == (csv is None):
         raise ValueError("Give the pairs one way: a bundled set (--data numbers|verses) or a CSV file (--csv).")
     if dataset is not None:
@@ -488,9 +488,9 @@ def train_run(
     or validate, so near-duplicate neighbours never straddle the split; the shares then count groups."""
     import json
 
-    from .._atomic import atomic_write_bytes
-    from ..report import write_report
-    from ..viz.plots import plot_alignment
+    from ..._atomic import atomic_write_bytes
+    from ...report import write_report
+    from ...viz.plots import plot_alignment
 
     out = Path(out)
     if runs.is_finished(out):

@@ -15,7 +15,7 @@ regressor and (N,) class labels (any hashable values) for the classifier.
 Series classification (the classifier's defaults): each channel is standardised with the mean and standard deviation
 of the *training* sequences' valid steps (``normalize=True``; saved with the model and reused at predict time, never
 refitted on new data), a sequence is summarised by ``pooling`` ("last", "mean", "max" or "attention", see
-:mod:`lstmkit.tasks.sequence_model`), and ``class_weight="balanced"`` weights the cross-entropy against imbalance.
+:mod:`lstmkit.tasks.sequence.model`), and ``class_weight="balanced"`` weights the cross-entropy against imbalance.
 
 Both follow scikit-learn's estimator contract (``get_params`` / ``set_params``, ``sklearn.base.clone``, ``fit``
 returns self, :class:`NotFittedError` before ``fit``, fitted attributes ending in ``_``; checked against
@@ -37,11 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import runs
-from ..config import CLASSIFIER_EPOCHS, TrainConfig
-from ..data import SeededBatches
-from ..train import GateStatistics, StepOutput, Trainer, seed_everything
-from .sequence_model import ModelConfig, SequenceModel, predict_batches
+from ... import runs
+from ...config import CLASSIFIER_EPOCHS, TrainConfig
+from ...data import SeededBatches
+from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from .model import ModelConfig, SequenceModel, predict_batches
 
 REGRESSOR_KIND = "sequence_regressor"
 CLASSIFIER_KIND = "sequence_classifier"
@@ -606,7 +606,7 @@ class SequenceClassifier(_SequenceEstimator):
         conv_branch: LSTM-FCN (Karim et al. 2017): a fully convolutional branch (Conv1d -> BatchNorm -> ReLU, 128 /
             256 / 128 filters of 8 / 5 / 3 steps, averaged over each series' valid steps) beside the LSTM, its vector
             concatenated with the pooled one before the head (see
-            :meth:`lstmkit.tasks.sequence_model.SequenceModel.conv_features`). False: the plain recurrent classifier.
+            :meth:`lstmkit.tasks.sequence.model.SequenceModel.conv_features`). False: the plain recurrent classifier.
         dimension_shuffle: LSTM-FCN's "dimension shuffle": the LSTM reads each series transposed, a series of T steps
             and F channels as F steps of T features (the convolutional branch still reads it step by step). Needs
             equal-length series; T is fixed at fit time (``model_config_.shuffle_length``). False: step by step.

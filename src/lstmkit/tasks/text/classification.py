@@ -3,7 +3,7 @@
 Texts are tokenised (words, lower-cased by default, or BPE), cut to ``max_length`` tokens, padded and passed with
 their lengths, so the recurrent core reads each text only up to its end (the engine's ``lengths=`` path) and pooling
 never sees padding. Embedding, dropout, a (bidirectional) :class:`lstmkit.nn.LSTM`, then max, mean or attention
-pooling over the valid steps and a linear layer: :class:`~lstmkit.tasks.sequence_model.SequenceModel` on embeddings.
+pooling over the valid steps and a linear layer: :class:`~lstmkit.tasks.sequence.model.SequenceModel` on embeddings.
 With attention pooling, :meth:`TextClassifier.attention` shows the weight each token got.
 
 Batches are drawn from length buckets (texts of similar length together, buckets shuffled), which cuts the padding
@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import runs
-from ..data import SeededBatches, bucketed
-from ..train import GateStatistics, StepOutput, Trainer, seed_everything
-from ._tables import shown, shown_list
-from .sequence_model import ModelConfig, SequenceModel
-from .text_data import TextError, Tokenizer, WordTokenizer, make_tokenizer, tokenizer_from_dict
+from ... import runs
+from ...data import SeededBatches, bucketed
+from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...data.tables import shown, shown_list
+from ..sequence.model import ModelConfig, SequenceModel
+from .data import TextError, Tokenizer, WordTokenizer, make_tokenizer, tokenizer_from_dict
 
 __all__ = ["TextClassifier", "holdout_split", "load_reviews"]
 
@@ -205,7 +205,7 @@ class TextClassifier:
             accuracy = (logits.argmax(1) == y).float().mean()
             return StepOutput(loss=loss, n_items=len(y), metrics={"accuracy": accuracy})
 
-        from ..config import TrainConfig
+        from ...config import TrainConfig
 
         use_patience = p["patience"] if val is not None else None
         cfg = TrainConfig(
@@ -368,9 +368,9 @@ def read_labelled(
 
     Raises:
         ValueError: neither or both sources, a CSV file without data rows or without the columns, a row without a
-            label (one sentence each, as every CSV entry point: :mod:`lstmkit.tasks._tables`).
+            label (one sentence each, as every CSV entry point: :mod:`lstmkit.data.tables`).
     """
-    from ._tables import cap, one_source, read_csv, row_of, shown_list
+    from ...data.tables import cap, one_source, read_csv, row_of, shown_list
 
     one_source(dataset, csv, data="--data imdb|rotten_tomatoes")
     if dataset is not None:
@@ -398,8 +398,8 @@ def train_run(
     bag-of-words logistic regression fitted on the same training texts in the same run) and report.html."""
     import json
 
-    from .._atomic import atomic_write_bytes
-    from ..report import write_report
+    from ..._atomic import atomic_write_bytes
+    from ...report import write_report
 
     out = Path(out)
     if runs.is_finished(out):

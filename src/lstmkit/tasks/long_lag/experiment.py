@@ -24,14 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import runs
-from ..config import StrictConfig, TrainConfig
-from ..data import SeededDraws
-from ..nn import hidden_grad_norms
-from ..train import GateStatistics, StepOutput, Trainer, register_resumer, seed_everything
-from ..train.distributed import is_main_process
-from . import long_lag_data as data
-from .sequence_model import ModelConfig, SequenceModel
+from ... import runs
+from ...config import StrictConfig, TrainConfig
+from ...data import SeededDraws
+from ...nn import hidden_grad_norms
+from ...train import GateStatistics, StepOutput, Trainer, register_resumer, seed_everything
+from ...train.distributed import is_main_process
+from . import problems as data
+from ..sequence.model import ModelConfig, SequenceModel
 
 KIND = "long_lag"
 
@@ -276,7 +276,7 @@ def run(
 
 
 def _write_run(out: Path, cfg, model: SequenceModel, result: ExperimentResult, spec, length: int, norms_init) -> None:
-    from ..viz.plots import plot_gates, plot_gradient_flow
+    from ...viz.plots import plot_gates, plot_gradient_flow
 
     norms_trained = gradient_flow(model, spec, length, cfg.seed + 7)
     extra = {"gradient_norms_init": norms_init, "gradient_norms_trained": norms_trained}
@@ -300,7 +300,7 @@ def _write_run(out: Path, cfg, model: SequenceModel, result: ExperimentResult, s
     tmp = out / "result.json.tmp"
     tmp.write_text(json.dumps(result.summary(), indent=2) + "\n")
     os.replace(tmp, out / "result.json")
-    from ..report import write_report
+    from ...report import write_report
 
     write_report(out)  # report.html: the curves, the config, the result and the pictures above
 

@@ -31,11 +31,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .. import runs
-from .._atomic import atomic_write_bytes
-from ..config import CLASSIFIER_EPOCHS, StrictConfig
-from ._tables import cap, check_finite, check_numeric, check_rows, one_source, read_csv, row_of, shown
-from .estimators import SequenceClassifier, classification_scores
+from ... import runs
+from ..._atomic import atomic_write_bytes
+from ...config import CLASSIFIER_EPOCHS, StrictConfig
+from ...data.tables import cap, check_finite, check_numeric, check_rows, one_source, read_csv, row_of, shown
+from ..sequence.estimators import SequenceClassifier, classification_scores
 
 __all__ = ["ClassifyConfig", "Series", "evaluate_table", "one_nn_euclidean", "predict_table", "read_series",
            "resolve_data", "train_run"]  # fmt: skip
@@ -291,7 +291,7 @@ def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tup
     """
     one_source(dataset, csv)
     if dataset is not None:
-        from ..datasets import get_info, load_dataset
+        from ...datasets import get_info, load_dataset
 
         info = get_info(dataset)
         if info.task != "classification":
@@ -378,8 +378,8 @@ def train_run(
     Raises:
         FileExistsError: if ``out`` already holds a finished run. ValueError: for bad input (see :func:`read_series`).
     """
-    from ..report import write_report
-    from ..viz.plots import plot_attention, plot_confusion
+    from ...report import write_report
+    from ...viz.plots import plot_attention, plot_confusion
 
     out = Path(out)
     if runs.is_finished(out):

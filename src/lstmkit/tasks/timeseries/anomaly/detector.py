@@ -61,13 +61,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .. import runs
-from .._atomic import atomic_write_bytes
-from ..config import StrictConfig, TrainConfig
-from ..data import SeededBatches
-from ..nn import LSTM
-from ..train import GateStatistics, StepOutput, Trainer, seed_everything
-from ._tables import (
+from .... import runs
+from ...._atomic import atomic_write_bytes
+from ....config import StrictConfig, TrainConfig
+from ....data import SeededBatches
+from ....nn import LSTM
+from ....train import GateStatistics, StepOutput, Trainer, seed_everything
+from ....data.tables import (
     check_finite,
     check_numeric,
     check_rows,
@@ -80,7 +80,7 @@ from ._tables import (
     shown,
     shown_list,
 )
-from .anomaly_metrics import event_scores, nab_score, nab_windows, point_scores
+from .metrics import event_scores, nab_score, nab_windows, point_scores
 
 __all__ = [
     "AnomalyConfig",
@@ -167,7 +167,7 @@ def _in_time_order(table: Any, time: str, what: str = "data") -> Any:
 
     Raises:
         ValueError: with one sentence for missing times, times that are neither numbers nor dates, or a time that
-            appears twice (as forecasting refuses it: :func:`lstmkit.tasks._tables.check_unique_times`).
+            appears twice (as forecasting refuses it: :func:`lstmkit.data.tables.check_unique_times`).
     """
     import pandas as pd
 
@@ -561,7 +561,7 @@ class AnomalyDetector:
         return self
 
     def _fit_forecaster(self, train: np.ndarray, run_dir: Any, resume: bool) -> None:
-        from .forecasting import Forecaster
+        from ..forecasting import Forecaster
 
         cfg = self.config
         self.forecaster = Forecaster(
@@ -693,7 +693,7 @@ class AnomalyDetector:
         fields = saved["anomaly"] if "anomaly" in saved else saved  # early runs saved the fields flat
         det = cls(AnomalyConfig.from_dict(fields))
         if det.config.method == "prediction":
-            from .forecasting import Forecaster
+            from ..forecasting import Forecaster
 
             det.forecaster = Forecaster.load(Path(run_dir) / "forecaster")
             weights = runs.read_state_dict(run_dir)
@@ -978,7 +978,7 @@ def load_table(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple
     """
     one_source(dataset, csv)
     if dataset is not None:
-        from ..datasets import get_info, load_dataset
+        from ....datasets import get_info, load_dataset
 
         info = get_info(dataset)
         if info.task != "anomaly":
@@ -1065,7 +1065,7 @@ def _write_scores(det: AnomalyDetector, scored: _Scored, target: str, time: str,
     ``out``; returns the summary."""
     import pandas as pd
 
-    from ..viz.plots import plot_anomaly
+    from ....viz.plots import plot_anomaly
 
     cfg = det.config
     frame = pd.DataFrame(
@@ -1148,7 +1148,7 @@ def train_run(
         FileExistsError: ``out`` holds a finished run; ValueError: bad columns or times, labelled anomalies in the
         training rows; ``lstmkit.train.ResumeError``: nothing to resume, or a checkpoint of another config.
     """
-    from ..report import write_report
+    from ....report import write_report
 
     out = Path(out)
     if runs.is_finished(out):

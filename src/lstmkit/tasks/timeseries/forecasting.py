@@ -34,14 +34,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .. import runs
-from .._atomic import atomic_write_bytes
-from ..config import StrictConfig, TrainConfig
-from ..data import SeededBatches
-from ..nn import LSTM
-from ..train import GateStatistics, StepOutput, Trainer, seed_everything
-from ..train.checkpoint import latest_checkpoint
-from ._tables import (
+from ... import runs
+from ..._atomic import atomic_write_bytes
+from ...config import StrictConfig, TrainConfig
+from ...data import SeededBatches
+from ...nn import LSTM
+from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...train.checkpoint import latest_checkpoint
+from ...data.tables import (
     cap,
     check_finite,
     check_numeric,
@@ -222,7 +222,7 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
 
 
 def _table(data: Any) -> Any:
-    """A DataFrame, or the CSV file at a path read as one (:func:`lstmkit.tasks._tables.read_csv`)."""
+    """A DataFrame, or the CSV file at a path read as one (:func:`lstmkit.data.tables.read_csv`)."""
     pd = _pd()
     if isinstance(data, (str, os.PathLike)):
         data = read_csv(data)
@@ -717,7 +717,7 @@ class Forecaster:
             ``{"series": {key: {mae, rmse, mase, smape, coverage}}, "mean": {...}}``; MASE is scaled by the
             in-sample seasonal-naive error of the history before the held-out tail.
         """
-        from . import ts_metrics as M
+        from . import metrics as M
 
         self._check_fitted()
         cfg = self.config
@@ -846,7 +846,7 @@ def backtest(
     Raises:
         ValueError: if the first origin leaves too little history to train on.
     """
-    from . import ts_metrics as M
+    from . import metrics as M
 
     if folds < 1:
         raise ValueError(f"folds must be at least 1, got {folds}.")
@@ -937,7 +937,7 @@ def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tup
     """
     one_source(dataset, csv)
     if dataset is not None:
-        from ..datasets import get_info, load_dataset
+        from ...datasets import get_info, load_dataset
 
         info = get_info(dataset)
         if info.task != "forecasting":
@@ -958,8 +958,8 @@ def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *,
     and ``forecast.png`` (without future covariates; with them, ``lstmkit forecast predict`` takes the future rows),
     ``result.json`` (the summary returned) and ``report.html``.
     """
-    from ..report import write_report
-    from ..viz.plots import plot_forecast
+    from ...report import write_report
+    from ...viz.plots import plot_forecast
 
     out = Path(out)
     if runs.is_finished(out):

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import StrictConfig
-from ..nn import GRU, LSTM, RNN
+from ...config import StrictConfig
+from ...nn import GRU, LSTM, RNN
 
 Cell = Literal["lstm", "gru", "rnn"]
 Pooling = Literal["last", "mean", "max", "attention"]

@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from lstmkit.tasks.language import LanguageModel
-    from lstmkit.tasks.ngram import WittenBellLM
+    from lstmkit.tasks.text.language import LanguageModel
+    from lstmkit.tasks.text.ngram import WittenBellLM
 
 __all__ = [
     "BLANK",
@@ -385,7 +385,7 @@ def rescore(
 
 
 def ngram_hook(lm: WittenBellLM) -> LMHook:
-    """A :data:`LMHook` from a :class:`~lstmkit.tasks.ngram.WittenBellLM` fitted on CTC labels.
+    """A :data:`LMHook` from a :class:`~lstmkit.tasks.text.ngram.WittenBellLM` fitted on CTC labels.
 
     Fit the n-gram on the training texts' labels, each text preceded by a 0 (which stands for "start / end of
     text" in the n-gram, the blank's slot): ``WittenBellLM(order, alphabet.num_classes).fit(ids)`` with ``ids`` =
@@ -406,7 +406,7 @@ def ngram_hook(lm: WittenBellLM) -> LMHook:
 
 
 def char_lm_hook(model: LanguageModel, alphabet: Alphabet, *, context: str = "", end: str | None = None) -> LMHook:
-    """A :data:`LMHook` from a character-level :class:`~lstmkit.tasks.language.LanguageModel`.
+    """A :data:`LMHook` from a character-level :class:`~lstmkit.tasks.text.language.LanguageModel`.
 
     The model reads ``context`` and then the prefix's characters, one step each, its state cached per prefix, so a
     beam of prefixes costs one LSTM step per new character. A character of the alphabet the model never saw gets

@@ -286,7 +286,7 @@ def features(points: np.ndarray, step: float = 0.25, overlap: float = 0.0) -> np
 # ---- words and fonts ---------------------------------------------------------------------------------------------
 def word_list(min_count: int = 3, min_length: int = 2, max_length: int = 10) -> list[str]:
     """Lower-case words (a-z only) used at least ``min_count`` times in the bundled Shakespeare corpus, sorted."""
-    from .text_data import load_corpus
+    from ...text.data import load_corpus
 
     counts = Counter(re.findall(r"\b[a-z]+\b", load_corpus("shakespeare")))
     return sorted(w for w, c in counts.items() if c >= min_count and min_length <= len(w) <= max_length)
@@ -607,7 +607,7 @@ def make_dataset(
 
 def save_dataset(path: str | os.PathLike[str], dataset: dict[str, list[Sample]]) -> Path:
     """Write a data set as one ``.npz`` (points of all samples end to end, with offsets; texts, fonts, splits)."""
-    from .._atomic import atomic_write_bytes
+    from ...._atomic import atomic_write_bytes
 
     samples = [(split, s) for split, items in dataset.items() for s in items]
     if not samples:

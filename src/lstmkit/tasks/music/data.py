@@ -440,8 +440,8 @@ def piece_to_score(piece: Piece) -> Any:
 
 def write_piece(piece: Piece, stem: str | os.PathLike[str], *, title: str = "") -> dict[str, str]:
     """Write ``stem.mid``, ``stem.musicxml`` and ``stem.png`` (a piano roll); returns their paths by kind."""
-    from .._atomic import atomic_write_bytes
-    from ..viz.music import plot_piano_roll
+    from ..._atomic import atomic_write_bytes
+    from ...viz.music import plot_piano_roll
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -496,7 +496,7 @@ def load_chorales(cache_dir: str | os.PathLike[str] | None = None, limit: int | 
 
 
 def _write_cache(stem: Path, pieces: list[Piece], skipped: dict[str, str]) -> None:
-    from .._atomic import atomic_write_bytes
+    from ..._atomic import atomic_write_bytes
 
     stem.parent.mkdir(parents=True, exist_ok=True)
     arrays = {

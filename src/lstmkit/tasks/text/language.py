@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import runs
-from ..config import StrictConfig, TrainConfig
-from ..data import SeriesStream
-from ..nn import LSTM
-from ..train import GateStatistics, StepOutput, Trainer, seed_everything
-from .text_data import (
+from ... import runs
+from ...config import StrictConfig, TrainConfig
+from ...data import SeriesStream
+from ...nn import LSTM
+from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from .data import (
     BPETokenizer,
     StreamDecoder,
     TextError,
@@ -384,7 +384,7 @@ class LanguageModel:
 
 def resolve_text(corpus: str | None, path: str | os.PathLike[str] | None, errors: str = "strict") -> str:
     """The training text: a bundled corpus by name or a file / folder of ``*.txt`` files (exactly one of them)."""
-    from .text_data import load_corpus, read_text
+    from .data import load_corpus, read_text
 
     if (corpus is None) == (path is None):
         raise ValueError("Give the text one way: a bundled corpus (--data shakespeare) or a file or folder (--text).")
@@ -405,8 +405,8 @@ def train_run(
     import json
     import time
 
-    from .._atomic import atomic_write_bytes
-    from ..report import write_report
+    from ..._atomic import atomic_write_bytes
+    from ...report import write_report
     from .ngram import WittenBellLM
 
     out = Path(out)

@@ -1,0 +1,1 @@
+"""Music generation: MIDI corpora as note events and the LSTM that samples them."""

@@ -1,0 +1,1 @@
+"""Recognition of sequences without alignment: CTC, speech and handwriting."""

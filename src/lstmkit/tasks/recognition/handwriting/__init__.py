@@ -1,0 +1,1 @@
+"""Handwriting recognition: pen strokes, the bundled data and the CTC recognizer."""

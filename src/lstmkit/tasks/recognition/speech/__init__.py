@@ -1,0 +1,1 @@
+"""Speech recognition: audio features, the bundled spoken corpus and the CTC recognizer."""
