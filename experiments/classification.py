@@ -6,7 +6,8 @@ Euclidean (computed in the same run on the same split), reported beside the publ
     OMP_NUM_THREADS=1 .venv/bin/python experiments/classification.py --select   # how RECIPES were chosen (slow)
     OMP_NUM_THREADS=1 .venv/bin/python experiments/classification.py --select --stage 3 --only italy_power_demand
 
-Each run is ``lstmkit.tasks.timeseries.classification.train_run`` on the bundled published train/test split (what ``lstmkit
+Each run is ``lstmkit.tasks.timeseries.classification.train_run``
+on the bundled published train/test split (what ``lstmkit
 classify train --data NAME ...`` does): the classifier trains on the training series for a fixed number of epochs and
 keeps its last weights; the test series are scored once, at the end. Nothing is selected on the test set: the recipe
 of each data set (pooling, direction, epochs) was picked by ``--select``, a repeated stratified hold-out *inside the
@@ -33,8 +34,8 @@ import torch
 from _results import write_keeping_notes
 
 from lstmkit.datasets import load_classification, load_dataset
-from lstmkit.tasks.timeseries.classification import ClassifyConfig, train_run
 from lstmkit.tasks.sequence.estimators import SequenceClassifier
+from lstmkit.tasks.timeseries.classification import ClassifyConfig, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "classification.jsonl"

@@ -7,7 +7,8 @@
     OMP_NUM_THREADS=1 .venv/bin/python experiments/handwriting.py --setup mixed --proxy --ensemble 0 1 \\
         --combine sequences                                                     # proposals rescored by all
 
-Data (``lstmkit.tasks.recognition.handwriting.data.make_dataset``, seed 0): Shakespeare's words used at least 3 times, a-z, 2-10
+Data (``lstmkit.tasks.recognition.handwriting.data.make_dataset``, seed 0):
+Shakespeare's words used at least 3 times, a-z, 2-10
 letters (about 10,000), split by word: 1,000 test words, 300 validation words, the rest training. Training words
 are written in the script simplex font (half of them) and five roman/italic fonts of every stroke weight, with
 broken and partly retraced strokes; the validation words likewise (they pick the epoch and the language model's
@@ -40,13 +41,6 @@ import torch
 from _results import write_keeping_notes
 
 from lstmkit.tasks.recognition import ctc
-from lstmkit.tasks.recognition.handwriting.recognizer import (
-    HandwritingConfig,
-    HandwritingEnsemble,
-    HandwritingRecognizer,
-    score_samples,
-    train_run,
-)
 from lstmkit.tasks.recognition.handwriting.data import (
     FONT_WEIGHTS,
     MORE_FONTS,
@@ -57,6 +51,13 @@ from lstmkit.tasks.recognition.handwriting.data import (
     make_samples,
     split_words,
     word_list,
+)
+from lstmkit.tasks.recognition.handwriting.recognizer import (
+    HandwritingConfig,
+    HandwritingEnsemble,
+    HandwritingRecognizer,
+    score_samples,
+    train_run,
 )
 from lstmkit.tasks.text.language import LanguageModel
 from lstmkit.tasks.text.ngram import WittenBellLM

@@ -62,8 +62,8 @@ from handwriting import (
 )
 
 from lstmkit.tasks.recognition import ctc
-from lstmkit.tasks.recognition.handwriting.recognizer import HandwritingRecognizer
 from lstmkit.tasks.recognition.handwriting.data import split_words, word_list
+from lstmkit.tasks.recognition.handwriting.recognizer import HandwritingRecognizer
 from lstmkit.tasks.text.ngram import WittenBellLM
 from lstmkit.train import checkpoint as ckpt
 

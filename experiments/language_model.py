@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from _results import lm_seconds_per_step, write_keeping_notes
 
+from lstmkit.tasks.text.data import CharTokenizer, load_corpus, split_text
 from lstmkit.tasks.text.language import LanguageModelConfig, LMNet, train_run
 from lstmkit.tasks.text.ngram import WittenBellLM
-from lstmkit.tasks.text.data import CharTokenizer, load_corpus, split_text
 from lstmkit.viz.plots import plot_learning_curves
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,14 +27,14 @@ import numpy as np
 import torch
 from _results import lm_seconds_per_step, write_keeping_notes
 
-from lstmkit.tasks.text.language import LMNet
-from lstmkit.tasks.music.model import MusicModel, MusicModelConfig, ngram_baseline, train_run
 from lstmkit.tasks.music.data import (
     compare_statistics,
     corpus_statistics,
     load_chorales,
     split_pieces,
 )  # fmt: skip
+from lstmkit.tasks.music.model import MusicModel, MusicModelConfig, ngram_baseline, train_run
+from lstmkit.tasks.text.language import LMNet
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "music.jsonl"

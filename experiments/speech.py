@@ -8,7 +8,8 @@ same data set, each decoded greedily, by beam search and by beam search with a c
     SPEECH_RESUME=1 OMP_NUM_THREADS=1 .venv/bin/python experiments/speech.py --only bilstm   # after an interruption
 
 The data set (``runs/speech-data``, seed 0: 6,000 training, 300 validation and 600 test utterances, 80 % digit
-strings of 1-7 digits, 20 % commands) is synthesised first if missing (``lstmkit.tasks.recognition.speech.data``) and reused
+strings of 1-7 digits, 20 % commands) is synthesised first if missing
+(``lstmkit.tasks.recognition.speech.data``) and reused
 after. Appends to ``experiments/results/speech.jsonl`` and rewrites ``docs/results/speech.md`` from the latest run of
 each setup (keeping its notes).
 """
@@ -25,8 +26,8 @@ from pathlib import Path
 import torch
 from _results import run_setups, write_keeping_notes
 
-from lstmkit.tasks.recognition.speech.recognizer import SpeechConfig, train_run
 from lstmkit.tasks.recognition.speech.data import HELD_OUT_ACCENT, TEST_VARIANTS, VALIDATION_VARIANTS, make_dataset
+from lstmkit.tasks.recognition.speech.recognizer import SpeechConfig, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "speech.jsonl"

@@ -128,7 +128,8 @@ def write_doc() -> None:
             f"decoder LSTM {v['hidden_size']} with {v['attention']} attention, embeddings {v['embedding_size']}, "
             f"dropout {v['dropout']}; {r['epochs_run']} epochs in {r['seconds'] / 60:.0f} min (training stops at "
             f"{v['max_minutes']:.0f} min) on {r['threads']} thread(s). The word-by-word baseline is IBM Model 1 "
-            "(`lstmkit.tasks.text.word_alignment`) fitted on the same training pairs in the same run: each word replaced "
+            "(`lstmkit.tasks.text.word_alignment`) fitted on the same training pairs in the same run: each word "
+            "replaced "
             "by its most probable translation.",
             "",
             "| system | BLEU | chrF |",

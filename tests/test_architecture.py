@@ -115,7 +115,9 @@ def test_data_imports_only_numpy_torch_the_standard_library_and_itself():
     assert not offenders, "lstmkit.data must stand alone (numpy, torch):\n" + "\n".join(offenders)
     face = imports_of(PACKAGE / "data" / "__init__.py")
     assert "lstmkit.data.batches" in face, "the parse of data/__init__.py found nothing"
-    assert not [n for n in face if is_within(n, "lstmkit.data.tables")], "data/__init__.py must not import tables (pandas)"
+    assert not [n for n in face if is_within(n, "lstmkit.data.tables")], (
+        "data/__init__.py must not import tables (pandas)"
+    )
 
 
 def test_nothing_imports_the_cli_but_main():
@@ -211,7 +213,13 @@ def test_imports_of_resolves_relative_imports_in_files(tmp_path, monkeypatch):
     assert imports_of(package / "nn" / "__init__.py") == {"lstmkit.nn.cell", "lstmkit.nn.cell.LSTMCell", "lstmkit",
                                                          "lstmkit.runs"}  # fmt: skip
     loop = imports_of(package / "train" / "loop.py")
-    assert loop == {"torch", "lstmkit", "lstmkit.nn", "lstmkit.tasks.timeseries", "lstmkit.tasks.timeseries.forecasting"}
+    assert loop == {
+        "torch",
+        "lstmkit",
+        "lstmkit.nn",
+        "lstmkit.tasks.timeseries",
+        "lstmkit.tasks.timeseries.forecasting",
+    }
     assert [n for n in sorted(loop) if is_within(n, "lstmkit.nn") or is_within(n, "lstmkit.tasks")] == [
         "lstmkit.nn", "lstmkit.tasks.timeseries", "lstmkit.tasks.timeseries.forecasting"]  # fmt: skip
     plots = imports_of(package / "viz" / "plots.py")

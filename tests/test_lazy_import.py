@@ -46,7 +46,11 @@ def test_each_public_name_imports_only_what_defines_it() -> None:
     )
     tasks = set(json.loads(out.splitlines()[-1]))
     assert "lstmkit.tasks.timeseries.forecasting" in tasks
-    assert not tasks & {"lstmkit.tasks.recognition.speech.recognizer", "lstmkit.tasks.music.model", "lstmkit.tasks.timeseries.anomaly.detector"}, sorted(tasks)
+    assert not tasks & {
+        "lstmkit.tasks.recognition.speech.recognizer",
+        "lstmkit.tasks.music.model",
+        "lstmkit.tasks.timeseries.anomaly.detector",
+    }, sorted(tasks)
 
 
 def test_public_names_resolve_as_before_and_dir_lists_them() -> None:
@@ -124,7 +128,9 @@ def test_user_kinds_load_and_builtin_names_stay_builtin(tmp_path: Path, empty_re
     runs.save_run(tmp_path / "mine", "my_kind", {}, torch.nn.Linear(1, 1))
     assert isinstance(lstmkit.load(tmp_path / "mine"), _Mine)
     assert {"my_kind", *runs.BUILTIN_KINDS} == set(runs.registered_kinds())
-    with pytest.raises(ValueError, match="'forecaster' is already registered to lstmkit.tasks.timeseries.forecasting.Forecaster"):
+    with pytest.raises(
+        ValueError, match="'forecaster' is already registered to lstmkit.tasks.timeseries.forecasting.Forecaster"
+    ):
         runs.register_kind("forecaster")(_Mine)  # refused even before the forecasting module is imported
     runs.save_run(tmp_path / "odd", "martian", {}, torch.nn.Linear(1, 1))
     with pytest.raises(runs.UnknownKindError, match=r"kind 'martian', but no class is registered.*'forecaster'"):
@@ -165,7 +171,11 @@ def test_load_in_a_fresh_process_imports_only_the_task_of_the_run(tmp_path: Path
     assert names[:2] == ["SequenceRegressor", "Forecaster"]
     tasks = set(names[2])
     assert {"lstmkit.tasks.sequence.estimators", "lstmkit.tasks.timeseries.forecasting"} <= tasks
-    assert not tasks & {"lstmkit.tasks.recognition.speech.recognizer", "lstmkit.tasks.music.model", "lstmkit.tasks.timeseries.anomaly.detector"}, sorted(tasks)
+    assert not tasks & {
+        "lstmkit.tasks.recognition.speech.recognizer",
+        "lstmkit.tasks.music.model",
+        "lstmkit.tasks.timeseries.anomaly.detector",
+    }, sorted(tasks)
     for name in ("regressor", "forecaster"):
         np.testing.assert_array_equal(np.load(tmp_path / f"{name}_again.npy"), np.load(tmp_path / f"{name}.npy"))
 

@@ -19,15 +19,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from . import nn
     from .export.predictor import Predictor
     from .runs import load
-    from .tasks.timeseries.anomaly.detector import AnomalyDetector
-    from .tasks.sequence.estimators import SequenceClassifier, SequenceRegressor
-    from .tasks.timeseries.forecasting import Forecaster
-    from .tasks.recognition.handwriting.recognizer import HandwritingRecognizer
-    from .tasks.text.language import LanguageModel
     from .tasks.music.model import MusicModel
-    from .tasks.text.seq2seq import Seq2Seq
+    from .tasks.recognition.handwriting.recognizer import HandwritingRecognizer
     from .tasks.recognition.speech.recognizer import SpeechRecognizer
+    from .tasks.sequence.estimators import SequenceClassifier, SequenceRegressor
     from .tasks.text.classification import TextClassifier
+    from .tasks.text.language import LanguageModel
+    from .tasks.text.seq2seq import Seq2Seq
+    from .tasks.timeseries.anomaly.detector import AnomalyDetector
+    from .tasks.timeseries.forecasting import Forecaster
 
 __all__ = [
     "AnomalyDetector", "Forecaster", "HandwritingRecognizer", "LanguageModel", "MusicModel", "Predictor", "Seq2Seq",

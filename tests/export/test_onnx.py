@@ -18,8 +18,8 @@ from lstmkit.cli import main  # noqa: E402
 from lstmkit.export.onnx import ExportMismatchError, export_onnx  # noqa: E402
 from lstmkit.nn import LSTM  # noqa: E402
 from lstmkit.tasks.sequence.estimators import SequenceClassifier, SequenceRegressor  # noqa: E402
-from lstmkit.tasks.text.language import LanguageModel  # noqa: E402
 from lstmkit.tasks.text.classification import TextClassifier  # noqa: E402
+from lstmkit.tasks.text.language import LanguageModel  # noqa: E402
 
 VARIANTS = [
     {}, {"num_layers": 2, "bidirectional": True}, {"peephole": True}, {"peephole": True, "bidirectional": True},

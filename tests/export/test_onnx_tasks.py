@@ -15,9 +15,9 @@ import onnxruntime as ort  # noqa: E402
 
 from lstmkit.cli import main  # noqa: E402
 from lstmkit.export.onnx import ExportMismatchError, export_onnx  # noqa: E402
+from lstmkit.tasks.text.seq2seq import BOS, EOS, Seq2Seq, _pad, number_phrases  # noqa: E402
 from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector, _as_table, _combine, _windows  # noqa: E402
 from lstmkit.tasks.timeseries.forecasting import Forecaster, prepare_series  # noqa: E402
-from lstmkit.tasks.text.seq2seq import BOS, EOS, Seq2Seq, _pad, number_phrases  # noqa: E402
 
 
 def frame(n: int = 60, season: int = 6, seed: int = 0) -> pd.DataFrame:

@@ -10,10 +10,10 @@ pytest.importorskip("onnxruntime")
 
 import lstmkit  # noqa: E402
 from lstmkit.export.predictor import Predictor  # noqa: E402
-from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector  # noqa: E402
 from lstmkit.tasks.sequence.estimators import SequenceClassifier, SequenceRegressor  # noqa: E402
-from lstmkit.tasks.timeseries.forecasting import Forecaster  # noqa: E402
 from lstmkit.tasks.text.language import LanguageModel  # noqa: E402
+from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector  # noqa: E402
+from lstmkit.tasks.timeseries.forecasting import Forecaster  # noqa: E402
 
 
 def series(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

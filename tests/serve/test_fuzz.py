@@ -51,10 +51,10 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector  # noqa: E402
 from lstmkit.tasks.sequence.estimators import SequenceClassifier  # noqa: E402
-from lstmkit.tasks.timeseries.forecasting import Forecaster  # noqa: E402
 from lstmkit.tasks.text.language import LanguageModel  # noqa: E402
+from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector  # noqa: E402
+from lstmkit.tasks.timeseries.forecasting import Forecaster  # noqa: E402
 
 MAX_EXAMPLES = 20
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,

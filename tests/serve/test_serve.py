@@ -25,10 +25,10 @@ httpx = pytest.importorskip("httpx")
 import lstmkit  # noqa: E402
 from lstmkit.cli import main  # noqa: E402
 from lstmkit.serve.process import ServerProcess  # noqa: E402
-from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector  # noqa: E402
 from lstmkit.tasks.sequence.estimators import SequenceClassifier, SequenceRegressor  # noqa: E402
-from lstmkit.tasks.timeseries.forecasting import Forecaster  # noqa: E402
 from lstmkit.tasks.text.language import LanguageModel  # noqa: E402
+from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector  # noqa: E402
+from lstmkit.tasks.timeseries.forecasting import Forecaster  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI = REPO / "docs" / "openapi.json"

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 import lstmkit
-from lstmkit.tasks.timeseries.classification import ClassifyConfig, one_nn_euclidean, read_series, train_run
 from lstmkit.tasks.sequence.estimators import classification_scores
 from lstmkit.tasks.sequence.model import ModelConfig, SequenceModel
+from lstmkit.tasks.timeseries.classification import ClassifyConfig, one_nn_euclidean, read_series, train_run
 
 POOLINGS = ("last", "mean", "max", "attention")
 

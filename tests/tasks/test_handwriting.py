@@ -9,13 +9,6 @@ import torch
 
 import lstmkit
 from lstmkit.tasks.recognition import ctc
-from lstmkit.tasks.recognition.handwriting.recognizer import (
-    HandwritingConfig,
-    HandwritingEnsemble,
-    HandwritingNet,
-    HandwritingRecognizer,
-    train_run,
-)
 from lstmkit.tasks.recognition.handwriting.data import (
     TEST_FONTS,
     TRAIN_FONTS,
@@ -32,6 +25,13 @@ from lstmkit.tasks.recognition.handwriting.data import (
     render_word,
     save_dataset,
     split_words,
+)
+from lstmkit.tasks.recognition.handwriting.recognizer import (
+    HandwritingConfig,
+    HandwritingEnsemble,
+    HandwritingNet,
+    HandwritingRecognizer,
+    train_run,
 )
 from lstmkit.viz.handwriting import plot_handwriting
 

@@ -13,8 +13,6 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.tasks.text.language import LanguageModel, LanguageModelConfig, _sample, train_run
-from lstmkit.tasks.text.ngram import WittenBellLM
 from lstmkit.tasks.text.data import (
     BPETokenizer,
     CharTokenizer,
@@ -25,6 +23,8 @@ from lstmkit.tasks.text.data import (
     split_text,
     tokenizer_from_dict,
 )  # fmt: skip
+from lstmkit.tasks.text.language import LanguageModel, LanguageModelConfig, _sample, train_run
+from lstmkit.tasks.text.ngram import WittenBellLM
 
 TEXT = "".join(
     f"{who}: the {what} is {how}.\n" for who in ("ANNA", "BEN", "CARL") for what in ("sea", "sky", "moon", "rain")

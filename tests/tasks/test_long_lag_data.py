@@ -1,4 +1,5 @@
-"""Tests for the long-time-lag task generators, their baselines and success criteria (lstmkit.tasks.long_lag.problems)."""
+"""Tests for the long-time-lag task generators, their baselines and success criteria
+(lstmkit.tasks.long_lag.problems)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ corpus; one real chorale (bwv66.6, a fraction of a second) checks the music21 pa
 import numpy as np
 import pytest
 
-from lstmkit.tasks.music.model import MusicModel, ngram_baseline
 from lstmkit.tasks.music.data import (
     MusicError,
     Piece,
@@ -21,6 +20,7 @@ from lstmkit.tasks.music.data import (
     split_pieces,
     write_piece,
 )  # fmt: skip
+from lstmkit.tasks.music.model import MusicModel, ngram_baseline
 from lstmkit.viz.music import plot_piano_roll
 
 CHORDS = {

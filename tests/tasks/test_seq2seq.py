@@ -8,7 +8,16 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.tasks.text.seq2seq import BOS, Seq2Seq, Seq2SeqNet, _pad, corpus_scores, number_phrases, read_pairs, train_run
+from lstmkit.tasks.text.seq2seq import (
+    BOS,
+    Seq2Seq,
+    Seq2SeqNet,
+    _pad,
+    corpus_scores,
+    number_phrases,
+    read_pairs,
+    train_run,
+)
 
 NUMBERS = np.random.default_rng(0).choice(1000, 400, replace=False)  # the last 40 held out
 

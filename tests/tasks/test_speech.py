@@ -10,6 +10,15 @@ import pytest
 import soundfile
 import torch
 
+from lstmkit.tasks.recognition.speech.data import (
+    ACCENTS,
+    HELD_OUT_ACCENT,
+    TEST_VARIANTS,
+    VALIDATION_VARIANTS,
+    make_dataset,
+    plan_utterances,
+    read_manifest,
+)  # fmt: skip
 from lstmkit.tasks.recognition.speech.recognizer import (
     SpeechConfig,
     SpeechRecognizer,
@@ -19,15 +28,6 @@ from lstmkit.tasks.recognition.speech.recognizer import (
     audio_features,
     load_audio,
     log_mel,
-)  # fmt: skip
-from lstmkit.tasks.recognition.speech.data import (
-    ACCENTS,
-    HELD_OUT_ACCENT,
-    TEST_VARIANTS,
-    VALIDATION_VARIANTS,
-    make_dataset,
-    plan_utterances,
-    read_manifest,
 )  # fmt: skip
 
 HAS_PROGRAMS = shutil.which("espeak-ng") is not None and shutil.which("sox") is not None

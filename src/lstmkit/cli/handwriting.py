@@ -166,8 +166,8 @@ def train(
 ) -> None:  # fmt: skip
     """Train on the training fonts; report CER/WER (greedy, beam, beam + n-gram) on held-out words in an unseen font."""
     setup_logging(verbose)
-    from ..tasks.recognition.handwriting.recognizer import HandwritingConfig, train_run
     from ..tasks.recognition.handwriting.data import load_dataset, make_dataset, read_words
+    from ..tasks.recognition.handwriting.recognizer import HandwritingConfig, train_run
     from ..train import CheckpointError, ResumeError
 
     try:

@@ -84,8 +84,8 @@ def generate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Write a new chorale-like piece as MIDI, MusicXML and a piano-roll PNG."""
-    from ..tasks.music.model import MusicModel
     from ..tasks.music.data import write_piece
+    from ..tasks.music.model import MusicModel
 
     try:
         model = MusicModel.load(run_dir)
@@ -109,8 +109,8 @@ def evaluate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Negative log-likelihood of four-part scores under the model (nats per token and per sixteenth)."""
-    from ..tasks.music.model import MusicModel
     from ..tasks.music.data import read_score
+    from ..tasks.music.model import MusicModel
 
     try:
         model = MusicModel.load(run_dir)

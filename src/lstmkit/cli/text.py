@@ -124,8 +124,8 @@ def evaluate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Score a text: nats and bits per character, perplexity, unknown tokens."""
-    from ..tasks.text.language import LanguageModel
     from ..tasks.text.data import read_text
+    from ..tasks.text.language import LanguageModel
 
     try:
         lm = LanguageModel.load(run_dir)

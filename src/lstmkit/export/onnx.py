@@ -722,12 +722,12 @@ def _build_seq2seq(model: Any, streaming: bool, rng: np.random.Generator) -> lis
 
 
 def _builder(obj: Any) -> tuple[str, Any]:
-    from ..tasks.timeseries.anomaly.detector import AnomalyDetector
     from ..tasks.sequence.estimators import _SequenceEstimator
-    from ..tasks.timeseries.forecasting import Forecaster
+    from ..tasks.text.classification import TextClassifier
     from ..tasks.text.language import LanguageModel
     from ..tasks.text.seq2seq import Seq2Seq
-    from ..tasks.text.classification import TextClassifier
+    from ..tasks.timeseries.anomaly.detector import AnomalyDetector
+    from ..tasks.timeseries.forecasting import Forecaster
 
     if isinstance(obj, LSTM):
         return "lstm", _build_lstm

@@ -22,8 +22,9 @@ Kinds that stream, and what a stream carries:
 - LanguageModel: ``(h, c)``; a text piece in (its tokens fed in order), the next token's probabilities out. Every
   runtime.
 - AnomalyDetector: a reading in, the anomaly score of the step ``delay`` readings back out (NaN before it exists):
-  :class:`lstmkit.tasks.timeseries.anomaly.detector.AnomalyStream`, whose state (the open windows' encoder states, or the pending
-  forecasts and the last window) moves through ``get_state`` / ``set_state`` like ``(h, c)``. Runtime torch.
+  :class:`lstmkit.tasks.timeseries.anomaly.detector.AnomalyStream`, whose state (the open windows' encoder
+  states, or the pending forecasts and the last window) moves through ``get_state`` /
+  ``set_state`` like ``(h, c)``. Runtime torch.
 - Forecaster (no covariates): a reading in, the ``(horizon, quantiles)`` forecast from the last ``input_window``
   readings out (NaN until that many arrived). The model reads each window relative to that window's own level (the
   DeepAR scaling that lets it follow a trend), so its LSTM state belongs to one origin and cannot be carried to the

@@ -30,8 +30,8 @@ from ...data import SeededDraws
 from ...nn import hidden_grad_norms
 from ...train import GateStatistics, StepOutput, Trainer, register_resumer, seed_everything
 from ...train.distributed import is_main_process
-from . import problems as data
 from ..sequence.model import ModelConfig, SequenceModel
+from . import problems as data
 
 KIND = "long_lag"
 

@@ -1,1 +1,2 @@
-"""Text: tokenizers, n-gram baselines, the character language model, the text classifier and sequence-to-sequence translation."""
+"""Text: tokenizers, n-gram baselines, the character language model, the text classifier and
+sequence-to-sequence translation."""

@@ -27,8 +27,8 @@ from torch import Tensor, nn
 
 from ... import runs
 from ...data import SeededBatches, bucketed
-from ...train import GateStatistics, StepOutput, Trainer, seed_everything
 from ...data.tables import shown, shown_list
+from ...train import GateStatistics, StepOutput, Trainer, seed_everything
 from ..sequence.model import ModelConfig, SequenceModel
 from .data import TextError, Tokenizer, WordTokenizer, make_tokenizer, tokenizer_from_dict
 

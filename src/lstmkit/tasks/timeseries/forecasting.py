@@ -38,9 +38,6 @@ from ... import runs
 from ..._atomic import atomic_write_bytes
 from ...config import StrictConfig, TrainConfig
 from ...data import SeededBatches
-from ...nn import LSTM
-from ...train import GateStatistics, StepOutput, Trainer, seed_everything
-from ...train.checkpoint import latest_checkpoint
 from ...data.tables import (
     cap,
     check_finite,
@@ -53,6 +50,9 @@ from ...data.tables import (
     shown,
     shown_list,
 )
+from ...nn import LSTM
+from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...train.checkpoint import latest_checkpoint
 
 __all__ = ["ForecastConfig", "Forecaster", "backtest", "prepare_series"]
 

@@ -32,9 +32,9 @@ from ....config import StrictConfig, TrainConfig
 from ....data import SeededBatches, bucketed
 from ....nn import LSTM
 from ....train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...text.ngram import WittenBellLM, _Order
 from .. import ctc
 from .data import Sample, StrokeError, features, read_strokes
-from ...text.ngram import WittenBellLM, _Order
 
 __all__ = [
     "HandwritingConfig",

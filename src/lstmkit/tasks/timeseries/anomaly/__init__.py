@@ -1,1 +1,2 @@
-"""Anomaly detection on a time series: the prediction and reconstruction detectors, their streaming scorer and metrics."""
+"""Anomaly detection on a time series: the prediction and reconstruction detectors, their streaming scorer
+and metrics."""

@@ -65,8 +65,6 @@ from .... import runs
 from ...._atomic import atomic_write_bytes
 from ....config import StrictConfig, TrainConfig
 from ....data import SeededBatches
-from ....nn import LSTM
-from ....train import GateStatistics, StepOutput, Trainer, seed_everything
 from ....data.tables import (
     check_finite,
     check_numeric,
@@ -80,6 +78,8 @@ from ....data.tables import (
     shown,
     shown_list,
 )
+from ....nn import LSTM
+from ....train import GateStatistics, StepOutput, Trainer, seed_everything
 from .metrics import event_scores, nab_score, nab_windows, point_scores
 
 __all__ = [
