@@ -24,7 +24,7 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 # The classifier's default training length, declared once in this torch-free module: SequenceClassifier's signature,
 # ClassifyConfig and so `lstmkit classify train --epochs` use it (the CLI reads it without importing torch). 100 epochs
@@ -32,7 +32,7 @@ from typing import Any, Literal, Self
 # dozen series far from fitting their training data.
 CLASSIFIER_EPOCHS = 100
 
-__all__ = ["ConfigError", "StrictConfig", "TrainConfig"]
+__all__ = ["ConfigError", "StrictConfig", "TrainConfig", "parse_value"]
 
 
 class ConfigError(ValueError):
@@ -163,7 +163,15 @@ class StrictConfig:
 
     Subclasses are ``@dataclasses.dataclass(frozen=True)`` and override :meth:`validate` to check ranges and
     combinations; it runs after the type checks every time an instance is built.
+
+    A config may nest others (a task's ``net:`` and ``train:`` sections). :meth:`from_dict` reads the flat layout that
+    older versions saved (``{"hidden_size": 64, "epochs": 300}``) into those sections, and :data:`RENAMED` maps a
+    field's former name to its current one, so every saved run stays loadable. :meth:`with_overrides` sets fields by
+    dotted path (``{"train.lr": 3e-3}``), which is what ``--set`` and ``--config`` on the command line do.
     """
+
+    # Former field name -> (current name, converter of the old value or None). Read by from_dict only.
+    RENAMED: ClassVar[Mapping[str, tuple[str, Any]]] = {}
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -203,6 +211,8 @@ class StrictConfig:
             ConfigError: on a non-mapping input, unknown keys (the message lists the valid ones), missing required
                 keys, wrong types or values that fail ``validate()``.
         """
+        if isinstance(d, Mapping):
+            d = cls._upgrade(d)
         if not isinstance(d, Mapping):
             raise ConfigError(
                 f"{cls.__name__}.from_dict expected a mapping of field name -> value, got {type(d).__name__}. "
@@ -234,6 +244,88 @@ class StrictConfig:
             )
         return cls(**d)
 
+    @classmethod
+    def sections(cls) -> dict[str, type[StrictConfig]]:
+        """The fields that hold a nested config (``{"net": ForecastNet, "train": ForecastTrain}``), by name."""
+        hints = typing.get_type_hints(cls)
+        return {
+            f.name: hints[f.name]
+            for f in dataclasses.fields(cls)
+            if isinstance(hints[f.name], type) and issubclass(hints[f.name], StrictConfig)
+        }
+
+    @classmethod
+    def _upgrade(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        """Read a saved layout into the current one: renamed fields, and flat keys into the one section that owns them.
+
+        Raises:
+            ConfigError: when a flat key and its section both give a value (which one was meant is unclear).
+        """
+        d = dict(d)
+        for old, (new, convert) in cls.RENAMED.items():
+            if old in d and new not in d:
+                value = d.pop(old)
+                d[new] = convert(value) if convert is not None else value
+        sections = cls.sections()
+        if not sections:
+            return d
+        fields = set(cls.field_names())
+        for key in [k for k in d if k not in fields]:
+            owners = [n for n, sub in sections.items() if key in sub.field_names() or key in sub.RENAMED]
+            if len(owners) != 1:
+                continue  # unknown everywhere (from_dict says so), or ambiguous: left for the unknown-key message
+            name = owners[0]
+            section = d.get(name, {})
+            section = section.to_dict() if isinstance(section, StrictConfig) else dict(section)
+            if key in section:
+                raise ConfigError(
+                    f"{cls.__name__}: {key!r} is given both at the top level and in {name!r}. Keep only "
+                    f"{name}.{key}."
+                )
+            section[key] = d.pop(key)
+            d[name] = section
+        return d
+
+    @classmethod
+    def paths(cls) -> dict[str, Any]:
+        """Every settable field by dotted path (``"train.lr"``), with its type annotation; sections are walked."""
+        hints = typing.get_type_hints(cls)
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if isinstance(tp, type) and issubclass(tp, StrictConfig):
+                out.update({f"{f.name}.{k}": v for k, v in tp.paths().items()})
+            else:
+                out[f.name] = tp
+        return out
+
+    def with_overrides(self, changes: Mapping[str, Any]) -> Self:
+        """A copy with fields set by dotted path: ``cfg.with_overrides({"train.lr": 3e-3, "net.hidden_size": 32})``.
+
+        A value given as text (from ``--set key=value``) is read as its field's type: ``3e-3``, ``true``, ``none``,
+        ``[0.1, 0.5]`` or ``0.1,0.5`` for a tuple; anything else stays text.
+
+        Raises:
+            ConfigError: on an unknown path (with the closest valid ones), a wrong type or a value out of range.
+        """
+        paths = self.paths()
+        d = self.to_dict()
+        for key, value in changes.items():
+            if key not in paths:
+                close = difflib.get_close_matches(key, list(paths), n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise ConfigError(
+                    f"{type(self).__name__} has no field {key!r}.{hint} Settable fields: {', '.join(paths)}."
+                )
+            if isinstance(value, str):
+                value = parse_value(value, paths[key])
+            *parents, leaf = key.split(".")
+            node = d
+            for p in parents:
+                node = node[p]
+            node[leaf] = _to_plain(value)
+        return type(self).from_dict(d)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain dict (tuples become lists, nested configs dicts): ready for ``json.dumps``."""
         return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -253,6 +345,36 @@ class StrictConfig:
         return dataclasses.replace(self, **changes)
 
 
+def parse_value(text: str, tp: Any) -> Any:
+    """Read ``text`` (a value typed on the command line) as annotation ``tp`` wants it; the check comes later.
+
+    JSON first (``3e-3``, ``true``, ``null``, ``[1, 2]``), then ``none`` for None and comma lists for tuples and
+    lists; a field that takes text keeps the text as typed (``--set time=2020`` is the column "2020").
+    """
+    import json
+
+    wants_text = tp is str or str in typing.get_args(tp) or (
+        typing.get_origin(tp) is Literal and any(isinstance(a, str) for a in typing.get_args(tp))
+    )
+    wants_seq = typing.get_origin(tp) in (tuple, list) or any(
+        typing.get_origin(a) in (tuple, list) for a in typing.get_args(tp)
+    )
+    if text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    if isinstance(value, str) and wants_seq:
+        return [parse_value(part.strip(), Any) for part in text.split(",") if part.strip()]
+    if wants_text and not isinstance(value, str) and not (wants_seq and isinstance(value, list)):
+        try:
+            _check(value, tp, "value")
+        except ConfigError:
+            return text
+    return value
+
+
 def _require(ok: bool, message: str) -> None:
     """Raise :class:`ConfigError` with ``message`` unless ``ok``."""
     if not ok:
@@ -265,6 +387,10 @@ class TrainConfig(StrictConfig):
 
     Steps are optimizer steps: with truncated BPTT one batch gives ``ceil(T / tbptt_steps)`` of them.
     """
+
+    RENAMED: ClassVar[Mapping[str, tuple[str, Any]]] = {
+        "max_seconds": ("max_minutes", lambda s: None if s is None else s / 60),  # before 0.3: one name per idea
+    }
 
     epochs: int = 10
     # The Trainer takes batches as given; task modules read batch_size when they build their loaders.
@@ -294,9 +420,10 @@ class TrainConfig(StrictConfig):
     monitor_mode: Literal["min", "max"] = "min"  # "min" for losses, "max" for accuracies.
     seed: int = 0  # Seeds torch, numpy and random at the start of fit(), so runs repeat bit for bit on CPU.
     max_steps: int | None = None  # Cap on total optimizer steps; training stops when reached, even mid-epoch.
-    # Wall-clock budget in seconds for one fit() call, checked after each optimizer step (a resumed fit starts a new
+    # Wall-clock budget in minutes for one fit() call, checked after each optimizer step (a resumed fit starts a new
     # budget). For "train for 30 minutes"; runs stopped by time do not repeat across machines: max_steps does.
-    max_seconds: float | None = None
+    max_minutes: float | None = None
+    device: Literal["cpu", "cuda", "auto"] = "cpu"  # "auto": CUDA when PyTorch sees a GPU, else the CPU.
     log_every_steps: int | None = None  # None: metrics once per epoch; n: also a row every n steps to steps.csv.
     progress: bool = True  # Rich progress bar; shown only when stderr is an interactive terminal.
     # "bf16": forward passes (training and evaluation) under torch.autocast with bfloat16, on CPUs with AVX-512 BF16
@@ -328,8 +455,8 @@ class TrainConfig(StrictConfig):
         """
         _require(self.epochs >= 1, f"TrainConfig.epochs must be >= 1, got {self.epochs}. Set epochs to a positive int.")
         _require(
-            self.max_seconds is None or (math.isfinite(self.max_seconds) and self.max_seconds > 0),
-            f"TrainConfig.max_seconds must be a positive number of seconds or None, got {self.max_seconds}.",
+            self.max_minutes is None or (math.isfinite(self.max_minutes) and self.max_minutes > 0),
+            f"TrainConfig.max_minutes must be a positive number of minutes or None (no budget), got {self.max_minutes}.",
         )
         _require(
             self.batch_size >= 1,

@@ -375,14 +375,14 @@ def test_callback_can_stop_and_max_steps_caps_optimizer_steps() -> None:
     assert trainer.stop_reason == "max_steps"
 
 
-def test_max_seconds_stops_mid_epoch_on_the_wall_clock(monkeypatch) -> None:
+def test_max_minutes_stops_mid_epoch_on_the_wall_clock(monkeypatch) -> None:
     clock = iter(range(0, 10_000, 10))  # every reading of the clock is 10 s later than the one before
     monkeypatch.setattr(time, "perf_counter", lambda: float(next(clock)))
-    trainer = Trainer(nn.Linear(3, 1), linear_loss, cfg(epochs=10, max_seconds=25.0))
+    trainer = Trainer(nn.Linear(3, 1), linear_loss, cfg(epochs=10, max_minutes=25.0 / 60))
     history = trainer.fit(linear_batches(n_batches=50))
-    assert trainer.stop_reason == "max_seconds" and len(history) == 1 and 1 <= trainer.global_step < 50
-    with pytest.raises(ConfigError, match="max_seconds must be a positive number of seconds"):
-        cfg(max_seconds=0.0)
+    assert trainer.stop_reason == "max_minutes" and len(history) == 1 and 1 <= trainer.global_step < 50
+    with pytest.raises(ConfigError, match="max_minutes must be a positive number of minutes"):
+        cfg(max_minutes=0.0)
 
 
 # ---------------------------------------------------------------- seeding

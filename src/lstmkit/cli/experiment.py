@@ -72,7 +72,9 @@ def experiment(
             batch_size=batch_size, lr=lr,
             max_sequences=max_sequences, max_seconds=max_seconds, seed=seed, progress=not as_json, device=device,
         )  # fmt: skip
-        long_lag.resolve_device(device)
+        from ..train.devices import resolve_device
+
+        resolve_device(device)
     except ValueError as exc:
         fail(str(exc))
     from ..train import CheckpointError, ResumeError

@@ -8,6 +8,7 @@ supplies ``loss_fn(model, batch, state) -> StepOutput``; see :class:`Trainer`.
 from lstmkit.config import TrainConfig
 from lstmkit.train.callbacks import Callback, GateStatistics
 from lstmkit.train.checkpoint import CheckpointError, ResumeError
+from lstmkit.train.devices import resolve_device
 from lstmkit.train.guards import DivergenceError
 from lstmkit.train.loop import EvalFn, LossFn, StepOutput, Trainer, seed_everything, split_time
 from lstmkit.train.metrics import MetricsLogger
@@ -16,6 +17,7 @@ from lstmkit.train.resume import register_resumer, resume
 from lstmkit.train.tensors import detach_state
 
 __all__ = [
+    "resolve_device",
     "Callback",
     "CheckpointError",
     "DivergenceError",

@@ -229,7 +229,7 @@ class Trainer:
         history: one metrics dict per epoch, as returned by :meth:`fit`.
         best_epoch, best_value: the epoch (1-based) and value of the best ``monitor`` seen (when the epochs' rows
             hold it).
-        stop_reason: why the last ``fit`` ended early (``"max_steps"``, ``"max_seconds"``, ``"early_stopping"``,
+        stop_reason: why the last ``fit`` ended early (``"max_steps"``, ``"max_minutes"``, ``"early_stopping"``,
             ``"callback"``) or None.
         last_checkpoint: the directory of the newest checkpoint written or resumed from, or None.
         nonfinite_events: one sentence per non-finite step met (skipped or rolled back).
@@ -320,7 +320,7 @@ class Trainer:
     # ------------------------------------------------------------------ fit
 
     def fit(self, train_data: Any, val_data: Any = None, *, resume: bool = False) -> list[dict[str, Any]]:
-        """Train for ``config.epochs`` epochs (or until ``max_steps``, ``max_seconds``, early stopping or a callback
+        """Train for ``config.epochs`` epochs (or until ``max_steps``, ``max_minutes``, early stopping or a callback
         stops it).
 
         Args:
@@ -539,8 +539,8 @@ class Trainer:
                         self._logs.log_step(step_row)
                 if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
                     self.stop_reason, stop = "max_steps", True
-                elif cfg.max_seconds is not None and time.perf_counter() - self._fit_start >= cfg.max_seconds:
-                    self.stop_reason, stop = "max_seconds", True
+                elif cfg.max_minutes is not None and time.perf_counter() - self._fit_start >= cfg.max_minutes * 60:
+                    self.stop_reason, stop = "max_minutes", True
                 if (
                     self.checkpointing
                     and cfg.checkpoint_every_steps is not None

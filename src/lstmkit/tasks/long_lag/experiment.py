@@ -28,7 +28,7 @@ from ... import runs
 from ...config import StrictConfig, TrainConfig
 from ...data import SeededDraws
 from ...nn import hidden_grad_norms
-from ...train import GateStatistics, StepOutput, Trainer, register_resumer, seed_everything
+from ...train import GateStatistics, StepOutput, Trainer, register_resumer, resolve_device, seed_everything
 from ...train.distributed import is_main_process
 from ..sequence.model import ModelConfig, SequenceModel
 from . import problems as data
@@ -158,20 +158,6 @@ class _SolvedCheck:
             self.solved_at = seen
             return True
         return seen >= self.cfg.max_sequences or time.perf_counter() - self.started >= self.cfg.max_seconds
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"auto"`` as a device; CUDA is this process's GPU (``LOCAL_RANK`` under torchrun).
-
-    Raises:
-        ValueError: for ``"cuda"`` on a machine without one.
-    """
-    cuda = torch.cuda.is_available()
-    if name == "cuda" and not cuda:
-        raise ValueError("device='cuda' was asked for, but PyTorch sees no CUDA GPU here. Use device='cpu' or 'auto'.")
-    if name == "cuda" or (name == "auto" and cuda):
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
 
 
 def _on(batch: dict[str, Tensor | None], device: torch.device) -> dict[str, Tensor | None]:

@@ -156,7 +156,7 @@ class MusicModel:
         train_cfg = TrainConfig(
             epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, clip_grad_norm=cfg.clip_grad_norm,
             schedule=cfg.schedule, max_steps=cfg.max_steps, carry_state_across_batches=True, seed=cfg.seed,
-            max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None, progress=cfg.progress,
+            max_minutes=cfg.max_minutes, progress=cfg.progress,
             early_stopping_patience=cfg.early_stopping_patience if val_data is not None else None,
         )  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}

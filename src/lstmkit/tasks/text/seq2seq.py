@@ -261,7 +261,7 @@ class Seq2Seq:
 
         train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                                 clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress,
-                                max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None)  # fmt: skip
+                                max_minutes=cfg.max_minutes)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         trainer = Trainer(
             self.net,

@@ -280,7 +280,7 @@ class HandwritingRecognizer:
                                 clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress, schedule="cosine",
                                 on_nonfinite=cfg.on_nonfinite, average_from_epoch=cfg.average_from_epoch,
                                 early_stopping_patience=cfg.epochs if keep_best else None, monitor="val_cer",
-                                max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None)  # fmt: skip
+                                max_minutes=cfg.max_minutes)  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         if lm_texts:  # a resumed run must fit its n-gram on the same words (ResumeError otherwise)
             run_config["lm_texts"] = {"n": len(lm_texts), "sha256": hashlib.sha256(extra.tobytes()).hexdigest()}

@@ -451,7 +451,7 @@ class SpeechRecognizer:
             epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, clip_grad_norm=cfg.clip_grad_norm,
             schedule="cosine", seed=cfg.seed, progress=cfg.progress, monitor="val_cer",
             early_stopping_patience=cfg.epochs if val is not None else None,  # never stops early; keeps the best
-            max_seconds=cfg.max_minutes * 60 if cfg.max_minutes is not None else None,
+            max_minutes=cfg.max_minutes,
         )  # fmt: skip
         run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
