@@ -27,6 +27,16 @@ def print_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+def print_result(task: str, run_dir: Any, metrics: dict[str, Any], baselines: dict[str, Any], **extra: Any) -> None:
+    """The one JSON shape every training command prints with ``--json``: ``{"task", "run_dir", "metrics",
+    "baselines", ...}``; a command adds its own keys after those (forecast: ``"forecast"``, classify:
+    ``"predictions"``). ``baselines`` maps each baseline's name to its metrics, computed in the same run."""
+    clash = {"task", "run_dir", "metrics", "baselines"} & set(extra)
+    if clash:
+        raise TypeError(f"print_result: {sorted(clash)} are the shape's own keys, not extras.")
+    print_json({"task": task, "run_dir": str(run_dir), "metrics": metrics, "baselines": baselines, **extra})
+
+
 MAX_MESSAGE = 1000
 """The most characters of an error message printed: a message that quotes the user's data (a cell, a line) is cut
 there, so a 52 MB cell is not echoed back whole."""
