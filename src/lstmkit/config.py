@@ -456,7 +456,8 @@ class TrainConfig(StrictConfig):
         _require(self.epochs >= 1, f"TrainConfig.epochs must be >= 1, got {self.epochs}. Set epochs to a positive int.")
         _require(
             self.max_minutes is None or (math.isfinite(self.max_minutes) and self.max_minutes > 0),
-            f"TrainConfig.max_minutes must be a positive number of minutes or None (no budget), got {self.max_minutes}.",
+            f"TrainConfig.max_minutes must be a positive number of minutes or None (no budget), got "
+            f"{self.max_minutes}.",
         )
         _require(
             self.batch_size >= 1,

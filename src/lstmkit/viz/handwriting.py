@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import _save
+from .plots import save_figure
 
 __all__ = ["plot_handwriting"]
 
@@ -59,4 +59,4 @@ def plot_handwriting(
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -16,7 +16,7 @@ from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .plots import _save
+from .plots import save_figure
 
 __all__ = ["plot_piano_roll"]
 
@@ -80,4 +80,4 @@ def plot_piano_roll(
     if title:
         ax.set_title(title, fontsize=9)
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.9)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -37,7 +37,7 @@ _LINE_STYLES = ("-", "--", ":", "-.")
 _DPI = 110
 
 
-def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write ``fig`` as a PNG at ``path`` atomically; create the parent directory if needed."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,7 @@ def plot_gradient_flow(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _gate_limits(values: np.ndarray, gate: int) -> tuple[float, float, str]:
@@ -234,7 +234,7 @@ def plot_gates(
     if shown <= 10:
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
     fig.suptitle(title or f"Gates and cell state, first {shown} of {hidden} units")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_learning_curves(
@@ -297,7 +297,7 @@ def plot_learning_curves(
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_forecast(
@@ -329,7 +329,7 @@ def plot_forecast(
     ax.legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -399,7 +399,7 @@ def plot_anomaly(
     bottom.grid(alpha=0.3)
     bottom.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(
@@ -438,7 +438,7 @@ def plot_confusion(
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize="medium")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_attention(
@@ -477,7 +477,7 @@ def plot_attention(
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("step")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_alignment(
@@ -507,4 +507,4 @@ def plot_alignment(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
