@@ -23,7 +23,7 @@ from lstmkit.tasks.text.data import (
     split_text,
     tokenizer_from_dict,
 )  # fmt: skip
-from lstmkit.tasks.text.language import LanguageModel, LanguageModelConfig, _sample, train_run
+from lstmkit.tasks.text.language import LanguageModel, LanguageModelConfig, sample_token, train_run
 from lstmkit.tasks.text.ngram import WittenBellLM
 
 TEXT = "".join(
@@ -207,10 +207,10 @@ def test_streaming_equals_recomputing_the_whole_prefix(char_lm: LanguageModel) -
 def test_top_k_and_top_p_keep_only_the_allowed_tokens() -> None:
     logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
     gen = torch.Generator().manual_seed(0)
-    assert {_sample(logits, 1.0, 2, None, gen) for _ in range(200)} == {0, 1}
-    assert {_sample(logits, 1.0, None, 0.75, gen) for _ in range(200)} == {0, 1}  # 0.5 + 0.3 reaches 0.75
-    assert {_sample(logits, 1.0, None, 0.5, gen) for _ in range(50)} == {0}
-    assert {_sample(logits, 1.0, None, None, gen) for _ in range(400)} == {0, 1, 2, 3}
+    assert {sample_token(logits, 1.0, 2, None, gen) for _ in range(200)} == {0, 1}
+    assert {sample_token(logits, 1.0, None, 0.75, gen) for _ in range(200)} == {0, 1}  # 0.5 + 0.3 reaches 0.75
+    assert {sample_token(logits, 1.0, None, 0.5, gen) for _ in range(50)} == {0}
+    assert {sample_token(logits, 1.0, None, None, gen) for _ in range(400)} == {0, 1, 2, 3}
 
 
 def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy(char_lm: LanguageModel) -> None:

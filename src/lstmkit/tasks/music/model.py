@@ -44,7 +44,7 @@ from torch import Tensor
 from ... import runs
 from ...config import StrictConfig, TrainConfig
 from ...train import GateStatistics, StepOutput, Trainer, seed_everything
-from ..text.language import LanguageModelConfig, LMNet, _sample, _Tokens
+from ..text.language import LanguageModelConfig, LMNet, TokenStream, sample_token
 from .data import (
     MusicError,
     Piece,
@@ -145,7 +145,8 @@ class MusicModel:
         self.net = LMNet(len(self.vocab), cfg.net_config())
         val_ids = self._stream(val) if val else np.zeros(0, dtype=np.int64)
         val_streams = min(cfg.batch_size, max(1, len(val_ids) // (cfg.bptt + 1)))
-        val_data = _Tokens(val_ids, val_streams, cfg.bptt, dtype=torch.long) if len(val_ids) > cfg.bptt + 1 else None
+        enough = len(val_ids) > cfg.bptt + 1
+        val_data = TokenStream(val_ids, val_streams, cfg.bptt, dtype=torch.long) if enough else None
 
         def loss_fn(model: LMNet, batch: tuple[Tensor, Tensor], state: Any) -> StepOutput:
             x, y = batch  # (B, T) each
@@ -169,7 +170,7 @@ class MusicModel:
             run_config=run_config,
             kind=KIND,
         )
-        data = _Tokens(train_ids, cfg.batch_size, cfg.bptt, dtype=torch.long)
+        data = TokenStream(train_ids, cfg.batch_size, cfg.bptt, dtype=torch.long)
         self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
         self.net.eval()
         return self
@@ -297,14 +298,14 @@ class MusicModel:
             allowed = [v.separators[0], v.separators[2]] if is_bar else [v.separators[1], v.separators[3]]
             mask = torch.full((len(v),), -math.inf, dtype=torch.float64)
             mask[allowed] = 0.0
-            token = _sample(logits[0, -1].double() + mask, temperature, None, None, gen)
+            token = sample_token(logits[0, -1].double() + mask, temperature, None, None, gen)
             ids.append(token)
             logits, state = net(torch.tensor([[token]]), state)  # (1, 1, V): one step, state carried
             for voice in range(4):
                 mask = voice_mask.clone()
                 if previous[voice] >= 0:
                     mask[v.hold(previous[voice])] = 0.0
-                token = _sample(logits[0, -1].double() + mask, temperature, None, None, gen)
+                token = sample_token(logits[0, -1].double() + mask, temperature, None, None, gen)
                 ids.append(token)
                 name = v.tokens[token]
                 previous[voice] = int(name.split(":")[1]) if ":" in name else -1

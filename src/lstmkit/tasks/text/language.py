@@ -47,7 +47,7 @@ from .data import (
     tokenizer_from_dict,
 )  # fmt: skip
 
-__all__ = ["LanguageModel", "LanguageModelConfig"]
+__all__ = ["LanguageModel", "LanguageModelConfig", "LMNet", "TokenStream", "sample_token"]
 
 KIND = "language_model"
 
@@ -130,7 +130,7 @@ class LMNet(nn.Module):
         return self.decoder(self.drop(out)), state  # (B, T, V)
 
 
-class _Tokens(SeriesStream):
+class TokenStream(SeriesStream):
     """Truncated-BPTT batches of token ids: ``(x, y)`` each (B, bptt) int64, ``y`` one token ahead."""
 
     def iter_from(self, batch: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -146,7 +146,9 @@ def _knows(tok: Tokenizer, text: str) -> bool:
         return False
 
 
-def _sample(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator) -> int:
+def sample_token(
+    logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator
+) -> int:
     """One token id from the last-step logits (V,): temperature, then top-k, then top-p (nucleus) truncation."""
     # shifted so the largest is 0 before the division: a tiny temperature (5e-324, say) then gives 0 and -inf (the
     # most likely token, nearly surely), never inf - inf = nan (a 500 found by fuzzing the server)
@@ -204,7 +206,8 @@ class LanguageModel:
         seed_everything(cfg.seed)
         self.net = LMNet(self.tokenizer.vocab_size, cfg)
         val_streams = min(cfg.batch_size, max(1, len(val_ids) // (cfg.bptt + 1)))
-        val_data = _Tokens(val_ids, val_streams, cfg.bptt, dtype=torch.long) if len(val_ids) > cfg.bptt + 1 else None
+        enough = len(val_ids) > cfg.bptt + 1
+        val_data = TokenStream(val_ids, val_streams, cfg.bptt, dtype=torch.long) if enough else None
         n_chars = {"train": len(train) / max(len(train_ids), 1), "val": len(val) / max(len(val_ids), 1)}
 
         def loss_fn(model: LMNet, batch: tuple[Tensor, Tensor], state: Any) -> StepOutput:
@@ -231,7 +234,7 @@ class LanguageModel:
             run_config=run_config,
             kind=KIND,
         )
-        data = _Tokens(train_ids, cfg.batch_size, cfg.bptt, dtype=torch.long)
+        data = TokenStream(train_ids, cfg.batch_size, cfg.bptt, dtype=torch.long)
         self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
         self.net.eval()
         return self
@@ -304,7 +307,7 @@ class LanguageModel:
         # without a seed, a fresh one from the OS (torch.seed() would reseed the global generator as a side effect)
         gen = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
         sample = (lambda logits: int(logits.argmax())) if greedy else (
-            lambda logits: _sample(logits, temperature, top_k, top_p, gen))  # fmt: skip
+            lambda logits: sample_token(logits, temperature, top_k, top_p, gen))  # fmt: skip
         return self._steps(ids, max_tokens, sample, after_newline=prompt.endswith("\n") or prompt == "")
 
     @torch.no_grad()
