@@ -38,6 +38,23 @@ def test_import_lstmkit_loads_no_task_and_no_heavy_dependency() -> None:
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
 
 
+def test_the_command_lines_help_and_a_users_mistake_load_no_torch() -> None:
+    """``lstmkit --help`` and every group's help read the options without importing torch or a task (0.3 s, not 4 s):
+    task configs live in torch-free modules, the benchmark's suites load on first use, runs.py imports torch where it
+    reads or writes tensors."""
+    out = fresh_python(
+        "import contextlib, io, json, sys\n"
+        "from lstmkit.cli import main\n"
+        "for argv in (['--help'], ['forecast', 'train', '--help'], ['anomaly', 'train', '--help'],\n"
+        "             ['text', 'train', '--help'], ['bench', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        assert main(argv) == 0, argv\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('lstmkit.tasks.'))))"
+    )
+    heavy = json.loads(out.splitlines()[-1])
+    assert "torch" not in heavy, heavy
+
+
 def test_each_public_name_imports_only_what_defines_it() -> None:
     out = fresh_python(
         "import json, sys, lstmkit\n"

@@ -11,9 +11,10 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["atomic_write_bytes", "fsync_dir", "tensors_for_saving", "write_and_sync"]
 
@@ -65,6 +66,8 @@ def tensors_for_saving(tensors: Mapping[str, Any], what: str) -> dict[str, torch
     Raises:
         TypeError: for a non-string key, a value that is not a tensor, or a sparse tensor.
     """
+    import torch  # here, not at the top: the command line imports this module before it knows it needs torch
+
     out: dict[str, torch.Tensor] = {}
     for name, t in tensors.items():
         if not isinstance(name, str):

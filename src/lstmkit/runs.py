@@ -45,11 +45,10 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import safetensors
-import safetensors.torch
-import torch
+if TYPE_CHECKING:  # imported where used: `lstmkit --help` and a user's mistake pay nothing for torch
+    import torch
 
 from lstmkit._atomic import atomic_write_bytes, tensors_for_saving
 from lstmkit._version import __version__
@@ -163,6 +162,9 @@ def save_run(
     run_dir = Path(run_dir)
     if not isinstance(kind, str) or not kind:
         raise TypeError(f"save_run needs kind as a non-empty string (a registered model kind), got {kind!r}.")
+    import safetensors.torch
+    import torch
+
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"save_run needs a torch.nn.Module as model, got {type(model).__name__}.")
     if hasattr(config, "to_dict") and callable(config.to_dict):
@@ -326,6 +328,9 @@ def _check_finished(run_dir: Path, payload: Mapping[str, Any]) -> None:
 
 
 def _read_safetensors(path: Path, what: str) -> dict[str, torch.Tensor]:
+    import safetensors
+    import safetensors.torch
+
     try:
         return safetensors.torch.load_file(path, device="cpu")
     except safetensors.SafetensorError as e:

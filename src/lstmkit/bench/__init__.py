@@ -75,11 +75,24 @@ from .core import (
     measure,
     time_call,
 )
-from .keras import KERAS_EXAMPLE, sine_task
-from .machine import machine_info, set_threads
-from .peers import CellLoop
-from .report import format_seconds, format_timing, format_verdict, markdown
-from .runner import SCHEMA_VERSION, SUITE_FUNCTIONS, run
+
+# The suites import torch (and JAX, Keras when present): loaded on first use (PEP 562), so that `lstmkit --help`, which
+# reads SUITES and THREADS for the bench command's options, does not pay for torch.
+_LAZY = {
+    "KERAS_EXAMPLE": "keras", "sine_task": "keras", "machine_info": "machine", "set_threads": "machine",
+    "CellLoop": "peers", "format_seconds": "report", "format_timing": "report", "format_verdict": "report",
+    "markdown": "report", "SCHEMA_VERSION": "runner", "SUITE_FUNCTIONS": "runner", "run": "runner",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CONFIGS", "KERAS_EXAMPLE", "NOISY_SPREAD", "QUICK_CONFIGS", "QUICK_STREAM_CONFIGS", "SCHEMA_VERSION",
