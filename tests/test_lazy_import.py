@@ -45,8 +45,9 @@ def test_the_command_lines_help_and_a_users_mistake_load_no_torch() -> None:
     out = fresh_python(
         "import contextlib, io, json, sys\n"
         "from lstmkit.cli import main\n"
-        "for argv in (['--help'], ['forecast', 'train', '--help'], ['anomaly', 'train', '--help'],\n"
-        "             ['text', 'train', '--help'], ['bench', '--help']):\n"
+        "for argv in (['--help'], ['bench', '--help'], ['experiment', '--help'], ['demo', '--help'],\n"
+        "             *([g, 'train', '--help'] for g in ('forecast', 'anomaly', 'classify', 'text', 'translate',\n"
+        "                                              'speech', 'handwriting', 'music'))):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         "        assert main(argv) == 0, argv\n"
         "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('lstmkit.tasks.'))))"
