@@ -28,7 +28,8 @@ Season = Annotated[int | None, typer.Option("--season", help="Seasonal period in
 
 
 def _config(data: str | None, csv: Path | None, overrides: dict[str, Any]) -> tuple[Any, Any]:
-    from ..tasks.timeseries.forecasting import ForecastConfig, resolve_data
+    from ..tasks.timeseries.forecasting import ForecastConfig
+    from ..tasks.timeseries.series import resolve_data
 
     table, defaults = resolve_data(data, csv)
     given = {k: v for k, v in overrides.items() if v is not None and v != ()}
@@ -60,7 +61,7 @@ def train(
 ) -> None:  # fmt: skip
     """Train a forecaster on all the data and write the next horizon's forecast, its picture and a report."""
     setup_logging(verbose)
-    from ..tasks.timeseries.forecasting import train_run
+    from ..tasks.timeseries.forecast_run import train_run
     from ..train import CheckpointError, ResumeError
 
     try:
@@ -89,7 +90,8 @@ def predict(
 ) -> None:  # fmt: skip
     """Forecast the horizon after the end of the given history (CSV on stdout, or JSON)."""
     from ..data.tables import read_csv
-    from ..tasks.timeseries.forecasting import Forecaster, resolve_data
+    from ..tasks.timeseries.forecasting import Forecaster
+    from ..tasks.timeseries.series import resolve_data
 
     try:
         forecaster = Forecaster.load(run_dir)
@@ -111,7 +113,8 @@ def evaluate(
     data: Data = None, csv: Csv = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Score a trained forecaster on the last horizon of each series, forecast from the history before it."""
-    from ..tasks.timeseries.forecasting import Forecaster, resolve_data
+    from ..tasks.timeseries.forecasting import Forecaster
+    from ..tasks.timeseries.series import resolve_data
 
     try:
         forecaster = Forecaster.load(run_dir)
@@ -137,7 +140,7 @@ def backtest_command(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Rolling-origin backtest: the LSTM, seasonal-naive and ETS on the same splits (MAE, RMSE, MASE, sMAPE)."""
-    from ..tasks.timeseries.forecasting import backtest
+    from ..tasks.timeseries.backtest import backtest
 
     try:
         table, cfg = _config(data, csv, _overrides(

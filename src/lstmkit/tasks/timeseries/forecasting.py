@@ -9,330 +9,41 @@ Static covariates (one value per series: a region, a product category, a store s
 (numbers standardised, text one-hot over the categories seen in training) and fed with the future covariates: to the
 encoder at every step and to the head over the horizon. They let one model of many series tell them apart.
 
-Data rules, checked with one clear sentence each: the table has data rows; the time column parses as timestamps; no
-duplicate timestamps (per series); a static covariate is constant within each series; the target and the covariates
-are numbers (an empty cell is a missing value) and never infinite; the target is not all missing; the horizon is
-shorter than the history; the history before it holds two seasons; there are enough points for one training window.
-Missing timestamps on a regular grid are inserted as missing values; missing values are masked (flagged in the input,
-left out of the loss), never filled.
-Scaling (per series, optionally after a log) is fitted on the training part only.
+Scaling (per series, optionally after a log) is fitted on the training part only. The family's other modules:
+``forecast_config`` (:class:`ForecastConfig`), ``series`` (the data rules, :func:`prepare_series`), ``forecast_nets``
+(the networks and the pinball loss), ``baselines`` and ``metrics``, ``backtest`` (rolling origins) and
+``forecast_run`` (``train_run``, the CLI's training).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ... import runs
-from ..._atomic import atomic_write_bytes
-from ...config import StrictConfig, TrainConfig
+from ...config import TrainConfig
 from ...data import SeededBatches
-from ...data.tables import (
-    cap,
-    check_finite,
-    check_numeric,
-    check_rows,
-    check_unique_times,
-    one_source,
-    parse_times,
-    read_csv,
-    shown,
-    shown_list,
-)
-from ...nn import LSTM
+from ...data.tables import shown, shown_list
 from ...train import GateStatistics, StepOutput, Trainer, seed_everything
 from ...train.checkpoint import latest_checkpoint
+from .forecast_config import ForecastConfig
+from .forecast_nets import ForecastNet, RecurrentForecastNet, build_net, pinball_loss
+from .metrics import nan_mean, summarize
+from .series import Series, as_table, check_season, future_rows, prepare_series, require_pandas, slice_table
 
-__all__ = ["ForecastConfig", "Forecaster", "backtest", "prepare_series"]
+__all__ = ["ForecastConfig", "Forecaster", "ForecastNet", "RecurrentForecastNet", "pinball_loss", "prepare_series"]
 
 KIND = "forecaster"
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ForecastConfig(StrictConfig):
-    """What to forecast, from which columns, and how the model is built and trained."""
-
-    target: str
-    horizon: int
-    time: str = "time"
-    id: str | None = None  # a column naming the series, for many series in one table
-    past_covariates: tuple[str, ...] = ()  # known only up to the forecast origin
-    future_covariates: tuple[str, ...] = ()  # known over the horizon too (calendar, planned values)
-    # One value per series; needs ``id``. Numbers are standardised, anything else (text, booleans) is one-hot: pass
-    # integer-coded categories (store type 1/2/3) as text, or they are read as quantities.
-    static_covariates: tuple[str, ...] = ()
-    season: int = 1  # seasonal period in steps: seasonal-naive baseline, MASE, and the default window
-    # None: max(2 * season, horizon), at most half the shortest history. Shorter windows give more training windows,
-    # which small series need (airline: window 24 reached MASE 0.7-1.1, window 48 only 1.5-1.8; 3 seeds each).
-    input_window: int | None = None
-    transform: Literal["none", "log"] = "none"  # "log" for positive series whose swings grow with their level
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
-    # "direct": the whole horizon at once from the encoder's last state (MQ-RNN); "recurrent": one step at a time,
-    # its own median fed back as the next input (autoregressive, as DeepAR; trained with teacher forcing).
-    model: Literal["direct", "recurrent"] = "direct"
-    # "seasonal_naive": the network forecasts the deviation from repeating the window's last season (a residual on
-    # the strongest simple baseline); "none": it forecasts the values themselves.
-    residual_to: Literal["seasonal_naive", "none"] = "seasonal_naive"
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0
-    epochs: int = 300
-    batch_size: int = 32
-    lr: float = 3e-3
-    # Validate on each series' last horizon and stop when it stops improving; None (default) trains every epoch on all
-    # the data, which short series need more than a validation split.
-    early_stopping_patience: int | None = None
-    # Conformalised quantile regression (Romano et al. 2019): fit once without each series' last horizon, measure how
-    # far the held-out values fall outside the outer quantiles, widen (or narrow) the interval by that much, then fit
-    # on everything. Doubles the training time; pinball-trained quantiles alone cover far less than nominal out of
-    # sample (airline: 17-58 % for a nominal 80 %).
-    calibrate_intervals: bool = True
-    seed: int = 0
-    progress: bool = False
-
-    def validate(self) -> None:
-        if self.horizon < 1:
-            raise ValueError(f"The horizon (horizon=, --horizon) must be at least 1 step, got {self.horizon}.")
-        if self.season < 1:
-            raise ValueError(f"The season (season=, --season) must be at least 1 step, got {self.season}.")
-        if self.input_window is not None and self.input_window < 1:
-            raise ValueError(f"ForecastConfig.input_window must be at least 1, got {self.input_window}.")
-        if 0.5 not in self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
-            raise ValueError(
-                "ForecastConfig.quantiles must lie in (0, 1) and include 0.5 (the point forecast), got "
-                f"{self.quantiles}."
-            )
-        if list(self.quantiles) != sorted(set(self.quantiles)):
-            raise ValueError(f"ForecastConfig.quantiles must be increasing and distinct, got {self.quantiles}.")
-        if self.model == "recurrent" and self.past_covariates:
-            raise ValueError(
-                f"model='recurrent' feeds each step's inputs forward over the horizon, where past covariates "
-                f"{list(self.past_covariates)} are unknown. Use model='direct', or drop them."
-            )
-        roles = [self.time, self.target, *self.past_covariates, *self.future_covariates, *self.static_covariates]
-        roles += [self.id] if self.id is not None else []
-        repeated = sorted({c for c in roles if roles.count(c) > 1})
-        if repeated:
-            raise ValueError(
-                f"A column can play one role only: {repeated} is given twice among the time, id, target and "
-                "past/future/static covariates. List each column once."
-            )
-        if self.static_covariates and self.id is None:
-            raise ValueError(
-                f"Static covariates {list(self.static_covariates)} describe each of many series: name the column "
-                "that tells the series apart with id= (--id), or pass them as future covariates."
-            )
-
-
-@dataclass
-class Series:
-    """One prepared series: regular time grid, target with NaN for missing, covariates."""
-
-    key: str
-    time: Any  # pandas DatetimeIndex
-    y: np.ndarray  # (T,)
-    past: np.ndarray  # (T, P)
-    future: np.ndarray  # (T, F)
-    inserted: int  # timestamps added to fill gaps in the grid (their values missing)
-    freq: str | None = None  # the pandas frequency of the grid; None for irregular observations (one step each)
-    static: dict[str, Any] | None = None  # static covariate -> this series' value
-
-
-def _pd() -> Any:
-    try:
-        import pandas as pd
-    except ImportError as e:
-        raise ImportError("Forecasting reads tables with pandas: pip install 'lstmkit[timeseries]'.") from e
-    return pd
-
-
-def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
-    """Check a table and cut it into regular series (see the module docstring for the rules).
-
-    Raises:
-        ValueError: unknown column, non-numeric target, unparseable time, duplicate timestamps, all-missing target.
-    """
-    pd = _pd()
-    df = _table(df)
-    check_rows(df)
-    wanted = [cfg.time, cfg.target, *cfg.past_covariates, *cfg.future_covariates, *cfg.static_covariates]
-    wanted += [cfg.id] if cfg.id else []
-    missing = [c for c in wanted if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"Unknown column(s) {shown_list(missing)}; the table has {shown_list(df.columns)}. Check the column names."
-        )
-    for col in [cfg.target, *cfg.past_covariates, *cfg.future_covariates]:
-        check_numeric(df, col, advice="give a number or an empty cell (a missing value), or leave the column out.")
-        check_finite(df, col, time=cfg.time)
-    times = parse_times(df, cfg.time, name=f"The time column {shown(cfg.time)}", advice="fix or drop that row")
-    written, df = df[cfg.time], df.assign(**{cfg.time: times})
-    groups = df.groupby(cfg.id, sort=True) if cfg.id else [("series", df)]
-    out = []
-    for key, g in groups:
-        whose = f"Series {shown(key)}" if cfg.id else "The table"
-        check_unique_times(g, cfg.time, whose=whose, written=written.loc[g.index] if df.index.is_unique else None)
-        g = g.sort_values(cfg.time)
-        static = {}
-        for col in cfg.static_covariates:
-            values = g[col].dropna().unique()
-            if len(values) != 1:
-                what = (
-                    "is missing everywhere"
-                    if len(values) == 0
-                    else f"takes {len(values)} values ({', '.join(cap(str(v)) for v in values[:3])})"
-                )
-                raise ValueError(
-                    f"Static covariate {shown(col)} {what} in series {shown(key)}; a static covariate holds one value "
-                    "per series (use a past or future covariate for values that change over time)."
-                )
-            static[col] = values[0].item() if hasattr(values[0], "item") else values[0]
-        g = g.set_index(cfg.time)
-        inserted, freq = 0, _infer_freq(g.index)
-        if freq is not None:
-            grid = pd.date_range(g.index[0], g.index[-1], freq=freq)
-            if g.index.isin(grid).all() and len(grid) <= 1.1 * len(g):  # a regular grid with gaps: fill the grid
-                inserted = len(grid) - len(g)
-                g = g.reindex(grid)
-            else:
-                freq = None  # irregular observations (trading days, say): kept in their order, one step each
-        y = g[cfg.target].to_numpy(dtype=float)
-        if np.isnan(y).all():
-            raise ValueError(f"The target {shown(cfg.target)} of series {shown(key)} is missing everywhere.")
-        out.append(Series(
-            str(key), g.index, y,
-            g[list(cfg.past_covariates)].to_numpy(dtype=float).reshape(len(g), -1),
-            g[list(cfg.future_covariates)].to_numpy(dtype=float).reshape(len(g), -1),
-            inserted, freq, static,
-        ))  # fmt: skip
-    return out
-
-
-def _table(data: Any) -> Any:
-    """A DataFrame, or the CSV file at a path read as one (:func:`lstmkit.data.tables.read_csv`)."""
-    pd = _pd()
-    if isinstance(data, (str, os.PathLike)):
-        data = read_csv(data)
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"Forecasting needs a pandas DataFrame or a CSV path, got {type(data).__name__}.")
-    return data
-
-
-def _check_season(season: int, shortest: int, horizon: int) -> None:
-    """The history before a horizon holds two seasons and one more point (as the backtest's first origin must).
-
-    Raises:
-        ValueError: naming the series length and the largest season it supports.
-    """
-    largest = (shortest - horizon - 1) // 2
-    if season > 1 and season > largest:
-        raise ValueError(
-            f"The season ({season} steps, --season) is longer than the series can support: the shortest series has "
-            f"{shortest} points, {shortest - horizon} before a horizon of {horizon}, which hold two seasons of at "
-            f"most {max(largest, 1)} steps. Give a season of at most {max(largest, 1)} (1: none), or more data."
-        )
-
-
-def _infer_freq(index: Any) -> str | None:
-    """The grid's frequency, read from a stretch of the index without gaps (the whole, its start or its end)."""
-    pd = _pd()
-    if len(index) < 3:
-        return None
-    for part in (index, index[:25], index[-25:]):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # pandas 3 announces infer_freq returning offsets; both are handled
-                freq = pd.infer_freq(part)
-        except (TypeError, ValueError):
-            freq = None
-        if freq is not None:
-            return str(getattr(freq, "freqstr", freq))
-    return None
-
-
-class ForecastNet(nn.Module):
-    """LSTM encoder over the window, then a head from (last state, future covariates) to (horizon, quantiles)."""
-
-    def __init__(self, n_inputs: int, n_future: int, cfg: ForecastConfig) -> None:
-        super().__init__()
-        self.horizon, self.n_q = cfg.horizon, len(cfg.quantiles)
-        self.season = cfg.season if cfg.residual_to == "seasonal_naive" else 0
-        self.encoder = LSTM(n_inputs, cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
-        head_in = cfg.hidden_size + cfg.horizon * n_future
-        self.head = nn.Sequential(
-            nn.Linear(head_in, cfg.hidden_size), nn.ReLU(), nn.Linear(cfg.hidden_size, cfg.horizon * self.n_q)
-        )
-
-    def forward(self, x: Tensor, future: Tensor, target: Tensor | None = None) -> Tensor:
-        _, (h_n, _) = self.encoder(x)  # x (B, W, n_inputs) -> h_n (L, B, hidden)
-        z = torch.cat([h_n[-1], future.flatten(1)], dim=1)  # (B, hidden + H * F)
-        out = self.head(z).view(-1, self.horizon, self.n_q)  # (B, H, Q)
-        if self.season and x.shape[1] >= self.season:  # plus the window's last season, repeated over the horizon
-            last = x[:, -self.season :, 0]  # (B, m): relative scaled target, 0 (the level) where missing
-            reps = -(-self.horizon // self.season)
-            out = out + last.repeat(1, reps)[:, : self.horizon].unsqueeze(-1)
-        return out
-
-
-class RecurrentForecastNet(nn.Module):
-    """One step at a time: the input at step t is (y_{t-1}, observed_{t-1}, future covariates_t); the output is the
-    quantiles of y_t. Over the horizon the median is fed back (teacher forcing with the true values in training)."""
-
-    def __init__(self, n_inputs: int, n_future: int, cfg: ForecastConfig) -> None:
-        super().__init__()
-        self.horizon, self.n_q = cfg.horizon, len(cfg.quantiles)
-        self.median = list(cfg.quantiles).index(0.5)
-        self.encoder = LSTM(n_inputs, cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
-        self.head = nn.Linear(cfg.hidden_size, self.n_q)
-
-    @staticmethod
-    def _shift(rows: Tensor) -> Tensor:
-        """(B, T, 2 + F) rows of (y, observed, covariates) -> (B, T - 1, 2 + F) inputs (y_{t-1}, obs_{t-1}, cov_t)."""
-        return torch.cat([rows[:, :-1, :2], rows[:, 1:, 2:]], dim=-1)
-
-    def forward(self, x: Tensor, future: Tensor, target: Tensor | None = None) -> Tensor:
-        W = x.shape[1]
-        if target is not None:  # teacher forcing: the true horizon values as the fed-back inputs
-            observed = ~torch.isnan(target)
-            rows = torch.cat([torch.nan_to_num(target).unsqueeze(-1), observed.unsqueeze(-1).to(x.dtype), future], -1)
-            out, _ = self.encoder(self._shift(torch.cat([x, rows], dim=1)))  # (B, W + H - 1, hidden)
-            return self.head(out[:, W - 1 :])  # (B, H, Q): the outputs that predict the horizon
-        out, state = self.encoder(self._shift(x))  # the history; out (B, W - 1, hidden)
-        prev = x[:, -1, :2]  # (B, 2): the last observed value and its flag
-        preds = []
-        for h in range(self.horizon):
-            step = torch.cat([prev, future[:, h]], dim=-1).unsqueeze(1)  # (B, 1, 2 + F)
-            out, state = self.encoder(step, state)
-            q = self.head(out[:, 0])  # (B, Q)
-            preds.append(q)
-            prev = torch.stack([q[:, self.median], torch.ones_like(q[:, 0])], dim=-1)
-        return torch.stack(preds, dim=1)  # (B, H, Q)
-
-
-def _net(n_inputs: int, n_future: int, cfg: ForecastConfig) -> nn.Module:
-    return (RecurrentForecastNet if cfg.model == "recurrent" else ForecastNet)(n_inputs, n_future, cfg)
-
-
-def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
-    """Mean pinball loss over observed targets: pred (B, H, Q), target (B, H) with NaN where missing."""
-    observed = ~torch.isnan(target)
-    diff = torch.nan_to_num(target).unsqueeze(-1) - pred  # (B, H, Q)
-    loss = torch.maximum(quantiles * diff, (quantiles - 1) * diff)  # (B, H, Q)
-    weight = observed.unsqueeze(-1).to(loss.dtype)
-    return (loss * weight).sum() / (weight.sum() * len(quantiles)).clamp_min(1)
 
 
 class _Windows(SeededBatches):
@@ -491,7 +202,7 @@ class Forecaster:
                 f"The horizon ({cfg.horizon} steps) must be shorter than the history; the shortest series has "
                 f"{shortest} points."
             )
-        _check_season(cfg.season, shortest, cfg.horizon)
+        check_season(cfg.season, shortest, cfg.horizon)
         self._window = cfg.input_window or min(max(2 * cfg.season, cfg.horizon), max(1, (shortest - cfg.horizon) // 2))
         self._fit_static_encoding(series)
         self.trained_until = {s.key: str(s.time[-1]) for s in series}
@@ -520,7 +231,7 @@ class Forecaster:
         for s, end in zip(series, train_end, strict=True):
             self._fit_scales(s, end)  # training part only: no leakage from the validation horizon
         x, fut, y = self._window_tensors(series, train_end)
-        self.model = _net(x.shape[2], self._n_future, cfg)
+        self.model = build_net(x.shape[2], self._n_future, cfg)
         quantiles = torch.tensor(cfg.quantiles, dtype=torch.float32)
         val = [self._window_tensors(series, ends, last_only=True)] if use_val else None
 
@@ -629,7 +340,7 @@ class Forecaster:
         Returns:
             A DataFrame: ``[id,] time, step, q0.1, q0.5, q0.9`` (one column per quantile; ``q0.5`` is the point).
         """
-        pd = _pd()
+        pd = require_pandas()
         model = self._check_fitted()
         cfg = self.config
         n_f = len(cfg.future_covariates)
@@ -717,11 +428,9 @@ class Forecaster:
             ``{"series": {key: {mae, rmse, mase, smape, coverage}}, "mean": {...}}``; MASE is scaled by the
             in-sample seasonal-naive error of the history before the held-out tail.
         """
-        from . import metrics as M
-
         self._check_fitted()
         cfg = self.config
-        table = _table(data)
+        table = as_table(data)
         series = prepare_series(table, cfg)
         short = [s.key for s in series if len(s.y) < cfg.horizon + self._window]
         if short:
@@ -730,7 +439,7 @@ class Forecaster:
                 f"window ({self._window}) before a held-out horizon of {cfg.horizon}."
             )
         origins = {s.key: s.time[len(s.y) - cfg.horizon] for s in series}
-        pd_ = _pd()
+        pd_ = require_pandas()
         seen = [k for k, t in origins.items() if k in self.trained_until and t <= pd_.Timestamp(self.trained_until[k])]
         if seen:
             k = seen[0]
@@ -739,20 +448,20 @@ class Forecaster:
                 f"trained on (up to {self.trained_until[k]}): scores there would not be out of sample. Evaluate on a "
                 "table that runs past the training data, or use backtest (lstmkit forecast backtest), which refits."
             )
-        history = _slice_table(table, cfg, origins)
-        future = _future_rows(table, cfg, origins) if cfg.future_covariates else None
+        history = slice_table(table, cfg, origins)
+        future = future_rows(table, cfg, origins) if cfg.future_covariates else None
         pred = self.predict(history, future=future)
         lo, hi = min(cfg.quantiles), max(cfg.quantiles)
         scores = {}
         for s in series:
             rows = pred[pred[cfg.id] == s.key] if cfg.id else pred
             n = len(s.y) - cfg.horizon
-            scores[s.key] = M.summarize(
+            scores[s.key] = summarize(
                 s.y[n:], rows["q0.5"].to_numpy(), s.y[:n], cfg.season,
                 rows[f"q{lo:g}"].to_numpy(), rows[f"q{hi:g}"].to_numpy(),
             )  # fmt: skip
         first = next(iter(scores.values()))
-        return {"series": scores, "mean": {m: _nan_mean([v[m] for v in scores.values()]) for m in first}}
+        return {"series": scores, "mean": {m: nan_mean([v[m] for v in scores.values()]) for m in first}}
 
     def _widen(self, q: np.ndarray) -> np.ndarray:
         """Move the quantiles below the median down and those above it up by the conformal shift, never past it."""
@@ -765,7 +474,7 @@ class Forecaster:
 
     def _future_table(self, future: Any) -> dict[str, np.ndarray]:
         """The future covariates per series, (horizon, F), from the ``future=`` table."""
-        pd = _pd()
+        pd = require_pandas()
         cfg = self.config
         if future is None:
             raise ValueError(
@@ -810,182 +519,9 @@ class Forecaster:
         f.interval_shift = float(saved.get("interval_shift", 0.0))
         f.static_encoding = saved.get("static_encoding", {})
         f.trained_until = saved.get("trained_until", {})
-        f.model = _net(saved["n_inputs"], saved["n_future"], f.config)
+        f.model = build_net(saved["n_inputs"], saved["n_future"], f.config)
         f.model.load_state_dict(runs.read_state_dict(run_dir))
         f.model.eval()
         extra = runs.read_extra_tensors(run_dir)
         f.scales = {k: extra[f"scale/{i}"].numpy() for i, k in enumerate(saved["series"])}
         return f
-
-
-def _nan_mean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
-def backtest(
-    data: Any,
-    config: ForecastConfig,
-    *,
-    folds: int = 1,
-    stride: int | None = None,
-    baselines: bool = True,
-    keep_forecasts: bool = False,
-) -> dict[str, Any]:
-    """Rolling-origin evaluation: for each origin, fit on everything before it, forecast ``horizon`` steps, score.
-
-    Origins are ``T - horizon - k * stride`` for ``k = folds - 1 .. 0`` (``stride`` defaults to the horizon), so the
-    last fold holds out the last ``horizon`` steps. Seasonal-naive and ETS (statsmodels) are scored on the same splits
-    in the same call. Series are scored one by one and the measures averaged over series and folds.
-
-    Returns:
-        ``{"folds": [{"origin", "model": {...}, "seasonal_naive": {...}, "ets": {...}}, ...], "mean": {...}}`` with
-        MAE, RMSE, MASE, sMAPE (and the LSTM's interval coverage) per entry; with ``keep_forecasts`` each fold also
-        holds ``"forecast"``, the LSTM's forecast table (as :meth:`Forecaster.predict` returns it).
-
-    Raises:
-        ValueError: if the first origin leaves too little history to train on.
-    """
-    from . import metrics as M
-
-    if folds < 1:
-        raise ValueError(f"folds must be at least 1, got {folds}.")
-    stride = stride or config.horizon
-    table = _table(data)
-    series = prepare_series(table, config)
-    shortest = min(len(s.y) for s in series)
-    if config.horizon >= shortest:
-        raise ValueError(
-            f"The horizon ({config.horizon} steps) must be shorter than the history; the shortest series has "
-            f"{shortest} points."
-        )
-    _check_season(config.season, shortest, config.horizon)
-    first_origin = shortest - config.horizon - (folds - 1) * stride
-    if first_origin <= 2 * config.season:
-        raise ValueError(
-            f"{folds} folds of {config.horizon} steps (stride {stride}) leave {first_origin} points before the first "
-            f"origin, and a season of {config.season} needs more than {2 * config.season}; use fewer folds (--folds) "
-            "or a shorter horizon."
-        )
-    lo, hi = (min(config.quantiles), max(config.quantiles))
-    results = []
-    for k in reversed(range(folds)):
-        cut = shortest - config.horizon - k * stride  # per series, from its own end (aligned ends assumed)
-        parts = []
-        for s in series:
-            n_cut = len(s.y) - (shortest - cut)
-            parts.append((s, n_cut))
-        history = _slice_table(table, config, {s.key: s.time[n] for s, n in parts})
-        future = _future_rows(table, config, {s.key: s.time[n] for s, n in parts}) if config.future_covariates else None
-        model = Forecaster(config).fit(history)
-        pred = model.predict(history, future=future)
-        entry: dict[str, Any] = {"origin": str(parts[0][0].time[parts[0][1]])}
-        if keep_forecasts:
-            entry["forecast"] = pred
-        scores: dict[str, list[dict[str, float]]] = {"model": [], "seasonal_naive": [], "ets": []}
-        for s, n in parts:
-            actual, insample = s.y[n : n + config.horizon], s.y[:n]
-            rows = pred[pred[config.id] == s.key] if config.id else pred
-            scores["model"].append(M.summarize(
-                actual, rows[f"q{0.5:g}"].to_numpy(), insample, config.season,
-                rows[f"q{lo:g}"].to_numpy(), rows[f"q{hi:g}"].to_numpy(),
-            ))  # fmt: skip
-            if baselines:
-                h, m = config.horizon, config.season
-                scores["seasonal_naive"].append(M.summarize(actual, M.seasonal_naive(insample, h, m), insample, m))
-                scores["ets"].append(M.summarize(actual, M.ets_forecast(insample, h, m), insample, m))
-        for name, per_series in scores.items():
-            if per_series:
-                entry[name] = {m: _nan_mean([d[m] for d in per_series]) for m in per_series[0]}
-            else:
-                entry[name] = {}
-        results.append(entry)
-    mean = {
-        name: {m: _nan_mean([f[name][m] for f in results]) for m in results[0][name]}
-        for name in ("model", "seasonal_naive", "ets") if results[0][name]
-    }  # fmt: skip
-    return {"folds": results, "mean": mean}
-
-
-def _slice_table(table: Any, cfg: ForecastConfig, origins: dict[str, Any]) -> Any:
-    """The rows strictly before each series' origin time."""
-    pd = _pd()
-    times = pd.to_datetime(table[cfg.time])
-    if cfg.id:
-        limit = table[cfg.id].astype(str).map(origins)
-        return table[times < pd.to_datetime(limit)]
-    return table[times < next(iter(origins.values()))]
-
-
-def _future_rows(table: Any, cfg: ForecastConfig, origins: dict[str, Any]) -> Any:
-    """From each origin on: the future covariates the forecast may read."""
-    pd = _pd()
-    times = pd.to_datetime(table[cfg.time])
-    if cfg.id:
-        limit = pd.to_datetime(table[cfg.id].astype(str).map(origins))
-        rows = table[times >= limit]
-    else:
-        rows = table[times >= next(iter(origins.values()))]
-    return rows[[c for c in (cfg.id, cfg.time, *cfg.future_covariates) if c]]
-
-
-def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
-    """The table to forecast and, for a bundled dataset, its column roles and season as config defaults.
-
-    Raises:
-        ValueError: if both or neither of ``dataset`` and ``csv`` are given.
-    """
-    one_source(dataset, csv)
-    if dataset is not None:
-        from ...datasets import get_info, load_dataset
-
-        info = get_info(dataset)
-        if info.task != "forecasting":
-            raise ValueError(f"{dataset!r} is a {info.task} dataset, not a forecasting one; see lstmkit datasets list.")
-        defaults = {
-            "target": info.targets[0], "time": "time", "season": info.season,
-            "past_covariates": info.past_covariates, "future_covariates": info.future_covariates,
-            "static_covariates": info.static_covariates, "id": info.id,
-        }  # fmt: skip
-        return load_dataset(dataset), defaults
-    return read_csv(csv), {}
-
-
-def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *, resume: bool = False) -> dict:
-    """Fit on all of ``data``, save the run directory, and write the next horizon's forecast and its picture.
-
-    The run directory gets ``config.json``, ``model.safetensors``, ``metrics.csv``, checkpoints, ``forecast.csv``
-    and ``forecast.png`` (without future covariates; with them, ``lstmkit forecast predict`` takes the future rows),
-    ``result.json`` (the summary returned) and ``report.html``.
-    """
-    from ...report import write_report
-    from ...viz.plots import plot_forecast
-
-    out = Path(out)
-    if runs.is_finished(out):
-        raise FileExistsError(f"{out} already holds a finished forecaster; choose another --out or delete it.")
-    forecaster = Forecaster(config).fit(data, run_dir=out, resume=resume)
-    forecaster.save(out)
-    summary: dict[str, Any] = {
-        "run_dir": str(out), "target": config.target, "horizon": config.horizon, "window": forecaster.window,
-        "epochs": len(forecaster.history_), "train_loss": forecaster.history_[-1]["train_loss"],
-    }  # fmt: skip
-    if not config.future_covariates:
-        pred = forecaster.predict(data)
-        pred.to_csv(out / "forecast.csv", index=False)
-        series = prepare_series(data, config)
-        lo, hi = min(config.quantiles), max(config.quantiles)
-        for s in series[:4]:  # one picture per series, for the first few
-            rows = pred[pred[config.id] == s.key] if config.id else pred
-            keep = max(4 * config.horizon, 3 * config.season)
-            name = "forecast.png" if len(series) == 1 else f"forecast_{s.key}.png"
-            plot_forecast(
-                s.time[-keep:].to_numpy(), s.y[-keep:], rows["time"].to_numpy(), rows["q0.5"].to_numpy(), out / name,
-                lower=rows[f"q{lo:g}"].to_numpy(), upper=rows[f"q{hi:g}"].to_numpy(),
-                title=f"{config.target}{f' ({s.key})' if config.id else ''}: next {config.horizon} steps",
-                interval_label=f"{lo:g}-{hi:g} quantiles",
-            )  # fmt: skip
-        summary["forecast"] = str(out / "forecast.csv")
-    atomic_write_bytes(out / "result.json", (json.dumps(summary, indent=2) + "\n").encode())
-    write_report(out)
-    return summary

@@ -1,4 +1,4 @@
-"""Forecast accuracy measures and the baselines every LSTM forecast is compared with, on the same splits.
+"""Forecast accuracy measures, computed alike for the LSTM and the baselines it is compared with, on the same splits.
 
 Measures (Hyndman & Koehler 2006 for MASE; the M4 competition's sMAPE in percent):
 
@@ -8,8 +8,7 @@ Measures (Hyndman & Koehler 2006 for MASE; the M4 competition's sMAPE in percent
 - ``smape``: 200/h * sum |y - f| / (|y| + |f|), in percent (0 when both are 0);
 - ``coverage``: the share of observations inside a prediction interval; ``pinball``: the quantile loss.
 
-Baselines: seasonal-naive (repeat the last season) and exponential smoothing (Holt-Winters ETS, statsmodels) with the
-season; ETS falls back to a non-seasonal model when the history is shorter than two seasons.
+The baselines these measures compare with are in :mod:`lstmkit.tasks.timeseries.baselines`.
 
 Every function takes NumPy arrays and ignores positions where the actual value is NaN (missing, not zero).
 """
@@ -17,11 +16,10 @@ Every function takes NumPy arrays and ignores positions where the actual value i
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
-__all__ = ["coverage", "ets_forecast", "mae", "mase", "pinball", "rmse", "seasonal_naive", "smape", "summarize"]
+__all__ = ["coverage", "mae", "mase", "nan_mean", "pinball", "rmse", "smape", "summarize"]
 
 
 def _pair(actual: np.ndarray, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,46 +77,6 @@ def pinball(actual: np.ndarray, forecast: np.ndarray, q: float) -> float:
     return float(np.mean(np.maximum(q * diff, (q - 1) * diff))) if a.size else math.nan
 
 
-def seasonal_naive(history: np.ndarray, horizon: int, m: int) -> np.ndarray:
-    """Repeat the last full season of ``history`` (the last observed value for ``m`` = 1); NaNs in it are carried
-    back from one season earlier where possible."""
-    y = np.asarray(history, dtype=float)
-    if y.size < m:
-        raise ValueError(f"Seasonal-naive needs at least one season (m={m}) of history, got {y.size} values.")
-    last = y[-m:].copy()
-    for k in range(1, y.size // m):
-        hole = np.isnan(last)
-        if not hole.any():
-            break
-        last[hole] = y[-(k + 1) * m : -k * m][hole]
-    reps = -(-horizon // m)
-    return np.tile(last, reps)[:horizon]
-
-
-def ets_forecast(history: np.ndarray, horizon: int, m: int) -> np.ndarray:
-    """Holt-Winters exponential smoothing (additive trend, additive season of period ``m``), fitted by statsmodels.
-
-    Missing values in ``history`` are interpolated for this baseline only. Falls back to a trend-only model when the
-    history holds fewer than two seasons.
-    """
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
-    y = np.asarray(history, dtype=float)
-    if np.isnan(y).any():
-        idx = np.arange(y.size)
-        ok = ~np.isnan(y)
-        y = np.interp(idx, idx[ok], y[ok])
-    seasonal = "add" if m > 1 and y.size >= 2 * m else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence chatter; the forecast is judged by its errors
-        model = ExponentialSmoothing(
-            y, trend="add", seasonal=seasonal, seasonal_periods=m if seasonal else None,
-            initialization_method="estimated",
-        )  # fmt: skip
-        fit = model.fit()
-    return np.asarray(fit.forecast(horizon), dtype=float)
-
-
 def summarize(
     actual: np.ndarray, forecast: np.ndarray, insample: np.ndarray, m: int,
     lower: np.ndarray | None = None, upper: np.ndarray | None = None,
@@ -131,3 +89,9 @@ def summarize(
     if lower is not None and upper is not None:
         out["coverage"] = coverage(actual, lower, upper)
     return out
+
+
+def nan_mean(values: list[float]) -> float:
+    """The mean of the values that are not NaN (a measure undefined on some series or folds); NaN when none is."""
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan

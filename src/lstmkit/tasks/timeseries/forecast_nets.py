@@ -1,0 +1,88 @@
+"""The forecasting networks and their loss: the direct multi-horizon net (MQ-RNN's shape, Wen et al. 2017), the
+recurrent one-step net (DeepAR's, fed its own median over the horizon), and the pinball (quantile) loss."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from ...nn import LSTM
+
+if TYPE_CHECKING:
+    from .forecast_config import ForecastConfig
+
+__all__ = ["ForecastNet", "RecurrentForecastNet", "build_net", "pinball_loss"]
+
+
+class ForecastNet(nn.Module):
+    """LSTM encoder over the window, then a head from (last state, future covariates) to (horizon, quantiles)."""
+
+    def __init__(self, n_inputs: int, n_future: int, cfg: ForecastConfig) -> None:
+        super().__init__()
+        self.horizon, self.n_q = cfg.horizon, len(cfg.quantiles)
+        self.season = cfg.season if cfg.residual_to == "seasonal_naive" else 0
+        self.encoder = LSTM(n_inputs, cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
+        head_in = cfg.hidden_size + cfg.horizon * n_future
+        self.head = nn.Sequential(
+            nn.Linear(head_in, cfg.hidden_size), nn.ReLU(), nn.Linear(cfg.hidden_size, cfg.horizon * self.n_q)
+        )
+
+    def forward(self, x: Tensor, future: Tensor, target: Tensor | None = None) -> Tensor:
+        _, (h_n, _) = self.encoder(x)  # x (B, W, n_inputs) -> h_n (L, B, hidden)
+        z = torch.cat([h_n[-1], future.flatten(1)], dim=1)  # (B, hidden + H * F)
+        out = self.head(z).view(-1, self.horizon, self.n_q)  # (B, H, Q)
+        if self.season and x.shape[1] >= self.season:  # plus the window's last season, repeated over the horizon
+            last = x[:, -self.season :, 0]  # (B, m): relative scaled target, 0 (the level) where missing
+            reps = -(-self.horizon // self.season)
+            out = out + last.repeat(1, reps)[:, : self.horizon].unsqueeze(-1)
+        return out
+
+
+class RecurrentForecastNet(nn.Module):
+    """One step at a time: the input at step t is (y_{t-1}, observed_{t-1}, future covariates_t); the output is the
+    quantiles of y_t. Over the horizon the median is fed back (teacher forcing with the true values in training)."""
+
+    def __init__(self, n_inputs: int, n_future: int, cfg: ForecastConfig) -> None:
+        super().__init__()
+        self.horizon, self.n_q = cfg.horizon, len(cfg.quantiles)
+        self.median = list(cfg.quantiles).index(0.5)
+        self.encoder = LSTM(n_inputs, cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
+        self.head = nn.Linear(cfg.hidden_size, self.n_q)
+
+    @staticmethod
+    def _shift(rows: Tensor) -> Tensor:
+        """(B, T, 2 + F) rows of (y, observed, covariates) -> (B, T - 1, 2 + F) inputs (y_{t-1}, obs_{t-1}, cov_t)."""
+        return torch.cat([rows[:, :-1, :2], rows[:, 1:, 2:]], dim=-1)
+
+    def forward(self, x: Tensor, future: Tensor, target: Tensor | None = None) -> Tensor:
+        W = x.shape[1]
+        if target is not None:  # teacher forcing: the true horizon values as the fed-back inputs
+            observed = ~torch.isnan(target)
+            rows = torch.cat([torch.nan_to_num(target).unsqueeze(-1), observed.unsqueeze(-1).to(x.dtype), future], -1)
+            out, _ = self.encoder(self._shift(torch.cat([x, rows], dim=1)))  # (B, W + H - 1, hidden)
+            return self.head(out[:, W - 1 :])  # (B, H, Q): the outputs that predict the horizon
+        out, state = self.encoder(self._shift(x))  # the history; out (B, W - 1, hidden)
+        prev = x[:, -1, :2]  # (B, 2): the last observed value and its flag
+        preds = []
+        for h in range(self.horizon):
+            step = torch.cat([prev, future[:, h]], dim=-1).unsqueeze(1)  # (B, 1, 2 + F)
+            out, state = self.encoder(step, state)
+            q = self.head(out[:, 0])  # (B, Q)
+            preds.append(q)
+            prev = torch.stack([q[:, self.median], torch.ones_like(q[:, 0])], dim=-1)
+        return torch.stack(preds, dim=1)  # (B, H, Q)
+
+
+def build_net(n_inputs: int, n_future: int, cfg: ForecastConfig) -> nn.Module:
+    return (RecurrentForecastNet if cfg.model == "recurrent" else ForecastNet)(n_inputs, n_future, cfg)
+
+
+def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
+    """Mean pinball loss over observed targets: pred (B, H, Q), target (B, H) with NaN where missing."""
+    observed = ~torch.isnan(target)
+    diff = torch.nan_to_num(target).unsqueeze(-1) - pred  # (B, H, Q)
+    loss = torch.maximum(quantiles * diff, (quantiles - 1) * diff)  # (B, H, Q)
+    weight = observed.unsqueeze(-1).to(loss.dtype)
+    return (loss * weight).sum() / (weight.sum() * len(quantiles)).clamp_min(1)
