@@ -94,7 +94,7 @@ def test_predict_before_fit_and_wrong_features():
 def test_fit_resumes_after_a_crash_to_the_same_weights(tmp_path, monkeypatch):
     import torch
 
-    from lstmkit.tasks.sequence import estimators
+    from lstmkit.tasks.sequence.inputs import ShuffledBatches
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 8, 2)).astype(np.float32)
@@ -102,7 +102,7 @@ def test_fit_resumes_after_a_crash_to_the_same_weights(tmp_path, monkeypatch):
     params = dict(hidden_size=8, epochs=3, batch_size=16, seed=3, progress=False)
     clean = lstmkit.SequenceRegressor(**params).fit(X, y, run_dir=tmp_path / "clean")
 
-    real_iter, seen = estimators._ShuffledBatches.__iter__, {"epochs": 0}
+    real_iter, seen = ShuffledBatches.__iter__, {"epochs": 0}
 
     def crashing(self):
         seen["epochs"] += 1
@@ -112,7 +112,7 @@ def test_fit_resumes_after_a_crash_to_the_same_weights(tmp_path, monkeypatch):
             yield batch
 
     with monkeypatch.context() as m:
-        m.setattr(estimators._ShuffledBatches, "__iter__", crashing)
+        m.setattr(ShuffledBatches, "__iter__", crashing)
         with pytest.raises(KeyboardInterrupt):
             lstmkit.SequenceRegressor(**params).fit(X, y, run_dir=tmp_path / "cut")
     resumed = lstmkit.SequenceRegressor(**params).fit(X, y, run_dir=tmp_path / "cut", resume=True)

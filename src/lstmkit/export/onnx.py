@@ -722,7 +722,7 @@ def _build_seq2seq(model: Any, streaming: bool, rng: np.random.Generator) -> lis
 
 
 def _builder(obj: Any) -> tuple[str, Any]:
-    from ..tasks.sequence.estimators import _SequenceEstimator
+    from ..tasks.sequence.estimators import SequenceEstimator
     from ..tasks.text.classification import TextClassifier
     from ..tasks.text.language import LanguageModel
     from ..tasks.text.seq2seq import Seq2Seq
@@ -731,7 +731,7 @@ def _builder(obj: Any) -> tuple[str, Any]:
 
     if isinstance(obj, LSTM):
         return "lstm", _build_lstm
-    if isinstance(obj, _SequenceEstimator):
+    if isinstance(obj, SequenceEstimator):
         return obj._kind, _build_estimator
     if isinstance(obj, LanguageModel):
         return "language_model", _build_language_model
