@@ -28,7 +28,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +41,15 @@ from lstmkit.train import checkpoint as ckpt
 from lstmkit.train import distributed
 from lstmkit.train import state as run_state
 from lstmkit.train.averaging import WeightAverage
+from lstmkit.train.batching import as_batch, iterate, known_length, no_batches_error, split_time
 from lstmkit.train.callbacks import Callback
+from lstmkit.train.evaluation import evaluate
 from lstmkit.train.guards import NonfinitePolicy, check_training_memory, divergence_error, has_diverged, nonfinite_grads
-from lstmkit.train.metrics import EpochSums, RunLogs, WeightedMeans
+from lstmkit.train.metrics import EpochSums, RunLogs
 from lstmkit.train.optim import build_optimizer, build_schedule
-from lstmkit.train.progress import ProgressBar
+from lstmkit.train.progress import EpochLines, ProgressBar, open_progress
+from lstmkit.train.step import Batch, EvalFn, LossFn, StepOutput, check_step_output, step_metrics
+from lstmkit.train.stopping import BestEpoch
 from lstmkit.train.tensors import detach_state
 
 __all__ = [
@@ -61,35 +65,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Batch = tuple[torch.Tensor, ...]
-
-
-@dataclasses.dataclass
-class StepOutput:
-    """What ``loss_fn`` returns for one batch (or one truncated-BPTT chunk).
-
-    Attributes:
-        loss: scalar tensor to minimise (a 0-d or one-element tensor with a graph back to the parameters).
-        state: the recurrent state after this chunk, e.g. ``(h_n, c_n)``; the loop carries it (detached) to the next
-            chunk under truncated BPTT. Any nesting of tuples, lists and dicts of tensors; None when unused.
-        metrics: extra values to average over the epoch, logged as ``train_<name>`` (and ``val_<name>`` by the
-            default evaluation). Tensors are detached and read with ``.item()``.
-        n_items: the weight of this chunk in epoch averages and throughput (sequences, or tokens); None means
-            ``batch[0].shape[0]``.
-    """
-
-    loss: torch.Tensor
-    state: Any = None
-    metrics: dict[str, torch.Tensor | float] = dataclasses.field(default_factory=dict)
-    n_items: int | None = None
-
-
-LossFn = Callable[[torch.nn.Module, Batch, Any], StepOutput]
-"""``loss_fn(model, batch, state) -> StepOutput``; ``batch`` is a tuple of batch-first tensors."""
-
-EvalFn = Callable[[torch.nn.Module, Any], Mapping[str, float | torch.Tensor]]
-"""``eval_fn(model, val_data) -> {"val_loss": ..., ...}``; called in eval mode under ``torch.no_grad()``."""
-
 
 def seed_everything(seed: int) -> None:
     """Seed ``random``, ``numpy`` and ``torch`` (all devices) with ``seed``."""
@@ -98,96 +73,32 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def split_time(batch: Batch, chunk_steps: int) -> list[Batch]:
-    """Split a batch into consecutive chunks of ``chunk_steps`` time steps for truncated BPTT.
-
-    ``T`` is ``batch[0].shape[1]``; every tensor whose dim 1 has size ``T`` is cut along dim 1, every other item
-    (targets without a time axis, lengths, ...) is passed whole to each chunk. The last chunk is shorter when
-    ``chunk_steps`` does not divide ``T``.
-
-    Args:
-        batch: tuple of batch-first tensors; ``batch[0]`` has shape ``(B, T, ...)``.
-        chunk_steps: time steps per chunk, ``k``.
-
-    Returns:
-        ``ceil(T / k)`` tuples, each like ``batch`` with time sliced to ``[s, s + k)``.
-
-    Raises:
-        ValueError: if ``batch[0]`` has no time dimension.
-    """
-    first = batch[0]
-    if first.dim() < 2:
-        raise ValueError(
-            f"Truncated BPTT needs batch[0] shaped (B, T, ...) with time on dim 1, got shape {tuple(first.shape)}. "
-            "Put the sequence tensor first in each batch, or set tbptt_steps=None for full BPTT."
-        )
-    T = first.shape[1]
-    chunks = []
-    for start in range(0, T, chunk_steps):
-        stop = min(start + chunk_steps, T)
-        chunks.append(
-            tuple(
-                t[:, start:stop] if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[1] == T else t
-                for t in batch
-            )
-        )
-    return chunks
-
-
-def _as_batch(batch: Any, device: torch.device | None) -> Batch:
-    """Normalise one batch to a tuple of tensors on ``device`` (a bare tensor becomes a 1-tuple)."""
-    if isinstance(batch, torch.Tensor):
-        batch = (batch,)
-    elif isinstance(batch, (tuple, list)):
-        batch = tuple(batch)
-    else:
-        raise TypeError(
-            f"Each batch must be a tuple (or list) of tensors, batch-first, got {type(batch).__name__}. "
-            "Yield (x, y) tuples from train_data / val_data, as a DataLoader over a TensorDataset does."
-        )
-    if not batch or not isinstance(batch[0], torch.Tensor):
-        raise TypeError(
-            "Each batch must start with a tensor (the model input, batch-first), "
-            f"got {type(batch[0]).__name__ if batch else 'an empty tuple'}."
-        )
-    if device is not None:
-        batch = tuple(t.to(device) if isinstance(t, torch.Tensor) and t.device != device else t for t in batch)
-    return batch
-
-
-def _iterate(data: Any, name: str) -> Iterator[Any]:
-    """Start one pass over ``data``: a re-iterable (list, DataLoader) or a callable returning a fresh iterable."""
-    if callable(data) and not hasattr(data, "__iter__"):
-        data = data()
-    try:
-        return iter(data)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an iterable of batches (e.g. a DataLoader or a list) or a callable returning one, got "
-            f"{type(data).__name__}."
-        ) from None
-
-
-def _length(data: Any) -> int | None:
-    """``len(data)`` for sized re-iterables; None for callables and for loaders whose length is unknown."""
-    if callable(data) and not hasattr(data, "__iter__"):
+def _plain_run_config(run_config: Mapping[str, Any] | Any) -> dict[str, Any] | None:
+    """The task's config as it will read back from a checkpoint's JSON, so a resume compares like with like."""
+    if run_config is None:
         return None
+    if callable(getattr(run_config, "to_dict", None)):
+        run_config = run_config.to_dict()
+    if not isinstance(run_config, Mapping):
+        raise TypeError(f"run_config must be a dict or have to_dict(), got {type(run_config).__name__}.")
     try:
-        return len(data)
-    except TypeError:  # no __len__, or a DataLoader over an IterableDataset
-        return None
+        return dict(json.loads(json.dumps(run_config, allow_nan=True)))
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"run_config must be JSON-serialisable (it is saved in every checkpoint): {e}. Use plain values "
+            "(str, int, float, bool, None, lists, dicts); convert paths with str()."
+        ) from e
 
 
-def _to_float(value: Any, what: str) -> float:
-    """Read a metric value (Python number, 0-d / one-element tensor, numpy scalar) as a float."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"{what} must be a scalar, got a tensor of shape {tuple(value.shape)}. Reduce it first.")
-        return float(value.detach().item())
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a number or a scalar tensor, got {type(value).__name__} {value!r}.") from None
+@dataclasses.dataclass
+class _Epoch:
+    """Where one epoch stands: its number, running sums, clock start, carried state and last batch size."""
+
+    number: int
+    acc: EpochSums
+    t0: float
+    state: Any = None  # reset at every epoch, carried or not
+    prev_batch_size: int | None = None
 
 
 class Trainer:
@@ -260,39 +171,24 @@ class Trainer:
                 f"Trainer needs a TrainConfig, got {type(config).__name__}. "
                 "Build one with TrainConfig(...) or TrainConfig.from_dict({...})."
             )
-        if run_config is not None and callable(getattr(run_config, "to_dict", None)):
-            run_config = run_config.to_dict()
-        if run_config is not None and not isinstance(run_config, Mapping):
-            raise TypeError(f"run_config must be a dict or have to_dict(), got {type(run_config).__name__}.")
-        if run_config is not None:  # as it will read back from a checkpoint's JSON, so a resume compares like with like
-            try:
-                run_config = json.loads(json.dumps(run_config, allow_nan=True))
-            except (TypeError, ValueError) as e:
-                raise TypeError(
-                    f"run_config must be JSON-serialisable (it is saved in every checkpoint): {e}. Use plain values "
-                    "(str, int, float, bool, None, lists, dicts); convert paths with str()."
-                ) from e
         self.model = model
         self.loss_fn = loss_fn
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.eval_fn = eval_fn
         self.callbacks = list(callbacks or [])
-        self.run_config = dict(run_config) if run_config is not None else None
+        self.run_config = _plain_run_config(run_config)
         self.kind = kind
         self._params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self._params, config)
         self.schedule = build_schedule(config)
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
-        self.best_epoch: int | None = None
-        self.best_value: float | None = None
         self.stop_reason: str | None = None
         self.nonfinite_events: list[str] = []
         self.averaged_steps = 0
         self._average: WeightAverage | None = None
-        self._best_state: dict[str, torch.Tensor] | None = None
-        self._bad_epochs = 0
+        self._best = BestEpoch(config)
         self._fit_start = 0.0
         self._nonfinite = NonfinitePolicy(config)
         self._first_loss: float | None = None  # the run's first finite step loss: where divergence is measured from
@@ -316,6 +212,16 @@ class Trainer:
     def is_main(self) -> bool:
         """True in a single process and on rank 0 of a distributed run: the process that writes files."""
         return self._dist is None or self._dist.rank == 0
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch (1-based) of the best ``monitor`` seen, or None."""
+        return self._best.epoch
+
+    @property
+    def best_value(self) -> float | None:
+        """The best value of ``monitor`` seen, or None."""
+        return self._best.value
 
     # ------------------------------------------------------------------ fit
 
@@ -348,14 +254,30 @@ class Trainer:
             lstmkit.train.checkpoint.CheckpointError: the run directory cannot hold checkpoints (checked before
                 training), or a write failed mid-run (the last good checkpoint is intact).
         """
+        device, start_epoch, position = self._start_fit(train_data, val_data, resume)
+        finished = position is not None and bool(position.get("finished"))
+        try:
+            with open_progress(self.config.progress and self.is_main and not finished) as bar:
+                for epoch in range(start_epoch, self.config.epochs + 1) if not finished else ():
+                    row, epoch_stop = self._run_epoch(
+                        epoch, train_data, val_data, device, bar, position if epoch == start_epoch else None
+                    )
+                    if self._end_epoch(epoch, row, epoch_stop, train_data, bar):
+                        break
+        finally:
+            self._logs.close()
+            self._call("on_fit_end")
+        self._best.restore(self.model)
+        if self._average is not None:
+            self.averaged_steps = self._average.apply(self.model, self.stop_reason)
+        return self.history
+
+    def _start_fit(self, train_data: Any, val_data: Any, resume: bool) -> tuple[torch.device, int, dict | None]:
+        """Check the arguments, reset the run's counters, join the process group, resume or claim the run directory,
+        write the step-0 checkpoint and open the logs. Returns the device, the first epoch and the resumed
+        position (None when starting afresh)."""
         cfg = self.config
-        needs_monitor = cfg.early_stopping_patience is not None or cfg.schedule == "plateau"
-        if needs_monitor and cfg.monitor.startswith("val_") and val_data is None:
-            user = "early stopping" if cfg.early_stopping_patience is not None else "schedule='plateau'"
-            raise ValueError(
-                f"TrainConfig.monitor={cfg.monitor!r} is a validation metric (used by {user}), but fit() got no "
-                "val_data. Pass val_data, or monitor a training metric such as 'train_loss'."
-            )
+        self._best.check_val_data(val_data is not None)
         if resume and self.run_dir is None:
             raise ckpt.ResumeError("fit(resume=True) needs the Trainer's run_dir: that is where checkpoints are.")
         # weights, gradients, the optimizer's moments (Adam and AdamW keep two, SGD with momentum one) and the average
@@ -364,8 +286,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.history = []
         self.stop_reason = None
-        self.best_epoch, self.best_value, self._best_state = None, None, None
-        self._bad_epochs = 0
+        self._best.reset()
         self._nonfinite.step_ok()
         self._first_loss = self._lowest_loss = None
         self._fit_start = time.perf_counter()
@@ -385,15 +306,7 @@ class Trainer:
             position = self._resume(device)
             start_epoch = position["epoch"]
         elif self.checkpointing and not self._checkpoints.wrote:
-            existing = ckpt.list_checkpoints(self.run_dir)
-            if any(ckpt.step_of(p) > 0 for p in existing):
-                raise ckpt.ResumeError(
-                    f"{self.run_dir} already holds checkpoints of an earlier run (the newest after step "
-                    f"{ckpt.step_of(existing[-1])}). Pass resume=True (--resume) to continue it, or choose a new run "
-                    "directory."
-                )
-            if existing and self.is_main:  # an earlier start that failed before its first step: nothing to keep
-                ckpt.remove_checkpoints(self.run_dir)
+            self._claim_run_dir()
         distributed.barrier()  # every rank has read the run directory before rank 0 writes to it
         if self.run_dir is not None and self.kind is not None and self.is_main:
             # config.json as training starts: `lstmkit report` draws the run in progress, `lstmkit resume` continues it
@@ -406,48 +319,53 @@ class Trainer:
                 self._save_checkpoint({"epoch": start_epoch, "batches_done": 0, "chunks_done": 0}, None, None)
         self._logs = RunLogs(self.run_dir if self.is_main else None, steps=cfg.log_every_steps is not None)
         self._call("on_fit_start")
-        finished = position is not None and bool(position.get("finished"))
-        try:
-            with ProgressBar(enabled=cfg.progress and self.is_main and not finished) as bar:
-                for epoch in range(start_epoch, cfg.epochs + 1) if not finished else ():
-                    row, epoch_stop = self._run_epoch(
-                        epoch, train_data, val_data, device, bar, position if epoch == start_epoch else None
-                    )
-                    if self._dist is not None:  # early stopping and the schedule decide from rank 0's numbers
-                        row = distributed.broadcast_object(row)
-                    self.history.append(row)
-                    self._logs.log_epoch(row)
-                    logger.info(
-                        "epoch %d/%d: %s",
-                        epoch,
-                        cfg.epochs,
-                        ", ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-                    )
-                    stop, improved = self._after_epoch(epoch, row)
-                    stop = stop or epoch_stop
-                    if self._dist is not None:  # one rank's callback (a wall-clock budget) must stop every rank
-                        stop = distributed.any_flag(stop)
-                    if self.checkpointing:
-                        finished = stop or epoch == cfg.epochs
-                        self._checkpoints.snapshot_epoch_start(train_data)  # the next epoch starts from here
-                        self._save_checkpoint(
-                            {"epoch": epoch + 1, "batches_done": 0, "chunks_done": 0, "finished": finished},
-                            None,
-                            None,
-                            best=improved,
-                            epoch_end=True,
-                        )
-                    if stop:
-                        break
-        finally:
-            self._logs.close()
-            self._call("on_fit_end")
-        if self._best_state is not None and cfg.early_stopping_patience is not None:
-            self.model.load_state_dict(self._best_state)
-            logger.info("restored the weights of epoch %d (%s=%.5g)", self.best_epoch, cfg.monitor, self.best_value)
-        if self._average is not None:
-            self.averaged_steps = self._average.apply(self.model, self.stop_reason)
-        return self.history
+        return device, start_epoch, position
+
+    def _claim_run_dir(self) -> None:
+        """Refuse a run directory holding another run's checkpoints; clear one left by a start that never stepped."""
+        assert self.run_dir is not None
+        existing = ckpt.list_checkpoints(self.run_dir)
+        if any(ckpt.step_of(p) > 0 for p in existing):
+            raise ckpt.ResumeError(
+                f"{self.run_dir} already holds checkpoints of an earlier run (the newest after step "
+                f"{ckpt.step_of(existing[-1])}). Pass resume=True (--resume) to continue it, or choose a new run "
+                "directory."
+            )
+        if existing and self.is_main:  # an earlier start that failed before its first step: nothing to keep
+            ckpt.remove_checkpoints(self.run_dir)
+
+    def _end_epoch(
+        self, epoch: int, row: dict[str, Any], epoch_stop: bool, train_data: Any, bar: ProgressBar | EpochLines
+    ) -> bool:
+        """Record the epoch's row (history, logs, progress), decide whether to stop, and checkpoint the epoch's end.
+        Returns whether to stop."""
+        cfg = self.config
+        if self._dist is not None:  # early stopping and the schedule decide from rank 0's numbers
+            row = distributed.broadcast_object(row)
+        self.history.append(row)
+        self._logs.log_epoch(row)
+        logger.info(
+            "epoch %d/%d: %s",
+            epoch,
+            cfg.epochs,
+            ", ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+        )
+        bar.end_epoch(row, cfg.epochs, time.perf_counter() - self._fit_start)
+        stop, improved = self._after_epoch(epoch, row)
+        stop = stop or epoch_stop
+        if self._dist is not None:  # one rank's callback (a wall-clock budget) must stop every rank
+            stop = distributed.any_flag(stop)
+        if self.checkpointing:
+            finished = stop or epoch == cfg.epochs
+            self._checkpoints.snapshot_epoch_start(train_data)  # the next epoch starts from here
+            self._save_checkpoint(
+                {"epoch": epoch + 1, "batches_done": 0, "chunks_done": 0, "finished": finished},
+                None,
+                None,
+                best=improved,
+                epoch_end=True,
+            )
+        return stop
 
     def _call(self, hook: str, *args: Any) -> None:
         """Call ``hook(self, *args)`` on every callback that has it."""
@@ -456,13 +374,15 @@ class Trainer:
             if method is not None:
                 method(self, *args)
 
+    # ------------------------------------------------------------------ one epoch
+
     def _run_epoch(
         self,
         epoch: int,
         train_data: Any,
         val_data: Any,
         device: torch.device,
-        bar: ProgressBar,
+        bar: ProgressBar | EpochLines,
         position: dict[str, Any] | None,
     ) -> tuple[dict[str, Any], bool]:
         """One pass over ``train_data`` and the validation after it. Returns the metrics row and whether to stop.
@@ -470,122 +390,133 @@ class Trainer:
         ``position`` (when resuming into this epoch) says how many batches and chunks were already trained on, and
         holds the RNG / data state of the epoch's start, the running sums, the carried state and the RNG state now.
         """
-        cfg = self.config
         self.model.train()
-        total_batches = _length(train_data)
-        skip_batches = skip_chunks = 0
-        state: Any = None  # reset at every epoch, carried or not
-        prev_batch_size: int | None = None
-        if position is not None:  # resuming into this epoch: replay its start, then skip what was done
-            self._checkpoints.epoch_start = position["epoch_start"]
-            run_state.restore_epoch_start(train_data, position["epoch_start"])
-            skip_batches, skip_chunks = position["batches_done"], position["chunks_done"]
-            acc = EpochSums.from_state(position["acc"]) if position["acc"] is not None else EpochSums()
-            state, prev_batch_size = position["carried_state"], position["prev_batch_size"]
-        else:
-            self._checkpoints.snapshot_epoch_start(train_data)
-            acc = EpochSums()
-        t0 = time.perf_counter() - acc.seconds_before
+        total_batches = known_length(train_data)
+        ep, (skip_batches, skip_chunks) = self._open_epoch(epoch, train_data, position)
         self._call("on_epoch_start", epoch)
-        bar.start_epoch(epoch, cfg.epochs, total_batches)
-        stop = False
+        bar.start_epoch(epoch, self.config.epochs, total_batches)
         iterator, pending = run_state.skip_done_batches(
-            lambda: _iterate(train_data, "train_data"), train_data, epoch, skip_batches, skip_chunks
+            lambda: iterate(train_data, "train_data"), train_data, epoch, skip_batches, skip_chunks
         )
         if position is not None and (skip_batches or skip_chunks):
             ckpt.restore_rng(position["rng"])  # the RNGs as they were when the checkpoint was taken
-        for raw in itertools.chain(pending, iterator):
-            batch = _as_batch(raw, device)
-            if self._dist is not None:
-                batch = distributed.shard_batch(batch, self._dist.rank, self._dist.world_size)
-            batch_size = batch[0].shape[0]
-            first_chunk = 0
-            if pending and raw is pending[0]:
-                first_chunk, pending = skip_chunks, []
-            else:
-                acc.n_batches += 1
-                if not cfg.carry_state_across_batches or batch_size != prev_batch_size:
-                    state = None
-            prev_batch_size = batch_size
-            chunks = split_time(batch, cfg.tbptt_steps) if cfg.tbptt_steps is not None else [batch]
-            if self.schedule.total_steps is None:
-                self._infer_total_steps(total_batches, len(chunks))
-            for chunk_index in range(first_chunk, len(chunks)):
-                chunk = chunks[chunk_index]
-                out, grad_norm, lr = self._optimizer_step(chunk, state, epoch, acc.n_batches, chunk_index, len(chunks))
-                if out is None:  # a non-finite step, skipped or rolled back: the carried state is not trusted
-                    acc.nonfinite += 1
-                    state = None
-                else:
-                    if cfg.tbptt_steps is not None or cfg.carry_state_across_batches:
-                        state = detach_state(out.state)
-                    n = out.n_items if out.n_items is not None else chunk[0].shape[0]
-                    loss_value = float(out.loss.detach().item())
-                    acc.means.add({"loss": loss_value, **self._read_metrics(out)}, n)
-                    acc.grad_norm_sum += grad_norm
-                    acc.grad_norm_count += 1
-                    acc.grad_norm_max = grad_norm if acc.grad_norm_count == 1 else max(acc.grad_norm_max, grad_norm)
-                    acc.items += n
-                    acc.lr = lr
-                    if self._logs.steps is not None and self.global_step % cfg.log_every_steps == 0:
-                        step_row = {
-                            "epoch": epoch,
-                            "step": self.global_step,
-                            "loss": loss_value,
-                            "lr": lr,
-                            "grad_norm": grad_norm,
-                            "seconds": time.perf_counter() - self._fit_start,
-                        }
-                        self._logs.log_step(step_row)
-                if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
-                    self.stop_reason, stop = "max_steps", True
-                elif cfg.max_minutes is not None and time.perf_counter() - self._fit_start >= cfg.max_minutes * 60:
-                    self.stop_reason, stop = "max_minutes", True
-                if (
-                    self.checkpointing
-                    and cfg.checkpoint_every_steps is not None
-                    and out is not None
-                    and self.global_step % cfg.checkpoint_every_steps == 0
-                    and not stop
-                ):
-                    last = chunk_index == len(chunks) - 1
-                    acc.seconds_before = time.perf_counter() - t0
-                    self._save_checkpoint(
-                        {
-                            "epoch": epoch,
-                            "batches_done": acc.n_batches if last else acc.n_batches - 1,
-                            "chunks_done": 0 if last else chunk_index + 1,
-                            "prev_batch_size": prev_batch_size,
-                        },
-                        acc,
-                        state,
-                    )
-                if stop:
-                    break
-            elapsed = time.perf_counter() - t0
-            means = acc.means.means()
-            bar.update(loss=means.get("loss", math.nan), items_per_sec=acc.items / elapsed if elapsed > 0 else 0.0)
+        # (raw batch, first chunk to train): a resume first finishes the half-done batch from its next chunk
+        batches = itertools.chain(((raw, skip_chunks) for raw in pending), ((raw, 0) for raw in iterator))
+        stop = False
+        for raw, first_chunk in batches:
+            stop = self._train_batch(ep, raw, first_chunk, device, total_batches)
+            elapsed = time.perf_counter() - ep.t0
+            means = ep.acc.means.means()
+            bar.update(loss=means.get("loss", math.nan), items_per_sec=ep.acc.items / elapsed if elapsed > 0 else 0.0)
             if stop:
                 break
-        if acc.n_batches == 0:
-            raise ValueError(
-                f"train_data yielded no batches in epoch {epoch}. "
-                + (
-                    "It was consumed in epoch 1: it is probably a one-shot iterator (e.g. a generator). Pass a "
-                    "callable returning a fresh iterator each epoch, or a re-iterable such as a list or a DataLoader."
-                    if epoch > 1
-                    else "Pass a non-empty iterable of batches (check the dataset size against batch_size and "
-                    "drop_last)."
-                )
-            )
-        train_seconds = time.perf_counter() - t0
+        if ep.acc.n_batches == 0:
+            raise no_batches_error(epoch)
+        return self._epoch_row(ep, val_data, device), stop
+
+    def _open_epoch(
+        self, epoch: int, train_data: Any, position: dict[str, Any] | None
+    ) -> tuple[_Epoch, tuple[int, int]]:
+        """Snapshot the epoch's start (RNGs, data state) for later resumes, or, resuming into it, put that start
+        back and take up its running sums and carried state. Returns the epoch and the (batches, chunks) done."""
+        if position is None:
+            self._checkpoints.snapshot_epoch_start(train_data)
+            acc = EpochSums()
+            return _Epoch(epoch, acc, time.perf_counter() - acc.seconds_before), (0, 0)
+        self._checkpoints.epoch_start = position["epoch_start"]
+        run_state.restore_epoch_start(train_data, position["epoch_start"])
+        acc = EpochSums.from_state(position["acc"]) if position["acc"] is not None else EpochSums()
+        ep = _Epoch(epoch, acc, time.perf_counter() - acc.seconds_before)
+        ep.state, ep.prev_batch_size = position["carried_state"], position["prev_batch_size"]
+        return ep, (position["batches_done"], position["chunks_done"])
+
+    def _train_batch(
+        self, ep: _Epoch, raw: Any, first_chunk: int, device: torch.device, total_batches: int | None
+    ) -> bool:
+        """Train on one batch, chunk by chunk from ``first_chunk`` (0 but for a half-done batch of a resume);
+        checkpoint when due. Returns whether the run's budget (steps, minutes) is spent."""
+        cfg = self.config
+        batch = as_batch(raw, device)
+        if self._dist is not None:
+            batch = distributed.shard_batch(batch, self._dist.rank, self._dist.world_size)
+        batch_size = batch[0].shape[0]
+        if first_chunk == 0:  # a new batch: the state carries over only when asked and the rows line up
+            ep.acc.n_batches += 1
+            if not cfg.carry_state_across_batches or batch_size != ep.prev_batch_size:
+                ep.state = None
+        ep.prev_batch_size = batch_size
+        chunks = split_time(batch, cfg.tbptt_steps) if cfg.tbptt_steps is not None else [batch]
+        if self.schedule.total_steps is None:
+            self._infer_total_steps(total_batches, len(chunks))
+        for chunk_index in range(first_chunk, len(chunks)):
+            out = self._train_chunk(ep, chunks[chunk_index], chunk_index, len(chunks))
+            stop = self._budget_spent()
+            every = cfg.checkpoint_every_steps
+            if self.checkpointing and every is not None and out is not None and self.global_step % every == 0:
+                if not stop:
+                    self._checkpoint_mid_epoch(ep, chunk_index, len(chunks))
+            if stop:
+                return True
+        return False
+
+    def _train_chunk(self, ep: _Epoch, chunk: Batch, chunk_index: int, n_chunks: int) -> StepOutput | None:
+        """One optimizer step on ``chunk``, added to the epoch's sums (and ``steps.csv``). Returns the step's output,
+        or None for a non-finite step that was skipped or rolled back (the carried state is then dropped)."""
+        cfg = self.config
+        out, grad_norm, lr = self._optimizer_step(chunk, ep.state, ep.number, ep.acc.n_batches, chunk_index, n_chunks)
+        if out is None:  # a non-finite step, skipped or rolled back: the carried state is not trusted
+            ep.acc.nonfinite += 1
+            ep.state = None
+            return None
+        if cfg.tbptt_steps is not None or cfg.carry_state_across_batches:
+            ep.state = detach_state(out.state)
+        n = out.n_items if out.n_items is not None else chunk[0].shape[0]
+        loss_value = float(out.loss.detach().item())
+        ep.acc.add_step({"loss": loss_value, **step_metrics(out)}, n, grad_norm, lr)
+        if self._logs.steps is not None and self.global_step % cfg.log_every_steps == 0:
+            step_row = {
+                "epoch": ep.number,
+                "step": self.global_step,
+                "loss": loss_value,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "seconds": time.perf_counter() - self._fit_start,
+            }
+            self._logs.log_step(step_row)
+        return out
+
+    def _budget_spent(self) -> bool:
+        """Whether ``max_steps`` or ``max_minutes`` is reached (then ``stop_reason`` says which)."""
+        cfg = self.config
+        if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
+            self.stop_reason = "max_steps"
+            return True
+        if cfg.max_minutes is not None and time.perf_counter() - self._fit_start >= cfg.max_minutes * 60:
+            self.stop_reason = "max_minutes"
+            return True
+        return False
+
+    def _checkpoint_mid_epoch(self, ep: _Epoch, chunk_index: int, n_chunks: int) -> None:
+        """A checkpoint after the step on chunk ``chunk_index`` of the epoch's current batch."""
+        last = chunk_index == n_chunks - 1
+        ep.acc.seconds_before = time.perf_counter() - ep.t0
+        position = {
+            "epoch": ep.number,
+            "batches_done": ep.acc.n_batches if last else ep.acc.n_batches - 1,
+            "chunks_done": 0 if last else chunk_index + 1,
+            "prev_batch_size": ep.prev_batch_size,
+        }
+        self._save_checkpoint(position, ep.acc, ep.state)
+
+    def _epoch_row(self, ep: _Epoch, val_data: Any, device: torch.device) -> dict[str, Any]:
+        """The epoch's metrics row: training means (over every rank), validation, the callbacks' columns, then lr,
+        grad norms, non-finite steps, throughput and seconds."""
+        acc = ep.acc
+        train_seconds = time.perf_counter() - ep.t0
         if self._dist is not None:  # the epoch's means over every rank's rows
-            keys = sorted(acc.means.sums)
-            summed = distributed.all_reduce_sum([acc.means.sums[k] for k in keys] + [acc.means.weight, acc.items])
-            acc.means.sums = dict(zip(keys, summed[: len(keys)], strict=True))
-            acc.means.weight, acc.items = summed[len(keys)], int(summed[len(keys) + 1])
+            acc.sum_over(distributed.all_reduce_sum)
         train_means = acc.means.means()
-        row: dict[str, Any] = {"epoch": epoch, "step": self.global_step}
+        row: dict[str, Any] = {"epoch": ep.number, "step": self.global_step}
         row["train_loss"] = train_means.pop("loss", math.nan)
         row.update({f"train_{k}": v for k, v in train_means.items()})
         if val_data is not None:
@@ -599,18 +530,12 @@ class Trainer:
         for callback in self.callbacks:  # extra columns (gate statistics ...), between validation and lr
             extra = getattr(callback, "epoch_metrics", None)
             if extra is not None:
-                row.update(extra(self, epoch))
-        row.update(
-            {
-                "lr": acc.lr,
-                "grad_norm": acc.grad_norm_sum / acc.grad_norm_count if acc.grad_norm_count else math.nan,
-                "grad_norm_max": acc.grad_norm_max,
-                "nonfinite_steps": acc.nonfinite,
-                "items_per_sec": acc.items / train_seconds if train_seconds > 0 else math.nan,
-                "seconds": time.perf_counter() - t0,
-            }
-        )
-        return row, stop
+                row.update(extra(self, ep.number))
+        row.update(acc.summary(train_seconds))
+        row["seconds"] = time.perf_counter() - ep.t0
+        return row
+
+    # ------------------------------------------------------------------ one step
 
     def _autocast(self) -> Any:
         """``torch.autocast`` to bfloat16 on the model's device when ``config.precision == "bf16"``, else a no-op."""
@@ -636,14 +561,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             out = self.loss_fn(self._train_model, chunk, state)
-        if not isinstance(out, StepOutput):
-            raise TypeError(
-                f"loss_fn must return a StepOutput, got {type(out).__name__}. "
-                "Return StepOutput(loss=..., state=..., metrics={...}, n_items=...)."
-            )
-        if not isinstance(out.loss, torch.Tensor) or out.loss.numel() != 1:
-            got = f"shape {tuple(out.loss.shape)}" if isinstance(out.loss, torch.Tensor) else type(out.loss).__name__
-            raise ValueError(f"StepOutput.loss must be a scalar tensor, got {got}. Reduce it (e.g. .mean()) first.")
+        check_step_output(out)
         lr = self.schedule.lr_at(self.global_step)
         where = f"epoch {epoch}, step {self.global_step + 1} (batch {batch_index} of the epoch" + (
             f", chunk {chunk_index + 1}/{n_chunks})" if n_chunks > 1 else ")"
@@ -714,12 +632,6 @@ class Trainer:
         )
         self.nonfinite_events.append(message)
 
-    @staticmethod
-    def _read_metrics(out: StepOutput) -> dict[str, float]:
-        return {str(k): _to_float(v, f"StepOutput.metrics[{k!r}]") for k, v in out.metrics.items()}
-
-    # ------------------------------------------------------------------ checkpoints
-
     # ------------------------------------------------------------------ checkpoints (see lstmkit.train.state)
 
     def _save_checkpoint(
@@ -739,7 +651,7 @@ class Trainer:
                 "optimizer": ckpt.flatten_state(self.optimizer.state_dict(), tensors, "optimizer"),
                 "schedule": self.schedule.state_dict(),
                 "history": self.history,
-                "best": {"epoch": self.best_epoch, "value": self.best_value, "bad_epochs": self._bad_epochs},
+                "best": self._best.state_dict(),
                 "stop_reason": self.stop_reason,
                 "nonfinite_events": self.nonfinite_events,
                 "losses": {"first": self._first_loss, "lowest": self._lowest_loss},
@@ -774,16 +686,15 @@ class Trainer:
         self._checkpoints.check_compatible(path, meta)
         meta, tensors = self._restore_weights(path)
         self.history = list(meta["history"])
-        best = meta["best"]
-        self.best_epoch, self.best_value, self._bad_epochs = best["epoch"], best["value"], best["bad_epochs"]
+        self._best.load_state_dict(meta["best"])
         self.stop_reason = meta["stop_reason"]
         self.nonfinite_events = list(meta.get("nonfinite_events") or [])
         losses = meta.get("losses") or {}
         self._first_loss, self._lowest_loss = losses.get("first"), losses.get("lowest")
-        if self.best_epoch is not None:
-            marked = self._checkpoints.find_best(path, meta, self.best_epoch, self.is_main)
+        if self._best.epoch is not None:
+            marked = self._checkpoints.find_best(path, meta, self._best.epoch, self.is_main)
             if marked is not None and self.config.early_stopping_patience is not None:
-                self._best_state, _, _ = ckpt.read_checkpoint(marked)
+                self._best.weights, _, _ = ckpt.read_checkpoint(marked)
         for cb, saved in zip(self.callbacks, meta["callbacks"], strict=False):
             if saved is not None and run_state.is_stateful(cb):
                 cb.load_state_dict(ckpt.unflatten_state(saved, tensors))
@@ -798,49 +709,21 @@ class Trainer:
 
     def evaluate(self, val_data: Any, device: torch.device | None = None) -> dict[str, float]:
         """Validation metrics of the current model: ``eval_fn(model, val_data)``, or the mean ``loss_fn`` as
-        ``val_loss`` (and ``val_<name>`` for each ``StepOutput.metrics`` entry), in eval mode without gradients.
+        ``val_loss`` (and ``val_<name>`` for each ``StepOutput.metrics`` entry), in eval mode without gradients
+        (see :func:`lstmkit.train.evaluation.evaluate`).
 
         Raises:
             ValueError: if the default evaluation finds no batches in ``val_data``.
         """
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad(), self._autocast():
-                if self.eval_fn is not None:
-                    result = self.eval_fn(self.model, val_data)
-                    if not isinstance(result, Mapping):
-                        raise TypeError(
-                            f"eval_fn must return a dict of metric name -> value, got {type(result).__name__}."
-                        )
-                    return {str(k): _to_float(v, f"eval_fn result[{k!r}]") for k, v in result.items()}
-                return self._default_eval(val_data, device or self._params[0].device)
-        finally:
-            self.model.train(was_training)
-
-    def _default_eval(self, val_data: Any, device: torch.device) -> dict[str, float]:
-        """Mean ``loss_fn`` over ``val_data``: whole sequences; state carried only with carry_state_across_batches."""
-        means = WeightedMeans()
-        state: Any = None
-        prev_batch_size: int | None = None
-        n_batches = 0
-        for raw in _iterate(val_data, "val_data"):
-            batch = _as_batch(raw, device)
-            n_batches += 1
-            if not self.config.carry_state_across_batches or batch[0].shape[0] != prev_batch_size:
-                state = None
-            prev_batch_size = batch[0].shape[0]
-            out = self.loss_fn(self.model, batch, state)
-            if self.config.carry_state_across_batches:
-                state = detach_state(out.state)
-            n = out.n_items if out.n_items is not None else batch[0].shape[0]
-            means.add({"loss": _to_float(out.loss, "StepOutput.loss"), **self._read_metrics(out)}, n)
-        if n_batches == 0:
-            raise ValueError(
-                "val_data yielded no batches. Pass a non-empty iterable (re-iterable, or a callable returning a fresh "
-                "iterator each epoch), or val_data=None to skip validation."
-            )
-        return {f"val_{k}": v for k, v in means.means().items()}
+        return evaluate(
+            self.model,
+            val_data,
+            loss_fn=self.loss_fn,
+            eval_fn=self.eval_fn,
+            device=device or self._params[0].device,
+            carry_state=self.config.carry_state_across_batches,
+            autocast=self._autocast,
+        )
 
     def _after_epoch(self, epoch: int, row: dict[str, Any]) -> tuple[bool, bool]:
         """Best-epoch tracking, early stopping, the plateau schedule and callbacks.
@@ -848,43 +731,10 @@ class Trainer:
         Returns:
             (stop, improved): whether to stop, and whether this epoch is the best so far by ``monitor``.
         """
-        cfg = self.config
-        stop = False
-        needs_monitor = cfg.early_stopping_patience is not None or cfg.schedule == "plateau"
-        value: float | None = None
-        if needs_monitor and cfg.monitor not in row:
-            raise ValueError(
-                f"TrainConfig.monitor={cfg.monitor!r} is not among this epoch's metrics ({', '.join(row)}). "
-                "Set monitor to one of them, or make eval_fn return it."
-            )
-        if cfg.monitor in row:
-            value = float(row[cfg.monitor])
-        improved = (
-            value is not None
-            and not math.isnan(value)
-            and (
-                self.best_value is None
-                or (value < self.best_value if cfg.monitor_mode == "min" else value > self.best_value)
-            )
-        )
-        if improved:
-            self.best_value, self.best_epoch, self._bad_epochs = value, epoch, 0
-            if cfg.early_stopping_patience is not None:
-                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        elif value is not None:
-            self._bad_epochs += 1
-        if cfg.early_stopping_patience is not None and value is not None and not improved:
-            if self._bad_epochs >= cfg.early_stopping_patience:
-                logger.info(
-                    "early stopping at epoch %d: %s has not improved for %d epochs (best %.5g at epoch %d)",
-                    epoch,
-                    cfg.monitor,
-                    self._bad_epochs,
-                    self.best_value if self.best_value is not None else math.nan,
-                    self.best_epoch or 0,
-                )
-                self.stop_reason, stop = "early_stopping", True
-        self.schedule.on_epoch_end(value if needs_monitor else None)
+        value, improved, stop = self._best.update(epoch, row, self.model)
+        if stop:
+            self.stop_reason = "early_stopping"
+        self.schedule.on_epoch_end(value if self._best.needs_monitor else None)
         for callback in self.callbacks:
             hook = getattr(callback, "on_epoch_end", None)
             if hook is not None and hook(self, epoch, dict(row)) is True:

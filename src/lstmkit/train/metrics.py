@@ -14,11 +14,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import torch
+
 from lstmkit._atomic import atomic_write_bytes
 from lstmkit.train._closing import ClosesOnExit
 from lstmkit.train.tensorboard import TensorBoardLogger, tensorboard_available
 
-__all__ = ["EpochSums", "MetricsLogger", "RunLogs", "WeightedMeans", "rewrite_csv"]
+__all__ = ["EpochSums", "MetricsLogger", "RunLogs", "WeightedMeans", "rewrite_csv", "to_float"]
 
 
 def _cell(value: Any) -> Any:
@@ -28,6 +30,18 @@ def _cell(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):
         return value.item()
     return value  # floats are written with repr(), so they read back exactly
+
+
+def to_float(value: Any, what: str) -> float:
+    """Read a metric value (Python number, 0-d / one-element tensor, numpy scalar) as a float."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{what} must be a scalar, got a tensor of shape {tuple(value.shape)}. Reduce it first.")
+        return float(value.detach().item())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a number or a scalar tensor, got {type(value).__name__} {value!r}.") from None
 
 
 class MetricsLogger(ClosesOnExit):
@@ -168,6 +182,32 @@ class EpochSums:
         self.n_batches = 0
         self.nonfinite = 0
         self.seconds_before = 0.0  # training seconds of this epoch spent before a resume
+
+    def add_step(self, values: Mapping[str, float], n_items: int, grad_norm: float, lr: float) -> None:
+        """Add one optimizer step: its loss and metrics (weighted by ``n_items``), pre-clip grad norm and lr."""
+        self.means.add(values, n_items)
+        self.grad_norm_sum += grad_norm
+        self.grad_norm_count += 1
+        self.grad_norm_max = grad_norm if self.grad_norm_count == 1 else max(self.grad_norm_max, grad_norm)
+        self.items += n_items
+        self.lr = lr
+
+    def summary(self, train_seconds: float) -> dict[str, Any]:
+        """The epoch row's training columns after the metrics: lr, grad norms, non-finite steps, throughput."""
+        return {
+            "lr": self.lr,
+            "grad_norm": self.grad_norm_sum / self.grad_norm_count if self.grad_norm_count else math.nan,
+            "grad_norm_max": self.grad_norm_max,
+            "nonfinite_steps": self.nonfinite,
+            "items_per_sec": self.items / train_seconds if train_seconds > 0 else math.nan,
+        }
+
+    def sum_over(self, all_reduce_sum: Callable[[list[float]], list[float]]) -> None:
+        """Replace the sums of the means, their weight and the items by their sums over every process."""
+        keys = sorted(self.means.sums)
+        summed = all_reduce_sum([self.means.sums[k] for k in keys] + [self.means.weight, self.items])
+        self.means.sums = dict(zip(keys, summed[: len(keys)], strict=True))
+        self.means.weight, self.items = summed[len(keys)], int(summed[len(keys) + 1])
 
     def state_dict(self) -> dict[str, Any]:
         return {
