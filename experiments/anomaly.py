@@ -28,7 +28,9 @@ import torch
 from _results import write_keeping_notes
 
 from lstmkit.datasets import load_dataset
-from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector, RollingZScore, detection_metrics
+from lstmkit.tasks.timeseries.anomaly.baselines import RollingZScore
+from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector
+from lstmkit.tasks.timeseries.anomaly.metrics import detection_metrics
 from lstmkit.viz.plots import plot_anomaly
 
 ROOT = Path(__file__).resolve().parents[1]

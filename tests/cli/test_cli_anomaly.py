@@ -149,14 +149,14 @@ def test_a_scoring_error_keeps_the_saved_detector(tmp_path, capsys, monkeypatch)
     """Issue 18's rule: the model and its config are saved before any step after training; a failure there loses
     nothing, and the message says how to score again."""
     from lstmkit import runs
-    from lstmkit.tasks.timeseries.anomaly import detector as anomaly
+    from lstmkit.tasks.timeseries.anomaly import run as anomaly_run
 
     csv = labelled_csv(tmp_path / "hr.csv")
     out = tmp_path / "run"
     args = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--target", "hr", "--label", "anomaly",
             "--method", "reconstruction", "--window", "12", "--epochs", "2", "--out", str(out)]  # fmt: skip
     with monkeypatch.context() as m:
-        m.setattr(anomaly, "_score_table", lambda *a: (_ for _ in ()).throw(ValueError("Scoring broke.")))
+        m.setattr(anomaly_run, "_score_table", lambda *a: (_ for _ in ()).throw(ValueError("Scoring broke.")))
         assert main(args) == 2
     err = capsys.readouterr().err
     assert "Scoring broke." in err and "lstmkit anomaly score" in err

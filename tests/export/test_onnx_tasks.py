@@ -16,7 +16,9 @@ import onnxruntime as ort  # noqa: E402
 from lstmkit.cli import main  # noqa: E402
 from lstmkit.export.onnx import ExportMismatchError, export_onnx  # noqa: E402
 from lstmkit.tasks.text.seq2seq import BOS, EOS, Seq2Seq, _pad, number_phrases  # noqa: E402
-from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector, _as_table, _combine, _windows  # noqa: E402
+from lstmkit.tasks.timeseries.anomaly.data import as_table  # noqa: E402
+from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector  # noqa: E402
+from lstmkit.tasks.timeseries.anomaly.encdec import combine_windows, full_windows  # noqa: E402
 from lstmkit.tasks.timeseries.forecasting import Forecaster, prepare_series  # noqa: E402
 
 
@@ -103,7 +105,7 @@ def test_anomaly_prediction_graph_gives_the_rolling_medians(tmp_path) -> None:
     assert report.inputs == ["x"] and report.outputs == ["predictions"] and report.max_abs_diff < 1e-5
     values = normal_series(60, seed=1)
     f, W = det.forecaster, det.forecaster.window
-    table = _as_table(values, "value", "time")
+    table = as_table(values, "value", "time")
     medians = next(iter(f.rolling_medians(table).values()))  # (T, 3): the forecasts the detector compares
     (s,) = prepare_series(table, f.config)
     inputs = f._inputs(f._scaled(s))
@@ -122,9 +124,9 @@ def test_anomaly_reconstruction_graph_gives_the_detectors_errors(tmp_path) -> No
     values = normal_series(40, seed=2)
     values[17] += 3.0
     z = (values - det.scale[0]) / det.scale[1]
-    x, _ = _windows(z, 8)
+    x, _ = full_windows(z, 8)
     (recon,) = run(tmp_path / "r.onnx", {"window": x[..., None].astype(np.float32)})  # (N, 8)
-    np.testing.assert_allclose(_combine(np.abs(recon - x), 40), det._reconstruction_errors(values), atol=1e-5)
+    np.testing.assert_allclose(combine_windows(np.abs(recon - x), 40), det._reconstruction_errors(values), atol=1e-5)
     with pytest.raises(ValueError, match="no one-step graph"):
         export_onnx(det, tmp_path / "s.onnx", streaming=True)
 

@@ -12,20 +12,13 @@ import pytest
 
 import lstmkit
 from lstmkit import runs
-from lstmkit.tasks.timeseries.anomaly.detector import (
-    AnomalyConfig,
-    AnomalyDetector,
-    NotFittedError,
-    RollingZScore,
-    _fit_gaussian,
-    _in_time_order,
-    _mahalanobis,
-    _values,
-    detection_metrics,
-    rolling_zscore,
-    tail_quantile,
-    train_run,
-)
+from lstmkit.tasks.timeseries.anomaly.baselines import RollingZScore, rolling_zscore
+from lstmkit.tasks.timeseries.anomaly.config import AnomalyConfig, NotFittedError
+from lstmkit.tasks.timeseries.anomaly.data import in_time_order, series_values
+from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector
+from lstmkit.tasks.timeseries.anomaly.metrics import detection_metrics
+from lstmkit.tasks.timeseries.anomaly.run import train_run
+from lstmkit.tasks.timeseries.anomaly.statistics import fit_gaussian, mahalanobis, tail_quantile
 from lstmkit.tasks.timeseries.anomaly.metrics import event_scores
 
 SEASON = 24
@@ -73,10 +66,10 @@ def test_threshold_comes_from_normal_data_only(detector: AnomalyDetector) -> Non
     n_train = 600 - int(600 * 0.3)
     errors = detector._errors(normal)[n_train:]
     errors = errors[~np.isnan(errors).any(axis=1)]
-    mean, precision = _fit_gaussian(errors[: len(errors) // 2])
+    mean, precision = fit_gaussian(errors[: len(errors) // 2])
     np.testing.assert_array_equal(detector.mean, mean)
     np.testing.assert_array_equal(detector.precision, precision)
-    held = _mahalanobis(errors[len(errors) // 2 :], mean, precision)
+    held = mahalanobis(errors[len(errors) // 2 :], mean, precision)
     assert detector.threshold == tail_quantile(held, 0.01)
 
 
@@ -155,22 +148,22 @@ def test_text_times_are_put_in_time_order_not_text_order() -> None:
 
     dates = pd.read_csv(io.StringIO("t,v\n10/1/2020,2\n9/1/2020,1\n11/1/2020,3\n"))
     assert dates["t"].dtype.kind not in "iufM"  # read as text
-    np.testing.assert_array_equal(_values(dates, "v", "t"), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(series_values(dates, "v", "t"), [1.0, 2.0, 3.0])
     numbers = pd.DataFrame({"t": ["10", "8", "9"], "v": [3.0, 1.0, 2.0]})  # integer times held as text
-    np.testing.assert_array_equal(_values(numbers, "v", "t"), [1.0, 2.0, 3.0])
-    ordered = _in_time_order(numbers, "t")
+    np.testing.assert_array_equal(series_values(numbers, "v", "t"), [1.0, 2.0, 3.0])
+    ordered = in_time_order(numbers, "t")
     assert ordered["t"].tolist() == [8, 9, 10]
     ties = pd.DataFrame({"t": [2, 1, 2, 1], "v": [3.0, 1.0, 4.0, 2.0]})  # refused, as forecasting refuses them
     with pytest.raises(ValueError, match="The table has duplicate timestamps: 2 at rows 0 and 2; each time needs one"):
-        _values(ties, "v", "t")
+        series_values(ties, "v", "t")
     with pytest.raises(ValueError, match="The normal data has duplicate timestamps: 2 at rows 0 and 2"):
         RollingZScore(window=2, target="v", time="t").fit(ties)
     with pytest.raises(ValueError, match="neither numbers nor dates \\(e.g. 'soon'\\)"):
-        _values(pd.DataFrame({"t": ["1", "soon"], "v": [1.0, 2.0]}), "v", "t")
+        series_values(pd.DataFrame({"t": ["1", "soon"], "v": [1.0, 2.0]}), "v", "t")
     with pytest.raises(
         ValueError, match="The time column 't' of the data is missing at 1 rows \\(the first is row 1\\)"
     ):
-        _values(pd.DataFrame({"t": [1.0, np.nan], "v": [1.0, 2.0]}), "v", "t")
+        series_values(pd.DataFrame({"t": [1.0, np.nan], "v": [1.0, 2.0]}), "v", "t")
     # labels given as a column name are read in the same order as the values
     z = RollingZScore(window=2, target="v", time="t").fit(np.r_[np.zeros(5), 1.0, np.zeros(5), 1.0])
     table = pd.DataFrame({"t": ["3", "1", "2", "10", "4"], "v": [1.0, 0.0, 0.0, 9.0, 0.0], "y": [0, 0, 0, 1, 0]})
@@ -179,12 +172,12 @@ def test_text_times_are_put_in_time_order_not_text_order() -> None:
 
 
 def test_fit_resumes_exactly(tmp_path, monkeypatch) -> None:
-    from lstmkit.tasks.timeseries.anomaly import detector as anomaly
+    from lstmkit.tasks.timeseries.anomaly import encdec
 
     cfg = dict(method="reconstruction", input_window=12, epochs=4, hidden_size=4, batch_size=64)
     normal = normal_series(300, 0)
     clean = AnomalyDetector(**cfg).fit(normal, run_dir=tmp_path / "clean")
-    real, seen = anomaly._Windows.__iter__, {"n": 0}
+    real, seen = encdec.WindowBatches.__iter__, {"n": 0}
 
     def crashing(self):
         seen["n"] += 1
@@ -194,7 +187,7 @@ def test_fit_resumes_exactly(tmp_path, monkeypatch) -> None:
             yield b
 
     with monkeypatch.context() as m:
-        m.setattr(anomaly._Windows, "__iter__", crashing)
+        m.setattr(encdec.WindowBatches, "__iter__", crashing)
         with pytest.raises(KeyboardInterrupt):
             AnomalyDetector(**cfg).fit(normal, run_dir=tmp_path / "cut")
     resumed = AnomalyDetector(**cfg).fit(normal, run_dir=tmp_path / "cut", resume=True)

@@ -31,7 +31,7 @@ RunDir = Annotated[Path, typer.Argument(help="A run directory written by `lstmki
 def _user_errors() -> tuple[type[Exception], ...]:
     """The mistakes a user can fix (bad input, a missing or finished run, nothing to resume), printed as one sentence;
     anything else is a bug and keeps its traceback."""
-    from ..tasks.timeseries.anomaly.detector import NotFittedError
+    from ..tasks.timeseries.anomaly.config import NotFittedError
     from ..train import CheckpointError, ResumeError
 
     return (
@@ -42,7 +42,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 def _table(data: str | None, csv: Path | None, time: str | None, label: str | None) -> tuple[Any, dict[str, Any]]:
     """The table and the column roles: the dataset's, overridden by the options given."""
-    from ..tasks.timeseries.anomaly.detector import load_table
+    from ..tasks.timeseries.anomaly.run import load_table
 
     table, roles = load_table(data, csv)
     given = {"time": time, "label": label}
@@ -93,7 +93,8 @@ def train(
     """Train on the normal rows (a dataset's train split, else the whole CSV), score the test split (the rows before it
     read as context), write a report."""
     setup_logging(verbose)
-    from ..tasks.timeseries.anomaly.detector import AnomalyConfig, train_run
+    from ..tasks.timeseries.anomaly.config import AnomalyConfig
+    from ..tasks.timeseries.anomaly.run import train_run
 
     try:
         table, roles = _table(data, csv, time, label)
@@ -121,7 +122,8 @@ def score(
 ) -> None:  # fmt: skip
     """Score a series (a dataset's test split, the rows before it read as context; else the whole CSV): scores.csv,
     anomaly.png, metrics with labels."""
-    from ..tasks.timeseries.anomaly.detector import AnomalyDetector, score_run
+    from ..tasks.timeseries.anomaly.detector import AnomalyDetector
+    from ..tasks.timeseries.anomaly.run import score_run
 
     try:
         det = AnomalyDetector.load(run_dir)
@@ -141,7 +143,8 @@ def evaluate(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Point and event precision / recall / F1, the NAB score and the false alarms on a labelled series."""
-    from ..tasks.timeseries.anomaly.detector import AnomalyDetector, evaluate_table
+    from ..tasks.timeseries.anomaly.detector import AnomalyDetector
+    from ..tasks.timeseries.anomaly.run import evaluate_table
 
     try:
         det = AnomalyDetector.load(run_dir)

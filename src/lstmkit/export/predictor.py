@@ -22,7 +22,7 @@ Kinds that stream, and what a stream carries:
 - LanguageModel: ``(h, c)``; a text piece in (its tokens fed in order), the next token's probabilities out. Every
   runtime.
 - AnomalyDetector: a reading in, the anomaly score of the step ``delay`` readings back out (NaN before it exists):
-  :class:`lstmkit.tasks.timeseries.anomaly.detector.AnomalyStream`, whose state (the open windows' encoder
+  :class:`lstmkit.tasks.timeseries.anomaly.stream.AnomalyStream`, whose state (the open windows' encoder
   states, or the pending forecasts and the last window) moves through ``get_state`` /
   ``set_state`` like ``(h, c)``. Runtime torch.
 - Forecaster (no covariates): a reading in, the ``(horizon, quantiles)`` forecast from the last ``input_window``

@@ -28,10 +28,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["NAB_PROFILES", "NabProfile", "event_scores", "nab_score", "nab_windows", "point_scores"]
+__all__ = [
+    "NAB_PROFILES",
+    "NabProfile",
+    "detection_metrics",
+    "event_scores",
+    "nab_score",
+    "nab_windows",
+    "point_scores",
+]
 
 
 def _bool(a: np.ndarray, name: str) -> np.ndarray:
@@ -171,4 +180,35 @@ def nab_score(
     return {
         "raw": raw, "null": null, "perfect": perfect, "normalized": normalized,
         "tp": tp, "fp": fp_count, "fn": len(scored) - tp,
+    }  # fmt: skip
+
+
+# ---- everything a detection run reports ---------------------------------------------------------------------------
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (start, end) of each run of True values."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [(int(s), int(e) - 1) for s, e in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def detection_metrics(labels: np.ndarray, flags: np.ndarray) -> dict[str, Any]:
+    """Point and event precision / recall / F1, the NAB score (standard profile) and the false alarms.
+
+    NAB's windows (10 % of the series shared by the labelled events) are centred on each event's middle step.
+
+    Returns:
+        ``{"point": {precision, recall, f1}, "event": {precision, recall, f1, events, alarms}, "nab": {normalized,
+        raw, tp, fp, fn, ...}, "found": events detected, "false_alarm_events": alarms touching no event,
+        "false_alarm_points": flagged normal steps, "flagged_points": all flagged steps}``.
+    """
+    y, f = np.asarray(labels).astype(bool), np.asarray(flags).astype(bool)
+    events = _runs(y)
+    windows = nab_windows(len(y), [(s + e) // 2 for s, e in events])
+    alarms = _runs(f)
+    return {
+        "point": point_scores(y, f), "event": event_scores(y, f), "nab": nab_score(f, windows, "standard"),
+        "found": sum(1 for s, e in events if f[s : e + 1].any()),
+        "false_alarm_events": sum(1 for s, e in alarms if not y[s : e + 1].any()),
+        "false_alarm_points": int((f & ~y).sum()), "flagged_points": int(f.sum()),
     }  # fmt: skip

@@ -1,0 +1,69 @@
+"""What an :class:`~lstmkit.tasks.timeseries.anomaly.detector.AnomalyDetector` is built, trained and thresholded
+with (:class:`AnomalyConfig`), its kind in run directories and the dtype its scores are computed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from ....config import StrictConfig
+
+__all__ = ["KIND", "SCORE_DTYPE", "AnomalyConfig", "NotFittedError"]
+
+KIND = "anomaly_detector"
+# Scores are computed by float64 copies of the networks. In float32 a forecast (or reconstruction) depends on how many
+# windows share its batch: the matrix kernels sum in a blocking order chosen per batch size and per CPU (oneDNN and
+# MKL pick differently on AMD and Intel), which moves an output by ~1e-6, and the Mahalanobis distance multiplies that
+# by the inverse error variance (1e3-1e4 for a well-predicted series). In float64 the same reordering moves a score by
+# ~1e-12, so the stream (one window per step) and the batch (thousands per pass) agree to rtol 1e-9 on any CPU.
+SCORE_DTYPE = torch.float64
+
+
+class NotFittedError(RuntimeError):
+    """A detector (or the baseline) was asked to score before ``fit``."""
+
+
+@dataclass(frozen=True)
+class AnomalyConfig(StrictConfig):
+    """How an :class:`AnomalyDetector` is built, trained and thresholded."""
+
+    method: Literal["prediction", "reconstruction"] = "prediction"
+    target: str = "value"  # the column to watch when a table is passed (a 1-D array is named for you)
+    time: str = "time"  # rows are put in this column's order when it exists
+    # prediction: the forecaster's window (None: its default from season); reconstruction: L, the window length
+    # (None: max(2 * season, 32), long enough to hold a short pattern, short enough to train on little data).
+    input_window: int | None = None
+    steps_ahead: int = 5  # prediction only: forecast steps, the length of each error vector (LSTM-AD's l)
+    season: int = 1  # the main seasonal period in steps (the forecaster's window and residual use it)
+    false_alarm_rate: float = 0.01  # share of held-out normal steps allowed above the threshold
+    threshold_from: Literal["false_alarm_rate", "validation"] = "false_alarm_rate"
+    beta: float = 0.1  # threshold_from="validation": the F-beta maximised; < 1 weighs precision more (both papers: 0.1)
+    validation_fraction: float = 0.3  # the tail of the normal data held out for the Gaussian and the threshold
+    hidden_size: int = 32
+    epochs: int = 100
+    batch_size: int = 32  # reconstruction only (the forecaster keeps its own)
+    lr: float = 3e-3  # reconstruction only
+    seed: int = 0
+    progress: bool = False
+
+    def validate(self) -> None:
+        if not 0 < self.false_alarm_rate < 1:
+            raise ValueError(f"false_alarm_rate must be in (0, 1), got {self.false_alarm_rate}.")
+        if not 0 < self.validation_fraction < 0.9:
+            raise ValueError(f"validation_fraction must be in (0, 0.9), got {self.validation_fraction}.")
+        if self.input_window is not None and self.input_window < 2:
+            raise ValueError(f"input_window must be at least 2 steps, got {self.input_window}.")
+        if self.steps_ahead < 1 or self.season < 1 or self.hidden_size < 1 or self.epochs < 1:
+            raise ValueError(
+                "steps_ahead, season, hidden_size and epochs must be at least 1, got "
+                f"{self.steps_ahead}, {self.season}, {self.hidden_size} and {self.epochs}."
+            )
+        if not self.beta > 0:
+            raise ValueError(f"beta must be positive, got {self.beta}.")
+
+    @property
+    def window(self) -> int:
+        """The reconstruction window L."""
+        return self.input_window or max(2 * self.season, 32)
