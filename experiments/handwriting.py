@@ -41,10 +41,10 @@ import torch
 from _results import write_keeping_notes
 
 from lstmkit.tasks.recognition import ctc
+from lstmkit.tasks.recognition.handwriting.config import HandwritingConfig
 from lstmkit.tasks.recognition.handwriting.data import (
     FONT_WEIGHTS,
     MORE_FONTS,
-    OVERLAP_COVER,
     TEST_FONTS,
     TRAIN_FONTS,
     make_dataset,
@@ -52,13 +52,10 @@ from lstmkit.tasks.recognition.handwriting.data import (
     split_words,
     word_list,
 )
-from lstmkit.tasks.recognition.handwriting.recognizer import (
-    HandwritingConfig,
-    HandwritingEnsemble,
-    HandwritingRecognizer,
-    score_samples,
-    train_run,
-)
+from lstmkit.tasks.recognition.handwriting.ensemble import HandwritingEnsemble
+from lstmkit.tasks.recognition.handwriting.recognizer import HandwritingRecognizer
+from lstmkit.tasks.recognition.handwriting.run import score_samples, train_run
+from lstmkit.tasks.recognition.handwriting.strokes import OVERLAP_COVER
 from lstmkit.tasks.text.language import LanguageModel
 from lstmkit.tasks.text.ngram import WittenBellLM
 

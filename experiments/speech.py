@@ -26,8 +26,9 @@ from pathlib import Path
 import torch
 from _results import run_setups, write_keeping_notes
 
+from lstmkit.tasks.recognition.speech.config import SpeechConfig
 from lstmkit.tasks.recognition.speech.data import HELD_OUT_ACCENT, TEST_VARIANTS, VALIDATION_VARIANTS, make_dataset
-from lstmkit.tasks.recognition.speech.recognizer import SpeechConfig, train_run
+from lstmkit.tasks.recognition.speech.run import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "speech.jsonl"

@@ -90,8 +90,8 @@ def char_lm(tmp_path_factory):
 
 
 def _python_reading(run_dir, files, char_lm=None, share=None, **kwargs) -> list[str]:
-    from lstmkit.tasks.recognition.handwriting.data import read_strokes
     from lstmkit.tasks.recognition.handwriting.recognizer import HandwritingRecognizer
+    from lstmkit.tasks.recognition.handwriting.strokes import read_strokes
     from lstmkit.tasks.text.language import LanguageModel
 
     recognizer = HandwritingRecognizer.load(run_dir)

@@ -53,7 +53,8 @@ def test_make_data_train_transcribe_stream(tmp_path, capsys):
 
 
 def test_bad_audio_and_missing_programs_are_one_sentence(tmp_path, capsys, monkeypatch):
-    from lstmkit.tasks.recognition.speech.recognizer import SpeechConfig, SpeechRecognizer
+    from lstmkit.tasks.recognition.speech.config import SpeechConfig
+    from lstmkit.tasks.recognition.speech.recognizer import SpeechRecognizer
 
     rng = np.random.default_rng(0)
     tone = (0.3 * np.sin(np.arange(16000) * 0.2) + 0.01 * rng.standard_normal(16000)).astype(np.float32)

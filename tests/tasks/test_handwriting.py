@@ -9,29 +9,29 @@ import torch
 
 import lstmkit
 from lstmkit.tasks.recognition import ctc
+from lstmkit.tasks.recognition.handwriting.config import HandwritingConfig
 from lstmkit.tasks.recognition.handwriting.data import (
     TEST_FONTS,
     TRAIN_FONTS,
-    StrokeError,
-    check_points,
     collapse_loops,
-    drop_overlapping,
-    features,
     load_dataset,
     make_dataset,
     make_samples,
-    read_strokes,
     render_mixed,
     render_word,
     save_dataset,
     split_words,
 )
-from lstmkit.tasks.recognition.handwriting.recognizer import (
-    HandwritingConfig,
-    HandwritingEnsemble,
-    HandwritingNet,
-    HandwritingRecognizer,
-    train_run,
+from lstmkit.tasks.recognition.handwriting.ensemble import HandwritingEnsemble
+from lstmkit.tasks.recognition.handwriting.network import HandwritingNet
+from lstmkit.tasks.recognition.handwriting.recognizer import HandwritingRecognizer
+from lstmkit.tasks.recognition.handwriting.run import train_run
+from lstmkit.tasks.recognition.handwriting.strokes import (
+    StrokeError,
+    check_points,
+    drop_overlapping,
+    features,
+    read_strokes,
 )
 from lstmkit.viz.handwriting import plot_handwriting
 

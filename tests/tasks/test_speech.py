@@ -10,6 +10,8 @@ import pytest
 import soundfile
 import torch
 
+from lstmkit.tasks.recognition.speech.audio import audio_features, load_audio, log_mel, normalise, resample
+from lstmkit.tasks.recognition.speech.config import SpeechConfig
 from lstmkit.tasks.recognition.speech.data import (
     ACCENTS,
     HELD_OUT_ACCENT,
@@ -19,16 +21,8 @@ from lstmkit.tasks.recognition.speech.data import (
     plan_utterances,
     read_manifest,
 )  # fmt: skip
-from lstmkit.tasks.recognition.speech.recognizer import (
-    SpeechConfig,
-    SpeechRecognizer,
-    _normalise,
-    _pad,
-    _resample,
-    audio_features,
-    load_audio,
-    log_mel,
-)  # fmt: skip
+from lstmkit.tasks.recognition.speech.network import pad_features
+from lstmkit.tasks.recognition.speech.recognizer import SpeechRecognizer
 
 HAS_PROGRAMS = shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
 needs_programs = pytest.mark.skipif(not HAS_PROGRAMS, reason="needs Debian's espeak-ng and sox")
@@ -144,9 +138,9 @@ def test_features_of_a_prefix_are_a_prefix_and_any_rate_works() -> None:
     np.testing.assert_allclose(part, full[: len(part)], rtol=1e-5, atol=1e-5)
     running = SpeechConfig(normalisation="running")
     mean, var = np.zeros(40), np.ones(40)
-    np.testing.assert_allclose(_normalise(part, running, mean, var), _normalise(full, running, mean, var)[: len(part)],
+    np.testing.assert_allclose(normalise(part, running, mean, var), normalise(full, running, mean, var)[: len(part)],
                                rtol=1e-5, atol=1e-5)  # fmt: skip
-    at_22k = _resample(_tone(1.0, rate=22050), 22050)
+    at_22k = resample(_tone(1.0, rate=22050), 22050)
     assert abs(len(at_22k) - 16000) <= 1
     feats = audio_features((_tone(1.0, rate=22050), 22050), SpeechConfig())
     assert feats.shape[1] == 120 and abs(len(feats) - 32) <= 1  # 98 frames -> 32 steps of 3
@@ -209,13 +203,13 @@ def test_fit_decode_evaluate_save_load_both_architectures(data_dir, tmp_path) ->
 
 
 def test_a_padded_batch_gives_each_utterance_its_own_numbers() -> None:
-    from lstmkit.tasks.recognition.speech.recognizer import SpeechNet
+    from lstmkit.tasks.recognition.speech.network import SpeechNet
 
     torch.manual_seed(0)
     feats = [np.random.default_rng(i).standard_normal((n, 12)).astype(np.float32) for i, n in enumerate((9, 4))]
     for cfg in (SpeechConfig(architecture="conv", conv_channels=8, n_mels=4), SpeechConfig(hidden_size=8, n_mels=4)):
         net = SpeechNet(12, 5, cfg).eval()
-        x, lengths = _pad(feats)
+        x, lengths = pad_features(feats)
         batch = net(x, lengths)
         for b, f in enumerate(feats):
             alone = net(torch.from_numpy(f)[None], torch.tensor([len(f)]))

@@ -45,7 +45,8 @@ Combine = Annotated[str | None, typer.Option("--combine", help="With --with: 'pr
 
 def _load(run_dir: Path, others: list[Path] | None, combine: str | None = None) -> HandwritingRecognizer:
     """The run's recogniser, or with ``others`` an ensemble of all of them (a HandwritingRecognizer too)."""
-    from ..tasks.recognition.handwriting.recognizer import HandwritingEnsemble, HandwritingRecognizer
+    from ..tasks.recognition.handwriting.ensemble import HandwritingEnsemble
+    from ..tasks.recognition.handwriting.recognizer import HandwritingRecognizer
 
     if not others:
         if combine is not None:
@@ -166,8 +167,9 @@ def train(
 ) -> None:  # fmt: skip
     """Train on the training fonts; report CER/WER (greedy, beam, beam + n-gram) on held-out words in an unseen font."""
     setup_logging(verbose)
+    from ..tasks.recognition.handwriting.config import HandwritingConfig
     from ..tasks.recognition.handwriting.data import load_dataset, make_dataset, read_words
-    from ..tasks.recognition.handwriting.recognizer import HandwritingConfig, train_run
+    from ..tasks.recognition.handwriting.run import train_run
     from ..train import CheckpointError, ResumeError
 
     try:
@@ -214,7 +216,7 @@ def recognize(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Read the text written in each strokes file, one line per file."""
-    from ..tasks.recognition.handwriting.data import read_strokes
+    from ..tasks.recognition.handwriting.strokes import read_strokes
 
     try:
         lm_args = _lm_args(lm, lm_weight, lm_bonus, lm_run)

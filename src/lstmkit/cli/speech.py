@@ -81,7 +81,8 @@ def train(
     """Train on the data set's training voices; report CER and WER on its unseen test voices (greedy, beam, beam +
     character n-gram)."""
     setup_logging(verbose)
-    from ..tasks.recognition.speech.recognizer import SpeechConfig, train_run
+    from ..tasks.recognition.speech.config import SpeechConfig
+    from ..tasks.recognition.speech.run import train_run
     from ..train import CheckpointError, ResumeError
 
     try:
@@ -115,7 +116,8 @@ def transcribe(
     as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Print the text of each WAV file, one line each (--stream: the partial results as they change, on stderr)."""
-    from ..tasks.recognition.speech.recognizer import SpeechRecognizer, load_audio
+    from ..tasks.recognition.speech.audio import load_audio
+    from ..tasks.recognition.speech.recognizer import SpeechRecognizer
 
     if chunk_ms < 1:
         fail(f"--chunk-ms must be at least 1, got {chunk_ms}.")

@@ -19,11 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WittenBellLM"]
+__all__ = ["OrderCounts", "WittenBellLM"]
 
 
 @dataclass
-class _Order:
+class OrderCounts:
+    """The counts of one order ``k`` of a :class:`WittenBellLM` (``WittenBellLM.orders[k - 1]``): what a saved model
+    stores to be rebuilt without its training text."""
+
     ngrams: np.ndarray  # sorted packed keys of the k-grams seen
     ngram_counts: np.ndarray
     contexts: np.ndarray  # sorted packed keys of their (k-1)-token histories
@@ -54,7 +57,7 @@ class WittenBellLM:
         if vocab_size < 2 or vocab_size**order >= 2**62:
             raise ValueError(f"vocab_size {vocab_size} ** order {order} must fit in an int64 key; lower the order.")
         self.order, self.vocab_size = order, vocab_size
-        self.orders: list[_Order] = []
+        self.orders: list[OrderCounts] = []
 
     def _keys(self, ids: np.ndarray, k: int) -> np.ndarray:
         """Packed k-gram ending at each position i >= k - 1: w_i + V w_{i-1} + ... (the token predicted lowest)."""
@@ -76,7 +79,7 @@ class WittenBellLM:
             # c(h): the counts of the k-grams that share h, summed; T(h): how many of them there are
             context_counts = np.add.reduceat(counts, first) if len(first) else counts
             context_types = np.diff(np.append(first, len(ngrams)))
-            self.orders.append(_Order(ngrams, counts, contexts, context_counts, context_types))
+            self.orders.append(OrderCounts(ngrams, counts, contexts, context_counts, context_types))
         return self
 
     def log_probs(self, ids: np.ndarray) -> np.ndarray:

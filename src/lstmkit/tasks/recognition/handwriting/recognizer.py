@@ -1,12 +1,16 @@
 """Online handwriting recognition: ``lstmkit.HandwritingRecognizer`` (pen trajectories to text).
 
-Input: pen trajectories (N, 3) ``x, y, pen_up`` (see :mod:`lstmkit.tasks.recognition.handwriting.data`), turned into
-``(dx, dy, y, pen_up)`` points at equal arc length, normalised by the ink's height. Network: a stacked bidirectional
+Input: pen trajectories (N, 3) ``x, y, pen_up`` (see :mod:`.strokes`), turned into ``(dx, dy, y, pen_up)`` points
+at equal arc length, normalised by the ink's height. Network (:mod:`.network`): a stacked bidirectional
 :class:`lstmkit.nn.LSTM` over the points and a linear layer to ``C`` classes (the blank and each character) at every
 point, trained with CTC (Graves et al. 2006; online handwriting: Graves et al. 2009, "A novel connectionist system
-for unconstrained handwriting recognition"). Decoding (:mod:`lstmkit.tasks.recognition.ctc`): greedy (best path), prefix beam
-search, and beam search with a character n-gram language model (interpolated Witten-Bell, fitted on the training
-texts and saved with the run). Scores: CER and WER.
+for unconstrained handwriting recognition"). Decoding (:mod:`lstmkit.tasks.recognition.ctc`): greedy (best path),
+prefix beam search, and beam search with a character n-gram language model (interpolated Witten-Bell, fitted on the
+training texts and saved with the run). Scores: CER and WER.
+
+Modules: ``config`` (HandwritingConfig), ``strokes`` (reading, checking, features), ``network`` (network, batches,
+the saved n-gram), ``recognizer`` (HandwritingRecognizer), ``ensemble`` (HandwritingEnsemble), ``run`` (train_run:
+a scored run directory), ``data`` (the synthetic Hershey-font words).
 
 Example:
     >>> model = HandwritingRecognizer(epochs=20).fit(trajectories, texts)              # doctest: +SKIP
@@ -19,167 +23,28 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .... import runs
-from ....config import StrictConfig, TrainConfig
-from ....data import SeededBatches, bucketed
-from ....nn import LSTM
+from ....config import TrainConfig
 from ....train import GateStatistics, StepOutput, Trainer, seed_everything
-from ...text.ngram import WittenBellLM, _Order
+from ...text.ngram import WittenBellLM
 from .. import ctc
-from .data import Sample, StrokeError, features, read_strokes
+from .config import HandwritingConfig
+from .network import HandwritingBatches, HandwritingNet, lm_from_tensors, lm_tensors, ngram_ids, pad_points
+from .strokes import StrokeError, features, read_strokes
 
-__all__ = [
-    "HandwritingConfig",
-    "HandwritingEnsemble",
-    "HandwritingNet",
-    "HandwritingRecognizer",
-    "score_samples",
-    "train_run",
-]
+__all__ = ["KIND", "HandwritingRecognizer"]
 
 logger = logging.getLogger(__name__)
 
 KIND = "handwriting"
-N_FEATURES = 4  # dx, dy, y, pen_up
-
-
-@dataclass(frozen=True)
-class HandwritingConfig(StrictConfig):
-    """Features, network, language model and training of a handwriting recogniser."""
-
-    alphabet: str = "abcdefghijklmnopqrstuvwxyz"  # the characters it can write out; texts outside it are an error
-    step: float = 0.3  # resampling distance in ink heights: about 10-15 points per letter
-    # Strokes that go over ink already written, within this many ink heights, are dropped before resampling (a
-    # retraced line, the extra lines of a thick stroke in a "complex" font: handwriting_data.drop_overlapping);
-    # 0 keeps every stroke. Measured in docs/results/handwriting.md (setup mixed-overlap).
-    overlap: float = 0.0
-    # One bidirectional layer, as in Graves et al. (2009): in trials on the Hershey words, stacks of 2-3 layers of 128
-    # at lr 3e-3 sat on CTC's early plateau (greedy output mostly blank) for over 500 steps; one layer of 192 at
-    # lr 1e-2, batch 16, left it after about 400 steps.
-    hidden_size: int = 192  # per direction
-    num_layers: int = 1
-    dropout: float = 0.1  # between stacked layers
-    # on the last layer's outputs, before the classifier: dropout on an LSTM's feed-forward connections only, as in
-    # Pham et al. (2014, "Dropout improves recurrent neural networks for handwriting recognition")
-    output_dropout: float = 0.0
-    lm_order: int = 4  # the character n-gram used by beam search with a language model (0: none)
-    epochs: int = 10
-    max_minutes: float | None = None  # and/or stop after this much wall-clock training time
-    batch_size: int = 16
-    lr: float = 1e-2
-    clip_grad_norm: float = 5.0
-    # a step whose gradient overflows (a rare spike at lr 1e-2): stop with an error, skip the step, or roll back
-    on_nonfinite: Literal["raise", "skip", "rollback"] = "raise"
-    # Average the weights over every step from this epoch on (dense stochastic weight averaging, TrainConfig's
-    # average_from_epoch) and keep the average instead of the best epoch; None: keep the epoch with the lowest
-    # validation CER. Measured in docs/results/handwriting.md (setup mixed-swa).
-    average_from_epoch: int | None = None
-    # Training batches are bucketed by length, so a batch pads only a few points. False: they run padded through
-    # PyTorch's fused kernel (1.7x faster on one CPU thread; CTC still reads only the real points, but the backward
-    # direction starts on those few zero points). True: the LSTM skips padding exactly (lengths=). Recognition
-    # always skips padding exactly.
-    exact_padding: bool = False
-    seed: int = 0
-    progress: bool = True
-
-    def validate(self) -> None:
-        for name in ("hidden_size", "num_layers", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"HandwritingConfig.{name} must be at least 1, got {getattr(self, name)}.")
-        if not self.step > 0:
-            raise ValueError(f"HandwritingConfig.step must be positive (a distance in ink heights), got {self.step}.")
-        if not 0 <= self.overlap < 1:
-            raise ValueError(f"HandwritingConfig.overlap is a distance in ink heights, at least 0 (0: keep every "
-                             f"stroke) and under 1, got {self.overlap}.")  # fmt: skip
-        for name in ("dropout", "output_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"HandwritingConfig.{name} must lie in [0, 1), got {getattr(self, name)}.")
-        if self.lm_order < 0:
-            raise ValueError(f"HandwritingConfig.lm_order must be 0 (no language model) or more, got {self.lm_order}.")
-        if self.average_from_epoch is not None and not 1 <= self.average_from_epoch <= self.epochs:
-            raise ValueError(f"HandwritingConfig.average_from_epoch must be an epoch from 1 to epochs={self.epochs} "
-                             f"(or None), got {self.average_from_epoch}.")  # fmt: skip
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"HandwritingConfig.max_minutes must be positive (or None), got {self.max_minutes}.")
-        ctc.Alphabet(self.alphabet)  # duplicates / empty
-
-
-class HandwritingNet(nn.Module):
-    """Bidirectional stacked LSTM and a linear layer to CTC classes at every point.
-
-    Shapes: points (B, T, 4) and lengths (B,) -> log-probabilities (B, T, C), C = 1 + len(alphabet).
-    """
-
-    def __init__(self, num_classes: int, cfg: HandwritingConfig) -> None:
-        super().__init__()
-        H = cfg.hidden_size
-        self.lstm = LSTM(N_FEATURES, H, cfg.num_layers, bidirectional=True,
-                         dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)  # fmt: skip
-        self.drop = nn.Dropout(cfg.output_dropout)
-        self.out = nn.Linear(2 * H, num_classes)
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        if lengths is not None and bool((lengths == x.shape[1]).all()):
-            lengths = None  # no padding: the plain path
-        h, _ = self.lstm(x, None, lengths)  # (B, T, 2H)
-        return torch.log_softmax(self.out(self.drop(h)), dim=-1)  # (B, T, C)
-
-
-def _pad(feats: list[np.ndarray]) -> tuple[Tensor, Tensor]:
-    lengths = torch.tensor([len(f) for f in feats], dtype=torch.long)
-    x = torch.zeros(len(feats), int(lengths.max()), N_FEATURES)  # (B, T, 4)
-    for i, f in enumerate(feats):
-        x[i, : len(f)] = torch.from_numpy(f)
-    return x, lengths
-
-
-class _Batches(SeededBatches):
-    """Shuffled batches (x (B, T, 4), lengths (B,), targets (sum S,), target_lengths (B,)), bucketed by length so a
-    batch pads little; re-iterable, with its own generator (exact resume)."""
-
-    POOL = 50
-
-    def __init__(self, feats: list[np.ndarray], labels: list[list[int]], batch_size: int, seed: int,
-                 shuffle: bool = True) -> None:  # fmt: skip
-        order = bucketed([len(f) for f in feats], self.POOL)
-        super().__init__(feats, labels, batch_size=batch_size, seed=seed, shuffle=shuffle, order=order)
-        self.feats, self.labels = feats, labels
-
-    def collate(self, index: list[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        x, lengths = _pad([self.feats[i] for i in index])
-        targets, target_lengths = ctc.pack_targets([self.labels[i] for i in index])
-        return x, lengths, targets, target_lengths
-
-
-def _ngram_ids(labels: list[list[int]]) -> np.ndarray:
-    """The n-gram's training layout of label sequences: 0, labels, 0, labels, ..., 0 (0 marks each start and end)."""
-    ids = [0]
-    for y in labels:
-        ids += [*y, 0]
-    return np.array(ids, dtype=np.int64)
-
-
-def _lm_tensors(lm: WittenBellLM) -> dict[str, Tensor]:
-    out = {}
-    for k, o in enumerate(lm.orders, start=1):
-        for name in ("ngrams", "ngram_counts", "contexts", "context_counts", "context_types"):
-            out[f"lm.{k}.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(o, name), dtype=np.int64))
-    return out
-
-
-def _lm_from_tensors(tensors: dict[str, Tensor], order: int, vocab_size: int) -> WittenBellLM:
-    lm = WittenBellLM(order, vocab_size)
-    names = ("ngrams", "ngram_counts", "contexts", "context_counts", "context_types")
-    lm.orders = [_Order(*(tensors[f"lm.{k}.{n}"].numpy() for n in names)) for k in range(1, order + 1)]
-    return lm
 
 
 @runs.register_kind(KIND)
@@ -248,13 +113,14 @@ class HandwritingRecognizer:
             if not feats:
                 raise ValueError("No training trajectory has enough points for its text; lower step.")
         if cfg.lm_order:
-            ids = np.concatenate([_ngram_ids(labels), extra[1:]])  # the training texts, then lm_texts
+            ids = np.concatenate([ngram_ids(labels), extra[1:]])  # the training texts, then lm_texts
             self.lm = WittenBellLM(cfg.lm_order, self.alphabet.num_classes).fit(ids)
         self.net = HandwritingNet(self.alphabet.num_classes, cfg)
-        data = _Batches(feats, labels, cfg.batch_size, cfg.seed)
+        data = HandwritingBatches(feats, labels, cfg.batch_size, cfg.seed)
         val = None
         if validation is not None and validation[0]:
-            val = list(_Batches(self._features(validation[0]), self._labels(validation[1]), 64, cfg.seed, False))
+            v_feats, v_labels = self._features(validation[0]), self._labels(validation[1])
+            val = list(HandwritingBatches(v_feats, v_labels, 64, cfg.seed, False))
 
         def loss_fn(model: HandwritingNet, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
             x, lengths, targets, target_lengths = batch
@@ -310,7 +176,7 @@ class HandwritingRecognizer:
         feats = self._features(trajectories)
         out: list[np.ndarray] = []
         for s in range(0, len(feats), batch_size):
-            x, lengths = _pad(feats[s : s + batch_size])
+            x, lengths = pad_points(feats[s : s + batch_size])
             lp = net(x, lengths).double().numpy()  # (B, T, C)
             out += [lp[i, : int(n)] for i, n in enumerate(lengths)]
         return out
@@ -361,8 +227,8 @@ class HandwritingRecognizer:
         """Beam search with ``use_lm`` (and :meth:`tune_lm`) reads ``model``, a character-level
         :class:`lstmkit.LanguageModel` trained on words one per line (its ``"\\n"`` starts and ends a word): alone
         (``share=1``) or mixed with the n-gram, the next character's probability being ``share`` times the LSTM's
-        plus ``1 - share`` times the n-gram's (:func:`lstmkit.tasks.recognition.ctc.mix_hooks`). ``None`` goes back to the
-        n-gram. The model is not saved with the recogniser (it is a run of its own). The weight and bonus stay those
+        plus ``1 - share`` times the n-gram's (:func:`lstmkit.tasks.recognition.ctc.mix_hooks`). ``None`` goes back to
+        the n-gram. The model is not saved with the recogniser (it is a run of its own). The weight and bonus stay those
         chosen for the n-gram until :meth:`tune_lm` chooses new ones (which :meth:`save` then writes) or ``alpha``
         and ``beta`` are passed. A model of running prose is accepted but reads ``"\\n"`` as a line's end, not a
         word's, and its probability of spaces and punctuation is lost: train it on words, one per line."""
@@ -396,7 +262,8 @@ class HandwritingRecognizer:
         return self.alphabet.decode(labels)  # type: ignore[arg-type]
 
     def _lm_ids(self, texts: list[str], what: str = "texts") -> np.ndarray:
-        """:func:`_ngram_ids` of texts, each checked: not empty, in the alphabet (``what`` names them in errors)."""
+        """:func:`.network.ngram_ids` of texts, each checked: not empty, in the alphabet (``what`` names them in
+        errors)."""
         labels = []
         for i, t in enumerate(texts):
             if not t:
@@ -405,7 +272,7 @@ class HandwritingRecognizer:
                 labels.append(self.alphabet.encode(t))
             except ValueError as e:
                 raise ValueError(f"{what}[{i}]: {e}") from e
-        return _ngram_ids(labels)
+        return ngram_ids(labels)
 
     def fit_lm(self, texts: list[str], order: int | None = None) -> HandwritingRecognizer:
         """Fit the character n-gram that beam search reads (``use_lm``) on ``texts`` instead of the training texts:
@@ -443,7 +310,7 @@ class HandwritingRecognizer:
         return best
 
     def recognize_file(self, path: str | os.PathLike[str], *, y_down: bool = False, **kwargs: Any) -> str:
-        """The text of the strokes in a JSON or CSV file (see :func:`lstmkit.tasks.recognition.handwriting.data.read_strokes`)."""
+        """The text of the strokes in a JSON or CSV file (see :func:`.strokes.read_strokes`)."""
         return self.recognize([read_strokes(path, y_down=y_down)], **kwargs)[0]
 
     def evaluate(self, trajectories: list[np.ndarray], texts: list[str], **kwargs: Any) -> dict[str, float]:
@@ -456,7 +323,7 @@ class HandwritingRecognizer:
     # ---- persistence --------------------------------------------------------------------------------------------
     def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         net = self._check()
-        extra = _lm_tensors(self.lm) if self.lm is not None else None
+        extra = lm_tensors(self.lm) if self.lm is not None else None
         config = {"handwriting": self.config.to_dict(), "lm_alpha": self.lm_alpha, "lm_beta": self.lm_beta}
         return runs.save_run(run_dir, KIND, config, net, extra, overwrite=overwrite)
 
@@ -470,166 +337,5 @@ class HandwritingRecognizer:
         model.lm_alpha, model.lm_beta = float(saved["lm_alpha"]), float(saved["lm_beta"])
         if model.config.lm_order:
             tensors = runs.read_extra_tensors(run_dir)
-            model.lm = _lm_from_tensors(tensors, model.config.lm_order, model.alphabet.num_classes)
+            model.lm = lm_from_tensors(tensors, model.config.lm_order, model.alphabet.num_classes)
         return model
-
-
-class HandwritingEnsemble(HandwritingRecognizer):
-    """Several trained recognisers read as one, with the same ``recognize``, ``evaluate`` and ``tune_lm`` (the
-    language model is the first member's n-gram, until :meth:`fit_lm` gives the ensemble its own).
-
-    ``combine="probs"``: the members' per-point class probabilities are averaged, then decoded like one model's.
-    ``combine="sequences"``: each member proposes its own readings (its best path, or its beams with the language
-    model), and the proposal with the highest mean CTC log-likelihood over the members, plus the language model's
-    score, wins (:func:`lstmkit.tasks.recognition.ctc.rescore`): every member scores every proposal exactly, so the members need
-    not put a letter's spike on the same point.
-
-    Members must share the alphabet, the resampling step and ``overlap``, so that point ``t`` is the same pen
-    position for all of them (they differ in seed, data or size; CTC here runs on the input points themselves, no
-    downsampling).
-    Networks may put a letter's CTC spike on different points: decode a ``"probs"`` ensemble with beam search, whose
-    sum over alignments absorbs that; its best path (greedy) can double or drop such a letter (``"sequences"`` does
-    not suffer from it). In docs/results/handwriting.md two seeds' probabilities read together read the stand-in
-    fonts better than the two seeds' mean but not always better than the better seed, four read worse than two (the
-    averaged spikes blur), and ``"sequences"`` read them slightly worse than ``"probs"`` with beam search and the
-    n-gram: measure before adding members.
-
-    Example:
-        >>> both = HandwritingEnsemble.load(["runs/hw-seed0", "runs/hw-seed1"])          # doctest: +SKIP
-        >>> both.recognize([points], beam_width=16, use_lm=True)                        # doctest: +SKIP
-    """
-
-    def __init__(self, members: list[HandwritingRecognizer], combine: Literal["probs", "sequences"] = "probs") -> None:
-        if combine not in ("probs", "sequences"):
-            raise ValueError(f"combine must be 'probs' (average the members' probabilities per point) or "
-                             f"'sequences' (rescore the members' proposals), got {combine!r}.")  # fmt: skip
-        if len(members) < 2:
-            raise ValueError(f"An ensemble needs at least two recognisers, got {len(members)}.")
-        first = members[0]
-        for i, m in enumerate(members[1:], start=1):
-            m._check()
-            mine = (m.config.alphabet, m.config.step, m.config.overlap)
-            if mine != (first.config.alphabet, first.config.step, first.config.overlap):
-                raise ValueError(
-                    f"Member {i} reads alphabet {m.config.alphabet!r} at step {m.config.step} with overlap "
-                    f"{m.config.overlap}, member 0 {first.config.alphabet!r} at step {first.config.step} with "
-                    f"overlap {first.config.overlap}; an ensemble's members must share all three (train them with "
-                    "the same alphabet, --step and --overlap)."
-                )
-        super().__init__(first.config)
-        self.members = list(members)
-        self.combine = combine
-        self.net = first._check()  # for _check; log_probs below uses every member
-        self.lm, self.lm_alpha, self.lm_beta = first.lm, first.lm_alpha, first.lm_beta
-
-    def log_probs(self, trajectories: list[np.ndarray], batch_size: int = 64) -> list[np.ndarray]:
-        """Log of the members' mean class probabilities, one (T_i, C) array per trajectory."""
-        each = [m.log_probs(trajectories, batch_size) for m in self.members]  # members x trajectories x (T_i, C)
-        k = np.log(len(self.members))
-        return [np.logaddexp.reduce(np.stack(lps), axis=0) - k for lps in zip(*each, strict=True)]
-
-    def _readings(self, trajectories: list[np.ndarray]) -> list[np.ndarray]:
-        """``combine="probs"``: the (T, C) log mean probabilities; ``"sequences"``: the members' (M, T, C)."""
-        if self.combine == "probs":
-            return self.log_probs(trajectories)
-        each = [m.log_probs(trajectories) for m in self.members]  # members x trajectories x (T_i, C)
-        return [np.stack(lps) for lps in zip(*each, strict=True)]
-
-    def _decode(self, lp: np.ndarray, beam_width: int, hook: ctc.LMHook | None, alpha: float, beta: float) -> str:
-        if lp.ndim == 2:
-            return super()._decode(lp, beam_width, hook, alpha, beta)
-        alpha, beta = (alpha, beta) if hook else (0.0, 0.0)
-        if beam_width == 1:
-            proposals = [ctc.greedy_decode(member) for member in lp]
-        else:
-            proposals = [labels for member in lp
-                         for labels, _ in ctc.beam_search(member, beam_width, lm=hook, alpha=alpha, beta=beta,
-                                                          return_beams=True)]  # fmt: skip
-        best, _ = ctc.rescore(list(lp), proposals, lm=hook, alpha=alpha, beta=beta)[0]
-        return self.alphabet.decode(best)
-
-    def fit(self, *args: Any, **kwargs: Any) -> HandwritingRecognizer:
-        raise TypeError("An ensemble is built from trained recognisers; fit each member, then combine them.")
-
-    def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        raise TypeError("An ensemble is not saved as one run; save its members and load them together with "
-                        "HandwritingEnsemble.load([run_dir, ...]).")  # fmt: skip
-
-    @classmethod
-    def load(  # type: ignore[override]
-        cls, run_dirs: list[str | os.PathLike[str]], combine: Literal["probs", "sequences"] = "probs"
-    ) -> HandwritingEnsemble:
-        """The recognisers in ``run_dirs`` (each written by ``lstmkit handwriting train``) as one ensemble."""
-        return cls([HandwritingRecognizer.load(d) for d in run_dirs], combine)
-
-
-def score_samples(
-    model: HandwritingRecognizer, samples: list[Sample], beam_width: int
-) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """CER / WER of ``samples`` read greedily, by beam search and by beam search with the language model (the n-gram,
-    or the character LSTM of :meth:`HandwritingRecognizer.set_char_lm`; one network pass
-    for all three), and a row per sample: its text, font and the three readings."""
-    trajectories, texts = [s.points for s in samples], [s.text for s in samples]
-    lps = model._readings(trajectories)
-    a, b = model.lm_alpha, model.lm_beta
-    outputs: dict[str, list[str]] = {"greedy": [model._decode(lp, 1, None, a, b) for lp in lps]}
-    if beam_width > 1:
-        outputs[f"beam_{beam_width}"] = [model._decode(lp, beam_width, None, a, b) for lp in lps]
-        if model.lm is not None or model.char_lm is not None:
-            outputs[f"beam_{beam_width}_lm"] = [model._decode(lp, beam_width, model._lm_hook(""), a, b) for lp in lps]
-    scores = {k: {"cer": ctc.cer(texts, v), "wer": ctc.wer(texts, v), "n": len(texts)} for k, v in outputs.items()}
-    rows = [{"text": t, "font": s.font, **{k: v[i] for k, v in outputs.items()}}
-            for i, (t, s) in enumerate(zip(texts, samples, strict=True))]  # fmt: skip
-    return scores, rows
-
-
-def train_run(
-    train: list[Sample], validation: list[Sample], tests: dict[str, list[Sample]], config: HandwritingConfig,
-    out: str | os.PathLike[str], *, beam_width: int = 16, resume: bool = False, lm_texts: list[str] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Train on ``train`` (``validation`` picks the epoch and the language model's weight and bonus), score every
-    test set with greedy, beam and beam + n-gram decoding, and write a run directory: config.json,
-    model.safetensors, extra.safetensors (the n-gram), metrics.csv, result.json, predictions.csv, samples.png (test
-    words with what was recognised) and report.html. The model is saved before the scoring."""
-    import json
-
-    import pandas as pd
-
-    from ...._atomic import atomic_write_bytes
-    from ....report import write_report
-    from ....viz.handwriting import plot_handwriting
-
-    out = Path(out)
-    if runs.is_finished(out):
-        raise FileExistsError(f"{out} already holds a finished model; choose another --out or delete it.")
-    model = HandwritingRecognizer(config).fit(
-        [s.points for s in train], [s.text for s in train], run_dir=out, resume=resume,
-        validation=([s.points for s in validation], [s.text for s in validation]) if validation else None,
-        lm_texts=lm_texts,
-    )  # fmt: skip
-    result: dict[str, Any] = {
-        "run_dir": str(out), "train": len(train), "validation": len(validation),
-        "train_fonts": sorted({s.font for s in train}), "best_val_cer": getattr(model, "best_val_cer_", None),
-        "epochs_run": len(model.history_), "lm_extra_words": len(lm_texts or []),
-    }  # fmt: skip
-    if model.lm is not None and validation and beam_width > 1:  # on validation words in the training fonts
-        result["lm_tuning"] = model.tune_lm([s.points for s in validation[:200]], [s.text for s in validation[:200]],
-                                            beam_width=min(beam_width, 8))  # fmt: skip
-    model.save(out)  # trained and tuned, saved first: a failure in scoring or plotting cannot lose it
-    tables = []
-    for name, samples in tests.items():
-        if not samples:
-            continue
-        scores, rows = score_samples(model, samples, beam_width)
-        result[name] = {"fonts": sorted({s.font for s in samples}), **scores}
-        tables.append(pd.DataFrame(rows).assign(test_set=name))
-        if name == next(iter(tests)):
-            shown = samples[:12]
-            plot_handwriting([s.points for s in shown], [s.text for s in shown], [r["greedy"] for r in rows[:12]],
-                             out / "samples.png", title=f"{name}: {', '.join(result[name]['fonts'])} (truth -> "
-                             "recognised, greedy)")  # fmt: skip
-    if tables:
-        atomic_write_bytes(out / "predictions.csv", pd.concat(tables).to_csv(index=False).encode())
-    atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
-    write_report(out)
-    return result
