@@ -33,8 +33,7 @@ from lstmkit.tasks.music.data import (
     load_chorales,
     split_pieces,
 )  # fmt: skip
-from lstmkit.tasks.music.model import MusicModel, MusicModelConfig, ngram_baseline, train_run
-from lstmkit.tasks.text.language import LMNet
+from lstmkit.tasks.music.model import MusicModel, MusicModelConfig, build_net, ngram_baseline, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "music.jsonl"
@@ -49,7 +48,8 @@ CONFIG = dict(hidden_size=256, num_layers=2, embedding_size=64, dropout=0.3, bpt
 def seconds_per_step(cfg: MusicModelConfig, vocab: int, steps: int = 6) -> float:
     """Time a few training steps of the same network on random tokens (the first two warm up)."""
     torch.manual_seed(0)  # the network's initial weights, as before the probe moved to _results
-    return lm_seconds_per_step(LMNet(vocab, cfg.net_config()), vocab, cfg.batch_size, cfg.bptt, cfg.lr, steps)
+    net = build_net(vocab, cfg.net)
+    return lm_seconds_per_step(net, vocab, cfg.train.batch_size, cfg.bptt, cfg.train.lr, steps)
 
 
 def main() -> None:
@@ -66,10 +66,10 @@ def main() -> None:
     t0 = time.perf_counter()
     pieces = load_chorales()
     load_seconds = time.perf_counter() - t0
-    probe = MusicModelConfig(**CONFIG)
+    probe = MusicModelConfig.from_dict(CONFIG)
     step_s = seconds_per_step(probe, 150)
     max_steps = int(args.minutes * 60 * 0.9 / step_s)
-    cfg = MusicModelConfig(**CONFIG, max_steps=max_steps, max_minutes=args.minutes, progress=False)
+    cfg = MusicModelConfig.from_dict({**CONFIG, "max_steps": max_steps, "max_minutes": args.minutes, "progress": False})
     print(f"{len(pieces)} chorales in {load_seconds:.0f} s; probe {step_s:.3f} s/step -> max_steps {max_steps}",
           flush=True)  # fmt: skip
 
@@ -78,7 +78,7 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("test", "ngram", "train_seconds")}), flush=True)
 
     # n-gram models of every order on the test chorales (the run's baseline is the one validation picked)
-    train, val, test = split_pieces(pieces, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    train, val, test = split_pieces(pieces, cfg.val_fraction, cfg.test_fraction, cfg.train.seed)
     ngrams = {str(k): ngram_baseline(train, val, test, orders=(k,)) for k in range(2, 9)}
     # statistics at a cooler temperature too, with the same seeds
     model = MusicModel.load(OUT)
@@ -117,7 +117,8 @@ def _hist(values: list[float], labels: list[str]) -> str:
 
 
 def write_doc(r: dict) -> None:
-    res, cfg = r["result"], r["config"]
+    c = MusicModelConfig.from_dict(r["config"])  # a record's config, flat (before sections) or nested
+    res, cfg = r["result"], {**c.net.to_dict(), **c.train.to_dict(), "bptt": c.bptt}
     test, ngram, st = res["test"], res["ngram"], res["statistics"]
     gen, gen08 = st["generated_vs_held_out"], r["statistics_t08"]["generated_vs_held_out"]
     floor = st["train_vs_held_out"]

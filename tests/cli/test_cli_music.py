@@ -2,6 +2,8 @@
 
 Trains a tiny model on the first six chorales of music21's corpus (read directly, not cached: a second or two)."""
 
+import contextlib
+import io
 import json
 import math
 
@@ -14,10 +16,50 @@ TINY = ["--hidden-size", "16", "--embedding-size", "8", "--layers", "1", "--bptt
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def trained(tmp_path_factory):
+    """The run directory and what `music train --json` printed (stdout captured around the call)."""
     out = tmp_path_factory.mktemp("music") / "run"
-    assert main(["music", "train", "--limit", "6", "--out", str(out), *TINY, "--json"]) == 0
-    return out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["music", "train", "--limit", "6", "--out", str(out), *TINY, "--json"]) == 0
+    return out, json.loads(printed.getvalue())
+
+
+@pytest.fixture(scope="module")
+def run_dir(trained):
+    return trained[0]
+
+
+def test_train_json_is_the_one_shape(trained):
+    out, printed = trained
+    assert list(printed)[:4] == ["task", "run_dir", "metrics", "baselines"]
+    assert printed["task"] == "music" and printed["run_dir"] == str(out)
+    result = json.loads((out / "result.json").read_text())
+    assert printed["metrics"] == result["test"]  # held-out NLL of the LSTM
+    ngram = printed["baselines"]["ngram"]  # the n-gram of the same run, on the same tokens
+    assert ngram["order"] == result["ngram"]["order"] and ngram["nats_per_token"] == result["ngram"]["nats_per_token"]
+    assert printed["statistics"]["generated_vs_held_out"] == result["statistics"]["generated_vs_held_out"]
+
+
+def test_set_and_config_reach_the_config(tmp_path, capsys):
+    file = tmp_path / "music.json"  # defaults < --config < the command's options < the shared options < --set
+    file.write_text(json.dumps({"net": {"hidden_size": 40, "dropout": 0.2, "embedding_size": 12}, "bptt": 30,
+                                "train": {"lr": 0.01, "clip_grad_norm": 2.0}}))  # fmt: skip
+    out = tmp_path / "run"
+    args = ["music", "train", "--limit", "6", "--out", str(out), "--config", str(file), "--hidden-size", "16",
+            "--embedding-size", "8", "--layers", "1", "--batch-size", "4", "--epochs", "1", "--max-minutes", "5",
+            "--set", "net.dropout=0.1", "--set", "train.clip_grad_norm=0.5", "--json"]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["task"] == "music"
+    saved = json.loads((out / "config.json").read_text())["config"]["music"]
+    assert saved["net"] == {"embedding_size": 8, "hidden_size": 16, "num_layers": 1, "dropout": 0.1}
+    assert saved["bptt"] == 30 and saved["train"]["lr"] == 0.01 and saved["train"]["clip_grad_norm"] == 0.5
+    assert saved["train"]["max_minutes"] == 5 and saved["train"]["epochs"] == 1
+    assert main(["music", "train", "--limit", "6", "--out", str(tmp_path / "x"), "--set", "net.hiden_size=3"]) == 2
+    assert "has no field 'net.hiden_size'. Did you mean net.hidden_size" in capsys.readouterr().err
+    assert main(["music", "train", "--limit", "6", "--out", str(tmp_path / "x"), "--layers", "0"]) == 2
+    assert "--layers: MusicNet.num_layers must be at least 1, got 0." in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_train_writes_a_run_with_the_baseline_and_samples(run_dir, capsys, assert_png):

@@ -7,6 +7,7 @@ corpus; one real chorale (bwv66.6, a fraction of a second) checks the music21 pa
 import numpy as np
 import pytest
 
+from lstmkit.config import ConfigError
 from lstmkit.tasks.music.data import (
     MusicError,
     Piece,
@@ -20,7 +21,7 @@ from lstmkit.tasks.music.data import (
     split_pieces,
     write_piece,
 )  # fmt: skip
-from lstmkit.tasks.music.model import MusicModel, ngram_baseline
+from lstmkit.tasks.music.model import MusicModel, MusicModelConfig, MusicNet, MusicTrain, ngram_baseline
 from lstmkit.viz.music import plot_piano_roll
 
 CHORDS = {
@@ -196,3 +197,57 @@ def test_piano_roll_takes_arrays(tmp_path):
     assert path.stat().st_size > 1000
     with pytest.raises(ValueError, match=r"\(N, 4\) array"):
         plot_piano_roll(np.zeros((3, 3)), tmp_path / "bad.png")
+
+
+def test_config_sections_read_the_flat_layout_saved_runs_have():
+    flat = {
+        "hidden_size": 24,
+        "embedding_size": 8,
+        "num_layers": 1,
+        "dropout": 0.1,
+        "bptt": 20,
+        "batch_size": 4,
+        "epochs": 3,
+        "max_steps": 7,
+        "lr": 3e-3,
+        "schedule": "constant",
+        "clip_grad_norm": 1.0,
+        "early_stopping_patience": 5,
+        "val_fraction": 0.1,
+        "test_fraction": 0.1,
+        "seed": 2,
+        "progress": True,
+    }
+    cfg = MusicModelConfig.from_dict(flat)  # a config.json written before the sections (and max_minutes: None)
+    assert cfg.net == MusicNet(embedding_size=8, hidden_size=24, num_layers=1, dropout=0.1)
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed, cfg.train.max_steps) == (
+        3, 4, 3e-3, 2, 7)  # fmt: skip
+    assert cfg.train.schedule == "constant" and cfg.bptt == 20
+    assert MusicModelConfig.from_dict(cfg.to_dict()) == cfg and MusicModel(**flat).config == cfg
+    default = MusicModelConfig().train  # the task's training defaults, declared once in MusicTrain
+    assert isinstance(default, MusicTrain) and default.carry_state_across_batches  # char-rnn: the state flows on
+    assert (default.epochs, default.lr, default.schedule, default.max_minutes) == (30, 2e-3, "cosine", 60.0)
+    assert cfg.with_overrides({"train.lr": "1e-2", "net.hidden_size": "32"}).net.hidden_size == 32
+    with pytest.raises(ConfigError, match="MusicNet.dropout must lie in"):
+        MusicModelConfig.from_dict({"dropout": 1.0})
+    with pytest.raises(ConfigError, match="given both at the top level and in 'net'"):
+        MusicModelConfig.from_dict({"hidden_size": 8, "net": {"hidden_size": 16}})
+
+
+def test_a_run_saved_with_the_flat_config_loads(model, tmp_path):
+    import json
+
+    model.save(tmp_path / "run")
+    path = tmp_path / "run" / "config.json"
+    doc = json.loads(path.read_text())
+    saved = doc["config"]["music"]
+    assert set(saved) >= {"net", "train", "bptt"} and "progress" in saved["train"]
+    flat = {**saved.pop("net"), **{k: v for k, v in saved.pop("train").items() if k != "device"}, **saved}
+    doc["config"]["music"] = flat
+    path.write_text(json.dumps(doc))
+    loaded = MusicModel.load(tmp_path / "run")
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(
+        loaded.generate("C major", "4/4", bars=1, seed=4).pitches,
+        model.generate("C major", "4/4", bars=1, seed=4).pitches,
+    )

@@ -7,18 +7,22 @@ from typing import Annotated
 
 import typer
 
+from ..tasks.music.config import MusicModelConfig
 from . import app
-from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
-from ._options import AsJson, Out, Resume, Seed, Verbose
+from ._console import USER_ERRORS, err, fail, print_json, print_result, setup_logging, user_message
+from ._options import AsJson, CoreOptions, Out, Resume, Verbose, train_options
 
 music_app = typer.Typer(
     help="Music generation: an LSTM language model over Bach chorales (MIDI, MusicXML and piano-roll output).",
     no_args_is_help=True,
 )
 app.add_typer(music_app, name="music")
+_CFG = MusicModelConfig()  # the defaults the help shows, declared once in the config
+_NET = _CFG.net
 
 
 @music_app.command("train")
+@train_options(MusicModelConfig)
 def train(
     out: Out,
     scores: Annotated[
@@ -26,42 +30,48 @@ def train(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N pieces (a quick look).")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Where the encoded chorales are kept.")] = None,
-    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 256,
-    layers: Annotated[int, typer.Option("--layers")] = 2,
-    embedding_size: Annotated[int, typer.Option("--embedding-size")] = 64,
-    dropout: Annotated[float, typer.Option("--dropout")] = 0.3,
-    bptt: Annotated[int, typer.Option("--bptt", help="Truncated-BPTT length in tokens (5 per sixteenth).")] = 200,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Parallel streams.")] = 32,
-    epochs: Annotated[int, typer.Option("--epochs")] = 30,
-    max_minutes: Annotated[
-        float | None, typer.Option("--max-minutes", help="Stop after this much training time.")
+    embedding_size: Annotated[
+        int | None, typer.Option("--embedding-size", help=f"Token embedding width. (default {_NET.embedding_size})")
     ] = None,
-    lr: Annotated[float, typer.Option("--lr")] = 2e-3,
-    seed: Seed = 0,
+    dropout: Annotated[
+        float | None, typer.Option("--dropout", help=f"Between layers and before the decoder. (default {_NET.dropout})")
+    ] = None,
+    bptt: Annotated[
+        int | None,
+        typer.Option("--bptt", help=f"Truncated-BPTT length in tokens, 5 per sixteenth. (default {_CFG.bptt})"),
+    ] = None,
     resume: Resume = False,
     as_json: AsJson = False,
     verbose: Verbose = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
-    """Train on the chorales (split by piece); held-out NLL beside an n-gram model, musical statistics, samples."""
+    """Train on the chorales (split by piece); held-out NLL beside an n-gram model, musical statistics, samples.
+
+    --batch-size is the number of parallel token streams."""
     setup_logging(verbose)
-    from ..tasks.music.model import MusicModelConfig, resolve_pieces, train_run
+    from ..tasks.music.model import resolve_pieces, train_run
     from ..train import CheckpointError, ResumeError
 
     if limit is not None and limit < 1:
         fail(f"--limit must be at least 1, got {limit}.")
+    given = {"embedding_size": embedding_size, "dropout": dropout, "bptt": bptt}
     try:
-        cfg = MusicModelConfig(
-            hidden_size=hidden_size, num_layers=layers, embedding_size=embedding_size, dropout=dropout, bptt=bptt,
-            batch_size=batch_size, epochs=epochs, max_minutes=max_minutes, lr=lr, seed=seed, progress=not as_json,
-        )  # fmt: skip
+        cfg = core.build(
+            MusicModelConfig, {"progress": not as_json, **{k: v for k, v in given.items() if v is not None}}
+        )
         pieces = resolve_pieces(scores, limit, cache)
         result = train_run(cfg, out, pieces, resume=resume)
     except (*USER_ERRORS, ResumeError, CheckpointError) as e:
         fail(user_message(e))
+    ngram = result["ngram"]
     if as_json:
-        print_json(result)
+        baseline = {k: ngram[k] for k in ("nats_per_token", "bits_per_token", "nats_per_step", "order")}
+        statistics = {k: result["statistics"][k] for k in ("generated_vs_held_out", "train_vs_held_out")}
+        print_result("music", result["run_dir"], result["test"], {"ngram": baseline},
+                     train_seconds=result["train_seconds"], statistics=statistics,
+                     samples=result.get("samples", {}))  # fmt: skip
     else:
-        ngram = result["ngram"]
         err.print(
             f"trained in {result['train_seconds']} s; held-out {result['test']['nats_per_token']:.3f} nats/token "
             f"({ngram['order']}-gram {ngram['nats_per_token']:.3f}); model in {result['run_dir']}"

@@ -32,9 +32,9 @@ import math
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,9 +42,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ... import runs
-from ...config import StrictConfig, TrainConfig
-from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
 from ..text.language import LanguageModelConfig, LMNet, TokenStream, sample_token
+from .config import MusicModelConfig, MusicNet, MusicTrain
 from .data import (
     MusicError,
     Piece,
@@ -55,61 +55,27 @@ from .data import (
     read_score,
 )  # fmt: skip
 
-__all__ = ["MAX_BARS", "MAX_PRIME_BARS", "MusicModel", "MusicModelConfig"]
+__all__ = ["MAX_BARS", "MAX_PRIME_BARS", "MusicModel", "MusicModelConfig", "MusicNet", "MusicTrain", "build_net"]
 
 KIND = "music"
 MAX_BARS = 64  # bars one generate() call writes at most
 MAX_PRIME_BARS = 16  # bars of a chorale's opening a prime may take
 
 
-@dataclass(frozen=True)
-class MusicModelConfig(StrictConfig):
-    """Network and training of a chorale model (the encoding is fixed: see :mod:`lstmkit.tasks.music.data`)."""
-
-    embedding_size: int = 64  # about 150 tokens: a small embedding is plenty
-    hidden_size: int = 256
-    num_layers: int = 2
-    dropout: float = 0.3  # 300 chorales overfit fast; dropout between layers and before the decoder
-    bptt: int = 200  # tokens per truncated-BPTT chunk: 40 sixteenths, two and a half bars of 4/4
-    batch_size: int = 32  # parallel streams
-    epochs: int = 30
-    max_steps: int | None = None  # stop after this many optimizer steps (the cosine schedule ends there)
-    max_minutes: float | None = None  # and/or after this much wall-clock training time
-    lr: float = 2e-3
-    schedule: Literal["constant", "cosine"] = "cosine"
-    clip_grad_norm: float = 1.0
-    early_stopping_patience: int | None = 5  # epochs without a better validation loss; the best weights are kept
-    val_fraction: float = 0.1  # of the chorales (whole pieces), for validation, then test
-    test_fraction: float = 0.1
-    seed: int = 0
-    progress: bool = True
-
-    def validate(self) -> None:
-        for name in ("embedding_size", "hidden_size", "num_layers", "bptt", "batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"MusicModelConfig.{name} must be at least 1, got {getattr(self, name)}.")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"MusicModelConfig.dropout must lie in [0, 1), got {self.dropout}.")
-        if not (0 <= self.val_fraction < 0.5 and 0 <= self.test_fraction < 0.5):
-            raise ValueError("val_fraction and test_fraction must each lie in [0, 0.5).")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"MusicModelConfig.max_minutes must be positive (or None), got {self.max_minutes}.")
-
-    def net_config(self) -> LanguageModelConfig:
-        """The language model's config for the same network (LMNet reads its sizes from it)."""
-        return LanguageModelConfig(
-            embedding_size=self.embedding_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
-            dropout=self.dropout, bptt=self.bptt, batch_size=self.batch_size, progress=False,
-        )  # fmt: skip
+def build_net(vocab_size: int, net: MusicNet) -> LMNet:
+    """The language model's network (:class:`~lstmkit.tasks.text.language.LMNet`) with ``net``'s sizes."""
+    sizes = {"embedding_size": net.embedding_size, "hidden_size": net.hidden_size, "num_layers": net.num_layers,
+             "dropout": net.dropout}  # fmt: skip
+    return LMNet(vocab_size, LanguageModelConfig.from_dict(sizes))
 
 
 @runs.register_kind(KIND)
 class MusicModel:
     """An LSTM over chorale tokens: ``fit``, ``evaluate``, ``generate``, ``save``, ``load``. Keyword arguments are
-    :class:`MusicModelConfig` fields."""
+    :class:`MusicModelConfig` fields, flat (``hidden_size=64, epochs=5``) or by section (``net=MusicNet(...)``)."""
 
     def __init__(self, config: MusicModelConfig | None = None, **kwargs: Any) -> None:
-        self.config = config if config is not None else MusicModelConfig(**kwargs)
+        self.config = config if config is not None else MusicModelConfig.from_dict(kwargs)
         self.vocab = Vocabulary()
         self.net: LMNet | None = None
         self.metres_: list[str] = []  # the metres and modes seen in training: the ones generate() accepts
@@ -130,21 +96,23 @@ class MusicModel:
             MusicError: no pieces, or too few tokens for one batch of ``batch_size`` streams of ``bptt + 1``.
         """
         cfg = self.config
+        batch_size = cfg.train.batch_size
         if not pieces:
             raise MusicError("No pieces to train on; give at least one chorale.")
         train_ids = self._stream(pieces)
-        need = cfg.batch_size * (cfg.bptt + 1)
+        need = batch_size * (cfg.bptt + 1)
         if len(train_ids) < need:
             raise MusicError(
-                f"The training pieces make {len(train_ids):,} tokens, too few for one batch of {cfg.batch_size} "
+                f"The training pieces make {len(train_ids):,} tokens, too few for one batch of {batch_size} "
                 f"streams x {cfg.bptt + 1} tokens ({need:,}); give more pieces or lower batch_size / bptt."
             )
         self.metres_ = sorted({p.metre for p in pieces})
         self.modes_ = sorted({p.mode for p in pieces})
-        seed_everything(cfg.seed)
-        self.net = LMNet(len(self.vocab), cfg.net_config())
+        device = resolve_device(cfg.train.device)
+        seed_everything(cfg.train.seed)
+        self.net = build_net(len(self.vocab), cfg.net)
         val_ids = self._stream(val) if val else np.zeros(0, dtype=np.int64)
-        val_streams = min(cfg.batch_size, max(1, len(val_ids) // (cfg.bptt + 1)))
+        val_streams = min(batch_size, max(1, len(val_ids) // (cfg.bptt + 1)))
         enough = len(val_ids) > cfg.bptt + 1
         val_data = TokenStream(val_ids, val_streams, cfg.bptt, dtype=torch.long) if enough else None
 
@@ -154,13 +122,10 @@ class MusicModel:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
             return StepOutput(loss=loss, state=state, n_items=y.numel())
 
-        train_cfg = TrainConfig(
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, clip_grad_norm=cfg.clip_grad_norm,
-            schedule=cfg.schedule, max_steps=cfg.max_steps, carry_state_across_batches=True, seed=cfg.seed,
-            max_minutes=cfg.max_minutes, progress=cfg.progress,
-            early_stopping_patience=cfg.early_stopping_patience if val_data is not None else None,
-        )  # fmt: skip
-        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        train_cfg = cfg.train if val_data is not None else cfg.train.replace(early_stopping_patience=None)
+        run_config = cfg.to_dict()
+        del run_config["train"]["progress"]  # how it shows, not what it trains: a resume may change it
+        self.net.to(device)
         trainer = Trainer(
             self.net,
             loss_fn,
@@ -170,8 +135,11 @@ class MusicModel:
             run_config=run_config,
             kind=KIND,
         )
-        data = TokenStream(train_ids, cfg.batch_size, cfg.bptt, dtype=torch.long)
-        self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
+        data = TokenStream(train_ids, batch_size, cfg.bptt, dtype=torch.long)
+        try:
+            self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
+        finally:
+            self.net.cpu()  # evaluate, generate and save run on the CPU
         self.net.eval()
         return self
 
@@ -328,7 +296,7 @@ class MusicModel:
         if saved["tokens"] != model.vocab.tokens:
             raise ValueError(f"{run_dir} was written with another token set than this lstmkit reads; retrain it.")
         model.metres_, model.modes_ = list(saved["metres"]), list(saved["modes"])
-        model.net = LMNet(len(model.vocab), model.config.net_config())
+        model.net = build_net(len(model.vocab), model.config.net)
         model.net.load_state_dict(runs.read_state_dict(run_dir))
         model.net.eval()
         return model
@@ -409,7 +377,7 @@ def train_run(
     out = Path(out)
     if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished music model; choose another --out or delete it.")
-    train, val, test = split_pieces(pieces, config.val_fraction, config.test_fraction, config.seed)
+    train, val, test = split_pieces(pieces, config.val_fraction, config.test_fraction, config.train.seed)
     if not test:
         raise MusicError(f"{len(pieces)} piece(s) leave none for the test split; give more pieces.")
     t0 = time.perf_counter()
