@@ -43,7 +43,7 @@ CONFIG = dict(level="char", hidden_size=512, num_layers=2, embedding_size=128, d
 def seconds_per_step(cfg: LanguageModelConfig, vocab: int, steps: int = 6) -> float:
     """Time a few training steps of the same network on random tokens (the first two warm up)."""
     torch.manual_seed(0)  # the network's initial weights, as before the probe moved to _results
-    return lm_seconds_per_step(LMNet(vocab, cfg), vocab, cfg.batch_size, cfg.bptt, cfg.lr, steps)
+    return lm_seconds_per_step(LMNet.build(vocab, cfg.net), vocab, cfg.train.batch_size, cfg.bptt, cfg.train.lr, steps)
 
 
 def main() -> None:
@@ -56,10 +56,12 @@ def main() -> None:
     text = load_corpus("shakespeare")
     train, val, test = split_text(text)
     vocab = CharTokenizer().fit(train).vocab_size
-    probe = LanguageModelConfig(**CONFIG)
+    probe = LanguageModelConfig.from_dict(CONFIG)
     step_s = seconds_per_step(probe, vocab)
     max_steps = int(args.minutes * 60 * 0.97 / step_s)
-    cfg = LanguageModelConfig(**CONFIG, max_steps=max_steps, max_minutes=args.minutes, progress=False)
+    cfg = LanguageModelConfig.from_dict(
+        {**CONFIG, "max_steps": max_steps, "max_minutes": args.minutes, "progress": False}
+    )
     print(f"probe: {step_s:.3f} s/step -> max_steps {max_steps}", flush=True)
 
     out = ROOT / "runs" / "language-model"
@@ -101,6 +103,7 @@ def main() -> None:
 def write_doc(r: dict, samples: str) -> None:
     test = r["result"]["test"]
     cfg = r["config"]
+    cfg = {**cfg, **cfg.get("net", {}), **cfg.get("train", {})}  # rows before issue 19 are flat
     lines = [
         "# Language model: a character LSTM on Shakespeare, against n-gram models",
         "",

@@ -33,7 +33,8 @@ def test_train_generate_evaluate_on_a_text_file(tmp_path, capsys):
              "--epochs", "2", "--json"]  # fmt: skip
     assert main(["text", "train", "--text", str(corpus), "--out", str(out), *small]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["test"]["nats_per_char"] < unigram_nats(TEXT) and result["ngram"]["order"] == 5  # 2.29 measured
+    assert set(result) >= {"task", "run_dir", "metrics", "baselines"} and result["task"] == "language_model"
+    assert result["metrics"]["nats_per_char"] < unigram_nats(TEXT) and "5-gram" in result["baselines"]  # 2.29 measured
     for name in ("config.json", "model.safetensors", "metrics.csv", "result.json", "samples.txt", "report.html"):
         assert (out / name).exists(), name
     vocab = json.loads((out / "config.json").read_text())["config"]["tokenizer"]
@@ -111,6 +112,31 @@ def test_a_diverging_training_is_one_sentence_naming_the_learning_rate(tmp_path,
     assert "Traceback" not in err
 
 
+def test_text_train_reads_set_and_config_into_the_sections_and_prints_the_one_shape(tmp_path, capsys):
+    """Issue 19: --config FILE < the command's options < --set; the JSON is {task, run_dir, metrics, baselines}."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 20)
+    config = tmp_path / "lm.json"
+    config.write_text(json.dumps({"net": {"hidden_size": 12, "dropout": 0.0}, "train": {"lr": 5e-3}, "bptt": 12}))
+    out = tmp_path / "lm"
+    args = ["text", "train", "--text", str(corpus), "--out", str(out), "--config", str(config), "--embedding-size",
+            "8", "--layers", "1", "--batch-size", "4", "--epochs", "1", "--set", "train.lr=3e-3", "--set",
+            "net.hidden_size=10", "--json"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result)[:4] == ["task", "run_dir", "metrics", "baselines"] and result["task"] == "language_model"
+    assert result["run_dir"] == str(out) and result["metrics"]["tokens"] > 0
+    assert result["baselines"]["5-gram"]["nats_per_char"] > 0  # the n-gram model of the same training part
+    saved = json.loads((out / "config.json").read_text())["config"]["lm"]
+    assert saved["net"] == {**saved["net"], "hidden_size": 10, "embedding_size": 8, "num_layers": 1, "dropout": 0.0}
+    assert saved["train"]["lr"] == 3e-3 and saved["train"]["epochs"] == 1 and saved["train"]["batch_size"] == 4
+    assert saved["bptt"] == 12 and saved["train"]["max_minutes"] == 60.0  # the task's time budget, by default
+    assert main(["text", "evaluate", str(out), "--text", str(corpus), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["chars"] == len(TEXT * 20)  # JSON, not a Python dict
+    assert main([*args[:-3], "--set", "train.nope=1"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
 def test_a_text_without_line_breaks_trains_saves_and_generates(tmp_path, capsys):
     """Issue 18: training ended, then sampling after '\\n' failed and nothing was saved."""
     corpus = tmp_path / "one_line.txt"
@@ -118,7 +144,7 @@ def test_a_text_without_line_breaks_trains_saves_and_generates(tmp_path, capsys)
     out = tmp_path / "lm"
     assert main(["text", "train", "--text", str(corpus), "--out", str(out), *SMALL, "--epochs", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert "warnings" not in result and result["test"]["nats_per_char"] < uniform_nats(corpus.read_text())  # 2.79
+    assert "warnings" not in result and result["metrics"]["nats_per_char"] < uniform_nats(corpus.read_text())  # 2.79
     for name in ("config.json", "model.safetensors", "result.json", "samples.txt", "report.html"):
         assert (out / name).exists(), name
     assert "'\\n'" not in (out / "samples.txt").read_text()  # prompted with what the model knows
@@ -168,7 +194,7 @@ def test_an_interrupted_run_has_a_config_a_report_and_resumes(tmp_path, capsys, 
     capsys.readouterr()
     started = json.loads((out / "config.json").read_text())  # written as training started
     assert started["status"] == "training" and started["kind"] == "language_model"
-    assert started["config"]["hidden_size"] == 24 and started["command"]["argv"] == args
+    assert started["config"]["net"]["hidden_size"] == 24 and started["command"]["argv"] == args
     assert not (out / "model.safetensors").exists()
     assert main(["report", str(out)]) == 0 and (out / "report.html").exists()  # a run in progress has a report
     assert main(["text", "generate", str(out)]) == 2
@@ -178,7 +204,7 @@ def test_an_interrupted_run_has_a_config_a_report_and_resumes(tmp_path, capsys, 
 
     assert main(["resume", str(out), "--json"]) == 0  # the recorded command, again, with --resume
     result = json.loads(capsys.readouterr().out)
-    assert result["run_dir"] == str(out.resolve()) and result["test"]["nats_per_char"] < unigram_nats(TEXT)
+    assert result["run_dir"] == str(out.resolve()) and result["metrics"]["nats_per_char"] < unigram_nats(TEXT)
     saved = json.loads((out / "config.json").read_text())
     assert "status" not in saved and "tokenizer" in saved["config"]
     assert len((out / "metrics.csv").read_text().splitlines()) == 3  # both epochs, once each
@@ -198,7 +224,7 @@ def test_a_diverged_run_is_understood_by_report_and_by_a_rerun(tmp_path, capsys)
     assert main([*args, "--lr", "1e9", "--resume"]) == 2  # from its last good checkpoint it diverges again
     assert "Training diverged" in capsys.readouterr().err
     assert main([*args, "--lr", "1e-3", "--json"]) == 0  # nothing past step 0 was kept: a re-run starts afresh
-    assert json.loads(capsys.readouterr().out)["test"]["nats_per_char"] < uniform_nats(TEXT)  # fresh weights: 3.00
+    assert json.loads(capsys.readouterr().out)["metrics"]["nats_per_char"] < uniform_nats(TEXT)  # fresh weights: 3.00
     assert "status" not in json.loads((out / "config.json").read_text())
 
 

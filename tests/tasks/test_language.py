@@ -278,10 +278,11 @@ def test_generation_leaves_the_global_rng_alone_and_beam_refuses_sampling_option
 
 
 def test_train_run_at_word_level_writes_a_complete_run(tmp_path) -> None:
-    cfg = LanguageModelConfig(
+    cfg = LanguageModelConfig.from_dict(dict(
         level="word", vocab_size=100, hidden_size=16, embedding_size=8, num_layers=1, batch_size=2, bptt=8, epochs=1,
         progress=False, val_fraction=0.1, test_fraction=0.1,
-    )  # fmt: skip
+    ))  # fmt: skip
+    assert cfg.net.hidden_size == 16 and cfg.train.epochs == 1 and cfg.bptt == 8  # flat names read into the sections
     result = train_run(TEXT, cfg, tmp_path / "run")
     assert result["test"]["tokens"] > 0 and result["ngram"]["order"] == 3
     assert "--- prompt" in (tmp_path / "run" / "samples.txt").read_text()

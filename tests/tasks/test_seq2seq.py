@@ -80,7 +80,7 @@ def test_beam_search_scores_at_least_greedy_under_its_own_objective(numbers_mode
 
 def test_scheduled_sampling_feeds_back_model_tokens() -> None:
     model = small(epochs=1)
-    net = Seq2SeqNet(10, 10, model.config)
+    net = Seq2SeqNet.build(10, 10, model.config.net)
     x, lengths = _pad([[3, 4, 5]])
     target_in = torch.tensor([[BOS, 3, 4, 5, 6]])
     torch.manual_seed(0)
@@ -109,7 +109,7 @@ def test_scores_save_load_and_errors(numbers_model: Seq2Seq, tmp_path) -> None:
         small().fit(["a", " "], ["x", "y"])
     with pytest.raises(KeyError, match="Unknown pair set 'psalms'; bundled: numbers"):
         read_pairs("psalms", None)
-    with pytest.raises(ValueError, match="max_minutes must be positive"):
+    with pytest.raises(ValueError, match="max_minutes must be a positive number"):
         small(max_minutes=0)
 
 

@@ -28,11 +28,11 @@ def suite_text(settings: Settings, progress: Callable[[str], None]) -> list[Row]
     """Char-LM training step: lstmkit.LanguageModel's network vs the same from torch.nn modules, same weights."""
     import torch.nn.functional as F
 
-    from ..tasks.text.language import LanguageModelConfig, LMNet
+    from ..tasks.text.language import LMNet
 
     B, T, V, E, H, L = (4, 8, 20, 8, 16, 2) if settings.quick else (64, 100, 85, 128, 512, 2)
     torch.manual_seed(0)
-    mine = LMNet(V, LanguageModelConfig(embedding_size=E, hidden_size=H, num_layers=L, dropout=0.0))
+    mine = LMNet(V, embedding_size=E, hidden_size=H, num_layers=L, dropout=0.0)
     peer = _TorchCharRNN(V, E, H, L)
     peer.load_state_dict(mine.state_dict())  # the same weights: lstmkit speaks torch's state_dict keys
     x = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(0))

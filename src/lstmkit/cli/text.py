@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
+from ..tasks.text.config import LanguageModelConfig
 from . import app
-from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
-from ._options import AsJson, Out, Resume, Seed, Verbose
+from ._console import USER_ERRORS, err, fail, print_json, print_result, setup_logging, user_message
+from ._options import AsJson, CoreOptions, Out, Resume, Seed, Verbose, train_options
 
 text_app = typer.Typer(help="Language models and text generation (character, word or BPE level).", no_args_is_help=True)
 app.add_typer(text_app, name="text")
@@ -21,48 +22,49 @@ Errors = Annotated[
 
 
 @text_app.command("train")
+@train_options(LanguageModelConfig)
 def train(
     out: Out,
     data: Annotated[str | None, typer.Option("--data", help="A bundled corpus: shakespeare.")] = None,
     text: Annotated[Path | None, typer.Option("--text", help="A text file, or a folder of *.txt files.")] = None,
-    level: Annotated[str, typer.Option("--level", help="char, word or bpe.")] = "char",
+    level: Annotated[str | None, typer.Option("--level", help="char, word or bpe (default char).")] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="word / bpe vocabulary size.")] = None,
-    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 512,
-    layers: Annotated[int, typer.Option("--layers")] = 2,
-    embedding_size: Annotated[int, typer.Option("--embedding-size")] = 128,
-    dropout: Annotated[float, typer.Option("--dropout")] = 0.2,
+    embedding_size: Annotated[int | None, typer.Option("--embedding-size", help="(default 128)")] = None,
+    dropout: Annotated[float | None, typer.Option("--dropout", help="(default 0.2)")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Decoder shares the embedding.")] = False,
-    bptt: Annotated[int, typer.Option("--bptt", help="Truncated-BPTT length in tokens.")] = 100,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Parallel streams.")] = 64,
-    epochs: Annotated[int, typer.Option("--epochs")] = 10,
+    bptt: Annotated[int | None, typer.Option("--bptt", help="Truncated-BPTT length in tokens (default 100).")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many updates.")] = None,
-    max_minutes: Annotated[
-        float | None, typer.Option("--max-minutes", help="Stop after this much training time.")
-    ] = None,
-    lr: Annotated[float, typer.Option("--lr")] = 2e-3,
-    seed: Seed = 0,
     errors: Errors = "strict",
     resume: Resume = False,
     as_json: AsJson = False,
     verbose: Verbose = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
     """Train a language model; held-out test measures beside a Witten-Bell n-gram model, samples and a report."""
     setup_logging(verbose)
-    from ..tasks.text.language import LanguageModelConfig, resolve_text, train_run
+    from ..tasks.text.language import resolve_text, train_run
     from ..train import CheckpointError, ResumeError
 
+    given = {"level": level, "vocab_size": vocab_size, "embedding_size": embedding_size, "dropout": dropout,
+             "tie_weights": tie_weights or None, "bptt": bptt, "max_steps": max_steps}  # fmt: skip
+    given = {k: v for k, v in given.items() if v is not None}
+    if as_json:
+        given["progress"] = False
     try:  # a diverging run (DivergenceError) is a ValueError: one sentence naming the learning rate
+        cfg = core.build(LanguageModelConfig, given)
         corpus = resolve_text(data, text, errors)
-        cfg = LanguageModelConfig(
-            level=level, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=layers,
-            embedding_size=embedding_size, dropout=dropout, tie_weights=tie_weights, bptt=bptt, batch_size=batch_size,
-            epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, lr=lr, seed=seed, progress=not as_json,
-        )  # fmt: skip
         result = train_run(corpus, cfg, out, resume=resume)
     except (*USER_ERRORS, ResumeError, CheckpointError) as e:
         fail(user_message(e))
     if as_json:
-        print_json(result)
+        metrics = result.get("test", {})
+        ngram = result.get("ngram")
+        baselines = (
+            {f"{ngram['order']}-gram": {k: ngram[k] for k in ("nats_per_token", "nats_per_char")}} if ngram else {}
+        )
+        extra = {k: v for k, v in result.items() if k not in ("run_dir", "test", "ngram")}
+        print_result("language_model", result["run_dir"], metrics, baselines, **extra)
     elif "test" in result:
         ngram = result.get("ngram", {})
         err.print(

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
+from ..tasks.text.config import Seq2SeqConfig
 from . import app
-from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
-from ._options import AsJson, Out, Resume, Seed, Verbose
+from ._console import USER_ERRORS, err, fail, print_json, print_result, setup_logging, user_message
+from ._options import AsJson, CoreOptions, Out, Resume, Verbose, train_options
 
 translate_app = typer.Typer(help="Sequence to sequence with attention (translation, number words).",
                             no_args_is_help=True)  # fmt: skip
@@ -21,36 +22,45 @@ Beam = Annotated[int, typer.Option("--beam", help="Beam size (1: greedy).")]
 
 
 @translate_app.command("train")
+@train_options(Seq2SeqConfig)
 def train(
     out: Out,
     data: Annotated[str | None, typer.Option("--data", help="A bundled pair set: numbers or verses.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="A CSV file of source and target texts.")] = None,
     source_column: SourceColumn = "source", target_column: TargetColumn = "target",
     pairs: Annotated[int, typer.Option("--pairs", help="--data numbers: how many distinct numbers.")] = 20000,
-    level: Annotated[str, typer.Option("--level", help="Tokens on both sides: space, word, char or bpe.")] = "space",
-    attention: Annotated[str, typer.Option("--attention", help="bahdanau, luong or none.")] = "bahdanau",
-    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 128,
-    layers: Annotated[int, typer.Option("--layers", help="Encoder and decoder layers.")] = 1,
-    embedding_size: Annotated[int, typer.Option("--embedding-size")] = 64,
+    level: Annotated[
+        str | None, typer.Option("--level", help="Tokens on both sides: space, word, char or bpe (default space).")
+    ] = None,
+    attention: Annotated[
+        str | None, typer.Option("--attention", help="bahdanau, luong or none (default bahdanau).")
+    ] = None,
+    embedding_size: Annotated[int | None, typer.Option("--embedding-size", help="(default 64)")] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="Per side: words kept or BPE size.")] = None,
-    epochs: Annotated[int, typer.Option("--epochs")] = 20,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Stop training after this long.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of pairs held out for the test figures.")] = 0.1,
     beam: Beam = 4,
-    seed: Seed = 0,
     resume: Resume = False,
     as_json: AsJson = False,
     verbose: Verbose = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
-    """Train on all but a held-out share; report exact match, BLEU and chrF beside copying the source."""
+    """Train on all but a held-out share; report exact match, BLEU and chrF beside copying the source.
+
+    --layers sets the encoder's and the decoder's layers."""
     setup_logging(verbose)
-    from ..tasks.text.seq2seq import Seq2SeqConfig, read_pairs, train_run
+    from ..tasks.text.seq2seq import read_pairs, train_run
     from ..train import CheckpointError, ResumeError
 
     if not 0 <= holdout < 1:
         fail(f"--holdout must lie in [0, 1), got {holdout}.")
+    given = {"source_level": level, "target_level": level, "attention": attention, "embedding_size": embedding_size,
+             "vocab_size": vocab_size}  # fmt: skip
+    given = {k: v for k, v in given.items() if v is not None}
+    if as_json:
+        given["progress"] = False
     try:
+        cfg = core.build(Seq2SeqConfig, given)
         groups = None
         if data == "verses":  # split by chapter: neighbouring verses are near-duplicates
             from ..tasks.text.verses import load_verse_pairs
@@ -58,17 +68,15 @@ def train(
             verse_pairs = load_verse_pairs()
             sources, targets, groups = verse_pairs.english, verse_pairs.spanish, verse_pairs.chapters
         else:
-            sources, targets = read_pairs(data, csv, source_column, target_column, n=pairs, seed=seed)
-        cfg = Seq2SeqConfig(
-            source_level=level, target_level=level, attention=attention, hidden_size=hidden_size,
-            embedding_size=embedding_size, vocab_size=vocab_size, encoder_layers=layers, decoder_layers=layers,
-            epochs=epochs, max_minutes=max_minutes, batch_size=batch_size, seed=seed, progress=not as_json,
-        )  # fmt: skip
+            sources, targets = read_pairs(data, csv, source_column, target_column, n=pairs, seed=cfg.train.seed)
         result = train_run(sources, targets, cfg, out, holdout=holdout, beam_size=beam, resume=resume, groups=groups)
     except (*USER_ERRORS, TypeError, ResumeError, CheckpointError) as e:
         fail(user_message(e))
     if as_json:
-        print_json(result)
+        metrics = {k: v for k, v in result.items() if k in ("greedy", f"beam_{beam}")}
+        baselines = {k: result[k] for k in ("copy_source", "word_by_word") if k in result}
+        extra = {k: v for k, v in result.items() if k not in ("run_dir", *metrics, *baselines)}
+        print_result("seq2seq", result["run_dir"], metrics, baselines, **extra)
     elif "greedy" in result:
         g = result["greedy"]
         err.print(f"held out: exact match {g['exact_match']:.4f}, BLEU {g['bleu']:.1f}, chrF {g['chrf']:.1f} "

@@ -614,7 +614,7 @@ def _build_seq2seq(model: Any, streaming: bool, rng: np.random.Generator) -> lis
             "stays in your code); export it without --streaming."
         )
     net = model._check().eval()
-    cfg = net.cfg
+    cfg = net  # the network keeps its sizes as attributes
     H, D, Ld, attention = cfg.hidden_size, 2 if cfg.bidirectional else 1, cfg.decoder_layers, cfg.attention
     V = net.out.out_features
     K = cfg.attention_size if attention == "bahdanau" else H  # width of the keys

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from ... import runs
 from ...train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
-from ..text.language import LanguageModelConfig, LMNet, TokenStream, sample_token
+from ..text.language import LMNet, TokenStream, sample_token
 from .config import MusicModelConfig, MusicNet, MusicTrain
 from .data import (
     MusicError,
@@ -66,7 +66,7 @@ def build_net(vocab_size: int, net: MusicNet) -> LMNet:
     """The language model's network (:class:`~lstmkit.tasks.text.language.LMNet`) with ``net``'s sizes."""
     sizes = {"embedding_size": net.embedding_size, "hidden_size": net.hidden_size, "num_layers": net.num_layers,
              "dropout": net.dropout}  # fmt: skip
-    return LMNet(vocab_size, LanguageModelConfig.from_dict(sizes))
+    return LMNet(vocab_size, **sizes)
 
 
 @runs.register_kind(KIND)

@@ -23,9 +23,8 @@ import math
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,10 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ... import runs
-from ...config import StrictConfig, TrainConfig
 from ...data import SeriesStream
 from ...nn import LSTM
-from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
+from .config import LanguageModelConfig, LanguageModelNet, LanguageModelTrain
 from .data import (
     BPETokenizer,
     StreamDecoder,
@@ -47,62 +46,14 @@ from .data import (
     tokenizer_from_dict,
 )  # fmt: skip
 
-__all__ = ["LanguageModel", "LanguageModelConfig", "LMNet", "TokenStream", "sample_token"]
+__all__ = [
+    "LanguageModel", "LanguageModelConfig", "LanguageModelNet", "LanguageModelTrain", "LMNet", "TokenStream",
+    "sample_token",
+]  # fmt: skip
 
 KIND = "language_model"
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LanguageModelConfig(StrictConfig):
-    """Tokenisation, network, truncated BPTT and training of a language model."""
-
-    level: Literal["char", "word", "bpe"] = "char"
-    vocab_size: int | None = None  # word: the most frequent N words (default 20,000); bpe: merges' target (2,000)
-    embedding_size: int = 128
-    hidden_size: int = 512
-    num_layers: int = 2
-    dropout: float = 0.2  # between stacked layers and before the decoder
-    recurrent_dropout: float = 0.0  # the engine's variants, as in lstmkit.nn.LSTM
-    zoneout: float = 0.0
-    layer_norm: bool = False
-    proj_size: int = 0
-    tie_weights: bool = False  # decoder weight = embedding weight; needs embedding_size == output size
-    bptt: int = 100  # truncated-BPTT length: tokens per chunk
-    batch_size: int = 64  # parallel streams
-    epochs: int = 10
-    max_steps: int | None = None  # stop after this many optimizer steps (the cosine schedule ends there)
-    max_minutes: float | None = None  # and/or after this much wall-clock training time
-    lr: float = 2e-3
-    schedule: Literal["constant", "cosine"] = "cosine"
-    clip_grad_norm: float = 1.0
-    val_fraction: float = 0.05  # the held-out tail of the corpus: validation, then test
-    test_fraction: float = 0.05
-    seed: int = 0
-    progress: bool = True
-
-    @property
-    def output_size(self) -> int:
-        return self.proj_size or self.hidden_size
-
-    def validate(self) -> None:
-        for name in ("embedding_size", "hidden_size", "num_layers", "bptt", "batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"LanguageModelConfig.{name} must be at least 1, got {getattr(self, name)}.")
-        if self.tie_weights and self.embedding_size != self.output_size:
-            raise ValueError(
-                f"tie_weights needs embedding_size ({self.embedding_size}) equal to the LSTM's output size "
-                f"({self.output_size}); set embedding_size={self.output_size} or proj_size={self.embedding_size}."
-            )
-        if not (0 <= self.val_fraction < 0.5 and 0 <= self.test_fraction < 0.5):
-            raise ValueError("val_fraction and test_fraction must each lie in [0, 0.5).")
-        if self.vocab_size is not None and self.vocab_size < 2:
-            raise ValueError(f"LanguageModelConfig.vocab_size must be at least 2 (or None), got {self.vocab_size}.")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"LanguageModelConfig.dropout must lie in [0, 1), got {self.dropout}.")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"LanguageModelConfig.max_minutes must be positive (or None), got {self.max_minutes}.")
 
 
 class LMNet(nn.Module):
@@ -111,18 +62,26 @@ class LMNet(nn.Module):
     Shape: ids (B, T) int64 -> logits (B, T, V); state ``(h, c)`` each (L, B, H) (h: (L, B, proj) with projection).
     """
 
-    def __init__(self, vocab_size: int, cfg: LanguageModelConfig) -> None:
+    def __init__(
+        self, vocab_size: int, *, embedding_size: int, hidden_size: int, num_layers: int, dropout: float,
+        recurrent_dropout: float = 0.0, zoneout: float = 0.0, layer_norm: bool = False, proj_size: int = 0,
+        tie_weights: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, cfg.embedding_size)
+        self.embedding = nn.Embedding(vocab_size, embedding_size)
         self.lstm = LSTM(
-            cfg.embedding_size, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
-            recurrent_dropout=cfg.recurrent_dropout, zoneout=cfg.zoneout, layer_norm=cfg.layer_norm,
-            proj_size=cfg.proj_size,
+            embedding_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0,
+            recurrent_dropout=recurrent_dropout, zoneout=zoneout, layer_norm=layer_norm, proj_size=proj_size,
         )  # fmt: skip
-        self.drop = nn.Dropout(cfg.dropout)
-        self.decoder = nn.Linear(cfg.output_size, vocab_size)
-        if cfg.tie_weights:
+        self.drop = nn.Dropout(dropout)
+        self.decoder = nn.Linear(proj_size or hidden_size, vocab_size)
+        if tie_weights:
             self.decoder.weight = self.embedding.weight
+
+    @classmethod
+    def build(cls, vocab_size: int, net: LanguageModelNet) -> LMNet:
+        """The network with the sizes of a config's ``net`` section."""
+        return cls(vocab_size, **net.to_dict())
 
     def forward(self, ids: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         x = self.drop(self.embedding(ids))  # (B, T, E)
@@ -169,10 +128,11 @@ def sample_token(
 @runs.register_kind(KIND)
 class LanguageModel:
     """A character, word or BPE language model: ``fit``, ``evaluate``, ``generate`` / ``stream``, ``save``,
-    ``load``. Keyword arguments are :class:`LanguageModelConfig` fields."""
+    ``load``. Keyword arguments are :class:`LanguageModelConfig` fields, flat (``hidden_size=64, epochs=2``) or by
+    section (``net=LanguageModelNet(...)``)."""
 
     def __init__(self, config: LanguageModelConfig | None = None, **kwargs: Any) -> None:
-        self.config = config if config is not None else LanguageModelConfig(**kwargs)
+        self.config = config if config is not None else LanguageModelConfig.from_dict(kwargs)
         self.tokenizer: Tokenizer | None = None
         self.net: LMNet | None = None
         self.history_: list[dict[str, Any]] = []
@@ -190,22 +150,24 @@ class LanguageModel:
             TextError: empty text, or too short for one batch of ``batch_size`` streams of ``bptt + 1`` tokens.
         """
         cfg = self.config
+        batch_size = cfg.train.batch_size
+        device = resolve_device(cfg.train.device)
         if not text.strip():
             raise TextError("The training text is empty; give a corpus with some text in it.")
         train, val, _ = split_text(text, cfg.val_fraction, cfg.test_fraction)
-        seed_everything(cfg.seed)
+        seed_everything(cfg.train.seed)
         self.tokenizer = make_tokenizer(cfg.level, cfg.vocab_size).fit(train)
         train_ids, val_ids = self._ids(train), self._ids(val)
-        need = cfg.batch_size * (cfg.bptt + 1)
+        need = batch_size * (cfg.bptt + 1)
         if len(train_ids) < need:
             raise TextError(
                 f"The training part has {len(train_ids):,} {cfg.level} tokens, too few for one batch of "
-                f"{cfg.batch_size} streams x {cfg.bptt + 1} tokens ({need:,}); give more text or lower batch_size / "
+                f"{batch_size} streams x {cfg.bptt + 1} tokens ({need:,}); give more text or lower batch_size / "
                 "bptt."
             )
-        seed_everything(cfg.seed)
-        self.net = LMNet(self.tokenizer.vocab_size, cfg)
-        val_streams = min(cfg.batch_size, max(1, len(val_ids) // (cfg.bptt + 1)))
+        seed_everything(cfg.train.seed)
+        self.net = LMNet.build(self.tokenizer.vocab_size, cfg.net)
+        val_streams = min(batch_size, max(1, len(val_ids) // (cfg.bptt + 1)))
         enough = len(val_ids) > cfg.bptt + 1
         val_data = TokenStream(val_ids, val_streams, cfg.bptt, dtype=torch.long) if enough else None
         n_chars = {"train": len(train) / max(len(train_ids), 1), "val": len(val) / max(len(val_ids), 1)}
@@ -218,24 +180,23 @@ class LanguageModel:
             per_char = loss / n_chars[which]  # nats per token -> nats per character of text
             return StepOutput(loss=loss, state=state, n_items=y.numel(), metrics={"nats_per_char": per_char})
 
-        train_cfg = TrainConfig(
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, clip_grad_norm=cfg.clip_grad_norm,
-            schedule=cfg.schedule, max_steps=cfg.max_steps, carry_state_across_batches=True, seed=cfg.seed,
-            max_minutes=cfg.max_minutes,
-            progress=cfg.progress, log_every_steps=100,
-        )  # fmt: skip
-        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        run_config = cfg.to_dict()
+        del run_config["train"]["progress"]  # how a run shows itself is not part of what it trains
+        self.net.to(device)
         trainer = Trainer(
             self.net,
             loss_fn,
-            train_cfg,
+            cfg.train,
             run_dir=run_dir,
             callbacks=[GateStatistics()],
             run_config=run_config,
             kind=KIND,
         )
-        data = TokenStream(train_ids, cfg.batch_size, cfg.bptt, dtype=torch.long)
-        self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
+        data = TokenStream(train_ids, batch_size, cfg.bptt, dtype=torch.long)
+        try:
+            self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
+        finally:
+            self.net.cpu()  # evaluate, generate and save run on the CPU
         self.net.eval()
         return self
 
@@ -379,7 +340,7 @@ class LanguageModel:
         saved = runs.read_run_config(run_dir, KIND)["config"]
         lm = cls(LanguageModelConfig.from_dict(saved["lm"]))
         lm.tokenizer = tokenizer_from_dict(saved["tokenizer"])
-        lm.net = LMNet(saved["vocab_size"], lm.config)
+        lm.net = LMNet.build(saved["vocab_size"], lm.config.net)
         lm.net.load_state_dict(runs.read_state_dict(run_dir))
         lm.net.eval()
         return lm

@@ -25,9 +25,8 @@ Example:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,53 +34,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ... import runs
-from ...config import StrictConfig, TrainConfig
+from ...config import ConfigError
 from ...data import SeededBatches, bucketed
 from ...nn import LSTM
 from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from .config import Seq2SeqConfig, Seq2SeqNetConfig, Seq2SeqTrain
 from .data import TextError, Tokenizer, make_tokenizer, tokenizer_from_dict
 
-__all__ = ["Seq2Seq", "Seq2SeqConfig", "corpus_scores", "number_phrases", "read_pairs", "train_run"]
+__all__ = [
+    "Seq2Seq",
+    "Seq2SeqConfig",
+    "Seq2SeqNetConfig",
+    "Seq2SeqTrain",
+    "corpus_scores",
+    "number_phrases",
+    "read_pairs",
+    "train_run",
+]
 
 KIND = "seq2seq"
 PAD, BOS, EOS, SPECIALS = 0, 1, 2, 3  # the tokenizer's id i becomes i + SPECIALS (its <unk>, id 0, becomes 3)
-
-
-@dataclass(frozen=True)
-class Seq2SeqConfig(StrictConfig):
-    """Tokenisation, encoder, decoder, attention and training of a sequence-to-sequence model."""
-
-    source_level: Literal["char", "word", "space", "bpe"] = "space"
-    target_level: Literal["char", "word", "space", "bpe"] = "space"
-    vocab_size: int | None = None  # per side: word/space vocabulary or BPE size
-    embedding_size: int = 64
-    hidden_size: int = 128
-    encoder_layers: int = 1
-    decoder_layers: int = 1
-    bidirectional: bool = True
-    attention: Literal["bahdanau", "luong", "none"] = "bahdanau"
-    attention_size: int = 128
-    dropout: float = 0.1
-    sampling_max: float = 0.25  # scheduled sampling: the largest share of fed-back model tokens, reached at the end
-    epochs: int = 20
-    max_minutes: float | None = None  # and/or stop after this much wall-clock training time
-    batch_size: int = 64
-    lr: float = 2e-3
-    clip_grad_norm: float = 1.0
-    max_output_ratio: float = 3.0  # decoding stops at ratio x source tokens + 10 if no end token came
-    seed: int = 0
-    progress: bool = True
-
-    def validate(self) -> None:
-        for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Seq2SeqConfig.{name} must be at least 1, got {getattr(self, name)}.")
-        if not 0 <= self.sampling_max <= 1:
-            raise ValueError(f"Seq2SeqConfig.sampling_max must lie in [0, 1], got {self.sampling_max}.")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"Seq2SeqConfig.dropout must lie in [0, 1), got {self.dropout}.")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"Seq2SeqConfig.max_minutes must be positive (or None), got {self.max_minutes}.")
 
 
 class Seq2SeqNet(nn.Module):
@@ -90,44 +62,57 @@ class Seq2SeqNet(nn.Module):
     Shapes: source (B, S) and source lengths (B,); targets (B, T) starting with BOS; logits (B, T, V_target).
     """
 
-    def __init__(self, n_source: int, n_target: int, cfg: Seq2SeqConfig) -> None:
+    def __init__(
+        self, n_source: int, n_target: int, *, embedding_size: int, hidden_size: int, encoder_layers: int,
+        decoder_layers: int, bidirectional: bool, attention: str, attention_size: int, dropout: float,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.cfg = cfg
-        H, E, D = cfg.hidden_size, cfg.embedding_size, 2 if cfg.bidirectional else 1
+        self.hidden_size, self.bidirectional, self.decoder_layers = hidden_size, bidirectional, decoder_layers
+        self.attention, self.attention_size = attention, attention_size
+        H, E, D = hidden_size, embedding_size, 2 if bidirectional else 1
         self.source_embedding = nn.Embedding(n_source, E, padding_idx=PAD)
         self.target_embedding = nn.Embedding(n_target, E, padding_idx=PAD)
-        self.encoder = LSTM(E, H, cfg.encoder_layers, bidirectional=cfg.bidirectional,
-                            dropout=cfg.dropout if cfg.encoder_layers > 1 else 0.0)  # fmt: skip
-        self.bridge_h = nn.Linear(D * H, cfg.decoder_layers * H)
-        self.bridge_c = nn.Linear(D * H, cfg.decoder_layers * H)
-        feed = H if cfg.attention != "none" else 0  # the previous attentional vector, fed with the next token
-        self.decoder = LSTM(E + feed, H, cfg.decoder_layers, dropout=cfg.dropout if cfg.decoder_layers > 1 else 0.0)
-        self.drop = nn.Dropout(cfg.dropout)
-        if cfg.attention == "bahdanau":
-            self.query = nn.Linear(H, cfg.attention_size, bias=False)
-            self.keys = nn.Linear(D * H, cfg.attention_size)
-            self.score = nn.Linear(cfg.attention_size, 1, bias=False)
+        self.encoder = LSTM(E, H, encoder_layers, bidirectional=bidirectional,
+                            dropout=dropout if encoder_layers > 1 else 0.0)  # fmt: skip
+        self.bridge_h = nn.Linear(D * H, decoder_layers * H)
+        self.bridge_c = nn.Linear(D * H, decoder_layers * H)
+        feed = H if attention != "none" else 0  # the previous attentional vector, fed with the next token
+        self.decoder = LSTM(E + feed, H, decoder_layers, dropout=dropout if decoder_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        if attention == "bahdanau":
+            self.query = nn.Linear(H, attention_size, bias=False)
+            self.keys = nn.Linear(D * H, attention_size)
+            self.score = nn.Linear(attention_size, 1, bias=False)
             self.combine = nn.Linear(D * H + H, H)
-        elif cfg.attention == "luong":
+        elif attention == "luong":
             self.keys = nn.Linear(D * H, H, bias=False)
             self.combine = nn.Linear(D * H + H, H)
         self.out = nn.Linear(H, n_target)
 
+    @classmethod
+    def build(cls, n_source: int, n_target: int, net: Seq2SeqNetConfig) -> Seq2SeqNet:
+        """The network with the sizes of a config's ``net`` section."""
+        return cls(
+            n_source, n_target, embedding_size=net.embedding_size, hidden_size=net.hidden_size,
+            encoder_layers=net.num_layers, decoder_layers=net.decoder_layers or net.num_layers,
+            bidirectional=net.bidirectional, attention=net.attention, attention_size=net.attention_size,
+            dropout=net.dropout,
+        )  # fmt: skip
+
     def encode(self, source: Tensor, lengths: Tensor) -> dict[str, Tensor]:
         """Encoder outputs (B, S, D*H), the padding mask (B, S) and the decoder's initial state."""
-        cfg = self.cfg
         out, (h_n, c_n) = self.encoder(self.drop(self.source_embedding(source)), None, lengths)  # (B, S, D*H)
-        D, B = 2 if cfg.bidirectional else 1, source.shape[0]
+        D, B = 2 if self.bidirectional else 1, source.shape[0]
         last_h = h_n[-D:].transpose(0, 1).reshape(B, -1)  # (B, D*H): the top layer's final states
         last_c = c_n[-D:].transpose(0, 1).reshape(B, -1)
-        L, H = cfg.decoder_layers, cfg.hidden_size
+        L, H = self.decoder_layers, self.hidden_size
         h0 = torch.tanh(self.bridge_h(last_h)).view(B, L, H).transpose(0, 1).contiguous()  # (L, B, H)
         c0 = self.bridge_c(last_c).view(B, L, H).transpose(0, 1).contiguous()
         mask = torch.arange(source.shape[1])[None, :] < lengths[:, None]  # (B, S)
         memory = {"outputs": out, "mask": mask, "h": h0, "c": c0}
-        if cfg.attention == "bahdanau":
+        if self.attention == "bahdanau":
             memory["keys"] = self.keys(out)  # (B, S, A): computed once per source
-        elif cfg.attention == "luong":
+        elif self.attention == "luong":
             memory["keys"] = self.keys(out)  # (B, S, H)
         return memory
 
@@ -137,17 +122,16 @@ class Seq2SeqNet(nn.Module):
 
     def step(self, token: Tensor, state: dict[str, Tensor], memory: dict[str, Tensor]) -> tuple[Tensor, dict, Tensor]:
         """One decoder step: previous token (B,) -> logits (B, V), the new state, attention weights (B, S)."""
-        cfg = self.cfg
         emb = self.drop(self.target_embedding(token))  # (B, E)
         weights = memory["mask"].float() * 0
-        if cfg.attention == "bahdanau":
+        if self.attention == "bahdanau":
             query = self.query(state["h"][-1])[:, None]  # (B, 1, A): the previous top state
             energies = self.score(torch.tanh(query + memory["keys"])).squeeze(-1)  # (B, S)
             context, weights = self._attend(energies, memory)
             x = torch.cat([emb, state["feed"]], dim=-1)
             out, (h, c) = self.decoder(x[:, None], (state["h"], state["c"]))  # (B, 1, H)
             top = torch.tanh(self.combine(torch.cat([context, out[:, 0]], dim=-1)))  # (B, H)
-        elif cfg.attention == "luong":
+        elif self.attention == "luong":
             x = torch.cat([emb, state["feed"]], dim=-1)
             out, (h, c) = self.decoder(x[:, None], (state["h"], state["c"]))
             energies = torch.einsum("bh,bsh->bs", out[:, 0], memory["keys"])  # (B, S)
@@ -159,7 +143,7 @@ class Seq2SeqNet(nn.Module):
         return self.out(self.drop(top)), {"h": h, "c": c, "feed": top}, weights
 
     def initial_state(self, memory: dict[str, Tensor]) -> dict[str, Tensor]:
-        B, H = memory["h"].shape[1], self.cfg.hidden_size
+        B, H = memory["h"].shape[1], self.hidden_size
         return {"h": memory["h"], "c": memory["c"], "feed": memory["h"].new_zeros(B, H)}
 
     def forward(self, source: Tensor, lengths: Tensor, target_in: Tensor, sampling: float = 0.0) -> Tensor:
@@ -214,7 +198,7 @@ class Seq2Seq:
     Keyword arguments are :class:`Seq2SeqConfig` fields."""
 
     def __init__(self, config: Seq2SeqConfig | None = None, **kwargs: Any) -> None:
-        self.config = config if config is not None else Seq2SeqConfig(**kwargs)
+        self.config = config if config is not None else Seq2SeqConfig.from_dict(kwargs)
         self.source_tokenizer: Tokenizer | None = None
         self.target_tokenizer: Tokenizer | None = None
         self.net: Seq2SeqNet | None = None
@@ -236,20 +220,22 @@ class Seq2Seq:
                       or not t.strip()), None)  # fmt: skip
         if empty is not None:
             raise TextError(f"Pair {empty} has an empty source or target; drop it or fill it in.")
-        seed_everything(cfg.seed)
+        if cfg.train.device == "cuda":
+            raise ConfigError("Seq2Seq trains on the CPU (its decoder steps one token at a time); set device cpu.")
+        seed_everything(cfg.train.seed)
         self.source_tokenizer = make_tokenizer(cfg.source_level, cfg.vocab_size).fit("\n".join(sources))
         self.target_tokenizer = make_tokenizer(cfg.target_level, cfg.vocab_size).fit("\n".join(targets))
         src = [self._ids(self.source_tokenizer, s) for s in sources]
         tgt = [self._ids(self.target_tokenizer, t) for t in targets]
-        self.net = Seq2SeqNet(self.source_tokenizer.vocab_size + SPECIALS, self.target_tokenizer.vocab_size + SPECIALS,
-                              cfg)  # fmt: skip
-        data = _Pairs(src, tgt, cfg.batch_size, cfg.seed)
-        steps_total = cfg.epochs * len(data)
+        self.net = Seq2SeqNet.build(self.source_tokenizer.vocab_size + SPECIALS,
+                                    self.target_tokenizer.vocab_size + SPECIALS, cfg.net)  # fmt: skip
+        data = _Pairs(src, tgt, cfg.train.batch_size, cfg.train.seed)
+        steps_total = cfg.train.epochs * len(data)
         val = None
         if validation is not None:
             vs, vt = validation
             val = list(_Pairs([self._ids(self.source_tokenizer, s) for s in vs],
-                              [self._ids(self.target_tokenizer, t) for t in vt], 256, cfg.seed))  # fmt: skip
+                              [self._ids(self.target_tokenizer, t) for t in vt], 256, cfg.train.seed))  # fmt: skip
         trainer_ref: dict[str, Trainer] = {}
 
         def loss_fn(model: Seq2SeqNet, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
@@ -259,14 +245,12 @@ class Seq2Seq:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target_out.reshape(-1), ignore_index=PAD)
             return StepOutput(loss=loss, n_items=int((target_out != PAD).sum()))
 
-        train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress,
-                                max_minutes=cfg.max_minutes)  # fmt: skip
-        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        run_config = cfg.to_dict()
+        del run_config["train"]["progress"]  # how a run shows itself is not part of what it trains
         trainer = Trainer(
             self.net,
             loss_fn,
-            train_cfg,
+            cfg.train,
             run_dir=run_dir,
             callbacks=[GateStatistics()],
             run_config=run_config,
@@ -374,7 +358,7 @@ class Seq2Seq:
     def attention(self, source: str) -> tuple[list[str], list[str], np.ndarray]:
         """Source tokens, greedy output tokens and the attention weights (outputs x sources) for one source."""
         assert self.source_tokenizer is not None and self.target_tokenizer is not None
-        if self.config.attention == "none":
+        if self.config.net.attention == "none":
             raise ValueError("This model has no attention (attention='none').")
         ids = self._ids(self.source_tokenizer, source)
         out, weights = self._greedy([ids])
@@ -403,8 +387,8 @@ class Seq2Seq:
         model = cls(Seq2SeqConfig.from_dict(saved["seq2seq"]))
         model.source_tokenizer = tokenizer_from_dict(saved["source_tokenizer"])
         model.target_tokenizer = tokenizer_from_dict(saved["target_tokenizer"])
-        model.net = Seq2SeqNet(model.source_tokenizer.vocab_size + SPECIALS,
-                               model.target_tokenizer.vocab_size + SPECIALS, model.config)  # fmt: skip
+        model.net = Seq2SeqNet.build(model.source_tokenizer.vocab_size + SPECIALS,
+                                     model.target_tokenizer.vocab_size + SPECIALS, model.config.net)  # fmt: skip
         model.net.load_state_dict(runs.read_state_dict(run_dir))
         model.net.eval()
         return model
@@ -500,7 +484,7 @@ def train_run(
     if groups is not None and len(groups) != len(sources):
         raise ValueError(f"{len(groups)} group labels for {len(sources)} pairs; give one label per pair.")
     labels = list(dict.fromkeys(groups)) if groups is not None else list(range(len(sources)))
-    order = np.random.default_rng(config.seed).permutation(len(labels))
+    order = np.random.default_rng(config.train.seed).permutation(len(labels))
     n_test = int(round(len(labels) * holdout))
     n_val = max(1, (len(labels) - n_test) // 10) if len(labels) - n_test > 10 else 0
     test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
@@ -539,11 +523,11 @@ def train_run(
         if word_by_word:
             table["word_by_word"] = word_outputs
         atomic_write_bytes(out / "predictions.csv", table.to_csv(index=False).encode())
-        if config.attention != "none":
+        if config.net.attention != "none":
             src_tokens, out_tokens, weights = model.attention(test_src[0])
             if out_tokens:
                 plot_alignment(weights, src_tokens, out_tokens, out / "alignment.png",
-                               title=f"{config.attention} attention")  # fmt: skip
+                               title=f"{config.net.attention} attention")  # fmt: skip
     atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2) + "\n").encode())
     write_report(out)
     return result
