@@ -212,8 +212,8 @@ def test_resume_in_a_fresh_process_finds_the_task_of_the_checkpoint(tmp_path: Pa
             yield batch
 
     monkeypatch.setattr(long_lag._TrainBatches, "__iter__", crashing)
-    cfg = long_lag.ExperimentConfig(
-        length=10, hidden_size=4, batch_size=8, eval_every=4, max_sequences=8 * 4 * 3, val_size=16, test_size=16
+    cfg = long_lag.ExperimentConfig.from_dict(
+        dict(length=10, hidden_size=4, batch_size=8, eval_every=4, max_sequences=8 * 4 * 3, val_size=16, test_size=16)
     )
     with pytest.raises(KeyboardInterrupt):
         long_lag.run(cfg, tmp_path / "cut")

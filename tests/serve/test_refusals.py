@@ -98,10 +98,10 @@ def test_neither_observation_nor_observations_is_told_to_send_one(apps) -> None:
 
 
 def test_serve_refuses_a_run_of_a_kind_it_cannot_serve_in_one_sentence(tmp_path, capsys) -> None:
-    from lstmkit.tasks.long_lag.experiment import ExperimentConfig, SequenceModel, _model_config
+    from lstmkit.tasks.long_lag.experiment import ExperimentConfig, SequenceModel, model_config
 
-    cfg = ExperimentConfig(task="adding", length=10, hidden_size=4)
-    model_config = _model_config(cfg)
+    cfg = ExperimentConfig.from_dict({"task": "adding", "length": 10, "hidden_size": 4})
+    model_config = model_config(cfg)
     saved_runs.save_run(tmp_path / "long-lag", "long_lag", {"experiment": cfg.to_dict(),
                         "model": model_config.to_dict()}, SequenceModel(model_config))  # fmt: skip
     assert type(lstmkit.load(tmp_path / "long-lag")).__name__ == "LongLagRun"  # a real, loadable long-lag run

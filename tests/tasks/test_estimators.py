@@ -236,3 +236,21 @@ def test_a_network_too_large_for_the_machine_is_refused_naming_its_size(cell):
     X = np.zeros((8, 5, 2), dtype=np.float32)
     with pytest.raises(ValueError, match=r"hidden size 100,000,000 would hold .* more than this machine's memory"):
         lstmkit.SequenceRegressor(hidden_size=10**8, cell=cell, epochs=1, progress=False).fit(X, X.sum((1, 2)))
+
+
+def test_the_flat_parameters_build_the_task_config_whose_defaults_the_signature_reads():
+    import inspect
+
+    from lstmkit.config import CLASSIFIER_EPOCHS
+    from lstmkit.tasks.sequence.config import SequenceConfig, SequenceNet, SequenceTrain
+
+    cfg = lstmkit.SequenceRegressor(hidden_size=8, lr=3e-3, epochs=2, pooling="mean", validation_split=0.1).config()
+    assert isinstance(cfg, SequenceConfig) and isinstance(cfg.train, SequenceTrain)
+    assert (cfg.net.hidden_size, cfg.net.pooling, cfg.train.lr, cfg.train.epochs) == (8, "mean", 3e-3, 2)
+    assert cfg.validation_split == 0.1 and cfg.train.clip_grad_norm is None
+    signature = inspect.signature(lstmkit.SequenceRegressor).parameters
+    assert signature["hidden_size"].default == SequenceNet().hidden_size
+    assert signature["epochs"].default == SequenceTrain().epochs == 10
+    assert lstmkit.SequenceClassifier().config().train.epochs == CLASSIFIER_EPOCHS
+    with pytest.raises(ValueError, match="lr"):
+        lstmkit.SequenceRegressor(lr=-1.0).config()

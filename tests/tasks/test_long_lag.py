@@ -10,7 +10,9 @@ from lstmkit.tasks.long_lag import experiment as long_lag
 
 @pytest.mark.slow
 def test_lstm_solves_short_adding_and_writes_run(tmp_path):
-    cfg = long_lag.ExperimentConfig(task="adding", length=20, max_seconds=60, max_sequences=60_000, seed=0)
+    cfg = long_lag.ExperimentConfig.from_dict(
+        {"task": "adding", "length": 20, "max_minutes": 1.0, "max_sequences": 60_000, "seed": 0}
+    )
     result = long_lag.run(cfg, tmp_path / "run")
     s = result.summary()
     assert s["solved"], s
@@ -26,7 +28,9 @@ def test_lstm_solves_short_adding_and_writes_run(tmp_path):
 
 
 def test_budget_stops_an_unsolved_run():
-    cfg = long_lag.ExperimentConfig(task="adding", cell="rnn", length=50, max_sequences=640, eval_every=5)
+    cfg = long_lag.ExperimentConfig(
+        task="adding", length=50, max_sequences=640, eval_every=5, net=long_lag.LongLagNet(cell="rnn")
+    )
     s = long_lag.run(cfg).summary()
     assert s["sequences_seen"] == 640 and not s["solved"] and s["sequences_to_solve"] is None
 
@@ -63,3 +67,20 @@ def test_config_errors():
         long_lag.ExperimentConfig(task="nope")
     with pytest.raises(ValueError, match="length"):
         long_lag.ExperimentConfig(task="adding", length=1)
+
+
+def test_a_saved_flat_config_loads_into_net_and_train():
+    """Runs saved before the net/train sections (flat, with max_seconds) still load."""
+    old = {"task": "adding", "cell": "gru", "hidden_size": 32, "forget_bias": 1.0, "batch_size": 16, "lr": 0.01,
+           "max_seconds": 300.0, "seed": 4, "progress": False, "device": "cpu", "max_sequences": 640}  # fmt: skip
+    cfg = long_lag.ExperimentConfig.from_dict(old)
+    assert cfg.net == long_lag.LongLagNet(cell="gru", hidden_size=32)
+    assert (cfg.train.batch_size, cfg.train.lr, cfg.train.max_minutes, cfg.train.seed) == (16, 0.01, 5.0, 4)
+    assert long_lag.ExperimentConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_time_budget_stops_at_the_first_epoch_end():
+    cfg = long_lag.ExperimentConfig.from_dict(
+        {"length": 10, "hidden_size": 4, "batch_size": 8, "eval_every": 2, "max_minutes": 1e-9, "test_size": 16}
+    )
+    assert long_lag.run(cfg).summary()["sequences_seen"] == 8 * 2  # one epoch, then the budget is spent

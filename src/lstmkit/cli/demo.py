@@ -44,10 +44,10 @@ def demo(
     summaries, curves = {}, {}
     for cell in ("lstm", "rnn"):
         err.print(f"[bold]training {cell.upper()}[/] on the adding problem, T={length} (budget {max_seconds:.0f} s)...")
-        cfg = long_lag.ExperimentConfig(
+        cfg = long_lag.ExperimentConfig.from_dict(dict(
             task="adding", cell=cell, length=length, max_seconds=max_seconds, max_sequences=250_000, seed=seed,
             progress=not as_json,
-        )  # fmt: skip
+        ))  # fmt: skip
         result = long_lag.run(cfg, out / cell)
         summaries[cell] = result.summary()
         loaded = long_lag.LongLagRun.load(out / cell)

@@ -67,11 +67,11 @@ def experiment(
     if resume and out is None:
         fail("--resume needs --out: the run directory that holds the checkpoints.")
     try:
-        cfg = long_lag.ExperimentConfig(
+        cfg = long_lag.ExperimentConfig.from_dict(dict(
             task=task, cell=model, length=length, hidden_size=hidden_size, forget_bias=forget_bias,
             batch_size=batch_size, lr=lr,
             max_sequences=max_sequences, max_seconds=max_seconds, seed=seed, progress=not as_json, device=device,
-        )  # fmt: skip
+        ))  # fmt: skip
         from ..train.devices import resolve_device
 
         resolve_device(device)

@@ -15,12 +15,13 @@ import torch
 from torch import Tensor
 
 from ... import runs
-from ...config import TrainConfig
 from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from .config import SequenceConfig, SequenceNet, SequenceTrain
 from .inputs import ShuffledBatches, as_ragged, fit_scaler, valid_mask
 from .model import ModelConfig, SequenceModel, predict_batches
 
 POOLINGS = ("last", "mean", "max", "attention")
+_CONFIG, _NET, _TRAIN = SequenceConfig(), SequenceNet(), SequenceTrain()  # the defaults, declared in config.py
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -71,28 +72,28 @@ class SequenceEstimator(abc.ABC):
 
     def __init__(
         self,
-        hidden_size: int = 64,
+        hidden_size: int = _NET.hidden_size,
         *,
-        num_layers: int = 1,
-        cell: Literal["lstm", "gru", "rnn"] = "lstm",
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        pooling: Literal["last", "mean", "max", "attention"] = "last",
-        head_dropout: float = 0.0,
-        conv_branch: bool = False,
-        dimension_shuffle: bool = False,
-        pooled_dropout: float = 0.0,
-        normalize: bool = False,
-        epochs: int = 10,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam",
-        weight_decay: float = 0.0,
-        clip_grad_norm: float | None = None,
-        validation_split: float = 0.0,
-        early_stopping_patience: int | None = None,
-        seed: int = 0,
-        progress: bool = True,
+        num_layers: int = _NET.num_layers,
+        cell: Literal["lstm", "gru", "rnn"] = _NET.cell,
+        bidirectional: bool = _NET.bidirectional,
+        dropout: float = _NET.dropout,
+        pooling: Literal["last", "mean", "max", "attention"] = _NET.pooling,
+        head_dropout: float = _NET.head_dropout,
+        conv_branch: bool = _NET.conv_branch,
+        dimension_shuffle: bool = _NET.dimension_shuffle,
+        pooled_dropout: float = _NET.pooled_dropout,
+        normalize: bool = _CONFIG.normalize,
+        epochs: int = _TRAIN.epochs,
+        batch_size: int = _TRAIN.batch_size,
+        lr: float = _TRAIN.lr,
+        optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = _TRAIN.optimizer,
+        weight_decay: float = _TRAIN.weight_decay,
+        clip_grad_norm: float | None = _TRAIN.clip_grad_norm,
+        validation_split: float = _CONFIG.validation_split,
+        early_stopping_patience: int | None = _TRAIN.early_stopping_patience,
+        seed: int = _TRAIN.seed,
+        progress: bool = _TRAIN.progress,
     ) -> None:
         self.hidden_size, self.num_layers, self.cell = hidden_size, num_layers, cell
         self.bidirectional, self.dropout, self.pooling, self.normalize = bidirectional, dropout, pooling, normalize
@@ -207,6 +208,17 @@ class SequenceEstimator(abc.ABC):
         return {}
 
     # ---- public API --------------------------------------------------------------------------------------------
+    def config(self) -> SequenceConfig:
+        """The estimator's parameters in the task shape (``net``, ``train`` and the data settings), as ``fit`` uses
+        them.
+
+        Raises:
+            ConfigError: on a parameter of the wrong type or out of range (a ValueError).
+        """
+        params = self.get_params()
+        names = {*SequenceConfig.field_names(), *SequenceNet.field_names(), *SequenceTrain.field_names()}
+        return SequenceConfig.from_dict({k: v for k, v in params.items() if k in names})
+
     def fit(self, X: Any, y: Any, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False):
         """Train on ``X`` (N, T, F), or a list of (T_i, F) sequences, and ``y``; returns ``self``.
 
@@ -242,28 +254,25 @@ class SequenceEstimator(abc.ABC):
             self.scaler_ = fit_scaler(x_np[rows], None if lengths_np is None else lengths_np[rows])
         x = torch.from_numpy(self._scale(x_np, lengths_np))
         lengths = None if lengths_np is None else torch.from_numpy(lengths_np)
+        cfg = self.config()
+        net = cfg.net
         self.model_config_ = ModelConfig(
-            input_size=x.shape[2], output_size=out_size, cell=self.cell, hidden_size=self.hidden_size,
-            num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout, pooling=self.pooling,
-            head_dropout=self.head_dropout, conv_branch=self.conv_branch, dimension_shuffle=self.dimension_shuffle,
-            shuffle_length=x.shape[1] if self.dimension_shuffle else 0, pooled_dropout=self.pooled_dropout,
+            input_size=x.shape[2], output_size=out_size, cell=net.cell, hidden_size=net.hidden_size,
+            num_layers=net.num_layers, bidirectional=net.bidirectional, dropout=net.dropout, pooling=net.pooling,
+            head_dropout=net.head_dropout, conv_branch=net.conv_branch, dimension_shuffle=net.dimension_shuffle,
+            shuffle_length=x.shape[1] if net.dimension_shuffle else 0, pooled_dropout=net.pooled_dropout,
         )  # fmt: skip
         self.model_ = SequenceModel(self.model_config_)
 
         def part(index: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
             return x[index], targets[index], None if lengths is None else lengths[index]
 
-        loader = ShuffledBatches(*part(train_idx)[:2], self.batch_size, self.seed, lengths=part(train_idx)[2])
+        loader = ShuffledBatches(*part(train_idx)[:2], cfg.train.batch_size, cfg.train.seed, lengths=part(train_idx)[2])
         val = None
         if n_val > 0:
             xv, yv, lv = part(val_idx)
             val = [(xv, yv) if lv is None else (xv[:, : int(lv.max())], yv, lv)]
-        cfg = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-            weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
-            early_stopping_patience=self.early_stopping_patience if val else None, seed=self.seed,
-            progress=self.progress,
-        )  # fmt: skip
+        train_cfg = cfg.train if val else cfg.train.replace(early_stopping_patience=None)  # nothing to stop on
 
         def loss_fn(model, batch, state):
             xb, yb = batch[0], batch[1]
@@ -274,7 +283,7 @@ class SequenceEstimator(abc.ABC):
         trainer = Trainer(
             self.model_,
             loss_fn,
-            cfg,
+            train_cfg,
             run_dir=run_dir,
             callbacks=[GateStatistics()],
             run_config=run_config,

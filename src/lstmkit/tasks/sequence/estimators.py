@@ -35,6 +35,7 @@ from torch import Tensor
 from ... import runs
 from ...config import CLASSIFIER_EPOCHS
 from .base import NotFittedError, SequenceEstimator
+from .config import SequenceNet
 from .scores import classification_scores
 
 __all__ = [
@@ -137,7 +138,7 @@ class SequenceClassifier(SequenceEstimator):
 
     def __init__(
         self,
-        hidden_size: int = 64,
+        hidden_size: int = SequenceNet.hidden_size,
         *,
         normalize: bool = True,
         class_weight: None | Literal["balanced"] | dict[Any, float] = None,
