@@ -52,7 +52,7 @@ SETUPS = {
     ),
     "airline (recurrent)": dict(
         seeds=(0, 1, 2, 3, 4),
-        config=dict(target="passengers", horizon=24, season=12, transform="log", model="recurrent"),
+        config=dict(target="passengers", horizon=24, season=12, transform="log", strategy="recurrent"),
         note="last 24 months held out",
         dataset="airline",
     ),
@@ -96,7 +96,7 @@ def run(name: str) -> list[dict]:
     data = load_dataset(setup.get("dataset", name))
     rows, medians = [], []
     for seed in setup["seeds"]:
-        cfg = ForecastConfig(**{**setup["config"], "seed": seed})
+        cfg = ForecastConfig.from_dict({**setup["config"], "seed": seed})
         t0 = time.perf_counter()
         result = backtest(data, cfg, folds=1, keep_forecasts=True)
         medians.append(result["folds"][0]["forecast"]["q0.5"].to_numpy())

@@ -83,6 +83,25 @@ def test_bad_input_gets_one_clear_sentence(tmp_path) -> None:
         ForecastConfig(target="y", horizon=3, quantiles=(0.1, 0.9))
 
 
+def test_config_has_net_and_train_sections_and_reads_the_old_flat_layout() -> None:
+    from lstmkit.tasks.timeseries.forecasting import ForecastNet, ForecastTrain
+
+    cfg = ForecastConfig(target="y", horizon=6)
+    assert cfg.net == ForecastNet(hidden_size=64, num_layers=1, dropout=0.0)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size, cfg.train.progress) == (300, 3e-3, 32, False)
+    assert cfg.train.max_minutes == 30.0 and isinstance(cfg.train, ForecastTrain)
+    # a run saved before the sections (flat fields, ``model`` for the strategy) reads into them
+    old = ForecastConfig.from_dict({"target": "y", "horizon": 6, "hidden_size": 8, "epochs": 3, "seed": 2,
+                                    "early_stopping_patience": 4, "progress": True, "model": "recurrent"})  # fmt: skip
+    assert (old.net.hidden_size, old.train.epochs, old.train.seed, old.strategy) == (8, 3, 2, "recurrent")
+    assert (old.train.early_stopping_patience, old.train.progress) == (4, True)
+    assert ForecastConfig.from_dict(old.to_dict()) == old
+    assert old.with_overrides({"train.lr": "1e-2", "net.num_layers": 2}).train.lr == 1e-2
+    assert quick().config.net.hidden_size == 16  # Forecaster's keyword arguments may be flat
+    with pytest.raises(ValueError, match="hidden_size must be at least 1"):
+        ForecastConfig.from_dict({"target": "y", "horizon": 6, "hidden_size": 0})
+
+
 def test_missing_timestamps_are_inserted_and_masked_not_filled() -> None:
     df = seasonal_frame(40).drop(index=[10, 11])
     (s,) = prepare_series(df, ForecastConfig(target="y", horizon=3))
@@ -183,7 +202,7 @@ def test_backtest_rolls_origins_and_scores_baselines_on_the_same_splits() -> Non
     from lstmkit.tasks.timeseries.backtest import backtest
 
     df = seasonal_frame(96)
-    cfg = ForecastConfig(target="y", horizon=6, season=12, epochs=20, hidden_size=16)
+    cfg = ForecastConfig.from_dict({"target": "y", "horizon": 6, "season": 12, "epochs": 20, "hidden_size": 16})
     result = backtest(df, cfg, folds=3)
     assert [f["origin"][:10] for f in result["folds"]] == ["2006-07-01", "2007-01-01", "2007-07-01"]
     assert set(result["mean"]) == {"model", "seasonal_naive", "ets"}
@@ -195,21 +214,21 @@ def test_backtest_rolls_origins_and_scores_baselines_on_the_same_splits() -> Non
 def test_recurrent_model_feeds_its_median_back_and_round_trips(tmp_path) -> None:
     df = seasonal_frame(120)
     train, test = df.iloc[:-12], df.iloc[-12:]
-    f = Forecaster(target="y", horizon=12, season=12, epochs=120, hidden_size=32, model="recurrent").fit(train)
+    f = Forecaster(target="y", horizon=12, season=12, epochs=120, hidden_size=32, strategy="recurrent").fit(train)
     pred = f.predict(train)
     y, ins = test["y"].to_numpy(), train["y"].to_numpy()
     assert M.mase(y, pred["q0.5"].to_numpy(), ins, 12) < M.mase(y, B.seasonal_naive(ins, 12, 12), ins, 12)
     f.save(tmp_path / "rec")
     pd.testing.assert_frame_equal(lstmkit.load(tmp_path / "rec").predict(train), pred)
     with pytest.raises(ValueError, match="past covariates"):
-        ForecastConfig(target="y", horizon=3, model="recurrent", past_covariates=("x",))
+        ForecastConfig(target="y", horizon=3, strategy="recurrent", past_covariates=("x",))
 
 
 def test_recurrent_training_uses_teacher_forcing_and_prediction_does_not() -> None:
     from lstmkit.tasks.timeseries.forecasting import RecurrentForecastNet
 
     torch.manual_seed(0)
-    net = RecurrentForecastNet(2, 0, ForecastConfig(target="y", horizon=4, model="recurrent", hidden_size=8))
+    net = RecurrentForecastNet(2, horizon=4, n_quantiles=3, median=1, hidden_size=8)
     x, fut = torch.randn(3, 6, 2), torch.zeros(3, 4, 0)
     target = torch.randn(3, 4)
     forced = net(x, fut, target)
@@ -261,7 +280,7 @@ def test_static_covariates_round_trip_and_bad_values_get_one_sentence(tmp_path) 
     f = quick(id="id", horizon=2, input_window=4, static_covariates=("kind",), epochs=2).fit(data)
     f.save(tmp_path / "run")
     pd.testing.assert_frame_equal(lstmkit.load(tmp_path / "run").predict(data), f.predict(data))
-    recurrent = quick(id="id", horizon=2, input_window=4, static_covariates=("kind",), epochs=2, model="recurrent")
+    recurrent = quick(id="id", horizon=2, input_window=4, static_covariates=("kind",), epochs=2, strategy="recurrent")
     assert recurrent.fit(data).predict(data)["q0.5"].notna().all()
     changing = data.copy()
     changing.loc[changing.index[3], "kind"] = "down"  # s0 is "up" elsewhere

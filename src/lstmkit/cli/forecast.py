@@ -36,7 +36,7 @@ def _config(data: str | None, csv: Path | None, overrides: dict[str, Any]) -> tu
     merged = {**defaults, **given}
     if "target" not in merged:
         raise ValueError("Say which column to forecast with --target (or use --data NAME for a bundled dataset).")
-    return table, ForecastConfig(**merged)
+    return table, ForecastConfig.from_dict(merged)
 
 
 def _overrides(time, target, id_, past, future, static, season, **rest) -> dict[str, Any]:

@@ -454,8 +454,9 @@ def _build_text_classifier(clf: Any, streaming: bool, rng: np.random.Generator) 
 
 
 def _forecast_network(g: Graph, net: nn.Module, x: str, future: str | None, W: int) -> str:
-    """``ForecastNet`` / ``RecurrentForecastNet`` at inference (no target): x (B, W, n_inputs), future (B, H, F) or
-    None when F = 0 -> quantiles (B, H, Q). The recurrent horizon loop is unrolled (H is fixed by the config)."""
+    """``DirectForecastNet`` / ``RecurrentForecastNet`` at inference (no target): x (B, W, n_inputs), future
+    (B, H, F) or None when F = 0 -> quantiles (B, H, Q). The recurrent horizon loop is unrolled (H is fixed by the
+    config)."""
     from ..tasks.timeseries.forecasting import RecurrentForecastNet
 
     H, Q = net.horizon, net.n_q
@@ -515,9 +516,9 @@ def _build_forecaster(f: Any, streaming: bool, rng: np.random.Generator) -> tupl
     if streaming:
         if not recurrent:
             raise ValueError(
-                "A direct Forecaster (model='direct') has no step to stream: its head reads the encoder's state "
+                "A direct Forecaster (strategy='direct') has no step to stream: its head reads the encoder's state "
                 "after the whole window, with the covariates of the whole horizon, and forecasts every step at once. "
-                "Export it without --streaming (one call per forecast origin), or train with model='recurrent'."
+                "Export it without --streaming (one call per forecast origin), or train with strategy='recurrent'."
             )
         lstm = net.encoder
         L, S, Hc = lstm.num_layers, lstm.state_size, lstm.hidden_size

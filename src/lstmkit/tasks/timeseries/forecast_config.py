@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
-from ...config import StrictConfig
+from ...config import StrictConfig, TrainConfig
 
-__all__ = ["ForecastConfig"]
+__all__ = ["ForecastConfig", "ForecastNet", "ForecastTrain"]
+
+
+@dataclass(frozen=True)
+class ForecastNet(StrictConfig):
+    """The network's sizes: the LSTM encoder (and, for the direct strategy, the head's hidden layer)."""
+
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0  # between stacked layers (num_layers > 1)
+
+    def validate(self) -> None:
+        for name in ("hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ForecastNet.{name} must be at least 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ForecastNet.dropout must be in [0, 1), got {self.dropout}. Use 0.0 to turn it off.")
+
+
+@dataclass(frozen=True)
+class ForecastTrain(TrainConfig):
+    """How a forecaster trains: :class:`lstmkit.config.TrainConfig` with the defaults forecasting changes.
+
+    ``early_stopping_patience``: validate on each series' last horizon and stop when it stops improving; None (the
+    default) trains every epoch on all the data, which short series need more than a validation split. The time
+    budget holds for each fit (with ``calibrate_intervals`` there are two); the recorded results take a few minutes.
+    """
+
+    epochs: int = 300
+    lr: float = 3e-3
+    max_minutes: float | None = 30.0
+    progress: bool = False
 
 
 @dataclass(frozen=True)
 class ForecastConfig(StrictConfig):
-    """What to forecast, from which columns, and how the model is built and trained."""
+    """What to forecast, from which columns, and how the model is built (``net``) and trained (``train``).
+
+    ``ForecastConfig.from_dict`` also reads the flat layout older runs saved (``{"hidden_size": 64, "epochs": 300}``)
+    and the former ``model`` (now ``strategy``)."""
 
     target: str
     horizon: int
@@ -29,28 +64,23 @@ class ForecastConfig(StrictConfig):
     input_window: int | None = None
     transform: Literal["none", "log"] = "none"  # "log" for positive series whose swings grow with their level
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
-    # "direct": the whole horizon at once from the encoder's last state (MQ-RNN); "recurrent": one step at a time,
-    # its own median fed back as the next input (autoregressive, as DeepAR; trained with teacher forcing).
-    model: Literal["direct", "recurrent"] = "direct"
+    # The multi-step strategy. "direct": the whole horizon at once from the encoder's last state (MQ-RNN);
+    # "recurrent": one step at a time, its own median fed back as the next input (autoregressive, as DeepAR; trained
+    # with teacher forcing).
+    strategy: Literal["direct", "recurrent"] = "direct"
     # "seasonal_naive": the network forecasts the deviation from repeating the window's last season (a residual on
     # the strongest simple baseline); "none": it forecasts the values themselves.
     residual_to: Literal["seasonal_naive", "none"] = "seasonal_naive"
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0
-    epochs: int = 300
-    batch_size: int = 32
-    lr: float = 3e-3
-    # Validate on each series' last horizon and stop when it stops improving; None (default) trains every epoch on all
-    # the data, which short series need more than a validation split.
-    early_stopping_patience: int | None = None
     # Conformalised quantile regression (Romano et al. 2019): fit once without each series' last horizon, measure how
     # far the held-out values fall outside the outer quantiles, widen (or narrow) the interval by that much, then fit
     # on everything. Doubles the training time; pinball-trained quantiles alone cover far less than nominal out of
     # sample (airline: 17-58 % for a nominal 80 %).
     calibrate_intervals: bool = True
-    seed: int = 0
-    progress: bool = False
+    net: ForecastNet = field(default_factory=ForecastNet)
+    train: ForecastTrain = field(default_factory=ForecastTrain)
+
+    # ``model`` named the multi-step strategy, not the network (saved runs and keyword arguments still read).
+    RENAMED: ClassVar[Mapping[str, tuple[str, Any]]] = {"model": ("strategy", None)}
 
     def validate(self) -> None:
         if self.horizon < 1:
@@ -66,10 +96,10 @@ class ForecastConfig(StrictConfig):
             )
         if list(self.quantiles) != sorted(set(self.quantiles)):
             raise ValueError(f"ForecastConfig.quantiles must be increasing and distinct, got {self.quantiles}.")
-        if self.model == "recurrent" and self.past_covariates:
+        if self.strategy == "recurrent" and self.past_covariates:
             raise ValueError(
-                f"model='recurrent' feeds each step's inputs forward over the horizon, where past covariates "
-                f"{list(self.past_covariates)} are unknown. Use model='direct', or drop them."
+                f"strategy='recurrent' feeds each step's inputs forward over the horizon, where past covariates "
+                f"{list(self.past_covariates)} are unknown. Use strategy='direct', or drop them."
             )
         roles = [self.time, self.target, *self.past_covariates, *self.future_covariates, *self.static_covariates]
         roles += [self.id] if self.id is not None else []

@@ -13,20 +13,29 @@ from ...nn import LSTM
 if TYPE_CHECKING:
     from .forecast_config import ForecastConfig
 
-__all__ = ["ForecastNet", "RecurrentForecastNet", "build_net", "pinball_loss"]
+__all__ = ["DirectForecastNet", "RecurrentForecastNet", "build_net", "pinball_loss"]
 
 
-class ForecastNet(nn.Module):
-    """LSTM encoder over the window, then a head from (last state, future covariates) to (horizon, quantiles)."""
+class DirectForecastNet(nn.Module):
+    """LSTM encoder over the window, then a head from (last state, future covariates) to (horizon, quantiles).
 
-    def __init__(self, n_inputs: int, n_future: int, cfg: ForecastConfig) -> None:
+    Args:
+        n_inputs: channels per step of the window; n_future: covariate channels per step of the horizon.
+        horizon: steps forecast at once; n_quantiles: outputs per step.
+        season: with ``season > 0`` the window's last season, repeated, is added to the output (the net forecasts
+            the residual to seasonal-naive); 0: the values themselves.
+    """
+
+    def __init__(
+        self, n_inputs: int, n_future: int, *, horizon: int, n_quantiles: int, hidden_size: int, num_layers: int = 1,
+        dropout: float = 0.0, season: int = 0,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.horizon, self.n_q = cfg.horizon, len(cfg.quantiles)
-        self.season = cfg.season if cfg.residual_to == "seasonal_naive" else 0
-        self.encoder = LSTM(n_inputs, cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
-        head_in = cfg.hidden_size + cfg.horizon * n_future
+        self.horizon, self.n_q, self.season = horizon, n_quantiles, season
+        self.encoder = LSTM(n_inputs, hidden_size, num_layers=num_layers, dropout=dropout)
+        head_in = hidden_size + horizon * n_future
         self.head = nn.Sequential(
-            nn.Linear(head_in, cfg.hidden_size), nn.ReLU(), nn.Linear(cfg.hidden_size, cfg.horizon * self.n_q)
+            nn.Linear(head_in, hidden_size), nn.ReLU(), nn.Linear(hidden_size, horizon * n_quantiles)
         )
 
     def forward(self, x: Tensor, future: Tensor, target: Tensor | None = None) -> Tensor:
@@ -44,12 +53,14 @@ class RecurrentForecastNet(nn.Module):
     """One step at a time: the input at step t is (y_{t-1}, observed_{t-1}, future covariates_t); the output is the
     quantiles of y_t. Over the horizon the median is fed back (teacher forcing with the true values in training)."""
 
-    def __init__(self, n_inputs: int, n_future: int, cfg: ForecastConfig) -> None:
+    def __init__(
+        self, n_inputs: int, *, horizon: int, n_quantiles: int, median: int, hidden_size: int, num_layers: int = 1,
+        dropout: float = 0.0,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.horizon, self.n_q = cfg.horizon, len(cfg.quantiles)
-        self.median = list(cfg.quantiles).index(0.5)
-        self.encoder = LSTM(n_inputs, cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
-        self.head = nn.Linear(cfg.hidden_size, self.n_q)
+        self.horizon, self.n_q, self.median = horizon, n_quantiles, median  # median: the quantile fed back
+        self.encoder = LSTM(n_inputs, hidden_size, num_layers=num_layers, dropout=dropout)
+        self.head = nn.Linear(hidden_size, n_quantiles)
 
     @staticmethod
     def _shift(rows: Tensor) -> Tensor:
@@ -75,8 +86,16 @@ class RecurrentForecastNet(nn.Module):
         return torch.stack(preds, dim=1)  # (B, H, Q)
 
 
-def build_net(n_inputs: int, n_future: int, cfg: ForecastConfig) -> nn.Module:
-    return (RecurrentForecastNet if cfg.model == "recurrent" else ForecastNet)(n_inputs, n_future, cfg)
+def build_net(n_inputs: int, n_future: int, cfg: ForecastConfig) -> DirectForecastNet | RecurrentForecastNet:
+    """The network ``cfg`` asks for (its strategy and ``net`` sizes), for ``n_inputs`` / ``n_future`` channels."""
+    sizes = {"hidden_size": cfg.net.hidden_size, "num_layers": cfg.net.num_layers, "dropout": cfg.net.dropout}
+    if cfg.strategy == "recurrent":
+        median = list(cfg.quantiles).index(0.5)
+        return RecurrentForecastNet(n_inputs, horizon=cfg.horizon, n_quantiles=len(cfg.quantiles), median=median,
+                                    **sizes)  # fmt: skip
+    season = cfg.season if cfg.residual_to == "seasonal_naive" else 0
+    return DirectForecastNet(n_inputs, n_future, horizon=cfg.horizon, n_quantiles=len(cfg.quantiles), season=season,
+                             **sizes)  # fmt: skip
 
 
 def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:

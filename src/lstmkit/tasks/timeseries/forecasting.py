@@ -29,17 +29,19 @@ import torch
 from torch import Tensor, nn
 
 from ... import runs
-from ...config import TrainConfig
 from ...data import SeededBatches
 from ...data.tables import shown, shown_list
-from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
 from ...train.checkpoint import latest_checkpoint
-from .forecast_config import ForecastConfig
-from .forecast_nets import ForecastNet, RecurrentForecastNet, build_net, pinball_loss
+from .forecast_config import ForecastConfig, ForecastNet, ForecastTrain
+from .forecast_nets import DirectForecastNet, RecurrentForecastNet, build_net, pinball_loss
 from .metrics import nan_mean, summarize
 from .series import Series, as_table, check_season, future_rows, prepare_series, require_pandas, slice_table
 
-__all__ = ["ForecastConfig", "Forecaster", "ForecastNet", "RecurrentForecastNet", "pinball_loss", "prepare_series"]
+__all__ = [
+    "DirectForecastNet", "ForecastConfig", "ForecastNet", "ForecastTrain", "Forecaster", "RecurrentForecastNet",
+    "pinball_loss", "prepare_series",
+]  # fmt: skip
 
 KIND = "forecaster"
 
@@ -63,8 +65,9 @@ class Forecaster:
     """
 
     def __init__(self, config: ForecastConfig | None = None, **kwargs: Any) -> None:
-        self.config = config if config is not None else ForecastConfig(**kwargs)
-        self.model: ForecastNet | RecurrentForecastNet | None = None
+        # keyword arguments may be flat (hidden_size=, epochs=) or sections (net=, train=), as from_dict reads them
+        self.config = config if config is not None else ForecastConfig.from_dict(kwargs)
+        self.model: DirectForecastNet | RecurrentForecastNet | None = None
         self.scales: dict[str, np.ndarray] = {}  # series key -> (mean, std) per input column, from training data
         self.interval_shift = 0.0  # conformal widening of the outer quantiles, scaled units (calibrate_intervals)
         # static covariates: column -> ["numeric", mean, std] or ["categorical", *categories], fitted across series
@@ -217,7 +220,7 @@ class Forecaster:
                 logger.warning("too little history to hold out a horizon for calibration: intervals not calibrated")
         if resume and run_dir is not None and latest_checkpoint(run_dir) is None:
             resume = False  # the crash came before the final fit wrote its first checkpoint (during calibration)
-        self._train(series, ends, run_dir, resume=resume, use_val=cfg.early_stopping_patience is not None)
+        self._train(series, ends, run_dir, resume=resume, use_val=cfg.train.early_stopping_patience is not None)
         return self
 
     def _train(
@@ -225,27 +228,28 @@ class Forecaster:
     ) -> None:
         """Fit scales and a fresh model on each series up to ``ends[i]`` (its last horizon validating if use_val)."""
         cfg = self.config
-        seed_everything(cfg.seed)
+        train_cfg = cfg.train.replace(
+            early_stopping_patience=cfg.train.early_stopping_patience if use_val else None, monitor="val_loss"
+        )
+        device = resolve_device(train_cfg.device)
+        seed_everything(train_cfg.seed)
         self.scales = {}
         train_end = [n - cfg.horizon for n in ends] if use_val else ends
         for s, end in zip(series, train_end, strict=True):
             self._fit_scales(s, end)  # training part only: no leakage from the validation horizon
         x, fut, y = self._window_tensors(series, train_end)
         self.model = build_net(x.shape[2], self._n_future, cfg)
-        quantiles = torch.tensor(cfg.quantiles, dtype=torch.float32)
+        quantiles = torch.tensor(cfg.quantiles, dtype=torch.float32, device=device)
         val = [self._window_tensors(series, ends, last_only=True)] if use_val else None
 
         def loss_fn(model, batch, state):
             xb, fb, yb = batch
             return StepOutput(loss=pinball_loss(model(xb, fb, yb), yb, quantiles), n_items=xb.shape[0])
 
-        train_cfg = TrainConfig(
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, progress=cfg.progress,
-            early_stopping_patience=cfg.early_stopping_patience if use_val else None, monitor="val_loss",
-        )  # fmt: skip
-        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        run_config = cfg.to_dict()
+        run_config["train"].pop("progress")  # how it shows, not what it trains: a resume may change it
         trainer = Trainer(
-            self.model,
+            self.model.to(device),
             loss_fn,
             train_cfg,
             run_dir=run_dir,
@@ -253,8 +257,9 @@ class Forecaster:
             run_config=run_config,
             kind=KIND,
         )
-        self.history_ = trainer.fit(_Windows(x, fut, y, cfg.batch_size, cfg.seed), val_data=val, resume=resume)
-        self.model.eval()
+        batches = _Windows(x, fut, y, train_cfg.batch_size, train_cfg.seed)
+        self.history_ = trainer.fit(batches, val_data=val, resume=resume)
+        self.model.cpu().eval()  # predicts and saves on the CPU
 
     def _conformal_shift(self, series: list[Series], ends: list[int]) -> float:
         """The CQR correction: the ceil((n+1)(1-alpha))-th smallest of max(lower - y, y - upper) over the held-out
@@ -271,7 +276,7 @@ class Forecaster:
         k = min(n, math.ceil((n + 1) * nominal))
         return float(torch.sort(scores).values[k - 1])
 
-    def _check_fitted(self) -> ForecastNet | RecurrentForecastNet:
+    def _check_fitted(self) -> DirectForecastNet | RecurrentForecastNet:
         if self.model is None:
             raise RuntimeError("This Forecaster is not fitted yet: call fit(data) first (or Forecaster.load(run_dir)).")
         return self.model
@@ -281,7 +286,7 @@ class Forecaster:
         out = values * std[0] + mean[0]
         return np.exp(out) if self.config.transform == "log" else out
 
-    def _model_in(self, dtype: torch.dtype) -> ForecastNet | RecurrentForecastNet:
+    def _model_in(self, dtype: torch.dtype) -> DirectForecastNet | RecurrentForecastNet:
         """The fitted network in ``dtype``: itself for float32, else a copy kept until the network is replaced."""
         model = self._check_fitted()
         if dtype == torch.float32:
