@@ -123,6 +123,13 @@ CONFIG = dict(hidden_size=192, num_layers=1, step=0.3, epochs=5, max_minutes=22.
 BEAM = 16
 
 
+def flat_config(cfg: HandwritingConfig) -> dict:
+    """The config as one flat dict, as the rows of experiments/results/handwriting.jsonl keep it (its net and train
+    sections' fields beside the top level ones); HandwritingConfig.from_dict reads it back."""
+    d = cfg.to_dict()
+    return {**{k: v for k, v in d.items() if k not in ("net", "train")}, **d["net"], **d["train"]}
+
+
 def proxy_data(setup: str, n_train: int = DATA["n_train"]) -> tuple[dict, dict]:
     """The setup's data without :data:`PROXY_HELD_OUT`, and test sets of held-out words in the proxy fonts."""
     spec = data_spec(setup)
@@ -172,9 +179,9 @@ def run(setup: str, proxy: bool = False, seed: int = 0) -> dict:
     t0 = time.perf_counter()
     data, tests = datasets(setup, proxy)
     t_data = time.perf_counter() - t0
-    cfg = HandwritingConfig(**{**CONFIG, **SETUPS[setup].get("config", {}), "seed": seed})
+    cfg = HandwritingConfig.from_dict({**CONFIG, **SETUPS[setup].get("config", {}), "seed": seed})
     result = train_run(data["train"], data["validation"], tests, cfg, out, beam_width=BEAM)
-    row = {**recipe(setup, proxy), "config": cfg.to_dict(), "data": DATA,
+    row = {**recipe(setup, proxy), "config": flat_config(cfg), "data": DATA,
            "seconds": round(time.perf_counter() - t0, 1),
            "data_seconds": round(t_data, 1), "threads": 1,
            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **result}  # fmt: skip
@@ -326,7 +333,7 @@ def reread(setup: str, seeds: list[int], proxy: bool = False, combine: str = "pr
     else:
         val = data["validation"][:200]
         row["lm_tuning"] = model.tune_lm([v.points for v in val], [v.text for v in val], beam_width=8)
-    row["config"] = {**model.config.to_dict(), "seed": seeds if len(seeds) > 1 else seeds[0]}
+    row["config"] = {**flat_config(model.config), "seed": seeds if len(seeds) > 1 else seeds[0]}
     for name, samples in tests.items():
         scores, rows = score_samples(model, samples, BEAM)
         row[name] = {"fonts": sorted({x.font for x in samples}), **scores}

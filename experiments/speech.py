@@ -54,7 +54,7 @@ def run(name: str, threads: int) -> dict:
     resume = os.environ.get("SPEECH_RESUME") == "1"  # continue an interrupted run from its last checkpoint
     if not resume:
         shutil.rmtree(out, ignore_errors=True)
-    cfg = SpeechConfig(**COMMON, **SETUPS[name])
+    cfg = SpeechConfig.from_dict({**COMMON, **SETUPS[name]})
     t0 = time.perf_counter()
     result = train_run(DATA, cfg, out, beam_size=8, resume=resume)
     row = {"setup": name, "config": cfg.to_dict(), "seconds": round(time.perf_counter() - t0, 1), "threads": threads,

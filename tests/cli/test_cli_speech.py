@@ -58,7 +58,8 @@ def test_bad_audio_and_missing_programs_are_one_sentence(tmp_path, capsys, monke
 
     rng = np.random.default_rng(0)
     tone = (0.3 * np.sin(np.arange(16000) * 0.2) + 0.01 * rng.standard_normal(16000)).astype(np.float32)
-    rec = SpeechRecognizer(SpeechConfig(hidden_size=4, num_layers=1, epochs=1, batch_size=2, progress=False))
+    rec = SpeechRecognizer(SpeechConfig.from_dict({"hidden_size": 4, "num_layers": 1, "epochs": 1, "batch_size": 2,
+                                              "progress": False}))
     rec.fit([(tone, 16000), (tone[::-1].copy(), 16000)], ["one", "two"])
     run = tmp_path / "run"
     rec.save(run)

@@ -23,7 +23,7 @@ from lstmkit.tasks.recognition.handwriting.data import (
     split_words,
 )
 from lstmkit.tasks.recognition.handwriting.ensemble import HandwritingEnsemble
-from lstmkit.tasks.recognition.handwriting.network import HandwritingNet
+from lstmkit.tasks.recognition.handwriting.network import HandwritingNetwork
 from lstmkit.tasks.recognition.handwriting.recognizer import HandwritingRecognizer
 from lstmkit.tasks.recognition.handwriting.run import train_run
 from lstmkit.tasks.recognition.handwriting.strokes import (
@@ -470,17 +470,17 @@ def test_weight_averaging_keeps_the_average_and_scores_it_on_validation(tiny_dat
     scored = averaged.evaluate(*validation)["cer"]
     assert averaged.best_val_cer_ == pytest.approx(scored)  # the validation CER of the weights it keeps
     with pytest.raises(ValueError, match="average_from_epoch must be an epoch from 1 to epochs=2"):
-        HandwritingConfig(epochs=2, average_from_epoch=3)
+        HandwritingConfig.from_dict({"epochs": 2, "average_from_epoch": 3})
 
 
 def test_output_dropout_acts_in_training_only():
-    net = HandwritingNet(27, HandwritingConfig(hidden_size=8, output_dropout=0.5))
+    net = HandwritingNetwork(27, hidden_size=8, output_dropout=0.5)
     x = torch.randn(2, 7, 4)  # (B, T, 4)
     torch.manual_seed(0)
     assert not torch.equal(net(x), net(x))  # two dropout masks
     net.eval()
     assert torch.equal(net(x), net(x))
-    plain = HandwritingNet(27, HandwritingConfig(hidden_size=8))
+    plain = HandwritingNetwork(27, hidden_size=8)
     assert plain.state_dict().keys() == net.state_dict().keys()  # runs saved without it load the same way
 
 
@@ -495,13 +495,13 @@ def test_recogniser_errors_say_what_to_do(tiny_data):
     with pytest.raises(StrokeError, match="Trajectory 1: .*only one point"):
         HandwritingRecognizer(**TINY).fit([train[0].points, [[0, 0, 1]]], ["on", "no"])
     with pytest.raises(ValueError, match="step must be positive"):
-        HandwritingConfig(step=0)
+        HandwritingConfig.from_dict({"step": 0})
     with pytest.raises(ValueError, match="overlap is a distance in ink heights, at least 0"):
-        HandwritingConfig(overlap=-0.1)
+        HandwritingConfig.from_dict({"overlap": -0.1})
     with pytest.raises(ValueError, match=r"output_dropout must lie in \[0, 1\), got 1.0"):
-        HandwritingConfig(output_dropout=1.0)
+        HandwritingConfig.from_dict({"output_dropout": 1.0})
     with pytest.raises(ValueError, match="expected one of 'raise', 'skip', 'rollback'"):
-        HandwritingConfig(on_nonfinite="ignore")
+        HandwritingConfig.from_dict({"on_nonfinite": "ignore"})
     no_lm = HandwritingRecognizer(**{**TINY, "epochs": 1, "lm_order": 0}).fit([train[0].points], ["on"])
     with pytest.raises(ValueError, match="no language model"):
         no_lm.recognize([train[0].points], beam_width=2, use_lm=True)
@@ -510,7 +510,7 @@ def test_recogniser_errors_say_what_to_do(tiny_data):
 def test_train_run_writes_a_run_directory(tiny_data, tmp_path):
     train, val = tiny_data
     test = make_samples(["on", "in"], TEST_FONTS, 4, seed=2)
-    cfg = HandwritingConfig(**{**TINY, "epochs": 1})
+    cfg = HandwritingConfig.from_dict({**TINY, "epochs": 1})
     result = train_run(train[:16], val, {"test": test}, cfg, tmp_path / "run", beam_width=4)
     assert {"greedy", "beam_4", "beam_4_lm"} <= set(result["test"]) and result["test"]["fonts"] == ["scriptc"]
     for name in ("config.json", "model.safetensors", "extra.safetensors", "result.json", "predictions.csv",

@@ -11,7 +11,7 @@ import soundfile
 import torch
 
 from lstmkit.tasks.recognition.speech.audio import audio_features, load_audio, log_mel, normalise, resample
-from lstmkit.tasks.recognition.speech.config import SpeechConfig
+from lstmkit.tasks.recognition.speech.config import SpeechConfig, SpeechNet, SpeechTrain
 from lstmkit.tasks.recognition.speech.data import (
     ACCENTS,
     HELD_OUT_ACCENT,
@@ -203,12 +203,12 @@ def test_fit_decode_evaluate_save_load_both_architectures(data_dir, tmp_path) ->
 
 
 def test_a_padded_batch_gives_each_utterance_its_own_numbers() -> None:
-    from lstmkit.tasks.recognition.speech.network import SpeechNet
+    from lstmkit.tasks.recognition.speech.network import SpeechNetwork
 
     torch.manual_seed(0)
     feats = [np.random.default_rng(i).standard_normal((n, 12)).astype(np.float32) for i, n in enumerate((9, 4))]
-    for cfg in (SpeechConfig(architecture="conv", conv_channels=8, n_mels=4), SpeechConfig(hidden_size=8, n_mels=4)):
-        net = SpeechNet(12, 5, cfg).eval()
+    for sizes in (dict(architecture="conv", conv_channels=8), dict(hidden_size=8)):
+        net = SpeechNetwork(12, 5, **sizes).eval()
         x, lengths = pad_features(feats)
         batch = net(x, lengths)
         for b, f in enumerate(feats):
@@ -218,7 +218,11 @@ def test_a_padded_batch_gives_each_utterance_its_own_numbers() -> None:
 
 def test_config_and_fit_errors() -> None:
     with pytest.raises(ValueError, match="conv_kernel must be odd"):
-        SpeechConfig(conv_kernel=4)
+        SpeechConfig.from_dict({"conv_kernel": 4})
+    flat = SpeechConfig.from_dict({"hidden_size": 8, "architecture": "conv", "epochs": 2, "n_mels": 20})
+    nested = SpeechConfig(net=SpeechNet(hidden_size=8, architecture="conv"), train=SpeechTrain(epochs=2), n_mels=20)
+    assert flat == nested
+    assert flat.train.max_minutes == 60 and flat.train.schedule == "cosine" and flat.train.monitor == "val_cer"
     with pytest.raises(ValueError, match="2 utterances but 1 transcripts"):
         SpeechRecognizer().fit([(_tone(), 16000)] * 2, ["one"])
     with pytest.raises(ValueError, match="Transcript 0 is empty"):

@@ -176,9 +176,10 @@ def train(
         if lm_words is not None and lm_order == 0:
             raise ValueError("--lm-words gives the n-gram more words but --lm-order 0 turns the n-gram off; set "
                              "--lm-order 1 or more, or drop --lm-words.")  # fmt: skip
-        cfg = HandwritingConfig(hidden_size=hidden_size, num_layers=layers, step=step, overlap=overlap, epochs=epochs,
-                                max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed,
-                                lm_order=lm_order, progress=not as_json)  # fmt: skip
+        cfg = HandwritingConfig.from_dict(dict(
+            hidden_size=hidden_size, num_layers=layers, step=step, overlap=overlap, epochs=epochs,
+            max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, lm_order=lm_order, progress=not as_json,
+        ))  # fmt: skip
         extra_words = read_words(lm_words, cfg.alphabet) if lm_words is not None else None
         if data is not None:
             dataset = load_dataset(data)

@@ -86,11 +86,11 @@ def train(
     from ..train import CheckpointError, ResumeError
 
     try:
-        cfg = SpeechConfig(
+        cfg = SpeechConfig.from_dict(dict(
             architecture=architecture, bidirectional=not unidirectional, hidden_size=hidden_size, num_layers=layers,
             normalisation="running" if unidirectional else "utterance", epochs=epochs, max_minutes=max_minutes,
             batch_size=batch_size, lr=lr, seed=seed, progress=not as_json,
-        )  # fmt: skip
+        ))  # fmt: skip
         result = train_run(data, cfg, out, beam_size=beam, lm_weight=lm_weight, resume=resume)
     except (*USER_ERRORS, TypeError, ResumeError, CheckpointError) as e:
         fail(user_message(e))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -13,27 +11,25 @@ from ....nn import LSTM
 from ...text.ngram import OrderCounts, WittenBellLM
 from ..ctc import pack_targets
 
-if TYPE_CHECKING:
-    from .config import HandwritingConfig
-
-__all__ = ["N_FEATURES", "HandwritingBatches", "HandwritingNet", "lm_from_tensors", "lm_tensors", "ngram_ids",
+__all__ = ["N_FEATURES", "HandwritingBatches", "HandwritingNetwork", "lm_from_tensors", "lm_tensors", "ngram_ids",
            "pad_points"]  # fmt: skip
 
 N_FEATURES = 4  # dx, dy, y, pen_up
 
 
-class HandwritingNet(nn.Module):
+class HandwritingNetwork(nn.Module):
     """Bidirectional stacked LSTM and a linear layer to CTC classes at every point.
 
     Shapes: points (B, T, 4) and lengths (B,) -> log-probabilities (B, T, C), C = 1 + len(alphabet).
     """
 
-    def __init__(self, num_classes: int, cfg: HandwritingConfig) -> None:
+    def __init__(self, num_classes: int, *, hidden_size: int = 192, num_layers: int = 1, dropout: float = 0.1,
+                 output_dropout: float = 0.0) -> None:  # fmt: skip
         super().__init__()
-        H = cfg.hidden_size
-        self.lstm = LSTM(N_FEATURES, H, cfg.num_layers, bidirectional=True,
-                         dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)  # fmt: skip
-        self.drop = nn.Dropout(cfg.output_dropout)
+        H = hidden_size
+        self.lstm = LSTM(N_FEATURES, H, num_layers, bidirectional=True,
+                         dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
+        self.drop = nn.Dropout(output_dropout)
         self.out = nn.Linear(2 * H, num_classes)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:

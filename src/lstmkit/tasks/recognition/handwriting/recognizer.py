@@ -32,12 +32,11 @@ import torch
 from torch import Tensor
 
 from .... import runs
-from ....config import TrainConfig
-from ....train import GateStatistics, StepOutput, Trainer, seed_everything
+from ....train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
 from ...text.ngram import WittenBellLM
 from .. import ctc
 from .config import HandwritingConfig
-from .network import HandwritingBatches, HandwritingNet, lm_from_tensors, lm_tensors, ngram_ids, pad_points
+from .network import HandwritingBatches, HandwritingNetwork, lm_from_tensors, lm_tensors, ngram_ids, pad_points
 from .strokes import StrokeError, features, read_strokes
 
 __all__ = ["KIND", "HandwritingRecognizer"]
@@ -50,12 +49,12 @@ KIND = "handwriting"
 @runs.register_kind(KIND)
 class HandwritingRecognizer:
     """Pen trajectories to text: ``fit``, ``recognize``, ``evaluate``, ``save``, ``load``. Keyword arguments are
-    :class:`HandwritingConfig` fields."""
+    :class:`HandwritingConfig` fields, flat (``hidden_size=64, epochs=4``) or by section."""
 
     def __init__(self, config: HandwritingConfig | None = None, **kwargs: Any) -> None:
-        self.config = config if config is not None else HandwritingConfig(**kwargs)
+        self.config = config if config is not None else HandwritingConfig.from_dict(kwargs)
         self.alphabet = ctc.Alphabet(self.config.alphabet)
-        self.net: HandwritingNet | None = None
+        self.net: HandwritingNetwork | None = None
         self.lm: WittenBellLM | None = None
         # a character LanguageModel that beam search with use_lm reads instead of the n-gram, or mixed with it at
         # this share of the probability (set_char_lm)
@@ -102,7 +101,7 @@ class HandwritingRecognizer:
         empty = next((i for i, t in enumerate(texts) if not t), None)
         if empty is not None:
             raise ValueError(f"Text {empty} is empty; every training trajectory needs the text it writes.")
-        seed_everything(cfg.seed)
+        seed_everything(cfg.train.seed)
         feats, labels = self._features(trajectories), self._labels(texts)
         fits = [len(f) >= ctc.min_frames(y) for f, y in zip(feats, labels, strict=True)]
         if not all(fits):
@@ -115,21 +114,24 @@ class HandwritingRecognizer:
         if cfg.lm_order:
             ids = np.concatenate([ngram_ids(labels), extra[1:]])  # the training texts, then lm_texts
             self.lm = WittenBellLM(cfg.lm_order, self.alphabet.num_classes).fit(ids)
-        self.net = HandwritingNet(self.alphabet.num_classes, cfg)
-        data = HandwritingBatches(feats, labels, cfg.batch_size, cfg.seed)
+        device = resolve_device(cfg.train.device)
+        self.net = _network(self.alphabet.num_classes, cfg)
+        data = HandwritingBatches(feats, labels, cfg.train.batch_size, cfg.train.seed)
         val = None
         if validation is not None and validation[0]:
             v_feats, v_labels = self._features(validation[0]), self._labels(validation[1])
-            val = list(HandwritingBatches(v_feats, v_labels, 64, cfg.seed, False))
+            val = list(HandwritingBatches(v_feats, v_labels, 64, cfg.train.seed, False))
 
-        def loss_fn(model: HandwritingNet, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
+        def loss_fn(model: HandwritingNetwork, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
             x, lengths, targets, target_lengths = batch
             log_probs = model(x, lengths if cfg.exact_padding else None).transpose(0, 1)  # (T, B, C)
             return StepOutput(loss=ctc.ctc_loss(log_probs, targets, lengths, target_lengths), n_items=x.shape[0])
 
-        def eval_fn(model: HandwritingNet, batches: list[tuple[Tensor, ...]]) -> dict[str, float]:
+        def eval_fn(model: HandwritingNetwork, batches: list[tuple[Tensor, ...]]) -> dict[str, float]:
             total, n, refs, hyps = 0.0, 0, [], []
-            for x, lengths, targets, target_lengths in batches:
+            on = next(model.parameters()).device
+            for batch in batches:
+                x, lengths, targets, target_lengths = (t.to(on) for t in batch)
                 log_probs = model(x, lengths).transpose(0, 1)  # (T, B, C)
                 total += float(ctc.ctc_loss(log_probs, targets, lengths, target_lengths, "sum"))
                 n += x.shape[0]
@@ -141,18 +143,20 @@ class HandwritingRecognizer:
 
         # The epoch with the lowest validation CER is kept by the trainer's early stopping that never stops (patience =
         # epochs), which a resumed run remembers; with weight averaging the average is kept instead.
-        keep_best = val is not None and cfg.average_from_epoch is None
-        train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                clip_grad_norm=cfg.clip_grad_norm, progress=cfg.progress, schedule="cosine",
-                                on_nonfinite=cfg.on_nonfinite, average_from_epoch=cfg.average_from_epoch,
-                                early_stopping_patience=cfg.epochs if keep_best else None, monitor="val_cer",
-                                max_minutes=cfg.max_minutes)  # fmt: skip
-        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        keep_best = val is not None and cfg.train.average_from_epoch is None
+        patience = cfg.train.early_stopping_patience or cfg.train.epochs if keep_best else None
+        train_cfg = cfg.train.replace(early_stopping_patience=patience)
+        run_config = cfg.to_dict()
+        del run_config["train"]["progress"]  # how it shows, not what it trains: a resume may change it
         if lm_texts:  # a resumed run must fit its n-gram on the same words (ResumeError otherwise)
             run_config["lm_texts"] = {"n": len(lm_texts), "sha256": hashlib.sha256(extra.tobytes()).hexdigest()}
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
                           callbacks=[GateStatistics()], run_config=run_config, kind=KIND)  # fmt: skip
-        self.history_ = trainer.fit(data, val_data=val, resume=resume)
+        self.net.to(device)
+        try:
+            self.history_ = trainer.fit(data, val_data=val, resume=resume)
+        finally:
+            self.net.cpu()  # recognition and saving run on the CPU
         self.net.eval()
         if trainer.averaged_steps and val:  # the net holds the average: score that on the validation words
             with torch.no_grad():
@@ -161,7 +165,7 @@ class HandwritingRecognizer:
             self.best_val_cer_ = trainer.best_value
         return self
 
-    def _check(self) -> HandwritingNet:
+    def _check(self) -> HandwritingNetwork:
         if self.net is None:
             raise RuntimeError("This HandwritingRecognizer is not fitted: call fit(trajectories, texts) or "
                                "HandwritingRecognizer.load(run_dir).")  # fmt: skip
@@ -331,7 +335,7 @@ class HandwritingRecognizer:
     def load(cls, run_dir: str | os.PathLike[str]) -> HandwritingRecognizer:
         saved = runs.read_run_config(run_dir, KIND)["config"]
         model = cls(HandwritingConfig.from_dict(saved["handwriting"]))
-        model.net = HandwritingNet(model.alphabet.num_classes, model.config)
+        model.net = _network(model.alphabet.num_classes, model.config)
         model.net.load_state_dict(runs.read_state_dict(run_dir))
         model.net.eval()
         model.lm_alpha, model.lm_beta = float(saved["lm_alpha"]), float(saved["lm_beta"])
@@ -339,3 +343,10 @@ class HandwritingRecognizer:
             tensors = runs.read_extra_tensors(run_dir)
             model.lm = lm_from_tensors(tensors, model.config.lm_order, model.alphabet.num_classes)
         return model
+
+
+def _network(num_classes: int, cfg: HandwritingConfig) -> HandwritingNetwork:
+    """The network of ``cfg.net``'s sizes."""
+    n = cfg.net
+    return HandwritingNetwork(num_classes, hidden_size=n.hidden_size, num_layers=n.num_layers, dropout=n.dropout,
+                              output_dropout=n.output_dropout)  # fmt: skip

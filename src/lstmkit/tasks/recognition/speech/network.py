@@ -10,7 +10,7 @@ Shapes: ``B`` batch, ``T`` network steps, ``I`` input features per step, ``C`` c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -20,32 +20,33 @@ from ....data import SeededBatches, bucketed
 from ....nn import LSTM
 from ..ctc import pack_targets
 
-if TYPE_CHECKING:
-    from .config import SpeechConfig
-
-__all__ = ["SpeechBatches", "SpeechNet", "pad_features", "spec_mask"]
+__all__ = ["SpeechBatches", "SpeechNetwork", "pad_features", "spec_mask"]
 
 
-class SpeechNet(nn.Module):
+class SpeechNetwork(nn.Module):
     """Features -> per-step class log-probabilities. ``"lstm"``: LSTM stack + linear; ``"conv"``: 1-D convolutions
     over time (the padded steps zeroed after every layer, so a padded batch gives each utterance's own numbers).
 
     Shape: x (B, T, I), lengths (B,) -> log_probs (B, T, C).
     """
 
-    def __init__(self, input_size: int, num_classes: int, cfg: SpeechConfig) -> None:
+    def __init__(
+        self, input_size: int, num_classes: int, *, architecture: Literal["lstm", "conv"] = "lstm",
+        hidden_size: int = 128, num_layers: int = 2, bidirectional: bool = True, dropout: float = 0.1,
+        conv_channels: int = 256, conv_layers: int = 3, conv_kernel: int = 5,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.architecture = cfg.architecture
-        self.drop = nn.Dropout(cfg.dropout)
-        if cfg.architecture == "lstm":
-            self.lstm = LSTM(input_size, cfg.hidden_size, cfg.num_layers, bidirectional=cfg.bidirectional,
-                             dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)  # fmt: skip
-            width = cfg.hidden_size * (2 if cfg.bidirectional else 1)
+        self.architecture = architecture
+        self.drop = nn.Dropout(dropout)
+        if architecture == "lstm":
+            self.lstm = LSTM(input_size, hidden_size, num_layers, bidirectional=bidirectional,
+                             dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
+            width = hidden_size * (2 if bidirectional else 1)
         else:
-            sizes = [input_size] + [cfg.conv_channels] * cfg.conv_layers
-            self.convs = nn.ModuleList(nn.Conv1d(a, b, cfg.conv_kernel, padding=cfg.conv_kernel // 2)
+            sizes = [input_size] + [conv_channels] * conv_layers
+            self.convs = nn.ModuleList(nn.Conv1d(a, b, conv_kernel, padding=conv_kernel // 2)
                                        for a, b in zip(sizes, sizes[1:], strict=False))  # fmt: skip
-            width = cfg.conv_channels
+            width = conv_channels
         self.output = nn.Linear(width, num_classes)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
@@ -53,7 +54,8 @@ class SpeechNet(nn.Module):
             full = bool((lengths == x.shape[1]).all())  # no padding: PyTorch's fused kernel
             hidden, _ = self.lstm(x, lengths=None if full else lengths)  # (B, T, D*H)
         else:
-            mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).to(x.dtype)[:, None, :]  # (B, 1, T)
+            steps = torch.arange(x.shape[1], device=x.device)  # (T,)
+            mask = (steps[None, :] < lengths[:, None]).to(x.dtype)[:, None, :]  # (B, 1, T)
             hidden = x.transpose(1, 2) * mask  # (B, I, T)
             for conv in self.convs:
                 hidden = torch.relu(conv(hidden)) * mask  # (B, K, T)

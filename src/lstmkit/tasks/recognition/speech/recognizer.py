@@ -35,12 +35,11 @@ import torch
 from torch import Tensor
 
 from .... import runs
-from ....config import TrainConfig
-from ....train import GateStatistics, StepOutput, Trainer, seed_everything
+from ....train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
 from ..ctc import Alphabet, beam_search, cer, char_lm_hook, ctc_loss, greedy_decode, min_frames, ngram_hook, wer
 from .audio import SAMPLE_RATE, Audio, audio_features, load_audio, log_mel, resample
 from .config import SpeechConfig
-from .network import SpeechBatches, SpeechNet, pad_features
+from .network import SpeechBatches, SpeechNetwork, pad_features
 from .stream import SpeechStream
 
 __all__ = ["KIND", "SpeechRecognizer"]
@@ -52,12 +51,12 @@ KIND = "speech_recognizer"
 @runs.register_kind(KIND)
 class SpeechRecognizer:
     """Audio to text with CTC: ``fit``, ``transcribe``, ``evaluate``, ``stream``, ``save``, ``load``. Keyword
-    arguments are :class:`SpeechConfig` fields."""
+    arguments are :class:`SpeechConfig` fields, flat (``hidden_size=64, epochs=4``) or by section."""
 
     def __init__(self, config: SpeechConfig | None = None, **kwargs: Any) -> None:
-        self.config = config if config is not None else SpeechConfig(**kwargs)
+        self.config = config if config is not None else SpeechConfig.from_dict(kwargs)
         self.alphabet: Alphabet | None = None
-        self.net: SpeechNet | None = None
+        self.net: SpeechNetwork | None = None
         self.mean = np.zeros(self.config.n_mels)  # training log-mel statistics, the running normaliser's prior
         self.var = np.ones(self.config.n_mels)
         self.lm_labels: np.ndarray | None = None  # the training transcripts as labels, 0-separated (the n-gram's data)
@@ -71,7 +70,7 @@ class SpeechRecognizer:
 
     def _fit_statistics(self, audio: Sequence[Audio]) -> None:
         """Mean and variance of every log-mel band over (up to 500 of) the training utterances."""
-        picks = np.random.default_rng(self.config.seed).permutation(len(audio))[:500]
+        picks = np.random.default_rng(self.config.train.seed).permutation(len(audio))[:500]
         frames = [log_mel(resample(*load_audio(audio[i])), self.config.n_mels) for i in picks]
         stacked = np.concatenate(frames).astype(np.float64)  # (sum F, M)
         self.mean, self.var = stacked.mean(axis=0), stacked.var(axis=0)
@@ -100,7 +99,7 @@ class SpeechRecognizer:
         empty = next((i for i, t in enumerate(texts) if not t.strip()), None)
         if empty is not None:
             raise ValueError(f"Transcript {empty} is empty; every utterance needs its text.")
-        seed_everything(cfg.seed)
+        seed_everything(cfg.train.seed)
         self.alphabet = alphabet = Alphabet.from_texts(texts)
         if cfg.normalisation == "running" and features is None:
             self._fit_statistics(audio)
@@ -114,25 +113,28 @@ class SpeechRecognizer:
                 )
         self.lm_labels = np.array([i for y in labels for i in (0, *y)] + [0], dtype=np.int64)
         self._lm = None
-        seed_everything(cfg.seed)
-        self.net = SpeechNet(feats[0].shape[1], self.alphabet.num_classes, cfg)
-        data = SpeechBatches(feats, labels, cfg.batch_size, cfg.seed, with_background=True,
+        seed_everything(cfg.train.seed)
+        device = resolve_device(cfg.train.device)
+        self.net = _network(feats[0].shape[1], self.alphabet.num_classes, cfg)
+        data = SpeechBatches(feats, labels, cfg.train.batch_size, cfg.train.seed, with_background=True,
                         masks=(cfg.n_mels, cfg.stack) if cfg.augment else None)  # fmt: skip
         val = None
         if validation is not None:
             v_audio, v_texts = validation
             v_feats = [self.features(a) for a in v_audio]
-            val = SpeechBatches(v_feats, [self.alphabet.encode(t) for t in v_texts], 64, cfg.seed, shuffle=False)
+            val = SpeechBatches(v_feats, [self.alphabet.encode(t) for t in v_texts], 64, cfg.train.seed, shuffle=False)
 
-        def loss_fn(model: SpeechNet, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
+        def loss_fn(model: SpeechNetwork, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
             x, lengths, targets, target_lengths = batch  # training batches come masked (augment)
             log_probs = model(x, lengths)  # (B, T, C)
             loss = ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths)
             return StepOutput(loss=loss, n_items=len(lengths))
 
-        def eval_fn(model: SpeechNet, val_data: Any) -> dict[str, float]:
+        def eval_fn(model: SpeechNetwork, val_data: Any) -> dict[str, float]:
             total, n, references, hypotheses = 0.0, 0, [], []
-            for x, lengths, targets, target_lengths in val_data:  # batches sorted by length: references from them
+            on = next(model.parameters()).device
+            for batch in val_data:  # batches sorted by length: references from them
+                x, lengths, targets, target_lengths = (t.to(on) for t in batch)
                 log_probs = model(x, lengths)  # (B, T, C)
                 total += float(ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths)) * len(lengths)
                 n += len(lengths)
@@ -140,20 +142,22 @@ class SpeechRecognizer:
                 hypotheses += [alphabet.decode(h) for h in greedy_decode(log_probs.transpose(0, 1), lengths)]
             return {"val_loss": total / n, "val_cer": cer(references, hypotheses)}
 
-        train_cfg = TrainConfig(
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, clip_grad_norm=cfg.clip_grad_norm,
-            schedule="cosine", seed=cfg.seed, progress=cfg.progress, monitor="val_cer",
-            early_stopping_patience=cfg.epochs if val is not None else None,  # never stops early; keeps the best
-            max_minutes=cfg.max_minutes,
-        )  # fmt: skip
-        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        # with validation voices, the epoch with the lowest validation CER is kept: early stopping that never stops
+        patience = cfg.train.early_stopping_patience or cfg.train.epochs if val is not None else None
+        train_cfg = cfg.train.replace(early_stopping_patience=patience)
+        run_config = cfg.to_dict()
+        del run_config["train"]["progress"]  # how it shows, not what it trains: a resume may change it
+        self.net.to(device)
         trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
                           callbacks=[GateStatistics()], run_config=run_config, kind=KIND)  # fmt: skip
-        self.history_ = trainer.fit(data, val_data=val, resume=resume)
+        try:
+            self.history_ = trainer.fit(data, val_data=val, resume=resume)
+        finally:
+            self.net.cpu()  # decoding, streaming and saving run on the CPU
         self.net.eval()
         return self
 
-    def _check(self) -> tuple[SpeechNet, Alphabet]:
+    def _check(self) -> tuple[SpeechNetwork, Alphabet]:
         if self.net is None or self.alphabet is None:
             raise RuntimeError("This SpeechRecognizer is not fitted: call fit(audio, texts) or load(run_dir).")
         return self.net, self.alphabet
@@ -244,7 +248,7 @@ class SpeechRecognizer:
         if not self.config.can_stream:
             raise ValueError(
                 "This recogniser cannot stream: it needs a unidirectional LSTM with running normalisation "
-                f"(architecture={self.config.architecture!r}, bidirectional={self.config.bidirectional}, "
+                f"(architecture={self.config.net.architecture!r}, bidirectional={self.config.net.bidirectional}, "
                 f"normalisation={self.config.normalisation!r}); train one with --unidirectional."
             )
         return SpeechStream(self, sample_rate)
@@ -267,10 +271,19 @@ class SpeechRecognizer:
         saved = runs.read_run_config(run_dir, KIND)["config"]
         rec = cls(SpeechConfig.from_dict(saved["speech"]))
         rec.alphabet = Alphabet(saved["alphabet"])
-        rec.net = SpeechNet(saved["input_size"], rec.alphabet.num_classes, rec.config)
+        rec.net = _network(saved["input_size"], rec.alphabet.num_classes, rec.config)
         rec.net.load_state_dict(runs.read_state_dict(run_dir))
         rec.net.eval()
         extra = runs.read_extra_tensors(run_dir)
         rec.mean, rec.var = extra["feature_mean"].numpy(), extra["feature_var"].numpy()
         rec.lm_labels = extra["lm_labels"].numpy() if "lm_labels" in extra else None
         return rec
+
+
+def _network(input_size: int, num_classes: int, cfg: SpeechConfig) -> SpeechNetwork:
+    """The network of ``cfg.net``'s sizes."""
+    n = cfg.net
+    return SpeechNetwork(input_size, num_classes, architecture=n.architecture, hidden_size=n.hidden_size,
+                         num_layers=n.num_layers, bidirectional=n.bidirectional, dropout=n.dropout,
+                         conv_channels=n.conv_channels, conv_layers=n.conv_layers,
+                         conv_kernel=n.conv_kernel)  # fmt: skip
