@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ __all__ = [
     "DIVERGENCE_FACTOR",
     "DIVERGENCE_FLOOR",
     "DivergenceError",
+    "LossWatch",
     "NonfinitePolicy",
     "all_finite",
     "divergence_error",
@@ -230,6 +232,42 @@ def divergence_error(
         f"{here} with learning rate {format_lr(lr)}. Try a learning rate 10 to 100 times smaller "
         f"({format_lr(lr / 100)} to {format_lr(lr / 10)})."
     )
+
+
+class LossWatch:
+    """The run's step losses as the divergence guard sees them: the first finite one (where divergence is measured
+    from) and the lowest so far (named when the run diverges)."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.lowest: float | None = None
+
+    def judge(self, loss: float, dist: distributed.DistInfo | None) -> tuple[bool, bool]:
+        """(not finite, diverged) for a step's loss; in a distributed run, agreed by every rank (one rank's bad step
+        is everyone's), since every rank must skip backward (or stop) together, or DDP's all-reduce would hang."""
+        bad = not math.isfinite(loss)
+        diverged = not bad and self.first is not None and has_diverged(loss, self.first)
+        if dist is not None:
+            n_bad, n_diverged = distributed.all_reduce_sum([float(bad), float(diverged)])
+            bad, diverged = n_bad > 0, n_bad == 0 and n_diverged > 0
+        return bad, diverged
+
+    def error(self, loss: float, lr: float, step: int, epoch: int, distributed_run: bool) -> DivergenceError:
+        """The :class:`DivergenceError` for a diverged ``loss`` at ``step``."""
+        return divergence_error(loss, self.first, self.lowest, lr, step, epoch, distributed_run)
+
+    def add(self, loss: float) -> None:
+        """Record a finite step loss that is being trained on."""
+        if self.first is None:
+            self.first = loss
+        self.lowest = loss if self.lowest is None else min(self.lowest, loss)
+
+    def state_dict(self) -> dict[str, float | None]:
+        return {"first": self.first, "lowest": self.lowest}
+
+    def load_state_dict(self, state: Mapping[str, float | None] | None) -> None:
+        state = state or {}
+        self.first, self.lowest = state.get("first"), state.get("lowest")
 
 
 class NonfinitePolicy:

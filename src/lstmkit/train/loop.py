@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import os
@@ -44,9 +43,9 @@ from lstmkit.train.averaging import WeightAverage
 from lstmkit.train.batching import as_batch, iterate, known_length, no_batches_error, split_time
 from lstmkit.train.callbacks import Callback
 from lstmkit.train.evaluation import evaluate
-from lstmkit.train.guards import NonfinitePolicy, check_training_memory, divergence_error, has_diverged, nonfinite_grads
+from lstmkit.train.guards import LossWatch, NonfinitePolicy, check_training_memory, nonfinite_grads
 from lstmkit.train.metrics import EpochSums, RunLogs
-from lstmkit.train.optim import build_optimizer, build_schedule
+from lstmkit.train.optim import build_optimizer, build_schedule, clip_gradients
 from lstmkit.train.progress import EpochLines, ProgressBar, open_progress
 from lstmkit.train.step import Batch, EvalFn, LossFn, StepOutput, check_step_output, step_metrics
 from lstmkit.train.stopping import BestEpoch
@@ -71,23 +70,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _plain_run_config(run_config: Mapping[str, Any] | Any) -> dict[str, Any] | None:
-    """The task's config as it will read back from a checkpoint's JSON, so a resume compares like with like."""
-    if run_config is None:
-        return None
-    if callable(getattr(run_config, "to_dict", None)):
-        run_config = run_config.to_dict()
-    if not isinstance(run_config, Mapping):
-        raise TypeError(f"run_config must be a dict or have to_dict(), got {type(run_config).__name__}.")
-    try:
-        return dict(json.loads(json.dumps(run_config, allow_nan=True)))
-    except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"run_config must be JSON-serialisable (it is saved in every checkpoint): {e}. Use plain values "
-            "(str, int, float, bool, None, lists, dicts); convert paths with str()."
-        ) from e
 
 
 @dataclasses.dataclass
@@ -177,7 +159,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.eval_fn = eval_fn
         self.callbacks = list(callbacks or [])
-        self.run_config = _plain_run_config(run_config)
+        self.run_config = run_state.plain_run_config(run_config)
         self.kind = kind
         self._params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self._params, config)
@@ -191,8 +173,7 @@ class Trainer:
         self._best = BestEpoch(config)
         self._fit_start = 0.0
         self._nonfinite = NonfinitePolicy(config)
-        self._first_loss: float | None = None  # the run's first finite step loss: where divergence is measured from
-        self._lowest_loss: float | None = None  # the lowest step loss so far (named when the run diverges)
+        self._losses = LossWatch()  # the first and lowest step losses, for the divergence guard
         self._checkpoints = run_state.RunCheckpoints(self.run_dir, config, self.run_config, kind)
         self._logs = RunLogs(None, steps=False)
         self._dist: distributed.DistInfo | None = None
@@ -288,7 +269,7 @@ class Trainer:
         self.stop_reason = None
         self._best.reset()
         self._nonfinite.step_ok()
-        self._first_loss = self._lowest_loss = None
+        self._losses = LossWatch()
         self._fit_start = time.perf_counter()
         device = self._params[0].device
         self._average = WeightAverage(self.model, cfg.average_from_epoch) if cfg.average_from_epoch else None
@@ -306,7 +287,7 @@ class Trainer:
             position = self._resume(device)
             start_epoch = position["epoch"]
         elif self.checkpointing and not self._checkpoints.wrote:
-            self._claim_run_dir()
+            self._checkpoints.claim(self.is_main)
         distributed.barrier()  # every rank has read the run directory before rank 0 writes to it
         if self.run_dir is not None and self.kind is not None and self.is_main:
             # config.json as training starts: `lstmkit report` draws the run in progress, `lstmkit resume` continues it
@@ -320,19 +301,6 @@ class Trainer:
         self._logs = RunLogs(self.run_dir if self.is_main else None, steps=cfg.log_every_steps is not None)
         self._call("on_fit_start")
         return device, start_epoch, position
-
-    def _claim_run_dir(self) -> None:
-        """Refuse a run directory holding another run's checkpoints; clear one left by a start that never stepped."""
-        assert self.run_dir is not None
-        existing = ckpt.list_checkpoints(self.run_dir)
-        if any(ckpt.step_of(p) > 0 for p in existing):
-            raise ckpt.ResumeError(
-                f"{self.run_dir} already holds checkpoints of an earlier run (the newest after step "
-                f"{ckpt.step_of(existing[-1])}). Pass resume=True (--resume) to continue it, or choose a new run "
-                "directory."
-            )
-        if existing and self.is_main:  # an earlier start that failed before its first step: nothing to keep
-            ckpt.remove_checkpoints(self.run_dir)
 
     def _end_epoch(
         self, epoch: int, row: dict[str, Any], epoch_stop: bool, train_data: Any, bar: ProgressBar | EpochLines
@@ -447,7 +415,7 @@ class Trainer:
         ep.prev_batch_size = batch_size
         chunks = split_time(batch, cfg.tbptt_steps) if cfg.tbptt_steps is not None else [batch]
         if self.schedule.total_steps is None:
-            self._infer_total_steps(total_batches, len(chunks))
+            self.schedule.infer_total_steps(total_batches, len(chunks))
         for chunk_index in range(first_chunk, len(chunks)):
             out = self._train_chunk(ep, chunks[chunk_index], chunk_index, len(chunks))
             stop = self._budget_spent()
@@ -543,15 +511,6 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self._params[0].device.type, dtype=torch.bfloat16)
 
-    def _infer_total_steps(self, total_batches: int | None, chunks_per_batch: int) -> None:
-        """Fill in the run length for the cosine schedule once the first batch shows the chunks per batch."""
-        cfg = self.config
-        known = [cfg.max_steps] if cfg.max_steps is not None else []
-        if total_batches is not None:
-            known.append(cfg.epochs * total_batches * chunks_per_batch)
-        if known:
-            self.schedule.total_steps = min(known)
-
     def _optimizer_step(
         self, chunk: Batch, state: Any, epoch: int, batch_index: int, chunk_index: int, n_chunks: int
     ) -> tuple[StepOutput | None, float, float]:
@@ -567,38 +526,19 @@ class Trainer:
             f", chunk {chunk_index + 1}/{n_chunks})" if n_chunks > 1 else ")"
         )
         loss_value = float(out.loss.detach().item())
-        bad = not math.isfinite(loss_value)
-        diverged = not bad and self._first_loss is not None and has_diverged(loss_value, self._first_loss)
-        if self._dist is not None:  # every rank must skip backward (or stop) together, or DDP's all-reduce would hang
-            n_bad, n_diverged = distributed.all_reduce_sum([float(bad), float(diverged)])
-            bad, diverged = n_bad > 0, n_bad == 0 and n_diverged > 0
+        bad, diverged = self._losses.judge(loss_value, self._dist)
         if bad:
             finite_here = math.isfinite(loss_value)
             what = "Non-finite loss on another rank" if finite_here else f"Non-finite loss ({loss_value})"
             return self._on_nonfinite(f"{what} at {where}", chunk, state), math.nan, lr
         if diverged:
             self.optimizer.zero_grad(set_to_none=True)
-            raise divergence_error(
-                loss_value,
-                self._first_loss,
-                self._lowest_loss,
-                cfg.lr,
-                self.global_step + 1,
-                epoch,
-                self._dist is not None,
-            )
-        if self._first_loss is None:
-            self._first_loss = loss_value
-        self._lowest_loss = loss_value if self._lowest_loss is None else min(self._lowest_loss, loss_value)
+            raise self._losses.error(loss_value, cfg.lr, self.global_step + 1, epoch, self._dist is not None)
+        self._losses.add(loss_value)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         out.loss.backward()
-        if cfg.clip_grad_norm is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self._params, cfg.clip_grad_norm)  # returns the pre-clip norm
-        else:
-            grads = [p.grad for p in self._params if p.grad is not None]
-            grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-        norm = float(grad_norm.item())
+        norm = clip_gradients(self._params, cfg.clip_grad_norm)
         if not math.isfinite(norm):
             bad = nonfinite_grads(self.model)
             what = f"Non-finite gradient (global norm {norm}) at {where}, in {', '.join(bad) or 'a parameter'}"
@@ -654,12 +594,9 @@ class Trainer:
                 "best": self._best.state_dict(),
                 "stop_reason": self.stop_reason,
                 "nonfinite_events": self.nonfinite_events,
-                "losses": {"first": self._first_loss, "lowest": self._lowest_loss},
+                "losses": self._losses.state_dict(),
                 "average": ckpt.flatten_state(average, tensors, "average") if average is not None else None,
-                "callbacks": [
-                    ckpt.flatten_state(cb.state_dict(), tensors, f"callback{i}") if run_state.is_stateful(cb) else None
-                    for i, cb in enumerate(self.callbacks)
-                ],
+                "callbacks": run_state.callback_states(self.callbacks, tensors),
             }
 
         return self._checkpoints.save(
@@ -675,29 +612,18 @@ class Trainer:
 
     def _resume(self, device: torch.device) -> dict[str, Any]:
         """Restore everything from the newest checkpoint; return the position to continue from."""
-        assert self.run_dir is not None
-        path = ckpt.latest_checkpoint(self.run_dir)
-        if path is None:
-            raise ckpt.ResumeError(
-                f"Nothing to resume in {self.run_dir}: it has no complete checkpoint in "
-                f"{self.run_dir / ckpt.CHECKPOINT_DIR}. Start the run without resume."
-            )
-        _, _, meta = ckpt.read_checkpoint(path)
-        self._checkpoints.check_compatible(path, meta)
+        path, _ = self._checkpoints.newest()
         meta, tensors = self._restore_weights(path)
         self.history = list(meta["history"])
         self._best.load_state_dict(meta["best"])
         self.stop_reason = meta["stop_reason"]
         self.nonfinite_events = list(meta.get("nonfinite_events") or [])
-        losses = meta.get("losses") or {}
-        self._first_loss, self._lowest_loss = losses.get("first"), losses.get("lowest")
+        self._losses.load_state_dict(meta.get("losses"))
         if self._best.epoch is not None:
             marked = self._checkpoints.find_best(path, meta, self._best.epoch, self.is_main)
             if marked is not None and self.config.early_stopping_patience is not None:
                 self._best.weights, _, _ = ckpt.read_checkpoint(marked)
-        for cb, saved in zip(self.callbacks, meta["callbacks"], strict=False):
-            if saved is not None and run_state.is_stateful(cb):
-                cb.load_state_dict(ckpt.unflatten_state(saved, tensors))
+        run_state.load_callback_states(self.callbacks, meta["callbacks"], tensors)
         if self.is_main:
             self._checkpoints.rewrite_logs(len(self.history), self.global_step)
         self._checkpoints.last, self._checkpoints.wrote = path, True

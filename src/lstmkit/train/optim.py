@@ -23,7 +23,7 @@ import torch
 
 from lstmkit.config import TrainConfig
 
-__all__ = ["LRSchedule", "build_optimizer", "build_schedule"]
+__all__ = ["LRSchedule", "build_optimizer", "build_schedule", "clip_gradients"]
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
@@ -112,6 +112,16 @@ class LRSchedule:
             return max(c.lr * self.factor, c.min_lr)
         raise ValueError(f"Unknown schedule {c.schedule!r}. Expected 'constant', 'cosine', 'step' or 'plateau'.")
 
+    def infer_total_steps(self, total_batches: int | None, chunks_per_batch: int) -> None:
+        """Fill in the run length (for ``"cosine"``) once the first batch shows the chunks per batch: the smaller of
+        ``max_steps`` and ``epochs * total_batches * chunks_per_batch``, where known."""
+        c = self.config
+        known = [c.max_steps] if c.max_steps is not None else []
+        if total_batches is not None:
+            known.append(c.epochs * total_batches * chunks_per_batch)
+        if known:
+            self.total_steps = min(known)
+
     def on_epoch_end(self, value: float | None) -> None:
         """Feed the monitored metric at the end of an epoch; only ``"plateau"`` uses it.
 
@@ -161,3 +171,14 @@ def build_schedule(config: TrainConfig, total_steps: int | None = None) -> LRSch
         [0.1, 0.1, 0.05, 0.025]
     """
     return LRSchedule(config, total_steps)
+
+
+def clip_gradients(params: list[torch.nn.Parameter], max_norm: float | None) -> float:
+    """The global norm of the gradients of ``params`` before clipping, clipping them to ``max_norm`` (None: no
+    clipping); NaN or inf when a gradient is not finite."""
+    if max_norm is not None:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)  # returns the pre-clip norm
+    else:
+        grads = [p.grad for p in params if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+    return float(grad_norm.item())

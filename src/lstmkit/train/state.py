@@ -10,6 +10,7 @@ restores the RNG and data state of its start, re-reads the batches already train
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -27,9 +28,12 @@ from lstmkit.train.tensors import to_device
 __all__ = [
     "RESUME_FREE_FIELDS",
     "RunCheckpoints",
+    "callback_states",
     "data_generators",
     "is_stateful",
+    "load_callback_states",
     "package_version",
+    "plain_run_config",
     "rank_position",
     "restore_epoch_start",
     "restore_weights",
@@ -52,6 +56,39 @@ def package_version() -> str:
 def is_stateful(obj: Any) -> bool:
     """Whether ``obj`` has ``state_dict()`` and ``load_state_dict()`` (its state is checkpointed)."""
     return callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))
+
+
+def plain_run_config(run_config: Mapping[str, Any] | Any) -> dict[str, Any] | None:
+    """The task's config (a dict or an object with ``to_dict()``) as it will read back from a checkpoint's JSON, so
+    a resume compares like with like."""
+    if run_config is None:
+        return None
+    if callable(getattr(run_config, "to_dict", None)):
+        run_config = run_config.to_dict()
+    if not isinstance(run_config, Mapping):
+        raise TypeError(f"run_config must be a dict or have to_dict(), got {type(run_config).__name__}.")
+    try:
+        return dict(json.loads(json.dumps(run_config, allow_nan=True)))
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"run_config must be JSON-serialisable (it is saved in every checkpoint): {e}. Use plain values "
+            "(str, int, float, bool, None, lists, dicts); convert paths with str()."
+        ) from e
+
+
+def callback_states(callbacks: list[Any], tensors: dict[str, torch.Tensor]) -> list[Any]:
+    """Each callback's ``state_dict()`` (None for a stateless one), its tensors put into ``tensors``."""
+    return [
+        ckpt.flatten_state(cb.state_dict(), tensors, f"callback{i}") if is_stateful(cb) else None
+        for i, cb in enumerate(callbacks)
+    ]
+
+
+def load_callback_states(callbacks: list[Any], saved: list[Any], tensors: Mapping[str, torch.Tensor]) -> None:
+    """Give each stateful callback its state from a checkpoint (see :func:`callback_states`)."""
+    for cb, state in zip(callbacks, saved, strict=False):
+        if state is not None and is_stateful(cb):
+            cb.load_state_dict(ckpt.unflatten_state(state, tensors))
 
 
 def data_generators(data: Any) -> list[torch.Generator]:
@@ -168,6 +205,36 @@ class RunCheckpoints:
 
     def snapshot_epoch_start(self, train_data: Any) -> None:
         self.epoch_start = snapshot_epoch_start(train_data)
+
+    def claim(self, is_main: bool) -> None:
+        """Refuse a run directory holding another run's checkpoints; clear one left by a start that never stepped."""
+        assert self.run_dir is not None
+        existing = ckpt.list_checkpoints(self.run_dir)
+        if any(ckpt.step_of(p) > 0 for p in existing):
+            raise ckpt.ResumeError(
+                f"{self.run_dir} already holds checkpoints of an earlier run (the newest after step "
+                f"{ckpt.step_of(existing[-1])}). Pass resume=True (--resume) to continue it, or choose a new run "
+                "directory."
+            )
+        if existing and is_main:  # an earlier start that failed before its first step: nothing to keep
+            ckpt.remove_checkpoints(self.run_dir)
+
+    def newest(self) -> tuple[Path, dict[str, Any]]:
+        """The newest complete checkpoint to resume from and its meta, checked against this run's config.
+
+        Raises:
+            ResumeError: there is none, or it is from another lstmkit version or config.
+        """
+        assert self.run_dir is not None
+        path = ckpt.latest_checkpoint(self.run_dir)
+        if path is None:
+            raise ckpt.ResumeError(
+                f"Nothing to resume in {self.run_dir}: it has no complete checkpoint in "
+                f"{self.run_dir / ckpt.CHECKPOINT_DIR}. Start the run without resume."
+            )
+        _, _, meta = ckpt.read_checkpoint(path)
+        self.check_compatible(path, meta)
+        return path, meta
 
     def bytes_estimate(self, model: torch.nn.Module) -> int:
         """The checkpoints kept at once: ``keep_checkpoints``, the one being written and the best one, each the model
