@@ -425,7 +425,7 @@ class TrainConfig(StrictConfig):
     max_minutes: float | None = None
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # "auto": CUDA when PyTorch sees a GPU, else the CPU.
     log_every_steps: int | None = None  # None: metrics once per epoch; n: also a row every n steps to steps.csv.
-    progress: bool = True  # Rich progress bar; shown only when stderr is an interactive terminal.
+    progress: bool = True  # a live progress bar on a terminal; elsewhere (logs, pipes) one line per epoch on stderr
     # "bf16": forward passes (training and evaluation) under torch.autocast with bfloat16, on CPUs with AVX-512 BF16
     # / AMX and on GPUs; weights, gradients and the optimizer stay float32. "float32": no autocast.
     precision: Literal["float32", "bf16"] = "float32"

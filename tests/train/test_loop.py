@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from lstmkit.train import (
     split_time,
 )
 from lstmkit.train.metrics import MetricsLogger
-from lstmkit.train.progress import ProgressBar
+from lstmkit.train.progress import EpochLines, ProgressBar, epoch_line, open_progress
 
 # ---------------------------------------------------------------- helpers
 
@@ -463,6 +464,47 @@ def test_progress_bar_is_silent_under_pytest_and_draws_on_a_terminal() -> None:
     assert "loss 0.25" in buf.getvalue() and "1,234 items/s" in buf.getvalue()
     off = ProgressBar(enabled=False, console=Console(file=io.StringIO(), force_terminal=True))
     assert not off.enabled
+
+
+def test_progress_without_a_terminal_is_one_line_per_epoch_and_nothing_per_step(capsys, monkeypatch) -> None:
+    """Issue 19: a run whose stderr is a log or a pipe printed nothing until it ended."""
+    for var in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(var, raising=False)
+    data = linear_batches(n_batches=4)
+    history = Trainer(nn.Linear(3, 1), linear_loss, cfg(epochs=3, progress=True)).fit(data, val_data=data[:1])
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3  # one per epoch, none per step (4 steps an epoch)
+    for line, row in zip(lines, history, strict=True):
+        assert line.startswith(f"epoch {row['epoch']}/3  step {row['step']}  train_loss {row['train_loss']:.4g}  ")
+        assert f"  val_loss {row['val_loss']:.4g}  " in line and re.search(r"  elapsed \d+\.\ds$", line)
+        assert "seconds" not in line  # the row's own clock is the elapsed time's job
+    Trainer(nn.Linear(3, 1), linear_loss, cfg(epochs=2, progress=False)).fit(data)
+    assert capsys.readouterr().err == ""  # progress=False: silent
+
+
+def test_progress_is_the_live_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with open_progress(True, console=terminal) as shown:
+        assert isinstance(shown, ProgressBar) and shown.enabled
+        shown.end_epoch({"epoch": 1, "step": 4, "train_loss": 0.5}, 2, 1.0)  # the bar already shows it: no line
+    assert "epoch 1/2" not in terminal.file.getvalue()
+    piped = Console(file=io.StringIO(), force_terminal=False)
+    assert isinstance(open_progress(True, console=piped), EpochLines)
+    buf = io.StringIO()
+    lines = EpochLines(stream=buf)
+    lines.start_epoch(1, 2, 4)
+    lines.update(loss=0.5, items_per_sec=10.0)
+    assert buf.getvalue() == ""
+    lines.end_epoch(
+        {"epoch": 2, "step": 8, "train_loss": 0.25, "lr": 1e-3, "nonfinite_steps": 0, "seconds": 1.5}, 2, 75
+    )
+    assert buf.getvalue() == "epoch 2/2  step 8  train_loss 0.25  lr 0.001  nonfinite_steps 0  elapsed 1m15s\n"
+    off = EpochLines(enabled=False, stream=buf)
+    off.end_epoch({"epoch": 3}, 3, 1.0)
+    assert buf.getvalue().count("\n") == 1
+    assert epoch_line({"epoch": 1, "step": 2, "val_loss": math.nan}, 1, 3725.0) == (
+        "epoch 1/1  step 2  val_loss nan  elapsed 1h02m05s"
+    )
 
 
 # ---------------------------------------------------------------- errors
