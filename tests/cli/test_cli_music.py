@@ -8,6 +8,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from lstmkit.cli import main
 
@@ -48,13 +49,13 @@ def test_set_and_config_reach_the_config(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["music", "train", "--limit", "6", "--out", str(out), "--config", str(file), "--hidden-size", "16",
             "--embedding-size", "8", "--layers", "1", "--batch-size", "4", "--epochs", "1", "--max-minutes", "5",
-            "--set", "net.dropout=0.1", "--set", "train.clip_grad_norm=0.5", "--json"]  # fmt: skip
+            "--device", "auto", "--set", "net.dropout=0.1", "--set", "train.clip_grad_norm=0.5", "--json"]  # fmt: skip
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["task"] == "music"
     saved = json.loads((out / "config.json").read_text())["config"]["music"]
     assert saved["net"] == {"embedding_size": 8, "hidden_size": 16, "num_layers": 1, "dropout": 0.1}
     assert saved["bptt"] == 30 and saved["train"]["lr"] == 0.01 and saved["train"]["clip_grad_norm"] == 0.5
-    assert saved["train"]["max_minutes"] == 5 and saved["train"]["epochs"] == 1
+    assert saved["train"]["max_minutes"] == 5 and saved["train"]["epochs"] == 1 and saved["train"]["device"] == "auto"
     assert main(["music", "train", "--limit", "6", "--out", str(tmp_path / "x"), "--set", "net.hiden_size=3"]) == 2
     assert "has no field 'net.hiden_size'. Did you mean net.hidden_size" in capsys.readouterr().err
     assert main(["music", "train", "--limit", "6", "--out", str(tmp_path / "x"), "--layers", "0"]) == 2
@@ -136,4 +137,12 @@ def test_evaluate_an_unparsable_score_is_one_sentence(run_dir, tmp_path, capsys)
     assert "No folder at" in capsys.readouterr().err
     assert main(["music", "train", "--scores", str(tmp_path), "--out", str(tmp_path / "r")]) == 2  # holds bad.musicxml
     assert "Could not read a score from bad.musicxml" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without a GPU")
+def test_cuda_without_a_gpu_is_one_sentence(tmp_path, capsys):
+    args = ["music", "train", "--limit", "6", "--out", str(tmp_path / "r"), *TINY, "--device", "cuda"]
+    assert main(args) == 2
+    assert "device='cuda' was asked for, but PyTorch sees no CUDA GPU here" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
