@@ -13,13 +13,12 @@ import pytest
 import lstmkit
 from lstmkit import runs
 from lstmkit.tasks.timeseries.anomaly.baselines import RollingZScore, rolling_zscore
-from lstmkit.tasks.timeseries.anomaly.config import AnomalyConfig, NotFittedError
+from lstmkit.tasks.timeseries.anomaly.config import AnomalyConfig, AnomalyNet, AnomalyTrain, NotFittedError
 from lstmkit.tasks.timeseries.anomaly.data import in_time_order, series_values
 from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector
-from lstmkit.tasks.timeseries.anomaly.metrics import detection_metrics
+from lstmkit.tasks.timeseries.anomaly.metrics import detection_metrics, event_scores
 from lstmkit.tasks.timeseries.anomaly.run import train_run
 from lstmkit.tasks.timeseries.anomaly.statistics import fit_gaussian, mahalanobis, tail_quantile
-from lstmkit.tasks.timeseries.anomaly.metrics import event_scores
 
 SEASON = 24
 
@@ -80,7 +79,9 @@ def test_train_run_learns_nothing_from_the_test_rows(tmp_path) -> None:
     table = pd.DataFrame({
         "time": np.arange(400), "value": np.r_[normal, test], "split": ["train"] * 300 + ["test"] * 100,
     })  # fmt: skip
-    cfg = AnomalyConfig(method="reconstruction", input_window=12, epochs=2, hidden_size=4)
+    cfg = AnomalyConfig(
+        method="reconstruction", input_window=12, net=AnomalyNet(hidden_size=4), train=AnomalyTrain(epochs=2)
+    )
     train_run(table, cfg, tmp_path / "run")
     from_run = AnomalyDetector.load(tmp_path / "run")
     alone = AnomalyDetector(cfg).fit(normal)
@@ -88,6 +89,37 @@ def test_train_run_learns_nothing_from_the_test_rows(tmp_path) -> None:
     np.testing.assert_array_equal(from_run.mean, alone.mean)
     np.testing.assert_array_equal(from_run.precision, alone.precision)
     assert from_run.threshold == alone.threshold
+
+
+def test_config_sections_read_the_flat_layout_of_earlier_runs() -> None:
+    """Issue 19: the network's sizes sit in ``net``, the training fields in ``train`` (each default declared once);
+    the flat fields earlier runs saved in config.json, and flat keyword arguments, still read into them."""
+    flat = {"method": "reconstruction", "input_window": 12, "hidden_size": 8, "epochs": 3, "batch_size": 16,
+            "lr": 0.01, "seed": 4, "progress": False}  # fmt: skip
+    cfg = AnomalyConfig.from_dict(flat)
+    assert cfg.net == AnomalyNet(hidden_size=8)
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed) == (3, 16, 0.01, 4)
+    assert AnomalyDetector(**flat).config == cfg == AnomalyConfig.from_dict(cfg.to_dict())
+    defaults = AnomalyConfig()  # the task's own training defaults, not TrainConfig's
+    assert (defaults.net.hidden_size, defaults.train.epochs, defaults.train.lr) == (32, 100, 3e-3)
+    assert defaults.train.max_minutes == 30.0 and defaults.train.device == "cpu"
+    assert cfg.with_overrides({"train.lr": "3e-4", "net.num_layers": "2"}).train.lr == 3e-4
+    with pytest.raises(ValueError, match="hidden_size must be at least 1"):
+        AnomalyConfig.from_dict({"hidden_size": 0})
+
+
+def test_reconstruction_with_two_layers_streams_as_it_scores() -> None:
+    """``net.num_layers`` stacks the encoder and the decoder; the stream carries every layer's state."""
+    det = AnomalyDetector(method="reconstruction", input_window=8, net={"hidden_size": 4, "num_layers": 2},
+                          train={"epochs": 1}).fit(normal_series(120, 0))  # fmt: skip
+    assert det.model.encoder.num_layers == det.model.decoder.num_layers == 2
+    series = normal_series(40, 1)
+    stream = det.stream()
+    streamed = np.r_[[stream.update(v) for v in series], stream.finish()][det.delay :]
+    np.testing.assert_allclose(streamed, det.score(series), rtol=1e-9, equal_nan=True)
+    again = det.stream()
+    again.set_state(stream.get_state())
+    assert again.get_state()["h"].shape[0] == 2
 
 
 @pytest.mark.slow

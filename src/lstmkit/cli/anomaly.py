@@ -100,11 +100,11 @@ def train(
         table, roles = _table(data, csv, time, label)
         if target is None and "target" not in roles:
             raise ValueError("Say which column to watch with --target (or use --data NAME for a bundled dataset).")
-        cfg = AnomalyConfig(
+        cfg = AnomalyConfig.from_dict(dict(
             method=method, target=target or roles["target"], time=roles.get("time", "time"), input_window=window,
             steps_ahead=steps_ahead, season=season, false_alarm_rate=false_alarm_rate, epochs=epochs, seed=seed,
             progress=not as_json,
-        )  # fmt: skip
+        ))  # fmt: skip
         summary = train_run(table, cfg, out, label=roles.get("label"), resume=resume)
     except _user_errors() as e:
         fail(user_message(e))

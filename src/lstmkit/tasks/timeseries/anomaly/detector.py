@@ -58,8 +58,7 @@ import torch
 from torch import Tensor, nn
 
 from .... import runs
-from ....config import TrainConfig
-from ....train import GateStatistics, StepOutput, Trainer, seed_everything
+from ....train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
 from .config import KIND, SCORE_DTYPE, AnomalyConfig, NotFittedError
 from .data import as_table, labels_of, series_values
 from .encdec import EncDecNet, WindowBatches, combine_windows, full_windows
@@ -79,11 +78,12 @@ class AnomalyDetector:
 
     Args:
         config: an :class:`AnomalyConfig`, or its fields as keyword arguments (``method=``, ``input_window=``,
-            ``steps_ahead=``, ``season=``, ``false_alarm_rate=``, ...).
+            ``steps_ahead=``, ``season=``, ``false_alarm_rate=``, ...; the sections' fields flat, ``hidden_size=``,
+            ``epochs=``, or as sections, ``net=``, ``train=``, as :meth:`AnomalyConfig.from_dict` reads them).
     """
 
     def __init__(self, config: AnomalyConfig | None = None, **kwargs: Any) -> None:
-        self.config = config if config is not None else AnomalyConfig(**kwargs)
+        self.config = config if config is not None else AnomalyConfig.from_dict(kwargs)
         self.forecaster: Any = None  # prediction: the Forecaster
         self.model: EncDecNet | None = None  # reconstruction: the encoder-decoder
         self.scale: tuple[float, float] | None = None  # reconstruction: (mean, std) of the training part
@@ -153,7 +153,7 @@ class AnomalyDetector:
         for s in range(0, len(x), _CHUNK):
             xb = torch.tensor(x[s : s + _CHUNK], dtype=SCORE_DTYPE)[..., None]  # (B, L, 1)
             with torch.no_grad():
-                _, state = net.encoder(xb)  # (1, B, H) each
+                _, state = net.encoder(xb)  # (N, B, H) each: N layers
                 recon = net.reconstruct(state, L).numpy()  # (B, L)
             errors[s : s + _CHUNK] = np.abs(recon - x[s : s + _CHUNK])
         errors[~whole] = np.nan
@@ -227,8 +227,9 @@ class AnomalyDetector:
         cfg = self.config
         self.forecaster = Forecaster(
             target=cfg.target, time=cfg.time, horizon=cfg.steps_ahead, season=cfg.season,
-            input_window=cfg.input_window, hidden_size=cfg.hidden_size, epochs=cfg.epochs, seed=cfg.seed,
-            calibrate_intervals=False, progress=cfg.progress,
+            input_window=cfg.input_window, calibrate_intervals=False, hidden_size=cfg.net.hidden_size,
+            num_layers=cfg.net.num_layers, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
+            seed=cfg.train.seed, progress=cfg.train.progress,
         ).fit(as_table(train, cfg.target, cfg.time), run_dir=run_dir, resume=resume)  # fmt: skip
         self.history_ = self.forecaster.history_
 
@@ -250,27 +251,28 @@ class AnomalyDetector:
         xv, whole_v = full_windows(z[n_train:], L) if len(z) - n_train >= L else (None, None)
         if xv is not None and whole_v.any():  # held-out windows: the val_loss curve in metrics.csv
             val = [(torch.tensor(xv[whole_v], dtype=torch.float32)[..., None],)]
-        seed_everything(cfg.seed)
-        self.model = EncDecNet(cfg.hidden_size)
+        device = resolve_device(cfg.train.device)
+        seed_everything(cfg.train.seed)
+        self.model = EncDecNet(cfg.net.hidden_size, cfg.net.num_layers)
 
         def loss_fn(model: nn.Module, batch: tuple[Tensor, ...], state: Any) -> StepOutput:
             (xb,) = batch  # (B, L, 1)
             return StepOutput(loss=torch.mean((model(xb) - xb[..., 0]) ** 2), n_items=xb.shape[0])
 
-        train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                progress=cfg.progress)  # fmt: skip
-        run_config = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        run_config = cfg.to_dict()
+        run_config["train"].pop("progress")  # how it shows, not what it trains: a resume may change it
         trainer = Trainer(
-            self.model,
+            self.model.to(device),
             loss_fn,
-            train_cfg,
+            cfg.train,
             run_dir=run_dir,
             callbacks=[GateStatistics()],
             run_config=run_config,
             kind=KIND,
         )
-        self.history_ = trainer.fit(WindowBatches(x_train, cfg.batch_size, cfg.seed), val_data=val, resume=resume)
-        self.model.eval()
+        batches = WindowBatches(x_train, cfg.train.batch_size, cfg.train.seed)
+        self.history_ = trainer.fit(batches, val_data=val, resume=resume)
+        self.model.cpu().eval()  # scores and saves on the CPU
 
     # ---- score / predict / evaluate ------------------------------------------------------------------------------
     def _score_values(self, values: np.ndarray) -> np.ndarray:
@@ -362,7 +364,7 @@ class AnomalyDetector:
                 det.forecaster.model.load_state_dict(weights)
         else:
             det.scale = tuple(saved["scale"])  # type: ignore[assignment]
-            det.model = EncDecNet(det.config.hidden_size)
+            det.model = EncDecNet(det.config.net.hidden_size, det.config.net.num_layers)
             det.model.load_state_dict(runs.read_state_dict(run_dir))
             det.model.eval()
         extra = runs.read_extra_tensors(run_dir)

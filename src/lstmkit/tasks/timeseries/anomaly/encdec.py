@@ -16,18 +16,19 @@ __all__ = ["EncDecNet", "WindowBatches", "combine_windows", "full_windows"]
 class EncDecNet(nn.Module):
     """LSTM encoder-decoder that reconstructs a window in reverse order (EncDec-AD).
 
-    Shapes: ``B`` windows, ``L`` window length, ``H`` hidden size; one input channel (the scaled value).
+    Shapes: ``B`` windows, ``L`` window length, ``H`` hidden size, ``N`` stacked layers (encoder and decoder alike);
+    one input channel (the scaled value).
     """
 
-    def __init__(self, hidden_size: int) -> None:
+    def __init__(self, hidden_size: int, num_layers: int = 1) -> None:
         super().__init__()
-        self.encoder = LSTM(1, hidden_size)
-        self.decoder = LSTM(1, hidden_size)
+        self.encoder = LSTM(1, hidden_size, num_layers)
+        self.decoder = LSTM(1, hidden_size, num_layers)
         self.head = nn.Linear(hidden_size, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """Teacher-forced reconstruction (training): x (B, L, 1) -> (B, L), in the window's own order."""
-        _, state = self.encoder(x)  # h, c: (1, B, H), the encoder's final state
+        _, state = self.encoder(x)  # h, c: (N, B, H), the encoder's final state
         first = self.head(state[0][-1])  # (B, 1): x'_L from the encoder's state
         reverse = x.flip(1)  # (B, L, 1): x_L .. x_1
         out, _ = self.decoder(reverse[:, :-1], state)  # (B, L - 1, H): after reading the true x_L .. x_2
@@ -36,7 +37,7 @@ class EncDecNet(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, state: tuple[Tensor, Tensor], length: int) -> Tensor:
-        """Inference: from the encoder's final state (h, c) (1, B, H), each output fed back -> (B, L), in order."""
+        """Inference: from the encoder's final state (h, c) (N, B, H), each output fed back -> (B, L), in order."""
         h, c = state
         x_hat = self.head(h[-1])  # (B, 1): x'_L
         outputs = [x_hat]

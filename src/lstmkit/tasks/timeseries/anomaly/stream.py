@@ -43,7 +43,8 @@ class AnomalyStream:
             # The last min(t, L) steps, oldest first: scaled value and its smallest window error so far.
             self._z: list[float] = []
             self._best: list[float] = []
-            self._state: tuple[Tensor, Tensor] | None = None  # (1, A, H) each: the A open windows, oldest first
+            # (N, A, H) each (N layers): the encoder states of the A open windows, oldest first
+            self._state: tuple[Tensor, Tensor] | None = None
             self._broken: list[bool] = []  # per open window: it read a missing value
         else:
             self._recent: list[float] = []  # the last window of raw values
@@ -87,8 +88,9 @@ class AnomalyStream:
                 broken = [bool(v) for v in state["broken"]]
                 hc = ((torch.as_tensor(state["h"], dtype=SCORE_DTYPE), torch.as_tensor(state["c"], dtype=SCORE_DTYPE))
                       if "h" in state else None)  # fmt: skip
-                H = self.det.model.encoder.hidden_size  # type: ignore[union-attr]
-                if len(z) != len(best) or (hc is not None and (hc[0].shape != (1, len(broken), H) or hc[0].shape
+                enc = self.det.model.encoder  # type: ignore[union-attr]
+                N, H = enc.num_layers, enc.hidden_size
+                if len(z) != len(best) or (hc is not None and (hc[0].shape != (N, len(broken), H) or hc[0].shape
                                                                 != hc[1].shape)):  # fmt: skip
                     raise ValueError("its arrays disagree in length")
                 self._z, self._best, self._broken, self._state = z, best, broken, hc
@@ -129,7 +131,7 @@ class AnomalyStream:
         z = (value - det.scale[0]) / det.scale[1]
         self._z.append(z)
         self._best.append(math.inf)
-        zero = torch.zeros(1, 1, net.encoder.hidden_size, dtype=SCORE_DTYPE)  # (1, 1, H)
+        zero = torch.zeros(net.encoder.num_layers, 1, net.encoder.hidden_size, dtype=SCORE_DTYPE)  # (N, 1, H)
         if self._state is None:
             self._state = (zero, zero.clone())
         else:  # open the window that starts at this step with a fresh (zero) encoder state
@@ -139,7 +141,7 @@ class AnomalyStream:
         A = self._state[0].shape[1]
         x = torch.full((A, 1), 0.0 if missing else z, dtype=SCORE_DTYPE)  # (A, 1): this value, to every window
         with torch.no_grad():
-            _, self._state = net.encoder.step(x, self._state)  # (1, A, H) each
+            _, self._state = net.encoder.step(x, self._state)  # (N, A, H) each
         if self.t < L - 1:
             return math.nan
         # The oldest open window (steps t - L + 1 .. t) has read its L values: decode it and close it.
