@@ -147,9 +147,14 @@ def test_make_data_refuses_words_outside_the_alphabet(tmp_path, capsys):
 
 def test_train_writes_a_run_with_greedy_beam_and_lm_results(run, assert_png):
     out, result = run
-    assert {"greedy", "beam_2", "beam_2_lm"} <= set(result["test"]) and "test_seen_font" in result
+    assert list(result)[:4] == ["task", "run_dir", "metrics", "baselines"] and result["task"] == "handwriting"
+    tests = result["tests"]
+    assert {"greedy", "beam_2", "beam_2_lm"} <= set(tests["test"]) and "test_seen_font" in tests
+    assert result["metrics"]["cer"] == tests["test"]["greedy"]["cer"]
+    assert result["metrics"]["wer_beam_2_lm"] == tests["test"]["beam_2_lm"]["wer"]
     saved = json.loads((out / "config.json").read_text())["config"]["handwriting"]
     assert result["lm_extra_words"] == 3 and saved["lm_order"] == 3 and saved["overlap"] == 0.1
+    assert saved["net"]["hidden_size"] == 8 and saved["train"]["epochs"] == 1
     assert (out / "report.html").exists()
     assert_png(out / "samples.png")
 
@@ -250,3 +255,31 @@ def test_ensemble_mistakes_are_one_sentence(run, files, tmp_path, capsys):
     _refused(capsys, [*recognize, "--with", str(tmp_path / "nope")], "No run directory")
     _refused(capsys, [*recognize, "--with", str(run[0]), "--combine", "votes"], "combine must be 'probs'")
     _refused(capsys, [*recognize, "--combine", "sequences"], "give the others with --with")
+
+
+def test_train_options_set_and_config_reach_the_config(data, tmp_path, capsys, monkeypatch):
+    """--set and --config reach HandwritingConfig's sections (the training itself replaced: this is about the
+    command)."""
+    from lstmkit.tasks.recognition.handwriting import run as handwriting_run
+
+    seen = {}
+
+    def fake_train_run(train, validation, tests, cfg, out, **kwargs):
+        seen["cfg"], seen["kwargs"] = cfg, kwargs
+        return {"run_dir": str(out), "test": {"fonts": ["scriptc"], "greedy": {"cer": 0.5, "wer": 1.0, "n": 4}}}
+
+    monkeypatch.setattr(handwriting_run, "train_run", fake_train_run)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"net": {"output_dropout": 0.2}, "step": 0.4, "train": {"lr": 0.005}}))
+    argv = ["handwriting", "train", "--data", str(data[0]), "--out", str(tmp_path / "run"), "--config", str(config),
+            "--set", "train.on_nonfinite=skip", "--set", "train.average_from_epoch=2", "--hidden-size", "24",
+            "--epochs", "3", "--overlap", "0.1", "--json"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    cfg = seen["cfg"]
+    assert (cfg.net.hidden_size, cfg.net.output_dropout, cfg.step, cfg.overlap) == (24, 0.2, 0.4, 0.1)
+    trained = (cfg.train.lr, cfg.train.epochs, cfg.train.on_nonfinite, cfg.train.average_from_epoch)
+    assert trained == (0.005, 3, "skip", 2)
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed)[:4] == ["task", "run_dir", "metrics", "baselines"]
+    assert printed["metrics"] == {"cer": 0.5, "wer": 1.0} and printed["tests"]["test"]["fonts"] == ["scriptc"]
+    _refused(capsys, [*argv[:-1], "--set", "train.average_from_epoch=4"], "average_from_epoch must be an epoch")

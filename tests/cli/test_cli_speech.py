@@ -27,8 +27,14 @@ def test_make_data_train_transcribe_stream(tmp_path, capsys):
     assert main(["speech", "train", "--data", str(data), "--out", str(run), "--unidirectional", "--hidden-size", "8",
                  "--layers", "1", "--epochs", "1", "--beam", "2", "--json"]) == 0  # fmt: skip
     result = json.loads(capsys.readouterr().out)
-    assert {"greedy", "beam_2", "beam_2_lm"} <= set(result) and result["utterances"]["test"] == 3
-    assert 0 <= result["greedy"]["all"]["cer"] and (run / "predictions.csv").exists()
+    assert list(result)[:4] == ["task", "run_dir", "metrics", "baselines"] and result["task"] == "speech"
+    assert result["run_dir"] == str(run) and result["baselines"] == {}
+    assert {"greedy", "beam_2", "beam_2_lm", "streaming"} <= set(result["scores"]) and result["utterances"]["test"] == 3
+    written = json.loads((run / "result.json").read_text())
+    assert result["metrics"]["cer"] == written["greedy"]["all"]["cer"]
+    assert result["metrics"]["wer_beam_2_lm"] == written["beam_2_lm"]["all"]["wer"]
+    assert result["metrics"]["cer_streaming"] == written["streaming"]["all"]["cer"]
+    assert (run / "predictions.csv").exists()
     assert (run / "report.html").exists() and (run / "config.json").exists()
     wav = sorted((data / "wavs").glob("test-*.wav"))[0]
     assert main(["speech", "transcribe", str(run), str(wav), "--json"]) == 0
@@ -58,8 +64,9 @@ def test_bad_audio_and_missing_programs_are_one_sentence(tmp_path, capsys, monke
 
     rng = np.random.default_rng(0)
     tone = (0.3 * np.sin(np.arange(16000) * 0.2) + 0.01 * rng.standard_normal(16000)).astype(np.float32)
-    rec = SpeechRecognizer(SpeechConfig.from_dict({"hidden_size": 4, "num_layers": 1, "epochs": 1, "batch_size": 2,
-                                              "progress": False}))
+    rec = SpeechRecognizer(
+        SpeechConfig.from_dict({"hidden_size": 4, "num_layers": 1, "epochs": 1, "batch_size": 2, "progress": False})
+    )
     rec.fit([(tone, 16000), (tone[::-1].copy(), 16000)], ["one", "two"])
     run = tmp_path / "run"
     rec.save(run)
@@ -86,3 +93,35 @@ def test_bad_audio_and_missing_programs_are_one_sentence(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert "is not an executable file; point it at espeak-ng" in err and "Traceback" not in err
     assert not (tmp_path / "d").exists()
+
+
+def test_train_options_set_and_config_reach_the_config_and_json_has_the_shape(tmp_path, capsys, monkeypatch):
+    """--set and --config reach SpeechConfig's sections (the training itself replaced: this is about the command)."""
+    from lstmkit.tasks.recognition.speech import run as speech_run
+
+    seen = {}
+
+    def fake_train_run(data, cfg, out, **kwargs):
+        seen["cfg"], seen["kwargs"] = cfg, kwargs
+        scores = {"all": {"cer": 0.25, "wer": 0.5, "n": 2}}
+        return {"run_dir": str(out), "utterances": {"train": 2}, "greedy": scores, "beam_3": scores}
+
+    monkeypatch.setattr(speech_run, "train_run", fake_train_run)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"net": {"hidden_size": 12, "dropout": 0.2}, "n_mels": 20, "epochs": 3}))
+    argv = ["speech", "train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--config", str(config),
+            "--set", "train.lr=0.02", "--set", "stack=2", "--layers", "1", "--unidirectional", "--beam", "3",
+            "--json"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    cfg = seen["cfg"]
+    assert (cfg.net.hidden_size, cfg.net.dropout, cfg.net.num_layers, cfg.net.bidirectional) == (12, 0.2, 1, False)
+    assert (cfg.train.lr, cfg.train.epochs, cfg.train.max_minutes, cfg.train.progress) == (0.02, 3, 60.0, False)
+    assert (cfg.n_mels, cfg.stack, cfg.normalisation) == (20, 2, "running") and seen["kwargs"]["beam_size"] == 3
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed)[:4] == ["task", "run_dir", "metrics", "baselines"]
+    assert printed["metrics"] == {"cer": 0.25, "wer": 0.5, "cer_beam_3": 0.25, "wer_beam_3": 0.5}
+    assert main([*argv[:-1], "--set", "net.hidden=3"]) == 2
+    err = capsys.readouterr().err
+    assert "has no field 'net.hidden'" in err and "Traceback" not in err
+    assert main(["speech", "train", "--data", str(tmp_path), "--out", str(tmp_path / "x"), "--lr", "0"]) == 2
+    assert "--lr" in capsys.readouterr().err

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..tasks.recognition.handwriting.config import HandwritingConfig
 from . import app
-from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
-from ._options import AsJson, Out, Resume, Seed, Verbose
+from ._console import USER_ERRORS, err, fail, print_json, print_result, setup_logging, user_message
+from ._options import AsJson, CoreOptions, Out, Resume, Seed, Verbose, train_options
 
 if TYPE_CHECKING:
     from ..tasks.recognition.handwriting.recognizer import HandwritingRecognizer
@@ -138,53 +139,53 @@ def make_data(
         err.print(f"written to {out}")
 
 
+_HW = HandwritingConfig()  # the defaults the help shows, declared once in the config
+
+
 @handwriting_app.command("train")
+@train_options(HandwritingConfig)
 def train(
     out: Out,
     data: Annotated[Path | None, typer.Option("--data", help="A data set from `handwriting make-data`; "
-                                              "without it one is generated.")] = None,  # fmt: skip
+                                              "without it one is generated (from --seed).")] = None,  # fmt: skip
     train_samples: TrainSamples = 20000,
     test_samples: TestSamples = 1000,
-    hidden_size: Annotated[int, typer.Option("--hidden-size", help="LSTM units per direction.")] = 192,
-    layers: Annotated[int, typer.Option("--layers")] = 1,
-    step: Annotated[float, typer.Option("--step", help="Resampling distance in ink heights.")] = 0.3,
-    overlap: Annotated[float, typer.Option("--overlap", help="Drop strokes that go over earlier ink within this "
-                                           "many ink heights (retraced lines, the extra lines of thick strokes); "
-                                           "0 keeps every stroke.")] = 0.0,  # fmt: skip
-    epochs: Annotated[int, typer.Option("--epochs")] = 10,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Stop training after this long.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
-    lr: Annotated[float, typer.Option("--lr")] = 1e-2,
+    step: Annotated[float | None, typer.Option("--step", help="Resampling distance in ink heights. "
+                                               f"(default {_HW.step})")] = None,  # fmt: skip
+    overlap: Annotated[float | None, typer.Option("--overlap", help="Drop strokes that go over earlier ink within "
+                                                  "this many ink heights (retraced lines, the extra lines of thick "
+                                                  f"strokes); 0 keeps every stroke. (default {_HW.overlap})")
+                       ] = None,  # fmt: skip
     beam: Beam = 16,
     lm_words: Annotated[Path | None, typer.Option("--lm-words", help="A word list (one per line, in the alphabet; "
                                                   "each distinct word counts once) the character n-gram also learns "
                                                   "from, besides the training texts.")] = None,  # fmt: skip
-    lm_order: Annotated[int, typer.Option("--lm-order", help="Order of the character n-gram (0: none).")] = 4,
-    seed: Seed = 0,
+    lm_order: Annotated[int | None, typer.Option("--lm-order", help="Order of the character n-gram (0: none). "
+                                                 f"(default {_HW.lm_order})")] = None,  # fmt: skip
     resume: Resume = False,
     as_json: AsJson = False,
     verbose: Verbose = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
     """Train on the training fonts; report CER/WER (greedy, beam, beam + n-gram) on held-out words in an unseen font."""
     setup_logging(verbose)
-    from ..tasks.recognition.handwriting.config import HandwritingConfig
     from ..tasks.recognition.handwriting.data import load_dataset, make_dataset, read_words
     from ..tasks.recognition.handwriting.run import train_run
     from ..train import CheckpointError, ResumeError
 
+    given = {"step": step, "overlap": overlap, "lm_order": lm_order}
     try:
-        if lm_words is not None and lm_order == 0:
+        cfg = core.build(HandwritingConfig, {"progress": not as_json, **{k: v for k, v in given.items()
+                                                                         if v is not None}})  # fmt: skip
+        if lm_words is not None and cfg.lm_order == 0:
             raise ValueError("--lm-words gives the n-gram more words but --lm-order 0 turns the n-gram off; set "
                              "--lm-order 1 or more, or drop --lm-words.")  # fmt: skip
-        cfg = HandwritingConfig.from_dict(dict(
-            hidden_size=hidden_size, num_layers=layers, step=step, overlap=overlap, epochs=epochs,
-            max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, lm_order=lm_order, progress=not as_json,
-        ))  # fmt: skip
         extra_words = read_words(lm_words, cfg.alphabet) if lm_words is not None else None
         if data is not None:
             dataset = load_dataset(data)
         else:
-            dataset = make_dataset(train_samples, max(1, test_samples // 2), test_samples, seed=seed)
+            dataset = make_dataset(train_samples, max(1, test_samples // 2), test_samples, seed=cfg.train.seed)
         if not dataset.get("train"):
             raise ValueError(f"The data set has no training samples (splits: {sorted(dataset)}).")
         tests = {k: dataset[k] for k in ("test", "test_seen_font") if k in dataset}
@@ -193,11 +194,25 @@ def train(
     except (*USER_ERRORS, TypeError, ResumeError, CheckpointError) as e:
         fail(user_message(e))
     if as_json:
-        print_json(result)
+        tests_out = {name: result[name] for name in ("test", "test_seen_font") if name in result}
+        extra = {k: result[k] for k in ("train", "validation", "train_fonts", "best_val_cer", "epochs_run",
+                                        "lm_extra_words", "lm_tuning") if k in result}  # fmt: skip
+        print_result("handwriting", out, result_metrics(result.get("test", {})), {}, tests=tests_out, **extra)
     elif "test" in result:
         t = result["test"]
         parts = [f"{name} CER {s['cer']:.3f} WER {s['wer']:.3f}" for name, s in t.items() if isinstance(s, dict)]
         err.print(f"unseen words in an unseen font ({', '.join(t['fonts'])}): {'; '.join(parts)}; model in {out}")
+
+
+def result_metrics(test: dict) -> dict:
+    """The headline numbers of a handwriting run: CER and WER on the unseen font's words for each decoding (``cer``
+    / ``wer`` greedy, ``cer_beam_16``, ``cer_beam_16_lm``, ...)."""
+    out = {}
+    for name, s in test.items():
+        if isinstance(s, dict):
+            suffix = "" if name == "greedy" else f"_{name}"
+            out[f"cer{suffix}"], out[f"wer{suffix}"] = s["cer"], s["wer"]
+    return out
 
 
 @handwriting_app.command("recognize")

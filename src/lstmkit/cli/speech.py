@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
+from ..tasks.recognition.speech.config import SpeechConfig
 from . import app
-from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
-from ._options import AsJson, Out, Resume, Seed, Verbose
+from ._console import USER_ERRORS, err, fail, print_json, print_result, setup_logging, user_message
+from ._options import AsJson, CoreOptions, Out, Resume, Seed, Verbose, train_options
 
 speech_app = typer.Typer(help="Speech recognition: bidirectional LSTM + CTC, greedy / beam / n-gram decoding, "
                          "streaming.", no_args_is_help=True)  # fmt: skip
@@ -57,49 +58,56 @@ def make_data(
 
 
 @speech_app.command("train")
+@train_options(SpeechConfig)
 def train(
     data: Annotated[Path, typer.Option("--data", help="A data set written by `lstmkit speech make-data`.")],
     out: Out,
-    architecture: Annotated[str, typer.Option("--architecture", help="lstm, or conv (the frame-classifier "
-                                              "baseline).")] = "lstm",  # fmt: skip
+    architecture: Annotated[str | None, typer.Option("--architecture", help="lstm, or conv (the frame-classifier "
+                            f"baseline). (default {SpeechConfig().net.architecture})")] = None,  # fmt: skip
     unidirectional: Annotated[bool, typer.Option("--unidirectional", help="A causal LSTM with running "
                                                  "normalisation, which can stream.")] = False,  # fmt: skip
-    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 128,
-    layers: Annotated[int, typer.Option("--layers")] = 2,
-    epochs: Annotated[int, typer.Option("--epochs")] = 8,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Stop training after this long.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
-    lr: Annotated[float, typer.Option("--lr")] = 3e-3,
     beam: Beam = 8,
     lm_weight: Annotated[float | None, typer.Option("--lm-weight", help="Weight of the character n-gram in beam "
                                                     "search (default: chosen on the validation voices).")] = None,
-    seed: Seed = 0,
     resume: Resume = False,
     as_json: AsJson = False,
     verbose: Verbose = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
     """Train on the data set's training voices; report CER and WER on its unseen test voices (greedy, beam, beam +
     character n-gram)."""
     setup_logging(verbose)
-    from ..tasks.recognition.speech.config import SpeechConfig
     from ..tasks.recognition.speech.run import train_run
     from ..train import CheckpointError, ResumeError
 
+    given: dict = {"progress": not as_json}
+    if architecture is not None:
+        given["architecture"] = architecture
+    if unidirectional:
+        given.update(bidirectional=False, normalisation="running")
     try:
-        cfg = SpeechConfig.from_dict(dict(
-            architecture=architecture, bidirectional=not unidirectional, hidden_size=hidden_size, num_layers=layers,
-            normalisation="running" if unidirectional else "utterance", epochs=epochs, max_minutes=max_minutes,
-            batch_size=batch_size, lr=lr, seed=seed, progress=not as_json,
-        ))  # fmt: skip
+        cfg = core.build(SpeechConfig, given)
         result = train_run(data, cfg, out, beam_size=beam, lm_weight=lm_weight, resume=resume)
     except (*USER_ERRORS, TypeError, ResumeError, CheckpointError) as e:
         fail(user_message(e))
+    scores = {name: s for name, s in result.items() if isinstance(s, dict) and "all" in s}
     if as_json:
-        print_json(result)
+        extra = {k: result[k] for k in ("utterances", "parameters", "train_seconds", "lm_choice") if k in result}
+        print_result("speech", out, result_metrics(scores), {}, scores=scores, **extra)
     elif "greedy" in result:
-        parts = [f"{name}: CER {scores['digits']['cer']:.3f}" for name, scores in result.items()
-                 if isinstance(scores, dict) and "digits" in scores]  # fmt: skip
+        parts = [f"{name}: CER {s['digits']['cer']:.3f}" for name, s in scores.items() if "digits" in s]
         err.print(f"unseen voices, digit strings: {', '.join(parts)}; model in {out}")
+
+
+def result_metrics(scores: dict) -> dict:
+    """The headline numbers of a speech run: CER and WER over all test utterances for each decoding
+    (``cer`` / ``wer`` greedy, ``cer_beam_8``, ``cer_beam_8_lm``, ``cer_streaming``, ...)."""
+    out = {}
+    for name, s in scores.items():
+        suffix = "" if name == "greedy" else f"_{name}"
+        out[f"cer{suffix}"], out[f"wer{suffix}"] = s["all"]["cer"], s["all"]["wer"]
+    return out
 
 
 @speech_app.command("transcribe")
