@@ -134,8 +134,8 @@ def run(name: str) -> list[dict]:
     rows = []
     seeds = SEEDS_BY_DATA.get(name, SEEDS)
     for seed in seeds:
-        cfg = ClassifyConfig(id="id", label="label", step="step", split="split", seed=seed, progress=False,
-                             **COMMON, **RECIPES[name])  # fmt: skip
+        cfg = ClassifyConfig.from_dict({"id": "id", "label": "label", "step": "step", "split": "split", "seed": seed,
+                                        "progress": False, **COMMON, **RECIPES[name]})  # fmt: skip
         out = RUNS / f"{name}-seed{seed}"
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.perf_counter()
@@ -286,7 +286,8 @@ def write_doc(rows: list[dict], started: str) -> None:
         part = [r for r in rows if r["dataset"] == name]
         acc = np.array([r["accuracy"] for r in part])
         ed = part[0]["one_nn_ed"]
-        recipe = part[0]["config"]
+        saved = part[0]["config"]
+        recipe = {**saved, **saved.get("net", {}), **saved.get("train", {})}  # rows before and after the sections
         what = (f"{'bi' if recipe['bidirectional'] else 'uni'}-LSTM, {recipe['pooling']} pooling, "
                 f"{recipe['epochs']} epochs")  # fmt: skip
         extras = {"hidden_size": ("{} units", 64), "num_layers": ("{} layers", 1), "dropout": ("dropout {}", 0.0),

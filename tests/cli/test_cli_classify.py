@@ -148,7 +148,7 @@ def test_conv_branch_flag_is_saved_and_the_run_loads(tmp_path, capsys):
         saved = json.loads((out / "config.json").read_text())["config"]
         on = bool(flag)
         assert saved["estimator"]["conv_branch"] is on and saved["model"]["conv_branch"] is on
-        assert saved["data"]["conv_branch"] is on
+        assert saved["data"]["net"]["conv_branch"] is on
     assert main(["classify", "evaluate", str(out), "--csv", str(csv), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])  # the loaded LSTM-FCN scores the same
@@ -169,7 +169,7 @@ def test_dimension_shuffle_flag_is_saved_and_ragged_series_get_one_sentence(tmp_
     summary = json.loads(capsys.readouterr().out)
     saved = json.loads((out / "config.json").read_text())["config"]
     assert saved["estimator"]["dimension_shuffle"] is True and saved["model"]["shuffle_length"] == 6
-    assert saved["data"]["dimension_shuffle"] is True and saved["data"]["pooled_dropout"] == 0.8
+    assert saved["data"]["net"]["dimension_shuffle"] is True and saved["data"]["net"]["pooled_dropout"] == 0.8
     assert main(["classify", "evaluate", str(out), "--csv", str(equal), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])
 

@@ -135,7 +135,7 @@ def test_train_run_scaler_ignores_the_test_series(tmp_path):
     changed = table.copy()
     test_rows = changed["split"] == "test"
     changed.loc[test_rows, "v"] = changed.loc[test_rows, "v"] * 100 + 7
-    cfg = ClassifyConfig(step="t", split="split", hidden_size=4, epochs=1, progress=False)
+    cfg = ClassifyConfig.from_dict({"step": "t", "split": "split", "hidden_size": 4, "epochs": 1, "progress": False})
     train_run(table, cfg, tmp_path / "a")
     train_run(changed, cfg, tmp_path / "b")
     norm = [json.loads((tmp_path / r / "config.json").read_text())["config"]["normalization"] for r in "ab"]
@@ -258,7 +258,7 @@ def test_bad_tables_get_one_sentence(kind, options, match):
 
 
 def test_channels_differing_from_training_and_a_single_class(tmp_path):
-    cfg = ClassifyConfig(step="t", split="split", hidden_size=4, epochs=1, progress=False)
+    cfg = ClassifyConfig.from_dict({"step": "t", "split": "split", "hidden_size": 4, "epochs": 1, "progress": False})
     with pytest.raises(ValueError, match="channels differ \\(it lacks w\\)"):
         read_series(_table().drop(columns="w"), cfg, features=["v", "w"])
     with pytest.raises(ValueError, match="channels differ \\(it has v, w, z\\)"):
@@ -268,14 +268,16 @@ def test_channels_differing_from_training_and_a_single_class(tmp_path):
 
 
 def test_train_run_writes_the_run_directory(tmp_path):
-    cfg = ClassifyConfig(step="t", split="split", hidden_size=8, epochs=3, pooling="attention", progress=False)
+    cfg = ClassifyConfig.from_dict(
+        {"step": "t", "split": "split", "hidden_size": 8, "epochs": 3, "pooling": "attention", "progress": False}
+    )
     summary = train_run(_table(), cfg, tmp_path / "run", source="synthetic")
     assert summary["n_train"] == 8 and summary["n_test"] == 4 and "one_nn_euclidean_accuracy" in summary
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert names >= {"config.json", "model.safetensors", "metrics.csv", "confusion.png", "attention.png",
                      "predictions.csv", "result.json", "report.html"}  # fmt: skip
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
-    assert saved["data"]["resolved_features"] == ["v", "w"] and saved["data"]["pooling"] == "attention"
+    assert saved["data"]["resolved_features"] == ["v", "w"] and saved["data"]["net"]["pooling"] == "attention"
     assert ClassifyConfig.from_dict({k: v for k, v in saved["data"].items() if k not in ("resolved_features",
                                                                                          "source")}) == cfg  # fmt: skip
     predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
@@ -290,7 +292,7 @@ def test_one_default_number_of_epochs_in_python_config_and_cli():
     from lstmkit.cli.classify import train
 
     default = inspect.signature(lstmkit.SequenceClassifier).parameters["epochs"].default
-    assert default == ClassifyConfig().epochs == inspect.signature(train).parameters["epochs"].default == 100
+    assert default == ClassifyConfig().train.epochs == inspect.signature(train).parameters["epochs"].default == 100
     assert ClassifyConfig().classifier().get_params() == {
         **lstmkit.SequenceClassifier().get_params(),
         "clip_grad_norm": 1.0,
@@ -299,12 +301,26 @@ def test_one_default_number_of_epochs_in_python_config_and_cli():
 
 def test_classify_config_passes_head_dropout_and_weight_decay_through():
     assert ClassifyConfig.from_dict({}).classifier().get_params()["head_dropout"] == 0.0  # old configs: unchanged
-    clf = ClassifyConfig(head_dropout=0.3, optimizer="adamw", weight_decay=0.1).classifier()
+    clf = ClassifyConfig.from_dict({"head_dropout": 0.3, "optimizer": "adamw", "weight_decay": 0.1}).classifier()
     assert (clf.head_dropout, clf.optimizer, clf.weight_decay) == (0.3, "adamw", 0.1)
     with pytest.raises(ValueError, match="head_dropout must be in"):
-        ClassifyConfig(head_dropout=1.5)
-    with pytest.raises(ValueError, match="weight_decay must be finite"):
-        ClassifyConfig(weight_decay=-0.1)
+        ClassifyConfig.from_dict({"head_dropout": 1.5})
+    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+        ClassifyConfig.from_dict({"weight_decay": -0.1})
+
+
+def test_classify_config_sections_old_flat_runs_and_settings_the_classifier_cannot_take():
+    from lstmkit.tasks.sequence.config import SequenceNet
+
+    cfg = ClassifyConfig()
+    assert cfg.net == SequenceNet() and (cfg.train.epochs, cfg.train.clip_grad_norm, cfg.train.max_minutes) == (
+        100, 1.0, 30.0)  # fmt: skip
+    old = ClassifyConfig.from_dict({"step": "t", "hidden_size": 8, "pooling": "mean", "epochs": 3, "seed": 4})
+    assert (old.net.hidden_size, old.net.pooling, old.train.epochs, old.train.seed) == (8, "mean", 3, 4)
+    clf = old.with_overrides({"net.cell": "gru", "train.lr": "2e-3"}).classifier()
+    assert (clf.cell, clf.lr, clf.hidden_size, clf.seed) == ("gru", 2e-3, 8, 4)
+    with pytest.raises(ValueError, match="does not take train.schedule"):
+        cfg.with_overrides({"train.schedule": "cosine"}).classifier()
 
 
 # ---- LSTM-FCN: the convolutional branch (conv_branch=True) -------------------------------------------------------
@@ -409,8 +425,8 @@ def test_conv_branch_learns_saves_and_loads(tmp_path):
     again = lstmkit.load(tmp_path / "fcn")
     assert again.conv_branch is True
     np.testing.assert_array_equal(again.predict_proba(X_test), clf.predict_proba(X_test))
-    assert ClassifyConfig(conv_branch=True).classifier().conv_branch is True
-    assert ClassifyConfig.from_dict({}).conv_branch is False
+    assert ClassifyConfig.from_dict({"conv_branch": True}).classifier().conv_branch is True
+    assert ClassifyConfig.from_dict({}).net.conv_branch is False
 
 
 # ---- LSTM-FCN's dimension shuffle (dimension_shuffle=True) ----------------------------------------------------------
@@ -484,6 +500,6 @@ def test_dimension_shuffle_estimator_learns_saves_loads_and_refuses_ragged_serie
         clf.predict([X[0], X[1, :6]])
     reg = lstmkit.SequenceRegressor(hidden_size=4, epochs=1, dimension_shuffle=True, progress=False)
     assert reg.fit(X, X[:, -1, 0]).predict(X).shape == (48,)
-    cfg = ClassifyConfig(dimension_shuffle=True, pooled_dropout=0.8).classifier()
+    cfg = ClassifyConfig.from_dict({"dimension_shuffle": True, "pooled_dropout": 0.8}).classifier()
     assert cfg.dimension_shuffle is True and cfg.pooled_dropout == 0.8
-    assert ClassifyConfig.from_dict({}).dimension_shuffle is False
+    assert ClassifyConfig.from_dict({}).net.dimension_shuffle is False

@@ -101,7 +101,7 @@ def train(
 
     try:
         table, defaults = resolve_data(data, csv)
-        cfg = ClassifyConfig(**{
+        cfg = ClassifyConfig.from_dict({
             **defaults, **_roles(id_, label, step, split, features), "test_fraction": test_fraction,
             "pooling": pooling, "bidirectional": bidirectional, "class_weight": class_weight,
             "hidden_size": hidden_size, "head_dropout": head_dropout, "conv_branch": conv_branch,

@@ -22,10 +22,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,12 +32,13 @@ import numpy as np
 
 from ... import runs
 from ..._atomic import atomic_write_bytes
-from ...config import CLASSIFIER_EPOCHS, StrictConfig
+from ...config import CLASSIFIER_EPOCHS, StrictConfig, TrainConfig
 from ...data.tables import cap, check_finite, check_numeric, check_rows, one_source, read_csv, row_of, shown
+from ..sequence.config import SequenceNet
 from ..sequence.estimators import SequenceClassifier, classification_scores
 
-__all__ = ["ClassifyConfig", "Series", "evaluate_table", "one_nn_euclidean", "predict_table", "read_series",
-           "resolve_data", "train_run"]  # fmt: skip
+__all__ = ["ClassifyConfig", "ClassifyTrain", "Series", "evaluate_table", "one_nn_euclidean", "predict_table",
+           "read_series", "resolve_data", "train_run"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +46,22 @@ SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
+class ClassifyTrain(TrainConfig):
+    """How a classifier trains: :class:`lstmkit.config.TrainConfig` with the classification recipe's length.
+
+    ``epochs``: 100, the recorded recipe of the classification results (:data:`lstmkit.config.CLASSIFIER_EPOCHS`, the
+    estimator's default too). The rest is TrainConfig's: Adam at 1e-3, batch 32, the gradient norm clipped at 1.0
+    (keeps the occasional steep step on tiny data sets from undoing training)."""
+
+    epochs: int = CLASSIFIER_EPOCHS
+    max_minutes: float | None = 30.0
+
+
+@dataclass(frozen=True)
 class ClassifyConfig(StrictConfig):
-    """A classification run: how the table maps to series, and how the classifier trains. Saved with the run."""
+    """A classification run: how the table maps to series, the network (``net``, the estimator's
+    :class:`~lstmkit.tasks.sequence.config.SequenceNet`) and its training (``train``). Saved with the run;
+    ``from_dict`` also reads the flat layout runs saved before the sections."""
 
     # the table
     id: str = "id"  # the column naming each series
@@ -56,53 +70,53 @@ class ClassifyConfig(StrictConfig):
     split: str | None = None  # "train" / "test" per row; None: every series trains (see test_fraction)
     features: tuple[str, ...] = ()  # the channels; (): every numeric column but id, label, step and split
     test_fraction: float = 0.0  # without a split column: hold out this fraction of series (stratified) to test on
-    # the classifier (lstmkit.SequenceClassifier)
-    hidden_size: int = 64
-    num_layers: int = 1
-    bidirectional: bool = False
-    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    # what the classifier does with the data (lstmkit.SequenceClassifier)
     class_weight: Literal["none", "balanced"] = "none"
     normalize: bool = True  # per-channel standardisation fitted on the training series only
-    dropout: float = 0.0  # between stacked layers (num_layers > 1)
-    head_dropout: float = 0.0  # on the pooled vector before the head; 0.0 (none) is how runs were trained before
-    conv_branch: bool = False  # LSTM-FCN's convolutional branch beside the LSTM; False: as runs were trained before
-    # LSTM-FCN's dimension shuffle: the LSTM reads each series transposed (one step of T features per channel); needs
-    # equal-length series. False: the LSTM reads step by step, as runs were trained before
-    dimension_shuffle: bool = False
-    pooled_dropout: float = 0.0  # on the LSTM's vector alone, before the convolutional one joins it (LSTM-FCN: 0.8)
-    epochs: int = CLASSIFIER_EPOCHS  # the estimator's default, declared once (the CLI's --epochs takes it from here)
-    batch_size: int = 32
-    lr: float = 1e-3
-    optimizer: Literal["adam", "adamw"] = "adam"
-    weight_decay: float = 0.0  # L2 with "adam", decoupled with "adamw"; 0.0: none, as before this option existed
-    clip_grad_norm: float | None = 1.0  # keeps the occasional steep step on tiny data sets from undoing training
     validation_split: float = 0.0  # of the training series, for early stopping (the test split is never used)
-    early_stopping_patience: int | None = None
-    seed: int = 0
-    progress: bool = True
+    net: SequenceNet = field(default_factory=SequenceNet)
+    train: ClassifyTrain = field(default_factory=ClassifyTrain)
 
     def validate(self) -> None:
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}.")
-        for name in ("hidden_size", "num_layers", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if not 0.0 <= self.head_dropout < 1.0:
-            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}. Use 0.0 to turn it off.")
-        if not 0.0 <= self.pooled_dropout < 1.0:
-            raise ValueError(f"pooled_dropout must be in [0, 1), got {self.pooled_dropout}. Use 0.0 to turn it off.")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0.0):
-            raise ValueError(f"weight_decay must be finite and >= 0, got {self.weight_decay}. Use 0.0 to turn it off.")
-        if self.early_stopping_patience is not None and self.validation_split == 0.0:
+        for name in ("hidden_size", "num_layers"):
+            if getattr(self.net, name) < 1:
+                raise ValueError(f"net.{name} must be at least 1, got {getattr(self.net, name)}.")
+        if not 0.0 <= self.net.head_dropout < 1.0:
+            raise ValueError(f"head_dropout must be in [0, 1), got {self.net.head_dropout}. Use 0.0 to turn it off.")
+        if not 0.0 <= self.net.pooled_dropout < 1.0:
+            raise ValueError(
+                f"pooled_dropout must be in [0, 1), got {self.net.pooled_dropout}. Use 0.0 to turn it off."
+            )
+        if self.train.early_stopping_patience is not None and self.validation_split == 0.0:
             raise ValueError(
                 "early_stopping_patience needs a validation split of the training series to watch; set "
                 "validation_split (e.g. 0.2) or drop early stopping."
             )
 
     def classifier(self) -> SequenceClassifier:
-        """The estimator this config trains: every field named like one of its parameters, passed as is."""
-        params = {name: getattr(self, name) for name in SequenceClassifier().get_params() if hasattr(self, name)}
+        """The estimator this config trains: every field of the config (and of its sections) named like one of the
+        estimator's parameters, passed as is.
+
+        Raises:
+            ValueError: for a training setting changed from its default that the estimator does not take (it would
+                be ignored), and for a device other than the CPU while the estimator trains on the CPU only.
+        """
+        takes = set(SequenceClassifier().get_params())
+        params: dict[str, Any] = {}
+        for part in (self, self.net, self.train):
+            params.update({f.name: getattr(part, f.name) for f in dataclasses.fields(part) if f.name in takes})
         params["class_weight"] = None if self.class_weight == "none" else self.class_weight
+        default = ClassifyTrain()
+        ignored = [
+            k for k in ClassifyTrain.field_names() if k not in takes and getattr(self.train, k) != getattr(default, k)
+        ]
+        if ignored:
+            raise ValueError(
+                f"The classifier does not take {', '.join('train.' + k for k in ignored)} (it trains on the CPU, for "
+                f"its epochs); leave {'it' if len(ignored) == 1 else 'them'} at the default."
+            )
         return SequenceClassifier(**params)
 
 
@@ -387,7 +401,7 @@ def train_run(
     series = read_series(table, config)
     split = series.split
     if split is None and config.test_fraction > 0:
-        split = _holdout(series, config.test_fraction, config.seed)
+        split = _holdout(series, config.test_fraction, config.train.seed)
         series.split = split
     train = series.subset(split == "train") if split is not None else series
     test = series.subset(split == "test") if split is not None else None
@@ -435,7 +449,7 @@ def train_run(
         np.asarray(scores["confusion_matrix"]), [str(c) for c in clf.classes_], out / "confusion.png",
         title=f"{source or 'classifier'}: {scored_on} confusion (accuracy {scores['accuracy']:.3f})",
     )  # fmt: skip
-    if config.pooling == "attention":
+    if config.net.pooling == "attention":
         pick = _examples(scored, 4)
         part = scored.subset(np.isin(np.arange(len(scored)), pick))
         weights = clf.predict_attention(part.X)  # (n, T_max)
@@ -475,7 +489,7 @@ def _saved_config(clf: SequenceClassifier, overrides: dict[str, Any]) -> tuple[C
     given = {k: v for k, v in overrides.items() if v is not None and v != ()}
     if "features" in given:
         features = None  # the caller names the channels; only their number is checked against the model
-    cfg = ClassifyConfig.from_dict({**saved, **given, "progress": False})
+    cfg = ClassifyConfig.from_dict({**saved, **given}).with_overrides({"train.progress": False})
     return cfg, features
 
 
