@@ -91,17 +91,18 @@ class CoreOptions:
         """
         base: dict[str, Any] = {}
         if self.config_file is not None:
-            base = read_config_file(self.config_file)
+            base = _fields_for(config_cls, read_config_file(self.config_file))
         cfg = config_cls.from_dict(_merge(config_cls, base, given))
         overrides = self.overrides()
         try:
             return cfg.with_overrides(overrides)
         except ConfigError as e:
+            set_keys = {item.partition("=")[0].strip() for item in self.sets}
             option = next(
                 (
                     f"--{k.replace('_', '-')}"
                     for k, p in CORE_PATHS.items()
-                    if p in overrides and p.split(".")[1] in str(e)
+                    if getattr(self, k) is not None and p not in set_keys and p.split(".")[1] in str(e)
                 ),
                 None,
             )
@@ -120,6 +121,23 @@ def _merge(config_cls: type[StrictConfig], base: Mapping[str, Any], given: Mappi
         else:
             out[key] = value
     return out
+
+
+def _fields_for(config_cls: type[StrictConfig], doc: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``doc`` that is ``config_cls``'s fields: ``doc`` itself, or the one entry of a saved run's payload
+    that holds them (a run saves its config beside what it learned: ``{"music": {...}, "tokens": [...]}``)."""
+    fields = set(config_cls.field_names())
+
+    def fits(d: dict[str, Any]) -> bool:
+        try:
+            return set(config_cls._upgrade(d)) <= fields
+        except ConfigError:
+            return False
+
+    if fits(doc):
+        return doc
+    inside = [v for v in doc.values() if isinstance(v, dict) and fits(v)]
+    return inside[0] if len(inside) == 1 else doc
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
