@@ -1,6 +1,6 @@
 """Reproduce docs/results/long-lag.md: LSTM vs GRU vs tanh RNN on the long-time-lag tasks.
 
-Each row is one ``lstmkit experiment TASK --model M --length T --json`` run with a fixed seed; this script runs
+Each row is one ``lstmkit experiment TASK --cell M --length T`` run with a fixed seed; this script runs
 the grid (``--jobs`` processes at a time, one thread each), keeps every JSON summary in
 ``experiments/results/long_lag.jsonl`` and rewrites the table in ``docs/results/long-lag.md``.
 
@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,7 +41,7 @@ GRID: list[tuple[str, int, tuple[str, ...], list[str]]] = [
     ("adding_1997", 100, MODELS, []),
     ("adding_1997", 100, ("lstm",), ["--forget-bias", "5"]),
 ]
-BUDGET = ["--max-sequences", "400000", "--max-seconds", "300"]
+BUDGET = ["--max-sequences", "400000", "--max-minutes", "5"]
 
 # H&S 1997 (sequences to success, their LSTM), from ../shared/reference/published-results.md section 1.
 PAPER = {
@@ -56,8 +57,8 @@ PAPER = {
 
 def command(task: str, length: int, model: str, extra: list[str], seed: int) -> list[str]:
     return [
-        sys.executable, "-m", "lstmkit", "experiment", task, "--model", model, "--length", str(length),
-        "--seed", str(seed), "--json", *BUDGET, *extra,
+        sys.executable, "-m", "lstmkit", "experiment", task, "--cell", model, "--length", str(length),
+        "--seed", str(seed), *BUDGET, *extra,
     ]  # fmt: skip
 
 
@@ -69,10 +70,13 @@ def run_one(task: str, length: int, model: str, extra: list[str], seed: int) -> 
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = command(task, length, model, extra, seed)
     started = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    summary = json.loads(proc.stdout)
+    with tempfile.TemporaryDirectory() as tmp:  # the run's result.json holds the full summary a row records
+        run_dir = Path(tmp) / "run"
+        proc = subprocess.run([*cmd, "--out", str(run_dir)], capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+        summary = json.loads((run_dir / "result.json").read_text())
+    summary["run_dir"] = None
     summary["command"] = "lstmkit " + " ".join(cmd[3:])
     summary["wall_seconds"] = round(time.time() - started, 1)
     print(
@@ -89,7 +93,7 @@ def write_doc(rows: list[dict]) -> None:
         "",
         "Each row is one run of the command in its last column (fixed seed 0, one thread, 2-core machine):",
         "training on freshly generated sequences until the task's success criterion holds on a validation batch",
-        "of 512, or the budget (400,000 sequences or 300 s) is spent; then the criterion is judged on 2,560 fresh",
+        "of 512, or the budget (400,000 sequences or 5 minutes) is spent; then the criterion is judged on 2,560 fresh",
         "test sequences. Reproduce the whole table with `.venv/bin/python experiments/long_lag.py --jobs 2`.",
         "",
         "Our learner is not the 1997 one (forget gate, Adam, mini-batches of 64, H = 64 unless noted), so sequence",

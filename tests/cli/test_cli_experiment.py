@@ -12,18 +12,43 @@ def test_experiment_json_summary_is_last_on_stdout(tmp_path, capsys):
                  str(tmp_path / "r")])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
-    summary = json.loads(out)
-    assert summary["task"] == "adding" and summary["model"] == "lstm" and summary["length"] == 10
-    assert set(summary) >= {"metric", "value", "baseline", "solved", "sequences_seen", "seconds"}
+    doc = json.loads(out)
+    assert list(doc)[:4] == ["task", "run_dir", "metrics", "baselines"]  # the one shape of every train command
+    assert doc["task"] == "adding" and doc["cell"] == "lstm" and doc["length"] == 10
+    assert doc["run_dir"] == str(tmp_path / "r")
+    assert set(doc["metrics"]) >= {"metric", "value", "solved", "sequences_seen", "seconds"}
+    assert doc["metrics"]["metric"] == "mse" and doc["metrics"]["sequences_seen"] == 3200  # one epoch: 50 x 64
+    assert doc["baselines"] == {"memoryless": {"value": 1 / 6}}
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["kind"] == "long_lag" and saved["config"]["experiment"]["length"] == 10
+    result = json.loads((tmp_path / "r" / "result.json").read_text())  # the run directory keeps the full summary
+    assert result["value"] == doc["metrics"]["value"] and result["baseline"] == 1 / 6
+
+
+def test_experiment_set_and_config_reach_the_config(tmp_path, capsys):
+    (tmp_path / "cfg.json").write_text(json.dumps({"net": {"hidden_size": 6}, "train": {"lr": 0.01}, "eval_every": 5}))
+    args = ["experiment", "adding", "--length", "10", "--max-sequences", "80", "--json", "--cell", "gru",
+            "--config", str(tmp_path / "cfg.json"), "--set", "train.batch_size=8", "--set", "net.num_layers=2",
+            "--out", str(tmp_path / "r")]  # fmt: skip
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["cell"] == "gru" and doc["metrics"]["sequences_seen"] == 80  # 2 epochs of 5 steps of 8
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    experiment = saved["experiment"]
+    assert experiment["net"] == {"cell": "gru", "hidden_size": 6, "num_layers": 2, "forget_bias": 1.0}
+    assert (experiment["train"]["lr"], experiment["train"]["batch_size"], experiment["eval_every"]) == (0.01, 8, 5)
+    assert saved["model"]["num_layers"] == 2 and saved["model"]["hidden_size"] == 6
+    assert main(["experiment", "adding", "--set", "train.lr=-1"]) == 2
+    assert "lr" in capsys.readouterr().err
+    assert main(["experiment", "adding", "--model", "rnn", "--length", "10", "--max-sequences", "64", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cell"] == "rnn"  # --model: the former name of --cell
 
 
 def test_experiment_errors_are_one_sentence(tmp_path, capsys):
     assert main(["experiment", "nope"]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err
-    assert main(["experiment", "adding", "--model", "lstmx"]) == 2
-    assert "--model must be lstm, gru or rnn" in capsys.readouterr().err
+    assert main(["experiment", "adding", "--cell", "lstmx"]) == 2
+    assert "--cell must be lstm, gru or rnn" in capsys.readouterr().err
     assert main(["experiment", "adding", "--length", "1"]) == 2
     assert "length" in capsys.readouterr().err
     (tmp_path / "r").mkdir()
@@ -34,7 +59,7 @@ def test_experiment_errors_are_one_sentence(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_runs_small(tmp_path, capsys, assert_png):
-    code = main(["demo", "--out", str(tmp_path / "demo"), "--length", "10", "--max-seconds", "3", "--json"])
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--length", "10", "--max-minutes", "0.05", "--json"])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["results"]) == {"lstm", "rnn"}
@@ -70,8 +95,9 @@ def test_resume_continues_an_interrupted_experiment_exactly(tmp_path, capsys, mo
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["status"] == "training"  # started, not saved
     assert main(["resume", str(tmp_path / "cut"), "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out)
-    differ = {"seconds", "run_dir"}
-    assert {k: v for k, v in resumed.items() if k not in differ} == {k: v for k, v in clean.items() if k not in differ}
+    for doc in (clean, resumed):  # the wall-clock time and the directory differ
+        del doc["metrics"]["seconds"], doc["run_dir"]
+    assert resumed == clean
     assert main(["resume", str(tmp_path / "cut")]) == 2  # finished now
     assert "finished run" in capsys.readouterr().err
 
@@ -100,7 +126,8 @@ def test_nproc_relaunches_under_torchrun_and_rank_0_reports(tmp_path, capsys):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)  # exactly one JSON document: only rank 0 prints
-    assert summary["sequences_seen"] == 3200 and (out / "config.json").exists() and (out / "gates.png").exists()
+    assert summary["metrics"]["sequences_seen"] == 3200
+    assert (out / "config.json").exists() and (out / "gates.png").exists()
     assert main(["experiment", "adding", "--nproc", "0"]) == 2
     assert "--nproc must be at least 1" in capsys.readouterr().err
 

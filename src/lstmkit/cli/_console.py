@@ -30,11 +30,13 @@ def print_json(document: Any) -> None:
 def print_result(task: str, run_dir: Any, metrics: dict[str, Any], baselines: dict[str, Any], **extra: Any) -> None:
     """The one JSON shape every training command prints with ``--json``: ``{"task", "run_dir", "metrics",
     "baselines", ...}``; a command adds its own keys after those (forecast: ``"forecast"``, classify:
-    ``"predictions"``). ``baselines`` maps each baseline's name to its metrics, computed in the same run."""
+    ``"predictions"``). ``baselines`` maps each baseline's name to its metrics, computed in the same run; ``run_dir``
+    is null for a run that wrote none."""
     clash = {"task", "run_dir", "metrics", "baselines"} & set(extra)
     if clash:
         raise TypeError(f"print_result: {sorted(clash)} are the shape's own keys, not extras.")
-    print_json({"task": task, "run_dir": str(run_dir), "metrics": metrics, "baselines": baselines, **extra})
+    run_dir = None if run_dir is None else str(run_dir)
+    print_json({"task": task, "run_dir": run_dir, "metrics": metrics, "baselines": baselines, **extra})
 
 
 MAX_MESSAGE = 1000

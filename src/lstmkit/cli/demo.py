@@ -27,7 +27,7 @@ def demo(
         "runs/demo"
     ),
     length: Annotated[int, typer.Option("--length", help="Adding-problem length T.")] = 100,
-    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Training budget per model.")] = 120.0,
+    max_minutes: Annotated[float, typer.Option("--max-minutes", help="Training budget per model, in minutes.")] = 2.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -43,11 +43,11 @@ def demo(
     out.mkdir(parents=True)
     summaries, curves = {}, {}
     for cell in ("lstm", "rnn"):
-        err.print(f"[bold]training {cell.upper()}[/] on the adding problem, T={length} (budget {max_seconds:.0f} s)...")
-        cfg = long_lag.ExperimentConfig.from_dict(dict(
-            task="adding", cell=cell, length=length, max_seconds=max_seconds, max_sequences=250_000, seed=seed,
-            progress=not as_json,
-        ))  # fmt: skip
+        err.print(f"[bold]training {cell.upper()}[/] on the adding problem, T={length} (budget {max_minutes:g} min)...")
+        cfg = long_lag.ExperimentConfig.from_dict({
+            "task": "adding", "length": length, "max_sequences": 250_000, "net": {"cell": cell},
+            "train": {"max_minutes": max_minutes, "seed": seed, "progress": not as_json},
+        })  # fmt: skip
         result = long_lag.run(cfg, out / cell)
         summaries[cell] = result.summary()
         loaded = long_lag.LongLagRun.load(out / cell)

@@ -8,11 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
+from ..tasks.long_lag.config import ExperimentConfig, LongLagNet
 from . import app
-from ._console import err, fail, print_json, setup_logging
+from ._console import err, fail, print_result, setup_logging
+from ._options import CoreOptions, train_options
+
+_CELL_HELP = "lstm, gru or rnn (tanh); --model is its former name."
 
 
 @app.command("experiment")
+@train_options(ExperimentConfig)
 def experiment(
     task: Annotated[
         str,
@@ -20,30 +25,36 @@ def experiment(
             help="adding, adding_1997, copy, temporal_order, temporal_order_3, embedded_reber or noise_free_lag."
         ),
     ],
-    model: Annotated[str, typer.Option("--model", help="lstm, gru or rnn (tanh).")] = "lstm",
+    cell: Annotated[
+        str | None, typer.Option("--cell", "--model", help=f"{_CELL_HELP} (default {LongLagNet.cell})")
+    ] = None,
     length: Annotated[
         int | None, typer.Option("--length", help="Sequence length T (lag p); default: the paper's.")
     ] = None,
-    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 64,
-    forget_bias: Annotated[float, typer.Option("--forget-bias", help="LSTM forget-gate bias at init.")] = 1.0,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
-    lr: Annotated[float, typer.Option("--lr")] = 3e-3,
-    max_sequences: Annotated[int, typer.Option("--max-sequences", help="Training budget in sequences.")] = 400_000,
-    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Training budget in seconds.")] = 600.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    forget_bias: Annotated[
+        float | None,
+        typer.Option("--forget-bias", help=f"LSTM forget-gate bias at init (default {LongLagNet.forget_bias})."),
+    ] = None,
+    max_sequences: Annotated[
+        int | None,
+        typer.Option(
+            "--max-sequences", help=f"Training budget in sequences (default {ExperimentConfig.max_sequences:,})."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory for weights, metrics and pictures.")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted run in --out from its newest checkpoint.")
     ] = False,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda (this process's GPU) or auto.")] = "cpu",
     nproc: Annotated[
         int,
         typer.Option(
             "--nproc", help="Train data-parallel on N processes of this machine (torchrun --nproc-per-node N)."
         ),
     ] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary last on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result last on stdout.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    *,
+    core: CoreOptions,
 ) -> None:
     """Train a model on a long-time-lag task, test it on 2,560 fresh sequences, and say whether it solved it."""
     setup_logging(verbose)
@@ -56,8 +67,8 @@ def experiment(
     from ..tasks.long_lag import experiment as long_lag
     from ..tasks.long_lag import problems as long_lag_data
 
-    if model not in ("lstm", "gru", "rnn"):
-        fail(f"--model must be lstm, gru or rnn, got {model!r}.")
+    if cell is not None and cell not in ("lstm", "gru", "rnn"):
+        fail(f"--cell must be lstm, gru or rnn, got {cell!r}.")
     if task not in long_lag_data.TASKS:
         fail(f"unknown task {task!r}; choose one of {', '.join(sorted(long_lag_data.TASKS))}.")
     from .. import runs
@@ -66,15 +77,13 @@ def experiment(
         fail(f"{out} already holds a finished run; choose another --out or delete that directory.")
     if resume and out is None:
         fail("--resume needs --out: the run directory that holds the checkpoints.")
+    own = {"cell": cell, "length": length, "forget_bias": forget_bias, "max_sequences": max_sequences}
+    given = {"task": task, "progress": not as_json, **{k: v for k, v in own.items() if v is not None}}
     try:
-        cfg = long_lag.ExperimentConfig.from_dict(dict(
-            task=task, cell=model, length=length, hidden_size=hidden_size, forget_bias=forget_bias,
-            batch_size=batch_size, lr=lr,
-            max_sequences=max_sequences, max_seconds=max_seconds, seed=seed, progress=not as_json, device=device,
-        ))  # fmt: skip
+        cfg = core.build(ExperimentConfig, given)
         from ..train.devices import resolve_device
 
-        resolve_device(device)
+        resolve_device(cfg.train.device)
     except ValueError as exc:
         fail(str(exc))
     from ..train import CheckpointError, ResumeError
@@ -83,7 +92,7 @@ def experiment(
         result = long_lag.run(cfg, out, resume=resume)
     except (ResumeError, CheckpointError) as exc:
         fail(str(exc))
-    _report(result.summary(), task, model, as_json)
+    _report(result.summary(), as_json)
 
 
 @app.command("resume")
@@ -119,8 +128,7 @@ def resume_run(
         result = resume(run_dir)
     except (ResumeError, CheckpointError) as exc:
         fail(str(exc))
-    summary = result.summary()
-    _report(summary, summary["task"], summary["model"], as_json)
+    _report(result.summary(), as_json)
 
 
 def _recorded_command(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
@@ -188,17 +196,24 @@ def _replay(run_dir: Path, command: dict[str, Any], *, resume: bool, as_json: bo
         raise typer.Exit(code)
 
 
-def _report(summary: dict, task: str, model: str, as_json: bool) -> None:
+def _report(summary: dict, as_json: bool) -> None:
+    """The result of a long-lag run (``ExperimentResult.summary()``, also its result.json): one line on stderr, or with
+    ``--json`` the one shape of every training command on stdout."""
     from ..train.distributed import is_main_process
 
     if not is_main_process():  # one summary per run, from rank 0
         return
     if as_json:
-        print_json(summary)
+        metrics = {k: summary[k] for k in ("metric", "value", "solved", "sequences_seen", "sequences_to_solve",
+                                           "seconds", "parameters")}  # fmt: skip
+        print_result(
+            summary["task"], summary["run_dir"], metrics, {"memoryless": {"value": summary["baseline"]}},
+            cell=summary["model"], length=summary["length"], criterion=summary["criterion"],
+        )  # fmt: skip
         return
     verdict = "[green]solved[/]" if summary["solved"] else "[red]not solved[/]"
     err.print(
-        f"{task} T={summary['length']} {model}: {verdict}; test {summary['metric']} {summary['value']:.4g} "
-        f"(baseline {summary['baseline']:.4g}) after {summary['sequences_seen']:,} sequences, "
+        f"{summary['task']} T={summary['length']} {summary['model']}: {verdict}; test {summary['metric']} "
+        f"{summary['value']:.4g} (baseline {summary['baseline']:.4g}) after {summary['sequences_seen']:,} sequences, "
         f"{summary['seconds']:.0f} s"
     )
