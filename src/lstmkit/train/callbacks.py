@@ -21,7 +21,7 @@ import torch
 from lstmkit.train import checkpoint as ckpt
 from lstmkit.train.tensors import detached
 
-__all__ = ["Callback", "GateStatistics"]
+__all__ = ["Callback", "GateStatistics", "call_hook", "epoch_columns"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,24 @@ class Callback(Protocol):
     def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, Any]) -> bool | None:
         """Called after each epoch with its metrics row (``epoch`` is 1-based); return True to stop training."""
         ...
+
+
+def call_hook(callbacks: list[Any], hook: str, trainer: Any, *args: Any) -> None:
+    """Call ``hook(trainer, *args)`` on every callback that has it."""
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(trainer, *args)
+
+
+def epoch_columns(callbacks: list[Any], trainer: Any, epoch: int) -> dict[str, Any]:
+    """The extra columns of an epoch's row from every callback with ``epoch_metrics``, in the callbacks' order."""
+    columns: dict[str, Any] = {}
+    for callback in callbacks:
+        extra = getattr(callback, "epoch_metrics", None)
+        if extra is not None:
+            columns.update(extra(trainer, epoch))
+    return columns
 
 
 class GateStatistics:

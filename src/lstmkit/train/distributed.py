@@ -34,6 +34,7 @@ __all__ = [
     "is_main_process",
     "shard_batch",
     "world_size_from_env",
+    "wrap_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,15 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def wrap_model(model: torch.nn.Module, dist: DistInfo | None, device: torch.device) -> torch.nn.Module:
+    """The model the loss is computed with: ``DistributedDataParallel(model)`` in a distributed run (it broadcasts
+    rank 0's weights to every rank, then averages gradients across ranks in each backward), else ``model``."""
+    if dist is None:
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
 def barrier() -> None:

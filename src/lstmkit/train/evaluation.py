@@ -13,7 +13,7 @@ from lstmkit.train.metrics import WeightedMeans, to_float
 from lstmkit.train.step import EvalFn, LossFn, step_metrics
 from lstmkit.train.tensors import detach_state
 
-__all__ = ["evaluate", "mean_loss"]
+__all__ = ["add_validation", "evaluate", "mean_loss"]
 
 
 def evaluate(
@@ -45,6 +45,17 @@ def evaluate(
             return mean_loss(model, val_data, loss_fn=loss_fn, device=device, carry_state=carry_state)
     finally:
         model.train(was_training)
+
+
+def add_validation(row: dict[str, Any], metrics: Mapping[str, float]) -> None:
+    """Add the validation ``metrics`` to an epoch's ``row``; a name the row already has is an error."""
+    for k, v in metrics.items():
+        if k in row:
+            raise ValueError(
+                f"Validation metric {k!r} clashes with a training column of the same name. "
+                "Rename it in eval_fn (validation metrics usually start with 'val_')."
+            )
+        row[k] = v
 
 
 def mean_loss(

@@ -41,8 +41,8 @@ from lstmkit.train import distributed
 from lstmkit.train import state as run_state
 from lstmkit.train.averaging import WeightAverage
 from lstmkit.train.batching import as_batch, iterate, known_length, no_batches_error, split_time
-from lstmkit.train.callbacks import Callback
-from lstmkit.train.evaluation import evaluate
+from lstmkit.train.callbacks import Callback, call_hook, epoch_columns
+from lstmkit.train.evaluation import add_validation, evaluate
 from lstmkit.train.guards import LossWatch, NonfinitePolicy, check_training_memory, nonfinite_grads
 from lstmkit.train.metrics import EpochSums, RunLogs
 from lstmkit.train.optim import build_optimizer, build_schedule, clip_gradients
@@ -247,7 +247,7 @@ class Trainer:
                         break
         finally:
             self._logs.close()
-            self._call("on_fit_end")
+            call_hook(self.callbacks, "on_fit_end", self)
         self._best.restore(self.model)
         if self._average is not None:
             self.averaged_steps = self._average.apply(self.model, self.stop_reason)
@@ -275,13 +275,7 @@ class Trainer:
         self._average = WeightAverage(self.model, cfg.average_from_epoch) if cfg.average_from_epoch else None
         self.averaged_steps = 0
         self._dist = distributed.init_from_env(device)
-        if self._dist is not None:
-            # Broadcasts rank 0's weights to every rank, then averages gradients across ranks in each backward.
-            self._train_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None
-            )
-        else:
-            self._train_model = self.model
+        self._train_model = distributed.wrap_model(self.model, self._dist, device)
         start_epoch, position = 1, None
         if resume:
             position = self._resume(device)
@@ -299,7 +293,7 @@ class Trainer:
                 self._checkpoints.snapshot_epoch_start(train_data)
                 self._save_checkpoint({"epoch": start_epoch, "batches_done": 0, "chunks_done": 0}, None, None)
         self._logs = RunLogs(self.run_dir if self.is_main else None, steps=cfg.log_every_steps is not None)
-        self._call("on_fit_start")
+        call_hook(self.callbacks, "on_fit_start", self)
         return device, start_epoch, position
 
     def _end_epoch(
@@ -335,13 +329,6 @@ class Trainer:
             )
         return stop
 
-    def _call(self, hook: str, *args: Any) -> None:
-        """Call ``hook(self, *args)`` on every callback that has it."""
-        for callback in self.callbacks:
-            method = getattr(callback, hook, None)
-            if method is not None:
-                method(self, *args)
-
     # ------------------------------------------------------------------ one epoch
 
     def _run_epoch(
@@ -361,7 +348,7 @@ class Trainer:
         self.model.train()
         total_batches = known_length(train_data)
         ep, (skip_batches, skip_chunks) = self._open_epoch(epoch, train_data, position)
-        self._call("on_epoch_start", epoch)
+        call_hook(self.callbacks, "on_epoch_start", self, epoch)
         bar.start_epoch(epoch, self.config.epochs, total_batches)
         iterator, pending = run_state.skip_done_batches(
             lambda: iterate(train_data, "train_data"), train_data, epoch, skip_batches, skip_chunks
@@ -488,17 +475,8 @@ class Trainer:
         row["train_loss"] = train_means.pop("loss", math.nan)
         row.update({f"train_{k}": v for k, v in train_means.items()})
         if val_data is not None:
-            for k, v in self.evaluate(val_data, device).items():
-                if k in row:
-                    raise ValueError(
-                        f"Validation metric {k!r} clashes with a training column of the same name. "
-                        "Rename it in eval_fn (validation metrics usually start with 'val_')."
-                    )
-                row[k] = v
-        for callback in self.callbacks:  # extra columns (gate statistics ...), between validation and lr
-            extra = getattr(callback, "epoch_metrics", None)
-            if extra is not None:
-                row.update(extra(self, ep.number))
+            add_validation(row, self.evaluate(val_data, device))
+        row.update(epoch_columns(self.callbacks, self, ep.number))  # gate statistics ..., between validation and lr
         row.update(acc.summary(train_seconds))
         row["seconds"] = time.perf_counter() - ep.t0
         return row
