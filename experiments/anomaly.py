@@ -29,6 +29,7 @@ from _results import write_keeping_notes
 
 from lstmkit.datasets import load_dataset
 from lstmkit.tasks.timeseries.anomaly.baselines import RollingZScore
+from lstmkit.tasks.timeseries.anomaly.config import AnomalyConfig
 from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector
 from lstmkit.tasks.timeseries.anomaly.metrics import detection_metrics
 from lstmkit.viz.plots import plot_anomaly
@@ -46,7 +47,7 @@ SETUPS = {
     "LSTM-AD (prediction error)": dict(method="prediction", steps_ahead=5),
     "EncDec-AD (reconstruction)": dict(method="reconstruction"),
 }
-COMMON = dict(target="heart_rate", input_window=WINDOW, hidden_size=32, epochs=100)
+COMMON = dict(target="heart_rate", input_window=WINDOW, net=dict(hidden_size=32), train=dict(epochs=100))
 
 
 def ranked_above(scores: np.ndarray, labels: np.ndarray) -> int:
@@ -87,7 +88,10 @@ def run(seeds: list[int]) -> list[dict]:
         for name, setup in SETUPS.items():
             for seed in seeds:
                 t0 = time.perf_counter()
-                det = AnomalyDetector(**COMMON, **setup, false_alarm_rate=rate, seed=seed).fit(train)
+                cfg = AnomalyConfig.from_dict(COMMON | setup | {"false_alarm_rate": rate}).with_overrides(
+                    {"train.seed": seed}
+                )
+                det = AnomalyDetector(cfg).fit(train)
                 scores = det.score(test, context=train)
                 row = {"detector": name, "rate": rate, "seed": seed, "threshold": det.threshold,
                        "seconds": round(time.perf_counter() - t0, 1), "ranked_above": ranked_above(scores, labels),

@@ -35,7 +35,7 @@ def test_train_score_evaluate_on_a_csv(tmp_path, capsys):
         assert (out / name).exists(), name
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["anomaly"]["input_window"] == 12 and config["anomaly"]["target"] == "hr"
-    assert config["threshold"] == summary["threshold"]
+    assert config["threshold"] == summary["metrics"]["threshold"]
     scores = pd.read_csv(out / "scores.csv")
     assert list(scores.columns) == ["t", "hr", "score", "flag", "label"] and scores["flag"].sum() >= 1
 
@@ -46,8 +46,35 @@ def test_train_score_evaluate_on_a_csv(tmp_path, capsys):
 
     assert main(["anomaly", "evaluate", str(out), *base, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["event"] == summary["metrics"]["event"] and result["threshold"] == summary["threshold"]
+    assert result["event"] == summary["metrics"]["event"] and result["threshold"] == summary["metrics"]["threshold"]
     assert set(result) >= {"point", "event", "nab", "found", "false_alarm_events", "false_alarm_points"}
+
+
+def test_train_json_has_the_shared_shape_and_the_shared_options_reach_the_config(tmp_path, capsys):
+    """Issue 19: `anomaly train` takes the shared options (it could set neither hidden size nor learning rate),
+    --set and --config reach any field, and --json prints {"task", "run_dir", "metrics", "baselines", ...}."""
+    csv = labelled_csv(tmp_path / "hr.csv")
+    saved = tmp_path / "fields.json"
+    saved.write_text(json.dumps({"net": {"hidden_size": 6}, "train": {"lr": 0.01}, "false_alarm_rate": 0.02}))
+    out = tmp_path / "run"
+    args = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--target", "hr", "--label", "anomaly",
+            "--method", "reconstruction", "--window", "12", "--epochs", "2", "--config", str(saved),
+            "--lr", "0.005", "--set", "train.batch_size=16", "--set", "validation_fraction=0.25",
+            "--out", str(out), "--json"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert list(summary)[:4] == ["task", "run_dir", "metrics", "baselines"] and summary["task"] == "anomaly"
+    assert summary["run_dir"] == str(out) and summary["metrics"]["found"] == 1
+    z = summary["baselines"]["rolling_zscore"]  # the z-score on the same rows, thresholded the same way
+    assert z["event"]["events"] == 1 and z["threshold"] > 0
+    assert json.loads((out / "result.json").read_text())["baselines"] == summary["baselines"]
+    config = json.loads((out / "config.json").read_text())["config"]["anomaly"]
+    assert config["net"]["hidden_size"] == 6  # --config
+    assert config["train"]["lr"] == 0.005 and config["train"]["epochs"] == 2  # the options win over the file
+    assert config["train"]["batch_size"] == 16 and config["validation_fraction"] == 0.25  # --set
+    assert config["false_alarm_rate"] == 0.02 and config["input_window"] == 12
+    assert main([*args[:-3], "--set", "net.size=3", "--out", str(tmp_path / "bad")]) == 2
+    assert "net.size" in capsys.readouterr().err
 
 
 def test_train_on_the_bundled_heartrate_series(tmp_path, capsys):
@@ -70,7 +97,9 @@ def test_prediction_method_writes_its_training_curve(tmp_path, capsys):
     args = ["anomaly", "train", "--csv", str(csv), "--time", "t", "--target", "hr", "--season", "24"]
     assert main([*args, "--steps-ahead", "3", "--epochs", "3", "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["method"] == "prediction" and "metrics" not in summary  # no --label: no metrics
+    assert summary["method"] == "prediction"
+    assert set(summary["metrics"]) == {"threshold", "flagged_points"}  # no --label: no detection metrics
+    assert set(summary["baselines"]["rolling_zscore"]) == {"threshold", "flagged_points"}
     assert (out / "metrics.csv").exists() and (out / "forecaster" / "config.json").exists()
     assert main(["anomaly", "score", str(out), "--csv", str(csv), "--time", "t", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 200

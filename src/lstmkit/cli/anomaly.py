@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
+from ..tasks.timeseries.anomaly.config import AnomalyConfig
 from . import app
-from ._console import err, fail, print_json, setup_logging, user_message
-from ._options import AsJson, Out, Resume, Seed, Verbose
+from ._console import err, fail, print_json, print_result, setup_logging, user_message
+from ._options import AsJson, CoreOptions, Out, Resume, Verbose, train_options
 
 anomaly_app = typer.Typer(help="Detect anomalies with an LSTM trained on normal data.", no_args_is_help=True)
 app.add_typer(anomaly_app, name="anomaly")
+_CFG = AnomalyConfig()  # the defaults the help shows, declared once in the config
 
 Data = Annotated[str | None, typer.Option("--data", help="A bundled anomaly dataset (lstmkit datasets list).")]
 Csv = Annotated[Path | None, typer.Option("--csv", help="A CSV file: a time column, the values, optionally labels.")]
@@ -69,46 +71,73 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             f"found {m['found']} of {m['event']['events']} labelled anomalies, {m['false_alarm_events']} false-alarm "
             f"events, point F1 {m['point']['f1']:.3f}, NAB {m['nab']['normalized']:.1f}"
         )
+    z = summary.get("baselines", {}).get("rolling_zscore")
+    if z is not None:
+        found = f"found {z['found']}, {z['false_alarm_events']} false-alarm events, " if "found" in z else ""
+        err.print(f"rolling z-score (baseline): {found}{z['flagged_points']} steps flagged")
 
 
 @anomaly_app.command("train")
+@train_options(AnomalyConfig)
 def train(
     out: Out,
     data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, label: Label = None,
-    method: Annotated[str, typer.Option("--method", help="prediction (LSTM-AD) or reconstruction (EncDec-AD).")] = (
-        "prediction"
-    ),
-    window: Annotated[int | None, typer.Option("--window", help="Steps of context the LSTM reads.")] = None,
-    steps_ahead: Annotated[int, typer.Option("--steps-ahead", help="prediction: forecast steps per origin.")] = 5,
-    season: Annotated[int, typer.Option("--season", help="The main seasonal period in steps.")] = 1,
+    method: Annotated[
+        str | None, typer.Option("--method", help=f"prediction (LSTM-AD) or reconstruction (EncDec-AD). (default "
+                                 f"{_CFG.method})")
+    ] = None,
+    window: Annotated[
+        int | None, typer.Option("--window", help="Steps of context the LSTM reads (default: from the season).")
+    ] = None,
+    steps_ahead: Annotated[
+        int | None, typer.Option("--steps-ahead", help=f"prediction: forecast steps per origin. (default "
+                                 f"{_CFG.steps_ahead})")
+    ] = None,
+    season: Annotated[
+        int | None, typer.Option("--season", help=f"The main seasonal period in steps. (default {_CFG.season})")
+    ] = None,
     false_alarm_rate: Annotated[
-        float, typer.Option("--false-alarm-rate", help="Share of normal steps allowed above the threshold.")
-    ] = 0.01,
-    epochs: Annotated[int, typer.Option("--epochs")] = 100,
-    seed: Seed = 0,
+        float | None, typer.Option("--false-alarm-rate", help="Share of normal steps allowed above the threshold. "
+                                   f"(default {_CFG.false_alarm_rate})")
+    ] = None,
     resume: Resume = False,
     as_json: AsJson = False,
     verbose: Verbose = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
     """Train on the normal rows (a dataset's train split, else the whole CSV), score the test split (the rows before it
-    read as context), write a report."""
+    read as context) beside a rolling z-score, write a report."""
     setup_logging(verbose)
-    from ..tasks.timeseries.anomaly.config import AnomalyConfig
     from ..tasks.timeseries.anomaly.run import train_run
 
     try:
         table, roles = _table(data, csv, time, label)
         if target is None and "target" not in roles:
             raise ValueError("Say which column to watch with --target (or use --data NAME for a bundled dataset).")
-        cfg = AnomalyConfig.from_dict(dict(
-            method=method, target=target or roles["target"], time=roles.get("time", "time"), input_window=window,
-            steps_ahead=steps_ahead, season=season, false_alarm_rate=false_alarm_rate, epochs=epochs, seed=seed,
-            progress=not as_json,
-        ))  # fmt: skip
+        given = {
+            "method": method, "input_window": window, "steps_ahead": steps_ahead, "season": season,
+            "false_alarm_rate": false_alarm_rate,
+        }  # fmt: skip
+        columns = {"target": target or roles["target"], "time": roles.get("time", "time")}
+        cfg = core.build(
+            AnomalyConfig, {**columns, "progress": not as_json, **{k: v for k, v in given.items() if v is not None}}
+        )
         summary = train_run(table, cfg, out, label=roles.get("label"), resume=resume)
     except _user_errors() as e:
         fail(user_message(e))
-    _print_summary(summary, as_json)
+    if not as_json:
+        _print_summary(summary, as_json=False)
+        return
+    metrics = {
+        **summary.get("metrics", {}),
+        "threshold": summary["threshold"],
+        "flagged_points": summary["flagged_points"],
+    }
+    extra = {
+        k: summary[k] for k in ("method", "steps", "context_steps", "epochs", "train_loss", "scores") if k in summary
+    }
+    print_result("anomaly", summary["run_dir"], metrics, summary["baselines"], **extra)
 
 
 @anomaly_app.command("score")

@@ -1,24 +1,16 @@
 """What an :class:`~lstmkit.tasks.timeseries.anomaly.detector.AnomalyDetector` is built, trained and thresholded
-with (:class:`AnomalyConfig`), its kind in run directories and the dtype its scores are computed in."""
+with (:class:`AnomalyConfig`), and its kind in run directories."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-import torch
-
 from ....config import StrictConfig, TrainConfig
 
-__all__ = ["KIND", "SCORE_DTYPE", "AnomalyConfig", "AnomalyNet", "AnomalyTrain", "NotFittedError"]
+__all__ = ["KIND", "AnomalyConfig", "AnomalyNet", "AnomalyTrain", "NotFittedError"]
 
 KIND = "anomaly_detector"
-# Scores are computed by float64 copies of the networks. In float32 a forecast (or reconstruction) depends on how many
-# windows share its batch: the matrix kernels sum in a blocking order chosen per batch size and per CPU (oneDNN and
-# MKL pick differently on AMD and Intel), which moves an output by ~1e-6, and the Mahalanobis distance multiplies that
-# by the inverse error variance (1e3-1e4 for a well-predicted series). In float64 the same reordering moves a score by
-# ~1e-12, so the stream (one window per step) and the batch (thousands per pass) agree to rtol 1e-9 on any CPU.
-SCORE_DTYPE = torch.float64
 
 
 class NotFittedError(RuntimeError):

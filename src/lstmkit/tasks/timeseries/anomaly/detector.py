@@ -59,9 +59,9 @@ from torch import Tensor, nn
 
 from .... import runs
 from ....train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
-from .config import KIND, SCORE_DTYPE, AnomalyConfig, NotFittedError
+from .config import KIND, AnomalyConfig, NotFittedError
 from .data import as_table, labels_of, series_values
-from .encdec import EncDecNet, WindowBatches, combine_windows, full_windows
+from .encdec import SCORE_DTYPE, EncDecNet, WindowBatches, combine_windows, full_windows
 from .metrics import detection_metrics
 from .statistics import best_f_beta_threshold, fit_gaussian, mahalanobis, tail_quantile
 from .stream import AnomalyStream
@@ -224,12 +224,10 @@ class AnomalyDetector:
     def _fit_forecaster(self, train: np.ndarray, run_dir: Any, resume: bool) -> None:
         from ..forecasting import Forecaster
 
-        cfg = self.config
+        cfg = self.config  # the forecaster is built and trained with this detector's net and train sections
         self.forecaster = Forecaster(
             target=cfg.target, time=cfg.time, horizon=cfg.steps_ahead, season=cfg.season,
-            input_window=cfg.input_window, calibrate_intervals=False, hidden_size=cfg.net.hidden_size,
-            num_layers=cfg.net.num_layers, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
-            seed=cfg.train.seed, progress=cfg.train.progress,
+            input_window=cfg.input_window, calibrate_intervals=False, net=cfg.net.to_dict(), train=cfg.train.to_dict(),
         ).fit(as_table(train, cfg.target, cfg.time), run_dir=run_dir, resume=resume)  # fmt: skip
         self.history_ = self.forecaster.history_
 

@@ -1,5 +1,5 @@
 """EncDec-AD's network (Malhotra et al. 2016): an LSTM encoder-decoder that reconstructs a window in reverse order,
-its training windows and how per-window errors become one error per step."""
+its training windows, how per-window errors become one error per step, and the dtype every score is computed in."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from torch import Tensor, nn
 from ....data import SeededBatches
 from ....nn import LSTM
 
-__all__ = ["EncDecNet", "WindowBatches", "combine_windows", "full_windows"]
+__all__ = ["SCORE_DTYPE", "EncDecNet", "WindowBatches", "combine_windows", "full_windows"]
+
+# Scores are computed by float64 copies of the networks. In float32 a forecast (or reconstruction) depends on how many
+# windows share its batch: the matrix kernels sum in a blocking order chosen per batch size and per CPU (oneDNN and
+# MKL pick differently on AMD and Intel), which moves an output by ~1e-6, and the Mahalanobis distance multiplies that
+# by the inverse error variance (1e3-1e4 for a well-predicted series). In float64 the same reordering moves a score by
+# ~1e-12, so the stream (one window per step) and the batch (thousands per pass) agree to rtol 1e-9 on any CPU.
+SCORE_DTYPE = torch.float64
 
 
 class EncDecNet(nn.Module):

@@ -14,6 +14,7 @@ import numpy as np
 from .... import runs
 from ...._atomic import atomic_write_bytes
 from ....data.tables import one_source, read_csv, shown, shown_list
+from .baselines import RollingZScore
 from .config import KIND, AnomalyConfig
 from .data import in_time_order, series_values, step_labels
 from .detector import AnomalyDetector
@@ -237,5 +238,26 @@ def train_run(
     summary["epochs"] = len(det.history_)
     if det.history_:
         summary["train_loss"] = det.history_[-1]["train_loss"]
+    summary["baselines"] = _baselines(det, train, table, label)
+    _write_json(
+        out / "result.json", {**json.loads((out / "result.json").read_text()), "baselines": summary["baselines"]}
+    )
     write_report(out)
     return summary
+
+
+def _baselines(det: AnomalyDetector, train: Any, table: Any, label: str | None) -> dict[str, Any]:
+    """The rolling z-score over the detector's context window, thresholded at the same false-alarm rate on the same
+    normal rows and scored on the same rows: ``{"rolling_zscore": {threshold, flagged_points, and with labels the
+    detection metrics}}``; empty when the normal rows are too short for its window."""
+    cfg = det.config
+    window = cfg.window if cfg.method == "reconstruction" else det.forecaster.window
+    try:
+        z = RollingZScore(max(window, 2), cfg.false_alarm_rate, target=cfg.target, time=cfg.time).fit(train)
+        scored = _score_table(z, table, cfg.target, cfg.time, label)
+    except ValueError:
+        return {}
+    metrics: dict[str, Any] = {"threshold": z.threshold, "flagged_points": int(scored.flags.sum())}
+    if scored.labels is not None:
+        metrics = {**detection_metrics(scored.labels, scored.flags), **metrics}
+    return {"rolling_zscore": metrics}

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import SCORE_DTYPE
 from .data import as_table
+from .encdec import SCORE_DTYPE
 from .statistics import mahalanobis
 
 if TYPE_CHECKING:
