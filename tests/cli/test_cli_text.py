@@ -82,10 +82,11 @@ def test_classify_train_predict_evaluate_on_a_csv(tmp_path, capsys):
             "--hidden-size", "8", "--embedding-size", "8", "--json"]  # fmt: skip
     assert main(["text", "classify", "train", *args, "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)
-    confusion = np.array(result["test"]["confusion"])  # two epochs of 8 units: often one class (0.42-0.53)
+    assert list(result)[:4] == ["task", "run_dir", "metrics", "baselines"] and result["task"] == "text_classifier"
+    confusion = np.array(result["metrics"]["confusion"])  # two epochs of 8 units: often one class (0.42-0.53)
     assert result["held_out"] == 19 == confusion.sum()
-    assert result["test"]["accuracy"] == pytest.approx(np.trace(confusion) / 19)
-    assert result["baseline"]["accuracy"] > 0.9  # a word decides the label: the bag of words gets 1.0
+    assert result["metrics"]["accuracy"] == pytest.approx(np.trace(confusion) / 19)
+    assert result["baselines"]["bag_of_words"]["accuracy"] > 0.9  # a word decides the label: bag of words gets 1.0
     for name in ("config.json", "model.safetensors", "metrics.csv", "result.json", "report.html"):
         assert (out / name).exists(), name
     assert main(["text", "classify", "predict", str(out), "--csv", str(csv), "--text-column", "review", "--json"]) == 0
@@ -228,6 +229,27 @@ def test_a_diverged_run_is_understood_by_report_and_by_a_rerun(tmp_path, capsys)
     assert "status" not in json.loads((out / "config.json").read_text())
 
 
+def test_text_classify_train_reads_set_and_config_into_the_sections(tmp_path, capsys):
+    """Issue 19: --config FILE < the command's options < --set, for the classifier's net and train sections."""
+    csv = tmp_path / "reviews.csv"
+    rows = [f"the film was {w} {f},{int(w == 'great')}" for w in ("great", "dull") for f in ("today", "again")] * 6
+    csv.write_text("text,label\n" + "\n".join(rows) + "\n")
+    config = tmp_path / "clf.json"
+    config.write_text(json.dumps({"net": {"hidden_size": 6, "pooling": "mean"}, "train": {"lr": 5e-3}}))
+    out = tmp_path / "clf"
+    args = ["text", "classify", "train", "--csv", str(csv), "--out", str(out), "--config", str(config), "--epochs",
+            "1", "--embedding-size", "4", "--set", "net.hidden_size=5", "--set", "max_length=7", "--no-baseline",
+            "--json"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result)[:4] == ["task", "run_dir", "metrics", "baselines"] and result["baselines"] == {}
+    saved = json.loads((out / "config.json").read_text())["config"]["params"]
+    assert saved["net"] == {**saved["net"], "hidden_size": 5, "pooling": "mean", "embedding_size": 4}
+    assert saved["max_length"] == 7 and saved["train"]["lr"] == 5e-3 and saved["train"]["epochs"] == 1
+    assert main([*args[:5], "--out", str(tmp_path / "g"), "--device", "cuda"]) == 2
+    assert "trains on the CPU" in capsys.readouterr().err
+
+
 def test_text_classify_train_resumes_too(tmp_path, capsys, monkeypatch):
     csv = tmp_path / "reviews.csv"
     rows = [f"the film was {w} {f},{int(w == 'great')}" for w in ("great", "dull") for f in ("today", "again")] * 6
@@ -302,7 +324,7 @@ def test_text_classify_keeps_a_run_whose_texts_leave_the_baseline_no_words(tmp_p
     small = ["--epochs", "1", "--hidden-size", "4", "--embedding-size", "4", "--json"]
     assert main(["text", "classify", "train", "--csv", str(csv), *small, "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["baseline"] is None and "test" in result
+    assert result["baselines"] == {} and "accuracy" in result["metrics"]
     assert (out / "model.safetensors").is_file() and (out / "result.json").is_file()
     header = tmp_path / "header.csv"
     header.write_text("text\n")

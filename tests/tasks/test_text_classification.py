@@ -61,9 +61,9 @@ def test_class_weights_balance_the_loss() -> None:
     clf = small(class_weight="balanced")
     clf.classes_ = np.array([0, 1])
     np.testing.assert_allclose(clf._class_weights(np.array([0, 0, 0, 1])).numpy(), [4 / 6, 4 / 2])
-    clf.params["class_weight"] = {1: 3.0}
+    clf.config = clf.config.replace(class_weight={1: 3.0})
     np.testing.assert_allclose(clf._class_weights(np.array([0, 1])).numpy(), [1.0, 3.0])
-    clf.params["class_weight"] = {7: 3.0}
+    clf.config = clf.config.replace(class_weight={7: 3.0})
     with pytest.raises(ValueError, match=r"class_weight names \[7\], not among the labels \[0, 1\]"):
         clf._class_weights(np.array([0, 1]))
 

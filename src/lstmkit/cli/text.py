@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 
-from ..tasks.text.config import LanguageModelConfig
+from ..tasks.text.config import LanguageModelConfig, TextClassifierConfig
 from . import app
 from ._console import USER_ERRORS, err, fail, print_json, print_result, setup_logging, user_message
-from ._options import AsJson, CoreOptions, Out, Resume, Seed, Verbose, train_options
+from ._options import AsJson, CoreOptions, Out, Resume, Verbose, train_options
+
+_LM, _TC = LanguageModelConfig(), TextClassifierConfig()  # the defaults the help shows, declared in the configs
 
 text_app = typer.Typer(help="Language models and text generation (character, word or BPE level).", no_args_is_help=True)
 app.add_typer(text_app, name="text")
@@ -27,12 +29,16 @@ def train(
     out: Out,
     data: Annotated[str | None, typer.Option("--data", help="A bundled corpus: shakespeare.")] = None,
     text: Annotated[Path | None, typer.Option("--text", help="A text file, or a folder of *.txt files.")] = None,
-    level: Annotated[str | None, typer.Option("--level", help="char, word or bpe (default char).")] = None,
+    level: Annotated[str | None, typer.Option("--level", help=f"char, word or bpe (default {_LM.level}).")] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="word / bpe vocabulary size.")] = None,
-    embedding_size: Annotated[int | None, typer.Option("--embedding-size", help="(default 128)")] = None,
-    dropout: Annotated[float | None, typer.Option("--dropout", help="(default 0.2)")] = None,
+    embedding_size: Annotated[
+        int | None, typer.Option("--embedding-size", help=f"(default {_LM.net.embedding_size})")
+    ] = None,
+    dropout: Annotated[float | None, typer.Option("--dropout", help=f"(default {_LM.net.dropout})")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Decoder shares the embedding.")] = False,
-    bptt: Annotated[int | None, typer.Option("--bptt", help="Truncated-BPTT length in tokens (default 100).")] = None,
+    bptt: Annotated[
+        int | None, typer.Option("--bptt", help=f"Truncated-BPTT length in tokens (default {_LM.bptt}).")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many updates.")] = None,
     errors: Errors = "strict",
     resume: Resume = False,
@@ -149,48 +155,59 @@ LabelColumn = Annotated[str, typer.Option("--label-column", help="The CSV column
 
 
 @classify_app.command("train")
+@train_options(TextClassifierConfig)
 def classify_train(
     out: Out,
     data: Annotated[str | None, typer.Option("--data", help="A bundled set: imdb or rotten_tomatoes.")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="A CSV file with a text and a label column.")] = None,
     text_column: TextColumn = "text", label_column: LabelColumn = "label",
     holdout: Annotated[float, typer.Option("--holdout", help="Share held out for the test figures.")] = 0.2,
-    pooling: Annotated[str, typer.Option("--pooling", help="max, mean, attention or last.")] = "max",
-    vocab_size: Annotated[int, typer.Option("--vocab-size")] = 20000,
-    max_length: Annotated[int, typer.Option("--max-length", help="Tokens read per text.")] = 400,
-    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 128,
-    embedding_size: Annotated[int, typer.Option("--embedding-size")] = 128,
+    pooling: Annotated[
+        str | None, typer.Option("--pooling", help=f"max, mean, attention or last (default {_TC.net.pooling}).")
+    ] = None,
+    vocab_size: Annotated[int | None, typer.Option("--vocab-size", help=f"(default {_TC.vocab_size})")] = None,
+    max_length: Annotated[
+        int | None, typer.Option("--max-length", help=f"Tokens read per text (default {_TC.max_length}).")
+    ] = None,
+    embedding_size: Annotated[
+        int | None, typer.Option("--embedding-size", help=f"(default {_TC.net.embedding_size})")
+    ] = None,
     class_weight: Annotated[str | None, typer.Option("--class-weight", help="balanced, for imbalanced labels.")] = None,
-    epochs: Annotated[int, typer.Option("--epochs")] = 5,
-    seed: Seed = 0,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Bag-of-words baseline too.")] = True,
     resume: Resume = False,
     as_json: AsJson = False,
     verbose: Verbose = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
     """Train on all but a held-out share; report its accuracy beside a bag-of-words logistic regression."""
     setup_logging(verbose)
     from ..tasks.text.classification import check_held_out_classes, read_labelled, train_run
     from ..train import CheckpointError
 
-    if pooling not in ("max", "mean", "attention", "last"):
+    if pooling not in (None, "max", "mean", "attention", "last"):
         fail(f"Unknown pooling {pooling!r}; choose max, mean, attention or last.")
     if class_weight not in (None, "balanced"):
         fail(f"--class-weight takes 'balanced' (or nothing), got {class_weight!r}.")
     if not 0 < holdout < 1:
         fail(f"--holdout must lie between 0 and 1, got {holdout}.")
+    given = {"pooling": pooling, "vocab_size": vocab_size, "max_length": max_length, "embedding_size": embedding_size,
+             "class_weight": class_weight}  # fmt: skip
+    given = {k: v for k, v in given.items() if v is not None}
+    if as_json:
+        given["progress"] = False
     try:
+        cfg = core.build(TextClassifierConfig, given)
         texts, labels = read_labelled(data, csv, text_column, label_column)
-        check_held_out_classes(labels, holdout, seed)  # before training: the held-out figures come after the save
-        result = train_run(
-            texts, labels, out, holdout=holdout, baseline=baseline, pooling=pooling, vocab_size=vocab_size,
-            max_length=max_length, hidden_size=hidden_size, embedding_size=embedding_size, class_weight=class_weight,
-            epochs=epochs, seed=seed, progress=not as_json, resume=resume,
-        )  # fmt: skip
+        check_held_out_classes(labels, holdout, cfg.train.seed)  # before training: held-out figures follow the save
+        result = train_run(texts, labels, out, holdout=holdout, baseline=baseline, resume=resume, config=cfg)
     except (*USER_ERRORS, CheckpointError) as e:
         fail(user_message(e))
     if as_json:
-        print_json(result)
+        base = result.get("baseline")
+        baselines = {"bag_of_words": base} if base else {}
+        extra = {k: v for k, v in result.items() if k not in ("run_dir", "test", "baseline")}
+        print_result("text_classifier", result["run_dir"], result.get("test", {}), baselines, **extra)
     elif "test" in result:
         base = result.get("baseline")
         err.print(f"held-out accuracy {result['test']['accuracy']:.4f}"

@@ -12,6 +12,8 @@ from . import app
 from ._console import USER_ERRORS, err, fail, print_json, print_result, setup_logging, user_message
 from ._options import AsJson, CoreOptions, Out, Resume, Verbose, train_options
 
+_S2S = Seq2SeqConfig()  # the defaults the help shows, declared in the config
+
 translate_app = typer.Typer(help="Sequence to sequence with attention (translation, number words).",
                             no_args_is_help=True)  # fmt: skip
 app.add_typer(translate_app, name="translate")
@@ -30,12 +32,15 @@ def train(
     source_column: SourceColumn = "source", target_column: TargetColumn = "target",
     pairs: Annotated[int, typer.Option("--pairs", help="--data numbers: how many distinct numbers.")] = 20000,
     level: Annotated[
-        str | None, typer.Option("--level", help="Tokens on both sides: space, word, char or bpe (default space).")
+        str | None,
+        typer.Option("--level", help=f"Tokens on both sides: space, word, char or bpe (default {_S2S.source_level})."),
     ] = None,
     attention: Annotated[
-        str | None, typer.Option("--attention", help="bahdanau, luong or none (default bahdanau).")
+        str | None, typer.Option("--attention", help=f"bahdanau, luong or none (default {_S2S.net.attention}).")
     ] = None,
-    embedding_size: Annotated[int | None, typer.Option("--embedding-size", help="(default 64)")] = None,
+    embedding_size: Annotated[
+        int | None, typer.Option("--embedding-size", help=f"(default {_S2S.net.embedding_size})")
+    ] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="Per side: words kept or BPE size.")] = None,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of pairs held out for the test figures.")] = 0.1,
     beam: Beam = 4,

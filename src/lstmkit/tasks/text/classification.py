@@ -26,13 +26,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ... import runs
+from ...config import ConfigError
 from ...data import SeededBatches, bucketed
 from ...data.tables import shown, shown_list
 from ...train import GateStatistics, StepOutput, Trainer, seed_everything
 from ..sequence.model import ModelConfig, SequenceModel
+from .config import TextClassifierConfig, TextClassifierNet, TextClassifierTrain
 from .data import TextError, Tokenizer, WordTokenizer, make_tokenizer, tokenizer_from_dict
 
-__all__ = ["TextClassifier", "holdout_split", "load_reviews"]
+__all__ = [
+    "TextClassifier", "TextClassifierConfig", "TextClassifierNet", "TextClassifierTrain", "holdout_split",
+    "load_reviews",
+]  # fmt: skip
 
 KIND = "text_classifier"
 
@@ -108,38 +113,16 @@ def _pad(seqs: list[np.ndarray]) -> tuple[Tensor, Tensor]:
 class TextClassifier:
     """Classify texts: ``fit``, ``predict``, ``predict_proba``, ``evaluate``, ``attention``, ``save``, ``load``.
 
-    Args:
-        level: ``word`` (default) or ``bpe`` tokens.
-        vocab_size: the most frequent words kept (or BPE's target size); the rest map to ``<unk>``.
-        lowercase: lower-case words before counting them.
-        max_length: tokens read per text (its first ones).
-        embedding_size, hidden_size, num_layers, bidirectional, dropout: the network.
-        pooling: ``max`` (default), ``mean``, ``attention`` or ``last``.
-        class_weight: None, ``"balanced"`` (weights inverse to class frequency) or ``{label: weight}``.
-        epochs, batch_size, lr: training; ``validation_fraction`` of the training texts validates each epoch and
-            ``patience`` stops early (the best epoch's weights are kept).
+    Keyword arguments are :class:`~lstmkit.tasks.text.config.TextClassifierConfig` fields, flat (``hidden_size=64,
+    epochs=3``) or by section (``net=TextClassifierNet(...)``): the tokens (``level``, ``vocab_size``,
+    ``lowercase``, ``max_length``), ``class_weight`` (None, ``"balanced"`` or ``{label: weight}``), the network
+    (``embedding_size``, ``hidden_size``, ``num_layers``, ``bidirectional``, ``dropout``, ``pooling``) and the
+    training (``epochs``, ``batch_size``, ``lr``, ...); ``validation_fraction`` of the training texts validates each
+    epoch and ``early_stopping_patience`` stops early (the best epoch's weights are kept).
     """
 
-    def __init__(
-        self, *, level: Literal["word", "bpe"] = "word", vocab_size: int = 20000, lowercase: bool = True,
-        max_length: int = 400, embedding_size: int = 128, hidden_size: int = 128, num_layers: int = 1,
-        bidirectional: bool = True, dropout: float = 0.3, pooling: Literal["max", "mean", "attention", "last"] = "max",
-        class_weight: str | dict[Any, float] | None = None, epochs: int = 5, batch_size: int = 64, lr: float = 2e-3,
-        validation_fraction: float = 0.1, patience: int | None = 2, seed: int = 0, progress: bool = True,
-    ) -> None:  # fmt: skip
-        if level not in ("word", "bpe"):
-            raise ValueError(f"level must be 'word' or 'bpe', got {level!r}.")
-        if max_length < 1:
-            raise ValueError(f"max_length must be at least 1 token, got {max_length}.")
-        if not 0 <= validation_fraction < 0.5:
-            raise ValueError(f"validation_fraction must lie in [0, 0.5), got {validation_fraction}.")
-        self.params = {
-            "level": level, "vocab_size": vocab_size, "lowercase": lowercase, "max_length": max_length,
-            "embedding_size": embedding_size, "hidden_size": hidden_size, "num_layers": num_layers,
-            "bidirectional": bidirectional, "dropout": dropout, "pooling": pooling, "class_weight": class_weight,
-            "epochs": epochs, "batch_size": batch_size, "lr": lr, "validation_fraction": validation_fraction,
-            "patience": patience, "seed": seed, "progress": progress,
-        }  # fmt: skip
+    def __init__(self, config: TextClassifierConfig | None = None, **kwargs: Any) -> None:
+        self.config = config if config is not None else TextClassifierConfig.from_dict(kwargs)
         self.tokenizer: Tokenizer | None = None
         self.classes_: np.ndarray | None = None
         self.net: TextNet | None = None
@@ -147,7 +130,7 @@ class TextClassifier:
 
     # ---- tokens -----------------------------------------------------------------------------------------------
     def _prepare(self, text: str) -> str:
-        return text.lower() if self.params["lowercase"] else text
+        return text.lower() if self.config.lowercase else text
 
     def _encode(self, texts: Any) -> list[np.ndarray]:
         assert self.tokenizer is not None
@@ -157,46 +140,49 @@ class TextClassifier:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"Text {i} is a {type(t).__name__}, not a string.")
-            ids = self.tokenizer.encode(self._prepare(t))[: self.params["max_length"]]
+            ids = self.tokenizer.encode(self._prepare(t))[: self.config.max_length]
             out.append(np.asarray(ids if ids else [0], dtype=np.int64))  # an empty text reads one <unk>
         return out
 
     # ---- fit ----------------------------------------------------------------------------------------------------
     def fit(self, texts: Any, labels: Any, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False):
         """Train on ``texts`` (a list of strings) and ``labels`` (one per text, any hashable values)."""
-        p = self.params
+        cfg = self.config
+        net, seed = cfg.net, cfg.train.seed
         texts = list(texts)
         labels = np.asarray(labels)
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels; give one label per text.")
         if len(texts) < 2:
             raise ValueError("Give at least two labelled texts to train on.")
+        if cfg.train.device == "cuda":
+            raise ConfigError("The text classifier trains on the CPU (it packs texts by length); set device cpu.")
         self.classes_, codes = np.unique(labels, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"All labels are {shown(self.classes_[0])}; a classifier needs at least two classes.")
-        seed_everything(p["seed"])
-        train_idx, val_idx = holdout_split(len(texts), p["validation_fraction"], p["seed"])
+        seed_everything(seed)
+        train_idx, val_idx = holdout_split(len(texts), cfg.validation_fraction, seed)
         train_texts = [texts[i] for i in train_idx]
         if not any(t.strip() for t in train_texts):
             raise TextError("Every training text is empty; give texts with some words in them.")
-        self.tokenizer = make_tokenizer(p["level"], p["vocab_size"])
+        self.tokenizer = make_tokenizer(cfg.level, cfg.vocab_size)
         if isinstance(self.tokenizer, WordTokenizer):
             self.tokenizer.min_count = 1 if len(train_texts) < 1000 else 2
         self.tokenizer.fit("\n".join(self._prepare(t) for t in train_texts))
         ids = self._encode(texts)
         weights = self._class_weights(codes[train_idx])
         model_cfg = ModelConfig(
-            input_size=p["embedding_size"], output_size=len(self.classes_), hidden_size=p["hidden_size"],
-            num_layers=p["num_layers"], bidirectional=p["bidirectional"], dropout=p["dropout"] if p["num_layers"] > 1
-            else 0.0, pooling=p["pooling"],
+            input_size=net.embedding_size, output_size=len(self.classes_), hidden_size=net.hidden_size,
+            num_layers=net.num_layers, bidirectional=net.bidirectional, dropout=net.dropout if net.num_layers > 1
+            else 0.0, pooling=net.pooling,
         )  # fmt: skip
-        seed_everything(p["seed"])
-        self.net = TextNet(self.tokenizer.vocab_size, p["embedding_size"], p["dropout"], model_cfg)
+        seed_everything(seed)
+        self.net = TextNet(self.tokenizer.vocab_size, net.embedding_size, net.dropout, model_cfg)
         self.model_config_ = model_cfg
-        train = _Buckets([ids[i] for i in train_idx], codes[train_idx], p["batch_size"], p["seed"])
+        train = _Buckets([ids[i] for i in train_idx], codes[train_idx], cfg.train.batch_size, seed)
         val = None
         if len(val_idx):
-            val = list(_Buckets([ids[i] for i in val_idx], codes[val_idx], 256, p["seed"]))
+            val = list(_Buckets([ids[i] for i in val_idx], codes[val_idx], 256, seed))
 
         def loss_fn(model: TextNet, batch: tuple[Tensor, Tensor, Tensor], state: Any) -> StepOutput:
             x, lengths, y = batch
@@ -205,24 +191,20 @@ class TextClassifier:
             accuracy = (logits.argmax(1) == y).float().mean()
             return StepOutput(loss=loss, n_items=len(y), metrics={"accuracy": accuracy})
 
-        from ...config import TrainConfig
-
-        use_patience = p["patience"] if val is not None else None
-        cfg = TrainConfig(
-            epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], seed=p["seed"], progress=p["progress"],
-            early_stopping_patience=use_patience, monitor="val_accuracy", monitor_mode="max",
-        )  # fmt: skip
-        run_config = {k: v for k, v in p.items() if k != "progress"}
-        run_config["class_weight"] = str(p["class_weight"])
+        train_cfg = cfg.train if val is not None else cfg.train.replace(early_stopping_patience=None)
+        run_config = cfg.to_dict()
+        del run_config["train"]["progress"]  # how a run shows itself is not part of what it trains
+        run_config["class_weight"] = str(cfg.class_weight)
         trainer = Trainer(
-            self.net, loss_fn, cfg, run_dir=run_dir, callbacks=[GateStatistics()], run_config=run_config, kind=KIND
-        )
+            self.net, loss_fn, train_cfg, run_dir=run_dir, callbacks=[GateStatistics()], run_config=run_config,
+            kind=KIND,
+        )  # fmt: skip
         self.history_ = trainer.fit(train, val_data=val, resume=resume)
         self.net.eval()
         return self
 
     def _class_weights(self, codes: np.ndarray) -> Tensor | None:
-        cw = self.params["class_weight"]
+        cw = self.config.class_weight
         if cw is None:
             return None
         assert self.classes_ is not None
@@ -301,7 +283,7 @@ class TextClassifier:
         """config.json (parameters, model config, classes, tokenizer vocabulary as JSON) + model.safetensors."""
         net = self._check()
         assert self.tokenizer is not None and self.classes_ is not None
-        params = {**self.params, "class_weight": self.params["class_weight"]}
+        params = self.config.to_dict()
         if isinstance(params["class_weight"], dict):
             params["class_weight"] = {str(k): v for k, v in params["class_weight"].items()}
         config = {
@@ -313,11 +295,12 @@ class TextClassifier:
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> TextClassifier:
         saved = runs.read_run_config(run_dir, KIND)["config"]
-        clf = cls(**saved["params"])
+        clf = cls(TextClassifierConfig.from_dict(saved["params"]))  # flat in runs before issue 19: read into sections
         clf.classes_ = np.asarray(saved["classes"])
         clf.tokenizer = tokenizer_from_dict(saved["tokenizer"])
         clf.model_config_ = ModelConfig.from_dict(saved["model"])
-        clf.net = TextNet(saved["vocab_size"], clf.params["embedding_size"], clf.params["dropout"], clf.model_config_)
+        net = clf.config.net
+        clf.net = TextNet(saved["vocab_size"], net.embedding_size, net.dropout, clf.model_config_)
         clf.net.load_state_dict(runs.read_state_dict(run_dir))
         clf.net.eval()
         return clf
@@ -391,7 +374,7 @@ def read_labelled(
 
 def train_run(
     texts: list[str], labels: np.ndarray, out: str | os.PathLike[str], *, holdout: float = 0.2, baseline: bool = True,
-    resume: bool = False, **params: Any,
+    resume: bool = False, config: TextClassifierConfig | None = None, **params: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Hold out ``holdout`` of the texts (seeded, random), train on the rest, and write a run directory:
     config.json, model.safetensors, metrics.csv, checkpoints, result.json (held-out accuracy and macro-F1, beside a
@@ -404,11 +387,16 @@ def train_run(
     out = Path(out)
     if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished classifier; choose another --out or delete it.")
+    if config is None:
+        config = TextClassifierConfig.from_dict(params)  # flat names or sections
+    elif params:
+        raise TypeError(f"train_run takes a config or its fields, not both (got {sorted(params)} too).")
     labels = np.asarray(labels)
-    check_held_out_classes(labels, holdout, params.get("seed", 0))  # before training: its figures come after the save
-    train_idx, test_idx = holdout_split(len(texts), holdout, params.get("seed", 0))
+    seed = config.train.seed
+    check_held_out_classes(labels, holdout, seed)  # before training: its figures come after the save
+    train_idx, test_idx = holdout_split(len(texts), holdout, seed)
     train_t, test_t = [texts[i] for i in train_idx], [texts[i] for i in test_idx]
-    clf = TextClassifier(**params).fit(train_t, labels[train_idx], run_dir=out, resume=resume)
+    clf = TextClassifier(config).fit(train_t, labels[train_idx], run_dir=out, resume=resume)
     clf.save(out)
     result: dict[str, Any] = {"run_dir": str(out), "train": len(train_t), "held_out": len(test_t)}
     if test_t:

@@ -12,6 +12,7 @@ from ...config import ConfigError, StrictConfig, TrainConfig
 __all__ = [
     "LanguageModelConfig", "LanguageModelNet", "LanguageModelTrain",
     "Seq2SeqConfig", "Seq2SeqNetConfig", "Seq2SeqTrain",
+    "TextClassifierConfig", "TextClassifierNet", "TextClassifierTrain",
 ]  # fmt: skip
 
 
@@ -136,3 +137,62 @@ class Seq2SeqConfig(StrictConfig):
     def validate(self) -> None:
         if not 0 <= self.sampling_max <= 1:
             raise ConfigError(f"Seq2SeqConfig.sampling_max must lie in [0, 1], got {self.sampling_max}.")
+
+
+@dataclass(frozen=True)
+class TextClassifierNet(StrictConfig):
+    """The network of a text classifier: embedding, dropout, the recurrent core, pooling over the valid steps."""
+
+    embedding_size: int = 128
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.3  # on the embeddings, and between stacked layers
+    pooling: Literal["max", "mean", "attention", "last"] = "max"
+
+    def validate(self) -> None:
+        for name in ("embedding_size", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TextClassifierConfig.{name} must be at least 1, got {getattr(self, name)}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"TextClassifierConfig.dropout must lie in [0, 1), got {self.dropout}.")
+
+
+@dataclass(frozen=True)
+class TextClassifierTrain(TrainConfig):
+    """Training of a text classifier: the defaults it changes from :class:`~lstmkit.config.TrainConfig`. The
+    validation texts' accuracy is watched: ``early_stopping_patience`` epochs without a better one stop training
+    (the best epoch's weights are kept)."""
+
+    RENAMED: ClassVar[Mapping[str, tuple[str, Any]]] = {
+        **TrainConfig.RENAMED, "patience": ("early_stopping_patience", None),
+    }  # fmt: skip
+
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 2e-3
+    early_stopping_patience: int | None = 2
+    monitor: str = "val_accuracy"
+    monitor_mode: Literal["min", "max"] = "max"
+    max_minutes: float | None = 60.0  # the recorded IMDB run trained for 16
+
+
+@dataclass(frozen=True)
+class TextClassifierConfig(StrictConfig):
+    """Tokens, class weights and validation share of a text classifier, its network (``net``) and its training
+    (``train``). Flat names (``hidden_size=64, epochs=5``) are read into the sections by :meth:`from_dict`."""
+
+    level: Literal["word", "bpe"] = "word"
+    vocab_size: int = 20000  # the most frequent words kept (or BPE's target size); the rest map to <unk>
+    lowercase: bool = True  # lower-case words before counting them
+    max_length: int = 400  # tokens read per text (its first ones)
+    class_weight: Literal["balanced"] | dict[Any, float] | None = None  # "balanced": inverse to class frequency
+    validation_fraction: float = 0.1  # of the training texts, scored each epoch for early stopping
+    net: TextClassifierNet = field(default_factory=TextClassifierNet)
+    train: TextClassifierTrain = field(default_factory=TextClassifierTrain)
+
+    def validate(self) -> None:
+        if self.max_length < 1:
+            raise ConfigError(f"max_length must be at least 1 token, got {self.max_length}.")
+        if not 0 <= self.validation_fraction < 0.5:
+            raise ConfigError(f"validation_fraction must lie in [0, 0.5), got {self.validation_fraction}.")
