@@ -37,8 +37,10 @@ def test_train_predict_evaluate_on_a_small_csv(tmp_path, capsys):
              "--optimizer", "adamw", "--weight-decay", "0.05", "--json"]  # fmt: skip
     assert main(train) == 0
     summary = json.loads(capsys.readouterr().out)
+    assert list(summary)[:4] == ["task", "run_dir", "metrics", "baselines"] and summary["task"] == "classify"
     assert summary["n_train"] == 12 and summary["n_test"] == 4
-    assert "one_nn_euclidean_accuracy" in summary
+    assert summary["predictions"] == str(out / "predictions.csv")
+    assert set(summary["baselines"]["one_nn_euclidean"]) == {"accuracy", "balanced_accuracy", "macro_f1"}
     for name in ("config.json", "model.safetensors", "metrics.csv", "confusion.png", "attention.png",
                  "predictions.csv", "result.json", "report.html"):  # fmt: skip
         assert (out / name).exists(), name
@@ -61,15 +63,16 @@ def test_train_predict_evaluate_on_a_small_csv(tmp_path, capsys):
     for _, r in written.iterrows():
         assert r["id"] in test_ids and by_id[r["id"]]["predicted"] == r["predicted"]
     truth = table.groupby("series")["cls"].first()  # the reported accuracy is that of the written predictions
-    assert summary["accuracy"] == pytest.approx((written["predicted"] == truth[written["id"]].to_numpy()).mean())
+    accuracy = (written["predicted"] == truth[written["id"]].to_numpy()).mean()
+    assert summary["metrics"]["accuracy"] == pytest.approx(accuracy)
     assert main(["classify", "predict", str(out), "--csv", str(new)]) == 0
     assert capsys.readouterr().out.startswith("id,predicted,p_fall,p_rise")
 
     assert main(["classify", "evaluate", str(out), "--csv", str(csv), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["scored_on"] == "test" and result["lstm"]["n"] == 4
-    assert result["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])
-    assert result["one_nn_euclidean"]["accuracy"] == pytest.approx(summary["one_nn_euclidean_accuracy"])
+    assert result["lstm"]["accuracy"] == pytest.approx(summary["metrics"]["accuracy"])
+    assert result["one_nn_euclidean"]["accuracy"] == pytest.approx(summary["baselines"]["one_nn_euclidean"]["accuracy"])
     assert "resampled" in result["one_nn_euclidean"]["lengths"]  # the series' lengths vary
 
 
@@ -80,7 +83,8 @@ def test_a_bundled_dataset_by_name(tmp_path, capsys):
                  "--hidden-size", "4", "--json"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_train"] == 67 and summary["n_test"] == 1029
-    assert summary["one_nn_euclidean_accuracy"] == pytest.approx(0.955, abs=5e-4)  # UCR's published 1-NN ED
+    # UCR's published 1-NN ED
+    assert summary["baselines"]["one_nn_euclidean"]["accuracy"] == pytest.approx(0.955, abs=5e-4)
     assert main(["classify", "evaluate", str(out), "--data", "basic_motions"]) == 2
     assert "channels differ" in capsys.readouterr().err
 
@@ -151,7 +155,7 @@ def test_conv_branch_flag_is_saved_and_the_run_loads(tmp_path, capsys):
         assert saved["data"]["net"]["conv_branch"] is on
     assert main(["classify", "evaluate", str(out), "--csv", str(csv), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])  # the loaded LSTM-FCN scores the same
+    assert result["lstm"]["accuracy"] == pytest.approx(summary["metrics"]["accuracy"])  # the loaded LSTM-FCN: the same
 
 
 def test_dimension_shuffle_flag_is_saved_and_ragged_series_get_one_sentence(tmp_path, capsys):
@@ -171,7 +175,7 @@ def test_dimension_shuffle_flag_is_saved_and_ragged_series_get_one_sentence(tmp_
     assert saved["estimator"]["dimension_shuffle"] is True and saved["model"]["shuffle_length"] == 6
     assert saved["data"]["net"]["dimension_shuffle"] is True and saved["data"]["net"]["pooled_dropout"] == 0.8
     assert main(["classify", "evaluate", str(out), "--csv", str(equal), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["lstm"]["accuracy"] == pytest.approx(summary["accuracy"])
+    assert json.loads(capsys.readouterr().out)["lstm"]["accuracy"] == pytest.approx(summary["metrics"]["accuracy"])
 
 
 def test_a_diverging_training_is_one_sentence_naming_the_learning_rate(tmp_path, capsys):
@@ -216,6 +220,23 @@ def test_one_text_cell_in_a_feature_column_is_refused_naming_the_cell(tmp_path, 
     table.assign(name="s" + table["series"].astype(str)).drop(columns="b").to_csv(csv, index=False)
     assert main([*argv, "--json"]) == 0  # a column of text is still no feature, as before
     assert json.loads(capsys.readouterr().out)["n_train"] == 12
+
+
+def test_shared_options_set_and_config_reach_the_sections(tmp_path, capsys):
+    csv, _ = _csv(tmp_path)
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"net": {"num_layers": 2, "pooling": "mean"}, "train": {"lr": 0.01}}))
+    argv = ["classify", "train", "--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split",
+            "part", "--epochs", "1", "--layers", "1", "--config", str(settings), "--set", "net.cell=gru", "--set",
+            "train.batch_size=4", "--out", str(tmp_path / "r"), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert set(json.loads(capsys.readouterr().out)) >= {"task", "run_dir", "metrics", "baselines", "predictions"}
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    data, estimator = saved["data"], saved["estimator"]
+    assert (data["net"]["cell"], data["net"]["num_layers"], data["net"]["pooling"]) == ("gru", 1, "mean")
+    assert (estimator["cell"], estimator["lr"], estimator["batch_size"], estimator["epochs"]) == ("gru", 0.01, 4, 1)
+    message = _refused(capsys, [*argv[:-3], "--set", "train.schedule=cosine", "--out", str(tmp_path / "r2")])
+    assert "does not take train.schedule" in message and not (tmp_path / "r2").exists()
 
 
 def test_a_csv_with_only_a_header_says_it_has_no_data_rows(tmp_path, capsys):

@@ -14,6 +14,8 @@ def test_train_predict_and_backtest_on_a_bundled_dataset(tmp_path, capsys):
     args = ["--data", "airline", "--horizon", "12", "--transform", "log", "--epochs", "20", "--json"]
     assert main(["forecast", "train", *args, "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out)
+    assert list(summary)[:4] == ["task", "run_dir", "metrics", "baselines"] and summary["task"] == "forecast"
+    assert summary["forecast"] == str(out / "forecast.csv") and summary["metrics"]["epochs"] == 20
     assert summary["horizon"] == 12 and summary["target"] == "passengers"
     for name in ("config.json", "model.safetensors", "metrics.csv", "forecast.csv", "forecast.png", "report.html"):
         assert (out / name).exists(), name
@@ -43,6 +45,25 @@ def test_train_predict_and_backtest_on_a_bundled_dataset(tmp_path, capsys):
     assert main(["forecast", "backtest", "--data", "airline", "--horizon", "12", "--epochs", "20", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["mean"]) == {"model", "seasonal_naive", "ets"} and len(result["folds"]) == 1
+
+
+def test_shared_options_set_and_config_reach_the_sections(tmp_path, capsys):
+    csv = tmp_path / "sales.csv"
+    t = pd.date_range("2020-01-01", periods=40, freq="D")
+    pd.DataFrame({"day": t, "sales": [float(i % 7) for i in range(40)]}).to_csv(csv, index=False)
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"net": {"num_layers": 2}, "train": {"lr": 0.01}, "calibrate_intervals": False}))
+    argv = ["forecast", "train", "--csv", str(csv), "--time", "day", "--horizon", "3", "--epochs", "1",
+            "--hidden-size", "8", "--config", str(settings), "--set", "train.batch_size=16", "--set",
+            "strategy=recurrent", "--target", "sales", "--out", str(tmp_path / "r"), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert set(json.loads(capsys.readouterr().out)) >= {"task", "run_dir", "metrics", "baselines", "forecast"}
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())["config"]["forecast"]
+    assert (cfg["net"]["hidden_size"], cfg["net"]["num_layers"], cfg["strategy"]) == (8, 2, "recurrent")
+    assert (cfg["train"]["lr"], cfg["train"]["batch_size"], cfg["train"]["epochs"]) == (0.01, 16, 1)
+    assert cfg["calibrate_intervals"] is False
+    assert main([*argv[:-3], "--set", "train.lr=fast", "--out", str(tmp_path / "r2")]) == 2
+    assert "lr" in capsys.readouterr().err and not (tmp_path / "r2").exists()
 
 
 def test_forecast_on_a_csv_and_errors_are_one_sentence(tmp_path, capsys):

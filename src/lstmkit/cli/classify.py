@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import CLASSIFIER_EPOCHS  # --epochs takes its default from here (declared once, no torch)
+from ..tasks.timeseries.classify_config import ClassifyConfig  # torch-free: --help reads the defaults from it
 from . import app
-from ._console import USER_ERRORS, err, fail, print_json, setup_logging, user_message
+from ._console import USER_ERRORS, err, fail, print_json, print_result, setup_logging, user_message
+from ._options import CoreOptions, Out, Resume, Verbose, train_options
 
 classify_app = typer.Typer(help="Classify time series with an LSTM (UCR/UEA layout or a CSV).", no_args_is_help=True)
 app.add_typer(classify_app, name="classify")
@@ -52,22 +53,25 @@ def _scores_line(name: str, scores: dict[str, Any]) -> str:
 
 
 @classify_app.command("train")
+@train_options(ClassifyConfig)
 def train(
-    out: Annotated[Path, typer.Option("--out", help="The run directory to write.")],
+    out: Out,
     data: Data = None, csv: Csv = None, id_: Id = None, label: Label = None, step: Step = None, split: Split = None,
     features: Features = None,
     test_fraction: Annotated[
-        float, typer.Option("--test-fraction", help="Without a split column: share of series held out to test.")
-    ] = 0.0,
-    pooling: Annotated[str, typer.Option("--pooling", help="last, mean, max or attention.")] = "last",
+        float | None, typer.Option("--test-fraction", help="Without a split column: share of series held out to test "
+                                   "(default 0).")
+    ] = None,
+    pooling: Annotated[str | None, typer.Option("--pooling", help="last (default), mean, max or attention.")] = None,
     bidirectional: Annotated[bool, typer.Option("--bidirectional", help="Read each series both ways.")] = False,
     class_weight: Annotated[
-        str, typer.Option("--class-weight", help="none or balanced (weights the loss against imbalance).")
-    ] = "none",
-    hidden_size: Annotated[int, typer.Option("--hidden-size")] = 64,
+        str | None, typer.Option("--class-weight", help="none (default) or balanced (weights the loss against "
+                                 "imbalance).")
+    ] = None,
     head_dropout: Annotated[
-        float, typer.Option("--head-dropout", help="Dropout on the pooled vector before the head (training only).")
-    ] = 0.0,
+        float | None, typer.Option("--head-dropout", help="Dropout on the pooled vector before the head (training "
+                                   "only; default 0).")
+    ] = None,
     conv_branch: Annotated[
         bool, typer.Option("--conv-branch", help="LSTM-FCN: a fully convolutional branch beside the LSTM.")
     ] = False,
@@ -76,45 +80,57 @@ def train(
                            "of T features (equal-length series only).")
     ] = False,
     pooled_dropout: Annotated[
-        float, typer.Option("--pooled-dropout", help="Dropout on the LSTM's vector alone, before the "
-                            "convolutional branch's joins it (LSTM-FCN: 0.8).")
-    ] = 0.0,
-    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training series.")] = CLASSIFIER_EPOCHS,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
-    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or adamw (decoupled weight decay).")] = "adam",
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="The optimizer's weight decay.")] = 0.0,
+        float | None, typer.Option("--pooled-dropout", help="Dropout on the LSTM's vector alone, before the "
+                                   "convolutional branch's joins it (LSTM-FCN: 0.8; default 0).")
+    ] = None,
+    optimizer: Annotated[
+        str | None, typer.Option("--optimizer", help="adam (default) or adamw (decoupled weight decay).")
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option("--weight-decay", help="The optimizer's weight decay (default 0).")
+    ] = None,
     validation_split: Annotated[
-        float, typer.Option("--validation-split", help="Share of training series for early stopping.")
-    ] = 0.0,
+        float | None, typer.Option("--validation-split", help="Share of training series for early stopping "
+                                   "(default 0).")
+    ] = None,
     patience: Annotated[int | None, typer.Option("--patience", help="Early-stopping patience in epochs.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training in --out.")] = False,
+    resume: Resume = False,
     as_json: AsJson = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Verbose = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
     """Train on the training series, score the test series beside 1-NN Euclidean, write the run and its report."""
     setup_logging(verbose)
     from ..config import ConfigError
-    from ..tasks.timeseries.classification import ClassifyConfig, resolve_data, train_run
+    from ..tasks.timeseries.classification import resolve_data, train_run
     from ..train import CheckpointError, ResumeError
 
+    own = {
+        "test_fraction": test_fraction, "class_weight": class_weight, "validation_split": validation_split,
+        "net": {"pooling": pooling, "bidirectional": bidirectional or None, "head_dropout": head_dropout,
+                "conv_branch": conv_branch or None, "dimension_shuffle": dimension_shuffle or None,
+                "pooled_dropout": pooled_dropout},
+        "train": {"optimizer": optimizer, "weight_decay": weight_decay, "early_stopping_patience": patience,
+                  "progress": not as_json},
+    }  # fmt: skip
+    given = {k: v for k, v in own.items() if v is not None}
+    for section in ("net", "train"):
+        given[section] = {k: v for k, v in own[section].items() if v is not None}
     try:
         table, defaults = resolve_data(data, csv)
-        cfg = ClassifyConfig.from_dict({
-            **defaults, **_roles(id_, label, step, split, features), "test_fraction": test_fraction,
-            "pooling": pooling, "bidirectional": bidirectional, "class_weight": class_weight,
-            "hidden_size": hidden_size, "head_dropout": head_dropout, "conv_branch": conv_branch,
-            "dimension_shuffle": dimension_shuffle, "pooled_dropout": pooled_dropout, "epochs": epochs,
-            "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
-            "validation_split": validation_split, "early_stopping_patience": patience, "seed": seed,
-            "progress": not as_json,
-        })  # fmt: skip
+        cfg = core.build(ClassifyConfig, {**defaults, **_roles(id_, label, step, split, features), **given})
         summary = train_run(table, cfg, out, source=data or str(csv), resume=resume)
     except (*USER_ERRORS, ConfigError, ResumeError, CheckpointError) as e:
         fail(user_message(e))
     if as_json:
-        print_json(summary)
+        metrics = {k: summary[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
+        print_result(
+            "classify", summary["run_dir"], metrics, summary["baselines"],
+            predictions=str(Path(summary["run_dir"]) / "predictions.csv"), scored_on=summary["scored_on"],
+            n_train=summary["n_train"], n_test=summary["n_test"], epochs=summary["epochs"],
+            train_seconds=summary["train_seconds"],
+        )  # fmt: skip
         return
     err.print(f"trained on {summary['n_train']} series; run in {summary['run_dir']}")
     line = f"{summary['scored_on']}: accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}"

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from ..tasks.timeseries.forecast_config import ForecastConfig
 from . import app
-from ._console import err, fail, print_json, setup_logging
-from ._options import AsJson, Out, Resume, Seed, Verbose
+from ._console import err, fail, print_json, print_result, setup_logging
+from ._options import AsJson, CoreOptions, Out, Resume, Verbose, train_options
 
 forecast_app = typer.Typer(help="Forecast time series with an LSTM (quantiles, covariates).", no_args_is_help=True)
 app.add_typer(forecast_app, name="forecast")
@@ -27,19 +28,23 @@ Static = Annotated[
 Season = Annotated[int | None, typer.Option("--season", help="Seasonal period in steps (default 1, or the dataset's).")]
 
 
-def _config(data: str | None, csv: Path | None, overrides: dict[str, Any]) -> tuple[Any, Any]:
-    from ..tasks.timeseries.forecasting import ForecastConfig
+Transform = Annotated[
+    str | None, typer.Option("--transform", help="none or log (positive series whose swings grow with their level).")
+]
+
+
+def _config(data: str | None, csv: Path | None, given: dict[str, Any], core: CoreOptions) -> tuple[Any, Any]:
+    """The table and the config: the dataset's column roles < the command's options < the shared options."""
     from ..tasks.timeseries.series import resolve_data
 
     table, defaults = resolve_data(data, csv)
-    given = {k: v for k, v in overrides.items() if v is not None and v != ()}
-    merged = {**defaults, **given}
-    if "target" not in merged:
+    merged = {**defaults, **{k: v for k, v in given.items() if v is not None and v != ()}}
+    if "target" not in merged and core.config_file is None and not core.sets:
         raise ValueError("Say which column to forecast with --target (or use --data NAME for a bundled dataset).")
-    return table, ForecastConfig.from_dict(merged)
+    return table, core.build(ForecastConfig, merged)
 
 
-def _overrides(time, target, id_, past, future, static, season, **rest) -> dict[str, Any]:
+def _own(time, target, id_, past, future, static, season, **rest) -> dict[str, Any]:
     return {
         "time": time, "target": target, "id": id_, "past_covariates": tuple(past or ()),
         "future_covariates": tuple(future or ()), "static_covariates": tuple(static or ()), "season": season, **rest,
@@ -47,17 +52,18 @@ def _overrides(time, target, id_, past, future, static, season, **rest) -> dict[
 
 
 @forecast_app.command("train")
+@train_options(ForecastConfig)
 def train(
     horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast.")],
     out: Out,
     data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, id_: Id = None,
     past: Past = None, future: Future = None, static: Static = None, season: Season = None,
-    transform: Annotated[str, typer.Option("--transform", help="none or log (positive series).")] = "none",
-    epochs: Annotated[int, typer.Option("--epochs")] = 300,
-    seed: Seed = 0,
+    transform: Transform = None,
     resume: Resume = False,
     as_json: AsJson = False,
     verbose: Verbose = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
     """Train a forecaster on all the data and write the next horizon's forecast, its picture and a report."""
     setup_logging(verbose)
@@ -65,15 +71,17 @@ def train(
     from ..train import CheckpointError, ResumeError
 
     try:
-        table, cfg = _config(data, csv, _overrides(
-            time, target, id_, past, future, static, season, horizon=horizon, transform=transform, epochs=epochs,
-            seed=seed, progress=not as_json,
-        ))  # fmt: skip
+        own = _own(time, target, id_, past, future, static, season, horizon=horizon, transform=transform)
+        table, cfg = _config(data, csv, {**own, "train": {"progress": not as_json}}, core)
         summary = train_run(table, cfg, out, resume=resume)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, ResumeError, CheckpointError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     if as_json:
-        print_json(summary)
+        metrics = {"train_loss": summary["train_loss"], "epochs": summary["epochs"]}
+        print_result(
+            "forecast", summary["run_dir"], metrics, {}, forecast=summary.get("forecast"), target=summary["target"],
+            horizon=summary["horizon"], window=summary["window"],
+        )  # fmt: skip
     else:
         where = f", forecast in {summary['forecast']}" if "forecast" in summary else ""
         err.print(f"trained; forecaster in {summary['run_dir']}{where}")
@@ -129,24 +137,24 @@ def evaluate(
 
 
 @forecast_app.command("backtest")
+@train_options(ForecastConfig)
 def backtest_command(
     horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast from each origin.")],
     data: Data = None, csv: Csv = None, time: Time = None, target: Target = None, id_: Id = None,
     past: Past = None, future: Future = None, static: Static = None, season: Season = None,
-    transform: Annotated[str, typer.Option("--transform")] = "none",
+    transform: Transform = None,
     folds: Annotated[int, typer.Option("--folds", help="Rolling origins, the last at the end of the data.")] = 1,
-    epochs: Annotated[int, typer.Option("--epochs")] = 300,
-    seed: Seed = 0,
     as_json: AsJson = False,
+    *,
+    core: CoreOptions,
 ) -> None:  # fmt: skip
-    """Rolling-origin backtest: the LSTM, seasonal-naive and ETS on the same splits (MAE, RMSE, MASE, sMAPE)."""
+    """Rolling-origin backtest: the LSTM, seasonal-naive and ETS on the same splits (MAE, RMSE, MASE, sMAPE); the
+    table on stderr, or the JSON result on stdout."""
     from ..tasks.timeseries.backtest import backtest
 
     try:
-        table, cfg = _config(data, csv, _overrides(
-            time, target, id_, past, future, static, season, horizon=horizon, transform=transform, epochs=epochs,
-            seed=seed,
-        ))  # fmt: skip
+        own = _own(time, target, id_, past, future, static, season, horizon=horizon, transform=transform)
+        table, cfg = _config(data, csv, own, core)
         result = backtest(table, cfg, folds=folds)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))

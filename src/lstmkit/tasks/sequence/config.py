@@ -7,9 +7,13 @@ parameters, so that ``get_params`` / ``set_params`` / ``clone`` work)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ...config import StrictConfig, TrainConfig
-from .model import Cell, Pooling
+
+# declared here, torch-free, so that a command's help can read SequenceNet without importing torch (model.py uses them)
+Cell = Literal["lstm", "gru", "rnn"]
+Pooling = Literal["last", "mean", "max", "attention"]
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,7 @@ from torch import Tensor, nn
 
 from ...config import StrictConfig
 from ...nn import GRU, LSTM, RNN
-
-Cell = Literal["lstm", "gru", "rnn"]
-Pooling = Literal["last", "mean", "max", "attention"]
+from .config import Cell, Pooling
 
 
 @dataclass(frozen=True)

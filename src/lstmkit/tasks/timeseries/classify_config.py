@@ -1,0 +1,94 @@
+"""What a classification run reads from its table and how its classifier is built and trained: :class:`ClassifyConfig`.
+
+Torch-free, so that ``lstmkit classify train --help`` reads the defaults without loading the model."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ...config import CLASSIFIER_EPOCHS, StrictConfig, TrainConfig
+from ..sequence.config import SequenceNet
+
+if TYPE_CHECKING:
+    from ..sequence.estimators import SequenceClassifier
+
+__all__ = ["ClassifyConfig", "ClassifyTrain"]
+
+
+@dataclass(frozen=True)
+class ClassifyTrain(TrainConfig):
+    """How a classifier trains: :class:`lstmkit.config.TrainConfig` with the classification recipe's length.
+
+    ``epochs``: 100, the recorded recipe of the classification results (:data:`lstmkit.config.CLASSIFIER_EPOCHS`, the
+    estimator's default too). The rest is TrainConfig's: Adam at 1e-3, batch 32, the gradient norm clipped at 1.0
+    (keeps the occasional steep step on tiny data sets from undoing training)."""
+
+    epochs: int = CLASSIFIER_EPOCHS
+    max_minutes: float | None = 30.0
+
+
+@dataclass(frozen=True)
+class ClassifyConfig(StrictConfig):
+    """A classification run: how the table maps to series, the network (``net``, the estimator's
+    :class:`~lstmkit.tasks.sequence.config.SequenceNet`) and its training (``train``). Saved with the run;
+    ``from_dict`` also reads the flat layout runs saved before the sections."""
+
+    # the table
+    id: str = "id"  # the column naming each series
+    label: str = "label"  # the class of each series (one value on all its rows)
+    step: str | None = None  # orders the rows within a series; None: the file's order
+    split: str | None = None  # "train" / "test" per row; None: every series trains (see test_fraction)
+    features: tuple[str, ...] = ()  # the channels; (): every numeric column but id, label, step and split
+    test_fraction: float = 0.0  # without a split column: hold out this fraction of series (stratified) to test on
+    # what the classifier does with the data (lstmkit.SequenceClassifier)
+    class_weight: Literal["none", "balanced"] = "none"
+    normalize: bool = True  # per-channel standardisation fitted on the training series only
+    validation_split: float = 0.0  # of the training series, for early stopping (the test split is never used)
+    net: SequenceNet = field(default_factory=SequenceNet)
+    train: ClassifyTrain = field(default_factory=ClassifyTrain)
+
+    def validate(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}.")
+        for name in ("hidden_size", "num_layers"):
+            if getattr(self.net, name) < 1:
+                raise ValueError(f"net.{name} must be at least 1, got {getattr(self.net, name)}.")
+        if not 0.0 <= self.net.head_dropout < 1.0:
+            raise ValueError(f"head_dropout must be in [0, 1), got {self.net.head_dropout}. Use 0.0 to turn it off.")
+        if not 0.0 <= self.net.pooled_dropout < 1.0:
+            raise ValueError(
+                f"pooled_dropout must be in [0, 1), got {self.net.pooled_dropout}. Use 0.0 to turn it off."
+            )
+        if self.train.early_stopping_patience is not None and self.validation_split == 0.0:
+            raise ValueError(
+                "early_stopping_patience needs a validation split of the training series to watch; set "
+                "validation_split (e.g. 0.2) or drop early stopping."
+            )
+
+    def classifier(self) -> SequenceClassifier:
+        """The estimator this config trains: every field of the config (and of its sections) named like one of the
+        estimator's parameters, passed as is.
+
+        Raises:
+            ValueError: for a training setting changed from its default that the estimator does not take (it would
+                be ignored), and for a device other than the CPU while the estimator trains on the CPU only.
+        """
+        from ..sequence.estimators import SequenceClassifier
+
+        takes = set(SequenceClassifier().get_params())
+        params: dict[str, Any] = {}
+        for part in (self, self.net, self.train):
+            params.update({f.name: getattr(part, f.name) for f in dataclasses.fields(part) if f.name in takes})
+        params["class_weight"] = None if self.class_weight == "none" else self.class_weight
+        default = ClassifyTrain()
+        ignored = [
+            k for k in ClassifyTrain.field_names() if k not in takes and getattr(self.train, k) != getattr(default, k)
+        ]
+        if ignored:
+            raise ValueError(
+                f"The classifier does not take {', '.join('train.' + k for k in ignored)} (it trains on the CPU, for "
+                f"its epochs); leave {'it' if len(ignored) == 1 else 'them'} at the default."
+            )
+        return SequenceClassifier(**params)
