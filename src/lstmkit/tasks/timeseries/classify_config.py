@@ -88,7 +88,7 @@ class ClassifyConfig(StrictConfig):
         ]
         if ignored:
             raise ValueError(
-                f"The classifier does not take {', '.join('train.' + k for k in ignored)} (it trains on the CPU, for "
-                f"its epochs); leave {'it' if len(ignored) == 1 else 'them'} at the default."
+                f"The classifier does not take {', '.join('train.' + k for k in ignored)} yet (the estimator trains "
+                f"on the CPU, without a time budget); leave {'it' if len(ignored) == 1 else 'them'} at the default."
             )
         return SequenceClassifier(**params)
