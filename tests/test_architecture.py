@@ -289,3 +289,67 @@ def test_the_package_face_is_lazy_and_runs_imports_no_task():
     offenders += [f"lstmkit/runs.py imports {n}" for n in sorted(imports_of(PACKAGE / "runs.py"))
                   if n == "lstmkit" or is_within(n, "lstmkit.tasks")]  # fmt: skip
     assert not offenders, "import lstmkit loads no task; runs finds kinds by their table:\n" + "\n".join(offenders)
+
+
+# ---- the task families (issue 19) -----------------------------------------------------------------------------------
+TASK_FAMILIES = {"sequence", "timeseries", "text", "recognition", "music", "long_lag"}
+MAX_TASK_MODULE_LINES = 650  # "no module over ~600 lines": one job per module
+
+
+def test_tasks_live_in_families_of_small_modules():
+    tasks = PACKAGE / "tasks"
+    loose = sorted(p.name for p in tasks.glob("*.py") if p.name != "__init__.py")
+    assert not loose, f"tasks/ holds families only; move {loose} into one of {sorted(TASK_FAMILIES)}"
+    families = {p.name for p in tasks.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert families == TASK_FAMILIES, families
+    for path in source_files(tasks):
+        assert (path.parent / "__init__.py").exists(), f"{path.parent} is a folder of tasks/ but not a package"
+    long = {
+        str(p.relative_to(SRC)): n
+        for p in source_files(tasks)
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_TASK_MODULE_LINES
+    }
+    assert not long, f"split these task modules by job (at most ~600 lines each): {long}"
+
+
+def private_imports(path: Path) -> list[tuple[str, str]]:
+    """(origin, name) for every imported name or module segment that starts with one underscore."""
+    module = module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [(a.name.rpartition(".")[0], a.name.rpartition(".")[2]) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
+            origin = ".".join([*base, *([node.module] if node.module else [])])
+            targets = [(origin, a.name) for a in node.names]
+            parts = origin.split(".")
+            targets += [(".".join(parts[:i]), p) for i, p in enumerate(parts) if i]
+        else:
+            continue
+        out += [(o, n) for o, n in targets if n.startswith("_") and not n.startswith("__")]
+    return out
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A private module (``_atomic``, ``cli/_console``) serves the package that holds it and everything below; a
+    private name inside a module (``_sample``) serves that module alone: a name two modules share is public."""
+    offenders = []
+    for path in source_files(PACKAGE):
+        importer = module_name(path)
+        for origin, name in private_imports(path):
+            where = SRC / Path(*origin.split("."), name)
+            is_module = where.with_suffix(".py").exists() or (where / "__init__.py").exists()
+            if is_module and is_within(importer, origin):
+                continue
+            offenders.append(f"{importer} imports {origin}.{name}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_private_name_rule_flags_a_private_function_but_not_a_private_module(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path)
+    (tmp_path / "lstmkit" / "tasks" / "music").mkdir(parents=True)
+    music = tmp_path / "lstmkit" / "tasks" / "music" / "model.py"
+    music.write_text("from ..text.language import _sample, LanguageModel\nfrom ... import _atomic\n")
+    assert private_imports(music) == [("lstmkit.tasks.text.language", "_sample"), ("lstmkit", "_atomic")]
