@@ -9,7 +9,7 @@
   and never ``matplotlib.pyplot`` (no global figure state);
 - ``lstmkit.tasks.long_lag.problems`` (the long-lag generators, a package) imports nothing from lstmkit but itself:
   torch tensors only.
-- ``lstmkit.serve`` reaches the model only through ``lstmkit.export.predictor`` (and reads ``lstmkit.__version__``);
+- ``lstmkit.serve`` reaches the model only through ``lstmkit.inference.predictor`` (and reads ``lstmkit.__version__``);
   nothing imports ``lstmkit.serve`` but the cli.
 - ``lstmkit.bench`` (the speed benchmark) is not library code: nothing imports it but itself and ``cli/bench.py``.
 - ``lstmkit/__init__.py`` (the package face) imports only ``lstmkit._version`` and the standard library at run time: its
@@ -246,8 +246,8 @@ def test_export_sits_above_the_tasks_nothing_below_imports_it():
 
 
 def test_serve_goes_through_the_predictor_and_nothing_but_the_cli_imports_it():
-    allowed = {"lstmkit", "lstmkit.__version__", "lstmkit.export.predictor"}
-    allowed |= {f"lstmkit.export.predictor.{name}" for name in ("Predictor", "run_kind")}
+    allowed = {"lstmkit", "lstmkit.__version__", "lstmkit.inference.predictor"}
+    allowed |= {f"lstmkit.inference.predictor.{name}" for name in ("Predictor", "run_kind")}
     offenders = [
         f"{path.relative_to(SRC)} imports {name}"
         for path in source_files(PACKAGE / "serve")
@@ -262,7 +262,7 @@ def test_serve_goes_through_the_predictor_and_nothing_but_the_cli_imports_it():
         for name in sorted(imports_of(path))
         if is_within(name, "lstmkit.serve")
     ]
-    assert not offenders, "serve -> export.predictor -> tasks; nothing imports serve:\n" + "\n".join(offenders)
+    assert not offenders, "serve -> inference.predictor -> tasks; nothing imports serve:\n" + "\n".join(offenders)
 
 
 def test_nothing_imports_the_benchmark_but_its_command():

@@ -17,7 +17,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports each on first use
     from . import nn
-    from .export.predictor import Predictor
+    from .inference.predictor import Predictor
     from .runs import load
     from .tasks.music.model import MusicModel
     from .tasks.recognition.handwriting.recognizer import HandwritingRecognizer
@@ -41,7 +41,7 @@ _LAZY: dict[str, str] = {
     "HandwritingRecognizer": "lstmkit.tasks.recognition.handwriting.recognizer",
     "LanguageModel": "lstmkit.tasks.text.language",
     "MusicModel": "lstmkit.tasks.music.model",
-    "Predictor": "lstmkit.export.predictor",
+    "Predictor": "lstmkit.inference.predictor",
     "Seq2Seq": "lstmkit.tasks.text.seq2seq",
     "SequenceClassifier": "lstmkit.tasks.sequence.estimators",
     "SequenceRegressor": "lstmkit.tasks.sequence.estimators",

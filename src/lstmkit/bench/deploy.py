@@ -21,7 +21,7 @@ def suite_deploy(settings: Settings, progress: Callable[[str], None]) -> list[Ro
     except ImportError as exc:
         raise Skip("onnxruntime is not installed (pip install -e .[export])") from exc
     from ..export.onnx import export_onnx
-    from ..export.predictor import Predictor
+    from ..inference.predictor import Predictor
     from ..tasks.sequence.estimators import SequenceRegressor
 
     rows = []

@@ -61,7 +61,7 @@ from torch import nn
 from ..nn import GRU, LSTM, RNN
 from .onnx_graph import OPSET, Graph, lstm_sequence, lstm_step
 
-__all__ = ["EXPORTABLE_KINDS", "ExportMismatchError", "ExportReport", "export_onnx"]
+__all__ = ["EXPORTABLE_KINDS", "ExportMismatchError", "ExportReport", "export_onnx", "exportable_kind"]
 
 FLOAT_TOLERANCE = 1e-4  # largest absolute difference accepted between torch and onnxruntime (float32)
 DECODER_STEP_SUFFIX = "-decoder-step"  # Seq2Seq's second file: model.onnx -> model-decoder-step.onnx
@@ -748,6 +748,12 @@ def _builder(obj: Any) -> tuple[str, Any]:
         f"ONNX export does not know {type(obj).__name__} yet; it exports lstmkit.nn.LSTM, SequenceClassifier, "
         "SequenceRegressor, LanguageModel, TextClassifier, Forecaster, AnomalyDetector and Seq2Seq."
     )
+
+
+def exportable_kind(obj: Any) -> str:
+    """The kind an exportable object is exported as (``"lstm"`` for the engine's layer, else its run kind); a
+    TypeError of one sentence for anything else."""
+    return _builder(obj)[0]
 
 
 EXPORTABLE_KINDS = ("sequence_classifier", "sequence_regressor", "language_model", "text_classifier", "forecaster",

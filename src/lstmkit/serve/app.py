@@ -56,7 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..export.predictor import Predictor, run_kind
+from ..inference.predictor import Predictor, run_kind
 from .settings import (
     IDEMPOTENCY_KEY_PATTERN,
     MAX_FEATURES,

@@ -10,7 +10,7 @@ process. Streaming one observation costs one recurrent step, never a re-read of 
 
 Runtimes: ``"torch"`` runs the task object (its streaming step is ``LSTM.step``); ``"onnxruntime"`` runs the graphs
 ``lstmkit export onnx`` writes (verified against torch when the predictor loads); ``"lstmkit"`` streams with
-lstmkit's own numpy step (:mod:`lstmkit.export.kernel`: one packed matrix-vector product per layer, the fastest at
+lstmkit's own numpy step (:mod:`lstmkit.inference.kernel`: one packed matrix-vector product per layer, the fastest at
 batch 1; pinned to the torch runtime by tests), and predicts batches as ``"torch"`` does. Weights: ``"float32"``;
 ``"int8"`` (onnxruntime: dynamic quantisation of the weights, ``onnxruntime.quantization.quantize_dynamic``);
 ``"bfloat16"`` (torch: the products in bfloat16 under autocast, the state in float32).
@@ -86,7 +86,7 @@ class Predictor:
             FileNotFoundError: no run directory at ``source``.
         """
         from .. import runs
-        from .onnx import _builder
+        from ..export.onnx import exportable_kind
 
         if runtime not in RUNTIMES:
             raise ValueError(f"Unknown runtime {runtime!r}; choose 'torch', 'onnxruntime' or 'lstmkit'.")
@@ -101,7 +101,7 @@ class Predictor:
         if isinstance(source, str | os.PathLike):
             run_dir = Path(source)
             source = runs.load(run_dir)
-        kind, _ = _builder(source)
+        kind = exportable_kind(source)
         predictor = cls(source, kind, runtime, weights, run_dir, max_streams)
         if predictor.streaming_blocker() is None:
             if runtime == "onnxruntime":
@@ -126,7 +126,7 @@ class Predictor:
     def _open_sessions(self) -> None:
         import onnxruntime as ort
 
-        from .onnx import export_onnx
+        from ..export.onnx import export_onnx
 
         tmp = Path(tempfile.mkdtemp(prefix="lstmkit-predictor-"))
         try:
@@ -215,8 +215,8 @@ class Predictor:
 
             blockers = kernel_blockers(self.model.net.lstm) if self.runtime == "lstmkit" else []
         else:
+            from ..export.onnx import streaming_blockers
             from .kernel import kernel_blockers
-            from .onnx import streaming_blockers
 
             model = self.model._check_fitted()
             blockers = streaming_blockers(model)

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 import lstmkit  # noqa: E402
-from lstmkit.export.predictor import Predictor  # noqa: E402
+from lstmkit.inference.predictor import Predictor  # noqa: E402
 from lstmkit.tasks.sequence.estimators import SequenceClassifier, SequenceRegressor  # noqa: E402
 from lstmkit.tasks.text.language import LanguageModel  # noqa: E402
 from lstmkit.tasks.timeseries.anomaly.detector import AnomalyDetector  # noqa: E402

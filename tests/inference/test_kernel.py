@@ -1,4 +1,4 @@
-"""lstmkit's numpy streaming step (lstmkit.export.kernel) pinned to the reference cell: every supported variant, a
+"""lstmkit's numpy streaming step (lstmkit.inference.kernel) pinned to the reference cell: every supported variant, a
 long stream, the folded input scaling; and what it refuses."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstmkit.export.kernel import Linear, StreamKernel, kernel_blockers
+from lstmkit.inference.kernel import Linear, StreamKernel, kernel_blockers
 from lstmkit.nn import LSTM
 
 
@@ -86,7 +86,7 @@ def test_refuses_what_it_does_not_compute() -> None:
 
 
 def test_large_layers_take_torch_mv_and_give_the_same_numbers(monkeypatch) -> None:
-    import lstmkit.export.kernel as kernel_module
+    import lstmkit.inference.kernel as kernel_module
 
     torch.manual_seed(3)
     lstm = LSTM(5, 16, num_layers=2, proj_size=6)
