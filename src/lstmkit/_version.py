@@ -1,3 +1,3 @@
 """The package version, in a module of its own: ``lstmkit.runs`` reads it without importing the package face."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

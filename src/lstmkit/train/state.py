@@ -9,7 +9,6 @@ restores the RNG and data state of its start, re-reads the batches already train
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -47,10 +46,10 @@ RESUME_FREE_FIELDS = frozenset({"progress", "log_every_steps", "checkpoint_every
 
 
 def package_version() -> str:
-    try:
-        return importlib.metadata.version("lstmkit")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    """The version of the source running (not the installed metadata, which an editable install leaves stale)."""
+    from lstmkit._version import __version__
+
+    return __version__
 
 
 def is_stateful(obj: Any) -> bool:
