@@ -1,6 +1,6 @@
 """``lstmkit export onnx``: a trained model as an ONNX file, checked against the source model before it is kept.
 
-Every export builds the graph (:mod:`lstmkit.export.onnx_graph`), runs the source model (torch, eval mode) and the
+Every export builds the graph (:mod:`lstmkit.nn.onnx_graph`), runs the source model (torch, eval mode) and the
 exported one (onnxruntime) on sample inputs, and writes the file only when the largest absolute difference is within
 ``tolerance``; otherwise it raises :class:`ExportMismatchError` and writes nothing. The file is written atomically,
 records lstmkit's version, the kind and the run directory in its ``metadata_props``, and replaces an existing file
@@ -58,8 +58,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nn import GRU, LSTM, RNN
-from .onnx_graph import OPSET, Graph, lstm_sequence, lstm_step
+from ..nn import LSTM
+from ..nn.onnx_graph import OPSET, Graph, core_sequence, dim, lstm_sequence, lstm_step, sample_lengths
 
 __all__ = ["EXPORTABLE_KINDS", "ExportMismatchError", "ExportReport", "export_onnx", "exportable_kind"]
 
@@ -92,65 +92,6 @@ class ExportReport:
         return asdict(self)
 
 
-# ---- recurrent cores -------------------------------------------------------------------------------------------------
-
-
-def _core_sequence(g: Graph, core: nn.Module, x: str, state: Any, lengths: str | None) -> tuple[str, Any]:
-    """Any lstmkit recurrent core over time-major x (T, B, I): output (T, B, D*S) and its final state."""
-    if isinstance(core, LSTM):
-        y, h, c = lstm_sequence(g, core, x, state, lengths)
-        return y, (h, c)
-    if isinstance(core, GRU | RNN):
-        return _single_state_sequence(g, core, x, state, lengths)
-    raise TypeError(f"ONNX export knows lstmkit's LSTM, GRU and RNN cores, not {type(core).__name__}.")
-
-
-def _single_state_sequence(g: Graph, core: nn.Module, x: str, state: str | None,
-                           lengths: str | None) -> tuple[str, str]:  # fmt: skip
-    """GRU (ONNX ``GRU``, gates z, r, h; torch's r, z, n; ``linear_before_reset=1`` is torch's formulation) or tanh
-    RNN (ONNX ``RNN``), layer by layer."""
-    is_gru = isinstance(core, GRU)
-    D, H = core.num_directions, core.hidden_size
-    T, B = _shape(g, x, 0), _shape(g, x, 1)
-    lens32 = g.op("Cast", [lengths], to=g.onnx.TensorProto.INT32) if lengths is not None else ""
-    hs = []
-    for layer in range(core.num_layers):
-        Ws, Rs, Bs = [], [], []
-        for d in range(D):
-            sfx = f"_l{layer}" + ("_reverse" if d else "")
-            w_ih, w_hh = getattr(core, f"weight_ih{sfx}").detach(), getattr(core, f"weight_hh{sfx}").detach()
-            b_ih = getattr(core, f"bias_ih{sfx}", None)
-            b_hh = getattr(core, f"bias_hh{sfx}", None)
-            if b_ih is None:
-                b_ih = b_hh = torch.zeros(w_ih.shape[0])
-            b_ih, b_hh = b_ih.detach(), b_hh.detach()
-            if is_gru:  # torch r, z, n -> ONNX z, r, h
-                order = lambda t: torch.cat([t[H : 2 * H], t[:H], t[2 * H :]])  # noqa: E731
-                w_ih, w_hh, b_ih, b_hh = order(w_ih), order(w_hh), order(b_ih), order(b_hh)
-            Ws.append(w_ih)
-            Rs.append(w_hh)
-            Bs.append(torch.cat([b_ih, b_hh]))
-        h0 = ""
-        if state is not None:
-            h0 = g.op("Slice", [state, g.ints([layer * D]), g.ints([(layer + 1) * D]), g.ints([0])])
-        inputs = [x, g.const(torch.stack(Ws), "W"), g.const(torch.stack(Rs), "R"), g.const(torch.stack(Bs), "B"),
-                  lens32, h0]  # fmt: skip
-        while inputs[-1] == "":
-            inputs.pop()
-        attrs: dict[str, Any] = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
-        if is_gru:
-            attrs["linear_before_reset"] = 1
-        y, h_n = g.op("GRU" if is_gru else "RNN", inputs, n_out=2, **attrs)  # y (T, D, B, H)
-        y = g.op("Transpose", [y], perm=[0, 2, 1, 3])
-        x = g.op("Reshape", [y, g.op("Concat", [T, B, g.ints([D * H])], axis=0)])  # (T, B, D*H)
-        hs.append(h_n)
-    return x, hs[0] if len(hs) == 1 else g.op("Concat", hs, axis=0)
-
-
-def _shape(g: Graph, x: str, axis: int) -> str:
-    return g.op("Gather", [g.op("Shape", [x]), g.ints([axis])], axis=0)
-
-
 # ---- the per-sequence model (forecast-free tasks: classification, regression, text classification) ------------------
 
 
@@ -160,16 +101,16 @@ def _sequence_model(g: Graph, model: nn.Module, x_bti: str, lengths: str | None)
     cfg = model.config
     if getattr(cfg, "dimension_shuffle", False):  # the core reads the series transposed: I steps of T features
         x_tbi = g.op("Transpose", [x_bti], perm=[2, 0, 1])  # (I, B, T), every step valid
-        core_lengths, T = None, _shape(g, x_bti, 2)
+        core_lengths, T = None, dim(g, x_bti, 2)
     else:
         x_tbi = g.op("Transpose", [x_bti], perm=[1, 0, 2])  # (T, B, I)
-        core_lengths, T = lengths, _shape(g, x_bti, 1)
-    output, state = _core_sequence(g, model.core, x_tbi, None, core_lengths)  # (T, B, D*S)
+        core_lengths, T = lengths, dim(g, x_bti, 1)
+    output, state = core_sequence(g, model.core, x_tbi, None, core_lengths)  # (T, B, D*S)
     out_btf = g.op("Transpose", [output], perm=[1, 0, 2])  # (B, T, D*S)
     if cfg.readout == "all":
         return g.linear(out_btf, model.head)
     D = model.directions
-    B = _shape(g, x_bti, 0)
+    B = dim(g, x_bti, 0)
     if cfg.pooling == "last":
         h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, S)
         last = g.op("Slice", [h_n, g.ints([-D]), g.ints([2**62]), g.ints([0])])  # (D, B, S)
@@ -203,7 +144,7 @@ def _sequence_model(g: Graph, model: nn.Module, x_bti: str, lengths: str | None)
 
 def _conv_branch(g: Graph, model: nn.Module, x_bti: str, lengths: str | None) -> str:
     """``SequenceModel.conv_features`` in eval mode: (B, T, I) -> (B, C)."""
-    T = _shape(g, x_bti, 1)
+    T = dim(g, x_bti, 1)
     mask = None
     if lengths is not None:
         valid = g.op("Cast", [g.valid_mask(lengths, T)], to=g.onnx.TensorProto.FLOAT)  # (B, T)
@@ -231,12 +172,6 @@ def _conv_branch(g: Graph, model: nn.Module, x_bti: str, lengths: str | None) ->
 # ---- builders per kind: (graph, sample feeds, the source model's outputs for those feeds) ---------------------------
 
 _F, _I64 = 1, 7  # TensorProto.FLOAT, INT64
-
-
-def _sample_lengths(rng: np.random.Generator, batch: int, time: int) -> np.ndarray:
-    lengths = rng.integers(1, time + 1, size=batch)
-    lengths[0] = time
-    return lengths.astype(np.int64)
 
 
 def _build_lstm(module: LSTM, streaming: bool, rng: np.random.Generator) -> tuple[Graph, list[dict], Any]:
@@ -273,7 +208,7 @@ def _build_lstm(module: LSTM, streaming: bool, rng: np.random.Generator) -> tupl
         if streaming:
             samples.append({"x_t": f32(batch, In), "h": f32(L, batch, S), "c": f32(L, batch, H)})
         else:
-            samples.append({"x": f32(batch, time, In), "lengths": _sample_lengths(rng, batch, time),
+            samples.append({"x": f32(batch, time, In), "lengths": sample_lengths(rng, batch, time),
                             "h0": f32(L * D, batch, S), "c0": f32(L * D, batch, H)})  # fmt: skip
     return g, samples, reference
 
@@ -314,7 +249,7 @@ def _build_estimator(est: Any, streaming: bool, rng: np.random.Generator) -> tup
     if est.scaler_ is not None:  # the training standardisation, and padding back to 0 (the engine's input)
         h = _standardise(g, est, x)
         if lengths is not None:
-            valid = g.op("Cast", [g.valid_mask(lengths, _shape(g, x, 1))], to=g.onnx.TensorProto.FLOAT)
+            valid = g.op("Cast", [g.valid_mask(lengths, dim(g, x, 1))], to=g.onnx.TensorProto.FLOAT)
             h = g.op("Mul", [h, g.op("Unsqueeze", [valid, g.ints([2])])])
     out = _sequence_model(g, model, h, lengths)
     classifier = _estimator_outputs(g, est, out, model.head.out_features)
@@ -332,7 +267,7 @@ def _build_estimator(est: Any, streaming: bool, rng: np.random.Generator) -> tup
             samples.append({"x": rng.standard_normal((batch, fixed_T, I)).astype(np.float32)})
         else:
             samples.append({"x": rng.standard_normal((batch, time, I)).astype(np.float32),
-                            "lengths": _sample_lengths(rng, batch, time)})  # fmt: skip
+                            "lengths": sample_lengths(rng, batch, time)})  # fmt: skip
     return g, samples, reference
 
 
@@ -443,7 +378,7 @@ def _build_text_classifier(clf: Any, streaming: bool, rng: np.random.Generator) 
     n_vocab = net.embedding.num_embeddings
     samples = []
     for batch, time in ((1, 3), (4, 11)):
-        lengths_np = _sample_lengths(rng, batch, time)
+        lengths_np = sample_lengths(rng, batch, time)
         ids_np = rng.integers(1, n_vocab, (batch, time)).astype(np.int64)
         ids_np[np.arange(time)[None, :] >= lengths_np[:, None]] = 0  # padding id past each text's end
         samples.append({"ids": ids_np, "lengths": lengths_np})
@@ -638,11 +573,11 @@ def _build_seq2seq(model: Any, streaming: bool, rng: np.random.Generator) -> lis
     if attention != "none":
         enc.output(outputs, "outputs", _F, ["B", "S", D * H])
         enc.output(enc.linear(outputs, net.keys), "keys", _F, ["B", "S", K])
-        enc.output(enc.valid_mask(lengths, _shape(enc, source, 1)), "mask", 9, ["B", "S"])  # 9: BOOL
+        enc.output(enc.valid_mask(lengths, dim(enc, source, 1)), "mask", 9, ["B", "S"])  # 9: BOOL
     enc.output(h0, "h", _F, [Ld, "B", H])
     enc.output(c0, "c", _F, [Ld, "B", H])
     if attention != "none":
-        zeros = enc.op("ConstantOfShape", [enc.op("Concat", [_shape(enc, source, 0), enc.ints([H])], axis=0)])
+        zeros = enc.op("ConstantOfShape", [enc.op("Concat", [dim(enc, source, 0), enc.ints([H])], axis=0)])
         enc.output(zeros, "feed", _F, ["B", H])
 
     def encoder_reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -703,7 +638,7 @@ def _build_seq2seq(model: Any, streaming: bool, rng: np.random.Generator) -> lis
     n_source = net.source_embedding.num_embeddings
     enc_samples, dec_samples = [], []
     for batch, time in ((1, 4), (3, 9)):
-        lens = _sample_lengths(rng, batch, time)
+        lens = sample_lengths(rng, batch, time)
         ids = rng.integers(SPECIALS, n_source, (batch, time)).astype(np.int64)
         ids[np.arange(time)[None, :] >= lens[:, None]] = PAD
         enc_samples.append({"source": ids, "lengths": lens})

@@ -8,23 +8,31 @@ dropout and recurrent dropout are the identity, zoneout its expectation, exactly
 
 Conventions of the graphs: batch first at the edges like the engine (``x (B, T, I)``), time-major inside;
 ``lengths (B,)`` int64 for padded batches; recurrent state as the engine's ``(h, c)``, each ``(L*D, B, S|H)``.
+
+This toolkit sits in ``lstmkit.nn`` (not in ``lstmkit.export``) so that each task family can write its own graphs
+(``tasks/<family>/onnx.py``) without importing the export layer above it. It imports numpy and, only when a graph is
+built, the ``onnx`` package (the ``export`` extra); importing it costs nothing more than the engine.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..nn import LSTM
-from ..nn.weights import to_onnx_lstm_weights
+from .lstm import LSTM
+from .rnn import GRU, RNN
+from .weights import to_onnx_lstm_weights
 
-__all__ = ["OPSET", "Graph", "lstm_sequence", "lstm_step"]
+__all__ = ["BOOL", "FLOAT", "INT64", "OPSET", "CheckedGraph", "Graph", "core_sequence", "dim", "lstm_sequence",
+           "lstm_step", "sample_lengths"]  # fmt: skip
 
 OPSET = 17
 LN_EPS = 1e-5
+FLOAT, INT64, BOOL = 1, 7, 9  # onnx.TensorProto's element types, without importing onnx
 
 
 def _onnx() -> Any:
@@ -126,7 +134,25 @@ class Graph:
                                 self.op("Unsqueeze", [lengths, self.ints([1])])])  # fmt: skip
 
 
-def _dim(g: Graph, x: str, axis: int) -> str:
+class CheckedGraph(NamedTuple):
+    """One graph an exportable object gives (its ``onnx_graphs`` method), with what checks it: ``samples`` (input
+    feeds, numpy) and ``reference(feeds)`` (the source model's outputs for those feeds, in the graph's output order).
+    ``suffix`` names the file beside the main one (``""``: the main file; Seq2Seq's decoder step ``-decoder-step``)."""
+
+    graph: Graph
+    samples: list[dict[str, np.ndarray]]
+    reference: Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+    suffix: str = ""
+
+
+def sample_lengths(rng: np.random.Generator, batch: int, time: int) -> np.ndarray:
+    """Random sequence lengths in 1..time for a sample batch, the first one full (int64)."""
+    lengths = rng.integers(1, time + 1, size=batch)
+    lengths[0] = time
+    return lengths.astype(np.int64)
+
+
+def dim(g: Graph, x: str, axis: int) -> str:
     """A 1-element int64 tensor holding x.shape[axis]."""
     return g.op("Gather", [g.op("Shape", [x]), g.ints([axis])], axis=0)
 
@@ -213,7 +239,7 @@ def lstm_sequence(g: Graph, lstm: LSTM, x: str, state: tuple[str, str] | None, l
     """The engine's ``LSTM.forward`` in eval mode on a time-major x (T, B, I): returns output (T, B, D*S) (zero past
     each sequence's end), h_n (L*D, B, S) and c_n (L*D, B, H)."""
     D, H, S = lstm.num_directions, lstm.hidden_size, lstm.state_size
-    T, B = _dim(g, x, 0), _dim(g, x, 1)
+    T, B = dim(g, x, 0), dim(g, x, 1)
     lens32 = g.op("Cast", [lengths], to=g.onnx.TensorProto.INT32) if lengths is not None else ""
     valid_f = None
     h_list, c_list = [], []
@@ -289,3 +315,58 @@ class _PlainView(torch.nn.Module):
         for name, p in lstm.named_parameters():
             if not name.startswith("weight_peephole"):
                 self.register_buffer(name, p.detach())
+
+
+# ---- any of the engine's recurrent cores ----------------------------------------------------------------------------
+
+
+def core_sequence(g: Graph, core: torch.nn.Module, x: str, state: Any, lengths: str | None) -> tuple[str, Any]:
+    """Any lstmkit recurrent core over time-major x (T, B, I): output (T, B, D*S) and its final state."""
+    if isinstance(core, LSTM):
+        y, h, c = lstm_sequence(g, core, x, state, lengths)
+        return y, (h, c)
+    if isinstance(core, GRU | RNN):
+        return _single_state_sequence(g, core, x, state, lengths)
+    raise TypeError(f"ONNX export knows lstmkit's LSTM, GRU and RNN cores, not {type(core).__name__}.")
+
+
+def _single_state_sequence(g: Graph, core: torch.nn.Module, x: str, state: str | None,
+                           lengths: str | None) -> tuple[str, str]:  # fmt: skip
+    """GRU (ONNX ``GRU``, gates z, r, h; torch's r, z, n; ``linear_before_reset=1`` is torch's formulation) or tanh
+    RNN (ONNX ``RNN``), layer by layer."""
+    is_gru = isinstance(core, GRU)
+    D, H = core.num_directions, core.hidden_size
+    T, B = dim(g, x, 0), dim(g, x, 1)
+    lens32 = g.op("Cast", [lengths], to=g.onnx.TensorProto.INT32) if lengths is not None else ""
+    hs = []
+    for layer in range(core.num_layers):
+        Ws, Rs, Bs = [], [], []
+        for d in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            w_ih, w_hh = getattr(core, f"weight_ih{sfx}").detach(), getattr(core, f"weight_hh{sfx}").detach()
+            b_ih = getattr(core, f"bias_ih{sfx}", None)
+            b_hh = getattr(core, f"bias_hh{sfx}", None)
+            if b_ih is None:
+                b_ih = b_hh = torch.zeros(w_ih.shape[0])
+            b_ih, b_hh = b_ih.detach(), b_hh.detach()
+            if is_gru:  # torch r, z, n -> ONNX z, r, h
+                order = lambda t: torch.cat([t[H : 2 * H], t[:H], t[2 * H :]])  # noqa: E731
+                w_ih, w_hh, b_ih, b_hh = order(w_ih), order(w_hh), order(b_ih), order(b_hh)
+            Ws.append(w_ih)
+            Rs.append(w_hh)
+            Bs.append(torch.cat([b_ih, b_hh]))
+        h0 = ""
+        if state is not None:
+            h0 = g.op("Slice", [state, g.ints([layer * D]), g.ints([(layer + 1) * D]), g.ints([0])])
+        inputs = [x, g.const(torch.stack(Ws), "W"), g.const(torch.stack(Rs), "R"), g.const(torch.stack(Bs), "B"),
+                  lens32, h0]  # fmt: skip
+        while inputs[-1] == "":
+            inputs.pop()
+        attrs: dict[str, Any] = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
+        if is_gru:
+            attrs["linear_before_reset"] = 1
+        y, h_n = g.op("GRU" if is_gru else "RNN", inputs, n_out=2, **attrs)  # y (T, D, B, H)
+        y = g.op("Transpose", [y], perm=[0, 2, 1, 3])
+        x = g.op("Reshape", [y, g.op("Concat", [T, B, g.ints([D * H])], axis=0)])  # (T, B, D*H)
+        hs.append(h_n)
+    return x, hs[0] if len(hs) == 1 else g.op("Concat", hs, axis=0)
