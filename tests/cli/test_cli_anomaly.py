@@ -63,7 +63,7 @@ def test_train_json_has_the_shared_shape_and_the_shared_options_reach_the_config
             "--out", str(out), "--json"]  # fmt: skip
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert list(summary)[:4] == ["task", "run_dir", "metrics", "baselines"] and summary["task"] == "anomaly"
+    assert list(summary)[:4] == ["task", "run_dir", "metrics", "baselines"] and summary["task"] == "anomaly_detector"
     assert summary["run_dir"] == str(out) and summary["metrics"]["found"] == 1
     z = summary["baselines"]["rolling_zscore"]  # the z-score on the same rows, thresholded the same way
     assert z["event"]["events"] == 1 and z["threshold"] > 0

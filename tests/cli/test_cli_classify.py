@@ -37,7 +37,7 @@ def test_train_predict_evaluate_on_a_small_csv(tmp_path, capsys):
              "--optimizer", "adamw", "--weight-decay", "0.05", "--json"]  # fmt: skip
     assert main(train) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert list(summary)[:4] == ["task", "run_dir", "metrics", "baselines"] and summary["task"] == "classify"
+    assert list(summary)[:4] == ["task", "run_dir", "metrics", "baselines"] and summary["task"] == "sequence_classifier"
     assert summary["n_train"] == 12 and summary["n_test"] == 4
     assert summary["predictions"] == str(out / "predictions.csv")
     assert set(summary["baselines"]["one_nn_euclidean"]) == {"accuracy", "balanced_accuracy", "macro_f1"}

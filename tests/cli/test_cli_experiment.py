@@ -14,7 +14,7 @@ def test_experiment_json_summary_is_last_on_stdout(tmp_path, capsys):
     out = capsys.readouterr().out
     doc = json.loads(out)
     assert list(doc)[:4] == ["task", "run_dir", "metrics", "baselines"]  # the one shape of every train command
-    assert doc["task"] == "adding" and doc["cell"] == "lstm" and doc["length"] == 10
+    assert doc["task"] == "long_lag" and doc["problem"] == "adding" and doc["cell"] == "lstm" and doc["length"] == 10
     assert doc["run_dir"] == str(tmp_path / "r")
     assert set(doc["metrics"]) >= {"metric", "value", "solved", "sequences_seen", "seconds"}
     assert doc["metrics"]["metric"] == "mse" and doc["metrics"]["sequences_seen"] == 3200  # one epoch: 50 x 64

@@ -14,7 +14,7 @@ def test_train_predict_and_backtest_on_a_bundled_dataset(tmp_path, capsys):
     args = ["--data", "airline", "--horizon", "12", "--transform", "log", "--epochs", "20", "--json"]
     assert main(["forecast", "train", *args, "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert list(summary)[:4] == ["task", "run_dir", "metrics", "baselines"] and summary["task"] == "forecast"
+    assert list(summary)[:4] == ["task", "run_dir", "metrics", "baselines"] and summary["task"] == "forecaster"
     assert summary["forecast"] == str(out / "forecast.csv") and summary["metrics"]["epochs"] == 20
     assert summary["horizon"] == 12 and summary["target"] == "passengers"
     for name in ("config.json", "model.safetensors", "metrics.csv", "forecast.csv", "forecast.png", "report.html"):

@@ -27,7 +27,7 @@ def test_make_data_train_transcribe_stream(tmp_path, capsys):
     assert main(["speech", "train", "--data", str(data), "--out", str(run), "--unidirectional", "--hidden-size", "8",
                  "--layers", "1", "--epochs", "1", "--beam", "2", "--json"]) == 0  # fmt: skip
     result = json.loads(capsys.readouterr().out)
-    assert list(result)[:4] == ["task", "run_dir", "metrics", "baselines"] and result["task"] == "speech"
+    assert list(result)[:4] == ["task", "run_dir", "metrics", "baselines"] and result["task"] == "speech_recognizer"
     assert result["run_dir"] == str(run) and result["baselines"] == {}
     assert {"greedy", "beam_2", "beam_2_lm", "streaming"} <= set(result["scores"]) and result["utterances"]["test"] == 3
     written = json.loads((run / "result.json").read_text())

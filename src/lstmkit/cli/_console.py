@@ -31,7 +31,11 @@ def print_result(task: str, run_dir: Any, metrics: dict[str, Any], baselines: di
     """The one JSON shape every training command prints with ``--json``: ``{"task", "run_dir", "metrics",
     "baselines", ...}``; a command adds its own keys after those (forecast: ``"forecast"``, classify:
     ``"predictions"``). ``baselines`` maps each baseline's name to its metrics, computed in the same run; ``run_dir``
-    is null for a run that wrote none."""
+    is null for a run that wrote none. ``task`` is the run's kind, as its config.json and ``lstmkit.load`` name it."""
+    from ..runs import BUILTIN_KINDS
+
+    if task not in BUILTIN_KINDS:
+        raise TypeError(f"print_result: task {task!r} is not a run kind ({', '.join(sorted(BUILTIN_KINDS))}).")
     clash = {"task", "run_dir", "metrics", "baselines"} & set(extra)
     if clash:
         raise TypeError(f"print_result: {sorted(clash)} are the shape's own keys, not extras.")

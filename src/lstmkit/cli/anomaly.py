@@ -137,7 +137,7 @@ def train(
     extra = {
         k: summary[k] for k in ("method", "steps", "context_steps", "epochs", "train_loss", "scores") if k in summary
     }
-    print_result("anomaly", summary["run_dir"], metrics, summary["baselines"], **extra)
+    print_result("anomaly_detector", summary["run_dir"], metrics, summary["baselines"], **extra)
 
 
 @anomaly_app.command("score")

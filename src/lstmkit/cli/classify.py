@@ -126,7 +126,7 @@ def train(
     if as_json:
         metrics = {k: summary[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
         print_result(
-            "classify", summary["run_dir"], metrics, summary["baselines"],
+            "sequence_classifier", summary["run_dir"], metrics, summary["baselines"],
             predictions=str(Path(summary["run_dir"]) / "predictions.csv"), scored_on=summary["scored_on"],
             n_train=summary["n_train"], n_test=summary["n_test"], epochs=summary["epochs"],
             train_seconds=summary["train_seconds"],

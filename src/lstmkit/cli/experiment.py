@@ -207,8 +207,8 @@ def _report(summary: dict, as_json: bool) -> None:
         metrics = {k: summary[k] for k in ("metric", "value", "solved", "sequences_seen", "sequences_to_solve",
                                            "seconds", "parameters")}  # fmt: skip
         print_result(
-            summary["task"], summary["run_dir"], metrics, {"memoryless": {"value": summary["baseline"]}},
-            cell=summary["model"], length=summary["length"], criterion=summary["criterion"],
+            "long_lag", summary["run_dir"], metrics, {"memoryless": {"value": summary["baseline"]}},
+            problem=summary["task"], cell=summary["model"], length=summary["length"], criterion=summary["criterion"],
         )  # fmt: skip
         return
     verdict = "[green]solved[/]" if summary["solved"] else "[red]not solved[/]"

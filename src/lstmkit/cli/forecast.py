@@ -79,7 +79,7 @@ def train(
     if as_json:
         metrics = {"train_loss": summary["train_loss"], "epochs": summary["epochs"]}
         print_result(
-            "forecast", summary["run_dir"], metrics, {}, forecast=summary.get("forecast"), target=summary["target"],
+            "forecaster", summary["run_dir"], metrics, {}, forecast=summary.get("forecast"), target=summary["target"],
             horizon=summary["horizon"], window=summary["window"],
         )  # fmt: skip
     else:

@@ -94,7 +94,7 @@ def train(
     scores = {name: s for name, s in result.items() if isinstance(s, dict) and "all" in s}
     if as_json:
         extra = {k: result[k] for k in ("utterances", "parameters", "train_seconds", "lm_choice") if k in result}
-        print_result("speech", out, result_metrics(scores), {}, scores=scores, **extra)
+        print_result("speech_recognizer", out, result_metrics(scores), {}, scores=scores, **extra)
     elif "greedy" in result:
         parts = [f"{name}: CER {s['digits']['cer']:.3f}" for name, s in scores.items() if "digits" in s]
         err.print(f"unseen voices, digit strings: {', '.join(parts)}; model in {out}")
