@@ -215,7 +215,7 @@ class Predictor:
 
             blockers = kernel_blockers(self.model.net.lstm) if self.runtime == "lstmkit" else []
         else:
-            from ..export.onnx import streaming_blockers
+            from ..tasks.sequence.onnx import streaming_blockers
             from .kernel import kernel_blockers
 
             model = self.model._check_fitted()

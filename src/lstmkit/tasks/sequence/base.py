@@ -8,7 +8,7 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from ...train import GateStatistics, StepOutput, Trainer, seed_everything
 from .config import SequenceConfig, SequenceNet, SequenceTrain
 from .inputs import ShuffledBatches, as_ragged, fit_scaler, valid_mask
 from .model import ModelConfig, SequenceModel, predict_batches
+
+if TYPE_CHECKING:
+    from ...nn.onnx_graph import CheckedGraph
 
 POOLINGS = ("last", "mean", "max", "attention")
 _CONFIG, _NET, _TRAIN = SequenceConfig(), SequenceNet(), SequenceTrain()  # the defaults, declared in config.py
@@ -341,6 +344,21 @@ class SequenceEstimator(abc.ABC):
 
     def _jsonable_params(self) -> dict[str, Any]:
         return self.get_params()
+
+    @property
+    def run_kind(self) -> str:
+        """The kind its runs are saved as (``config.json``'s ``kind``), which its ONNX export records."""
+        return self._kind
+
+    def onnx_graphs(self, streaming: bool = False, rng: np.random.Generator | None = None) -> list[CheckedGraph]:
+        """This model as ONNX graphs, each with sample inputs and the model's own outputs for them: the classifier's
+        ``logits`` and ``probabilities`` (the regressor's ``prediction``) from raw ``x`` and ``lengths``, the training
+        standardisation inside; with ``streaming``, the one-observation step of a unidirectional LSTM reading its last
+        state. :func:`lstmkit.export.onnx.export_onnx` checks them and writes the files; ``rng`` draws the samples
+        (default: seed 0). Raises ValueError where a graph cannot express the model (the reason)."""
+        from .onnx import estimator_graphs
+
+        return estimator_graphs(self, streaming, np.random.default_rng(0) if rng is None else rng)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a run directory: config.json (the estimator's and the model's config, the normalisation fitted on

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from ...train import GateStatistics, StepOutput, Trainer, seed_everything
 from ..sequence.model import ModelConfig, SequenceModel
 from .config import TextClassifierConfig, TextClassifierNet, TextClassifierTrain
 from .data import TextError, Tokenizer, WordTokenizer, make_tokenizer, tokenizer_from_dict
+
+if TYPE_CHECKING:
+    from ...nn.onnx_graph import CheckedGraph
 
 __all__ = [
     "TextClassifier", "TextClassifierConfig", "TextClassifierNet", "TextClassifierTrain", "holdout_split",
@@ -277,6 +280,20 @@ class TextClassifier:
         weights = net.body.attention_weights(emb, lengths)[0]  # (T,)
         tokens = [self.tokenizer.decode([int(i)]) for i in ids]
         return [(t, float(w)) for t, w in zip(tokens, weights.tolist(), strict=True)]
+
+    @property
+    def run_kind(self) -> str:
+        """The kind its runs are saved as (``config.json``'s ``kind``), which its ONNX export records."""
+        return KIND
+
+    def onnx_graphs(self, streaming: bool = False, rng: np.random.Generator | None = None) -> list[CheckedGraph]:
+        """This model as ONNX graphs, each with sample inputs and the model's own outputs for them: ``ids``, ``lengths``
+        -> ``logits``, ``probabilities``. :func:`lstmkit.export.onnx.export_onnx` checks them and writes the files;
+        ``rng`` draws the samples (default: seed 0). Raises ValueError where a graph cannot express the model (the
+        reason)."""
+        from .onnx import text_classifier_graphs
+
+        return text_classifier_graphs(self, streaming, np.random.default_rng(0) if rng is None else rng)
 
     # ---- persistence --------------------------------------------------------------------------------------------
     def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

@@ -24,7 +24,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from .data import (
     split_text,
     tokenizer_from_dict,
 )  # fmt: skip
+
+if TYPE_CHECKING:
+    from ...nn.onnx_graph import CheckedGraph
 
 __all__ = [
     "LanguageModel", "LanguageModelConfig", "LanguageModelNet", "LanguageModelTrain", "LMNet", "TokenStream",
@@ -327,6 +330,20 @@ class LanguageModel:
             logits, state = net(token[:, None], state)
         pieces = StreamDecoder(tok, after_newline=prompt.endswith("\n") or prompt == "")
         return "".join(pieces.push(int(i)) for i in seqs[0]) + pieces.flush()
+
+    @property
+    def run_kind(self) -> str:
+        """The kind its runs are saved as (``config.json``'s ``kind``), which its ONNX export records."""
+        return KIND
+
+    def onnx_graphs(self, streaming: bool = False, rng: np.random.Generator | None = None) -> list[CheckedGraph]:
+        """This model as ONNX graphs, each with sample inputs and the model's own outputs for them: ``ids``, ``h0``,
+        ``c0`` -> ``logits``, ``h_n``, ``c_n`` (the state explicit, so the same graph streams).
+        :func:`lstmkit.export.onnx.export_onnx` checks them and writes the files; ``rng`` draws the samples (default:
+        seed 0). Raises ValueError where a graph cannot express the model (the reason)."""
+        from .onnx import language_model_graphs
+
+        return language_model_graphs(self, streaming, np.random.default_rng(0) if rng is None else rng)
 
     # ---- persistence ------------------------------------------------------------------------------------------
     def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

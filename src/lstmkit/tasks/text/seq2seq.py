@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ from ...nn import LSTM
 from ...train import GateStatistics, StepOutput, Trainer, seed_everything
 from .config import Seq2SeqConfig, Seq2SeqNetConfig, Seq2SeqTrain
 from .data import TextError, Tokenizer, make_tokenizer, tokenizer_from_dict
+
+if TYPE_CHECKING:
+    from ...nn.onnx_graph import CheckedGraph
 
 __all__ = [
     "Seq2Seq",
@@ -372,6 +375,20 @@ class Seq2Seq:
         if len(sources) != len(references):
             raise ValueError(f"{len(sources)} sources but {len(references)} references.")
         return corpus_scores(self.translate(sources, beam_size=beam_size), references)
+
+    @property
+    def run_kind(self) -> str:
+        """The kind its runs are saved as (``config.json``'s ``kind``), which its ONNX export records."""
+        return KIND
+
+    def onnx_graphs(self, streaming: bool = False, rng: np.random.Generator | None = None) -> list[CheckedGraph]:
+        """This model as ONNX graphs, each with sample inputs and the model's own outputs for them: the encoder and the
+        decoder step, two graphs (the decoding loop stays in the caller's code). :func:`lstmkit.export.onnx.export_onnx`
+        checks them and writes the files; ``rng`` draws the samples (default: seed 0). Raises ValueError where a graph
+        cannot express the model (the reason)."""
+        from .onnx import seq2seq_graphs
+
+        return seq2seq_graphs(self, streaming, np.random.default_rng(0) if rng is None else rng)
 
     # ---- persistence --------------------------------------------------------------------------------------------
     def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

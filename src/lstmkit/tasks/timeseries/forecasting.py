@@ -22,7 +22,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from .forecast_config import ForecastConfig, ForecastNet, ForecastTrain
 from .forecast_nets import DirectForecastNet, RecurrentForecastNet, build_net, pinball_loss
 from .metrics import nan_mean, summarize
 from .series import Series, as_table, check_season, future_rows, prepare_series, require_pandas, slice_table
+
+if TYPE_CHECKING:
+    from ...nn.onnx_graph import CheckedGraph
 
 __all__ = [
     "DirectForecastNet", "ForecastConfig", "ForecastNet", "ForecastTrain", "Forecaster", "RecurrentForecastNet",
@@ -503,6 +506,20 @@ class Forecaster:
                 )
             out[str(key)] = g[list(cfg.future_covariates)].to_numpy(dtype=float)[: cfg.horizon]
         return out
+
+    @property
+    def run_kind(self) -> str:
+        """The kind its runs are saved as (``config.json``'s ``kind``), which its ONNX export records."""
+        return KIND
+
+    def onnx_graphs(self, streaming: bool = False, rng: np.random.Generator | None = None) -> list[CheckedGraph]:
+        """This model as ONNX graphs, each with sample inputs and the model's own outputs for them: the network on its
+        scaled inputs (``x``, ``future``) -> ``quantiles``; with ``streaming``, the recurrent strategy's step.
+        :func:`lstmkit.export.onnx.export_onnx` checks them and writes the files; ``rng`` draws the samples (default:
+        seed 0). Raises ValueError where a graph cannot express the model (the reason)."""
+        from .onnx import forecaster_graphs
+
+        return forecaster_graphs(self, streaming, np.random.default_rng(0) if rng is None else rng)
 
     # ---- persistence ------------------------------------------------------------------------------------------
     def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

@@ -51,7 +51,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -65,6 +65,9 @@ from .encdec import SCORE_DTYPE, EncDecNet, WindowBatches, combine_windows, full
 from .metrics import detection_metrics
 from .statistics import best_f_beta_threshold, fit_gaussian, mahalanobis, tail_quantile
 from .stream import AnomalyStream
+
+if TYPE_CHECKING:
+    from ....nn.onnx_graph import CheckedGraph
 
 __all__ = ["AnomalyDetector"]
 
@@ -328,6 +331,20 @@ class AnomalyDetector:
         """A scorer fed one value at a time that carries state between calls (see :class:`AnomalyStream`)."""
         self._check_fitted()
         return AnomalyStream(self)
+
+    @property
+    def run_kind(self) -> str:
+        """The kind its runs are saved as (``config.json``'s ``kind``), which its ONNX export records."""
+        return KIND
+
+    def onnx_graphs(self, streaming: bool = False, rng: np.random.Generator | None = None) -> list[CheckedGraph]:
+        """This model as ONNX graphs, each with sample inputs and the model's own outputs for them: the forecaster's
+        network and its median (method "prediction") or the encoder-decoder ("reconstruction").
+        :func:`lstmkit.export.onnx.export_onnx` checks them and writes the files; ``rng`` draws the samples (default:
+        seed 0). Raises ValueError where a graph cannot express the model (the reason)."""
+        from .onnx import anomaly_detector_graphs
+
+        return anomaly_detector_graphs(self, streaming, np.random.default_rng(0) if rng is None else rng)
 
     # ---- persistence ---------------------------------------------------------------------------------------------
     def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
