@@ -203,3 +203,52 @@ def test_export_never_replaces_a_file_that_is_not_an_earlier_export(tmp_path) ->
     export_onnx(LSTM(3, 4), tmp_path / "lstm.onnx")
     with pytest.raises(FileExistsError, match="not an earlier ONNX export of this model"):
         export_onnx(LSTM(3, 4), data)
+
+
+class _Doubler:
+    """A task of one's own: exportable through the public contract alone (run_kind and onnx_graphs)."""
+
+    run_kind = "doubler"
+    error = 0.0  # added to the reference's outputs
+
+    def onnx_graphs(self, streaming: bool = False, rng: np.random.Generator | None = None) -> list:
+        from lstmkit.nn.onnx_graph import FLOAT, CheckedGraph, Graph
+
+        g = Graph("doubler")
+        x = g.input("x", FLOAT, ["B", 3])
+        g.output(g.op("Mul", [x, g.const(2.0, "two")]), "y", FLOAT, ["B", 3])
+        samples = [{"x": rng.standard_normal((b, 3)).astype(np.float32)} for b in (1, 4)]
+        return [CheckedGraph(g, samples, lambda feeds: [feeds["x"] * 2 + self.error])]
+
+
+def test_any_object_with_onnx_graphs_and_run_kind_is_exported_and_checked(tmp_path) -> None:
+    report = export_onnx(_Doubler(), tmp_path / "d.onnx")
+    assert (report.kind, report.inputs, report.outputs, report.max_abs_diff) == ("doubler", ["x"], ["y"], 0.0)
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "d.onnx")).metadata_props}
+    assert props["lstmkit_kind"] == "doubler"
+    wrong = _Doubler()
+    wrong.error = 0.5  # the reference disagrees with the graph: refused, nothing written
+    with pytest.raises(ExportMismatchError):
+        export_onnx(wrong, tmp_path / "w.onnx")
+    assert not (tmp_path / "w.onnx").exists()
+    with pytest.raises(TypeError, match="does not know object yet"):  # neither onnx_graphs nor run_kind
+        export_onnx(object(), tmp_path / "o.onnx")
+
+
+def test_importing_a_task_imports_no_export_code() -> None:
+    """Each task's onnx_graphs imports its family's onnx module on first call: loading a task loads neither the export
+    layer nor the graph toolkit nor onnx."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import lstmkit.tasks.sequence.estimators, lstmkit.tasks.text.seq2seq, lstmkit.tasks.text.classification\n"
+        "import lstmkit.tasks.text.language, lstmkit.tasks.timeseries.forecasting\n"
+        "import lstmkit.tasks.timeseries.anomaly.detector\n"
+        "loaded = [m for m in sys.modules if m == 'onnx' or m.endswith('.onnx')]\n"
+        "loaded += [m for m in sys.modules if m.startswith(('lstmkit.export', 'lstmkit.nn.onnx_graph'))]\n"
+        "print(sorted(loaded))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
