@@ -60,6 +60,7 @@ def test_interrupt_says_what_is_kept(tmp_path, capsys, monkeypatch):
         (MemoryError(), "--hidden-size"),
         (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"), "smaller"),
         (PermissionError(13, "Permission denied", "/root/x"), "/root/x"),
+        (ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime"), "onnxruntime"),  # an extra
     ],
 )
 def test_user_errors_map_to_sentences(exc, words):
@@ -70,7 +71,8 @@ def test_user_errors_map_to_sentences(exc, words):
 @pytest.mark.parametrize(
     "exc",
     [RuntimeError("shape mismatch in a kernel"), TypeError("bad call"), AssertionError(),
-     ImportError("cannot import name 'x' from 'lstmkit.tasks' (unknown location)")],
+     ImportError("cannot import name 'x' from 'lstmkit.tasks' (unknown location)"),
+     ModuleNotFoundError("No module named 'lstmkit.export.onnx_graph'", name="lstmkit.export.onnx_graph")],
 )  # fmt: skip
 def test_bugs_map_to_none(exc):
     assert user_error_message(exc) is None

@@ -78,7 +78,9 @@ def user_error_message(exc: BaseException) -> str | None:
     a checkpoint that cannot be resumed, a model too large for memory), capped; None for anything else (a bug)."""
     from ..train import CheckpointError, ResumeError
 
-    if isinstance(exc, ImportError) and str(exc).startswith("cannot import name"):
+    if isinstance(exc, ImportError) and (
+        str(exc).startswith("cannot import name") or (exc.name or "").split(".")[0] == "lstmkit"
+    ):
         return None  # a broken import inside lstmkit is a bug, not a missing extra
     if isinstance(exc, (*USER_ERRORS, CheckpointError, ResumeError, NotADirectoryError, IsADirectoryError)):
         return escape(capped(user_message(exc)))  # type: ignore[arg-type]
