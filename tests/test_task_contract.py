@@ -48,8 +48,6 @@ SHAPE = ["task", "run_dir", "metrics", "baselines"]
 GAPS: dict[tuple[str, str], str] = {
     ("cli", "experiment"): "no command reads a finished long-lag run back: `lstmkit experiment TASK` only trains, and "
     "LongLagRun.evaluate() (judging the model again on fresh sequences) has no CLI verb taking the run directory",
-    ("save_load", "experiment"): "LongLagRun (what lstmkit.load returns for a long-lag run) has no save(): the loaded "
-    "run cannot be written again, unlike every other task object",
 }
 """(stage, task) -> why the task does not meet that stage of the contract yet (a strict xfail)."""
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ... import runs
+from ..._atomic import atomic_write_bytes
 from ...data import SeededDraws
 from ...nn import hidden_grad_norms
 from ...train import GateStatistics, StepOutput, Trainer, register_resumer, resolve_device, seed_everything
@@ -276,6 +277,18 @@ class LongLagRun:
         result_path = Path(path) / "result.json"
         result = json.loads(result_path.read_text()) if result_path.exists() else None
         return cls(cfg, model, result)
+
+    def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write this run to ``run_dir`` (config.json, model.safetensors and result.json) so that ``load`` reads it.
+
+        Raises:
+            FileExistsError: if ``run_dir`` holds a saved run and ``overwrite`` is false.
+        """
+        payload = {"experiment": self.config.to_dict(), "model": model_config(self.config).to_dict()}
+        out = runs.save_run(run_dir, KIND, payload, self.model, overwrite=overwrite)
+        if self.result is not None:
+            atomic_write_bytes(out / "result.json", (json.dumps(self.result, indent=2) + "\n").encode())
+        return out
 
     def evaluate(self, test_size: int = 2560, seed: int = 12345) -> dict[str, Any]:
         """Judge the model again on fresh sequences: ``{"metric", "value", "solved"}``."""
