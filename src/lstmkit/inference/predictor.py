@@ -118,7 +118,7 @@ class Predictor:
             emb = net.embedding.weight.detach().to(torch.float32).numpy().copy()  # (V, E)
             self._kernel = (StreamKernel(net.lstm), emb, Linear(net.decoder))
         else:
-            model = self.model._check_fitted()
+            model = self.model.network
             scaler = self.model.scaler_
             kernel = StreamKernel(model.core, *(scaler if scaler is not None else (None, None)))
             self._kernel = (kernel, None, Linear(model.head))
@@ -218,7 +218,7 @@ class Predictor:
             from ..tasks.sequence.onnx import streaming_blockers
             from .kernel import kernel_blockers
 
-            model = self.model._check_fitted()
+            model = self.model.network
             blockers = streaming_blockers(model)
             if not blockers and self.runtime == "lstmkit":
                 blockers = kernel_blockers(model.core)
@@ -234,7 +234,7 @@ class Predictor:
     def _core(self) -> Any:
         if self.kind == "language_model":
             return self.model.net.lstm
-        return self.model._check_fitted().core
+        return self.model.network.core
 
     def _zero_state(self) -> Any:
         if self.kind == "anomaly_detector":
@@ -330,8 +330,8 @@ class Predictor:
             named = dict(zip(self._outputs, out, strict=True))
             result = named["probabilities"][0] if classifier else named["prediction"][0]
             return result, named["h_next"], named["c_next"]
-        model = self.model._check_fitted()
-        x_t = torch.from_numpy(self.model._scale(x[None, None, :], None)[:, 0])
+        model = self.model.network
+        x_t = torch.from_numpy(self.model.standardise(x[None, None, :])[:, 0])
         with torch.inference_mode(), self._autocast():
             y, (h_t, c_t) = model.core.step(x_t, (torch.from_numpy(h), torch.from_numpy(c)))
             logits = model.head(y).float()

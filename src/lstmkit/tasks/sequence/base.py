@@ -346,6 +346,17 @@ class SequenceEstimator(abc.ABC):
         return self.get_params()
 
     @property
+    def network(self) -> SequenceModel:
+        """The fitted :class:`~lstmkit.tasks.sequence.model.SequenceModel` (recurrent core and head), for inference
+        outside ``predict`` (a Predictor's streaming step); NotFittedError before ``fit``."""
+        return self._check_fitted()
+
+    def standardise(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """``x`` (N, T, F) as the network reads it: scaled with the training statistics when the estimator
+        normalises (steps past ``lengths`` stay 0), else ``x`` itself."""
+        return self._scale(x, lengths)
+
+    @property
     def run_kind(self) -> str:
         """The kind its runs are saved as (``config.json``'s ``kind``), which its ONNX export records."""
         return self._kind

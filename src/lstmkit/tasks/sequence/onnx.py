@@ -114,14 +114,14 @@ def _estimator_outputs(g: Graph, est: Any, out: str, K: int) -> bool:
 
 def estimator_graphs(est: Any, streaming: bool, rng: np.random.Generator) -> list[CheckedGraph]:
     """A SequenceClassifier's or SequenceRegressor's graph (see :meth:`SequenceEstimator.onnx_graphs`)."""
-    model = est._check_fitted().eval()
+    model = est.network.eval()
     if streaming:
         return _estimator_step(est, model, rng)
     I = est.input_size_  # noqa: E741
     # dimension shuffle: the series length is part of the model, so x has exactly T steps and there is no lengths
     # input (onnxruntime refuses any other length from the graph's input shape)
     fixed_T = model.config.shuffle_length if getattr(model.config, "dimension_shuffle", False) else 0
-    g = Graph(f"lstmkit_{est._kind}")
+    g = Graph(f"lstmkit_{est.run_kind}")
     x = g.input("x", FLOAT, ["B", fixed_T or "T", I])
     lengths = None if fixed_T else g.input("lengths", INT64, ["B"])
     h = x
@@ -179,7 +179,7 @@ def _estimator_step(est: Any, model: nn.Module, rng: np.random.Generator) -> lis
         )
     core = model.core
     I, L, S, H = est.input_size_, core.num_layers, core.state_size, core.hidden_size  # noqa: E741
-    g = Graph(f"lstmkit_{est._kind}_step")
+    g = Graph(f"lstmkit_{est.run_kind}_step")
     x = g.input("x_t", FLOAT, ["B", I])
     h0, c0 = g.input("h", FLOAT, [L, "B", S]), g.input("c", FLOAT, [L, "B", H])
     z = x
@@ -192,7 +192,7 @@ def _estimator_step(est: Any, model: nn.Module, rng: np.random.Generator) -> lis
     g.output(c, "c_next", FLOAT, [L, "B", H])
 
     def reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        x_t = torch.from_numpy(est._scale(feeds["x_t"][:, None, :], None)[:, 0])
+        x_t = torch.from_numpy(est.standardise(feeds["x_t"][:, None, :])[:, 0])
         with torch.no_grad():
             y_t, (h_n, c_n) = core.step(x_t, (torch.from_numpy(feeds["h"]), torch.from_numpy(feeds["c"])))
             logits = model.head(y_t)
