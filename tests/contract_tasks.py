@@ -33,9 +33,9 @@ class Kind:
 
 # ---- probes: the task's own Python API on a fixed input -------------------------------------------------------------
 def _forecast(f: Any, data: Path | None) -> dict[str, Any]:
-    from lstmkit.tasks.timeseries.series import resolve_data
+    from lstmkit.tasks.timeseries.series import dataset_or_csv
 
-    table, _ = resolve_data(None, data)
+    table, _ = dataset_or_csv(None, data, "forecasting")
     pred = f.predict(table)
     assert len(pred) == 3 and np.isfinite(pred.select_dtypes("number").to_numpy()).all(), pred  # the 3-step horizon
     return {"forecast": pred}

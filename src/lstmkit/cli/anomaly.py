@@ -44,9 +44,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 def _table(data: str | None, csv: Path | None, time: str | None, label: str | None) -> tuple[Any, dict[str, Any]]:
     """The table and the column roles: the dataset's, overridden by the options given."""
-    from ..tasks.timeseries.anomaly.run import load_table
+    from ..tasks.timeseries.series import dataset_or_csv
 
-    table, roles = load_table(data, csv)
+    table, roles = dataset_or_csv(data, csv, "anomaly")
     given = {"time": time, "label": label}
     return table, {**roles, **{k: v for k, v in given.items() if v is not None}}
 

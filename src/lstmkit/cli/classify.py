@@ -103,7 +103,8 @@ def train(
     """Train on the training series, score the test series beside 1-NN Euclidean, write the run and its report."""
     setup_logging(verbose)
     from ..config import ConfigError
-    from ..tasks.timeseries.classification import resolve_data, train_run
+    from ..tasks.timeseries.classification import train_run
+    from ..tasks.timeseries.series import dataset_or_csv
     from ..train import CheckpointError, ResumeError
 
     own = {
@@ -118,7 +119,7 @@ def train(
     for section in ("net", "train"):
         given[section] = {k: v for k, v in own[section].items() if v is not None}
     try:
-        table, defaults = resolve_data(data, csv)
+        table, defaults = dataset_or_csv(data, csv, "classification")
         cfg = core.build(ClassifyConfig, {**defaults, **_roles(id_, label, step, split, features), **given})
         summary = train_run(table, cfg, out, source=data or str(csv), resume=resume)
     except (*USER_ERRORS, ConfigError, ResumeError, CheckpointError) as e:
@@ -146,11 +147,12 @@ def predict(
 ) -> None:  # fmt: skip
     """Predict the class of every series in the table (CSV on stdout: id, predicted, one probability per class)."""
     from ..config import ConfigError
-    from ..tasks.timeseries.classification import predict_table, resolve_data
+    from ..tasks.timeseries.classification import predict_table
+    from ..tasks.timeseries.series import dataset_or_csv
 
     try:
         clf = _load(run_dir)
-        table, _ = resolve_data(data, csv)
+        table, _ = dataset_or_csv(data, csv, "classification")
         frame = predict_table(clf, table, **_roles(id_, None, step, None, features))
     except (*USER_ERRORS, ConfigError) as e:
         fail(user_message(e))
@@ -167,11 +169,12 @@ def evaluate(
 ) -> None:  # fmt: skip
     """Score a trained classifier on the table's test series (all series without a split column)."""
     from ..config import ConfigError
-    from ..tasks.timeseries.classification import evaluate_table, resolve_data
+    from ..tasks.timeseries.classification import evaluate_table
+    from ..tasks.timeseries.series import dataset_or_csv
 
     try:
         clf = _load(run_dir)
-        table, defaults = resolve_data(data, csv)
+        table, defaults = dataset_or_csv(data, csv, "classification")
         result = evaluate_table(clf, table, **{**defaults, **_roles(id_, label, step, split, features)})
     except (*USER_ERRORS, ConfigError) as e:
         fail(user_message(e))

@@ -35,9 +35,9 @@ Transform = Annotated[
 
 def _config(data: str | None, csv: Path | None, given: dict[str, Any], core: CoreOptions) -> tuple[Any, Any]:
     """The table and the config: the dataset's column roles < the command's options < the shared options."""
-    from ..tasks.timeseries.series import resolve_data
+    from ..tasks.timeseries.series import dataset_or_csv
 
-    table, defaults = resolve_data(data, csv)
+    table, defaults = dataset_or_csv(data, csv, "forecasting")
     merged = {**defaults, **{k: v for k, v in given.items() if v is not None and v != ()}}
     if "target" not in merged and core.config_file is None and not core.sets:
         raise ValueError("Say which column to forecast with --target (or use --data NAME for a bundled dataset).")
@@ -99,11 +99,11 @@ def predict(
     """Forecast the horizon after the end of the given history (CSV on stdout, or JSON)."""
     from ..data.tables import read_csv
     from ..tasks.timeseries.forecasting import Forecaster
-    from ..tasks.timeseries.series import resolve_data
+    from ..tasks.timeseries.series import dataset_or_csv
 
     try:
         forecaster = Forecaster.load(run_dir)
-        table, _ = resolve_data(data, csv)
+        table, _ = dataset_or_csv(data, csv, "forecasting")
         future = read_csv(future_csv) if future_csv is not None else None
         pred = forecaster.predict(table, future=future)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
@@ -122,11 +122,11 @@ def evaluate(
 ) -> None:  # fmt: skip
     """Score a trained forecaster on the last horizon of each series, forecast from the history before it."""
     from ..tasks.timeseries.forecasting import Forecaster
-    from ..tasks.timeseries.series import resolve_data
+    from ..tasks.timeseries.series import dataset_or_csv
 
     try:
         forecaster = Forecaster.load(run_dir)
-        table, _ = resolve_data(data, csv)
+        table, _ = dataset_or_csv(data, csv, "forecasting")
         result = forecaster.evaluate(table)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))

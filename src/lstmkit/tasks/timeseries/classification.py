@@ -32,12 +32,12 @@ import numpy as np
 
 from ... import runs
 from ..._atomic import atomic_write_bytes
-from ...data.tables import cap, check_finite, check_numeric, check_rows, one_source, read_csv, row_of, shown
+from ...data.tables import cap, check_finite, check_numeric, check_rows, row_of, shown
 from ..sequence.estimators import SequenceClassifier, classification_scores
 from .classify_config import ClassifyConfig, ClassifyTrain
 
 __all__ = ["ClassifyConfig", "ClassifyTrain", "Series", "evaluate_table", "one_nn_euclidean", "predict_table",
-           "read_series", "resolve_data", "train_run"]  # fmt: skip
+           "read_series", "train_run"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -218,28 +218,6 @@ def read_series(
 
 def _role_of(column: str, cfg: ClassifyConfig) -> str:
     return next(role for role in ("id", "label", "step", "split") if getattr(cfg, role) == column)
-
-
-def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
-    """The table and, for a bundled problem, its column roles as config defaults.
-
-    Raises:
-        ValueError: if both or neither of ``dataset`` and ``csv`` are given, or the dataset is not a classification
-            one; FileNotFoundError: for a missing CSV; KeyError: for an unknown dataset name.
-    """
-    one_source(dataset, csv)
-    if dataset is not None:
-        from ...datasets import get_info, load_dataset
-
-        info = get_info(dataset)
-        if info.task != "classification":
-            raise ValueError(
-                f"{dataset!r} is a {info.task} dataset, not a classification one; see lstmkit datasets list "
-                "--task classification."
-            )
-        return load_dataset(dataset), {"id": "id", "label": "label", "step": "step", "split": "split"}
-    _pd()
-    return read_csv(csv), {}
 
 
 def _resample(x: np.ndarray, length: int) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Forecasting's data: the rules a table must meet, cut into regular series (:func:`prepare_series`), the bundled
-dataset or CSV it comes from (:func:`resolve_data`), and the history / future slices a backtest or an evaluation cuts.
+dataset or CSV it comes from (:func:`dataset_or_csv`), and the history / future slices a backtest or an evaluation cuts.
 
 Data rules, checked with one clear sentence each: the table has data rows; the time column parses as timestamps; no
 duplicate timestamps (per series); a static covariate is constant within each series; the target and the covariates
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from .forecast_config import ForecastConfig
 
 __all__ = [
-    "Series", "as_table", "check_season", "future_rows", "prepare_series", "require_pandas", "resolve_data",
+    "Series", "as_table", "check_season", "future_rows", "prepare_series", "require_pandas", "dataset_or_csv",
     "slice_table",
 ]  # fmt: skip
 
@@ -189,23 +190,43 @@ def future_rows(table: Any, cfg: ForecastConfig, origins: dict[str, Any]) -> Any
     return rows[[c for c in (cfg.id, cfg.time, *cfg.future_covariates) if c]]
 
 
-def resolve_data(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
-    """The table to forecast and, for a bundled dataset, its column roles and season as config defaults.
+# What a bundled data set says about its own columns, per task: the config defaults a --data NAME run starts from.
+_ROLES: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "forecasting": lambda info: {
+        "target": info.targets[0], "time": "time", "season": info.season, "past_covariates": info.past_covariates,
+        "future_covariates": info.future_covariates, "static_covariates": info.static_covariates, "id": info.id,
+    },
+    "anomaly": lambda info: {"target": info.targets[0], "time": "time", "label": "label"},
+    "classification": lambda info: {"id": "id", "label": "label", "step": "step", "split": "split"},
+}  # fmt: skip
+
+
+def _a(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def dataset_or_csv(dataset: str | None, csv: str | os.PathLike[str] | None, task: str) -> tuple[Any, dict[str, Any]]:
+    """The table a time-series task reads, from a bundled data set or the user's CSV (exactly one), and for a bundled
+    data set its column roles as config defaults; written once for forecasting, anomaly detection and classification.
+
+    Args:
+        dataset: a bundled name (``lstmkit datasets list``), or None.
+        csv: a CSV file, or None.
+        task: ``"forecasting"``, ``"anomaly"`` or ``"classification"``: a bundled data set must be of that task.
 
     Raises:
-        ValueError: if both or neither of ``dataset`` and ``csv`` are given.
+        ValueError: if both or neither are given, or the data set belongs to another task; FileNotFoundError: for a
+            missing CSV; KeyError: for an unknown data set name.
     """
     one_source(dataset, csv)
     if dataset is not None:
         from ...datasets import get_info, load_dataset
 
         info = get_info(dataset)
-        if info.task != "forecasting":
-            raise ValueError(f"{dataset!r} is a {info.task} dataset, not a forecasting one; see lstmkit datasets list.")
-        defaults = {
-            "target": info.targets[0], "time": "time", "season": info.season,
-            "past_covariates": info.past_covariates, "future_covariates": info.future_covariates,
-            "static_covariates": info.static_covariates, "id": info.id,
-        }  # fmt: skip
-        return load_dataset(dataset), defaults
+        if info.task != task:
+            raise ValueError(
+                f"{dataset!r} is {_a(info.task)} {info.task} dataset, not {_a(task)} {task} one; see lstmkit datasets "
+                f"list --task {task}."
+            )
+        return load_dataset(dataset), _ROLES[task](info)
     return read_csv(csv), {}

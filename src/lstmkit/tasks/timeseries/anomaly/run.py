@@ -13,31 +13,14 @@ import numpy as np
 
 from .... import runs
 from ...._atomic import atomic_write_bytes
-from ....data.tables import one_source, read_csv, shown, shown_list
+from ....data.tables import shown, shown_list
 from .baselines import RollingZScore
 from .config import KIND, AnomalyConfig
 from .data import in_time_order, series_values, step_labels
 from .detector import AnomalyDetector
 from .metrics import detection_metrics
 
-__all__ = ["evaluate_table", "load_table", "score_run", "train_run"]
-
-
-def load_table(dataset: str | None, csv: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
-    """The table and, for a bundled anomaly dataset, its column roles: ``{"target", "time", "label"}``.
-
-    Raises:
-        ValueError: both or neither given, or a dataset that is not an anomaly one; FileNotFoundError: no such CSV.
-    """
-    one_source(dataset, csv)
-    if dataset is not None:
-        from ....datasets import get_info, load_dataset
-
-        info = get_info(dataset)
-        if info.task != "anomaly":
-            raise ValueError(f"{dataset!r} is a {info.task} dataset, not an anomaly one; see lstmkit datasets list.")
-        return load_dataset(dataset), {"target": info.targets[0], "time": "time", "label": "label"}
-    return read_csv(csv), {}
+__all__ = ["evaluate_table", "score_run", "train_run"]
 
 
 def _split(table: Any, part: str) -> Any:
