@@ -279,8 +279,7 @@ class StrictConfig:
             section = section.to_dict() if isinstance(section, StrictConfig) else dict(section)
             if key in section:
                 raise ConfigError(
-                    f"{cls.__name__}: {key!r} is given both at the top level and in {name!r}. Keep only "
-                    f"{name}.{key}."
+                    f"{cls.__name__}: {key!r} is given both at the top level and in {name!r}. Keep only {name}.{key}."
                 )
             section[key] = d.pop(key)
             d[name] = section
@@ -353,8 +352,10 @@ def parse_value(text: str, tp: Any) -> Any:
     """
     import json
 
-    wants_text = tp is str or str in typing.get_args(tp) or (
-        typing.get_origin(tp) is Literal and any(isinstance(a, str) for a in typing.get_args(tp))
+    wants_text = (
+        tp is str
+        or str in typing.get_args(tp)
+        or (typing.get_origin(tp) is Literal and any(isinstance(a, str) for a in typing.get_args(tp)))
     )
     wants_seq = typing.get_origin(tp) in (tuple, list) or any(
         typing.get_origin(a) in (tuple, list) for a in typing.get_args(tp)

@@ -94,6 +94,7 @@ def __getattr__(name: str) -> object:
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "CONFIGS", "KERAS_EXAMPLE", "NOISY_SPREAD", "QUICK_CONFIGS", "QUICK_STREAM_CONFIGS", "SCHEMA_VERSION",
     "STREAM_CONFIGS", "SUITES", "SUITE_FUNCTIONS", "TARGET_BF16_TRAIN", "TARGET_DEPLOY", "TARGET_DEPLOY_INT8",
