@@ -254,3 +254,95 @@ def test_the_flat_parameters_build_the_task_config_whose_defaults_the_signature_
     assert lstmkit.SequenceClassifier().config().train.epochs == CLASSIFIER_EPOCHS
     with pytest.raises(ValueError, match="lr"):
         lstmkit.SequenceRegressor(lr=-1.0).config()
+
+
+# ---- issue 19: every training has a time budget, and trains on the device asked for ------------------------------
+
+
+def test_the_time_budget_is_a_parameter_with_the_configs_default_and_stops_a_fit(monkeypatch):
+    import itertools
+    import time
+
+    from lstmkit.tasks.sequence.config import SequenceTrain
+
+    for cls in (lstmkit.SequenceRegressor, lstmkit.SequenceClassifier):
+        assert cls().max_minutes == SequenceTrain().max_minutes == 30.0 and cls().device == SequenceTrain().device
+    X, y = _sine(64)
+    est = lstmkit.SequenceRegressor(hidden_size=4, epochs=50, batch_size=4, max_minutes=0.5, progress=False)
+    assert est.config().train.max_minutes == 0.5 and est.set_params(max_minutes=None).config().train.max_minutes is None
+    clock = itertools.count(0, 10)  # every reading of the clock is 10 s after the one before: 30 s is a few batches
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(clock)))
+    assert len(est.fit(X, y).history_) == 50  # None: no budget, every epoch runs
+    stopped = est.set_params(max_minutes=0.5).fit(X, y)
+    assert len(stopped.history_) == 1 and stopped.history_[0]["step"] < 16  # stopped inside the first of 16 batches
+    assert stopped.predict(X).shape == (64,)  # the weights it had at the budget are the model
+    with pytest.raises(ValueError, match="max_minutes must be a positive number of minutes"):
+        lstmkit.SequenceRegressor(max_minutes=0, progress=False).fit(X, y)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the machine has a GPU")
+def test_device_cuda_without_a_gpu_is_one_sentence_at_fit_and_auto_is_the_cpu(tmp_path):
+    X, y = _sine(32)
+    est = lstmkit.SequenceClassifier(hidden_size=4, epochs=2, device="cuda", progress=False)  # stored, not checked
+    with pytest.raises(ValueError, match=r"^device='cuda' was asked for, but PyTorch sees no CUDA GPU here\."):
+        est.fit(X, y > 0, run_dir=tmp_path / "run")
+    assert not hasattr(est, "model_") and not (tmp_path / "run").exists()  # refused before any work
+    with pytest.raises(ValueError, match="device: expected one of 'cpu', 'cuda', 'auto', got 'tpu'"):
+        est.set_params(device="tpu").fit(X, y > 0)
+    auto = est.set_params(device="auto").fit(X, y > 0)
+    cpu = lstmkit.SequenceClassifier(hidden_size=4, epochs=2, progress=False).fit(X, y > 0)
+    np.testing.assert_array_equal(auto.predict_proba(X), cpu.predict_proba(X))
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_device_cuda_trains_on_the_gpu_and_the_fitted_model_is_on_the_cpu(tmp_path):
+    import torch
+
+    X, y = _sine(64)
+    seen = []
+    params = dict(hidden_size=8, epochs=2, class_weight="balanced", pooling="attention", progress=False)
+    gpu = lstmkit.SequenceClassifier(device="cuda", **params)
+    real_loss = gpu._loss
+    gpu._loss = lambda pred, target: seen.append(pred.device.type) or real_loss(pred, target)
+    gpu.fit(X, y > 0, run_dir=tmp_path / "run")
+    assert set(seen) == {"cuda"} and {p.device.type for p in gpu.model_.parameters()} == {"cpu"}
+    cpu = lstmkit.SequenceClassifier(**params).fit(X, y > 0)
+    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-3)  # same seed, same model
+    again = lstmkit.load(tmp_path / "run")
+    assert again.device == "cuda" and torch.equal(
+        torch.from_numpy(again.predict_proba(X)), torch.from_numpy(gpu.predict_proba(X))
+    )
+
+
+def test_classify_train_passes_the_budget_and_the_device_to_the_saved_config(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from lstmkit.cli import main
+
+    rng = np.random.default_rng(0)
+    rows = [
+        {"id": i, "a": v, "label": "rise" if i % 2 else "fall", "split": "train" if i < 8 else "test"}
+        for i in range(12)
+        for v in np.linspace(-1, 1, 6) * (1 if i % 2 else -1) + 0.1 * rng.normal(size=6)
+    ]
+    csv = tmp_path / "series.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    argv = ["classify", "train", "--csv", str(csv), "--split", "split", "--epochs", "1", "--hidden-size", "4"]
+    assert main([*argv, "--max-minutes", "2.5", "--device", "auto", "--out", str(tmp_path / "r"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["task"] == "sequence_classifier"
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert (saved["estimator"]["max_minutes"], saved["estimator"]["device"]) == (2.5, "auto")
+    assert (saved["data"]["train"]["max_minutes"], saved["data"]["train"]["device"]) == (2.5, "auto")
+    assert main([*argv, "--set", "train.max_minutes=0.25", "--out", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["config"]["estimator"]["max_minutes"] == 0.25
+    assert main([*argv, "--out", str(tmp_path / "d")]) == 0  # nothing given: the ClassifyTrain section's budget
+    capsys.readouterr()
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["config"]["estimator"]["max_minutes"] == 30.0
+    if not __import__("torch").cuda.is_available():
+        assert main([*argv, "--device", "cuda", "--out", str(tmp_path / "c")]) == 2
+        message = " ".join(capsys.readouterr().err.split())
+        assert "PyTorch sees no CUDA GPU" in message and "Traceback" not in message and len(message) < 300
+        assert not (tmp_path / "c").exists()

@@ -73,8 +73,9 @@ def test_one_signature_every_keyword_a_parameter(cls):
     params = inspect.signature(cls).parameters
     assert not any(p.kind is p.VAR_KEYWORD for p in params.values())  # help() and get_params see every keyword
     assert list(cls().get_params()) == list(params)
-    est = clone(cls(8, num_layers=2, cell="gru", epochs=3, lr=1e-2))
+    est = clone(cls(8, num_layers=2, cell="gru", epochs=3, lr=1e-2, max_minutes=5.0, device="auto"))
     assert (est.hidden_size, est.num_layers, est.cell, est.epochs, est.lr) == (8, 2, "gru", 3, 1e-2)
+    assert (est.max_minutes, est.device) == (5.0, "auto")  # the time budget and the device are parameters too
     assert est.set_params(batch_size=7) is est and est.batch_size == 7
     with pytest.raises(ValueError, match="Invalid parameter 'hidden'"):
         est.set_params(hidden=3)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ... import runs
-from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
 from .config import SequenceConfig, SequenceNet, SequenceTrain
 from .inputs import ShuffledBatches, as_ragged, fit_scaler, valid_mask
 from .model import ModelConfig, SequenceModel, predict_batches
@@ -95,7 +95,9 @@ class SequenceEstimator(abc.ABC):
         clip_grad_norm: float | None = _TRAIN.clip_grad_norm,
         validation_split: float = _CONFIG.validation_split,
         early_stopping_patience: int | None = _TRAIN.early_stopping_patience,
+        max_minutes: float | None = _TRAIN.max_minutes,
         seed: int = _TRAIN.seed,
+        device: Literal["cpu", "cuda", "auto"] = _TRAIN.device,
         progress: bool = _TRAIN.progress,
     ) -> None:
         self.hidden_size, self.num_layers, self.cell = hidden_size, num_layers, cell
@@ -105,6 +107,7 @@ class SequenceEstimator(abc.ABC):
         self.dimension_shuffle, self.pooled_dropout = dimension_shuffle, pooled_dropout
         self.clip_grad_norm, self.validation_split = clip_grad_norm, validation_split
         self.early_stopping_patience, self.seed, self.progress = early_stopping_patience, seed, progress
+        self.max_minutes, self.device = max_minutes, device
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass ``__init__(self, ..., *, own=..., **shared)`` gets the signature of its parent's with its own
@@ -233,8 +236,13 @@ class SequenceEstimator(abc.ABC):
         Fitted attributes (scikit-learn convention): ``model_``, ``model_config_``, ``n_features_in_`` (channels per
         step, F), ``scaler_`` (per-channel mean and std, or None), ``history_`` (one row per epoch), and the
         subclass's (``classes_``, ``class_weights_``; ``output_ndim_``).
+
+        Training runs on ``device`` ("cpu", "cuda" or "auto": CUDA when PyTorch sees a GPU) and stops cleanly after
+        ``max_minutes`` (None: no budget); the fitted model is on the CPU, where ``predict`` and ``save`` run.
         """
         self._validate_params()
+        cfg = self.config()  # checks the training settings before any work on the data
+        device = resolve_device(cfg.train.device)  # "cuda" on a machine without one: one sentence, here
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         x_np, lengths_np = as_ragged(X)
@@ -257,7 +265,6 @@ class SequenceEstimator(abc.ABC):
             self.scaler_ = fit_scaler(x_np[rows], None if lengths_np is None else lengths_np[rows])
         x = torch.from_numpy(self._scale(x_np, lengths_np))
         lengths = None if lengths_np is None else torch.from_numpy(lengths_np)
-        cfg = self.config()
         net = cfg.net
         self.model_config_ = ModelConfig(
             input_size=x.shape[2], output_size=out_size, cell=net.cell, hidden_size=net.hidden_size,
@@ -283,16 +290,20 @@ class SequenceEstimator(abc.ABC):
             return StepOutput(loss=self._loss(pred, yb), metrics=self._metrics(pred, yb), n_items=xb.shape[0])
 
         run_config = {k: v for k, v in self._jsonable_params().items() if k != "progress"}
-        trainer = Trainer(
-            self.model_,
-            loss_fn,
-            train_cfg,
-            run_dir=run_dir,
-            callbacks=[GateStatistics()],
-            run_config=run_config,
-            kind=self._kind,
-        )
-        self.history_ = trainer.fit(loader, val_data=val, resume=resume)
+        self.model_.to(device)  # the weights are drawn on the CPU first: the same model for a seed on every device
+        try:
+            trainer = Trainer(
+                self.model_,
+                loss_fn,
+                train_cfg,
+                run_dir=run_dir,
+                callbacks=[GateStatistics()],
+                run_config=run_config,
+                kind=self._kind,
+            )
+            self.history_ = trainer.fit(loader, val_data=val, resume=resume)
+        finally:
+            self.model_.to("cpu")  # predict and save run on the CPU
         self.model_.eval()
         return self
 

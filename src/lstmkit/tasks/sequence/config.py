@@ -34,9 +34,16 @@ class SequenceNet(StrictConfig):
 
 @dataclass(frozen=True)
 class SequenceTrain(TrainConfig):
-    """How an estimator trains: the Keras example's recipe (10 epochs of Adam at 1e-3, batch 32), unclipped."""
+    """How an estimator trains: the Keras example's recipe (10 epochs of Adam at 1e-3, batch 32), unclipped, on
+    ``TrainConfig.device`` (the CPU by default).
+
+    ``max_minutes``: every fit stops cleanly after 30 minutes of training (the weights it has then are the model). The
+    recorded classification results (docs/results/classification.md: 100-200 epochs on small UCR/UEA sets) take 11 to
+    118 s on one thread, so the budget is 15 times the longest; it is the classification CLI's
+    (``ClassifyTrain.max_minutes``) too, so Python and the CLI stop at the same time. None: no budget."""
 
     clip_grad_norm: float | None = None
+    max_minutes: float | None = 30.0
     progress: bool = True
 
 

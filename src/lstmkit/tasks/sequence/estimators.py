@@ -208,7 +208,8 @@ class SequenceClassifier(SequenceEstimator):
         self._weight = None if self.class_weights_ is None else torch.tensor(self.class_weights_, dtype=torch.float32)
 
     def _loss(self, pred: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(pred, y, weight=getattr(self, "_weight", None))
+        weight = getattr(self, "_weight", None)
+        return F.cross_entropy(pred, y, weight=None if weight is None else weight.to(pred.device))
 
     def _metrics(self, pred: Tensor, y: Tensor) -> dict[str, Tensor]:
         return {"accuracy": (pred.argmax(dim=1) == y).float().mean()}

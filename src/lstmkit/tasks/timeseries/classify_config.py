@@ -73,7 +73,7 @@ class ClassifyConfig(StrictConfig):
 
         Raises:
             ValueError: for a training setting changed from its default that the estimator does not take (it would
-                be ignored), and for a device other than the CPU while the estimator trains on the CPU only.
+                be ignored). ``train.max_minutes`` and ``train.device`` are the estimator's own parameters.
         """
         from ..sequence.estimators import SequenceClassifier
 
@@ -88,7 +88,7 @@ class ClassifyConfig(StrictConfig):
         ]
         if ignored:
             raise ValueError(
-                f"The classifier does not take {', '.join('train.' + k for k in ignored)} yet (the estimator trains "
-                f"on the CPU, without a time budget); leave {'it' if len(ignored) == 1 else 'them'} at the default."
+                f"The classifier does not take {', '.join('train.' + k for k in ignored)} yet; leave "
+                f"{'it' if len(ignored) == 1 else 'them'} at the default."
             )
         return SequenceClassifier(**params)
