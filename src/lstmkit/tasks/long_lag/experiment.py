@@ -29,9 +29,10 @@ from ... import runs
 from ..._atomic import atomic_write_bytes
 from ...data import SeededDraws
 from ...nn import hidden_grad_norms
-from ...train import GateStatistics, StepOutput, Trainer, register_resumer, resolve_device, seed_everything
+from ...train import StepOutput, Trainer, register_resumer, resolve_device, seed_everything
 from ...train.distributed import is_main_process
 from ..sequence.model import ModelConfig, SequenceModel
+from ..training import task_trainer
 from . import problems as data
 from .config import ExperimentConfig, LongLagNet, LongLagTrain
 
@@ -154,13 +155,6 @@ class _TrainBatches(SeededDraws):
         self.spec, self.cfg, self.length = spec, cfg, length
 
 
-def _run_config(cfg: ExperimentConfig) -> dict[str, Any]:
-    """What a resume must match: the experiment config without its display and device settings."""
-    d = cfg.to_dict()
-    d["train"] = {k: v for k, v in d["train"].items() if k not in ("progress", "device")}
-    return d
-
-
 def run(
     cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False
 ) -> ExperimentResult:
@@ -206,10 +200,9 @@ def run(
     epochs = min(cfg.train.epochs, math.ceil(cfg.max_sequences / (cfg.train.batch_size * cfg.eval_every)))
     # the time budget is _SolvedCheck's (checked at epoch ends), not the Trainer's (checked after every step)
     train_cfg = cfg.train.replace(epochs=epochs, max_minutes=None)
-    trainer = Trainer(
-        model, loss_fn, train_cfg, run_dir=out, eval_fn=eval_fn, callbacks=[check, GateStatistics()],
-        run_config=_run_config(cfg), kind=KIND,
-    )  # fmt: skip
+    # a resume may move the run to another device (unlike the other tasks, whose run config keeps train.device)
+    trainer = task_trainer(model, loss_fn, cfg, kind=KIND, run_dir=out, train=train_cfg, eval_fn=eval_fn,
+                           callbacks=[check], resume_may_change=("device",))  # fmt: skip
     trainer.fit(train_data, val_data=[val_batch], resume=resume)
     seconds = time.perf_counter() - started
 

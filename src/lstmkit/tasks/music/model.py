@@ -42,8 +42,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ... import runs
-from ...train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
+from ...train import StepOutput, resolve_device, seed_everything
 from ..text.language import LMNet, TokenStream, sample_token
+from ..training import on_training_device, task_trainer
 from .config import MusicModelConfig, MusicNet, MusicTrain
 from .data import (
     MusicError,
@@ -123,23 +124,10 @@ class MusicModel:
             return StepOutput(loss=loss, state=state, n_items=y.numel())
 
         train_cfg = cfg.train if val_data is not None else cfg.train.replace(early_stopping_patience=None)
-        run_config = cfg.to_dict()
-        del run_config["train"]["progress"]  # how it shows, not what it trains: a resume may change it
-        self.net.to(device)
-        trainer = Trainer(
-            self.net,
-            loss_fn,
-            train_cfg,
-            run_dir=run_dir,
-            callbacks=[GateStatistics()],
-            run_config=run_config,
-            kind=KIND,
-        )
-        data = TokenStream(train_ids, batch_size, cfg.bptt, dtype=torch.long)
-        try:
+        with on_training_device(self.net, device):  # evaluate, generate and save run on the CPU
+            trainer = task_trainer(self.net, loss_fn, cfg, kind=KIND, run_dir=run_dir, train=train_cfg)
+            data = TokenStream(train_ids, batch_size, cfg.bptt, dtype=torch.long)
             self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
-        finally:
-            self.net.cpu()  # evaluate, generate and save run on the CPU
         self.net.eval()
         return self
 

@@ -29,8 +29,9 @@ from ... import runs
 from ...config import ConfigError
 from ...data import SeededBatches, bucketed
 from ...data.tables import shown, shown_list
-from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...train import StepOutput, seed_everything
 from ..sequence.model import ModelConfig, SequenceModel
+from ..training import task_trainer
 from .config import TextClassifierConfig, TextClassifierNet, TextClassifierTrain
 from .data import TextError, Tokenizer, WordTokenizer, make_tokenizer, tokenizer_from_dict
 
@@ -195,13 +196,8 @@ class TextClassifier:
             return StepOutput(loss=loss, n_items=len(y), metrics={"accuracy": accuracy})
 
         train_cfg = cfg.train if val is not None else cfg.train.replace(early_stopping_patience=None)
-        run_config = cfg.to_dict()
-        del run_config["train"]["progress"]  # how a run shows itself is not part of what it trains
-        run_config["class_weight"] = str(cfg.class_weight)
-        trainer = Trainer(
-            self.net, loss_fn, train_cfg, run_dir=run_dir, callbacks=[GateStatistics()], run_config=run_config,
-            kind=KIND,
-        )  # fmt: skip
+        trainer = task_trainer(self.net, loss_fn, cfg, kind=KIND, run_dir=run_dir, train=train_cfg,
+                               run_config_extra={"class_weight": str(cfg.class_weight)})  # fmt: skip
         self.history_ = trainer.fit(train, val_data=val, resume=resume)
         self.net.eval()
         return self

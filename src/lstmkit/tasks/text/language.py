@@ -34,7 +34,8 @@ from torch import Tensor, nn
 from ... import runs
 from ...data import SeriesStream
 from ...nn import LSTM
-from ...train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
+from ...train import StepOutput, resolve_device, seed_everything
+from ..training import on_training_device, task_trainer
 from .config import LanguageModelConfig, LanguageModelNet, LanguageModelTrain
 from .data import (
     BPETokenizer,
@@ -183,23 +184,10 @@ class LanguageModel:
             per_char = loss / n_chars[which]  # nats per token -> nats per character of text
             return StepOutput(loss=loss, state=state, n_items=y.numel(), metrics={"nats_per_char": per_char})
 
-        run_config = cfg.to_dict()
-        del run_config["train"]["progress"]  # how a run shows itself is not part of what it trains
-        self.net.to(device)
-        trainer = Trainer(
-            self.net,
-            loss_fn,
-            cfg.train,
-            run_dir=run_dir,
-            callbacks=[GateStatistics()],
-            run_config=run_config,
-            kind=KIND,
-        )
-        data = TokenStream(train_ids, batch_size, cfg.bptt, dtype=torch.long)
-        try:
+        with on_training_device(self.net, device):  # evaluate, generate and save run on the CPU
+            trainer = task_trainer(self.net, loss_fn, cfg, kind=KIND, run_dir=run_dir)
+            data = TokenStream(train_ids, batch_size, cfg.bptt, dtype=torch.long)
             self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
-        finally:
-            self.net.cpu()  # evaluate, generate and save run on the CPU
         self.net.eval()
         return self
 

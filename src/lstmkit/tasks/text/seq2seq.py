@@ -37,7 +37,8 @@ from ... import runs
 from ...config import ConfigError
 from ...data import SeededBatches, bucketed
 from ...nn import LSTM
-from ...train import GateStatistics, StepOutput, Trainer, seed_everything
+from ...train import StepOutput, Trainer, seed_everything
+from ..training import task_trainer
 from .config import Seq2SeqConfig, Seq2SeqNetConfig, Seq2SeqTrain
 from .data import TextError, Tokenizer, make_tokenizer, tokenizer_from_dict
 
@@ -248,18 +249,7 @@ class Seq2Seq:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target_out.reshape(-1), ignore_index=PAD)
             return StepOutput(loss=loss, n_items=int((target_out != PAD).sum()))
 
-        run_config = cfg.to_dict()
-        del run_config["train"]["progress"]  # how a run shows itself is not part of what it trains
-        trainer = Trainer(
-            self.net,
-            loss_fn,
-            cfg.train,
-            run_dir=run_dir,
-            callbacks=[GateStatistics()],
-            run_config=run_config,
-            kind=KIND,
-        )
-        trainer_ref["t"] = trainer
+        trainer_ref["t"] = trainer = task_trainer(self.net, loss_fn, cfg, kind=KIND, run_dir=run_dir)
         self.history_ = trainer.fit(data, val_data=val, resume=resume)
         self.net.eval()
         return self

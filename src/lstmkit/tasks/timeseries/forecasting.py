@@ -31,8 +31,9 @@ from torch import Tensor, nn
 from ... import runs
 from ...data import SeededBatches
 from ...data.tables import shown, shown_list
-from ...train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
+from ...train import StepOutput, resolve_device, seed_everything
 from ...train.checkpoint import latest_checkpoint
+from ..training import on_training_device, task_trainer
 from .forecast_config import ForecastConfig, ForecastNet, ForecastTrain
 from .forecast_nets import DirectForecastNet, RecurrentForecastNet, build_net, pinball_loss
 from .metrics import nan_mean, summarize
@@ -249,20 +250,11 @@ class Forecaster:
             xb, fb, yb = batch
             return StepOutput(loss=pinball_loss(model(xb, fb, yb), yb, quantiles), n_items=xb.shape[0])
 
-        run_config = cfg.to_dict()
-        run_config["train"].pop("progress")  # how it shows, not what it trains: a resume may change it
-        trainer = Trainer(
-            self.model.to(device),
-            loss_fn,
-            train_cfg,
-            run_dir=run_dir,
-            callbacks=[GateStatistics()],
-            run_config=run_config,
-            kind=KIND,
-        )
-        batches = _Windows(x, fut, y, train_cfg.batch_size, train_cfg.seed)
-        self.history_ = trainer.fit(batches, val_data=val, resume=resume)
-        self.model.cpu().eval()  # predicts and saves on the CPU
+        with on_training_device(self.model, device):  # predicts and saves on the CPU
+            trainer = task_trainer(self.model, loss_fn, cfg, kind=KIND, run_dir=run_dir, train=train_cfg)
+            batches = _Windows(x, fut, y, train_cfg.batch_size, train_cfg.seed)
+            self.history_ = trainer.fit(batches, val_data=val, resume=resume)
+        self.model.eval()
 
     def _conformal_shift(self, series: list[Series], ends: list[int]) -> float:
         """The CQR correction: the ceil((n+1)(1-alpha))-th smallest of max(lower - y, y - upper) over the held-out

@@ -32,8 +32,9 @@ import torch
 from torch import Tensor
 
 from .... import runs
-from ....train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
+from ....train import StepOutput, resolve_device, seed_everything
 from ...text.ngram import WittenBellLM
+from ...training import on_training_device, task_trainer
 from .. import ctc
 from .config import HandwritingConfig
 from .network import HandwritingBatches, HandwritingNetwork, lm_from_tensors, lm_tensors, ngram_ids, pad_points
@@ -146,17 +147,13 @@ class HandwritingRecognizer:
         keep_best = val is not None and cfg.train.average_from_epoch is None
         patience = cfg.train.early_stopping_patience or cfg.train.epochs if keep_best else None
         train_cfg = cfg.train.replace(early_stopping_patience=patience)
-        run_config = cfg.to_dict()
-        del run_config["train"]["progress"]  # how it shows, not what it trains: a resume may change it
-        if lm_texts:  # a resumed run must fit its n-gram on the same words (ResumeError otherwise)
-            run_config["lm_texts"] = {"n": len(lm_texts), "sha256": hashlib.sha256(extra.tobytes()).hexdigest()}
-        trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
-                          callbacks=[GateStatistics()], run_config=run_config, kind=KIND)  # fmt: skip
-        self.net.to(device)
-        try:
+        lm_words = None  # a resumed run must fit its n-gram on the same words (ResumeError otherwise)
+        if lm_texts:
+            lm_words = {"lm_texts": {"n": len(lm_texts), "sha256": hashlib.sha256(extra.tobytes()).hexdigest()}}
+        trainer = task_trainer(self.net, loss_fn, cfg, kind=KIND, run_dir=run_dir, train=train_cfg,
+                               eval_fn=eval_fn if val else None, run_config_extra=lm_words)  # fmt: skip
+        with on_training_device(self.net, device):  # recognition and saving run on the CPU
             self.history_ = trainer.fit(data, val_data=val, resume=resume)
-        finally:
-            self.net.cpu()  # recognition and saving run on the CPU
         self.net.eval()
         if trainer.averaged_steps and val:  # the net holds the average: score that on the validation words
             with torch.no_grad():

@@ -35,7 +35,8 @@ import torch
 from torch import Tensor
 
 from .... import runs
-from ....train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
+from ....train import StepOutput, resolve_device, seed_everything
+from ...training import on_training_device, task_trainer
 from ..ctc import Alphabet, beam_search, cer, char_lm_hook, ctc_loss, greedy_decode, min_frames, ngram_hook, wer
 from .audio import SAMPLE_RATE, Audio, audio_features, load_audio, log_mel, resample
 from .config import SpeechConfig
@@ -145,15 +146,10 @@ class SpeechRecognizer:
         # with validation voices, the epoch with the lowest validation CER is kept: early stopping that never stops
         patience = cfg.train.early_stopping_patience or cfg.train.epochs if val is not None else None
         train_cfg = cfg.train.replace(early_stopping_patience=patience)
-        run_config = cfg.to_dict()
-        del run_config["train"]["progress"]  # how it shows, not what it trains: a resume may change it
-        self.net.to(device)
-        trainer = Trainer(self.net, loss_fn, train_cfg, run_dir=run_dir, eval_fn=eval_fn if val else None,
-                          callbacks=[GateStatistics()], run_config=run_config, kind=KIND)  # fmt: skip
-        try:
+        with on_training_device(self.net, device):  # decoding, streaming and saving run on the CPU
+            trainer = task_trainer(self.net, loss_fn, cfg, kind=KIND, run_dir=run_dir, train=train_cfg,
+                                   eval_fn=eval_fn if val else None)  # fmt: skip
             self.history_ = trainer.fit(data, val_data=val, resume=resume)
-        finally:
-            self.net.cpu()  # decoding, streaming and saving run on the CPU
         self.net.eval()
         return self
 

@@ -58,7 +58,8 @@ import torch
 from torch import Tensor, nn
 
 from .... import runs
-from ....train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
+from ....train import StepOutput, resolve_device, seed_everything
+from ...training import on_training_device, task_trainer
 from .config import KIND, AnomalyConfig, NotFittedError
 from .data import as_table, labels_of, series_values
 from .encdec import SCORE_DTYPE, EncDecNet, WindowBatches, combine_windows, full_windows
@@ -260,20 +261,11 @@ class AnomalyDetector:
             (xb,) = batch  # (B, L, 1)
             return StepOutput(loss=torch.mean((model(xb) - xb[..., 0]) ** 2), n_items=xb.shape[0])
 
-        run_config = cfg.to_dict()
-        run_config["train"].pop("progress")  # how it shows, not what it trains: a resume may change it
-        trainer = Trainer(
-            self.model.to(device),
-            loss_fn,
-            cfg.train,
-            run_dir=run_dir,
-            callbacks=[GateStatistics()],
-            run_config=run_config,
-            kind=KIND,
-        )
-        batches = WindowBatches(x_train, cfg.train.batch_size, cfg.train.seed)
-        self.history_ = trainer.fit(batches, val_data=val, resume=resume)
-        self.model.cpu().eval()  # scores and saves on the CPU
+        with on_training_device(self.model, device):  # scores and saves on the CPU
+            trainer = task_trainer(self.model, loss_fn, cfg, kind=KIND, run_dir=run_dir)
+            batches = WindowBatches(x_train, cfg.train.batch_size, cfg.train.seed)
+            self.history_ = trainer.fit(batches, val_data=val, resume=resume)
+        self.model.eval()
 
     # ---- score / predict / evaluate ------------------------------------------------------------------------------
     def _score_values(self, values: np.ndarray) -> np.ndarray:
