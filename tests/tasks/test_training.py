@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lstmkit.config import StrictConfig, TrainConfig
-from lstmkit.tasks.training import PRESENTATION_FIELDS, on_training_device, task_run_config, task_trainer
+from lstmkit.tasks.training import RESUME_MAY_CHANGE, on_training_device, task_run_config, task_trainer
 from lstmkit.train import GateStatistics, StepOutput
 
 
@@ -24,14 +24,15 @@ def _loss(model, batch, state):
     return StepOutput(loss=model(x).pow(2).mean(), n_items=x.shape[0])
 
 
-def test_the_run_config_is_the_whole_config_less_how_a_run_shows_itself():
+def test_the_run_config_is_the_whole_config_less_what_a_resume_may_change():
     cfg = _Config()
     run_config = task_run_config(cfg)
     whole = cfg.to_dict()
-    assert PRESENTATION_FIELDS == ("progress",)
-    assert "progress" in whole["train"] and "progress" not in run_config["train"]
-    assert run_config == {**whole, "train": {k: v for k, v in whole["train"].items() if k != "progress"}}
-    assert list(run_config["train"]) == [k for k in whole["train"] if k != "progress"]  # the order kept too
+    assert RESUME_MAY_CHANGE == ("progress", "max_minutes")
+    free = set(RESUME_MAY_CHANGE)
+    assert free <= set(whole["train"]) and not free & set(run_config["train"])
+    assert run_config == {**whole, "train": {k: v for k, v in whole["train"].items() if k not in free}}
+    assert list(run_config["train"]) == [k for k in whole["train"] if k not in free]  # the order kept too
     assert cfg.to_dict() == whole  # the config itself is left alone
 
 

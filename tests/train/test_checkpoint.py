@@ -226,6 +226,12 @@ def test_resume_refuses_a_different_config_naming_the_difference(tmp_path: Path)
     train(tmp_path / "r", config(progress=True), resume=True)  # display settings may change
 
 
+def test_a_resume_may_give_a_new_time_budget(tmp_path: Path) -> None:
+    with pytest.raises(Crash):
+        train(tmp_path / "r", config(max_minutes=1.0), crash_at=5)  # as a run its budget cut short
+    train(tmp_path / "r", config(max_minutes=30.0), resume=True)  # resumed with a larger budget
+
+
 def test_resume_refuses_another_lstmkit_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(Crash):
         train(tmp_path / "r", config(), crash_at=5)

@@ -17,10 +17,11 @@ import torch
 from ..config import TrainConfig
 from ..train import GateStatistics, Trainer
 
-__all__ = ["PRESENTATION_FIELDS", "TaskConfig", "on_training_device", "task_run_config", "task_trainer"]
+__all__ = ["RESUME_MAY_CHANGE", "TaskConfig", "on_training_device", "task_run_config", "task_trainer"]
 
-PRESENTATION_FIELDS = ("progress",)
-"""Fields of the train section that say how a run shows itself, not what it trains: a resume may change them."""
+RESUME_MAY_CHANGE = ("progress", "max_minutes")
+"""Fields of the train section a resume may change without changing what is computed: how a run shows itself, and
+the time budget (a resumed fit starts a new one; a run cut by its budget is resumed with a larger one)."""
 
 
 class TaskConfig(Protocol):
@@ -36,9 +37,9 @@ def task_run_config(
     cfg: TaskConfig, *, resume_may_change: Iterable[str] = (), extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """What a resume of the task must match: ``cfg.to_dict()`` without the train section's presentation fields
-    (:data:`PRESENTATION_FIELDS`) and ``resume_may_change`` (more train fields a resume may change), then ``extra``
+    (:data:`RESUME_MAY_CHANGE`) and ``resume_may_change`` (more train fields a resume may change), then ``extra``
     (entries that replace or add to the config's, e.g. what the task trained on beyond its config)."""
-    dropped = {*PRESENTATION_FIELDS, *resume_may_change}
+    dropped = {*RESUME_MAY_CHANGE, *resume_may_change}
     run_config = cfg.to_dict()
     run_config["train"] = {k: v for k, v in run_config["train"].items() if k not in dropped}
     run_config.update(extra or {})

@@ -41,8 +41,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Fields that may change between a run and its resume without changing what is computed.
-RESUME_FREE_FIELDS = frozenset({"progress", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"})
+# Fields that may change between a run and its resume without changing what is computed (max_minutes: a resumed fit
+# starts a new budget, and a run its budget cut short is resumed with a larger one).
+RESUME_FREE_FIELDS = frozenset(
+    {"progress", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "max_minutes"}
+)
 
 
 def package_version() -> str:
