@@ -25,7 +25,14 @@ Future = Annotated[list[str] | None, typer.Option("--future", help="A future cov
 Static = Annotated[
     list[str] | None, typer.Option("--static", help="A static covariate column, one value per series (repeatable).")
 ]
-Season = Annotated[int | None, typer.Option("--season", help="Seasonal period in steps (default 1, or the dataset's).")]
+Season = Annotated[
+    int | None,
+    typer.Option(
+        "--season",
+        help="Seasonal period in steps: MASE's scale and seasonal-naive (default: the dataset's, or inferred from the "
+        "timestamps: monthly 12, hourly 24, ...).",
+    ),
+]
 
 
 Transform = Annotated[
@@ -80,7 +87,7 @@ def train(
         metrics = {"train_loss": summary["train_loss"], "epochs": summary["epochs"]}
         print_result(
             "forecaster", summary["run_dir"], metrics, {}, forecast=summary.get("forecast"), target=summary["target"],
-            horizon=summary["horizon"], window=summary["window"],
+            horizon=summary["horizon"], window=summary["window"], season=summary["season"],
         )  # fmt: skip
     else:
         where = f", forecast in {summary['forecast']}" if "forecast" in summary else ""

@@ -9,6 +9,7 @@ from .baselines import ets_forecast, seasonal_naive
 from .forecast_config import ForecastConfig
 from .forecasting import Forecaster
 from .metrics import nan_mean, summarize
+from .seasonality import resolve_season
 from .series import as_table, check_season, future_rows, prepare_series, slice_table
 
 __all__ = ["backtest"]
@@ -33,6 +34,8 @@ def backtest(
         ``{"folds": [{"origin", "model": {...}, "seasonal_naive": {...}, "ets": {...}}, ...], "mean": {...}}`` with
         MAE, RMSE, MASE, sMAPE (and the LSTM's interval coverage) per entry; with ``keep_forecasts`` each fold also
         holds ``"forecast"``, the LSTM's forecast table (as :meth:`Forecaster.predict` returns it).
+        ``"season"``: the season scored with (MASE's scale, seasonal-naive; inferred from the timestamps when the
+        config gives none) and what the timestamps imply (:func:`lstmkit.tasks.timeseries.seasonality.resolve_season`).
 
     Raises:
         ValueError: if the first origin leaves too little history to train on.
@@ -48,6 +51,8 @@ def backtest(
             f"The horizon ({config.horizon} steps) must be shorter than the history; the shortest series has "
             f"{shortest} points."
         )
+    reserve = config.horizon + (folds - 1) * stride + 1  # every fold's history holds two seasons and a point
+    config, season = resolve_season(config, table, series, reserve=reserve)
     check_season(config.season, shortest, config.horizon)
     first_origin = shortest - config.horizon - (folds - 1) * stride
     if first_origin <= 2 * config.season:
@@ -93,4 +98,4 @@ def backtest(
         name: {m: nan_mean([f[name][m] for f in results]) for m in results[0][name]}
         for name in ("model", "seasonal_naive", "ets") if results[0][name]
     }  # fmt: skip
-    return {"folds": results, "mean": mean}
+    return {"folds": results, "mean": mean, "season": season}

@@ -58,7 +58,9 @@ class ForecastConfig(StrictConfig):
     # One value per series; needs ``id``. Numbers are standardised, anything else (text, booleans) is one-hot: pass
     # integer-coded categories (store type 1/2/3) as text, or they are read as quantities.
     static_covariates: tuple[str, ...] = ()
-    season: int = 1  # seasonal period in steps: seasonal-naive baseline, MASE, and the default window
+    # Seasonal period in steps: seasonal-naive baseline and residual, MASE's scale, the default window. None: the main
+    # period the timestamps imply (monthly 12, hourly 24, ...; tasks.timeseries.seasonality), filled in at fit.
+    season: int | None = None
     # None: max(2 * season, horizon), at most half the shortest history. Shorter windows give more training windows,
     # which small series need (airline: window 24 reached MASE 0.7-1.1, window 48 only 1.5-1.8; 3 seeds each).
     input_window: int | None = None
@@ -85,7 +87,7 @@ class ForecastConfig(StrictConfig):
     def validate(self) -> None:
         if self.horizon < 1:
             raise ValueError(f"The horizon (horizon=, --horizon) must be at least 1 step, got {self.horizon}.")
-        if self.season < 1:
+        if self.season is not None and self.season < 1:
             raise ValueError(f"The season (season=, --season) must be at least 1 step, got {self.season}.")
         if self.input_window is not None and self.input_window < 1:
             raise ValueError(f"ForecastConfig.input_window must be at least 1, got {self.input_window}.")

@@ -11,7 +11,8 @@ from ... import runs
 from ..._atomic import atomic_write_bytes
 from .forecast_config import ForecastConfig
 from .forecasting import Forecaster
-from .series import prepare_series
+from .seasonality import resolve_season
+from .series import as_table, prepare_series
 
 __all__ = ["train_run"]
 
@@ -29,11 +30,14 @@ def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *,
     out = Path(out)
     if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished forecaster; choose another --out or delete it.")
+    data = as_table(data)
+    config, season = resolve_season(config, data, prepare_series(data, config))  # warns on a contradicted season
     forecaster = Forecaster(config).fit(data, run_dir=out, resume=resume)
     forecaster.save(out)
     summary: dict[str, Any] = {
         "run_dir": str(out), "target": config.target, "horizon": config.horizon, "window": forecaster.window,
         "epochs": len(forecaster.history_), "train_loss": forecaster.history_[-1]["train_loss"],
+        "season": season,
     }  # fmt: skip
     if not config.future_covariates:
         pred = forecaster.predict(data)

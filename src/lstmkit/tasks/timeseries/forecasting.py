@@ -37,6 +37,7 @@ from ..training import on_training_device, task_trainer
 from .forecast_config import ForecastConfig, ForecastNet, ForecastTrain
 from .forecast_nets import DirectForecastNet, RecurrentForecastNet, build_net, pinball_loss
 from .metrics import nan_mean, summarize
+from .seasonality import resolve_season
 from .series import Series, as_table, check_season, future_rows, prepare_series, require_pandas, slice_table
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class Forecaster:
         self.static_encoding: dict[str, list[Any]] = {}
         self.trained_until: dict[str, str] = {}  # series key -> the last timestamp of its training data
         self.history_: list[dict[str, Any]] = []
+        self.season_: dict[str, Any] = {}  # the season fit used and what the timestamps imply (resolve_season)
 
     # ---- features ---------------------------------------------------------------------------------------------
     @property
@@ -201,8 +203,11 @@ class Forecaster:
     # ---- fit / predict ----------------------------------------------------------------------------------------
     def fit(self, data: Any, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False) -> Forecaster:
         """Train on the whole table (every series). The last horizon of each series validates for early stopping."""
+        data = as_table(data)
+        series = prepare_series(data, self.config)
+        # season None: the main period of the timestamps (a given season is kept; train_run and backtest warn)
+        self.config, self.season_ = resolve_season(self.config, data, series, warn=False)
         cfg = self.config
-        series = prepare_series(data, cfg)
         shortest = min(len(s.y) for s in series)
         if cfg.horizon >= shortest:
             raise ValueError(
