@@ -41,6 +41,8 @@ def test_train_predict_evaluate_on_a_small_csv(tmp_path, capsys):
     assert summary["n_train"] == 12 and summary["n_test"] == 4
     assert summary["predictions"] == str(out / "predictions.csv")
     assert set(summary["baselines"]["one_nn_euclidean"]) == {"accuracy", "balanced_accuracy", "macro_f1"}
+    recorded = json.loads((out / "result.json").read_text())["warnings"]  # 3 epochs: an underfit may be said
+    assert summary["warnings"] == recorded and all("stayed near chance" in w for w in recorded)
     for name in ("config.json", "model.safetensors", "metrics.csv", "confusion.png", "attention.png",
                  "predictions.csv", "result.json", "report.html"):  # fmt: skip
         assert (out / name).exists(), name

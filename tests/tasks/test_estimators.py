@@ -1,5 +1,7 @@
 """SequenceRegressor / SequenceClassifier: fit, predict, score, save / load, errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -346,3 +348,22 @@ def test_classify_train_passes_the_budget_and_the_device_to_the_saved_config(tmp
         message = " ".join(capsys.readouterr().err.split())
         assert "PyTorch sees no CUDA GPU" in message and "Traceback" not in message and len(message) < 300
         assert not (tmp_path / "c").exists()
+
+
+def test_a_classifier_that_stays_near_chance_on_its_training_data_says_so():
+    from lstmkit.tasks.sequence.estimators import UnderfitWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6, 1)).astype(np.float32)
+    y = np.array(["a", "b"] * 20)
+    stuck = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, lr=1e-6, progress=False)
+    with pytest.warns(UnderfitWarning, match=r"training accuracy 0\.\d+ stayed near chance .* scores 0\.500"):
+        stuck.fit(X, y)
+    assert len(stuck.fit_warnings_) == 1 and "epochs" in stuck.fit_warnings_[0]
+    X_easy = np.concatenate([rng.normal(-2, 0.1, (20, 6, 1)), rng.normal(2, 0.1, (20, 6, 1))]).astype(np.float32)
+    y_easy = np.array(["a"] * 20 + ["b"] * 20)
+    fitted = lstmkit.SequenceClassifier(hidden_size=8, epochs=30, lr=1e-2, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnderfitWarning)
+        fitted.fit(X_easy, y_easy)
+    assert fitted.fit_warnings_ == [] and fitted.score(X_easy, y_easy) == 1.0

@@ -130,7 +130,7 @@ def train(
             "sequence_classifier", summary["run_dir"], metrics, summary["baselines"],
             predictions=str(Path(summary["run_dir"]) / "predictions.csv"), scored_on=summary["scored_on"],
             n_train=summary["n_train"], n_test=summary["n_test"], epochs=summary["epochs"],
-            train_seconds=summary["train_seconds"],
+            train_seconds=summary["train_seconds"], warnings=summary["warnings"],
         )  # fmt: skip
         return
     err.print(f"trained on {summary['n_train']} series; run in {summary['run_dir']}")

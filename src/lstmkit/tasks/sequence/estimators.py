@@ -25,6 +25,7 @@ returns self, :class:`NotFittedError` before ``fit``, fitted attributes ending i
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +46,7 @@ __all__ = [
     "SequenceClassifier",
     "SequenceEstimator",
     "SequenceRegressor",
+    "UnderfitWarning",
     "classification_scores",
 ]
 
@@ -91,6 +93,10 @@ class SequenceRegressor(SequenceEstimator):
         ss_res = ((y_true - y_pred) ** 2).sum()
         ss_tot = ((y_true - y_true.mean(axis=0)) ** 2).sum()
         return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else 0.0
+
+
+class UnderfitWarning(UserWarning):
+    """A classifier ended its training no better on its own training data than a constant guess."""
 
 
 @runs.register_kind(CLASSIFIER_KIND)
@@ -148,6 +154,29 @@ class SequenceClassifier(SequenceEstimator):
         # only what differs from the shared parameters (see SequenceEstimator); the signature users see is merged
         super().__init__(hidden_size, normalize=normalize, epochs=epochs, **shared)
         self.class_weight = class_weight
+
+    def fit(self, X: Any, y: Any, run_dir: Any = None, *, resume: bool = False) -> SequenceClassifier:
+        """Train on ``X`` and the class labels ``y`` (see :meth:`SequenceEstimator.fit`); returns ``self``.
+
+        After training, the accuracy on the training series themselves is compared with a constant guess of the
+        most frequent class: when it stays within a tenth of the way from that guess to perfect, an
+        :class:`UnderfitWarning` says so (the model did not fit its own training data), and ``fit_warnings_``
+        keeps the sentence for the run's result.
+        """
+        super().fit(X, y, run_dir, resume=resume)
+        self.fit_warnings_: list[str] = []
+        labels = np.asarray(y)
+        majority = float(np.unique(labels, return_counts=True)[1].max() / len(labels))
+        train_accuracy = float(self.score(X, y))
+        if train_accuracy < majority + 0.1 * (1.0 - majority):
+            message = (
+                f"training accuracy {train_accuracy:.3f} stayed near chance (always guessing the most frequent class "
+                f"scores {majority:.3f}): the model did not fit its own training data. Train longer (epochs), with "
+                "a larger learning rate (lr), or add the convolutional branch (conv_branch=True)."
+            )
+            self.fit_warnings_.append(message)
+            warnings.warn(message, UnderfitWarning, stacklevel=2)
+        return self
 
     def _validate_params(self) -> None:
         super()._validate_params()

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import numpy as np
 from ... import runs
 from ..._atomic import atomic_write_bytes
 from ...data.tables import cap, check_finite, check_numeric, check_rows, row_of, shown
-from ..sequence.estimators import SequenceClassifier, classification_scores
+from ..sequence.estimators import SequenceClassifier, UnderfitWarning, classification_scores
 from .classify_config import ClassifyConfig, ClassifyTrain
 
 __all__ = ["ClassifyConfig", "ClassifyTrain", "Series", "evaluate_table", "one_nn_euclidean", "predict_table",
@@ -327,8 +328,12 @@ def train_run(
             )
 
     t0 = time.perf_counter()
-    clf = config.classifier().fit(train.X, train.y, run_dir=out, resume=resume)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnderfitWarning)  # said once below, as a log line, and kept in result.json
+        clf = config.classifier().fit(train.X, train.y, run_dir=out, resume=resume)
     seconds = time.perf_counter() - t0
+    for message in clf.fit_warnings_:
+        logger.warning(message)
     clf.data_config_ = {**config.to_dict(), "resolved_features": series.features, "source": source}
     clf.save(out)  # the model first: a failure in a step after training cannot lose it
 
@@ -338,6 +343,7 @@ def train_run(
         "source": source, "scored_on": scored_on, "n_train": len(train), "n_test": 0 if test is None else len(test),
         "channels": len(series.features), "classes": clf.classes_.tolist(), "epochs": len(clf.history_),
         "train_seconds": round(seconds, 2), "lstm": scores, "lstm_train": clf.evaluate(train.X, train.y),
+        "warnings": list(clf.fit_warnings_),
     }  # fmt: skip
     if test is not None:
         nn_pred, how = one_nn_euclidean(train.X, train.y, test.X)
@@ -367,6 +373,7 @@ def train_run(
         "run_dir": str(out), "scored_on": scored_on, "n_train": len(train), "n_test": result["n_test"],
         "accuracy": scores["accuracy"], "balanced_accuracy": scores["balanced_accuracy"],
         "macro_f1": scores["macro_f1"], "epochs": len(clf.history_), "train_seconds": result["train_seconds"],
+        "warnings": result["warnings"],
     }  # fmt: skip
     summary["baselines"] = {}  # each baseline's scores on the same series, as the LSTM's above
     if "one_nn_euclidean" in result:
