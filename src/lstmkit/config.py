@@ -361,7 +361,8 @@ def parse_value(text: str, tp: Any) -> Any:
         typing.get_origin(a) in (tuple, list) for a in typing.get_args(tp)
     )
     if text.strip().lower() in ("none", "null"):
-        return None
+        choices = [a for t in (tp, *typing.get_args(tp)) if typing.get_origin(t) is Literal for a in typing.get_args(t)]
+        return text.strip() if text.strip() in choices else None  # a choice named "none" is that choice
     try:
         value = json.loads(text)
     except ValueError:

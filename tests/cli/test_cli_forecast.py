@@ -64,6 +64,27 @@ def test_shared_options_set_and_config_reach_the_sections(tmp_path, capsys):
     assert cfg["calibrate_intervals"] is False
     assert main([*argv[:-3], "--set", "train.lr=fast", "--out", str(tmp_path / "r2")]) == 2
     assert "lr" in capsys.readouterr().err and not (tmp_path / "r2").exists()
+    again = [
+        "forecast",
+        "train",
+        "--csv",
+        str(csv),
+        "--time",
+        "day",
+        "--target",
+        "sales",
+        "--horizon",
+        "3",
+        "--config",
+        str(tmp_path / "r" / "config.json"),
+        "--set",
+        "transform=none",
+        "--out",
+        str(tmp_path / "r3"),
+    ]
+    assert main(again) == 0, capsys.readouterr().err  # a finished run's config.json repeats that run's settings
+    repeated = json.loads((tmp_path / "r3" / "config.json").read_text())["config"]["forecast"]
+    assert (repeated["net"], repeated["train"]["lr"], repeated["transform"]) == (cfg["net"], 0.01, "none")
 
 
 def test_forecast_on_a_csv_and_errors_are_one_sentence(tmp_path, capsys):

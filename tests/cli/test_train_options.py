@@ -150,6 +150,18 @@ def test_a_bad_set_value_does_not_blame_an_option_not_given() -> None:
     assert code == 2 and "--hidden-size" not in err
 
 
+def test_an_unknown_set_key_is_not_blamed_on_a_shared_option_that_was_given() -> None:
+    code, _, err = run("--epochs", "2", "--set", "train.patience=3")  # the list of fields names "epochs" too
+    assert code == 2 and "has no field 'train.patience'" in err and "--epochs" not in err
+
+
+def test_a_plain_config_file_stays_strict(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"net": {"hidden_size": 8}, "windwo": 3}))  # a typo is not dropped
+    code, _, err = run("--config", str(plain))
+    assert code == 2 and "'windwo'" in err
+
+
 def test_a_run_config_json_is_accepted_by_config(tmp_path: Path) -> None:
     started = ToyConfig().with_overrides({"net.hidden_size": 20, "window": 3, "train.lr": 0.02})
     runs.start_run(tmp_path / "run", "toy", started)  # the config.json a training writes as it starts

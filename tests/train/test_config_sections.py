@@ -147,3 +147,9 @@ def test_paths_walk_the_sections() -> None:
 def test_parse_value_reads_text_as_the_field_wants(text: str, tp: Any, expected: Any) -> None:
     value = parse_value(text, tp)
     assert value == expected and type(value) is type(expected)
+
+
+def test_parse_value_keeps_a_choice_named_none():
+    assert parse_value("none", Literal["none", "log"]) == "none"
+    assert parse_value("none", Literal["none", "balanced"] | None) == "none"
+    assert parse_value("none", int | None) is None and parse_value("null", float | None) is None

@@ -69,7 +69,12 @@ class CoreOptions:
 
     def overrides(self) -> dict[str, Any]:
         """The dotted config paths the options set, in the order they apply: core options, then ``--set``."""
-        out: dict[str, Any] = {CORE_PATHS[k]: getattr(self, k) for k in CORE_PATHS if getattr(self, k) is not None}
+        core = {CORE_PATHS[k]: getattr(self, k) for k in CORE_PATHS if getattr(self, k) is not None}
+        return {**core, **self.set_pairs()}
+
+    def set_pairs(self) -> dict[str, str]:
+        """``--set KEY=VALUE`` as ``{KEY: VALUE}`` (the text, read by the field's type later)."""
+        out: dict[str, str] = {}
         for item in self.sets:
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
@@ -91,22 +96,20 @@ class CoreOptions:
         """
         base: dict[str, Any] = {}
         if self.config_file is not None:
-            base = _fields_for(config_cls, read_config_file(self.config_file))
+            base = read_config_file(self.config_file)
+            if _is_run_config(self.config_file):
+                base = _fields_for(config_cls, base)
         cfg = config_cls.from_dict(_merge(config_cls, base, given))
-        overrides = self.overrides()
-        try:
-            return cfg.with_overrides(overrides)
-        except ConfigError as e:
-            set_keys = {item.partition("=")[0].strip() for item in self.sets}
-            option = next(
-                (
-                    f"--{k.replace('_', '-')}"
-                    for k, p in CORE_PATHS.items()
-                    if getattr(self, k) is not None and p not in set_keys and p.split(".")[1] in str(e)
-                ),
-                None,
-            )
-            raise ConfigError(f"{option}: {e}" if option else str(e)) from None
+        sets = self.set_pairs()
+        for name in CORE_PATHS:  # one at a time, so that a refused value names its own option
+            value = getattr(self, name)
+            if value is None or CORE_PATHS[name] in sets:
+                continue  # --set on the same field wins
+            try:
+                cfg = cfg.with_overrides({CORE_PATHS[name]: value})
+            except ConfigError as e:
+                raise ConfigError(f"--{name.replace('_', '-')}: {e}") from None
+        return cfg.with_overrides(sets) if sets else cfg
 
 
 C = TypeVar("C", bound=StrictConfig)
@@ -124,20 +127,36 @@ def _merge(config_cls: type[StrictConfig], base: Mapping[str, Any], given: Mappi
 
 
 def _fields_for(config_cls: type[StrictConfig], doc: dict[str, Any]) -> dict[str, Any]:
-    """The part of ``doc`` that is ``config_cls``'s fields: ``doc`` itself, or the one entry of a saved run's payload
-    that holds them (a run saves its config beside what it learned: ``{"music": {...}, "tokens": [...]}``)."""
+    """The part of a saved run's payload that is ``config_cls``'s fields: the payload itself, or (a run saves
+    its config beside what it learned: ``{"music": {...}, "tokens": [...]}``) the entry that names the most of those
+    fields, less what the run recorded beside them (resolved columns, the data's source)."""
     fields = set(config_cls.field_names())
 
-    def fits(d: dict[str, Any]) -> bool:
+    def known(d: dict[str, Any]) -> set[str]:
         try:
-            return set(config_cls._upgrade(d)) <= fields
+            return set(config_cls._upgrade(d)) & fields
         except ConfigError:
-            return False
+            return set()
 
-    if fits(doc):
+    upgraded = config_cls._upgrade(doc)
+    if set(upgraded) <= fields:
         return doc
-    inside = [v for v in doc.values() if isinstance(v, dict) and fits(v)]
-    return inside[0] if len(inside) == 1 else doc
+    entries = [v for v in doc.values() if isinstance(v, dict) and v]
+    if not entries:
+        return doc
+    best = max(entries, key=lambda d: len(known(d)))
+    if not known(best):
+        return doc
+    return {k: v for k, v in config_cls._upgrade(best).items() if k in fields}
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether ``path`` is a run directory's config.json (``{"kind", "config", ...}``), not a file of fields."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("config"), dict) and "kind" in doc
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
