@@ -175,6 +175,14 @@ def test_streaming_equals_the_offline_unidirectional_pass(data_dir) -> None:
 
 
 @needs_programs
+def test_weight_averaging_with_validation_voices_keeps_the_average(data_dir) -> None:
+    audio, texts = _audio(data_dir, "train")
+    rec = SpeechRecognizer(hidden_size=8, num_layers=1, epochs=2, batch_size=4, average_from_epoch=1, progress=False)
+    rec.fit(audio, texts, validation=_audio(data_dir, "validation"))  # refused before: best epoch and average both
+    assert len(rec.history_) == 2
+
+
+@needs_programs
 def test_fit_decode_evaluate_save_load_both_architectures(data_dir, tmp_path) -> None:
     audio, texts = _audio(data_dir, "train")
     val_audio, val_texts = _audio(data_dir, "validation")

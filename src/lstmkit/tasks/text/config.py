@@ -94,8 +94,8 @@ class Seq2SeqNetConfig(StrictConfig):
 
     embedding_size: int = 64
     hidden_size: int = 128
-    num_layers: int = 1  # the encoder's layers, and the decoder's unless decoder_layers says otherwise
-    decoder_layers: int | None = None  # None: num_layers
+    num_layers: int = 1  # the encoder's layers
+    decoder_layers: int | None = 1  # the decoder's (1, as in 0.1); None: as many as the encoder's
     bidirectional: bool = True  # the encoder
     attention: Literal["bahdanau", "luong", "none"] = "bahdanau"
     attention_size: int = 128

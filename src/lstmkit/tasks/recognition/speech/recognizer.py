@@ -143,8 +143,10 @@ class SpeechRecognizer:
                 hypotheses += [alphabet.decode(h) for h in greedy_decode(log_probs.transpose(0, 1), lengths)]
             return {"val_loss": total / n, "val_cer": cer(references, hypotheses)}
 
-        # with validation voices, the epoch with the lowest validation CER is kept: early stopping that never stops
-        patience = cfg.train.early_stopping_patience or cfg.train.epochs if val is not None else None
+        # with validation voices, the epoch with the lowest validation CER is kept: early stopping that never stops;
+        # with weight averaging the average is kept instead (the Trainer refuses the two together)
+        keep_best = val is not None and cfg.train.average_from_epoch is None
+        patience = cfg.train.early_stopping_patience or cfg.train.epochs if keep_best else None
         train_cfg = cfg.train.replace(early_stopping_patience=patience)
         with on_training_device(self.net, device):  # decoding, streaming and saving run on the CPU
             trainer = task_trainer(self.net, loss_fn, cfg, kind=KIND, run_dir=run_dir, train=train_cfg,
