@@ -338,3 +338,14 @@ def test_a_season_needs_two_of_itself_before_the_horizon() -> None:
                                          "seasons of at most 16 steps"):  # fmt: skip
         quick(season=17, epochs=1).fit(df)
     assert quick(season=16, epochs=1).fit(df).window == 17  # min(2 * 16, (40 - 6) // 2)
+
+
+@pytest.mark.parametrize("setting", [{"tbptt_steps": 2}, {"carry_state_across_batches": True}, {"monitor": "loss"}])
+def test_training_settings_a_window_model_cannot_use_are_refused(setting):
+    from lstmkit.config import ConfigError
+    from lstmkit.tasks.timeseries.anomaly.config import AnomalyTrain
+    from lstmkit.tasks.timeseries.forecast_config import ForecastTrain
+
+    for section, who in ((ForecastTrain, "A forecaster"), (AnomalyTrain, "An anomaly detector")):
+        with pytest.raises(ConfigError, match=f"{who} cannot use train.{next(iter(setting))}="):
+            section(**setting)
