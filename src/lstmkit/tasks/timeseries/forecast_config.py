@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from ...config import ConfigError, StrictConfig, TrainConfig
 
-__all__ = ["ForecastConfig", "ForecastNet", "ForecastTrain"]
+__all__ = ["ForecastConfig", "ForecastNet", "ForecastTrain", "check_window_training"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,22 @@ class ForecastNet(StrictConfig):
             raise ValueError(f"ForecastNet.dropout must be in [0, 1), got {self.dropout}. Use 0.0 to turn it off.")
 
 
+def check_window_training(train: TrainConfig, who: str) -> None:
+    """Refuse the training settings a window model cannot use: its network reads each window whole from a zero state
+    (no truncated BPTT, no state carried between batches), and early stopping watches the validation loss.
+
+    Raises:
+        ConfigError: naming each such setting given.
+    """
+    fixed = {"tbptt_steps": None, "carry_state_across_batches": False, "monitor": "val_loss"}
+    changed = [f"train.{k}={getattr(train, k)!r}" for k, v in fixed.items() if getattr(train, k) != v]
+    if changed:
+        raise ConfigError(
+            f"{who} cannot use {', '.join(changed)}: it trains on whole windows from a zero state and watches "
+            "val_loss. Leave those settings at their defaults."
+        )
+
+
 @dataclass(frozen=True)
 class ForecastTrain(TrainConfig):
     """How a forecaster trains: :class:`lstmkit.config.TrainConfig` with the defaults forecasting changes.
@@ -43,15 +59,7 @@ class ForecastTrain(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        # The network reads each window whole and starts from a zero state: no truncated BPTT, no state carried
-        # between batches; early stopping watches the validation loss.
-        fixed = {"tbptt_steps": None, "carry_state_across_batches": False, "monitor": "val_loss"}
-        changed = [f"train.{k}={getattr(self, k)!r}" for k, v in fixed.items() if getattr(self, k) != v]
-        if changed:
-            raise ConfigError(
-                f"A forecaster cannot use {', '.join(changed)}: it trains on whole windows "
-                "from a zero state and watches val_loss. Leave those settings at their defaults."
-            )
+        check_window_training(self, "A forecaster")
 
 
 @dataclass(frozen=True)

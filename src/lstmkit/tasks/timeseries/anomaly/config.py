@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ....config import ConfigError, StrictConfig, TrainConfig
+from ....config import StrictConfig, TrainConfig
+from ..forecast_config import check_window_training
 
 __all__ = ["KIND", "AnomalyConfig", "AnomalyNet", "AnomalyTrain", "NotFittedError"]
 
@@ -43,15 +44,7 @@ class AnomalyTrain(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        # The network reads each window whole and starts from a zero state: no truncated BPTT, no state carried
-        # between batches; early stopping watches the validation loss.
-        fixed = {"tbptt_steps": None, "carry_state_across_batches": False, "monitor": "val_loss"}
-        changed = [f"train.{k}={getattr(self, k)!r}" for k, v in fixed.items() if getattr(self, k) != v]
-        if changed:
-            raise ConfigError(
-                f"An anomaly detector cannot use {', '.join(changed)}: it trains on whole windows "
-                "from a zero state and watches val_loss. Leave those settings at their defaults."
-            )
+        check_window_training(self, "An anomaly detector")
 
 
 @dataclass(frozen=True)
