@@ -14,6 +14,8 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .series import grid_frequency
+
 if TYPE_CHECKING:
     from .forecast_config import ForecastConfig
     from .series import Series
@@ -72,7 +74,7 @@ def _frequency_of(times: Any) -> tuple[str | None, float, int]:
     step = float(np.median(diffs))
     if step <= 0:
         return None, 0.0, len(index)
-    name = _named(_pandas_freq(index))
+    name = _named(grid_frequency(index))
     if name is None:  # no pandas frequency (gaps): the median spacing, if the gaps are whole steps
         for candidate in ("yearly", "quarterly", "monthly"):
             nominal = _TABLE[candidate][0]
@@ -90,12 +92,6 @@ def _frequency_of(times: Any) -> tuple[str | None, float, int]:
     return name, nominal, int(round(span / nominal)) + 1 if name is not None else len(index)
 
 
-def _pandas_freq(index: Any) -> str | None:
-    """pandas' own frequency of the index, of its first or of its last 25 stamps (a gap elsewhere breaks the whole)."""
-    import pandas as pd
-
-    if len(index) < 3:
-        return None
     for part in (index, index[:25], index[-25:]):
         try:
             with warnings.catch_warnings():

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from .forecast_config import ForecastConfig
 
 __all__ = [
-    "Series", "as_table", "check_season", "future_rows", "prepare_series", "require_pandas", "dataset_or_csv",
-    "slice_table",
+    "Series", "as_table", "check_season", "dataset_or_csv", "future_rows", "grid_frequency", "prepare_series",
+    "require_pandas", "slice_table",
 ]  # fmt: skip
 
 
@@ -106,7 +106,7 @@ def prepare_series(df: Any, cfg: ForecastConfig) -> list[Series]:
                 )
             static[col] = values[0].item() if hasattr(values[0], "item") else values[0]
         g = g.set_index(cfg.time)
-        inserted, freq = 0, _infer_freq(g.index)
+        inserted, freq = 0, grid_frequency(g.index)
         if freq is not None:
             grid = pd.date_range(g.index[0], g.index[-1], freq=freq)
             if g.index.isin(grid).all() and len(grid) <= 1.1 * len(g):  # a regular grid with gaps: fill the grid
@@ -151,7 +151,7 @@ def check_season(season: int, shortest: int, horizon: int) -> None:
         )
 
 
-def _infer_freq(index: Any) -> str | None:
+def grid_frequency(index: Any) -> str | None:
     """The grid's frequency, read from a stretch of the index without gaps (the whole, its start or its end)."""
     pd = require_pandas()
     if len(index) < 3:
