@@ -92,18 +92,6 @@ def _frequency_of(times: Any) -> tuple[str | None, float, int]:
     return name, nominal, int(round(span / nominal)) + 1 if name is not None else len(index)
 
 
-    for part in (index, index[:25], index[-25:]):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                freq = pd.infer_freq(part)
-        except (TypeError, ValueError):
-            freq = None
-        if freq is not None:
-            return str(getattr(freq, "freqstr", freq))
-    return None
-
-
 def _named(freq: str | None) -> str | None:
     """A pandas frequency as a name of the table, or ``every 2h`` for another step dividing a day (None: neither)."""
     if freq is None:
