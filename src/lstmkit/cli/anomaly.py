@@ -87,14 +87,16 @@ def train(
                                  f"{_CFG.method})")
     ] = None,
     window: Annotated[
-        int | None, typer.Option("--window", help="Steps of context the LSTM reads (default: from the season).")
+        int | None, typer.Option("--window", help="Steps of context the LSTM reads (default: from the season: two "
+                                 "periods for prediction, one for reconstruction, 32 to 256 steps; 32 without one).")
     ] = None,
     steps_ahead: Annotated[
-        int | None, typer.Option("--steps-ahead", help=f"prediction: forecast steps per origin. (default "
-                                 f"{_CFG.steps_ahead})")
+        int | None, typer.Option("--steps-ahead", help="prediction: forecast steps per origin (default: an eighth of "
+                                 "the season, 2 to 10; 5 without one).")
     ] = None,
     season: Annotated[
-        int | None, typer.Option("--season", help=f"The main seasonal period in steps. (default {_CFG.season})")
+        int | None, typer.Option("--season", help="The main period in steps; 1: none (default: detected from the "
+                                 "autocorrelation of the normal rows).")
     ] = None,
     false_alarm_rate: Annotated[
         float | None, typer.Option("--false-alarm-rate", help="Share of normal steps allowed above the threshold. "
@@ -127,6 +129,9 @@ def train(
     except _user_errors() as e:
         fail(user_message(e))
     if not as_json:
+        p = summary["period"]
+        source = f"{p['season_source']}: {p['reason']}" if "reason" in p else p["season_source"]
+        err.print(f"season {p['season']} ({source}); window {p['input_window']} ({p['input_window_source']})")
         _print_summary(summary, as_json=False)
         return
     metrics = {
@@ -135,7 +140,9 @@ def train(
         "flagged_points": summary["flagged_points"],
     }
     extra = {
-        k: summary[k] for k in ("method", "steps", "context_steps", "epochs", "train_loss", "scores") if k in summary
+        k: summary[k]
+        for k in ("method", "steps", "context_steps", "period", "epochs", "train_loss", "scores")
+        if k in summary
     }
     print_result("anomaly_detector", summary["run_dir"], metrics, summary["baselines"], **extra)
 

@@ -57,11 +57,17 @@ class AnomalyConfig(StrictConfig):
     method: Literal["prediction", "reconstruction"] = "prediction"
     target: str = "value"  # the column to watch when a table is passed (a 1-D array is named for you)
     time: str = "time"  # rows are put in this column's order when it exists
-    # prediction: the forecaster's window (None: its default from season); reconstruction: L, the window length
-    # (None: max(2 * season, 32), long enough to hold a short pattern, short enough to train on little data).
+    # prediction: the forecaster's window; reconstruction: L, the window length. None: from the season at fit
+    # (anomaly.period.derived_window: one period for reconstruction, two for prediction, 32 to 256 steps, at most
+    # half the training points; 32 without a period).
     input_window: int | None = None
-    steps_ahead: int = 5  # prediction only: forecast steps, the length of each error vector (LSTM-AD's l)
-    season: int = 1  # the main seasonal period in steps (the forecaster's window and residual use it)
+    # prediction only: forecast steps, the length of each error vector (LSTM-AD's l). None: from the season at fit
+    # (an eighth of it, 2 to 10; 5 without a period).
+    steps_ahead: int | None = None
+    # The main period in steps (the window, the forecast steps and the forecaster's seasonal residual follow it).
+    # None: detected at fit from the autocorrelation of the normal data (anomaly.period.detect_period), not from a
+    # calendar; 1 when it shows none. 1: no period.
+    season: int | None = None
     false_alarm_rate: float = 0.01  # share of held-out normal steps allowed above the threshold
     threshold_from: Literal["false_alarm_rate", "validation"] = "false_alarm_rate"
     beta: float = 0.1  # threshold_from="validation": the F-beta maximised; < 1 weighs precision more (both papers: 0.1)
@@ -76,12 +82,14 @@ class AnomalyConfig(StrictConfig):
             raise ValueError(f"validation_fraction must be in (0, 0.9), got {self.validation_fraction}.")
         if self.input_window is not None and self.input_window < 2:
             raise ValueError(f"input_window must be at least 2 steps, got {self.input_window}.")
-        if self.steps_ahead < 1 or self.season < 1:
-            raise ValueError(f"steps_ahead and season must be at least 1, got {self.steps_ahead} and {self.season}.")
+        for name in ("steps_ahead", "season"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 (or None: from the data), got {getattr(self, name)}.")
         if not self.beta > 0:
             raise ValueError(f"beta must be positive, got {self.beta}.")
 
     @property
     def window(self) -> int:
-        """The reconstruction window L."""
-        return self.input_window or max(2 * self.season, 32)
+        """The reconstruction window L. A fitted detector's config names it; a run saved before the window was
+        derived from the period (input_window None) used max(2 * season, 32)."""
+        return self.input_window or max(2 * (self.season or 1), 32)

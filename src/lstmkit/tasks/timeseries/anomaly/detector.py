@@ -17,6 +17,10 @@ Two methods, one class (``method=``):
   15 normal steps next to the shift, the minimum none). e_t is final once the window starting at t has been read,
   L - 1 steps after x_t.
 
+The window and the forecast steps follow the series' period (``season``), which fit detects from the
+autocorrelation of the normal data where none is given (:func:`resolve_period`, :mod:`.period`): a heart rate or a
+sensor has no calendar, but its cycle shows in the data. Without a period the window is 32 steps.
+
 For both, a Gaussian (mean, covariance) is fitted to the error vectors of the first half of a held-out tail of the
 normal data (``validation_fraction``), and the score is the squared Mahalanobis distance of e_t from it. The threshold
 comes either from the **false-alarm rate** (``threshold_from="false_alarm_rate"``, default): the ``1 -
@@ -64,6 +68,7 @@ from .config import KIND, AnomalyConfig, NotFittedError
 from .data import as_table, labels_of, series_values
 from .encdec import SCORE_DTYPE, EncDecNet, WindowBatches, combine_windows, full_windows
 from .metrics import detection_metrics
+from .period import derived_steps_ahead, derived_window, detect_period
 from .statistics import best_f_beta_threshold, fit_gaussian, mahalanobis, tail_quantile
 from .stream import AnomalyStream
 
@@ -88,6 +93,8 @@ class AnomalyDetector:
 
     def __init__(self, config: AnomalyConfig | None = None, **kwargs: Any) -> None:
         self.config = config if config is not None else AnomalyConfig.from_dict(kwargs)
+        self.requested = self.config  # as given: fit fills season, input_window and steps_ahead from the data
+        self.period_: dict[str, Any] = {}  # the season, window and forecast steps fit used, and where they came from
         self.forecaster: Any = None  # prediction: the Forecaster
         self.model: EncDecNet | None = None  # reconstruction: the encoder-decoder
         self.scale: tuple[float, float] | None = None  # reconstruction: (mean, std) of the training part
@@ -185,8 +192,9 @@ class AnomalyDetector:
             ValueError: for too little normal data, bad values, or validation data that do not fit the config;
                 ``lstmkit.train.ResumeError`` (a ValueError) for ``resume=True`` without a checkpoint to resume.
         """
+        values = series_values(normal, self.requested.target, self.requested.time, "normal data")
+        self.config, self.period_ = resolve_period(self.requested, values)
         cfg = self.config
-        values = series_values(normal, cfg.target, cfg.time, "normal data")
         if cfg.threshold_from == "validation":
             if validation is None or validation_labels is None:
                 raise ValueError(
@@ -200,6 +208,7 @@ class AnomalyDetector:
             )
         n = len(values)
         n_val = int(n * cfg.validation_fraction)
+        assert cfg.steps_ahead is not None and cfg.season is not None
         need = 4 * cfg.steps_ahead if cfg.method == "prediction" else 20
         if n_val < need:
             raise ValueError(
@@ -229,8 +238,9 @@ class AnomalyDetector:
         from ..forecasting import Forecaster
 
         cfg = self.config  # the forecaster is built and trained with this detector's net and train sections
+        season = cfg.season if self.period_.get("seasonal_residual", True) else 1  # (runs before: their season)
         self.forecaster = Forecaster(
-            target=cfg.target, time=cfg.time, horizon=cfg.steps_ahead, season=cfg.season,
+            target=cfg.target, time=cfg.time, horizon=cfg.steps_ahead, season=season,
             input_window=cfg.input_window, calibrate_intervals=False, net=cfg.net.to_dict(), train=cfg.train.to_dict(),
         ).fit(as_table(train, cfg.target, cfg.time), run_dir=run_dir, resume=resume)  # fmt: skip
         self.history_ = self.forecaster.history_
@@ -346,7 +356,7 @@ class AnomalyDetector:
         self._check_fitted()
         run_dir = Path(run_dir)
         extra = {"mean": torch.tensor(self.mean), "precision": torch.tensor(self.precision)}
-        saved: dict[str, Any] = {"anomaly": self.config.to_dict(), "threshold": self.threshold}
+        saved: dict[str, Any] = {"anomaly": self.config.to_dict(), "threshold": self.threshold, "period": self.period_}
         if self.config.method == "prediction":
             self.forecaster.save(run_dir / "forecaster", overwrite=overwrite)
             model: nn.Module = self.forecaster.model
@@ -360,8 +370,12 @@ class AnomalyDetector:
     def load(cls, run_dir: str | os.PathLike[str]) -> AnomalyDetector:
         saved = dict(runs.read_run_config(run_dir, KIND)["config"])
         threshold = saved.pop("threshold")
+        period = saved.pop("period", {})  # runs saved before the period was detected have none
         fields = saved["anomaly"] if "anomaly" in saved else saved  # early runs saved the fields flat
         det = cls(AnomalyConfig.from_dict(fields))
+        det.period_ = period
+        if det.config.steps_ahead is None or det.config.season is None:  # not written by a fit: refuse, don't guess
+            raise ValueError(f"{run_dir}: config.json names no season or steps_ahead; it was not saved by fit.")
         if det.config.method == "prediction":
             from ..forecasting import Forecaster
 
@@ -377,3 +391,35 @@ class AnomalyDetector:
         extra = runs.read_extra_tensors(run_dir)
         det.mean, det.precision, det.threshold = extra["mean"].numpy(), extra["precision"].numpy(), threshold
         return det
+
+
+def resolve_period(config: AnomalyConfig, values: np.ndarray) -> tuple[AnomalyConfig, dict[str, Any]]:
+    """The config fit uses: ``season`` detected from the normal values where None (:func:`detect_period`; 1 when
+    none is found), then ``input_window`` and ``steps_ahead`` derived from it where None (:func:`derived_window`,
+    :func:`derived_steps_ahead`; the window at most half the training points, those before the held-out tail). Given
+    values are kept. Returns the config and a record for ``result.json``: the values used, each one's source
+    ("given", "detected", "derived") and the detection's autocorrelation and reason."""
+    n_train = len(values) - int(len(values) * config.validation_fraction)
+    # the longest period whose two seasons fit the training points before the forecast steps (run._check_season)
+    longest = (n_train - (2 * derived_steps_ahead(None) if config.method == "prediction" else 6) - 1) // 2
+    found = detect_period(values, longest) if config.season is None else None
+    season = config.season if found is None else (found.period or 1)
+    period = season if season > 1 else None
+    steps = config.steps_ahead or derived_steps_ahead(period)
+    window = config.input_window
+    if window is None:
+        room = (n_train - (steps if config.method == "prediction" else 0)) // 2  # at least two windows' worth of data
+        residual = config.method == "prediction" and found is None and period is not None
+        window = max(2, min(derived_window(period, residual), max(room, period or 2)))
+    record: dict[str, Any] = {
+        "season": season, "season_source": "given" if found is None else "detected",
+        "input_window": window, "input_window_source": "given" if config.input_window else "derived",
+    }  # fmt: skip
+    if config.method == "prediction":
+        record |= {"steps_ahead": steps, "steps_ahead_source": "given" if config.steps_ahead else "derived"}
+        # the forecaster's seasonal-naive residual repeats the last period exactly: right for a period the user
+        # gives (a calendar's), wrong for one read from the data, whose cycles drift (a heart rate's, a machine's)
+        record["seasonal_residual"] = found is None and period is not None
+    if found is not None:
+        record |= {"acf": round(found.acf, 4), "reason": found.reason}
+    return config.replace(season=season, input_window=window, steps_ahead=steps), record

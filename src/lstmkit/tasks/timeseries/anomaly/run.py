@@ -19,6 +19,7 @@ from .config import KIND, AnomalyConfig
 from .data import in_time_order, series_values, step_labels
 from .detector import AnomalyDetector
 from .metrics import detection_metrics
+from .period import derived_steps_ahead
 
 __all__ = ["evaluate_table", "score_run", "train_run"]
 
@@ -53,9 +54,14 @@ def _check_season(config: AnomalyConfig, normal: int) -> None:
     Raises:
         ValueError: naming the number of normal rows and the largest season they support.
     """
+    if config.season is None:  # detected at fit, among the periods the data support
+        return
     fit = normal - int(normal * config.validation_fraction)
-    points = fit - (config.steps_ahead if config.method == "prediction" else 6)
-    largest = max((points - 1) // 2, 1)
+
+    def room(season: int) -> int:  # the points before the forecast steps (derived from the season when not given)
+        return fit - ((config.steps_ahead or derived_steps_ahead(season)) if config.method == "prediction" else 6)
+
+    largest = max([s for s in range(1, fit // 2 + 1) if 2 * s + 1 <= room(s)], default=1)
     if config.season > 1 and config.season > largest:
         raise ValueError(
             f"The season ({config.season} steps, --season) is longer than the series can support: {normal} normal "
@@ -218,12 +224,14 @@ def train_run(
         raise ValueError(
             f"{e} The trained detector is saved in {out}; score the data again with `lstmkit anomaly score {out}`."
         ) from e
+    summary["period"] = det.period_
     summary["epochs"] = len(det.history_)
     if det.history_:
         summary["train_loss"] = det.history_[-1]["train_loss"]
     summary["baselines"] = _baselines(det, train, table, label)
     _write_json(
-        out / "result.json", {**json.loads((out / "result.json").read_text()), "baselines": summary["baselines"]}
+        out / "result.json",
+        {**json.loads((out / "result.json").read_text()), "period": det.period_, "baselines": summary["baselines"]},
     )
     write_report(out)
     return summary
