@@ -26,12 +26,6 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Self
 
-# The classifier's default training length, declared once in this torch-free module: SequenceClassifier's signature,
-# ClassifyConfig and so `lstmkit classify train --epochs` use it (the CLI reads it without importing torch). 100 epochs
-# is the recorded recipe of the classification results; 10 (the regressor's, after the Keras example) leaves a few
-# dozen series far from fitting their training data.
-CLASSIFIER_EPOCHS = 100
-
 __all__ = ["ConfigError", "StrictConfig", "TrainConfig", "parse_value"]
 
 

@@ -147,12 +147,13 @@ def test_mistakes_around_the_data_and_the_run(tmp_path, capsys):
 def test_conv_branch_flag_is_saved_and_the_run_loads(tmp_path, capsys):
     csv, table = _csv(tmp_path)
     args = ["--csv", str(csv), "--id", "series", "--label", "cls", "--step", "tick", "--split", "part"]
-    for flag, out in (([], tmp_path / "plain"), (["--conv-branch"], tmp_path / "fcn")):
+    for flag, out in ((["--selection", "off"], tmp_path / "plain"), (["--conv-branch"], tmp_path / "fcn")):
         assert main(["classify", "train", *args, "--out", str(out), "--epochs", "2", "--hidden-size", "4", *flag,
                      "--json"]) == 0  # fmt: skip
         summary = json.loads(capsys.readouterr().out)
         saved = json.loads((out / "config.json").read_text())["config"]
-        on = bool(flag)
+        on = flag == ["--conv-branch"]
+        assert summary["selection"] is None  # turned off by hand, or by the flag naming the network
         assert saved["estimator"]["conv_branch"] is on and saved["model"]["conv_branch"] is on
         assert saved["data"]["net"]["conv_branch"] is on
     assert main(["classify", "evaluate", str(out), "--csv", str(csv), "--json"]) == 0

@@ -286,19 +286,24 @@ def test_train_run_writes_the_run_directory(tmp_path):
         train_run(_table(), cfg, tmp_path / "run")
 
 
-def test_one_default_number_of_epochs_in_python_config_and_cli():
+def test_one_default_training_length_in_python_config_and_cli():
     import inspect
 
     from lstmkit.cli.classify import train
+    from lstmkit.tasks.sequence.config import CLASSIFIER_MIN_STEPS
 
-    default = inspect.signature(lstmkit.SequenceClassifier).parameters["epochs"].default
-    assert default == ClassifyConfig().train.epochs == 100
+    params = inspect.signature(lstmkit.SequenceClassifier).parameters
+    assert params["epochs"].default is None and ClassifyConfig().train.epochs is None  # steps, not epochs
+    assert params["min_steps"].default == ClassifyConfig().train.min_steps == CLASSIFIER_MIN_STEPS == 600
     option = inspect.signature(train).parameters["epochs"].annotation.__metadata__[0]
-    assert "(default 100)" in option.help  # the CLI's --epochs shows the config's default, not a copy of it
+    assert "(default none)" in option.help  # the CLI's --epochs shows the config's default, not a copy of it
+    assert "600 optimiser steps" in train.__doc__ and "--max-minutes (default 5" in train.__doc__
+    assert ClassifyConfig().train.max_minutes == 5.0
     assert ClassifyConfig().classifier().get_params() == {
         **lstmkit.SequenceClassifier().get_params(),
         "clip_grad_norm": 1.0,
-    }  # the config adds its own clipping, nothing else
+        "max_minutes": 5.0,
+    }  # the config adds its own clipping and the CLI's budget, nothing else
 
 
 def test_classify_config_passes_head_dropout_and_weight_decay_through():
@@ -316,7 +321,7 @@ def test_classify_config_sections_old_flat_runs_and_settings_the_classifier_cann
 
     cfg = ClassifyConfig()
     assert cfg.net == SequenceNet() and (cfg.train.epochs, cfg.train.clip_grad_norm, cfg.train.max_minutes) == (
-        100, 1.0, 30.0)  # fmt: skip
+        None, 1.0, 5.0)  # fmt: skip
     old = ClassifyConfig.from_dict({"step": "t", "hidden_size": 8, "pooling": "mean", "epochs": 3, "seed": 4})
     assert (old.net.hidden_size, old.net.pooling, old.train.epochs, old.train.seed) == (8, "mean", 3, 4)
     clf = old.with_overrides({"net.cell": "gru", "train.lr": "2e-3"}).classifier()

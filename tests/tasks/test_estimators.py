@@ -243,8 +243,7 @@ def test_a_network_too_large_for_the_machine_is_refused_naming_its_size(cell):
 def test_the_flat_parameters_build_the_task_config_whose_defaults_the_signature_reads():
     import inspect
 
-    from lstmkit.config import CLASSIFIER_EPOCHS
-    from lstmkit.tasks.sequence.config import SequenceConfig, SequenceNet, SequenceTrain
+    from lstmkit.tasks.sequence.config import CLASSIFIER_MIN_STEPS, SequenceConfig, SequenceNet, SequenceTrain
 
     cfg = lstmkit.SequenceRegressor(hidden_size=8, lr=3e-3, epochs=2, pooling="mean", validation_split=0.1).config()
     assert isinstance(cfg, SequenceConfig) and isinstance(cfg.train, SequenceTrain)
@@ -253,7 +252,9 @@ def test_the_flat_parameters_build_the_task_config_whose_defaults_the_signature_
     signature = inspect.signature(lstmkit.SequenceRegressor).parameters
     assert signature["hidden_size"].default == SequenceNet().hidden_size
     assert signature["epochs"].default == SequenceTrain().epochs == 10
-    assert lstmkit.SequenceClassifier().config().train.epochs == CLASSIFIER_EPOCHS
+    classifier = lstmkit.SequenceClassifier().config().train
+    assert (classifier.epochs, classifier.min_steps) == (None, CLASSIFIER_MIN_STEPS)  # steps, not epochs
+    assert SequenceTrain().min_steps == 0  # the regressor trains by epochs, as before
     with pytest.raises(ValueError, match="lr"):
         lstmkit.SequenceRegressor(lr=-1.0).config()
 
@@ -342,7 +343,7 @@ def test_classify_train_passes_the_budget_and_the_device_to_the_saved_config(tmp
     assert json.loads((tmp_path / "s" / "config.json").read_text())["config"]["estimator"]["max_minutes"] == 0.25
     assert main([*argv, "--out", str(tmp_path / "d")]) == 0  # nothing given: the ClassifyTrain section's budget
     capsys.readouterr()
-    assert json.loads((tmp_path / "d" / "config.json").read_text())["config"]["estimator"]["max_minutes"] == 30.0
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["config"]["estimator"]["max_minutes"] == 5.0
     if not __import__("torch").cuda.is_available():
         assert main([*argv, "--device", "cuda", "--out", str(tmp_path / "c")]) == 2
         message = " ".join(capsys.readouterr().err.split())
@@ -359,7 +360,7 @@ def test_a_classifier_that_stays_near_chance_on_its_training_data_says_so():
     stuck = lstmkit.SequenceClassifier(hidden_size=4, epochs=1, lr=1e-6, progress=False)
     with pytest.warns(UnderfitWarning, match=r"training accuracy 0\.\d+ stayed near chance .* scores 0\.500"):
         stuck.fit(X, y)
-    assert len(stuck.fit_warnings_) == 1 and "epochs" in stuck.fit_warnings_[0]
+    assert len(stuck.fit_warnings_) == 1 and "min_steps, or epochs" in stuck.fit_warnings_[0]
     X_easy = np.concatenate([rng.normal(-2, 0.1, (20, 6, 1)), rng.normal(2, 0.1, (20, 6, 1))]).astype(np.float32)
     y_easy = np.array(["a"] * 20 + ["b"] * 20)
     fitted = lstmkit.SequenceClassifier(hidden_size=8, epochs=30, lr=1e-2, progress=False)

@@ -86,13 +86,14 @@ def test_one_signature_every_keyword_a_parameter(cls):
 def test_the_classifier_declares_only_what_differs():
     import inspect
 
-    from lstmkit.config import CLASSIFIER_EPOCHS
+    from lstmkit.tasks.sequence.config import CLASSIFIER_MIN_STEPS
     from lstmkit.tasks.sequence.estimators import SequenceClassifier, SequenceRegressor
 
     code = SequenceClassifier.__init__.__code__  # what the class itself writes, not the merged signature
-    assert code.co_argcount + code.co_kwonlyargcount == 5  # self, hidden_size, normalize, class_weight, epochs
+    assert code.co_argcount + code.co_kwonlyargcount == 6  # self, hidden_size, normalize, class_weight, epochs, steps
     regressor = inspect.signature(SequenceRegressor).parameters
     classifier = inspect.signature(SequenceClassifier).parameters
     assert set(classifier) - set(regressor) == {"class_weight"}
     differs = {k for k in regressor if classifier[k].default != regressor[k].default}
-    assert differs == {"normalize", "epochs"} and classifier["epochs"].default == CLASSIFIER_EPOCHS == 100
+    assert differs == {"normalize", "epochs", "min_steps"} and classifier["epochs"].default is None
+    assert classifier["min_steps"].default == CLASSIFIER_MIN_STEPS

@@ -94,13 +94,24 @@ def train(
                                    "(default 0).")
     ] = None,
     patience: Annotated[int | None, typer.Option("--patience", help="Early-stopping patience in epochs.")] = None,
+    selection: Annotated[
+        str | None, typer.Option("--selection", help="auto (default): choose the network by stratified "
+                                 "cross-validation on the training series, then refit it on all of them; off: the "
+                                 "network as the options give it (--conv-branch, --pooling, ... turn auto off).")
+    ] = None,
     resume: Resume = False,
     as_json: AsJson = False,
     verbose: Verbose = False,
     *,
     core: CoreOptions,
 ) -> None:  # fmt: skip
-    """Train on the training series, score the test series beside 1-NN Euclidean, write the run and its report."""
+    """Train on the training series, score the test series beside 1-NN Euclidean, write the run and its report.
+
+    By default the network is chosen by stratified cross-validation on the training series (LSTM-FCN, LSTM-FCN with
+    a step-wise LSTM, attention pooling, a plain LSTM; 1-NN Euclidean scored on the same folds), each candidate
+    training 600 optimiser steps (--set train.min_steps=N), and the winner is refit on all the training series. The
+    whole run, selection included, stops within --max-minutes (default 5: a few hundred series of a few hundred steps
+    on 2 cores; a candidate the budget cannot fit is skipped, and the table in result.json says so)."""
     setup_logging(verbose)
     from ..config import ConfigError
     from ..tasks.timeseries.classification import train_run
@@ -109,6 +120,7 @@ def train(
 
     own = {
         "test_fraction": test_fraction, "class_weight": class_weight, "validation_split": validation_split,
+        "selection": selection,
         "net": {"pooling": pooling, "bidirectional": bidirectional or None, "head_dropout": head_dropout,
                 "conv_branch": conv_branch or None, "dimension_shuffle": dimension_shuffle or None,
                 "pooled_dropout": pooled_dropout},
@@ -130,9 +142,15 @@ def train(
             "sequence_classifier", summary["run_dir"], metrics, summary["baselines"],
             predictions=str(Path(summary["run_dir"]) / "predictions.csv"), scored_on=summary["scored_on"],
             n_train=summary["n_train"], n_test=summary["n_test"], epochs=summary["epochs"],
-            train_seconds=summary["train_seconds"], warnings=summary["warnings"],
+            train_seconds=summary["train_seconds"], warnings=summary["warnings"], selection=summary["selection"],
         )  # fmt: skip
         return
+    if summary["selection"] is not None:
+        chosen = summary["selection"]
+        err.print(f"selection ({chosen['folds']}, {chosen['seconds']:.0f} s): chose {chosen['chosen']}")
+        for row in chosen["table"]:
+            score = "-" if row["cv_accuracy"] is None else f"{row['cv_accuracy']:.4f}"
+            err.print(f"  {row['candidate']:<28} {score:>7} {row['seconds']:>7.1f} s  {row['status']}")
     err.print(f"trained on {summary['n_train']} series; run in {summary['run_dir']}")
     line = f"{summary['scored_on']}: accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}"
     if "one_nn_euclidean_accuracy" in summary:

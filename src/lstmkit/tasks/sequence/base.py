@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ... import runs
 from ...train import GateStatistics, StepOutput, Trainer, resolve_device, seed_everything
-from .config import SequenceConfig, SequenceNet, SequenceTrain
+from .config import SequenceConfig, SequenceNet, SequenceTrain, training_epochs
 from .inputs import ShuffledBatches, as_ragged, fit_scaler, valid_mask
 from .model import ModelConfig, SequenceModel, predict_batches
 
@@ -87,7 +87,8 @@ class SequenceEstimator(abc.ABC):
         dimension_shuffle: bool = _NET.dimension_shuffle,
         pooled_dropout: float = _NET.pooled_dropout,
         normalize: bool = _CONFIG.normalize,
-        epochs: int = _TRAIN.epochs,
+        epochs: int | None = _TRAIN.epochs,
+        min_steps: int = _TRAIN.min_steps,
         batch_size: int = _TRAIN.batch_size,
         lr: float = _TRAIN.lr,
         optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = _TRAIN.optimizer,
@@ -107,7 +108,7 @@ class SequenceEstimator(abc.ABC):
         self.dimension_shuffle, self.pooled_dropout = dimension_shuffle, pooled_dropout
         self.clip_grad_norm, self.validation_split = clip_grad_norm, validation_split
         self.early_stopping_patience, self.seed, self.progress = early_stopping_patience, seed, progress
-        self.max_minutes, self.device = max_minutes, device
+        self.max_minutes, self.device, self.min_steps = max_minutes, device, min_steps
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass ``__init__(self, ..., *, own=..., **shared)`` gets the signature of its parent's with its own
@@ -234,8 +235,10 @@ class SequenceEstimator(abc.ABC):
         classifier) and the normalisation is fitted on the rest only.
 
         Fitted attributes (scikit-learn convention): ``model_``, ``model_config_``, ``n_features_in_`` (channels per
-        step, F), ``scaler_`` (per-channel mean and std, or None), ``history_`` (one row per epoch), and the
-        subclass's (``classes_``, ``class_weights_``; ``output_ndim_``).
+        step, F), ``scaler_`` (per-channel mean and std, or None), ``history_`` (one row per epoch), ``epochs_`` (the
+        epochs asked for: ``epochs``, or with ``epochs=None`` the whole epochs that make ``min_steps`` optimiser
+        steps; a time budget or early stopping may end training sooner), and the subclass's (``classes_``,
+        ``class_weights_``; ``output_ndim_``).
 
         Training runs on ``device`` ("cpu", "cuda" or "auto": CUDA when PyTorch sees a GPU) and stops cleanly after
         ``max_minutes`` (None: no budget); the fitted model is on the CPU, where ``predict`` and ``save`` run.
@@ -283,6 +286,9 @@ class SequenceEstimator(abc.ABC):
             xv, yv, lv = part(val_idx)
             val = [(xv, yv) if lv is None else (xv[:, : int(lv.max())], yv, lv)]
         train_cfg = cfg.train if val else cfg.train.replace(early_stopping_patience=None)  # nothing to stop on
+        batches = -(-len(train_idx) // cfg.train.batch_size)  # per epoch: ShuffledBatches keeps the last, short one
+        self.epochs_ = training_epochs(cfg.train.epochs, cfg.train.min_steps, batches)
+        train_cfg = train_cfg.replace(epochs=self.epochs_)
 
         def loss_fn(model, batch, state):
             xb, yb = batch[0], batch[1]

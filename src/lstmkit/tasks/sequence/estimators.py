@@ -34,9 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ... import runs
-from ...config import CLASSIFIER_EPOCHS
 from .base import NotFittedError, SequenceEstimator
-from .config import SequenceNet
+from .config import CLASSIFIER_MIN_STEPS, SequenceNet
 from .scores import classification_scores
 
 __all__ = [
@@ -125,11 +124,15 @@ class SequenceClassifier(SequenceEstimator):
         class_weight: None (every sample counts the same), "balanced" (class k weighs N / (K * N_k) over the
             training rows, scikit-learn's rule) or a dict label -> weight covering every class. The loss is then
             ``sum_i w[y_i] * CE_i / sum_i w[y_i]`` over a batch (``torch.nn.functional.cross_entropy`` with weight).
-        epochs: passes over the training series; 100 by default (:data:`CLASSIFIER_EPOCHS`, also the CLI's; the
-            regressor's is 10).
+        epochs: passes over the training series; None (the default): as many whole epochs as make ``min_steps``
+            optimiser steps, so a few dozen series train as long as a few thousand do (a fixed epoch count gives
+            36 series 2 steps an epoch). The regressor's is 10.
+        min_steps: the training length in optimiser steps when ``epochs`` is None: 600 by default
+            (:data:`lstmkit.tasks.sequence.config.CLASSIFIER_MIN_STEPS`, also the CLI's), chosen on hold-outs of the
+            bundled training splits; ``max_minutes`` still ends a fit that would run longer.
 
-    The defaults that differ from the regressor's (``normalize``, ``epochs``) and ``class_weight`` are the only
-    parameters this class declares; the rest are :class:`SequenceRegressor`'s, in one signature.
+    The defaults that differ from the regressor's (``normalize``, ``epochs``, ``min_steps``) and ``class_weight``
+    are the only parameters this class declares; the rest are :class:`SequenceRegressor`'s, in one signature.
 
     Example:
         >>> import numpy as np, lstmkit
@@ -148,11 +151,12 @@ class SequenceClassifier(SequenceEstimator):
         *,
         normalize: bool = True,
         class_weight: None | Literal["balanced"] | dict[Any, float] = None,
-        epochs: int = CLASSIFIER_EPOCHS,
+        epochs: int | None = None,
+        min_steps: int = CLASSIFIER_MIN_STEPS,
         **shared: Any,
     ) -> None:
         # only what differs from the shared parameters (see SequenceEstimator); the signature users see is merged
-        super().__init__(hidden_size, normalize=normalize, epochs=epochs, **shared)
+        super().__init__(hidden_size, normalize=normalize, epochs=epochs, min_steps=min_steps, **shared)
         self.class_weight = class_weight
 
     def fit(self, X: Any, y: Any, run_dir: Any = None, *, resume: bool = False) -> SequenceClassifier:
@@ -171,8 +175,8 @@ class SequenceClassifier(SequenceEstimator):
         if train_accuracy < majority + 0.1 * (1.0 - majority):
             message = (
                 f"training accuracy {train_accuracy:.3f} stayed near chance (always guessing the most frequent class "
-                f"scores {majority:.3f}): the model did not fit its own training data. Train longer (epochs), with "
-                "a larger learning rate (lr), or add the convolutional branch (conv_branch=True)."
+                f"scores {majority:.3f}): the model did not fit its own training data. Train longer (min_steps, or "
+                "epochs), with a larger learning rate (lr), or add the convolutional branch (conv_branch=True)."
             )
             self.fit_warnings_.append(message)
             warnings.warn(message, UnderfitWarning, stacklevel=2)

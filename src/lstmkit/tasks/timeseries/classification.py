@@ -6,10 +6,12 @@ value on every row of a series), optionally a step column that orders the rows w
 (:func:`lstmkit.datasets.load_dataset`) come in exactly this layout (``id``, ``split``, ``step``, ``dim_0..``,
 ``label``). Series may differ in length; the classifier reads each one only up to its own end.
 
-:func:`train_run` fits a :class:`lstmkit.SequenceClassifier` on the training series (its normalisation fitted on
-them only), scores it on the test series beside a 1-nearest-neighbour Euclidean baseline computed on the same split,
-and writes the run directory: ``config.json`` (this module's :class:`ClassifyConfig` under ``data``, the estimator's
-and the model's config), ``model.safetensors``, ``metrics.csv``, ``result.json``, ``predictions.csv``,
+:func:`train_run` chooses the network by stratified cross-validation on the training series (``selection="auto"``,
+:mod:`lstmkit.tasks.timeseries.classify_select`; the table goes into ``result.json``), fits a
+:class:`lstmkit.SequenceClassifier` on the training series (its normalisation fitted on them only), scores it on the
+test series beside a 1-nearest-neighbour Euclidean baseline computed on the same split, and writes the run
+directory: ``config.json`` (this module's :class:`ClassifyConfig` under ``data``, the estimator's and the model's
+config), ``model.safetensors``, ``metrics.csv``, ``result.json``, ``predictions.csv``,
 ``confusion.png``, ``attention.png`` (attention pooling) and ``report.html``.
 
 1-NN Euclidean on variable lengths: Euclidean distance needs equal lengths, so every series (train and test) is
@@ -328,11 +330,25 @@ def train_run(
             )
 
     t0 = time.perf_counter()
+    clf, selection = config.classifier(), None
+    if config.selection == "auto":
+        given = _hand_set_net(config)
+        if given:
+            logger.info("selection off: the net settings %s were given by hand", ", ".join(given))
+        else:
+            from .classify_select import select_classifier
+
+            selection = select_classifier(clf, train.X, train.y, max_minutes=config.train.max_minutes,
+                                          seed=config.train.seed, log=logger.info)  # fmt: skip
+            left = None if clf.max_minutes is None else max(clf.max_minutes - selection.seconds / 60.0, 1 / 60)
+            clf.set_params(**selection.params, max_minutes=left)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnderfitWarning)  # said once below, as a log line, and kept in result.json
-        clf = config.classifier().fit(train.X, train.y, run_dir=out, resume=resume)
+        clf.fit(train.X, train.y, run_dir=out, resume=resume)
+    clf.max_minutes = config.train.max_minutes  # saved as the run's budget, not the part the refit had left
     seconds = time.perf_counter() - t0
-    for message in clf.fit_warnings_:
+    fit_warnings = [*(selection.warnings if selection else []), *clf.fit_warnings_]
+    for message in fit_warnings:
         logger.warning(message)
     clf.data_config_ = {**config.to_dict(), "resolved_features": series.features, "source": source}
     clf.save(out)  # the model first: a failure in a step after training cannot lose it
@@ -343,7 +359,7 @@ def train_run(
         "source": source, "scored_on": scored_on, "n_train": len(train), "n_test": 0 if test is None else len(test),
         "channels": len(series.features), "classes": clf.classes_.tolist(), "epochs": len(clf.history_),
         "train_seconds": round(seconds, 2), "lstm": scores, "lstm_train": clf.evaluate(train.X, train.y),
-        "warnings": list(clf.fit_warnings_),
+        "warnings": fit_warnings, "selection": None if selection is None else selection.to_dict(),
     }  # fmt: skip
     if test is not None:
         nn_pred, how = one_nn_euclidean(train.X, train.y, test.X)
@@ -357,7 +373,7 @@ def train_run(
         np.asarray(scores["confusion_matrix"]), [str(c) for c in clf.classes_], out / "confusion.png",
         title=f"{source or 'classifier'}: {scored_on} confusion (accuracy {scores['accuracy']:.3f})",
     )  # fmt: skip
-    if config.net.pooling == "attention":
+    if clf.pooling == "attention":
         pick = _examples(scored, 4)
         part = scored.subset(np.isin(np.arange(len(scored)), pick))
         weights = clf.predict_attention(part.X)  # (n, T_max)
@@ -373,7 +389,7 @@ def train_run(
         "run_dir": str(out), "scored_on": scored_on, "n_train": len(train), "n_test": result["n_test"],
         "accuracy": scores["accuracy"], "balanced_accuracy": scores["balanced_accuracy"],
         "macro_f1": scores["macro_f1"], "epochs": len(clf.history_), "train_seconds": result["train_seconds"],
-        "warnings": result["warnings"],
+        "warnings": result["warnings"], "selection": result["selection"],
     }  # fmt: skip
     summary["baselines"] = {}  # each baseline's scores on the same series, as the LSTM's above
     if "one_nn_euclidean" in result:
@@ -381,6 +397,15 @@ def train_run(
         keys = ("accuracy", "balanced_accuracy", "macro_f1")
         summary["baselines"]["one_nn_euclidean"] = {k: result["one_nn_euclidean"][k] for k in keys}
     return summary
+
+
+def _hand_set_net(config: ClassifyConfig) -> list[str]:
+    """The net settings the selection's portfolio varies that ``config`` changes from their defaults."""
+    from ..sequence.config import SequenceNet
+    from .classify_select import portfolio_fields
+
+    default = SequenceNet()
+    return sorted(f"net.{k}" for k in portfolio_fields() if getattr(config.net, k) != getattr(default, k))
 
 
 def _examples(part: Series, n: int) -> np.ndarray:

@@ -8,25 +8,42 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ...config import CLASSIFIER_EPOCHS, StrictConfig, TrainConfig
-from ..sequence.config import SequenceNet
+from ...config import ConfigError, StrictConfig, TrainConfig
+from ..sequence.config import CLASSIFIER_MIN_STEPS, SequenceNet
 
 if TYPE_CHECKING:
     from ..sequence.estimators import SequenceClassifier
 
-__all__ = ["ClassifyConfig", "ClassifyTrain"]
+__all__ = ["ClassifyConfig", "ClassifyTrain", "Selection"]
+
+Selection = Literal["auto", "off"]
 
 
 @dataclass(frozen=True)
 class ClassifyTrain(TrainConfig):
-    """How a classifier trains: :class:`lstmkit.config.TrainConfig` with the classification recipe's length.
+    """How a classifier trains: :class:`lstmkit.config.TrainConfig` with the classifier's length and budget.
 
-    ``epochs``: 100, the recorded recipe of the classification results (:data:`lstmkit.config.CLASSIFIER_EPOCHS`, the
-    estimator's default too). The rest is TrainConfig's: Adam at 1e-3, batch 32, the gradient norm clipped at 1.0
-    (keeps the occasional steep step on tiny data sets from undoing training)."""
+    ``epochs``: None, so the length is ``min_steps`` optimiser steps (600, rounded up to whole epochs; the estimator's
+    default too), whatever the number of series; an int trains that many epochs instead. ``max_minutes``: 5, the
+    whole run's budget on 2 cores, the selection's cross-validation included (a few hundred series of a few hundred
+    steps fit in it). The rest is TrainConfig's: Adam at 1e-3, batch 32, the gradient norm clipped at 1.0 (keeps the
+    occasional steep step on tiny data sets from undoing training)."""
 
-    epochs: int = CLASSIFIER_EPOCHS
-    max_minutes: float | None = 30.0
+    epochs: int | None = None
+    min_steps: int = CLASSIFIER_MIN_STEPS
+    max_minutes: float | None = 5.0
+
+    def validate(self) -> None:
+        if self.min_steps < 0:
+            raise ConfigError(f"train.min_steps must be >= 0, got {self.min_steps}. Use 0 to train by epochs alone.")
+        if self.epochs is None:
+            if self.min_steps < 1:
+                raise ConfigError(
+                    "train.epochs=None trains train.min_steps optimiser steps, so min_steps must be >= 1; set one."
+                )
+            dataclasses.replace(self, epochs=1)  # a copy with an int checks the rest as TrainConfig does
+            return
+        super().validate()
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,10 @@ class ClassifyConfig(StrictConfig):
     class_weight: Literal["none", "balanced"] = "none"
     normalize: bool = True  # per-channel standardisation fitted on the training series only
     validation_split: float = 0.0  # of the training series, for early stopping (the test split is never used)
+    # "auto": choose the network by stratified cross-validation on the training series (lstmkit.tasks.timeseries.
+    # classify_select: LSTM-FCN, plain LSTM, attention pooling, ...), then refit the winner on all of them; "off": the
+    # net section as given. Net settings that the portfolio varies, given by hand, turn it off (the run says so).
+    selection: Selection = "auto"
     net: SequenceNet = field(default_factory=SequenceNet)
     train: ClassifyTrain = field(default_factory=ClassifyTrain)
 
