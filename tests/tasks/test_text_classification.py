@@ -131,3 +131,102 @@ def test_train_run_refuses_a_class_only_held_out_before_training(tmp_path) -> No
     with pytest.raises(ValueError, match="only-held-out"):
         train_run(texts, labels, tmp_path / "run", holdout=0.2, hidden_size=4, epochs=1)
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+# ---- issue 20: the LSTM and the bag of words, averaged with the weight chosen on validation texts ------------------
+
+
+def test_choose_weight_never_scores_below_either_model_on_validation() -> None:
+    from lstmkit.tasks.text.classification import choose_weight
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.integers(0, 3, 50)
+        p_lstm, p_bow = rng.dirichlet(np.ones(3), 50), rng.dirichlet(np.ones(3), 50)
+        w, figures = choose_weight(p_lstm, p_bow, y)
+        assert figures["chosen"]["accuracy"] >= max(figures["lstm"]["accuracy"], figures["bag_of_words"]["accuracy"])
+        assert figures["chosen"]["accuracy"] == float(((w * p_lstm + (1 - w) * p_bow).argmax(1) == y).mean())
+    y = np.array([0, 1, 0, 1])
+    right, wrong = np.eye(2)[y] * 0.8 + 0.1, np.eye(2)[1 - y] * 0.8 + 0.1
+    assert choose_weight(right, wrong, y)[0] == 1.0 and choose_weight(wrong, right, y)[0] == 0.0
+    # each right on half the texts, the other unsure there: only a mix gets all four
+    lstm = np.array([[0.9, 0.1], [0.1, 0.9], [0.45, 0.55], [0.55, 0.45]])
+    bow = np.array([[0.45, 0.55], [0.55, 0.45], [0.9, 0.1], [0.1, 0.9]])
+    w, figures = choose_weight(lstm, bow, y)
+    assert 0 < w < 1 and figures["chosen"]["accuracy"] == 1.0 and figures["lstm"]["accuracy"] == 0.5
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_bag_of_words_predicts_as_scikit_learn_does(n_classes: int) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from lstmkit.tasks.text.classification import BagOfWords
+
+    texts, labels = sentences(150)
+    codes = (labels + np.arange(150) % 2) % n_classes if n_classes == 3 else labels
+    bow = BagOfWords.fit(texts, codes, n_classes)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    reference = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(texts), codes)
+    test, _ = sentences(40, seed=9)
+    np.testing.assert_allclose(
+        bow.predict_proba(test), reference.predict_proba(vectorizer.transform(test)), rtol=1e-6, atol=1e-9
+    )
+    assert BagOfWords.fit(["a b", "c d"], np.array([0, 1]), 2) is None  # no word in two texts
+
+
+def test_a_weak_lstm_gives_way_to_the_bag_of_words_and_the_choice_is_saved(tmp_path, caplog) -> None:
+    """One epoch of a tiny LSTM cannot read the sentiment word yet; the bag of words can: the weight moves to it, the
+    classifier predicts as well as the bag of words, and a saved run predicts the same."""
+    texts, labels = sentences(300)
+    clf = small(epochs=1, hidden_size=2, embedding_size=2, lr=1e-4).fit(texts, labels)
+    chosen = clf.ensemble_
+    v = chosen["validation"]
+    assert v["lstm"]["accuracy"] < 0.8 < v["bag_of_words"]["accuracy"] and chosen["weight_lstm"] < 1
+    assert v["chosen"]["accuracy"] >= v["bag_of_words"]["accuracy"] and chosen["n_validation"] == 30
+    test, test_labels = sentences(100, seed=4)
+    assert clf.evaluate(test, test_labels)["accuracy"] > 0.9
+    clf.save(tmp_path / "clf")
+    again = lstmkit.load(tmp_path / "clf")
+    assert again.ensemble_ == chosen and (tmp_path / "clf" / "bag_of_words.json").is_file()
+    np.testing.assert_allclose(again.predict_proba(test), clf.predict_proba(test), rtol=1e-6)
+    with caplog.at_level("WARNING"):
+        clf.onnx_graphs()  # the LSTM's graph, with a warning that the bag of words is not in it
+    assert "the ONNX graph holds the LSTM alone" in caplog.text
+
+
+def test_never_keeps_the_lstm_alone_and_runs_saved_before_load_as_it(tmp_path) -> None:
+    import json
+
+    texts, labels = sentences(200)
+    clf = small(epochs=1, bag_of_words="never").fit(texts, labels)
+    assert clf.ensemble_ == {"weight_lstm": 1.0, "choice": "lstm"} and clf.bag_of_words_ is None
+    test, _ = sentences(20, seed=6)
+    np.testing.assert_array_equal(clf.predict_proba(test), clf._lstm_proba(test))
+    clf.save(tmp_path / "clf")
+    assert not (tmp_path / "clf" / "bag_of_words.json").exists()
+    path = tmp_path / "clf" / "config.json"
+    document = json.loads(path.read_text())
+    del document["config"]["ensemble"], document["config"]["params"]["bag_of_words"]  # a run saved before issue 20
+    path.write_text(json.dumps(document))
+    old = lstmkit.load(tmp_path / "clf")
+    assert old.ensemble_["weight_lstm"] == 1.0 and old.config.bag_of_words == "auto"
+    np.testing.assert_array_equal(old.predict_proba(test), clf.predict_proba(test))
+
+
+def test_train_run_reports_the_choice_and_the_baseline_it_never_ends_below_on_validation(tmp_path) -> None:
+    import json
+
+    from lstmkit.tasks.text.classification import train_run
+
+    texts, labels = sentences(250)
+    result = train_run(texts, labels, tmp_path / "run", holdout=0.2, embedding_size=8, hidden_size=8, epochs=2,
+                       progress=False)  # fmt: skip
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["ensemble"] == result["ensemble"] and "validation" in result["ensemble"]
+    train_idx, test_idx = holdout_split(250, 0.2, 0)
+    alone = bag_of_words_baseline([texts[i] for i in train_idx], labels[train_idx], [texts[i] for i in test_idx],
+                                  labels[test_idx])  # fmt: skip
+    assert result["baseline"] == alone  # the reported baseline is the ensemble's bag of words, or the same model
+    v = result["ensemble"]["validation"]
+    assert v["chosen"]["accuracy"] >= max(v["lstm"]["accuracy"], v["bag_of_words"]["accuracy"])

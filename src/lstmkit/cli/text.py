@@ -180,7 +180,9 @@ def classify_train(
     *,
     core: CoreOptions,
 ) -> None:  # fmt: skip
-    """Train on all but a held-out share; report its accuracy beside a bag-of-words logistic regression."""
+    """Train on all but a held-out share; report its accuracy beside a bag-of-words logistic regression. By default
+    the LSTM and the bag of words are averaged with the weight that scores best on validation texts carved from the
+    training share (--set bag_of_words=never: the LSTM alone)."""
     setup_logging(verbose)
     from ..tasks.text.classification import check_held_out_classes, read_labelled, train_run
     from ..train import CheckpointError
@@ -209,7 +211,12 @@ def classify_train(
         extra = {k: v for k, v in result.items() if k not in ("run_dir", "test", "baseline")}
         print_result("text_classifier", result["run_dir"], result.get("test", {}), baselines, **extra)
     elif "test" in result:
-        base = result.get("baseline")
+        base, chosen = result.get("baseline"), result["ensemble"]
+        if "validation" in chosen:
+            v = chosen["validation"]
+            err.print(f"validation accuracy: LSTM {v['lstm']['accuracy']:.4f}, bag of words "
+                      f"{v['bag_of_words']['accuracy']:.4f}; kept {chosen['choice']} (LSTM weight "
+                      f"{chosen['weight_lstm']:g}): {v['chosen']['accuracy']:.4f}")  # fmt: skip
         err.print(f"held-out accuracy {result['test']['accuracy']:.4f}"
                   + (f" (bag of words: {base['accuracy']:.4f})" if base else "") + f"; model in {out}")  # fmt: skip
 

