@@ -109,7 +109,7 @@ def train(
 
     By default the network is chosen by stratified cross-validation on the training series (LSTM-FCN, LSTM-FCN with
     a step-wise LSTM, attention pooling, a plain LSTM; 1-NN Euclidean scored on the same folds), each candidate
-    training 600 optimiser steps (--set train.min_steps=N), and the winner is refit on all the training series. The
+    training 300 optimiser steps (--set train.min_steps=N), and the winner is refit on all the training series. The
     whole run, selection included, stops within --max-minutes (default 5: a few hundred series of a few hundred steps
     on 2 cores; a candidate the budget cannot fit is skipped, and the table in result.json says so)."""
     setup_logging(verbose)

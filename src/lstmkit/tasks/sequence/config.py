@@ -21,7 +21,7 @@ Pooling = Literal["last", "mean", "max", "attention"]
 # epochs, so 36 series train as long as 3,000 do (a fixed epoch count gives a few dozen series a few dozen steps).
 # Chosen on hold-outs of the bundled training splits (docs/results/classification.md, experiments/classification.py
 # --validate); the time budget (max_minutes) still stops a fit that would run longer.
-CLASSIFIER_MIN_STEPS = 600
+CLASSIFIER_MIN_STEPS = 300
 
 
 def training_epochs(epochs: int | None, min_steps: int, batches_per_epoch: int) -> int:

@@ -127,7 +127,7 @@ class SequenceClassifier(SequenceEstimator):
         epochs: passes over the training series; None (the default): as many whole epochs as make ``min_steps``
             optimiser steps, so a few dozen series train as long as a few thousand do (a fixed epoch count gives
             36 series 2 steps an epoch). The regressor's is 10.
-        min_steps: the training length in optimiser steps when ``epochs`` is None: 600 by default
+        min_steps: the training length in optimiser steps when ``epochs`` is None: 300 by default
             (:data:`lstmkit.tasks.sequence.config.CLASSIFIER_MIN_STEPS`, also the CLI's), chosen on hold-outs of the
             bundled training splits; ``max_minutes`` still ends a fit that would run longer.
 

@@ -23,7 +23,7 @@ Selection = Literal["auto", "off"]
 class ClassifyTrain(TrainConfig):
     """How a classifier trains: :class:`lstmkit.config.TrainConfig` with the classifier's length and budget.
 
-    ``epochs``: None, so the length is ``min_steps`` optimiser steps (600, rounded up to whole epochs; the estimator's
+    ``epochs``: None, so the length is ``min_steps`` optimiser steps (300, rounded up to whole epochs; the estimator's
     default too), whatever the number of series; an int trains that many epochs instead. ``max_minutes``: 5, the
     whole run's budget on 2 cores, the selection's cross-validation included (a few hundred series of a few hundred
     steps fit in it). The rest is TrainConfig's: Adam at 1e-3, batch 32, the gradient norm clipped at 1.0 (keeps the
