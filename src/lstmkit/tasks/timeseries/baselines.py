@@ -1,15 +1,27 @@
-"""The baselines every LSTM forecast is compared with, on the same splits: seasonal-naive (repeat the last season) and
-exponential smoothing (Holt-Winters ETS, statsmodels) with the season; ETS falls back to a non-seasonal model when the
-history is shorter than two seasons. Both take NumPy arrays; NaN marks a missing value.
+"""The baselines every LSTM forecast is compared with, on the same splits.
+
+Seasonal-naive (repeat the last season) is written here: it is the scale of MASE and the residual the direct network
+can forecast. The statistical models come from statsforecast (Nixtla), fitted per series on NumPy arrays: AutoETS and
+AutoTheta with the main season, and MSTL (each seasonality by STL, the trend by AutoETS) when the timestamps imply
+several seasonalities (half-hourly: 48 and 336). NaN marks a missing value; the statistical models see it
+interpolated.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ets_forecast", "seasonal_naive"]
+__all__ = ["STATISTICAL", "baseline_forecasts", "seasonal_naive", "statistical_forecast"]
+
+# what each name fits (statsforecast's model), for the tables that report them
+STATISTICAL = {
+    "auto_ets": "AutoETS: exponential smoothing, error/trend/season chosen by AICc (seasonal up to a season of 24)",
+    "auto_theta": "AutoTheta: the Theta method, its variant and decomposition chosen by in-sample fit",
+    "mstl": "MSTL: several seasonalities removed by STL, the rest forecast by AutoETS (needs two seasonalities)",
+}
 
 
 def seasonal_naive(history: np.ndarray, horizon: int, m: int) -> np.ndarray:
@@ -28,25 +40,59 @@ def seasonal_naive(history: np.ndarray, horizon: int, m: int) -> np.ndarray:
     return np.tile(last, reps)[:horizon]
 
 
-def ets_forecast(history: np.ndarray, horizon: int, m: int) -> np.ndarray:
-    """Holt-Winters exponential smoothing (additive trend, additive season of period ``m``), fitted by statsmodels.
-
-    Missing values in ``history`` are interpolated for this baseline only. Falls back to a trend-only model when the
-    history holds fewer than two seasons.
-    """
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
+def _filled(history: np.ndarray) -> np.ndarray:
     y = np.asarray(history, dtype=float)
-    if np.isnan(y).any():
-        idx = np.arange(y.size)
-        ok = ~np.isnan(y)
-        y = np.interp(idx, idx[ok], y[ok])
-    seasonal = "add" if m > 1 and y.size >= 2 * m else None
+    ok = ~np.isnan(y)
+    if not ok.any():
+        raise ValueError("Every value of the history is missing; no baseline can be fitted to it.")
+    if ok.all():
+        return y
+    idx = np.arange(y.size)
+    return np.interp(idx, idx[ok], y[ok])
+
+
+def statistical_forecast(name: str, history: np.ndarray, horizon: int, periods: Sequence[int]) -> np.ndarray:
+    """The ``horizon``-step point forecast of statsforecast's model ``name`` (a key of :data:`STATISTICAL`) fitted
+    to ``history``; ``periods`` are the seasonalities, the main one first (``[1]`` for none).
+
+    A season the history cannot estimate (fewer than two full cycles) is dropped, as the models themselves require.
+
+    Raises:
+        ImportError: statsforecast is not installed (it comes with ``pip install 'lstmkit[timeseries]'``).
+        ValueError: an unknown name, or MSTL without two usable seasonalities.
+    """
+    try:
+        from statsforecast import models as sf
+    except ImportError as e:  # pragma: no cover - the timeseries extra installs it
+        raise ImportError(
+            "The statistical baselines come from statsforecast: pip install 'lstmkit[timeseries]'."
+        ) from e
+    y = _filled(history)
+    usable = [m for m in periods if m > 1 and y.size >= 2 * m]
+    main = usable[0] if usable else 1
+    if name == "auto_ets":
+        model = sf.AutoETS(season_length=main)
+    elif name == "auto_theta":
+        model = sf.AutoTheta(season_length=main)
+    elif name == "mstl":
+        if len(usable) < 2:
+            raise ValueError(f"MSTL is for several seasonalities; the usable periods here are {usable}.")
+        model = sf.MSTL(season_length=usable, trend_forecaster=sf.AutoETS(model="ZZN"))
+    else:
+        raise ValueError(f"Unknown statistical baseline {name!r}; known: {sorted(STATISTICAL)}.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter; the forecast is judged by its errors
-        model = ExponentialSmoothing(
-            y, trend="add", seasonal=seasonal, seasonal_periods=m if seasonal else None,
-            initialization_method="estimated",
-        )  # fmt: skip
-        fit = model.fit()
-    return np.asarray(fit.forecast(horizon), dtype=float)
+        return np.asarray(model.forecast(y=y, h=horizon)["mean"], dtype=float)
+
+
+def baseline_forecasts(history: np.ndarray, horizon: int, periods: Sequence[int]) -> dict[str, np.ndarray]:
+    """Every baseline that applies to this history: seasonal-naive with the main period, AutoETS, AutoTheta, and MSTL
+    when two or more periods are usable. ``{name: (horizon,) forecast}``."""
+    main = periods[0] if periods else 1
+    out = {"seasonal_naive": seasonal_naive(history, horizon, main)}
+    names = ["auto_ets", "auto_theta"]
+    if len([m for m in periods if m > 1 and np.size(history) >= 2 * m]) >= 2:
+        names.append("mstl")
+    for name in names:
+        out[name] = statistical_forecast(name, history, horizon, periods)
+    return out
