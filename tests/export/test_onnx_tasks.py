@@ -42,11 +42,13 @@ def run(path, feeds: dict) -> list[np.ndarray]:
 FORECASTERS = [
     {}, {"future_covariates": ("promo",)}, {"residual_to": "none", "num_layers": 2},
     {"model": "recurrent"}, {"model": "recurrent", "future_covariates": ("promo",), "num_layers": 2},
+    {"residual_to": "seasonal_mean"}, {"members": 3, "future_covariates": ("promo",)},
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("kw", FORECASTERS, ids=["direct-residual", "direct-future", "direct-none-2layer",
-                                                 "recurrent", "recurrent-future-2layer"])  # fmt: skip
+                                                 "recurrent", "recurrent-future-2layer", "direct-seasonal-mean",
+                                                 "ensemble-future"])  # fmt: skip
 def test_forecaster_graph_rebuilds_predict_with_the_scaling_in_python(kw, tmp_path) -> None:
     f = forecaster(**kw)
     report = export_onnx(f, tmp_path / "f.onnx")

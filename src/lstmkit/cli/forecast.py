@@ -72,7 +72,11 @@ def train(
     *,
     core: CoreOptions,
 ) -> None:  # fmt: skip
-    """Train a forecaster on all the data and write the next horizon's forecast, its picture and a report."""
+    """Choose and train a forecaster on all the data; write the next horizon's forecast, its picture and a report.
+
+    The residual and the transform are chosen on the last horizons of the history (rolling origins), beside
+    seasonal-naive, AutoETS and AutoTheta on the same origins; the selection and the final fit share --max-minutes
+    (default 10). Give --transform or --set residual_to=... to fix one."""
     setup_logging(verbose)
     from ..tasks.timeseries.forecast_run import train_run
     from ..train import CheckpointError, ResumeError
@@ -83,15 +87,40 @@ def train(
         summary = train_run(table, cfg, out, resume=resume)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, ResumeError, CheckpointError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+    selection = summary["selection"]
     if as_json:
-        metrics = {"train_loss": summary["train_loss"], "epochs": summary["epochs"]}
+        rows = selection["table"]
+        chosen = next((r for r in rows if r["name"] == selection["chosen"]), {})
+        metrics = {"train_loss": summary["train_loss"], "epochs": summary["epochs"],
+                   "validation_mase": chosen.get("mase"), "validation_smape": chosen.get("smape")}  # fmt: skip
+        baselines = {r["name"]: {"validation_mase": r["mase"], "validation_smape": r["smape"]}
+                     for r in rows if r["kind"] == "baseline"}  # fmt: skip
         print_result(
-            "forecaster", summary["run_dir"], metrics, {}, forecast=summary.get("forecast"), target=summary["target"],
-            horizon=summary["horizon"], window=summary["window"], season=summary["season"],
+            "forecaster", summary["run_dir"], metrics, baselines, forecast=summary.get("forecast"),
+            target=summary["target"], horizon=summary["horizon"], window=summary["window"], season=summary["season"],
+            selection=selection,
         )  # fmt: skip
     else:
+        _print_selection(selection)
         where = f", forecast in {summary['forecast']}" if "forecast" in summary else ""
         err.print(f"trained; forecaster in {summary['run_dir']}{where}")
+
+
+def _print_selection(selection: dict[str, Any]) -> None:
+    """The selection table on stderr: each candidate's and baseline's validation MASE and sMAPE, and the verdict."""
+    if selection["skipped"]:
+        err.print(f"no selection: {selection['skipped']}")
+        return
+    from rich.table import Table
+
+    out = Table("candidate", "kind", "MASE", "sMAPE %", "seconds",
+                title=f"validation on {len(selection['origins'])} origin(s)")  # fmt: skip
+    show = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in selection["table"]:
+        mark = "* " if r["name"] == selection["chosen"] else ""
+        out.add_row(mark + r["name"], r["kind"], show(r["mase"]), show(r["smape"]), f"{r['seconds']:.1f}")
+    err.print(out)
+    err.print(selection["verdict"])
 
 
 @forecast_app.command("predict")
@@ -155,14 +184,16 @@ def backtest_command(
     *,
     core: CoreOptions,
 ) -> None:  # fmt: skip
-    """Rolling-origin backtest: the LSTM, seasonal-naive and ETS on the same splits (MAE, RMSE, MASE, sMAPE); the
-    table on stderr, or the JSON result on stdout."""
+    """Rolling-origin backtest of what `forecast train` does (its selection rerun on each fold's history), with
+    seasonal-naive, AutoETS and AutoTheta on the same splits (MAE, RMSE, MASE, sMAPE); the table on stderr, or the
+    JSON result on stdout."""
     from ..tasks.timeseries.backtest import backtest
+    from ..tasks.timeseries.forecast_select import select_forecaster
 
     try:
         own = _own(time, target, id_, past, future, static, season, horizon=horizon, transform=transform)
         table, cfg = _config(data, csv, own, core)
-        result = backtest(table, cfg, folds=folds)
+        result = backtest(table, cfg, folds=folds, fit=lambda c, history: select_forecaster(history, c)[0])
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     if as_json:

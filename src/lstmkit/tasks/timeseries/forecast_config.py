@@ -18,9 +18,11 @@ class ForecastNet(StrictConfig):
     hidden_size: int = 64
     num_layers: int = 1
     dropout: float = 0.0  # between stacked layers (num_layers > 1)
+    # a seed ensemble of this many networks, trained side by side, their quantiles averaged (1: one network)
+    members: int = 1
 
     def validate(self) -> None:
-        for name in ("hidden_size", "num_layers"):
+        for name in ("hidden_size", "num_layers", "members"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ForecastNet.{name} must be at least 1, got {getattr(self, name)}.")
         if not 0.0 <= self.dropout < 1.0:
@@ -49,12 +51,14 @@ class ForecastTrain(TrainConfig):
 
     ``early_stopping_patience``: validate on each series' last horizon and stop when it stops improving; None (the
     default) trains every epoch on all the data, which short series need more than a validation split. The time
-    budget holds for each fit (with ``calibrate_intervals`` there are two); the recorded results take a few minutes.
+    budget (``max_minutes``, 10 by default) holds for one :meth:`Forecaster.fit` (with ``calibrate_intervals``, both
+    of its fits together); ``lstmkit forecast train`` and ``select_forecaster`` share it among the whole selection
+    and the final fit.
     """
 
     epochs: int = 300
     lr: float = 3e-3
-    max_minutes: float | None = 30.0
+    max_minutes: float | None = 10.0
     progress: bool = False
 
     def validate(self) -> None:
@@ -84,25 +88,42 @@ class ForecastConfig(StrictConfig):
     # None: max(2 * season, horizon), at most half the shortest history. Shorter windows give more training windows,
     # which small series need (airline: window 24 reached MASE 0.7-1.1, window 48 only 1.5-1.8; 3 seeds each).
     input_window: int | None = None
-    transform: Literal["none", "log"] = "none"  # "log" for positive series whose swings grow with their level
+    # "log" for positive series whose swings grow with their level. "auto": chosen on validation by the selection
+    # (lstmkit forecast train, select_forecaster); Forecaster.fit alone reads it as "none".
+    transform: Literal["auto", "none", "log"] = "auto"
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     # The multi-step strategy. "direct": the whole horizon at once from the encoder's last state (MQ-RNN);
     # "recurrent": one step at a time, its own median fed back as the next input (autoregressive, as DeepAR; trained
     # with teacher forcing).
     strategy: Literal["direct", "recurrent"] = "direct"
     # "seasonal_naive": the network forecasts the deviation from repeating the window's last season (a residual on
-    # the strongest simple baseline); "none": it forecasts the values themselves.
-    residual_to: Literal["seasonal_naive", "none"] = "seasonal_naive"
+    # the strongest simple baseline); "seasonal_mean": from the window's average seasonal profile (its full seasons,
+    # each relative to its own mean: smoother than the last season); "none": it forecasts the values themselves.
+    # "auto": chosen on validation by the selection; Forecaster.fit alone reads it as "seasonal_naive".
+    residual_to: Literal["auto", "seasonal_naive", "seasonal_mean", "none"] = "auto"
     # Conformalised quantile regression (Romano et al. 2019): fit once without each series' last horizon, measure how
     # far the held-out values fall outside the outer quantiles, widen (or narrow) the interval by that much, then fit
     # on everything. Doubles the training time; pinball-trained quantiles alone cover far less than nominal out of
     # sample (airline: 17-58 % for a nominal 80 %).
     calibrate_intervals: bool = True
+    # "statistical": the network's median averaged with AutoETS' and AutoTheta's forecasts (statsforecast, fitted on
+    # the history at each predict; the quantiles move with the median); "none": the network alone. "auto": the
+    # selection combines only where the combination beat the network alone on validation; Forecaster.fit alone: none.
+    combine: Literal["auto", "none", "statistical"] = "auto"
     net: ForecastNet = field(default_factory=ForecastNet)
     train: ForecastTrain = field(default_factory=ForecastTrain)
 
     # ``model`` named the multi-step strategy, not the network (saved runs and keyword arguments still read).
     RENAMED: ClassVar[Mapping[str, tuple[str, Any]]] = {"model": ("strategy", None)}
+
+    # the fields the selection chooses when they are "auto", and what Forecaster.fit reads "auto" as without one
+    AUTO_RULE: ClassVar[Mapping[str, str]] = {"transform": "none", "residual_to": "seasonal_naive", "combine": "none"}
+    # what combine="statistical" averages with the network (names of baselines.STATISTICAL)
+    COMBINED: ClassVar[tuple[str, ...]] = ("auto_ets", "auto_theta")
+
+    def resolved(self) -> ForecastConfig:
+        """This config with each "auto" field set as :meth:`Forecaster.fit` reads it when no selection chose it."""
+        return self.replace(**{k: v for k, v in self.AUTO_RULE.items() if getattr(self, k) == "auto"})
 
     def validate(self) -> None:
         if self.horizon < 1:

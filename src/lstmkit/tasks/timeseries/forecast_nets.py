@@ -13,7 +13,7 @@ from ...nn import LSTM
 if TYPE_CHECKING:
     from .forecast_config import ForecastConfig
 
-__all__ = ["DirectForecastNet", "RecurrentForecastNet", "build_net", "pinball_loss"]
+__all__ = ["DirectForecastNet", "ForecastEnsemble", "RecurrentForecastNet", "build_net", "pinball_loss"]
 
 
 class DirectForecastNet(nn.Module):
@@ -22,16 +22,20 @@ class DirectForecastNet(nn.Module):
     Args:
         n_inputs: channels per step of the window; n_future: covariate channels per step of the horizon.
         horizon: steps forecast at once; n_quantiles: outputs per step.
-        season: with ``season > 0`` the window's last season, repeated, is added to the output (the net forecasts
-            the residual to seasonal-naive); 0: the values themselves.
+        season: with ``season > 0`` a seasonal pattern read from the window is added to the output, repeated over
+            the horizon (the net forecasts the residual to it); 0: the values themselves.
+        seasonal_mean: which pattern: False, the window's last season (the residual to seasonal-naive); True, the
+            window's seasonal profile, its full seasons each taken relative to their own mean and averaged (the
+            residual to a smooth season: less noisy than the last season, and free of its level, which the net
+            forecasts).
     """
 
     def __init__(
         self, n_inputs: int, n_future: int, *, horizon: int, n_quantiles: int, hidden_size: int, num_layers: int = 1,
-        dropout: float = 0.0, season: int = 0,
+        dropout: float = 0.0, season: int = 0, seasonal_mean: bool = False,
     ) -> None:  # fmt: skip
         super().__init__()
-        self.horizon, self.n_q, self.season = horizon, n_quantiles, season
+        self.horizon, self.n_q, self.season, self.seasonal_mean = horizon, n_quantiles, season, seasonal_mean
         self.encoder = LSTM(n_inputs, hidden_size, num_layers=num_layers, dropout=dropout)
         head_in = hidden_size + horizon * n_future
         self.head = nn.Sequential(
@@ -42,11 +46,21 @@ class DirectForecastNet(nn.Module):
         _, (h_n, _) = self.encoder(x)  # x (B, W, n_inputs) -> h_n (L, B, hidden)
         z = torch.cat([h_n[-1], future.flatten(1)], dim=1)  # (B, hidden + H * F)
         out = self.head(z).view(-1, self.horizon, self.n_q)  # (B, H, Q)
-        if self.season and x.shape[1] >= self.season:  # plus the window's last season, repeated over the horizon
-            last = x[:, -self.season :, 0]  # (B, m): relative scaled target, 0 (the level) where missing
+        if self.season and x.shape[1] >= self.season:  # plus a season read from the window, repeated over the horizon
             reps = -(-self.horizon // self.season)
-            out = out + last.repeat(1, reps)[:, : self.horizon].unsqueeze(-1)
+            out = out + self.seasonal_pattern(x[:, :, 0]).repeat(1, reps)[:, : self.horizon].unsqueeze(-1)
         return out
+
+    def seasonal_pattern(self, y: Tensor) -> Tensor:
+        """(B, W) relative scaled target (0, the level, where missing) -> (B, m): the last season, or with
+        ``seasonal_mean`` the mean over the window's last k = W // m full seasons of each one minus its own mean.
+        Either way entry j belongs to the phase of horizon step j (the seasons end where the horizon starts)."""
+        m = self.season
+        if not self.seasonal_mean:
+            return y[:, -m:]
+        k = y.shape[1] // m
+        cycles = y[:, -k * m :].reshape(-1, k, m)  # (B, k, m)
+        return (cycles - cycles.mean(dim=2, keepdim=True)).mean(dim=1)
 
 
 class RecurrentForecastNet(nn.Module):
@@ -86,16 +100,44 @@ class RecurrentForecastNet(nn.Module):
         return torch.stack(preds, dim=1)  # (B, H, Q)
 
 
-def build_net(n_inputs: int, n_future: int, cfg: ForecastConfig) -> DirectForecastNet | RecurrentForecastNet:
-    """The network ``cfg`` asks for (its strategy and ``net`` sizes), for ``n_inputs`` / ``n_future`` channels."""
+class ForecastEnsemble(nn.Module):
+    """A seed ensemble: ``K`` networks of one shape from their own initialisations, trained side by side on the same
+    batches (each by its own loss); the forecast is the mean of their quantiles. Averaging members cuts the spread
+    between seeds that a single small network shows on short series."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The first member's encoder (its sizes are every member's)."""
+        return self.members[0].encoder  # type: ignore[return-value]
+
+    def member_outputs(self, x: Tensor, future: Tensor, target: Tensor | None = None) -> Tensor:
+        """(K, B, H, Q): each member's quantiles."""
+        return torch.stack([m(x, future, target) for m in self.members])
+
+    def forward(self, x: Tensor, future: Tensor, target: Tensor | None = None) -> Tensor:
+        return self.member_outputs(x, future, target).mean(dim=0)  # (B, H, Q)
+
+
+def build_net(
+    n_inputs: int, n_future: int, cfg: ForecastConfig
+) -> DirectForecastNet | RecurrentForecastNet | ForecastEnsemble:
+    """The network ``cfg`` asks for (its strategy and ``net`` sizes), for ``n_inputs`` / ``n_future`` channels; with
+    ``net.members`` above 1, a :class:`ForecastEnsemble` of that many."""
+    if cfg.net.members > 1:
+        one = cfg.replace(net=cfg.net.replace(members=1))
+        return ForecastEnsemble([build_net(n_inputs, n_future, one) for _ in range(cfg.net.members)])
     sizes = {"hidden_size": cfg.net.hidden_size, "num_layers": cfg.net.num_layers, "dropout": cfg.net.dropout}
     if cfg.strategy == "recurrent":
         median = list(cfg.quantiles).index(0.5)
         return RecurrentForecastNet(n_inputs, horizon=cfg.horizon, n_quantiles=len(cfg.quantiles), median=median,
                                     **sizes)  # fmt: skip
-    season = cfg.season if cfg.residual_to == "seasonal_naive" else 0
+    season = cfg.season if cfg.residual_to != "none" else 0
     return DirectForecastNet(n_inputs, n_future, horizon=cfg.horizon, n_quantiles=len(cfg.quantiles), season=season,
-                             **sizes)  # fmt: skip
+                             seasonal_mean=cfg.residual_to == "seasonal_mean", **sizes)  # fmt: skip
 
 
 def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:

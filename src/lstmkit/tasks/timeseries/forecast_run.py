@@ -10,7 +10,7 @@ from typing import Any
 from ... import runs
 from ..._atomic import atomic_write_bytes
 from .forecast_config import ForecastConfig
-from .forecasting import Forecaster
+from .forecast_select import select_forecaster
 from .seasonality import resolve_season
 from .series import as_table, prepare_series
 
@@ -18,11 +18,13 @@ __all__ = ["train_run"]
 
 
 def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *, resume: bool = False) -> dict:
-    """Fit on all of ``data``, save the run directory, and write the next horizon's forecast and its picture.
+    """Choose the config's "auto" fields on validation and fit the winner on all of ``data``
+    (:func:`~lstmkit.tasks.timeseries.forecast_select.select_forecaster`), save the run directory, and write the next
+    horizon's forecast and its picture.
 
     The run directory gets ``config.json``, ``model.safetensors``, ``metrics.csv``, checkpoints, ``forecast.csv``
     and ``forecast.png`` (without future covariates; with them, ``lstmkit forecast predict`` takes the future rows),
-    ``result.json`` (the summary returned) and ``report.html``.
+    ``result.json`` (the summary returned, with the selection table) and ``report.html``.
     """
     from ...report import write_report
     from ...viz.plots import plot_forecast
@@ -32,12 +34,13 @@ def train_run(data: Any, config: ForecastConfig, out: str | os.PathLike[str], *,
         raise FileExistsError(f"{out} already holds a finished forecaster; choose another --out or delete it.")
     data = as_table(data)
     config, season = resolve_season(config, data, prepare_series(data, config))  # warns on a contradicted season
-    forecaster = Forecaster(config).fit(data, run_dir=out, resume=resume)
+    forecaster, selection = select_forecaster(data, config, run_dir=out, resume=resume)
+    config = forecaster.config
     forecaster.save(out)
     summary: dict[str, Any] = {
         "run_dir": str(out), "target": config.target, "horizon": config.horizon, "window": forecaster.window,
         "epochs": len(forecaster.history_), "train_loss": forecaster.history_[-1]["train_loss"],
-        "season": season,
+        "season": season, "selection": selection.record(),
     }  # fmt: skip
     if not config.future_covariates:
         pred = forecaster.predict(data)

@@ -21,6 +21,7 @@ import copy
 import logging
 import math
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ from ...train import StepOutput, resolve_device, seed_everything
 from ...train.checkpoint import latest_checkpoint
 from ..training import on_training_device, task_trainer
 from .forecast_config import ForecastConfig, ForecastNet, ForecastTrain
-from .forecast_nets import DirectForecastNet, RecurrentForecastNet, build_net, pinball_loss
+from .forecast_nets import DirectForecastNet, ForecastEnsemble, RecurrentForecastNet, build_net, pinball_loss
 from .metrics import nan_mean, summarize
 from .seasonality import resolve_season
 from .series import Series, as_table, check_season, future_rows, prepare_series, require_pandas, slice_table
@@ -72,7 +73,7 @@ class Forecaster:
     def __init__(self, config: ForecastConfig | None = None, **kwargs: Any) -> None:
         # keyword arguments may be flat (hidden_size=, epochs=) or sections (net=, train=), as from_dict reads them
         self.config = config if config is not None else ForecastConfig.from_dict(kwargs)
-        self.model: DirectForecastNet | RecurrentForecastNet | None = None
+        self.model: DirectForecastNet | RecurrentForecastNet | ForecastEnsemble | None = None
         self.scales: dict[str, np.ndarray] = {}  # series key -> (mean, std) per input column, from training data
         self.interval_shift = 0.0  # conformal widening of the outer quantiles, scaled units (calibrate_intervals)
         # static covariates: column -> ["numeric", mean, std] or ["categorical", *categories], fitted across series
@@ -206,7 +207,7 @@ class Forecaster:
         data = as_table(data)
         series = prepare_series(data, self.config)
         # season None: the main period of the timestamps (a given season is kept; train_run and backtest warn)
-        self.config, self.season_ = resolve_season(self.config, data, series, warn=False)
+        self.config, self.season_ = resolve_season(self.config.resolved(), data, series, warn=False)
         cfg = self.config
         shortest = min(len(s.y) for s in series)
         if cfg.horizon >= shortest:
@@ -220,26 +221,33 @@ class Forecaster:
         self.trained_until = {s.key: str(s.time[-1]) for s in series}
         ends = [len(s.y) for s in series]
         self.interval_shift = 0.0
+        budget = cfg.train.max_minutes
+        start = time.monotonic()
         if cfg.calibrate_intervals:
             held = [n - cfg.horizon for n in ends]
             if min(held) - self._window - cfg.horizon + 1 >= 1:
-                self._train(series, held, None, None, False)
+                self._train(series, held, None, None, False, minutes=None if budget is None else budget / 2)
                 self.interval_shift = self._conformal_shift(series, ends)
             else:
                 logger.warning("too little history to hold out a horizon for calibration: intervals not calibrated")
         if resume and run_dir is not None and latest_checkpoint(run_dir) is None:
             resume = False  # the crash came before the final fit wrote its first checkpoint (during calibration)
-        self._train(series, ends, run_dir, resume=resume, use_val=cfg.train.early_stopping_patience is not None)
+        left = None if budget is None else max(budget - (time.monotonic() - start) / 60, budget / 20)
+        use_val = cfg.train.early_stopping_patience is not None
+        self._train(series, ends, run_dir, resume=resume, use_val=use_val, minutes=left)
         return self
 
     def _train(
-        self, series: list[Series], ends: list[int], run_dir: Any, resume: bool = False, use_val: bool = False
-    ) -> None:
-        """Fit scales and a fresh model on each series up to ``ends[i]`` (its last horizon validating if use_val)."""
+        self, series: list[Series], ends: list[int], run_dir: Any, resume: bool = False, use_val: bool = False,
+        minutes: float | None = None,
+    ) -> None:  # fmt: skip
+        """Fit scales and a fresh model on each series up to ``ends[i]`` (its last horizon validating if use_val),
+        within ``minutes`` (None: no budget)."""
         cfg = self.config
         train_cfg = cfg.train.replace(
-            early_stopping_patience=cfg.train.early_stopping_patience if use_val else None, monitor="val_loss"
-        )
+            early_stopping_patience=cfg.train.early_stopping_patience if use_val else None, monitor="val_loss",
+            max_minutes=minutes,
+        )  # fmt: skip
         device = resolve_device(train_cfg.device)
         seed_everything(train_cfg.seed)
         self.scales = {}
@@ -253,6 +261,10 @@ class Forecaster:
 
         def loss_fn(model, batch, state):
             xb, fb, yb = batch
+            if isinstance(model, ForecastEnsemble):  # each member by its own loss (not one loss of their mean)
+                out = model.member_outputs(xb, fb, yb)  # (K, B, H, Q)
+                loss = torch.stack([pinball_loss(o, yb, quantiles) for o in out]).mean()
+                return StepOutput(loss=loss, n_items=xb.shape[0])
             return StepOutput(loss=pinball_loss(model(xb, fb, yb), yb, quantiles), n_items=xb.shape[0])
 
         with on_training_device(self.model, device):  # predicts and saves on the CPU
@@ -276,7 +288,7 @@ class Forecaster:
         k = min(n, math.ceil((n + 1) * nominal))
         return float(torch.sort(scores).values[k - 1])
 
-    def _check_fitted(self) -> DirectForecastNet | RecurrentForecastNet:
+    def _check_fitted(self) -> DirectForecastNet | RecurrentForecastNet | ForecastEnsemble:
         if self.model is None:
             raise RuntimeError("This Forecaster is not fitted yet: call fit(data) first (or Forecaster.load(run_dir)).")
         return self.model
@@ -286,7 +298,7 @@ class Forecaster:
         out = values * std[0] + mean[0]
         return np.exp(out) if self.config.transform == "log" else out
 
-    def _model_in(self, dtype: torch.dtype) -> DirectForecastNet | RecurrentForecastNet:
+    def _model_in(self, dtype: torch.dtype) -> DirectForecastNet | RecurrentForecastNet | ForecastEnsemble:
         """The fitted network in ``dtype``: itself for float32, else a copy kept until the network is replaced."""
         model = self._check_fitted()
         if dtype == torch.float32:
@@ -307,6 +319,7 @@ class Forecaster:
         per CPU, which moves a forecast by ~1e-6); the anomaly detector scores this way so that its stream and its
         batch scores agree on every CPU."""
         model = self._model_in(dtype)
+        self._network_alone("rolling_medians")
         if self.config.future_covariates:
             raise ValueError("rolling_medians reads no future covariates; use a model trained without them.")
         median = list(self.config.quantiles).index(0.5)
@@ -370,7 +383,9 @@ class Forecaster:
                 fcov = np.nan_to_num((ahead[s.key] - mean[-n_f:]) / std[-n_f:])
             if self.static_encoding:  # (H, F + S): the static covariates ride with the future ones
                 fcov = np.column_stack([fcov, np.tile(self._static_vector(s), (cfg.horizon, 1))])
-            values = self._quantiles(model, s.key, inp, level, fcov)
+            values = self._quantiles(model, s.key, inp, level, fcov)  # (H, Q)
+            if cfg.combine == "statistical":
+                values = self._combined(values, s.y)
             if s.freq is not None:
                 times = pd.date_range(s.time[-1], periods=cfg.horizon + 1, freq=s.freq)[1:]
             else:  # irregular: steps of the last observed spacing
@@ -380,6 +395,29 @@ class Forecaster:
                 row.update({f"q{qq:g}": float(values[h, i]) for i, qq in enumerate(cfg.quantiles)})
                 rows.append({cfg.id: s.key, **row} if cfg.id else row)
         return pd.DataFrame(rows)
+
+    @property
+    def periods(self) -> list[int]:
+        """The seasonalities the statistical forecasts of ``combine`` model: the season, then the timestamps' others."""
+        season = self.config.season or 1
+        return [season, *[p for p in self.season_.get("periods", []) if p not in (1, season)]]
+
+    def _combined(self, values: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """(H, Q) quantiles moved so that the median is the mean of the network's and the statistical forecasts."""
+        from .baselines import statistical_forecast
+
+        H = self.config.horizon
+        median = values[:, list(self.config.quantiles).index(0.5)]
+        stats = [statistical_forecast(name, history, H, self.periods) for name in self.config.COMBINED]
+        return values + (np.mean([median, *stats], axis=0) - median)[:, None]
+
+    def _network_alone(self, what: str) -> None:
+        if self.config.combine == "statistical":
+            raise ValueError(
+                f"{what} runs the network alone, and this forecaster averages it with AutoETS and AutoTheta "
+                "(combine='statistical'), which need each series' whole history: use predict, or train with "
+                "--set combine=none."
+            )
 
     def _quantiles(self, model: nn.Module, key: str, inp: np.ndarray, level: float, fcov: np.ndarray) -> np.ndarray:
         """(horizon, Q) forecasts in the data's units from one relative window inp (W, n_inputs) and fcov (H, F+S)."""
@@ -399,6 +437,7 @@ class Forecaster:
             series: which training series' scaling to use; needed only when the model was trained on several.
         """
         model = self._check_fitted()
+        self._network_alone("forecast_window (a stream of values)")
         cfg = self.config
         covariates = [*cfg.past_covariates, *cfg.future_covariates, *cfg.static_covariates]
         if covariates:
@@ -516,6 +555,7 @@ class Forecaster:
         seed 0). Raises ValueError where a graph cannot express the model (the reason)."""
         from .onnx import forecaster_graphs
 
+        self._network_alone("An ONNX graph")
         return forecaster_graphs(self, streaming, np.random.default_rng(0) if rng is None else rng)
 
     # ---- persistence ------------------------------------------------------------------------------------------
@@ -526,7 +566,7 @@ class Forecaster:
         extra = {f"scale/{i}": torch.tensor(self.scales[k]) for i, k in enumerate(keys)}
         cfg = {"forecast": self.config.to_dict(), "window": self._window, "series": keys,
                "interval_shift": self.interval_shift, "static_encoding": self.static_encoding,
-               "trained_until": self.trained_until,
+               "trained_until": self.trained_until, "season": self.season_,
                "n_inputs": model.encoder.input_size, "n_future": self._n_future}  # fmt: skip
         return runs.save_run(run_dir, KIND, cfg, model, extra, overwrite=overwrite)
 
@@ -538,6 +578,7 @@ class Forecaster:
         f.interval_shift = float(saved.get("interval_shift", 0.0))
         f.static_encoding = saved.get("static_encoding", {})
         f.trained_until = saved.get("trained_until", {})
+        f.season_ = saved.get("season", {})
         f.model = build_net(saved["n_inputs"], saved["n_future"], f.config)
         f.model.load_state_dict(runs.read_state_dict(run_dir))
         f.model.eval()

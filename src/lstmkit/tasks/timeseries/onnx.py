@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ...nn.onnx_graph import FLOAT, CheckedGraph, Graph, lstm_sequence, lstm_step
-from .forecast_nets import RecurrentForecastNet
+from .forecast_nets import ForecastEnsemble, RecurrentForecastNet
 
 __all__ = ["forecast_network", "forecast_samples", "forecaster_graphs"]
 
@@ -48,10 +48,17 @@ def forecast_network(g: Graph, net: nn.Module, x: str, future: str | None, W: in
     if future is not None:
         z = g.op("Concat", [z, g.op("Reshape", [future, g.ints([0, -1])])], axis=1)  # (B, hidden + H * F)
     out = g.op("Reshape", [g.sequential(z, net.head), g.ints([0, H, Q])])  # (B, H, Q)
-    if net.season and W >= net.season:  # plus the window's last season repeated over the horizon (x[..., 0])
+    if net.season and W >= net.season and not net.seasonal_mean:  # plus the window's last season over the horizon
         m = net.season
         rows = g.op("Gather", [x, g.ints([W - m + h % m for h in range(H)])], axis=1)  # (B, H, n_inputs)
         out = g.op("Add", [out, g.slice(rows, [0], [1], [2])])
+    elif net.season and W >= net.season:  # the seasonal profile is linear in the window's target: one MatMul
+        m, k = net.season, W // net.season
+        profile = np.kron(np.ones((k, 1)), np.eye(m) - 1.0 / m) / k  # (k * m, m): each season minus its mean, averaged
+        repeat = np.tile(np.eye(m), (1, -(-H // m)))[:, :H]  # (m, H)
+        y = g.op("Squeeze", [g.slice(x, [W - k * m, 0], [W, 1], [1, 2]), g.ints([2])])  # (B, k * m)
+        pattern = g.op("MatMul", [y, g.const(profile @ repeat)])  # (B, H)
+        out = g.op("Add", [out, g.op("Unsqueeze", [pattern, g.ints([2])])])
     return out
 
 
@@ -77,6 +84,11 @@ def forecaster_graphs(f: Any, streaming: bool, rng: np.random.Generator) -> list
     H, Q, n_in = cfg.horizon, len(cfg.quantiles), net.encoder.input_size
     recurrent = isinstance(net, RecurrentForecastNet)
     g = Graph("lstmkit_forecaster")
+    if streaming and isinstance(net, ForecastEnsemble):
+        raise ValueError(
+            f"A seed ensemble ({len(net.members)} networks, net.members) has no single step to stream: each member "
+            "keeps its own state. Export it without --streaming, or train with net.members=1."
+        )
     if streaming:
         if not recurrent:
             raise ValueError(
@@ -104,7 +116,12 @@ def forecaster_graphs(f: Any, streaming: bool, rng: np.random.Generator) -> list
         return [CheckedGraph(g, samples, step_reference)]
     x = g.input("x", FLOAT, ["B", W, n_in])
     future = g.input("future", FLOAT, ["B", H, F]) if F else None
-    g.output(forecast_network(g, net, x, future, W), "quantiles", FLOAT, ["B", H, Q])
+    if isinstance(net, ForecastEnsemble):  # the mean of the members' graphs
+        outs = [forecast_network(g, m, x, future, W) for m in net.members]
+        total = outs[0] if len(outs) == 1 else g.op("Sum", outs)
+        g.output(g.op("Mul", [total, g.const(np.float32(1.0 / len(outs)))]), "quantiles", FLOAT, ["B", H, Q])
+    else:
+        g.output(forecast_network(g, net, x, future, W), "quantiles", FLOAT, ["B", H, Q])
 
     def reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         x_np = torch.from_numpy(feeds["x"])

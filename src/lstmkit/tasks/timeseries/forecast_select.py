@@ -1,0 +1,291 @@
+"""Choosing a forecaster on the user's own data: :func:`select_forecaster`, what ``lstmkit forecast train`` runs.
+
+The config's "auto" fields (``transform``, ``residual_to``) are chosen by rolling-origin validation on the last
+horizons of the history (up to three origins, one horizon apart; the test data, if any, is never read). The candidates
+are the direct LSTM with each residual (to seasonal-naive, to the window's mean seasonal profile, none) under the
+transform a positive series suggests (log), then the winner with the other transform, then the winner's forecasts
+averaged with AutoETS' and AutoTheta's (``combine="statistical"``: scored from the forecasts already made, no refit).
+The statistical baselines (seasonal-naive, AutoETS, AutoTheta, MSTL) are scored on the same origins, and when one of
+them beats every LSTM candidate the record says so plainly. The whole selection and the final fit share the time budget
+``train.max_minutes``: each fit gets what is left divided by the fits still to run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .backtest import Fold, check_folds, rolling_folds, score_forecasts, season_periods
+from .baselines import baseline_forecasts
+from .forecast_config import ForecastConfig
+from .forecasting import Forecaster
+from .metrics import nan_mean, summarize
+from .seasonality import resolve_season
+from .series import Series, as_table, prepare_series
+
+__all__ = ["Candidate", "Selection", "portfolio", "select_forecaster", "validation_folds"]
+
+logger = logging.getLogger(__name__)
+
+MAX_FOLDS = 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model of the portfolio: a name for the table and the config fields it sets."""
+
+    name: str
+    overrides: Mapping[str, Any]
+
+
+@dataclass
+class Selection:
+    """What the selection did: the table rows (candidates and baselines), the choice, and why."""
+
+    folds: list[str] = field(default_factory=list)  # the validation origins
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    chosen: str | None = None
+    skipped: str | None = None  # why no selection ran (too little history), else None
+    verdict: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-ready record ``result.json`` and ``--json`` carry."""
+        return {"metric": "mase", "origins": self.folds, "table": self.rows, "chosen": self.chosen,
+                "skipped": self.skipped, "verdict": self.verdict}  # fmt: skip
+
+
+def _residual_names(season: int) -> dict[str, str]:
+    if season <= 1:
+        return {"seasonal_naive": "residual to the last value", "none": "no residual"}
+    return {"seasonal_naive": "residual to seasonal-naive", "seasonal_mean": "residual to the seasonal mean",
+            "none": "no residual"}  # fmt: skip
+
+
+def portfolio(config: ForecastConfig, series: list[Series]) -> tuple[list[Candidate], str | None]:
+    """The first round of candidates (every residual, under the suggested transform) and the transform to try on
+    the winner in the second round (None when the transform is given or only one applies)."""
+    assert config.season is not None
+    positive = all(np.nanmin(s.y) > 0 for s in series)
+    if config.transform != "auto":
+        first, other = config.transform, None
+    else:
+        first, other = ("log", "none") if positive else ("none", None)
+    residuals = [config.residual_to] if config.residual_to != "auto" else list(_residual_names(config.season))
+    names = _residual_names(config.season)
+    cands = [
+        Candidate(f"{names.get(r, r)}, {first}", {"transform": first, "residual_to": r}) for r in residuals
+    ]  # fmt: skip
+    return cands, other
+
+
+def validation_folds(config: ForecastConfig, shortest: int) -> int:
+    """How many origins the history allows (up to :data:`MAX_FOLDS`), each fold's history holding more than two
+    seasons and two horizons; 0 when not even one does."""
+    for folds in range(MAX_FOLDS, 0, -1):
+        try:
+            check_folds(config, shortest, folds, config.horizon)
+        except ValueError:
+            continue
+        if shortest - folds * config.horizon >= 2 * config.horizon + 1:
+            return folds
+    return 0
+
+
+class _Clock:
+    """The budget shared by the fits still to run: each gets what is left divided by their number."""
+
+    def __init__(self, minutes: float | None, fits: int) -> None:
+        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        self.minutes, self.fits = minutes, fits
+
+    def share(self) -> float | None:
+        if self.deadline is None:
+            return None
+        left = (self.deadline - time.monotonic()) / 60
+        share = max(left, 0.0) / max(self.fits, 1)
+        self.fits -= 1
+        return max(share, self.minutes / 200)  # never zero: a fit always takes a few steps
+
+
+def select_forecaster(
+    data: Any, config: ForecastConfig, *, run_dir: Any = None, resume: bool = False
+) -> tuple[Forecaster, Selection]:
+    """Choose the "auto" fields of ``config`` on rolling-origin validation, then fit the winner on all of ``data``.
+
+    Args:
+        data: the table (every series), as :meth:`Forecaster.fit` takes it.
+        config: fields other than "auto" ones are kept as given; ``train.max_minutes`` is the whole budget.
+        run_dir, resume: for the final fit (its checkpoints); the validation fits write nothing.
+
+    Returns:
+        The fitted forecaster (its config holds the chosen values) and the :class:`Selection`.
+    """
+    table = as_table(data)
+    series = prepare_series(table, config)
+    config, season = resolve_season(config, table, series, warn=False)
+    assert config.season is not None
+    shortest = min(len(s.y) for s in series)
+    selection = Selection()
+    budget = config.train.max_minutes
+    auto = [k for k in ForecastConfig.AUTO_RULE if getattr(config, k) == "auto"]
+    folds = validation_folds(config, shortest) if auto and config.horizon < shortest else 0
+    final_fits = 2 if config.calibrate_intervals else 1
+    if not folds:
+        selection.skipped = (
+            "nothing to choose: every searched field is given" if not auto else
+            f"too little history to validate on: the shortest series has {shortest} points, which do not hold a "
+            f"horizon of {config.horizon} after two seasons of {config.season} and two horizons"
+        )  # fmt: skip
+        final = config.resolved()
+    else:
+        first, other = portfolio(config, series)
+        clock = _Clock(budget, (len(first) + (other is not None)) * folds + final_fits)
+        splits = rolling_folds(table, config, series, folds, config.horizon)
+        selection.folds = [f.origin for f in splits]
+        start = time.monotonic()
+        baselines = _baseline_forecasts(series, splits, config.horizon, season_periods(config, season))
+        base_seconds = (time.monotonic() - start) / len(baselines[0][0])
+        scored = [_validate(c, config, series, splits, clock) for c in first]
+        best = min(scored, key=_rank)
+        if other is not None:
+            name = best["name"].rsplit(", ", 1)[0] + f", {other}"
+            scored.append(_validate(Candidate(name, {**best["config"], "transform": other}), config, series, splits,
+                                    clock))  # fmt: skip
+            best = min(scored, key=_rank)
+        if config.combine == "auto" and best["mase"] is not None and not config.future_covariates:
+            scored.append(_combination(best, series, splits, baselines, config))
+        names = list(baselines[0][0])
+        table_rows = [{k: v for k, v in r.items() if k != "forecasts"} for r in scored]
+        for name in names:
+            forecasts = [[per_series[name] for per_series in fold] for fold in baselines]
+            selection.rows.append(
+                {
+                    "name": name,
+                    "kind": "baseline",
+                    **_scores(series, splits, forecasts, config),
+                    "seconds": round(base_seconds, 2),
+                }
+            )
+        selection.rows[:0] = table_rows
+        chosen = min(scored, key=_rank)
+        selection.chosen = chosen["name"]
+        selection.verdict = _verdict(chosen, [r for r in selection.rows if r["kind"] == "baseline"])
+        final = config.replace(**{"combine": "none", **chosen["config"]}).resolved()
+        final = final.replace(train=final.train.replace(max_minutes=_final_minutes(clock, final_fits)))
+    forecaster = Forecaster(final).fit(table, run_dir=run_dir, resume=resume)
+    forecaster.config = forecaster.config.replace(
+        train=forecaster.config.train.replace(max_minutes=budget)
+    )  # the config saved is the user's, its searched fields chosen
+    if selection.verdict.startswith("On validation"):
+        logger.warning("%s", selection.verdict)
+    return forecaster, selection
+
+
+def _baseline_forecasts(
+    series: list[Series], splits: list[Fold], horizon: int, periods: list[int]
+) -> list[list[dict[str, np.ndarray]]]:
+    """Per fold, per series: ``{baseline: (horizon,) forecast}`` from the history before the fold's origin."""
+    return [
+        [baseline_forecasts(s.y[:n], horizon, periods) for s, n in zip(series, fold.cuts, strict=True)]
+        for fold in splits
+    ]
+
+
+def _scores(
+    series: list[Series], splits: list[Fold], forecasts: list[list[np.ndarray]], config: ForecastConfig
+) -> dict[str, float | None]:
+    """Mean MASE and sMAPE over folds and series of point forecasts ``forecasts[fold][series]``."""
+    assert config.season is not None
+    rows = [
+        summarize(s.y[n : n + config.horizon], f, s.y[:n], config.season)
+        for fold, per_series in zip(splits, forecasts, strict=True)
+        for s, n, f in zip(series, fold.cuts, per_series, strict=True)
+    ]
+    mean = {m: _finite(nan_mean([r[m] for r in rows])) for m in ("mase", "smape")}
+    return mean
+
+
+def _combination(
+    best: dict[str, Any], series: list[Series], splits: list[Fold], baselines: list[list[dict[str, np.ndarray]]],
+    config: ForecastConfig,
+) -> dict[str, Any]:  # fmt: skip
+    """The best LSTM's validation forecasts averaged with AutoETS' and AutoTheta's: a table row (no refit needed)."""
+    names = ForecastConfig.COMBINED
+    forecasts = [
+        [np.mean([lstm, *(b[n] for n in names)], axis=0) for lstm, b in zip(fold_lstm, fold_base, strict=True)]
+        for fold_lstm, fold_base in zip(best["forecasts"], baselines, strict=True)
+    ]
+    return {"name": f"{best['name']} + AutoETS + AutoTheta (mean)", "kind": "combination",
+            "config": {**best["config"], "combine": "statistical"}, **_scores(series, splits, forecasts, config),
+            "seconds": best["seconds"], "forecasts": forecasts}  # fmt: skip
+
+
+def _final_minutes(clock: _Clock, final_fits: int) -> float | None:
+    """What is left of the budget, for the final fit's ``final_fits`` fits (Forecaster.fit splits it)."""
+    shares = [clock.share() for _ in range(final_fits)]
+    return None if shares[0] is None else float(sum(s for s in shares if s is not None))
+
+
+def _validate(
+    cand: Candidate, config: ForecastConfig, series: list[Series], splits: list[Fold], clock: _Clock
+) -> dict[str, Any]:
+    """One candidate fitted on each fold's history and scored on its horizon: a table row (with its forecasts,
+    ``[fold][series]``, which the table leaves out)."""
+    cfg = config.replace(**cand.overrides, calibrate_intervals=False)
+    start = time.monotonic()
+    forecasts, error = [], None
+    for k, fold in enumerate(splits, 1):
+        logger.info("selection: %s, origin %d of %d", cand.name, k, len(splits))
+        fold_cfg = cfg.replace(train=cfg.train.replace(max_minutes=clock.share(), progress=False))
+        try:
+            model = Forecaster(fold_cfg).fit(fold.history)
+        except ValueError as e:  # this candidate cannot fit this history (e.g. log of a value <= 0 in it)
+            error = str(e)
+            break
+        pred = model.predict(fold.history, future=fold.future)
+        forecasts.append(list(score_forecasts(series, fold, model.config, pred)[1].values()))
+    row: dict[str, Any] = {"name": cand.name, "kind": "lstm", "config": dict(cand.overrides)}
+    row.update({"mase": None, "smape": None} if error else _scores(series, splits, forecasts, config))
+    row["seconds"] = round(time.monotonic() - start, 2)
+    if error:
+        row["error"] = error
+    row["forecasts"] = forecasts
+    return row
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _score(row: dict[str, Any]) -> float:
+    """The row's validation MASE for ranking (a failed or unscorable candidate ranks last)."""
+    return math.inf if row["mase"] is None else row["mase"]
+
+
+def _rank(row: dict[str, Any]) -> tuple[float, float]:
+    """Lower validation MASE first; on a tie, the quicker."""
+    return _score(row), row["seconds"]
+
+
+def _verdict(best: dict[str, Any], baselines: list[dict[str, Any]]) -> str:
+    """One sentence on how the chosen LSTM compares with the best baseline on validation."""
+    scored = [r for r in baselines if r["mase"] is not None]
+    if not scored or best["mase"] is None:
+        return f"chose {best['name']}"
+    top = min(scored, key=_score)
+    if top["mase"] < best["mase"]:
+        return (
+            f"On validation, the baseline {top['name']} (MASE {top['mase']:.3f}) beat every LSTM candidate (the best, "
+            f"{best['name']}, MASE {best['mase']:.3f}); the LSTM is the model returned, but expect the baseline to "
+            "forecast better on this data."
+        )
+    return (
+        f"chose {best['name']} (validation MASE {best['mase']:.3f}), ahead of the best baseline, {top['name']} "
+        f"({top['mase']:.3f})"
+    )
