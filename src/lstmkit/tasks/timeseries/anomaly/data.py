@@ -54,8 +54,10 @@ def in_time_order(table: Any, time: str, what: str = "data") -> Any:
         else:
             try:
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # "could not infer format": parsed one by one
+                    warnings.simplefilter("ignore")  # "could not infer format": parsed one by one
                     col = pd.to_datetime(col)
+                if not pd.api.types.is_datetime64_any_dtype(col):  # pandas 2: mixed time zones parse as objects
+                    raise ValueError("times of several kinds")
             except (ValueError, TypeError, OverflowError):
                 name = f"The time column {shown(time)} of the {what}"
                 check_time_zones(table, time, name=name)
