@@ -121,6 +121,8 @@ def test_selection_chooses_the_best_validated_candidate_and_fits_it() -> None:
     assert f.config.residual_to == best["config"]["residual_to"] and f.config.transform == best["config"]["transform"]
     assert f.config.combine == best["config"].get("combine", "none")
     assert f.config.season == 12 and f.config.train.max_minutes == 10.0  # the user's budget is what is saved
+    # a quick fit in a 10-minute budget leaves room for the whole seed ensemble
+    assert record["members"] == 3 and f.config.net.members == 3 and len(f.model.members) == 3
     assert record["verdict"]
     json.dumps(record, allow_nan=False)  # the table is plain JSON (no NaN or Infinity)
 
@@ -150,8 +152,9 @@ def test_selection_is_skipped_with_too_little_history_and_when_nothing_is_auto()
 def test_the_whole_selection_keeps_to_the_budget() -> None:
     df = monthly(120)
     start = time.monotonic()
-    select_forecaster(df, config(epochs=100_000, max_minutes=0.25))
+    f, sel = select_forecaster(df, config(epochs=100_000, max_minutes=0.25))
     assert time.monotonic() - start < 0.25 * 60 * 2.5  # each fit gets its share; the rest is baselines and overhead
+    assert sel.members == 1 and not isinstance(f.model, ForecastEnsemble)  # no time left for more than one network
 
 
 def test_a_combined_forecaster_averages_its_median_with_the_statistical_forecasts(tmp_path) -> None:

@@ -105,7 +105,9 @@ def test_config_has_net_and_train_sections_and_reads_the_old_flat_layout() -> No
     from lstmkit.tasks.timeseries.forecasting import ForecastNet, ForecastTrain
 
     cfg = ForecastConfig(target="y", horizon=6)
-    assert cfg.net == ForecastNet(hidden_size=64, num_layers=1, dropout=0.0, members=1)
+    assert cfg.net == ForecastNet(
+        hidden_size=64, num_layers=1, dropout=0.0, members=None
+    )  # None: one, or the selection's
     assert (cfg.transform, cfg.residual_to) == ("auto", "auto")  # chosen on validation by the selection
     assert (cfg.resolved().transform, cfg.resolved().residual_to) == ("none", "seasonal_naive")  # Forecaster.fit alone
     assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size, cfg.train.progress) == (300, 3e-3, 32, False)

@@ -18,12 +18,13 @@ class ForecastNet(StrictConfig):
     hidden_size: int = 64
     num_layers: int = 1
     dropout: float = 0.0  # between stacked layers (num_layers > 1)
-    # a seed ensemble of this many networks, trained side by side, their quantiles averaged (1: one network)
-    members: int = 1
+    # A seed ensemble of this many networks, trained side by side, their quantiles averaged (1: one network). None:
+    # the selection trains as many as its remaining budget allows at the speed it measured, up to 3; one otherwise.
+    members: int | None = None
 
     def validate(self) -> None:
         for name in ("hidden_size", "num_layers", "members"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"ForecastNet.{name} must be at least 1, got {getattr(self, name)}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ForecastNet.dropout must be in [0, 1), got {self.dropout}. Use 0.0 to turn it off.")

@@ -127,9 +127,9 @@ def build_net(
 ) -> DirectForecastNet | RecurrentForecastNet | ForecastEnsemble:
     """The network ``cfg`` asks for (its strategy and ``net`` sizes), for ``n_inputs`` / ``n_future`` channels; with
     ``net.members`` above 1, a :class:`ForecastEnsemble` of that many."""
-    if cfg.net.members > 1:
+    if (cfg.net.members or 1) > 1:
         one = cfg.replace(net=cfg.net.replace(members=1))
-        return ForecastEnsemble([build_net(n_inputs, n_future, one) for _ in range(cfg.net.members)])
+        return ForecastEnsemble([build_net(n_inputs, n_future, one) for _ in range(cfg.net.members or 1)])
     sizes = {"hidden_size": cfg.net.hidden_size, "num_layers": cfg.net.num_layers, "dropout": cfg.net.dropout}
     if cfg.strategy == "recurrent":
         median = list(cfg.quantiles).index(0.5)

@@ -7,7 +7,8 @@ transform a positive series suggests (log), then the winner with the other trans
 averaged with AutoETS' and AutoTheta's (``combine="statistical"``: scored from the forecasts already made, no refit).
 The statistical baselines (seasonal-naive, AutoETS, AutoTheta, MSTL) are scored on the same origins, and when one of
 them beats every LSTM candidate the record says so plainly. The whole selection and the final fit share the time budget
-``train.max_minutes``: each fit gets what is left divided by the fits still to run.
+``train.max_minutes``: each fit gets what is left divided by the fits still to run; the final fit trains a seed
+ensemble of as many networks (up to three) as what is left allows at the speed the validation fits showed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = ["Candidate", "Selection", "portfolio", "select_forecaster", "validati
 logger = logging.getLogger(__name__)
 
 MAX_FOLDS = 3
+MAX_MEMBERS = 3  # seed-ensemble members of the final fit, when the budget allows
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,12 @@ class Selection:
     chosen: str | None = None
     skipped: str | None = None  # why no selection ran (too little history), else None
     verdict: str = ""
+    members: int | None = None  # the seed ensemble's size the final fit trained (None: as configured)
 
     def record(self) -> dict[str, Any]:
         """The JSON-ready record ``result.json`` and ``--json`` carry."""
         return {"metric": "mase", "origins": self.folds, "table": self.rows, "chosen": self.chosen,
-                "skipped": self.skipped, "verdict": self.verdict}  # fmt: skip
+                "members": self.members, "skipped": self.skipped, "verdict": self.verdict}  # fmt: skip
 
 
 def _residual_names(season: int) -> dict[str, str]:
@@ -177,7 +180,13 @@ def select_forecaster(
         selection.chosen = chosen["name"]
         selection.verdict = _verdict(chosen, [r for r in selection.rows if r["kind"] == "baseline"])
         final = config.replace(**{"combine": "none", **chosen["config"]}).resolved()
-        final = final.replace(train=final.train.replace(max_minutes=_final_minutes(clock, final_fits)))
+        minutes = _final_minutes(clock, final_fits)
+        if final.net.members is None:  # as many members as the budget left allows at the speed measured, up to 3
+            per_fit = chosen["seconds"] / 60 / folds  # the chosen candidate's validation fit, on a shorter history
+            fits = math.inf if minutes is None else minutes / max(per_fit * final_fits * 1.5, 1e-9)
+            selection.members = int(max(1, min(MAX_MEMBERS, fits)))
+            final = final.replace(net=final.net.replace(members=selection.members))
+        final = final.replace(train=final.train.replace(max_minutes=minutes))
     forecaster = Forecaster(final).fit(table, run_dir=run_dir, resume=resume)
     forecaster.config = forecaster.config.replace(
         train=forecaster.config.train.replace(max_minutes=budget)
