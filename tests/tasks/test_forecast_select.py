@@ -177,3 +177,27 @@ def test_a_combined_forecaster_averages_its_median_with_the_statistical_forecast
     with pytest.raises(ValueError, match="whole history"):
         both.onnx_graphs()
     assert config().resolved().combine == "none"  # Forecaster.fit alone: the network alone
+
+
+def test_a_longer_period_gets_its_own_seasonal_naive_residual_and_the_window_holds_it() -> None:
+    t = np.arange(24 * 7 * 5)
+    y = 10 + np.sin(2 * np.pi * t / 24) + 2 * (t % 168 >= 120)  # a daily swing, and weekends two higher
+    df = pd.DataFrame({"time": pd.date_range("2020-01-06", periods=t.size, freq="h"), "y": y})
+    series = prepare_series(df, config())
+    cands, _ = portfolio(config(season=24), series, longer=(168,))
+    weekly = [c for c in cands if c.overrides.get("residual_period") == 168]
+    assert len(weekly) == 1 and weekly[0].overrides["residual_to"] == "seasonal_naive"
+    assert not [c for c in portfolio(config(season=24, residual_to="none"), series, (168,))[0]
+                if "residual_period" in c.overrides]  # fmt: skip
+    f = Forecaster(config(season=24, horizon=24, residual_to="seasonal_naive", residual_period=168, epochs=2)).fit(df)
+    assert f.window >= 168 and f.model.season == 168
+    with pytest.raises(ValueError, match="residual_period must be at least 1"):
+        config(residual_period=0)
+
+
+def test_the_combination_takes_mstl_where_two_seasonalities_fit() -> None:
+    from lstmkit.tasks.timeseries.baselines import combination_members
+
+    assert combination_members(1000, [24, 168]) == ("mstl", "auto_theta")
+    assert combination_members(300, [24, 168]) == ("auto_ets", "auto_theta")  # under two weeks: one season
+    assert combination_members(100, [12]) == ("auto_ets", "auto_theta")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["STATISTICAL", "baseline_forecasts", "seasonal_naive", "statistical_forecast"]
+__all__ = ["STATISTICAL", "baseline_forecasts", "combination_members", "seasonal_naive", "statistical_forecast"]
 
 # what each name fits (statsforecast's model), for the tables that report them
 STATISTICAL = {
@@ -68,7 +68,7 @@ def statistical_forecast(name: str, history: np.ndarray, horizon: int, periods: 
             "The statistical baselines come from statsforecast: pip install 'lstmkit[timeseries]'."
         ) from e
     y = _filled(history)
-    usable = [m for m in periods if m > 1 and y.size >= 2 * m]
+    usable = _usable(periods, y.size)
     main = usable[0] if usable else 1
     if name == "auto_ets":
         model = sf.AutoETS(season_length=main)
@@ -85,13 +85,25 @@ def statistical_forecast(name: str, history: np.ndarray, horizon: int, periods: 
         return np.asarray(model.forecast(y=y, h=horizon)["mean"], dtype=float)
 
 
+def _usable(periods: Sequence[int], n: int) -> list[int]:
+    """The seasonal periods a history of ``n`` points can estimate: two full cycles of each."""
+    return [m for m in periods if m > 1 and n >= 2 * m]
+
+
+def combination_members(n: int, periods: Sequence[int]) -> tuple[str, str]:
+    """The statistical forecasts a combined forecaster averages with its network (``combine="statistical"``):
+    MSTL and AutoTheta where the history of ``n`` points holds two seasonalities (AutoETS models one season of at
+    most 24), else AutoETS and AutoTheta."""
+    return ("mstl", "auto_theta") if len(_usable(periods, n)) >= 2 else ("auto_ets", "auto_theta")
+
+
 def baseline_forecasts(history: np.ndarray, horizon: int, periods: Sequence[int]) -> dict[str, np.ndarray]:
     """Every baseline that applies to this history: seasonal-naive with the main period, AutoETS, AutoTheta, and MSTL
     when two or more periods are usable. ``{name: (horizon,) forecast}``."""
     main = periods[0] if periods else 1
     out = {"seasonal_naive": seasonal_naive(history, horizon, main)}
     names = ["auto_ets", "auto_theta"]
-    if len([m for m in periods if m > 1 and np.size(history) >= 2 * m]) >= 2:
+    if len(_usable(periods, np.size(history))) >= 2:
         names.append("mstl")
     for name in names:
         out[name] = statistical_forecast(name, history, horizon, periods)

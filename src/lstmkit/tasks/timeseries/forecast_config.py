@@ -102,6 +102,9 @@ class ForecastConfig(StrictConfig):
     # each relative to its own mean: smoother than the last season); "none": it forecasts the values themselves.
     # "auto": chosen on validation by the selection; Forecaster.fit alone reads it as "seasonal_naive".
     residual_to: Literal["auto", "seasonal_naive", "seasonal_mean", "none"] = "auto"
+    # The period of that residual in steps; None: the season. A longer one of the periods the timestamps imply (a week
+    # of half-hours, 336, where the season is the day, 48) repeats the weekly shape; the window is at least as long.
+    residual_period: int | None = None
     # Conformalised quantile regression (Romano et al. 2019): fit once without each series' last horizon, measure how
     # far the held-out values fall outside the outer quantiles, widen (or narrow) the interval by that much, then fit
     # on everything. Doubles the training time; pinball-trained quantiles alone cover far less than nominal out of
@@ -119,8 +122,6 @@ class ForecastConfig(StrictConfig):
 
     # the fields the selection chooses when they are "auto", and what Forecaster.fit reads "auto" as without one
     AUTO_RULE: ClassVar[Mapping[str, str]] = {"transform": "none", "residual_to": "seasonal_naive", "combine": "none"}
-    # what combine="statistical" averages with the network (names of baselines.STATISTICAL)
-    COMBINED: ClassVar[tuple[str, ...]] = ("auto_ets", "auto_theta")
 
     def resolved(self) -> ForecastConfig:
         """This config with each "auto" field set as :meth:`Forecaster.fit` reads it when no selection chose it."""
@@ -131,6 +132,8 @@ class ForecastConfig(StrictConfig):
             raise ValueError(f"The horizon (horizon=, --horizon) must be at least 1 step, got {self.horizon}.")
         if self.season is not None and self.season < 1:
             raise ValueError(f"The season (season=, --season) must be at least 1 step, got {self.season}.")
+        if self.residual_period is not None and self.residual_period < 1:
+            raise ValueError(f"ForecastConfig.residual_period must be at least 1 step, got {self.residual_period}.")
         if self.input_window is not None and self.input_window < 1:
             raise ValueError(f"ForecastConfig.input_window must be at least 1, got {self.input_window}.")
         if 0.5 not in self.quantiles or any(not 0 < q < 1 for q in self.quantiles):

@@ -135,7 +135,7 @@ def build_net(
         median = list(cfg.quantiles).index(0.5)
         return RecurrentForecastNet(n_inputs, horizon=cfg.horizon, n_quantiles=len(cfg.quantiles), median=median,
                                     **sizes)  # fmt: skip
-    season = cfg.season if cfg.residual_to != "none" else 0
+    season = (cfg.residual_period or cfg.season) if cfg.residual_to != "none" else 0
     return DirectForecastNet(n_inputs, n_future, horizon=cfg.horizon, n_quantiles=len(cfg.quantiles), season=season,
                              seasonal_mean=cfg.residual_to == "seasonal_mean", **sizes)  # fmt: skip
 

@@ -70,9 +70,12 @@ def _residual_names(season: int) -> dict[str, str]:
             "none": "no residual"}  # fmt: skip
 
 
-def portfolio(config: ForecastConfig, series: list[Series]) -> tuple[list[Candidate], str | None]:
-    """The first round of candidates (every residual, under the suggested transform) and the transform to try on
-    the winner in the second round (None when the transform is given or only one applies)."""
+def portfolio(
+    config: ForecastConfig, series: list[Series], longer: tuple[int, ...] = ()
+) -> tuple[list[Candidate], str | None]:
+    """The first round of candidates (every residual, under the suggested transform; with ``longer``, the periods
+    beyond the season the windows can hold, also the residual to seasonal-naive over each) and the transform to try
+    on the winner in the second round (None when the transform is given or only one applies)."""
     assert config.season is not None
     positive = all(np.nanmin(s.y) > 0 for s in series)
     if config.transform != "auto":
@@ -84,6 +87,12 @@ def portfolio(config: ForecastConfig, series: list[Series]) -> tuple[list[Candid
     cands = [
         Candidate(f"{names.get(r, r)}, {first}", {"transform": first, "residual_to": r}) for r in residuals
     ]  # fmt: skip
+    if config.residual_to in ("auto", "seasonal_naive") and config.residual_period is None:
+        cands += [
+            Candidate(f"residual to seasonal-naive over {p} steps, {first}",
+                      {"transform": first, "residual_to": "seasonal_naive", "residual_period": p})
+            for p in longer
+        ]  # fmt: skip
     return cands, other
 
 
@@ -147,7 +156,12 @@ def select_forecaster(
         )  # fmt: skip
         final = config.resolved()
     else:
-        first, other = portfolio(config, series)
+        history = shortest - folds * config.horizon  # the first origin's
+        longer = tuple(
+            p for p in season_periods(config, season)[1:]
+            if p > config.season and (history - config.horizon) // 2 >= p and (config.input_window or p) >= p
+        )  # fmt: skip
+        first, other = portfolio(config, series, longer)
         clock = _Clock(budget, (len(first) + (other is not None)) * folds + final_fits)
         splits = rolling_folds(table, config, series, folds, config.horizon)
         selection.folds = [f.origin for f in splits]
@@ -225,12 +239,13 @@ def _combination(
     config: ForecastConfig,
 ) -> dict[str, Any]:  # fmt: skip
     """The best LSTM's validation forecasts averaged with AutoETS' and AutoTheta's: a table row (no refit needed)."""
-    names = ForecastConfig.COMBINED
+    names = ("mstl", "auto_theta") if "mstl" in baselines[0][0] else ("auto_ets", "auto_theta")
     forecasts = [
         [np.mean([lstm, *(b[n] for n in names)], axis=0) for lstm, b in zip(fold_lstm, fold_base, strict=True)]
         for fold_lstm, fold_base in zip(best["forecasts"], baselines, strict=True)
     ]
-    return {"name": f"{best['name']} + AutoETS + AutoTheta (mean)", "kind": "combination",
+    shown = {"mstl": "MSTL", "auto_ets": "AutoETS", "auto_theta": "AutoTheta"}
+    return {"name": f"{best['name']} + {' + '.join(shown[n] for n in names)} (mean)", "kind": "combination",
             "config": {**best["config"], "combine": "statistical"}, **_scores(series, splits, forecasts, config),
             "seconds": best["seconds"], "forecasts": forecasts}  # fmt: skip
 

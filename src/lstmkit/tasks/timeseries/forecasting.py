@@ -216,7 +216,8 @@ class Forecaster:
                 f"{shortest} points."
             )
         check_season(cfg.season, shortest, cfg.horizon)
-        self._window = cfg.input_window or min(max(2 * cfg.season, cfg.horizon), max(1, (shortest - cfg.horizon) // 2))
+        longest = max(2 * cfg.season, cfg.horizon, cfg.residual_period or 1)
+        self._window = cfg.input_window or min(longest, max(1, (shortest - cfg.horizon) // 2))
         self._fit_static_encoding(series)
         self.trained_until = {s.key: str(s.time[-1]) for s in series}
         ends = [len(s.y) for s in series]
@@ -404,17 +405,18 @@ class Forecaster:
 
     def _combined(self, values: np.ndarray, history: np.ndarray) -> np.ndarray:
         """(H, Q) quantiles moved so that the median is the mean of the network's and the statistical forecasts."""
-        from .baselines import statistical_forecast
+        from .baselines import combination_members, statistical_forecast
 
         H = self.config.horizon
         median = values[:, list(self.config.quantiles).index(0.5)]
-        stats = [statistical_forecast(name, history, H, self.periods) for name in self.config.COMBINED]
+        names = combination_members(history.size, self.periods)
+        stats = [statistical_forecast(name, history, H, self.periods) for name in names]
         return values + (np.mean([median, *stats], axis=0) - median)[:, None]
 
     def _network_alone(self, what: str) -> None:
         if self.config.combine == "statistical":
             raise ValueError(
-                f"{what} runs the network alone, and this forecaster averages it with AutoETS and AutoTheta "
+                f"{what} runs the network alone, and this forecaster averages it with statistical forecasts "
                 "(combine='statistical'), which need each series' whole history: use predict, or train with "
                 "--set combine=none."
             )
