@@ -11,7 +11,8 @@
   torch tensors only.
 - ``lstmkit.serve`` reaches the model only through ``lstmkit.inference.predictor`` (and reads ``lstmkit.__version__``);
   nothing imports ``lstmkit.serve`` but the cli.
-- ``lstmkit.bench`` (the speed benchmark) is not library code: nothing imports it but itself and ``cli/bench.py``.
+- ``lstmkit.bench`` (the speed benchmark) is not library code: nothing imports it but itself and ``cli/bench.py``;
+  nor is ``lstmkit.scorecard`` (the accuracy scorecard): nothing imports it but itself and ``cli/benchmark.py``.
 - ``lstmkit/__init__.py`` (the package face) imports only ``lstmkit._version`` and the standard library at run time: its
   public names sit under ``if TYPE_CHECKING:`` and are imported on first use (PEP 562); ``lstmkit.runs`` imports
   neither the face nor any task (``load`` finds a kind's class through ``runs.BUILTIN_KINDS``).
@@ -282,6 +283,19 @@ def test_nothing_imports_the_benchmark_but_its_command():
         if is_within(name, "lstmkit.bench")
     ]
     assert not offenders, "lstmkit.bench is loaded by `lstmkit bench` only:\n" + "\n".join(offenders)
+
+
+def test_nothing_imports_the_scorecard_but_its_command():
+    card, command = PACKAGE / "scorecard", PACKAGE / "cli" / "benchmark.py"
+    assert "lstmkit.scorecard" in imports_of(command), "the command imports the scorecard: the rule must see that"
+    offenders = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in source_files(PACKAGE)
+        if card not in path.parents and path != command
+        for name in sorted(imports_of(path))
+        if is_within(name, "lstmkit.scorecard")
+    ]
+    assert not offenders, "lstmkit.scorecard is loaded by `lstmkit benchmark` only:\n" + "\n".join(offenders)
 
 
 def test_the_package_face_is_lazy_and_runs_imports_no_task():

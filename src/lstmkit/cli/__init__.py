@@ -21,6 +21,7 @@ def _register() -> None:
     from . import (  # noqa: F401
         anomaly,
         bench,
+        benchmark,
         classify,
         datasets,
         demo,
