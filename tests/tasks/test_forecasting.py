@@ -66,7 +66,8 @@ def test_mstl_takes_every_seasonality_and_the_others_one() -> None:
     t = np.arange(24 * 7 * 4)
     y = 10 + np.sin(2 * np.pi * t / 24) + 2 * np.sin(2 * np.pi * t / 168)
     out = B.baseline_forecasts(y[:-24], 24, [24, 168])
-    assert set(out) == {"seasonal_naive", "auto_ets", "auto_theta", "mstl"}
+    assert set(out) == {"seasonal_naive", "seasonal_naive_168", "auto_ets", "auto_theta", "mstl"}
+    assert out["seasonal_naive_168"].tolist() == y[-24 - 168 : -168].tolist()  # the same day a week before
     assert M.mae(y[-24:], out["mstl"]) < M.mae(y[-24:], out["auto_ets"])  # the weekly swing needs the second period
     assert set(B.baseline_forecasts(y[:-24], 24, [24])) == {"seasonal_naive", "auto_ets", "auto_theta"}
     with pytest.raises(ValueError, match="several seasonalities"):

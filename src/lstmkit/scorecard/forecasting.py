@@ -60,6 +60,9 @@ def _peers(history: np.ndarray, h: int, periods: list[int]) -> dict[str, tuple[n
     out: dict[str, tuple[np.ndarray | None, float, str]] = {}
     start = time.monotonic()
     out["seasonal_naive"] = (seasonal_naive(history, h, periods[0]), time.monotonic() - start, "")
+    for p in periods[1:]:  # the longer periods' seasonal-naive: last week's same day, for half-hourly data
+        if p > periods[0] and history.size >= 2 * p:
+            out[f"seasonal_naive_{p}"] = (seasonal_naive(history, h, p), 0.0, "")
     names = ["auto_ets", "auto_theta", "auto_arima"]
     if len([m for m in periods if m > 1 and history.size >= 2 * m]) >= 2:
         names.append("mstl")

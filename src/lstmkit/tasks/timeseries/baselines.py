@@ -98,10 +98,14 @@ def combination_members(n: int, periods: Sequence[int]) -> tuple[str, str]:
 
 
 def baseline_forecasts(history: np.ndarray, horizon: int, periods: Sequence[int]) -> dict[str, np.ndarray]:
-    """Every baseline that applies to this history: seasonal-naive with the main period, AutoETS, AutoTheta, and MSTL
+    """Every baseline that applies to this history: seasonal-naive with the main period (and ``seasonal_naive_{p}``
+    with each longer usable period p: the same week last week, for half-hourly data), AutoETS, AutoTheta, and MSTL
     when two or more periods are usable. ``{name: (horizon,) forecast}``."""
     main = periods[0] if periods else 1
     out = {"seasonal_naive": seasonal_naive(history, horizon, main)}
+    for p in _usable(periods, np.size(history)):
+        if p > main:
+            out[f"seasonal_naive_{p}"] = seasonal_naive(history, horizon, p)
     names = ["auto_ets", "auto_theta"]
     if len(_usable(periods, np.size(history))) >= 2:
         names.append("mstl")
