@@ -1,148 +1,137 @@
-"""Issue 4's language-model bar: a character LSTM trained on Shakespeare for at most 30 minutes on this machine,
-against Witten-Bell n-gram models fitted on the same split in the same run.
+"""Issue 20's language-model bar: the DEFAULT character LSTM (its default time budget, the size it chooses) against
+interpolated Kneser-Ney and Witten-Bell 5-grams fitted on the same training part and scored on the same test part,
+on every bundled corpus (Shakespeare, the King James Bible).
 
-    .venv/bin/python experiments/language_model.py                 # ~31 min on 2 cores (30 of them training)
-    .venv/bin/python experiments/language_model.py --minutes 2     # a quick look
+    .venv/bin/python experiments/language_model.py                        # defaults, seed 0, both corpora (~13 min)
+    .venv/bin/python experiments/language_model.py --seeds 0 1 2           # the spread over seeds
+    .venv/bin/python experiments/language_model.py --grid                  # the sizing rule's evidence (~25 min)
 
-The corpus is the 42 works of the ``shakespeare`` package (5.06 M characters), split contiguously 90 / 5 / 5 into
-train / validation / test. A short timing probe sets ``max_steps`` so that the cosine schedule ends as the time budget
-does; ``max_minutes`` stops training at the budget in any case. The held-out figure is the test part read as one
-stream with the state carried. Writes the run to ``runs/language-model/``, appends to
-``experiments/results/language_model.jsonl`` and rewrites ``docs/results/language-model.md`` (keeping its notes).
+The default run is ``train_run(text, LanguageModelConfig())``, as ``lstmkit text train --data NAME`` does: the text is
+split contiguously 90 / 5 / 5 (train / validation / test); the size is chosen by ``choose_size`` from the timed
+steps of each candidate and the 5-minute budget. ``--grid`` trains each of ``SIZES`` by hand for the same budget (its
+steps from its own timing) and scores the VALIDATION part (the test part is never read): the size that scores best
+there is what ``TOKENS_PER_PARAMETER`` should pick. Appends to ``experiments/results/language_model.jsonl`` and
+rewrites the table of ``docs/results/language-model.md`` (keeping its notes).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import platform
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from _results import lm_seconds_per_step, write_keeping_notes
+from _results import write_keeping_notes
 
-from lstmkit.tasks.text.data import CharTokenizer, load_corpus, split_text
-from lstmkit.tasks.text.language import LanguageModelConfig, LMNet, train_run
-from lstmkit.tasks.text.ngram import WittenBellLM
-from lstmkit.viz.plots import plot_learning_curves
+from lstmkit.tasks.text.data import load_corpus, split_text
+from lstmkit.tasks.text.language import SIZES, LanguageModel, LanguageModelConfig, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "language_model.jsonl"
 DOC = ROOT / "docs" / "results" / "language-model.md"
-CURVE = ROOT / "docs" / "results" / "language-model-curve.png"
-
-CONFIG = dict(level="char", hidden_size=512, num_layers=2, embedding_size=128, dropout=0.1, bptt=100, batch_size=64,
-              epochs=20, lr=2e-3, schedule="cosine", seed=0)  # fmt: skip
+CORPORA = ("shakespeare", "kjv")
 
 
-def seconds_per_step(cfg: LanguageModelConfig, vocab: int, steps: int = 6) -> float:
-    """Time a few training steps of the same network on random tokens (the first two warm up)."""
-    torch.manual_seed(0)  # the network's initial weights, as before the probe moved to _results
-    return lm_seconds_per_step(LMNet.build(vocab, cfg.net), vocab, cfg.train.batch_size, cfg.bptt, cfg.train.lr, steps)
+def cpu_name() -> str:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
+
+
+def record(row: dict) -> None:
+    row = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_name(),
+           "torch": torch.__version__, "threads": torch.get_num_threads(), **row}  # fmt: skip
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+
+
+def run_default(corpus: str, seed: int) -> None:
+    out = ROOT / "runs" / f"language-model-{corpus}-{seed}"
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = LanguageModelConfig.from_dict({"seed": seed, "progress": False})  # the defaults, nothing else
+    t0 = time.perf_counter()
+    result = train_run(load_corpus(corpus), cfg, out)
+    record({"kind": "default", "corpus": corpus, "seed": seed, "wall_seconds": round(time.perf_counter() - t0, 1),
+            "result": result})  # fmt: skip
+
+
+def run_grid(corpus: str, sizes: list[tuple[int, int]], lr: float | None = None) -> None:
+    text = load_corpus(corpus)
+    _, val, _ = split_text(text)  # validation carved before the test part; the test part is never read
+    for units, layers in sizes:
+        given = {"hidden_size": units, "num_layers": layers, "progress": False, **({"lr": lr} if lr else {})}
+        cfg = LanguageModelConfig.from_dict(given)
+        t0 = time.perf_counter()
+        lm = LanguageModel(cfg).fit(text)
+        seconds = time.perf_counter() - t0
+        assert lm.net is not None
+        record({"kind": "grid", "corpus": corpus, "units": units, "layers": layers, "fit_seconds": round(seconds, 1),
+                "lr": cfg.train.lr, "parameters": sum(p.numel() for p in lm.net.parameters()), "size": lm.sizing_,
+                "steps": lm.history_[-1]["step"], "val": lm.evaluate(val)})  # fmt: skip
+
+
+def write_doc() -> None:
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    defaults = [r for r in rows if r.get("kind") == "default"]
+    if not defaults:
+        return
+    last = defaults[-1]
+    lines = [
+        "# Language model: the default character LSTM against 5-grams, within the default budget",
+        "",
+        f"Measured {last['measured']} on {last['cpu']} ({platform.machine()}, shared with other jobs), torch "
+        f"{last['torch']}, {last['threads']} torch thread(s).",
+        "",
+        "```",
+        ".venv/bin/python experiments/language_model.py [--seeds 0 1 2] [--grid]",
+        "lstmkit text train --data shakespeare --out runs/lm      # the same default run from the command line",
+        "```",
+        "",
+        "Each corpus is split contiguously 90 / 5 / 5 (train / validation / test). The LSTM is the default run "
+        "(`LanguageModelConfig()`, seed as given): the size chosen by timing the candidates on this machine, the "
+        "steps that fit the 5-minute budget. The 5-grams (interpolated modified Kneser-Ney and Witten-Bell, "
+        "`lstmkit.tasks.text.ngram`) are fitted on the same training part and scored on the same test part in the "
+        "same run. Test figures are nats per character, the test part read as one stream.",
+        "",
+        "| corpus | seed | size chosen (parameters) | steps | fit s | LSTM test | KN 5-gram | WB 5-gram | beats both |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in defaults:
+        res = r["result"]
+        size = res.get("size") or {}
+        lines.append(
+            f"| {r['corpus']} | {r['seed']} | {size.get('num_layers')}x{size.get('hidden_size')} "
+            f"({res['parameters']:,}) | {res.get('steps')} | {res['train_seconds']} | "
+            f"**{res['test']['nats_per_char']:.3f}** | {res['kneser_ney']['nats_per_char']:.3f} | "
+            f"{res['ngram']['nats_per_char']:.3f} | {'yes' if res.get('beats_ngrams') else 'no'} |"
+        )
+    write_keeping_notes(DOC, lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=30.0, help="training budget")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--corpus", nargs="+", choices=CORPORA, default=list(CORPORA))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--grid", action="store_true", help="train each size by hand; score the validation part")
+    parser.add_argument("--sizes", nargs="+", default=None, help="for --grid: LAYERSxUNITS, e.g. 1x128 1x256")
+    parser.add_argument("--lr", type=float, default=None, help="for --grid: a learning rate other than the default")
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    text = load_corpus("shakespeare")
-    train, val, test = split_text(text)
-    vocab = CharTokenizer().fit(train).vocab_size
-    probe = LanguageModelConfig.from_dict(CONFIG)
-    step_s = seconds_per_step(probe, vocab)
-    max_steps = int(args.minutes * 60 * 0.97 / step_s)
-    cfg = LanguageModelConfig.from_dict(
-        {**CONFIG, "max_steps": max_steps, "max_minutes": args.minutes, "progress": False}
-    )
-    print(f"probe: {step_s:.3f} s/step -> max_steps {max_steps}", flush=True)
-
-    out = ROOT / "runs" / "language-model"
-    shutil.rmtree(out, ignore_errors=True)
-    result = train_run(text, cfg, out)
-    print(json.dumps(result), flush=True)
-
-    tok = CharTokenizer().fit(train)
-    train_ids, test_ids = np.asarray(tok.encode(train)), np.asarray(tok.encode(test))
-    ngrams = {}
-    for order in (3, 5, 7):
-        t0 = time.perf_counter()
-        nats = WittenBellLM(order, tok.vocab_size).fit(train_ids).nats_per_token(test_ids)
-        ngrams[order] = {"nats_per_char": nats, "seconds": round(time.perf_counter() - t0, 1)}
-    steps = []
-    if (out / "steps.csv").exists():  # a row every 100 steps
-        with (out / "steps.csv").open() as f:
-            steps = [{"step": float(r["step"]), "train loss (per 100 steps)": float(r["loss"])}
-                     for r in csv.DictReader(f)]  # fmt: skip
-    with (out / "metrics.csv").open() as f:
-        epochs = [{"step": float(r["step"]), "validation": float(r["val_loss"])} for r in csv.DictReader(f)]
-    plot_learning_curves(steps + epochs, CURVE, keys=("train loss (per 100 steps)", "validation"),
-                         title="Shakespeare, character LSTM 2x512: nats per character")  # fmt: skip
-    with (out / "metrics.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    trained = sum(float(r["seconds"]) for r in rows)
-    chars_per_s = float(np.mean([float(r["items_per_sec"]) for r in rows]))
-    record = {
-        "measured": started, "config": cfg.to_dict(), "probe_seconds_per_step": step_s, "result": result,
-        "ngrams": ngrams, "train_minutes": trained / 60, "chars_per_second": chars_per_s,
-        "steps": int(rows[-1]["step"]), "epochs": len(rows), "threads": args.threads,
-    }  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-    write_doc(record, (out / "samples.txt").read_text())
-
-
-def write_doc(r: dict, samples: str) -> None:
-    test = r["result"]["test"]
-    cfg = r["config"]
-    cfg = {**cfg, **cfg.get("net", {}), **cfg.get("train", {})}  # rows before issue 19 are flat
-    lines = [
-        "# Language model: a character LSTM on Shakespeare, against n-gram models",
-        "",
-        f"Measured {r['measured']} on {platform.machine()} ({os.cpu_count()} cores), torch {torch.__version__}, "
-        f"{r['threads']} torch thread(s).",
-        "",
-        "```",
-        ".venv/bin/python experiments/language_model.py",
-        "```",
-        "",
-        "Corpus: the 42 works of the `shakespeare` package (5.06 M characters), split contiguously 90 / 5 / 5 "
-        "(train / validation / test). Test figures read the test part as one stream with the state carried. The "
-        "n-gram models are fitted on the same training part in the same run (interpolated Witten-Bell, "
-        "`lstmkit.tasks.text.ngram`).",
-        "",
-        "| model | test nats / char | test bits / char | training |",
-        "|---|---|---|---|",
-        f"| LSTM {cfg['num_layers']}x{cfg['hidden_size']}, embedding {cfg['embedding_size']}, dropout {cfg['dropout']}"
-        f" ({r['result']['parameters']:,} parameters) | **{test['nats_per_char']:.3f}** | {test['bits_per_char']:.3f}"
-        f" | {r['train_minutes']:.1f} min, {r['steps']:,} steps of {cfg['batch_size']}x{cfg['bptt']} chars, "
-        f"{r['chars_per_second']:,.0f} chars/s |",
-    ]
-    for order, ng in r["ngrams"].items():
-        lines.append(
-            f"| {order}-gram, interpolated Witten-Bell | {ng['nats_per_char']:.3f} | "
-            f"{ng['nats_per_char'] / np.log(2):.3f} | counts in {ng['seconds']} s |"
-        )
-    lines += [
-        "",
-        "![learning curve](language-model-curve.png)",
-        "",
-        "Samples (seed 0; the first two start after a line break, the last two continue the first 40 characters of "
-        "the test part):",
-        "",
-        "```",
-        samples.strip(),
-        "```",
-    ]
-    write_keeping_notes(DOC, lines)
+    if args.grid:
+        sizes = [(int(s.split("x")[1]), int(s.split("x")[0])) for s in args.sizes] if args.sizes else list(SIZES[:4])
+        for corpus in args.corpus:
+            run_grid(corpus, sizes, args.lr)
+        return
+    for corpus in args.corpus:
+        for seed in args.seeds:
+            run_default(corpus, seed)
+            write_doc()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def test_train_generate_evaluate_on_a_text_file(tmp_path, capsys):
     assert main(["text", "train", "--text", str(corpus), "--out", str(out), *small]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) >= {"task", "run_dir", "metrics", "baselines"} and result["task"] == "language_model"
-    assert result["metrics"]["nats_per_char"] < unigram_nats(TEXT) and "5-gram" in result["baselines"]  # 2.29 measured
+    assert result["metrics"]["nats_per_char"] < unigram_nats(TEXT)  # 2.29 measured
+    assert set(result["baselines"]) == {"5-gram kneser-ney", "5-gram witten-bell"}
     for name in ("config.json", "model.safetensors", "metrics.csv", "result.json", "samples.txt", "report.html"):
         assert (out / name).exists(), name
     vocab = json.loads((out / "config.json").read_text())["config"]["tokenizer"]
@@ -127,15 +128,36 @@ def test_text_train_reads_set_and_config_into_the_sections_and_prints_the_one_sh
     result = json.loads(capsys.readouterr().out)
     assert list(result)[:4] == ["task", "run_dir", "metrics", "baselines"] and result["task"] == "language_model"
     assert result["run_dir"] == str(out) and result["metrics"]["tokens"] > 0
-    assert result["baselines"]["5-gram"]["nats_per_char"] > 0  # the n-gram model of the same training part
+    assert result["baselines"]["5-gram kneser-ney"]["nats_per_char"] > 0  # the n-grams of the same training part
     saved = json.loads((out / "config.json").read_text())["config"]["lm"]
     assert saved["net"] == {**saved["net"], "hidden_size": 10, "embedding_size": 8, "num_layers": 1, "dropout": 0.0}
     assert saved["train"]["lr"] == 3e-3 and saved["train"]["epochs"] == 1 and saved["train"]["batch_size"] == 4
-    assert saved["bptt"] == 12 and saved["train"]["max_minutes"] == 60.0  # the task's time budget, by default
+    assert saved["bptt"] == 12 and saved["train"]["max_minutes"] == 5.0  # the task's time budget, by default
     assert main(["text", "evaluate", str(out), "--text", str(corpus), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["chars"] == len(TEXT * 20)  # JSON, not a Python dict
     assert main([*args[:-3], "--set", "train.nope=1"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_text_train_tests_on_the_test_file_and_reports_the_chosen_size(tmp_path, capsys):
+    """Issue 20: --test FILE is the test text (the training text then keeps no test part), scored beside both 5-grams
+    in the same run; the size given by hand is recorded as given, with the steps the budget allows."""
+    corpus, test = tmp_path / "corpus.txt", tmp_path / "test.txt"
+    corpus.write_text(TEXT * 20)
+    test.write_text("BEN: the moon is calm.\n" * 7)
+    out = tmp_path / "lm"
+    assert main(["text", "train", "--text", str(corpus), "--test", str(test), "--out", str(out), *SMALL, "--epochs",
+                 "1", "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert result["metrics"]["chars"] == len(test.read_text()) and result["test_source"] == "the --test file"
+    assert result["size"]["reason"] == "given" and result["size"]["hidden_size"] == 24
+    assert result["baselines"]["5-gram kneser-ney"]["nats_per_char"] < uniform_nats(TEXT)
+    assert isinstance(result["beats_ngrams"], bool)
+    saved = json.loads((out / "config.json").read_text())["config"]["lm"]
+    assert saved["test_fraction"] == 0.0 and saved["net"]["num_layers"] == 1
+    assert main(["text", "train", "--text", str(corpus), "--test", str(tmp_path / "none.txt"), "--out",
+                 str(tmp_path / "x"), *SMALL]) == 2  # fmt: skip
+    assert "none.txt" in capsys.readouterr().err
 
 
 def test_a_text_without_line_breaks_trains_saves_and_generates(tmp_path, capsys):

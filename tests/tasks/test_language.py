@@ -5,6 +5,7 @@ save/load, and the one-sentence errors."""
 from __future__ import annotations
 
 import collections
+import json
 import math
 import tracemalloc
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 import lstmkit
+from lstmkit.tasks.text.config import LanguageModelNet
 from lstmkit.tasks.text.data import (
     BPETokenizer,
     CharTokenizer,
@@ -34,8 +36,9 @@ TEXT = "".join(
 
 
 def tiny(**kw) -> LanguageModel:
+    # no budget (max_minutes None): no timing probe, the steps are the epochs
     base = dict(hidden_size=32, embedding_size=16, num_layers=1, batch_size=4, bptt=20, epochs=3, lr=1e-2,
-                dropout=0.0, progress=False)  # fmt: skip
+                dropout=0.0, progress=False, max_minutes=None)  # fmt: skip
     return LanguageModel(**{**base, **kw})
 
 

@@ -23,12 +23,22 @@ Errors = Annotated[
 ]
 
 
-@text_app.command("train")
+@text_app.command(
+    "train",
+    help=f"Train a language model within a time budget (default {_LM.train.max_minutes:g} minutes, --max-minutes): "
+    "unless --hidden-size / --layers are given, the size is chosen from this machine's measured speed and the "
+    "corpus size, and the steps fill the budget. Held-out test measures (the text's last 5%, or --test) beside "
+    "Kneser-Ney and Witten-Bell n-gram models fitted on the same training part, samples and a report.",
+)
 @train_options(LanguageModelConfig)
 def train(
     out: Out,
-    data: Annotated[str | None, typer.Option("--data", help="A bundled corpus: shakespeare.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="A bundled corpus: shakespeare or kjv.")] = None,
     text: Annotated[Path | None, typer.Option("--text", help="A text file, or a folder of *.txt files.")] = None,
+    test: Annotated[
+        Path | None,
+        typer.Option("--test", help="A text file (or folder) to test on; default: the last 5% of the training text."),
+    ] = None,
     level: Annotated[str | None, typer.Option("--level", help=f"char, word or bpe (default {_LM.level}).")] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="word / bpe vocabulary size.")] = None,
     embedding_size: Annotated[
@@ -47,8 +57,9 @@ def train(
     *,
     core: CoreOptions,
 ) -> None:  # fmt: skip
-    """Train a language model; held-out test measures beside a Witten-Bell n-gram model, samples and a report."""
+    """Train a language model (the help is the decorator's: it states the default budget)."""
     setup_logging(verbose)
+    from ..tasks.text.data import read_text
     from ..tasks.text.language import resolve_text, train_run
     from ..train import CheckpointError, ResumeError
 
@@ -60,23 +71,30 @@ def train(
     try:  # a diverging run (DivergenceError) is a ValueError: one sentence naming the learning rate
         cfg = core.build(LanguageModelConfig, given)
         corpus = resolve_text(data, text, errors)
-        result = train_run(corpus, cfg, out, resume=resume)
+        test_text = read_text(test, errors=errors) if test is not None else None  # type: ignore[arg-type]
+        result = train_run(corpus, cfg, out, resume=resume, test_text=test_text)
     except (*USER_ERRORS, ResumeError, CheckpointError) as e:
         fail(user_message(e))
+    size = result.get("size") or {}
     if as_json:
         metrics = result.get("test", {})
-        ngram = result.get("ngram")
-        baselines = (
-            {f"{ngram['order']}-gram": {k: ngram[k] for k in ("nats_per_token", "nats_per_char")}} if ngram else {}
-        )
-        extra = {k: v for k, v in result.items() if k not in ("run_dir", "test", "ngram")}
+        baselines = {
+            f"{row['order']}-gram {name.replace('_', '-')}": {k: row[k] for k in ("nats_per_token", "nats_per_char")}
+            for name, row in (("kneser_ney", result.get("kneser_ney")), ("witten_bell", result.get("ngram"))) if row
+        }  # fmt: skip
+        extra = {k: v for k, v in result.items() if k not in ("run_dir", "test", "ngram", "kneser_ney")}
         print_result("language_model", result["run_dir"], metrics, baselines, **extra)
-    elif "test" in result:
-        ngram = result.get("ngram", {})
+        return
+    if size.get("reason"):
+        err.print(f"size {size['num_layers']}x{size['hidden_size']} ({result['parameters']:,} parameters), "
+                  f"{result.get('steps')} steps: {size['reason']}")  # fmt: skip
+    if "test" in result:
+        ngram, kn = result.get("ngram", {}), result.get("kneser_ney", {})
         err.print(
             f"trained in {result['train_seconds']} s; test {result['test']['nats_per_char']:.3f} nats/char "
             f"({result['test']['bits_per_char']:.3f} bits/char)"
-            + (f", {ngram['order']}-gram {ngram['nats_per_char']:.3f}" if ngram else "")
+            + (f", {kn['order']}-gram Kneser-Ney {kn['nats_per_char']:.3f}" if kn else "")
+            + (f", Witten-Bell {ngram['nats_per_char']:.3f}" if ngram else "")
             + f"; model in {result['run_dir']}"
         )
     else:  # no test part to measure (or measuring it failed: the warning was printed)

@@ -21,8 +21,11 @@ class LanguageModelNet(StrictConfig):
     """The network of a language model: embedding, stacked LSTM (with the engine's variants), decoder."""
 
     embedding_size: int = 128
-    hidden_size: int = 512
-    num_layers: int = 2
+    # None (both): chosen by fit from the time budget, this machine's measured speed and the corpus size (the largest
+    # of lstmkit.tasks.text.language.SIZES that trains on enough tokens per parameter); config.json records the sizes
+    # chosen. Give either to set the size by hand (the other then defaults to 512 units / 2 layers).
+    hidden_size: int | None = None
+    num_layers: int | None = None
     dropout: float = 0.2  # between stacked layers and before the decoder
     recurrent_dropout: float = 0.0  # the engine's variants, as in lstmkit.nn.LSTM
     zoneout: float = 0.0
@@ -32,13 +35,18 @@ class LanguageModelNet(StrictConfig):
 
     @property
     def output_size(self) -> int:
-        return self.proj_size or self.hidden_size
+        return self.proj_size or self.hidden_size or 0
+
+    @property
+    def sized(self) -> bool:
+        """Whether the sizes are set (by hand, or by fit's choice); otherwise fit chooses them."""
+        return self.hidden_size is not None and self.num_layers is not None
 
     def validate(self) -> None:
         for name in ("embedding_size", "hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"LanguageModelConfig.{name} must be at least 1, got {getattr(self, name)}.")
-        if self.tie_weights and self.embedding_size != self.output_size:
+        if self.tie_weights and self.output_size and self.embedding_size != self.output_size:
             raise ConfigError(
                 f"tie_weights needs embedding_size ({self.embedding_size}) equal to the LSTM's output size "
                 f"({self.output_size}); set embedding_size={self.output_size} or proj_size={self.embedding_size}."
@@ -52,13 +60,16 @@ class LanguageModelTrain(TrainConfig):
     """Training of a language model: the defaults it changes from :class:`~lstmkit.config.TrainConfig`.
 
     ``batch_size`` is the number of parallel token streams (char-rnn style: the state flows from batch to batch);
-    ``max_steps`` ends the cosine schedule there."""
+    ``max_steps`` ends the cosine schedule there; None with a time budget: the steps the measured speed fits into
+    ``max_minutes`` (so the schedule ends as the budget does)."""
 
     batch_size: int = 64
     lr: float = 2e-3
     schedule: Literal["constant", "cosine", "step", "plateau"] = "cosine"
     carry_state_across_batches: bool = True
-    max_minutes: float | None = 60.0  # the recorded Shakespeare runs trained for 30
+    # the whole fit, the size probe included; the model size and the steps are chosen to fit it (issue 20: a default
+    # 2x512 trained 8 minutes saw under one pass of a few-MB corpus and lost to a 5-gram)
+    max_minutes: float | None = 5.0
     log_every_steps: int | None = 100
 
 

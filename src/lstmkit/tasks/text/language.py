@@ -7,6 +7,11 @@ Embedding, a stacked :class:`lstmkit.nn.LSTM` (with any of its variants), dropou
 to the embedding, Press & Wolf 2017). Validation reports nats per token and per character, bits per character and
 perplexity; the held-out measures read the text as one stream, state carried, so every token has its full context.
 
+Size and steps follow the time budget (issue 20, :mod:`lstmkit.tasks.text.lm_size`): unless ``hidden_size`` /
+``num_layers`` are given, a few training steps of each candidate size are timed on this machine and the largest that
+trains on enough tokens per parameter within ``max_minutes`` is kept; ``max_steps`` is then the steps that fit the
+budget, so the cosine schedule ends as the budget does. The choice goes to ``lm.sizing_`` (and ``result.json``).
+
 Generation feeds the prompt once and then one token at a time, carrying the state: nothing is recomputed, and a
 streamed generation keeps only the state and the pending bytes of an unfinished character, so memory does not grow
 with the output. Sampling (temperature, top-k, top-p) draws from a seeded generator, so a seed repeats a sample.
@@ -22,6 +27,7 @@ import logging
 import math
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +52,7 @@ from .data import (
     split_text,
     tokenizer_from_dict,
 )  # fmt: skip
+from .lm_size import BY_HAND, STEP_SHARE, StepSeconds, choose_size, chosen_lr, measure_step_seconds, saved_choice
 
 if TYPE_CHECKING:
     from ...nn.onnx_graph import CheckedGraph
@@ -84,7 +91,9 @@ class LMNet(nn.Module):
 
     @classmethod
     def build(cls, vocab_size: int, net: LanguageModelNet) -> LMNet:
-        """The network with the sizes of a config's ``net`` section."""
+        """The network with the sizes of a config's ``net`` section (chosen: :func:`choose_size` fills them)."""
+        if not net.sized:
+            raise ValueError("LMNet.build needs hidden_size and num_layers; LanguageModel.fit chooses them when unset.")
         return cls(vocab_size, **net.to_dict())
 
     def forward(self, ids: Tensor, state: Any = None) -> tuple[Tensor, Any]:
@@ -140,19 +149,29 @@ class LanguageModel:
         self.tokenizer: Tokenizer | None = None
         self.net: LMNet | None = None
         self.history_: list[dict[str, Any]] = []
+        self.sizing_: dict[str, Any] | None = None  # what fit chose (choose_size), None before fit and when loaded
 
     # ---- training ---------------------------------------------------------------------------------------------
     def _ids(self, text: str) -> np.ndarray:
         assert self.tokenizer is not None
         return np.asarray(self.tokenizer.encode(text), dtype=np.int64)
 
-    def fit(self, text: str, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False) -> LanguageModel:
+    def fit(
+        self, text: str, run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False,
+        step_seconds: StepSeconds | None = None,
+    ) -> LanguageModel:  # fmt: skip
         """Train on ``text``: its tail (``val_fraction + test_fraction``) is held out; the tokenizer and every
-        statistic are fitted on the training part only.
+        statistic are fitted on the training part only. Unset sizes and steps are chosen from the time budget
+        (:func:`lstmkit.tasks.text.lm_size.choose_size`); ``self.config`` then holds the sizes chosen and
+        ``self.sizing_`` the choice.
+
+        Args:
+            step_seconds: seconds per training step of a net config; None measures them on this machine.
 
         Raises:
             TextError: empty text, or too short for one batch of ``batch_size`` streams of ``bptt + 1`` tokens.
         """
+        started = time.perf_counter()
         cfg = self.config
         batch_size = cfg.train.batch_size
         device = resolve_device(cfg.train.device)
@@ -169,6 +188,9 @@ class LanguageModel:
                 f"{batch_size} streams x {cfg.bptt + 1} tokens ({need:,}); give more text or lower batch_size / "
                 "bptt."
             )
+        data = TokenStream(train_ids, batch_size, cfg.bptt, dtype=torch.long)
+        cfg, train_cfg = self._size(cfg, len(train_ids), len(data), device, run_dir, resume, step_seconds, started)
+        self.config = cfg
         seed_everything(cfg.train.seed)
         self.net = LMNet.build(self.tokenizer.vocab_size, cfg.net)
         val_streams = min(batch_size, max(1, len(val_ids) // (cfg.bptt + 1)))
@@ -185,11 +207,68 @@ class LanguageModel:
             return StepOutput(loss=loss, state=state, n_items=y.numel(), metrics={"nats_per_char": per_char})
 
         with on_training_device(self.net, device):  # evaluate, generate and save run on the CPU
-            trainer = task_trainer(self.net, loss_fn, cfg, kind=KIND, run_dir=run_dir)
-            data = TokenStream(train_ids, batch_size, cfg.bptt, dtype=torch.long)
+            trainer = task_trainer(self.net, loss_fn, cfg, kind=KIND, run_dir=run_dir, train=train_cfg)
             self.history_ = trainer.fit(data, val_data=val_data, resume=resume)
         self.net.eval()
         return self
+
+    def _size(
+        self, cfg: LanguageModelConfig, train_tokens: int, steps_per_epoch: int, device: torch.device,
+        run_dir: str | os.PathLike[str] | None, resume: bool, step_seconds: StepSeconds | None, started: float,
+    ) -> tuple[LanguageModelConfig, LanguageModelTrain]:  # fmt: skip
+        """The config with its sizes and steps set (chosen, given, or those of the run being resumed), and the train
+        section the Trainer runs under (its budget less the time spent before training)."""
+        assert self.tokenizer is not None
+        vocab = self.tokenizer.vocab_size
+        net = cfg.net
+        if (net.hidden_size is None) != (net.num_layers is None):  # one given by hand: the other as before 0.4
+            net = net.replace(**{k: v for k, v in BY_HAND.items() if getattr(net, k) is None})
+        saved = saved_choice(run_dir) if resume else None
+        budget = cfg.train.max_minutes
+        if saved is not None:  # a resume trains the size the run chose, for the steps it chose (unless given now)
+            sizes = {"hidden_size": net.hidden_size, "num_layers": net.num_layers} if net.sized else saved
+            steps = cfg.train.max_steps if cfg.train.max_steps is not None else saved["max_steps"]
+            lr = saved["lr"] if not net.sized and saved["lr"] is not None else cfg.train.lr
+            cfg = cfg.with_overrides({"net.hidden_size": sizes["hidden_size"], "net.num_layers": sizes["num_layers"],
+                                      "train.max_steps": steps, "train.lr": lr})  # fmt: skip
+            self.sizing_ = {"hidden_size": sizes["hidden_size"], "num_layers": sizes["num_layers"],
+                            "max_steps": steps, "reason": "resumed: the size and steps the run chose"}  # fmt: skip
+            return cfg, cfg.train
+        if net.sized and (cfg.train.max_steps is not None or budget is None):
+            cfg = cfg.replace(net=net)  # nothing to choose: the steps are given, or there is no budget
+            self.sizing_ = {"hidden_size": net.hidden_size, "num_layers": net.num_layers,
+                            "max_steps": cfg.train.max_steps, "reason": "given"}  # fmt: skip
+            return cfg, cfg.train
+        tr = cfg.train
+        measure = step_seconds or (
+            lambda n: measure_step_seconds(vocab, n, tr.batch_size, cfg.bptt, tr.lr, device))  # fmt: skip
+        before = time.perf_counter() - started  # reading and tokenizing
+        # the probe's own time comes out of the budget: each candidate's steps are counted on what is left after it
+        spent = [before]
+
+        def timed(n: LanguageModelNet) -> float:
+            t0 = time.perf_counter()
+            seconds = measure(n)
+            spent[0] += time.perf_counter() - t0
+            return seconds
+
+        budget_s = None if budget is None else budget * 60
+        share = None if budget_s is None else STEP_SHARE * (budget_s - before)
+        choice = choose_size(net, vocab, train_tokens=train_tokens, steps_per_epoch=steps_per_epoch, cfg=cfg,
+                             budget_seconds=share, step_seconds=timed)  # fmt: skip
+        if budget_s is not None and choice.max_steps is not None:  # take the probe's time off the steps too
+            left = STEP_SHARE * (budget_s - spent[0])
+            seconds = next(r["seconds_per_step"] for r in choice.table
+                           if (r["units"], r["layers"]) == (choice.hidden_size, choice.num_layers))  # fmt: skip
+            choice.max_steps = max(1, min(choice.max_steps, int(left / max(seconds, 1e-9))))
+        lr = cfg.train.lr if net.sized else chosen_lr(cfg, choice.hidden_size)
+        cfg = cfg.with_overrides({"net.hidden_size": choice.hidden_size, "net.num_layers": choice.num_layers,
+                                  "train.max_steps": choice.max_steps, "train.lr": lr})  # fmt: skip
+        self.sizing_ = {**choice.to_dict(), "lr": lr}
+        logger.info("language model size: %dx%d, %s steps (%s)", choice.num_layers, choice.hidden_size,
+                    choice.max_steps, choice.reason)  # fmt: skip
+        left_minutes = None if budget is None else max(budget - (time.perf_counter() - started) / 60, 1e-3)
+        return cfg, cfg.train.replace(max_minutes=left_minutes)
 
     def _check(self) -> tuple[LMNet, Tokenizer]:
         if self.net is None or self.tokenizer is None:
@@ -361,11 +440,16 @@ def resolve_text(corpus: str | None, path: str | os.PathLike[str] | None, errors
 
 
 def train_run(
-    text: str, config: LanguageModelConfig, out: str | os.PathLike[str], *, resume: bool = False, ngram_order: int = 5
-) -> dict[str, Any]:
-    """Train on ``text`` and write a run directory: config.json (with the vocabulary), model.safetensors,
-    metrics.csv / steps.csv, checkpoints, ``result.json`` (held-out test measures beside a Witten-Bell n-gram model
-    fitted on the same training part, in the same run), ``samples.txt`` and ``report.html``.
+    text: str, config: LanguageModelConfig, out: str | os.PathLike[str], *, resume: bool = False, ngram_order: int = 5,
+    test_text: str | None = None, step_seconds: StepSeconds | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Train on ``text`` and write a run directory: config.json (with the vocabulary and the sizes chosen),
+    model.safetensors, metrics.csv / steps.csv, checkpoints, ``result.json`` (the size choice; held-out test measures
+    beside interpolated Kneser-Ney and Witten-Bell n-gram models fitted on the same training part, in the same run),
+    ``samples.txt`` and ``report.html``.
+
+    The test part is the tail of ``text`` (``test_fraction``), or ``test_text`` when given (``text`` then keeps no
+    test part: ``test_fraction`` 0).
 
     config.json is written as training starts (``"status": "training"``), so a failure before the end leaves a run
     that ``--resume`` (or ``lstmkit resume``) continues; the model and its config are saved as soon as training ends,
@@ -376,19 +460,29 @@ def train_run(
 
     from ..._atomic import atomic_write_bytes
     from ...report import write_report
-    from .ngram import WittenBellLM
+    from .ngram import ngram_baselines
 
     out = Path(out)
     if runs.is_finished(out):
         raise FileExistsError(f"{out} already holds a finished language model; choose another --out or delete it.")
+    if test_text is not None:
+        if not test_text.strip():
+            raise TextError("The test text is empty; give a --test file with some text in it.")
+        config = config.replace(test_fraction=0.0)
     t0 = time.perf_counter()
-    lm = LanguageModel(config).fit(text, run_dir=out, resume=resume)  # config.json (status training) as it starts
-    seconds = time.perf_counter() - t0
+    lm = LanguageModel(config).fit(text, run_dir=out, resume=resume, step_seconds=step_seconds)
+    seconds = time.perf_counter() - t0  # config.json (status training, the sizes chosen) is written as it starts
+    config = lm.config
     tok = lm.tokenizer
     assert tok is not None and lm.net is not None
     lm.save(out)  # the model and its config first: no step after training can lose them
     result: dict[str, Any] = {"run_dir": str(out), "level": config.level, "train_seconds": round(seconds, 1)}
     result["parameters"] = sum(p.numel() for p in lm.net.parameters())
+    result["size"] = lm.sizing_
+    result["budget_minutes"] = config.train.max_minutes
+    result["steps"] = lm.history_[-1].get("step") if lm.history_ else None
+    tail = f"the last {config.test_fraction:.0%} of the text"
+    result["test_source"] = "the --test file" if test_text is not None else tail
     warnings: list[str] = []
 
     def attempt(what: str, step: Any) -> None:
@@ -400,6 +494,8 @@ def train_run(
             logger.warning("%s", warnings[-1])
 
     train, _, test = split_text(text, config.val_fraction, config.test_fraction)
+    if test_text is not None:
+        test = test_text
 
     def measure() -> None:
         if len(test) <= 1:
@@ -408,13 +504,13 @@ def train_run(
         order = ngram_order if config.level == "char" else min(ngram_order, 3)
         if tok.vocab_size**order < 2**62:
             test_ids = tok.encode(test)
-            nats = (
-                WittenBellLM(order, tok.vocab_size)
-                .fit(np.asarray(tok.encode(train)))
-                .nats_per_token(np.asarray(test_ids))
-            )
-            result["ngram"] = {"order": order, "smoothing": "interpolated Witten-Bell", "nats_per_token": nats,
-                               "nats_per_char": nats * len(test_ids) / len(test)}  # fmt: skip
+            found = ngram_baselines(np.asarray(tok.encode(train)), np.asarray(test_ids), tok.vocab_size, order)
+            for row in found.values():
+                row["nats_per_char"] = row["nats_per_token"] * len(test_ids) / len(test)
+            result["ngram"] = found["witten_bell"]  # the key runs before 0.4 wrote
+            result["kneser_ney"] = found["kneser_ney"]
+            best = min(row["nats_per_char"] for row in found.values())
+            result["beats_ngrams"] = result["test"]["nats_per_char"] < best
 
     def sample() -> None:
         # prompts the model knows: a line break (unless the text has none), and the test part's opening rebuilt from
