@@ -28,7 +28,8 @@ import torch
 from _results import write_keeping_notes
 
 from lstmkit.tasks.text.data import load_corpus, split_text
-from lstmkit.tasks.text.language import SIZES, LanguageModel, LanguageModelConfig, train_run
+from lstmkit.tasks.text.language import LanguageModel, LanguageModelConfig, train_run
+from lstmkit.tasks.text.lm_size import SIZES
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "language_model.jsonl"
