@@ -27,7 +27,8 @@ Errors = Annotated[
     "train",
     help=f"Train a language model within a time budget (default {_LM.train.max_minutes:g} minutes, --max-minutes): "
     "unless --hidden-size / --layers are given, the size is chosen from this machine's measured speed and the "
-    "corpus size, and the steps fill the budget. Held-out test measures (the text's last 5%, or --test) beside "
+    "corpus size (a size under 512 units then trains at lr 1e-2 unless --lr is given), and the steps fill the "
+    "budget. Held-out test measures (the text's last 5%, or --test) beside "
     "Kneser-Ney and Witten-Bell n-gram models fitted on the same training part, samples and a report.",
 )
 @train_options(LanguageModelConfig)
