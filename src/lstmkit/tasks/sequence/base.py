@@ -295,7 +295,9 @@ class SequenceEstimator(abc.ABC):
             pred, _ = model(xb, None, batch[2] if len(batch) > 2 else None)
             return StepOutput(loss=self._loss(pred, yb), metrics=self._metrics(pred, yb), n_items=xb.shape[0])
 
-        run_config = {k: v for k, v in self._jsonable_params().items() if k != "progress"}
+        # the budget is no part of what is computed: a resumed fit may have another (classify train's refit gets
+        # what its selection left), as TrainConfig.max_minutes may differ on resume
+        run_config = {k: v for k, v in self._jsonable_params().items() if k not in ("progress", "max_minutes")}
         self.model_.to(device)  # the weights are drawn on the CPU first: the same model for a seed on every device
         try:
             trainer = Trainer(

@@ -45,6 +45,7 @@ __all__ = ["ClassifyConfig", "ClassifyTrain", "Series", "evaluate_table", "one_n
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
+SELECTION_FILE = "selection.json"  # the selection, written before the refit, so that --resume refits the same network
 
 
 @dataclass
@@ -335,11 +336,19 @@ def train_run(
         given = _hand_set_net(config)
         if given:
             logger.info("selection off: the net settings %s were given by hand", ", ".join(given))
+        elif resume and (out / SELECTION_FILE).exists():  # chosen before the crash: the refit resumes with it
+            from .classify_select import Selection
+
+            selection = Selection(**json.loads((out / SELECTION_FILE).read_text()))
+            logger.info("selection: %s, as chosen before the run stopped", selection.chosen)
         else:
             from .classify_select import select_classifier
 
             selection = select_classifier(clf, train.X, train.y, max_minutes=config.train.max_minutes,
                                           seed=config.train.seed, log=logger.info)  # fmt: skip
+            out.mkdir(parents=True, exist_ok=True)
+            _write_json(out / SELECTION_FILE, {**selection.to_dict(), "warnings": selection.warnings})
+        if selection is not None:
             left = None if clf.max_minutes is None else max(clf.max_minutes - selection.seconds / 60.0, 1 / 60)
             clf.set_params(**selection.params, max_minutes=left)
     with warnings.catch_warnings():
