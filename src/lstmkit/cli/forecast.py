@@ -78,6 +78,9 @@ def train(
     seasonal-naive, AutoETS and AutoTheta on the same origins; the selection and the final fit share --max-minutes
     (default 10). Give --transform or --set residual_to=... to fix one."""
     setup_logging(verbose)
+    import logging
+
+    logging.getLogger("lstmkit.tasks.timeseries.forecast_select").setLevel(logging.INFO)  # progress: each fit
     from ..tasks.timeseries.forecast_run import train_run
     from ..train import CheckpointError, ResumeError
 

@@ -1,14 +1,17 @@
 """Choosing a forecaster on the user's own data: :func:`select_forecaster`, what ``lstmkit forecast train`` runs.
 
-The config's "auto" fields (``transform``, ``residual_to``) are chosen by rolling-origin validation on the last
-horizons of the history (up to three origins, one horizon apart; the test data, if any, is never read). The candidates
-are the direct LSTM with each residual (to seasonal-naive, to the window's mean seasonal profile, none) under the
-transform a positive series suggests (log), then the winner with the other transform, then the winner's forecasts
-averaged with AutoETS' and AutoTheta's (``combine="statistical"``: scored from the forecasts already made, no refit).
-The statistical baselines (seasonal-naive, AutoETS, AutoTheta, MSTL) are scored on the same origins, and when one of
-them beats every LSTM candidate the record says so plainly. The whole selection and the final fit share the time budget
-``train.max_minutes``: each fit gets what is left divided by the fits still to run; the final fit trains a seed
-ensemble of as many networks (up to three) as what is left allows at the speed the validation fits showed.
+The config's "auto" fields (``transform``, ``residual_to``, ``combine``, ``net.members``) are chosen on the user's
+history: rolling-origin validation on its last horizons (up to three origins, one horizon apart; the test data, if
+any, is never read). The candidates are the direct LSTM with each residual (to seasonal-naive, to the window's mean
+seasonal profile, none; with several seasonalities also to seasonal-naive over the longer period) under the transform
+a positive series suggests (log), then the winner with the other transform, then the winner's forecasts averaged with
+the statistical ones (``combine="statistical"``: AutoETS and AutoTheta, or MSTL and AutoTheta with several
+seasonalities; scored from the forecasts already made, no refit). The baselines (seasonal-naive, AutoETS, AutoTheta,
+MSTL) are scored on the same origins, and when one of them beats every LSTM candidate the record says so plainly.
+
+The selection and the final fit share the time budget ``train.max_minutes``: the validation fits share 60 % of it
+(each gets what is left divided by the fits still to run), the final fit what remains, at least 40 %; the final fit
+trains a seed ensemble of as many networks (up to three) as that allows at the speed the validation fits showed.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 MAX_FOLDS = 3
 MAX_MEMBERS = 3  # seed-ensemble members of the final fit, when the budget allows
+FINAL_SHARE = 0.4  # of the time budget kept for the final fit, however long validation took
 
 
 @dataclass(frozen=True)
@@ -110,19 +114,26 @@ def validation_folds(config: ForecastConfig, shortest: int) -> int:
 
 
 class _Clock:
-    """The budget shared by the fits still to run: each gets what is left divided by their number."""
+    """The budget: the validation fits share what is left of the first part (each gets what is left divided by their
+    number); the final fit gets the rest, never less than :data:`FINAL_SHARE` of the whole."""
 
-    def __init__(self, minutes: float | None, fits: int) -> None:
-        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
-        self.minutes, self.fits = minutes, fits
+    def __init__(self, minutes: float | None, validation_fits: int) -> None:
+        self.start, self.minutes, self.fits = time.monotonic(), minutes, validation_fits
 
     def share(self) -> float | None:
-        if self.deadline is None:
+        """Minutes for the next validation fit."""
+        if self.minutes is None:
             return None
-        left = (self.deadline - time.monotonic()) / 60
+        left = self.minutes * (1 - FINAL_SHARE) - (time.monotonic() - self.start) / 60
         share = max(left, 0.0) / max(self.fits, 1)
         self.fits -= 1
         return max(share, self.minutes / 200)  # never zero: a fit always takes a few steps
+
+    def final(self) -> float | None:
+        """Minutes for the final fit (all of its fits together)."""
+        if self.minutes is None:
+            return None
+        return max(self.minutes - (time.monotonic() - self.start) / 60, self.minutes * FINAL_SHARE)
 
 
 def select_forecaster(
@@ -162,7 +173,7 @@ def select_forecaster(
             if p > config.season and (history - config.horizon) // 2 >= p and (config.input_window or p) >= p
         )  # fmt: skip
         first, other = portfolio(config, series, longer)
-        clock = _Clock(budget, (len(first) + (other is not None)) * folds + final_fits)
+        clock = _Clock(budget, (len(first) + (other is not None)) * folds)
         splits = rolling_folds(table, config, series, folds, config.horizon)
         selection.folds = [f.origin for f in splits]
         start = time.monotonic()
@@ -194,13 +205,15 @@ def select_forecaster(
         selection.chosen = chosen["name"]
         selection.verdict = _verdict(chosen, [r for r in selection.rows if r["kind"] == "baseline"])
         final = config.replace(**{"combine": "none", **chosen["config"]}).resolved()
-        minutes = _final_minutes(clock, final_fits)
+        minutes = clock.final()
         if final.net.members is None:  # as many members as the budget left allows at the speed measured, up to 3
             per_fit = chosen["seconds"] / 60 / folds  # the chosen candidate's validation fit, on a shorter history
             fits = math.inf if minutes is None else minutes / max(per_fit * final_fits * 1.5, 1e-9)
+            fits = 1 if chosen.get("cut_by_budget", False) else fits  # a cut fit would be cut shorter still
             selection.members = int(max(1, min(MAX_MEMBERS, fits)))
             final = final.replace(net=final.net.replace(members=selection.members))
         final = final.replace(train=final.train.replace(max_minutes=minutes))
+    logger.info("final fit: %s", selection.chosen or "as configured")
     forecaster = Forecaster(final).fit(table, run_dir=run_dir, resume=resume)
     forecaster.config = forecaster.config.replace(
         train=forecaster.config.train.replace(max_minutes=budget)
@@ -247,13 +260,7 @@ def _combination(
     shown = {"mstl": "MSTL", "auto_ets": "AutoETS", "auto_theta": "AutoTheta"}
     return {"name": f"{best['name']} + {' + '.join(shown[n] for n in names)} (mean)", "kind": "combination",
             "config": {**best["config"], "combine": "statistical"}, **_scores(series, splits, forecasts, config),
-            "seconds": best["seconds"], "forecasts": forecasts}  # fmt: skip
-
-
-def _final_minutes(clock: _Clock, final_fits: int) -> float | None:
-    """What is left of the budget, for the final fit's ``final_fits`` fits (Forecaster.fit splits it)."""
-    shares = [clock.share() for _ in range(final_fits)]
-    return None if shares[0] is None else float(sum(s for s in shares if s is not None))
+            "seconds": best["seconds"], "cut_by_budget": best["cut_by_budget"], "forecasts": forecasts}  # fmt: skip
 
 
 def _validate(
@@ -263,20 +270,22 @@ def _validate(
     ``[fold][series]``, which the table leaves out)."""
     cfg = config.replace(**cand.overrides, calibrate_intervals=False)
     start = time.monotonic()
-    forecasts, error = [], None
+    forecasts, error, cut = [], None, False
     for k, fold in enumerate(splits, 1):
-        logger.info("selection: %s, origin %d of %d", cand.name, k, len(splits))
+        logger.info("validating %s: origin %d of %d", cand.name, k, len(splits))
         fold_cfg = cfg.replace(train=cfg.train.replace(max_minutes=clock.share(), progress=False))
         try:
             model = Forecaster(fold_cfg).fit(fold.history)
         except ValueError as e:  # this candidate cannot fit this history (e.g. log of a value <= 0 in it)
             error = str(e)
             break
+        cut = cut or len(model.history_) < fold_cfg.train.epochs  # stopped by its share of the budget
         pred = model.predict(fold.history, future=fold.future)
         forecasts.append(list(score_forecasts(series, fold, model.config, pred)[1].values()))
     row: dict[str, Any] = {"name": cand.name, "kind": "lstm", "config": dict(cand.overrides)}
     row.update({"mase": None, "smape": None} if error else _scores(series, splits, forecasts, config))
     row["seconds"] = round(time.monotonic() - start, 2)
+    row["cut_by_budget"] = cut
     if error:
         row["error"] = error
     row["forecasts"] = forecasts
