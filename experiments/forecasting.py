@@ -111,7 +111,7 @@ def run(name: str) -> list[dict]:
     if setup.get("ensemble"):  # the seeds' median forecasts averaged: one more model at no extra training
         y = data[cfg.target].to_numpy(dtype=float)
         history, actual = y[: -cfg.horizon], y[-cfg.horizon :]
-        baselines = ("seasonal_naive", "seasonal_naive_weekly", "ets")  # in the seeds' rows already
+        baselines = ("seasonal_naive", "seasonal_naive_weekly", "ets", "auto_ets", "auto_theta")  # in the seeds' rows
         ensemble = {k: v for k, v in rows[-1].items() if k not in baselines}
         ensemble |= {"dataset": ensemble_name(name), "seed": "all"}
         ensemble["model"] = M.summarize(actual, np.mean(medians, axis=0), history, cfg.season)
@@ -161,7 +161,8 @@ def write_doc(rows: list[dict], started: str) -> None:
             f"{med('smape'):.2f} | {med('mae'):.2f} | {med('rmse'):.2f} | {coverage} |"
         )
         baselines = (("seasonal_naive", "seasonal-naive"), ("seasonal_naive_weekly", "seasonal-naive, weekly"),
-                     ("ets", "ETS (statsmodels)"))  # fmt: skip
+                     ("ets", "ETS (statsmodels)"), ("auto_ets", "AutoETS (statsforecast)"),
+                     ("auto_theta", "AutoTheta (statsforecast)"))  # fmt: skip
         for base, label in baselines:
             if base not in part[0]:
                 continue
