@@ -189,7 +189,9 @@ class LanguageModel:
                 "bptt."
             )
         data = TokenStream(train_ids, batch_size, cfg.bptt, dtype=torch.long)
-        cfg, train_cfg = self._size(cfg, len(train_ids), len(data), device, run_dir, resume, step_seconds, started)
+        cfg, train_cfg = self._size(
+            cfg, (len(train_ids), len(val_ids)), len(data), device, run_dir, resume, step_seconds, started
+        )  # fmt: skip
         self.config = cfg
         seed_everything(cfg.train.seed)
         self.net = LMNet.build(self.tokenizer.vocab_size, cfg.net)
@@ -213,12 +215,14 @@ class LanguageModel:
         return self
 
     def _size(
-        self, cfg: LanguageModelConfig, train_tokens: int, steps_per_epoch: int, device: torch.device,
+        self, cfg: LanguageModelConfig, tokens: tuple[int, int], steps_per_epoch: int, device: torch.device,
         run_dir: str | os.PathLike[str] | None, resume: bool, step_seconds: StepSeconds | None, started: float,
     ) -> tuple[LanguageModelConfig, LanguageModelTrain]:  # fmt: skip
         """The config with its sizes and steps set (chosen, given, or those of the run being resumed), and the train
-        section the Trainer runs under (its budget less the time spent before training)."""
+        section the Trainer runs under (its budget less the time spent before training and the time the last
+        validation pass takes, from the timed step: a forward pass over ``tokens[1]`` validation tokens)."""
         assert self.tokenizer is not None
+        train_tokens, val_tokens = tokens
         vocab = self.tokenizer.vocab_size
         net = cfg.net
         if (net.hidden_size is None) != (net.num_layers is None):  # one given by hand: the other as before 0.4
@@ -256,10 +260,12 @@ class LanguageModel:
         share = None if budget_s is None else STEP_SHARE * (budget_s - before)
         choice = choose_size(net, vocab, train_tokens=train_tokens, steps_per_epoch=steps_per_epoch, cfg=cfg,
                              budget_seconds=share, step_seconds=timed)  # fmt: skip
+        seconds = next((r["seconds_per_step"] for r in choice.table if "seconds_per_step" in r and
+                        (r["units"], r["layers"]) == (choice.hidden_size, choice.num_layers)), 0.0)  # fmt: skip
+        # the validation pass after the last step: a forward pass, about half a training step per batch, generous
+        validation_s = 0.5 * seconds * val_tokens / (tr.batch_size * cfg.bptt)
         if budget_s is not None and choice.max_steps is not None:  # take the probe's time off the steps too
             left = STEP_SHARE * (budget_s - spent[0])
-            seconds = next(r["seconds_per_step"] for r in choice.table
-                           if (r["units"], r["layers"]) == (choice.hidden_size, choice.num_layers))  # fmt: skip
             choice.max_steps = max(1, min(choice.max_steps, int(left / max(seconds, 1e-9))))
         lr = cfg.train.lr if net.sized else chosen_lr(cfg, choice.hidden_size)
         cfg = cfg.with_overrides({"net.hidden_size": choice.hidden_size, "net.num_layers": choice.num_layers,
@@ -267,7 +273,8 @@ class LanguageModel:
         self.sizing_ = {**choice.to_dict(), "lr": lr}
         logger.info("language model size: %dx%d, %s steps (%s)", choice.num_layers, choice.hidden_size,
                     choice.max_steps, choice.reason)  # fmt: skip
-        left_minutes = None if budget is None else max(budget - (time.perf_counter() - started) / 60, 1e-3)
+        elapsed = time.perf_counter() - started
+        left_minutes = None if budget is None else max((budget * 60 - elapsed - validation_s) / 60, 1e-3)
         return cfg, cfg.train.replace(max_minutes=left_minutes)
 
     def _check(self) -> tuple[LMNet, Tokenizer]:
