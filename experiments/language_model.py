@@ -81,6 +81,7 @@ def run_grid(corpus: str, sizes: list[tuple[int, int]], lr: float | None = None)
 def write_doc() -> None:
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     defaults = [r for r in rows if r.get("kind") == "default"]
+    defaults.sort(key=lambda r: (r["corpus"], r["seed"]))
     defaults += [r for r in rows if str(r.get("kind")).startswith("budget")]  # longer budgets last: not defaults
     if not defaults:
         return

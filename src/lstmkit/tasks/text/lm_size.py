@@ -30,9 +30,9 @@ __all__ = [
 SIZES: tuple[tuple[int, int], ...] = ((128, 1), (256, 1), (256, 2), (512, 1), (512, 2))
 """The (units, layers) :func:`choose_size` picks from, smallest first (parameters and step time grow along it)."""
 TOKENS_PER_PARAMETER = 5.0
-"""The least training tokens per parameter a chosen size must reach within the budget: on the Shakespeare training
-part's validation split at the default 5-minute budget, the sizes below it scored worse than the largest one above it
-(docs/results/language-model.md)."""
+"""The least training tokens per parameter a chosen size must reach within the budget. On the validation parts of
+both bundled corpora (5-minute runs), 1x256 at 1.5 tokens per parameter scored worse than 1x128 at 10, and 1x256 at
+5.2 better than 1x128 at 15.6: the threshold lies between (docs/results/language-model.md; loosely bracketed)."""
 PARAMETERS_PER_TOKEN = 1.0
 """The most parameters per training token: char-rnn's rule of thumb that the two be of the same order."""
 BY_HAND = {"hidden_size": 512, "num_layers": 2}
@@ -40,7 +40,8 @@ BY_HAND = {"hidden_size": 512, "num_layers": 2}
 SMALL_MODEL_LR = 1e-2
 """The learning rate a chosen size under 512 units trains with when ``lr`` is left at its default: on the validation
 parts of both bundled corpora, a 1x128 model trained the default 5 minutes scored 1.89 / 1.63 nats per character with
-it against 2.31 / 2.12 with 2e-3 (the default, kept for 512 units: the recorded 30-minute 2x512 run)."""
+it against 2.31 / 2.12 with 2e-3 (with more steps too: the load had dropped). 512 units keep the default 2e-3 (the
+recorded 30-minute 2x512 run); 1e-2 is untested there."""
 PROBE_STEPS = 4  # timed training steps per candidate size, after one warm-up step
 STEP_SHARE = 0.85  # of the budget left after the probe, given to steps (validation and the rest take the remainder)
 
