@@ -235,6 +235,30 @@ def test_fit_chooses_the_size_records_it_and_old_runs_load(tmp_path) -> None:
     assert LanguageModel.load(tmp_path / "run").evaluate(TEXT[-200:]) == again.evaluate(TEXT[-200:])
 
 
+def test_an_interrupted_run_resumes_with_the_size_and_lr_it_chose(tmp_path, monkeypatch) -> None:
+    from lstmkit.train.loop import Trainer
+
+    cfg = LanguageModelConfig.from_dict(dict(batch_size=4, bptt=20, epochs=2, progress=False, max_minutes=5.0))
+    real = Trainer._optimizer_step
+
+    def step(self, *args, **kwargs):
+        if self.history:  # epoch 1 is done (and checkpointed)
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_optimizer_step", step)
+        with pytest.raises(KeyboardInterrupt):
+            LanguageModel(cfg).fit(TEXT, run_dir=tmp_path / "run", step_seconds=lambda net: 0.5)
+
+    def no_probe(net: LanguageModelNet) -> float:
+        raise AssertionError("a resume must not time the sizes again")
+
+    lm = LanguageModel(cfg).fit(TEXT, run_dir=tmp_path / "run", resume=True, step_seconds=no_probe)
+    assert (lm.config.net.hidden_size, lm.config.net.num_layers, lm.config.train.lr) == (128, 1, 1e-2)
+    assert "resumed" in lm.sizing_["reason"] and [row["epoch"] for row in lm.history_][-1] == 2
+
+
 # ---------------------------------------------------------------- training and measures
 
 
