@@ -353,8 +353,9 @@ def write_defaults_doc() -> None:
         f"torch thread, shared with other work: see the notes), torch {first['torch']}.",
         "",
         "```",
-        "OMP_NUM_THREADS=1 .venv/bin/python experiments/classification.py      # every row, seed 0",
-        "lstmkit classify train --data gunpoint --out runs/gp                   # one row, from the command line",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/classification.py                 # every row, seed 0",
+        "OMP_NUM_THREADS=1 .venv/bin/python experiments/classification.py --seeds 1 2     # seeds 1 and 2",
+        "lstmkit classify train --data gunpoint --seed 0 --out runs/gp                    # one run, from the CLI",
         "```",
         "",
         "Nothing but the defaults: `lstmkit classify train --data NAME` (ClassifyConfig()), which chooses the network "
