@@ -28,8 +28,15 @@ from test_run_directory import (  # noqa: E402  (the tiny runs, and their data a
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
+def _with_epochs(argv: list[str], epochs: str) -> list[str]:
+    """The run directory tests' arguments with another --epochs."""
+    argv = list(argv)
+    argv[argv.index("--epochs") + 1] = epochs
+    return argv
+
+
 TASKS = {
-    "forecast": lambda tmp: ["forecast", "train", *_monthly(tmp / "m.csv")[:-1], "12"],
+    "forecast": lambda tmp: ["forecast", "train", *_with_epochs(_monthly(tmp / "m.csv"), "12")],
     "anomaly": lambda tmp: ["anomaly", "train", *_anomaly(tmp / "a.csv", "reconstruction")[:-1], "12"],
     "classify": lambda tmp: ["classify", "train", *_classify(tmp / "c.csv")[:-1], "16"],
     "text": lambda tmp: ["text", "train", *_text(tmp / "t.txt")[:-1], "8"],

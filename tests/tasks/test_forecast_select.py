@@ -201,3 +201,19 @@ def test_the_combination_takes_mstl_where_two_seasonalities_fit() -> None:
     assert combination_members(1000, [24, 168]) == ("mstl", "auto_theta")
     assert combination_members(300, [24, 168]) == ("auto_ets", "auto_theta")  # under two weeks: one season
     assert combination_members(100, [12]) == ("auto_ets", "auto_theta")
+
+
+def test_a_resumed_run_reuses_the_choice_its_run_directory_recorded(tmp_path) -> None:
+    df = monthly(60)
+    f, sel = select_forecaster(df, config(epochs=2), run_dir=tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "selection.json").read_text())
+    assert saved["selection"]["chosen"] == sel.chosen and saved["final"]["residual_to"] == f.config.residual_to
+    # a choice no validation would make here, written where an interrupted run left its own: resume takes it as is
+    other = tmp_path / "other"
+    other.mkdir()
+    saved["final"].update(residual_to="none", transform="none", combine="none", net={"members": 1})
+    saved["selection"]["chosen"] = "what the interrupted run chose"
+    (other / "selection.json").write_text(json.dumps(saved))
+    g, again = select_forecaster(df, config(epochs=2), run_dir=other, resume=True)
+    assert again.chosen == "what the interrupted run chose"
+    assert (g.config.residual_to, g.config.transform, g.config.combine) == ("none", "none", "none")

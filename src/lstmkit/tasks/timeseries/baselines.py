@@ -100,7 +100,8 @@ def combination_members(n: int, periods: Sequence[int]) -> tuple[str, str]:
 def baseline_forecasts(history: np.ndarray, horizon: int, periods: Sequence[int]) -> dict[str, np.ndarray]:
     """Every baseline that applies to this history: seasonal-naive with the main period (and ``seasonal_naive_{p}``
     with each longer usable period p: the same week last week, for half-hourly data), AutoETS, AutoTheta, and MSTL
-    when two or more periods are usable. ``{name: (horizon,) forecast}``."""
+    when two or more periods are usable. ``{name: (horizon,) forecast}``; NaN where a model refuses the history (a
+    handful of points)."""
     main = periods[0] if periods else 1
     out = {"seasonal_naive": seasonal_naive(history, horizon, main)}
     for p in _usable(periods, np.size(history)):
@@ -110,5 +111,8 @@ def baseline_forecasts(history: np.ndarray, horizon: int, periods: Sequence[int]
     if len(_usable(periods, np.size(history))) >= 2:
         names.append("mstl")
     for name in names:
-        out[name] = statistical_forecast(name, history, horizon, periods)
+        try:
+            out[name] = statistical_forecast(name, history, horizon, periods)
+        except (ValueError, NotImplementedError, ArithmeticError, np.linalg.LinAlgError):
+            out[name] = np.full(horizon, np.nan)  # too short for it ("tiny datasets"): no score, not a failure
     return out

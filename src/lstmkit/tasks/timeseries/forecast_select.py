@@ -16,15 +16,19 @@ trains a seed ensemble of as many networks (up to three) as that allows at the s
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..._atomic import atomic_write_bytes
 from .backtest import Fold, check_folds, rolling_folds, score_forecasts, season_periods
 from .baselines import baseline_forecasts
 from .forecast_config import ForecastConfig
@@ -38,6 +42,7 @@ __all__ = ["Candidate", "Selection", "portfolio", "select_forecaster", "validati
 logger = logging.getLogger(__name__)
 
 MAX_FOLDS = 3
+SELECTION_FILE = "selection.json"  # in the run directory: the choice, which a resumed run reuses
 MAX_MEMBERS = 3  # seed-ensemble members of the final fit, when the budget allows
 FINAL_SHARE = 0.4  # of the time budget kept for the final fit, however long validation took
 
@@ -150,10 +155,37 @@ def select_forecaster(
         The fitted forecaster (its config holds the chosen values) and the :class:`Selection`.
     """
     table = as_table(data)
+    budget = config.train.max_minutes
+    saved = None if run_dir is None else Path(run_dir) / SELECTION_FILE
+    if resume and saved is not None and saved.is_file():  # the choice the interrupted run made, not a new one
+        doc = json.loads(saved.read_text())
+        selection, final = Selection(**doc["selection"]), ForecastConfig.from_dict(doc["final"])
+    else:
+        final, selection = _choose(table, config)
+        if saved is not None:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            document = {"selection": dataclasses.asdict(selection), "final": final.to_dict()}
+            atomic_write_bytes(saved, (json.dumps(document, indent=2) + "\n").encode())
+    forecaster = Forecaster(final).fit(table, run_dir=run_dir, resume=resume)
+    forecaster.config = forecaster.config.replace(
+        train=forecaster.config.train.replace(max_minutes=budget)
+    )  # the config saved is the user's, its searched fields chosen
+    if selection.verdict.startswith("On validation"):
+        logger.warning("%s", selection.verdict)
+    return forecaster, selection
+
+
+def _choose(table: Any, config: ForecastConfig) -> tuple[ForecastConfig, Selection]:
+    """The final fit's config (the "auto" fields chosen, its budget and ensemble size set) and the selection."""
     series = prepare_series(table, config)
     config, season = resolve_season(config, table, series, warn=False)
     assert config.season is not None
     shortest = min(len(s.y) for s in series)
+    if config.horizon >= shortest:  # said before any progress is shown (Forecaster.fit says the same)
+        raise ValueError(
+            f"The horizon ({config.horizon} steps) must be shorter than the history; the shortest series has "
+            f"{shortest} points."
+        )
     selection = Selection()
     budget = config.train.max_minutes
     auto = [k for k in ForecastConfig.AUTO_RULE if getattr(config, k) == "auto"]
@@ -213,14 +245,7 @@ def select_forecaster(
             selection.members = int(max(1, min(MAX_MEMBERS, fits)))
             final = final.replace(net=final.net.replace(members=selection.members))
         final = final.replace(train=final.train.replace(max_minutes=minutes))
-    logger.info("final fit: %s", selection.chosen or "as configured")
-    forecaster = Forecaster(final).fit(table, run_dir=run_dir, resume=resume)
-    forecaster.config = forecaster.config.replace(
-        train=forecaster.config.train.replace(max_minutes=budget)
-    )  # the config saved is the user's, its searched fields chosen
-    if selection.verdict.startswith("On validation"):
-        logger.warning("%s", selection.verdict)
-    return forecaster, selection
+    return final, selection
 
 
 def _baseline_forecasts(
@@ -254,13 +279,19 @@ def _combination(
     """The best LSTM's validation forecasts averaged with AutoETS' and AutoTheta's: a table row (no refit needed)."""
     names = ("mstl", "auto_theta") if "mstl" in baselines[0][0] else ("auto_ets", "auto_theta")
     forecasts = [
-        [np.mean([lstm, *(b[n] for n in names)], axis=0) for lstm, b in zip(fold_lstm, fold_base, strict=True)]
+        [_mean_of([lstm, *(b[n] for n in names)]) for lstm, b in zip(fold_lstm, fold_base, strict=True)]
         for fold_lstm, fold_base in zip(best["forecasts"], baselines, strict=True)
     ]
     shown = {"mstl": "MSTL", "auto_ets": "AutoETS", "auto_theta": "AutoTheta"}
     return {"name": f"{best['name']} + {' + '.join(shown[n] for n in names)} (mean)", "kind": "combination",
             "config": {**best["config"], "combine": "statistical"}, **_scores(series, splits, forecasts, config),
             "seconds": best["seconds"], "cut_by_budget": best["cut_by_budget"], "forecasts": forecasts}  # fmt: skip
+
+
+def _mean_of(forecasts: list[np.ndarray]) -> np.ndarray:
+    """The mean of the forecasts that exist (a statistical model that refused the history is NaN: left out)."""
+    kept = [f for f in forecasts if not np.isnan(f).all()]
+    return np.mean(kept, axis=0)
 
 
 def _validate(

@@ -409,8 +409,14 @@ class Forecaster:
 
         H = self.config.horizon
         median = values[:, list(self.config.quantiles).index(0.5)]
-        names = combination_members(history.size, self.periods)
-        stats = [statistical_forecast(name, history, H, self.periods) for name in names]
+        stats = []
+        for name in combination_members(history.size, self.periods):
+            try:
+                stats.append(statistical_forecast(name, history, H, self.periods))
+            except (ValueError, NotImplementedError, ArithmeticError, np.linalg.LinAlgError):
+                logger.warning(
+                    "%s cannot forecast this history (%d points): left out of the average", name, history.size
+                )
         return values + (np.mean([median, *stats], axis=0) - median)[:, None]
 
     def _network_alone(self, what: str) -> None:
