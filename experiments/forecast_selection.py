@@ -95,13 +95,55 @@ def summary(rows: list[dict]) -> dict[str, float]:
     return out
 
 
+DOC = ROOT / "docs" / "results" / "forecast-selection.md"
+MODELS = (("lstmkit", "lstmkit (defaults)"), ("seasonal_naive", "seasonal-naive"), ("auto_ets", "AutoETS"),
+          ("auto_theta", "AutoTheta"))  # fmt: skip
+
+
+def write_doc(tags: list[str]) -> None:
+    """The result page's table from the rows of ``tags``: per series and stage, MASE of each model (median over
+    seeds for lstmkit, with the spread), and the geometric means relative to seasonal-naive."""
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("tag") in tags]
+    lines = ["| series (h, season) | stage | " + " | ".join(label for _, label in MODELS) + " | lstmkit's choice |",
+             "|---" * (len(MODELS) + 3) + "|"]  # fmt: skip
+    for stage in ("dev", "test"):
+        done = [r for r in rows if r["stage"] == stage]
+        for name in dict.fromkeys(r["series"] for r in done):
+            part = [r for r in done if r["series"] == name]
+            cells = []
+            for key, _ in MODELS:
+                values = [r["scores"][key]["mase"] for r in part]
+                spread = f" ({min(values):.2f}–{max(values):.2f})" if key == "lstmkit" and len(part) > 1 else ""
+                cells.append(f"{float(np.median(values)):.3f}{spread}")
+            chosen = "; ".join(sorted({r["selection"]["chosen"] or "none" for r in part}))
+            lines.append(f"| {name} ({part[0]['horizon']}, {part[0]['season']}) | {stage} | " + " | ".join(cells)
+                         + f" | {chosen} |")  # fmt: skip
+        if done:
+            seed0 = [r for r in done if r["seed"] == min(x["seed"] for x in done if x["series"] == r["series"])]
+            geo = summary(seed0)
+            lines.append(f"| **geometric mean relative to seasonal-naive** | {stage} | "
+                         + " | ".join(f"**{geo[k]:.3f}**" for k, _ in MODELS) + " | |")  # fmt: skip
+    text = DOC.read_text() if DOC.exists() else ""
+    start, end = "<!-- table -->", "<!-- /table -->"
+    if start in text and end in text:
+        text = text[: text.index(start) + len(start)] + "\n" + "\n".join(lines) + "\n" + text[text.index(end) :]
+        DOC.write_text(text)
+    else:
+        print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write-doc", metavar="TAG", nargs="+", help="only rewrite the page's table from these tags")
     parser.add_argument("--stage", choices=("dev", "test"), default="dev")
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     parser.add_argument("--tag", default="", help="a label for this run's rows (what was being tried)")
     args = parser.parse_args()
+    if args.write_doc:
+        write_doc(args.write_doc)
+        return
     torch.set_num_threads(int(os.environ.get("THREADS", "1")))
     logging.basicConfig(level=logging.WARNING)
     rows = []
