@@ -211,9 +211,40 @@ def test_a_resumed_run_reuses_the_choice_its_run_directory_recorded(tmp_path) ->
     # a choice no validation would make here, written where an interrupted run left its own: resume takes it as is
     other = tmp_path / "other"
     other.mkdir()
-    saved["final"].update(residual_to="none", transform="none", combine="none", net={"members": 1})
+    saved["final"].update(residual_to="none", transform="none", combine="none")
+    saved["final"]["net"]["members"] = 1
     saved["selection"]["chosen"] = "what the interrupted run chose"
     (other / "selection.json").write_text(json.dumps(saved))
     g, again = select_forecaster(df, config(epochs=2), run_dir=other, resume=True)
     assert again.chosen == "what the interrupted run chose"
     assert (g.config.residual_to, g.config.transform, g.config.combine) == ("none", "none", "none")
+
+
+def test_series_of_different_lengths_share_one_table_and_the_predicted_combination() -> None:
+    t = np.arange(800)
+    y = 10 + np.sin(2 * np.pi * t / 24) + (t % 168 >= 120)
+    times = pd.date_range("2020-01-06", periods=800, freq="h")
+    df = pd.concat([
+        pd.DataFrame({"id": "long", "time": times, "y": y}),
+        pd.DataFrame({"id": "short", "time": times[-400:], "y": y[-400:] + 1}),
+    ])  # fmt: skip
+    f, sel = select_forecaster(df, config(id="id", horizon=24, epochs=1, max_minutes=0.3))
+    names = {r["name"] for r in sel.rows if r["kind"] == "baseline"}
+    assert {"mstl", "seasonal_naive_168"} <= names  # the short series scores None for them, not a KeyError
+    (combination,) = [r for r in sel.rows if r["kind"] == "combination"]
+    assert "MSTL" in combination["name"] and "AutoETS" in combination["name"]  # each series its own members
+    assert set(f.predict(df)["id"]) == {"long", "short"}
+
+
+def test_a_given_combination_is_kept_and_a_resume_with_other_settings_is_refused(tmp_path) -> None:
+    df = monthly(60)
+    f, _ = select_forecaster(df, config(epochs=2, combine="statistical"), run_dir=tmp_path / "run")
+    assert f.config.combine == "statistical"  # given, not searched: the selection leaves it
+    with pytest.raises(ValueError, match=r"other settings: horizon \(now 4, then 6\)"):
+        select_forecaster(df, config(epochs=2, horizon=4), run_dir=tmp_path / "run", resume=True)
+
+
+def test_the_recurrent_strategy_searches_no_residual() -> None:
+    series = prepare_series(monthly(), config())
+    cands, _ = portfolio(config(season=12, strategy="recurrent"), series, longer=(24,))
+    assert [c.overrides["residual_to"] for c in cands] == ["none"]

@@ -98,18 +98,21 @@ def combination_members(n: int, periods: Sequence[int]) -> tuple[str, str]:
 
 
 def baseline_forecasts(history: np.ndarray, horizon: int, periods: Sequence[int]) -> dict[str, np.ndarray]:
-    """Every baseline that applies to this history: seasonal-naive with the main period (and ``seasonal_naive_{p}``
-    with each longer usable period p: the same week last week, for half-hourly data), AutoETS, AutoTheta, and MSTL
-    when two or more periods are usable. ``{name: (horizon,) forecast}``; NaN where a model refuses the history (a
-    handful of points)."""
+    """The baselines of ``periods``, the same names for every history (so that series of different lengths share one
+    table): seasonal-naive with the main period (and ``seasonal_naive_{p}`` with each longer period p: the same week
+    last week, for half-hourly data), AutoETS, AutoTheta, and MSTL when there are two or more periods.
+    ``{name: (horizon,) forecast}``; NaN where the history cannot carry one (a period longer than it, MSTL without two
+    seasonalities twice over, a model that refuses a handful of points)."""
     main = periods[0] if periods else 1
     out = {"seasonal_naive": seasonal_naive(history, horizon, main)}
-    for p in _usable(periods, np.size(history)):
-        if p > main:
-            out[f"seasonal_naive_{p}"] = seasonal_naive(history, horizon, p)
+    for p in periods:
+        if p > main:  # NaN where the history is shorter than the period
+            out[f"seasonal_naive_{p}"] = (
+                seasonal_naive(history, horizon, p) if np.size(history) >= p else np.full(horizon, np.nan)
+            )
     names = ["auto_ets", "auto_theta"]
-    if len(_usable(periods, np.size(history))) >= 2:
-        names.append("mstl")
+    if len([m for m in periods if m > 1]) >= 2:
+        names.append("mstl")  # NaN where the history holds fewer than two seasonalities twice
     for name in names:
         try:
             out[name] = statistical_forecast(name, history, horizon, periods)

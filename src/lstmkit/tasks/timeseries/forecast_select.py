@@ -30,7 +30,7 @@ import numpy as np
 
 from ..._atomic import atomic_write_bytes
 from .backtest import Fold, check_folds, rolling_folds, score_forecasts, season_periods
-from .baselines import baseline_forecasts
+from .baselines import baseline_forecasts, combination_members
 from .forecast_config import ForecastConfig
 from .forecasting import Forecaster
 from .metrics import nan_mean, summarize
@@ -92,6 +92,8 @@ def portfolio(
     else:
         first, other = ("log", "none") if positive else ("none", None)
     residuals = [config.residual_to] if config.residual_to != "auto" else list(_residual_names(config.season))
+    if config.strategy == "recurrent":  # its network has no residual: one candidate, not several identical ones
+        residuals, longer = ["none"], ()
     names = _residual_names(config.season)
     cands = [
         Candidate(f"{names.get(r, r)}, {first}", {"transform": first, "residual_to": r}) for r in residuals
@@ -160,6 +162,7 @@ def select_forecaster(
     if resume and saved is not None and saved.is_file():  # the choice the interrupted run made, not a new one
         doc = json.loads(saved.read_text())
         selection, final = Selection(**doc["selection"]), ForecastConfig.from_dict(doc["final"])
+        _check_resumed(config, final, saved)
     else:
         final, selection = _choose(table, config)
         if saved is not None:
@@ -173,6 +176,33 @@ def select_forecaster(
     if selection.verdict.startswith("On validation"):
         logger.warning("%s", selection.verdict)
     return forecaster, selection
+
+
+def _flat(config: ForecastConfig) -> dict[str, Any]:
+    out = {}
+    for key, value in config.to_dict().items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def _check_resumed(config: ForecastConfig, final: ForecastConfig, saved: Path) -> None:
+    """The fields given now (not "auto", not chosen at fit) are those the interrupted run chose with.
+
+    Raises:
+        ValueError: naming each field that differs, and how to go on.
+    """
+    free = {"train.max_minutes", "train.progress", "season", "net.members"}
+    now, then = _flat(config), _flat(final)
+    changed = [k for k, v in now.items() if k not in free and v not in ("auto", None) and then.get(k) != v]
+    if changed:
+        shown = ", ".join(f"{k} (now {now[k]!r}, then {then.get(k)!r})" for k in changed[:4])
+        raise ValueError(
+            f"The interrupted run in {saved.parent} was started with other settings: {shown}. Resume with the same "
+            "settings, or start a new run without --resume."
+        )
 
 
 def _choose(table: Any, config: ForecastConfig) -> tuple[ForecastConfig, Selection]:
@@ -219,7 +249,7 @@ def _choose(table: Any, config: ForecastConfig) -> tuple[ForecastConfig, Selecti
                                     clock))  # fmt: skip
             best = min(scored, key=_rank)
         if config.combine == "auto" and best["mase"] is not None and not config.future_covariates:
-            scored.append(_combination(best, series, splits, baselines, config))
+            scored.append(_combination(best, series, splits, baselines, config, season_periods(config, season)))
         names = list(baselines[0][0])
         table_rows = [{k: v for k, v in r.items() if k != "forecasts"} for r in scored]
         for name in names:
@@ -236,7 +266,8 @@ def _choose(table: Any, config: ForecastConfig) -> tuple[ForecastConfig, Selecti
         chosen = min(scored, key=_rank)
         selection.chosen = chosen["name"]
         selection.verdict = _verdict(chosen, [r for r in selection.rows if r["kind"] == "baseline"])
-        final = config.replace(**{"combine": "none", **chosen["config"]}).resolved()
+        final = config.replace(**{"combine": "none" if config.combine == "auto" else config.combine,
+                                   **chosen["config"]}).resolved()  # fmt: skip
         minutes = clock.final()
         if final.net.members is None:  # as many members as the budget left allows at the speed measured, up to 3
             per_fit = chosen["seconds"] / 60 / folds  # the chosen candidate's validation fit, on a shorter history
@@ -274,16 +305,20 @@ def _scores(
 
 def _combination(
     best: dict[str, Any], series: list[Series], splits: list[Fold], baselines: list[list[dict[str, np.ndarray]]],
-    config: ForecastConfig,
+    config: ForecastConfig, periods: list[int],
 ) -> dict[str, Any]:  # fmt: skip
     """The best LSTM's validation forecasts averaged with AutoETS' and AutoTheta's: a table row (no refit needed)."""
-    names = ("mstl", "auto_theta") if "mstl" in baselines[0][0] else ("auto_ets", "auto_theta")
-    forecasts = [
-        [_mean_of([lstm, *(b[n] for n in names)]) for lstm, b in zip(fold_lstm, fold_base, strict=True)]
-        for fold_lstm, fold_base in zip(best["forecasts"], baselines, strict=True)
-    ]
+    forecasts, used = [], set()
+    for fold, fold_lstm, fold_base in zip(splits, best["forecasts"], baselines, strict=True):
+        per_series = []
+        for n, lstm, b in zip(fold.cuts, fold_lstm, fold_base, strict=True):
+            names = combination_members(n, periods)  # per series, as Forecaster.predict chooses them
+            used.update(names)
+            per_series.append(_mean_of([lstm, *(b[name] for name in names)]))
+        forecasts.append(per_series)
     shown = {"mstl": "MSTL", "auto_ets": "AutoETS", "auto_theta": "AutoTheta"}
-    return {"name": f"{best['name']} + {' + '.join(shown[n] for n in names)} (mean)", "kind": "combination",
+    members = " + ".join(shown[n] for n in ("mstl", "auto_ets", "auto_theta") if n in used)
+    return {"name": f"{best['name']} + {members} (mean)", "kind": "combination",
             "config": {**best["config"], "combine": "statistical"}, **_scores(series, splits, forecasts, config),
             "seconds": best["seconds"], "cut_by_budget": best["cut_by_budget"], "forecasts": forecasts}  # fmt: skip
 
