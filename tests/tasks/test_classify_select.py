@@ -172,3 +172,12 @@ def test_the_budget_holds_in_real_time_for_the_selection_and_the_refit(tmp_path)
     assert summary["train_seconds"] < 6 + 4  # the Trainer stops at the end of a step; a second or so of slack
     first = summary["selection"]["table"][0]
     assert first["status"] == "ok" and first["steps"] < 10**6  # stopped by the clock, not by min_steps
+
+
+def test_one_series_per_class_leaves_nothing_to_hold_out_and_skips_the_selection():
+    X, y = _data(12)
+    keep = np.array([np.flatnonzero(y == label)[0] for label in np.unique(y)])
+    base = lstmkit.SequenceClassifier(hidden_size=4, epochs=2, progress=False)
+    sel = select_classifier(base, X[keep] if isinstance(X, np.ndarray) else [X[i] for i in keep], y[keep],
+                            max_minutes=None, seed=0)  # fmt: skip
+    assert sel.chosen == PORTFOLIO[0][0] and sel.table == [] and "single training series" in sel.folds

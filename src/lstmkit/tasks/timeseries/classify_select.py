@@ -116,6 +116,10 @@ def select_classifier(
     t0 = time.perf_counter()
     y = np.asarray(y)
     folds, how = stratified_folds(y, seed)
+    if not folds or not len(folds[0]):  # every class has a single series: nothing can be held out
+        name, params = portfolio[0]
+        return Selection(name, dict(params), [], "no selection: every class has a single training series, none can be "
+                         "held out", time.perf_counter() - t0)  # fmt: skip
 
     def train_of(val: np.ndarray) -> np.ndarray:
         return np.setdiff1d(np.arange(len(y)), val)
