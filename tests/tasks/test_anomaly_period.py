@@ -43,6 +43,13 @@ def test_the_period_of_a_short_series_with_a_gap_is_found() -> None:
     assert detect_period(y).period == 12
 
 
+@pytest.mark.parametrize("every", [6, 7])
+def test_values_missing_at_regular_intervals_do_not_favour_multiples_of_the_gap(every: int) -> None:
+    y = noisy_sine(1000, 20, 0.1, 0)
+    y[::every] = np.nan  # each lag that is a multiple of the gap loses fewer pairs than the others
+    assert detect_period(y).period == 20
+
+
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("n", [100, 1000])
 def test_white_noise_and_trends_have_no_period(seed: int, n: int) -> None:

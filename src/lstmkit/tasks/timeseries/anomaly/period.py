@@ -37,7 +37,8 @@ class DetectedPeriod:
 
 def autocorrelation(y: np.ndarray, max_lag: int) -> np.ndarray:
     """(max_lag + 1,) the sample ACF (biased: each lag's sum divided by n) of ``y`` after removing its least-squares
-    line; missing values (NaN) count as the line's value (they add nothing to any lag's sum)."""
+    line; missing values (NaN) count as the line's value and each lag's sum is scaled to the pairs a full series would
+    give it (so values missing at regular intervals do not favour the lags that are multiples of the gap)."""
     y = np.asarray(y, dtype=float)
     t = np.arange(len(y), dtype=float)
     ok = np.isfinite(y)
@@ -49,6 +50,10 @@ def autocorrelation(y: np.ndarray, max_lag: int) -> np.ndarray:
     size = 1 << int(np.ceil(np.log2(2 * n)))  # zero-padded FFT: the linear, not circular, autocovariance
     f = np.fft.rfft(y, size)
     cov = np.fft.irfft(f * np.conj(f), size)[: max_lag + 1]
+    if not ok.all():  # a lag's sum has fewer pairs where values are missing: scale it to the n - k pairs it would have
+        g = np.fft.rfft(ok.astype(float), size)
+        pairs = np.rint(np.fft.irfft(g * np.conj(g), size)[: max_lag + 1])
+        cov = np.where(pairs > 0, cov * (n - np.arange(max_lag + 1)) / np.maximum(pairs, 1), 0.0)
     return cov / cov[0] if cov[0] > 0 else np.zeros(max_lag + 1)
 
 
