@@ -296,7 +296,7 @@ def test_one_default_training_length_in_python_config_and_cli():
     assert params["epochs"].default is None and ClassifyConfig().train.epochs is None  # steps, not epochs
     assert params["min_steps"].default == ClassifyConfig().train.min_steps == CLASSIFIER_MIN_STEPS == 300
     option = inspect.signature(train).parameters["epochs"].annotation.__metadata__[0]
-    assert "(default none)" in option.help  # the CLI's --epochs shows the config's default, not a copy of it
+    assert "(default chosen at fit" in option.help  # the CLI's --epochs shows the config's default (None: chosen)
     assert "300 optimiser steps" in train.__doc__ and "--max-minutes (default 5" in train.__doc__
     assert ClassifyConfig().train.max_minutes == 5.0
     assert ClassifyConfig().classifier().get_params() == {

@@ -202,7 +202,8 @@ def train_options(config_cls: type[StrictConfig]) -> Callable[[Callable[..., Any
         for name, path in CORE_PATHS.items():
             flag = "--" + name.replace("_", "-")
             shown = default_of(path)
-            help_ = f"{_CORE_HELP[name]} (default {'none' if shown is None else shown})"
+            unset = "none: no budget" if name == "max_minutes" else "chosen at fit from the data and the budget"
+            help_ = f"{_CORE_HELP[name]} (default {unset if shown is None else shown})"
             tp = Annotated[_CORE_TYPES[name] | None, typer.Option(flag, help=help_, show_default=False)]
             extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=tp))
         set_help = "Any config field: --set train.lr=3e-3 (repeatable; the fields of a run's config.json)."
