@@ -68,6 +68,8 @@ def test_an_ensemble_averages_members_trained_from_their_own_starts(tmp_path) ->
         each = f.model.member_outputs(x, fut)  # (3, 1, H, Q)
         assert torch.allclose(f.model(x, fut), each.mean(dim=0))
         assert (each[0] - each[1]).abs().max() > 1e-4  # members disagree: they are not one network three times
+    with pytest.raises(ValueError, match="direct Forecaster .* has no step to stream"):
+        f.onnx_graphs(streaming=True)  # as for one direct network: the ensemble is not what stops it
     f.save(tmp_path / "run")
     g = Forecaster.load(tmp_path / "run")
     assert isinstance(g.model, ForecastEnsemble)

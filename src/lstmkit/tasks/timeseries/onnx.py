@@ -82,9 +82,9 @@ def forecaster_graphs(f: Any, streaming: bool, rng: np.random.Generator) -> list
     net = f._check_fitted().eval()
     cfg, W, F = f.config, f.window, f._n_future
     H, Q, n_in = cfg.horizon, len(cfg.quantiles), net.encoder.input_size
-    recurrent = isinstance(net, RecurrentForecastNet)
+    recurrent = isinstance(net.members[0] if isinstance(net, ForecastEnsemble) else net, RecurrentForecastNet)
     g = Graph("lstmkit_forecaster")
-    if streaming and isinstance(net, ForecastEnsemble):
+    if streaming and isinstance(net, ForecastEnsemble) and isinstance(net.members[0], RecurrentForecastNet):
         raise ValueError(
             f"A seed ensemble ({len(net.members)} networks, net.members) has no single step to stream: each member "
             "keeps its own state. Export it without --streaming, or train with net.members=1."
