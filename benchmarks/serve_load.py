@@ -278,15 +278,11 @@ def run(*, clients: int = 16, observations_per_client: int = 200, repeats: int =
 
 # ---- the report -----------------------------------------------------------------------------------------------------
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import torch
+
+    from lstmkit._machine import cpu_model
+
+    cpu = cpu_model()
 
     return f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, torch {torch.__version__}"
 

@@ -4,7 +4,6 @@ the machine and the versions each section was measured with."""
 from __future__ import annotations
 
 import math
-import platform
 import re
 from datetime import date
 from importlib import metadata
@@ -24,15 +23,11 @@ named in the section. Per-run detail: `experiments/results/scorecard.jsonl`.
 
 def machine() -> str:
     """CPU model, cores and the versions that decide the numbers."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import os
+
+    from .._machine import cpu_model
+
+    cpu = cpu_model()
 
     versions = []
     for pkg in ("lstmkit", "torch", "statsforecast", "aeon", "neuralforecast", "darts"):
